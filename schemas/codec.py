@@ -1,0 +1,93 @@
+"""Avro single-object encoding of carelog events (marker C3 01, CRC-64-AVRO fingerprint, datum).
+
+Any Avro reader with the .avsc files can decode what carelog writes without a registry
+server: the 8-byte fingerprint names the writer schema, and the reader resolves it against
+its own (newer) schema by Avro's schema resolution rules.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas.catalogue import Catalogue, SchemaVersion, default_catalogue
+from schemas.errors import CodecError, CorruptEvent, UnknownFingerprint
+
+MARKER = b"\xc3\x01"
+HEADER_SIZE = len(MARKER) + 8
+
+
+class AvroCodec:
+    """Encodes records with the current schema of their name and decodes any released version."""
+
+    def __init__(self, catalogue: Catalogue | None = None) -> None:
+        self.catalogue = catalogue or default_catalogue()
+
+    def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        schema = self.catalogue.current(name)
+        return encode_with(schema, record)
+
+    def writer_of(self, data: bytes) -> SchemaVersion:
+        """The schema version that wrote these bytes, from the header alone."""
+        if len(data) < HEADER_SIZE:
+            raise CorruptEvent(
+                f"expected at least {HEADER_SIZE} bytes (C3 01 + 8-byte fingerprint), got {len(data)}"
+            )
+        if data[:2] != MARKER:
+            raise CorruptEvent(
+                f"expected the Avro single-object marker C3 01, got {data[:2].hex(' ').upper()}"
+            )
+        fp = bytes(data[2:HEADER_SIZE])
+        schema = self.catalogue.by_fingerprint.get(fp)
+        if schema is None:
+            known = ", ".join(
+                f"{s.name} v{s.version} = {s.fingerprint_hex}" for s in self.catalogue.all()
+            )
+            raise UnknownFingerprint(
+                f"writer schema fingerprint {fp.hex()} is not in the catalogue; expected one of: "
+                f"{known}. Add the writer's .avsc to schemas/avro/ or read carelog.schemas."
+            )
+        return schema
+
+    def decode(self, data: bytes, reader: str | None = None) -> tuple[str, dict[str, Any]]:
+        """Decode to (record name, record), read with the current schema of that name.
+
+        `reader` names the record expected; a different record raises CodecError.
+        """
+        writer = self.writer_of(data)
+        if reader is not None and writer.name != reader:
+            raise CodecError(f"expected a {reader} event, got {writer.name} v{writer.version}")
+        current = self.catalogue.current(writer.name)
+        stream = BytesIO(data)
+        stream.seek(HEADER_SIZE)
+        try:
+            if current is writer:
+                record = schemaless_reader(stream, writer.parsed, None)
+            else:
+                record = schemaless_reader(stream, writer.parsed, current.parsed)
+        except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
+            raise CorruptEvent(
+                f"bytes after the header are not a valid {writer.name} v{writer.version} datum: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if stream.tell() != len(data):
+            raise CorruptEvent(
+                f"{len(data) - stream.tell()} trailing bytes after a {writer.name} "
+                f"v{writer.version} datum"
+            )
+        assert isinstance(record, dict)
+        return writer.name, record
+
+
+def encode_with(schema: SchemaVersion, record: dict[str, Any]) -> bytes:
+    """Encode with one specific schema version (the current one in production, old ones in tests)."""
+    out = BytesIO()
+    out.write(MARKER)
+    out.write(schema.fingerprint)
+    try:
+        schemaless_writer(out, schema.parsed, record)
+    except Exception as exc:
+        raise CodecError(f"record does not fit {schema.name} v{schema.version}: {exc}") from exc
+    return out.getvalue()

@@ -1,0 +1,179 @@
+"""The events carelog keeps on Kafka, as immutable typed values.
+
+Each class mirrors the current version of its schema in schemas/avro/. `encode_event` and
+`decode_event` are the one way to turn them into bytes on the log and back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from schemas.codec import AvroCodec
+
+
+class Channel(StrEnum):
+    http = "http"
+    mllp = "mllp"
+    kafka = "kafka"
+    file = "file"
+
+
+class Format(StrEnum):
+    hl7v2 = "hl7v2"
+    fhir = "fhir"
+    dicom = "dicom"
+    device = "device"
+
+
+class Operation(StrEnum):
+    upsert = "upsert"
+    delete = "delete"
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    event_id: str
+    received_at: datetime
+    channel: Channel
+    format: Format
+    content_type: str
+    sender: str
+    payload_size: int
+    sha256: str
+    payload: bytes | None = None
+    payload_ref: str | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def received(
+        cls,
+        payload: bytes,
+        *,
+        channel: Channel,
+        format: Format,
+        content_type: str,
+        sender: str,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> InboundMessage:
+        """A new event holding `payload` exactly as received."""
+        return cls(
+            event_id=new_event_id(),
+            received_at=utc_now(),
+            channel=channel,
+            format=format,
+            content_type=content_type,
+            sender=sender,
+            payload=payload,
+            payload_size=len(payload),
+            sha256=hashlib.sha256(payload).hexdigest(),
+            idempotency_key=idempotency_key,
+            correlation_id=correlation_id,
+            headers=headers or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChanged:
+    event_id: str
+    resource_type: str
+    resource_id: str
+    version: int
+    operation: Operation
+    content_hash: str
+    inbound_event_id: str
+    inbound_topic: str
+    inbound_partition: int
+    inbound_offset: int
+    recorded_at: datetime
+    mapping_version: str
+    resource: str | None = None
+    business_time: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    event_id: str
+    rejected_at: datetime
+    stage: str
+    reason: str
+    operation_outcome: str
+    original: bytes
+    format: str | None = None
+    content_type: str | None = None
+    sender: str | None = None
+    correlation_id: str | None = None
+    original_event_id: str | None = None
+    original_topic: str | None = None
+    original_partition: int | None = None
+    original_offset: int | None = None
+    original_key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Event = InboundMessage | ResourceChanged | Rejected
+
+_CLASSES: dict[str, type[InboundMessage] | type[ResourceChanged] | type[Rejected]] = {
+    "InboundMessage": InboundMessage,
+    "ResourceChanged": ResourceChanged,
+    "Rejected": Rejected,
+}
+# Enum-typed fields per record, with a symbol -> member map (a dict lookup is the fast path).
+_ENUMS: dict[str, dict[str, dict[str, Any]]] = {
+    "InboundMessage": {
+        "channel": dict(Channel._value2member_map_),
+        "format": dict(Format._value2member_map_),
+    },
+    "ResourceChanged": {"operation": dict(Operation._value2member_map_)},
+    "Rejected": {},
+}
+_FIELDS: dict[str, frozenset[str]] = {
+    name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in _CLASSES.items()
+}
+_codec = AvroCodec()
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """The Avro record of an event (StrEnum members are str, so they encode as symbols)."""
+    return {name: getattr(event, name) for name in event.__slots__}
+
+
+def from_record(name: str, record: dict[str, Any]) -> Event:
+    """The event of a record read with the current schema."""
+    for key, members in _ENUMS[name].items():
+        record[key] = members[record[key]]
+    if record.keys() != _FIELDS[name]:
+        # A record read with a newer schema than this code knows: keep the fields we model.
+        record = {k: v for k, v in record.items() if k in _FIELDS[name]}
+    return _CLASSES[name](**record)
+
+
+def encode_event(event: Event) -> bytes:
+    return _codec.encode(type(event).__name__, to_record(event))
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode any carelog event, whichever released schema version wrote it."""
+    name, record = _codec.decode(data)
+    return from_record(name, record)

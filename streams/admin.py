@@ -1,0 +1,106 @@
+"""Applying the topic catalogue to a cluster, idempotently, and reading back what is there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from streams.errors import BrokerUnavailable
+from streams.kafka_config import client_config
+from streams.settings import Settings, get_settings
+from streams.topics import Topic, catalogue
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    replication: int
+    configs: dict[str, str]
+
+
+def admin_client(settings: Settings | None = None) -> AdminClient:
+    return AdminClient(client_config(settings or get_settings()))
+
+
+def existing_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, TopicState]:
+    try:
+        meta = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"no broker answered: {exc}. Is it up? (carelog kafka up)") from exc
+    names = [n for n in meta.topics if not n.startswith("__")]
+    configs: dict[str, dict[str, str]] = {}
+    if names:
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+        for res, fut in admin.describe_configs(resources).items():
+            entries = fut.result(timeout)
+            configs[res.name] = {k: str(e.value) for k, e in entries.items() if not e.is_default}
+    return {
+        n: TopicState(
+            name=n,
+            partitions=len(meta.topics[n].partitions),
+            replication=len(next(iter(meta.topics[n].partitions.values())).replicas)
+            if meta.topics[n].partitions
+            else 0,
+            configs=configs.get(n, {}),
+        )
+        for n in names
+    }
+
+
+def apply_catalogue(
+    topics: list[Topic] | None = None, settings: Settings | None = None, timeout: float = 30.0
+) -> dict[str, str]:
+    """Create missing topics, add partitions, and set configs that differ. Returns name -> action."""
+    settings = settings or get_settings()
+    topics = topics if topics is not None else catalogue(settings.environment)
+    admin = admin_client(settings)
+    present = existing_topics(admin)
+    actions: dict[str, str] = {}
+
+    missing = [t for t in topics if t.name not in present]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(t.name, t.partitions, t.replication, config=t.all_configs()) for t in missing],
+            operation_timeout=timeout,
+        )
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout)
+                actions[name] = "created"
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+                actions[name] = "unchanged"  # created concurrently by another process
+
+    for t in topics:
+        state = present.get(t.name)
+        if state is None:
+            continue
+        changed = []
+        if state.partitions < t.partitions:
+            admin.create_partitions([NewPartitions(t.name, t.partitions)])[t.name].result(timeout)
+            changed.append(f"partitions {state.partitions}->{t.partitions}")
+        wanted = {k: v for k, v in t.all_configs().items() if state.configs.get(k) != v}
+        if wanted:
+            res = ConfigResource(
+                ConfigResource.Type.TOPIC,
+                t.name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                    for k, v in wanted.items()
+                ],
+            )
+            admin.incremental_alter_configs([res])[res].result(timeout)
+            changed.append("configs " + ", ".join(f"{k}={v}" for k, v in sorted(wanted.items())))
+        actions[t.name] = "updated: " + "; ".join(changed) if changed else "unchanged"
+    return actions

@@ -1,0 +1,48 @@
+"""The Faust app factory and the codec that lets agents read and write carelog events.
+
+Agents declare `value_serializer="carelog-avro"` on their topics and receive InboundMessage,
+ResourceChanged or Rejected objects; what they send is encoded the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.serializers import codecs
+
+from schemas.events import Event, decode_event, encode_event
+from streams.settings import Settings, get_settings
+
+CODEC_NAME = "carelog-avro"
+
+
+class CarelogAvroCodec(codecs.Codec):
+    """Avro single-object encoding of carelog events (see schemas/codec.py)."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, bytes):  # already encoded
+            return obj
+        event: Event = obj
+        return encode_event(event)
+
+    def _loads(self, s: bytes) -> Any:
+        return decode_event(s)
+
+
+codecs.register(CODEC_NAME, CarelogAvroCodec())
+
+
+def create_app(app_id: str, settings: Settings | None = None, **options: Any) -> faust.App:
+    """A Faust app on carelog's cluster. Tables and changelogs live under var/faust/<app_id>."""
+    settings = settings or get_settings()
+    defaults: dict[str, Any] = {
+        "broker": f"kafka://{settings.bootstrap}",
+        "value_serializer": CODEC_NAME,
+        "key_serializer": "raw",
+        "datadir": str(settings.var_dir / "faust" / app_id),
+        "topic_replication_factor": 3 if settings.environment == "production" else 1,
+        "producer_acks": -1,
+        "web_enabled": False,
+    }
+    return faust.App(app_id, **{**defaults, **options})

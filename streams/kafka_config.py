@@ -1,0 +1,51 @@
+"""librdkafka settings shared by every carelog client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.settings import Settings
+
+
+def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap,
+        **settings.kafka_client_config,
+        **overrides,
+    }
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    return client_config(
+        settings,
+        **{
+            # Idempotence keeps retries from duplicating or reordering events per partition;
+            # acks=all means "on the log" is "on every in-sync replica".
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": 5,
+            "batch.size": 1_000_000,
+            "message.max.bytes": settings.message_max_bytes + 64 * 1024,
+            "message.timeout.ms": 30_000,
+            **overrides,
+        },
+    )
+
+
+def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
+    return client_config(
+        settings,
+        **{
+            "group.id": group_id,
+            "auto.offset.reset": "earliest",
+            # Offsets are stored by hand only after the handler returned, then committed in
+            # the background: a crash replays what was not handled and skips nothing.
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 1000,
+            "isolation.level": "read_committed",
+            "fetch.max.bytes": 52_428_800,
+            **overrides,
+        },
+    )

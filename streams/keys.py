@@ -1,0 +1,22 @@
+"""Kafka keys of inbound events: they decide which messages keep their order.
+
+One patient's messages from one sender share a key, so they stay on one partition in order.
+"""
+
+from __future__ import annotations
+
+from schemas.events import Format
+from streams.hl7_header import HeaderError, patient_identifier, read_msh
+
+
+def inbound_key(fmt: Format, payload: bytes, sender: str) -> str:
+    """`sender|patient` for HL7 v2 with a PID, else the sender (or MSH-4 facility)."""
+    if fmt is Format.hl7v2:
+        try:
+            header = read_msh(payload)
+        except HeaderError:
+            return sender
+        facility = header.sending_facility or sender
+        patient = patient_identifier(payload, header)
+        return f"{facility}|{patient}" if patient else facility
+    return sender

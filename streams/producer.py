@@ -1,0 +1,116 @@
+"""Appending events to the log, confirmed: nothing is acknowledged before the broker has it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streams.errors import DeliveryFailed
+from streams.kafka_config import producer_config
+from streams.settings import Settings, get_settings
+
+Headers = Sequence[tuple[str, str | bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where the broker put an event."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes | str | None
+    value: bytes
+    headers: Headers | None = None
+
+
+class EventProducer:
+    """An idempotent, acks=all producer whose sends complete only on the broker's confirmation.
+
+    A background thread serves delivery callbacks, so `send` can be awaited from asyncio,
+    waited on from threads, or used in bulk with `send_many`.
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self._producer = Producer(producer_config(settings or get_settings(), **overrides))
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
+
+    def submit(self, out: Outgoing) -> Future[Delivered]:
+        """Queue one event; the future resolves when the broker confirms it, or fails."""
+        future: Future[Delivered] = Future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                future.set_exception(
+                    DeliveryFailed(f"{out.topic}: broker did not confirm the event: {err.str()}")
+                )
+            else:
+                future.set_result(Delivered(msg.topic(), msg.partition(), msg.offset()))
+
+        while True:
+            try:
+                self._producer.produce(
+                    out.topic, out.value, out.key, headers=out.headers, on_delivery=on_delivery
+                )
+                return future
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.01)
+            except Exception as exc:
+                raise DeliveryFailed(f"{out.topic}: could not queue the event: {exc}") from exc
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+        timeout: float = 60.0,
+    ) -> Delivered:
+        """Append one event and return once the broker has it (raises DeliveryFailed if not)."""
+        return self.submit(Outgoing(topic, key, value, headers)).result(timeout)
+
+    async def send_async(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+    ) -> Delivered:
+        return await asyncio.wrap_future(self.submit(Outgoing(topic, key, value, headers)))
+
+    def send_many(self, events: Iterable[Outgoing], timeout: float = 120.0) -> list[Delivered]:
+        """Append many events; return when every one is confirmed, in the order given."""
+        futures = [self.submit(e) for e in events]
+        return [f.result(timeout) for f in futures]
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for queued events; returns how many are still undelivered."""
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.flush(timeout)
+        self._closed.set()
+        self._poller.join()
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

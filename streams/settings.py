@@ -1,0 +1,54 @@
+"""carelog's settings, read once from the environment (CARELOG_ prefix) and typed."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob carelog has. Set CARELOG_<NAME> in the environment (or a .env file)."""
+
+    model_config = SettingsConfigDict(env_prefix="CARELOG_", env_file=".env", extra="ignore")
+
+    environment: str = Field(
+        "local", description="Topic catalogue overrides to apply: local, test or production."
+    )
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="bootstrap.servers of an existing cluster; when set carelog starts no broker.",
+    )
+    kafka_port: int = Field(9092, description="Port of the local broker carelog starts itself.")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port of that broker.")
+    var_dir: Path = Field(PROJECT_ROOT / "var", description="Runtime state: broker data, logs, pids.")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "carelog",
+        description="Downloads kept between checkouts (the broker's jars), outside the repository.",
+    )
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker (-Xmx and -Xms).")
+    kafka_client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",
+    )
+    message_max_bytes: int = Field(
+        1_048_576, description="Largest event carelog appends; bigger payloads go to the blob store."
+    )
+
+    @property
+    def bootstrap(self) -> str:
+        """The cluster to talk to: the configured one, or the local broker."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,106 @@
+"""The catalogue of carelog's topics: one place for names, keys, partitions and configs.
+
+The inbound topics, the change log and the dead letters are the record of everything that
+happened, so they are kept forever (retention.ms=-1). carelog.schemas is compacted: the last
+value per fingerprint is all anyone needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from schemas.events import Format
+
+INBOUND_PREFIX: Final = "carelog.inbound."
+FHIR_CHANGES: Final = "carelog.fhir.changes"
+REJECTED: Final = "carelog.rejected"
+SCHEMAS: Final = "carelog.schemas"
+
+KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+
+
+def inbound_topic(fmt: Format | str) -> str:
+    return f"{INBOUND_PREFIX}{Format(fmt).value}"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    key: str  # what the key is: it decides ordering
+    holds: str  # which event, in which encoding
+    partitions: int
+    replication: int
+    min_insync_replicas: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    def all_configs(self) -> dict[str, str]:
+        return {**self.configs, "min.insync.replicas": str(self.min_insync_replicas)}
+
+
+def _base() -> list[Topic]:
+    inbound = [
+        Topic(
+            inbound_topic(f),
+            key="sender and patient identifier where known",
+            holds="InboundMessage (Avro single-object)",
+            partitions=6,
+            replication=1,
+            min_insync_replicas=1,
+            configs=dict(KEEP_FOREVER),
+        )
+        for f in Format
+    ]
+    return [
+        *inbound,
+        Topic(
+            FHIR_CHANGES,
+            key="ResourceType/id",
+            holds="ResourceChanged (Avro single-object)",
+            partitions=6,
+            replication=1,
+            min_insync_replicas=1,
+            configs=dict(KEEP_FOREVER),
+        ),
+        Topic(
+            REJECTED,
+            key="the original key",
+            holds="Rejected (Avro single-object)",
+            partitions=3,
+            replication=1,
+            min_insync_replicas=1,
+            configs=dict(KEEP_FOREVER),
+        ),
+        Topic(
+            SCHEMAS,
+            key="schema fingerprint (16 hex digits)",
+            holds="schema in Avro parsing canonical form (JSON)",
+            partitions=1,
+            replication=1,
+            min_insync_replicas=1,
+            configs={"cleanup.policy": "compact"},
+        ),
+    ]
+
+
+# Per-environment overrides: replication and durability grow with the cluster.
+_OVERRIDES: Final[dict[str, dict[str, int]]] = {
+    "local": {},
+    "test": {},
+    "production": {"replication": 3, "min_insync_replicas": 2},
+}
+
+
+def catalogue(environment: str = "local") -> list[Topic]:
+    """The topics of one environment (local, test or production)."""
+    try:
+        overrides = _OVERRIDES[environment]
+    except KeyError:
+        known = ", ".join(_OVERRIDES)
+        raise ValueError(
+            f"unknown environment {environment!r} (CARELOG_ENVIRONMENT); known: {known}"
+        ) from None
+    topics = _base()
+    if environment == "production":
+        topics = [replace(t, partitions=max(t.partitions, 12)) if t.name != SCHEMAS else t for t in topics]
+    return [replace(t, **overrides) for t in topics]  # type: ignore[arg-type]
