@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from collections.abc import Iterator
+
+import pytest
+
+from streams.admin import apply_catalogue
+from streams.settings import PROJECT_ROOT, Settings, get_settings
+from tests.kafka_fixture import TEST_VAR, test_broker
+
+# A copy of the shared sample corpus (tests/corpus/README.md says what each file exercises),
+# kept in the repository because CI clones the project alone.
+CORPUS = PROJECT_ROOT / "tests" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> Iterator[Settings]:
+    """Settings pointing at the session's real broker, with the topic catalogue applied.
+
+    Also exported as CARELOG_KAFKA_BOOTSTRAP so that subprocesses (carelog, Faust workers)
+    use the same broker.
+    """
+    with test_broker() as bootstrap:
+        saved = {k: os.environ.get(k) for k in ("CARELOG_KAFKA_BOOTSTRAP", "CARELOG_VAR_DIR", "CARELOG_ENVIRONMENT")}
+        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = bootstrap
+        os.environ["CARELOG_VAR_DIR"] = str(TEST_VAR)
+        os.environ["CARELOG_ENVIRONMENT"] = "test"
+        get_settings.cache_clear()
+        settings = get_settings()
+        apply_catalogue(settings=settings)
+        try:
+            yield settings
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    return CORPUS

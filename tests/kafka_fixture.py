@@ -1,0 +1,67 @@
+"""The real Kafka broker for the integration tier, started once per test session.
+
+Order of preference: CARELOG_KAFKA_BOOTSTRAP (an existing cluster), testcontainers when a
+Docker engine answers, else the project's own local broker on test ports under var/test/.
+The suite never skips for want of a broker: it starts one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from infra.kafka_broker import LocalBroker
+from streams.settings import PROJECT_ROOT, Settings
+
+TEST_VAR = PROJECT_ROOT / "var" / "test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextmanager
+def test_broker() -> Iterator[str]:
+    """Yield the bootstrap address of a running broker for this session."""
+    configured = os.environ.get("CARELOG_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    if docker_answers() and os.environ.get("CARELOG_TEST_DOCKER", "1") == "1":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    # Free ports and a folder of its own, so that sessions never meet a broker of another.
+    port = free_port()
+    var_dir = TEST_VAR / f"broker-{port}"
+    broker = LocalBroker(
+        Settings(
+            kafka_bootstrap=None,
+            var_dir=var_dir,
+            kafka_port=port,
+            kafka_controller_port=free_port(),
+        )
+    )
+    broker.up()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.down()
+        shutil.rmtree(var_dir, ignore_errors=True)
