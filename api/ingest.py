@@ -1,0 +1,51 @@
+"""Appending what senders send: accepted messages to their inbound topic, refused ones to
+carelog.rejected with the reason. Both return only once the broker has confirmed."""
+
+from __future__ import annotations
+
+from schemas.events import InboundMessage, Rejected, encode_event, new_event_id, utc_now
+from schemas.outcome import Issue, outcome_json, summary
+from streams.producer import Delivered, EventProducer, Outgoing
+from streams.topics import REJECTED, inbound_topic
+
+
+class Ingestor:
+    def __init__(self, producer: EventProducer) -> None:
+        self.producer = producer
+
+    async def accept(self, event: InboundMessage, key: str) -> Delivered:
+        """Append an InboundMessage; raises streams.errors.DeliveryFailed if not confirmed."""
+        return await self.producer.send_async(
+            inbound_topic(event.format), encode_event(event), key,
+            headers=[("correlation-id", event.correlation_id or "")],
+        )  # fmt: skip
+
+    async def reject(
+        self,
+        original: bytes,
+        issues: list[Issue],
+        *,
+        format: str | None,
+        content_type: str | None,
+        sender: str | None,
+        correlation_id: str | None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Delivered:
+        """Keep refused input on carelog.rejected with its reasons (stage: gateway)."""
+        event = Rejected(
+            event_id=new_event_id(),
+            rejected_at=utc_now(),
+            stage="gateway",
+            reason=summary(*issues),
+            operation_outcome=outcome_json(*issues),
+            original=original,
+            format=format,
+            content_type=content_type,
+            sender=sender,
+            correlation_id=correlation_id,
+            original_key=key.encode() if key else None,
+            headers=headers or {},
+        )
+        out = Outgoing(REJECTED, key, encode_event(event))
+        return await self.producer.send_async(out.topic, out.value, out.key)
