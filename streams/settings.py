@@ -38,6 +38,30 @@ class Settings(BaseSettings):
     message_max_bytes: int = Field(
         1_048_576, description="Largest event carelog appends; bigger payloads go to the blob store."
     )
+    blob_threshold_bytes: int = Field(
+        900_000,
+        description="Payloads larger than this are kept in the blob store and the event carries "
+        "a reference; keep it below message_max_bytes.",
+    )
+    blob_uri: str | None = Field(
+        None, description="Where big payloads go (file:///path); default file://<var_dir>/blobs."
+    )
+
+    # The MLLP listener (api/mllp.py).
+    mllp_max_message_bytes: int = Field(
+        1_000_000, description="Largest HL7 v2 message over MLLP; larger ones are refused (AR)."
+    )
+    mllp_idle_timeout_seconds: float = Field(
+        300.0, description="Close an MLLP connection after this long without a byte."
+    )
+    mllp_tls_cert: Path | None = Field(None, description="PEM certificate chain: MLLP over TLS.")
+    mllp_tls_key: Path | None = Field(None, description="PEM private key of mllp_tls_cert.")
+    mllp_tls_client_ca: Path | None = Field(
+        None, description="PEM CA bundle: when set, MLLP clients must present a certificate."
+    )
+    mllp_metrics_port: int | None = Field(
+        None, description="Serve the MLLP listener's Prometheus metrics on this port."
+    )
 
     @property
     def bootstrap(self) -> str:
