@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +62,37 @@ class Settings(BaseSettings):
     mllp_metrics_port: int | None = Field(
         None, description="Serve the MLLP listener's Prometheus metrics on this port."
     )
+
+    # The HTTP gateway (api/).
+    gateway_host: str = Field("127.0.0.1", description="Address `carelog gateway` listens on.")
+    gateway_port: int = Field(8080, description="Port `carelog gateway` listens on.")
+    gateway_delivery_timeout_ms: int = Field(
+        5000,
+        description="message.timeout.ms of the gateway's producer: how long a sender waits "
+        "for the broker before it is told 503 / AE and to retry.",
+    )
+    max_request_bytes: int = Field(
+        1_000_000, description="Largest request body the gateway reads; larger ones get 413."
+    )
+    rate_limit_per_second: float = Field(
+        500.0, description="Sustained requests per second per client (JWT sub, else IP)."
+    )
+    rate_limit_burst: int = Field(1000, description="Requests a client may send at once.")
+    access_log: bool = Field(True, description="One JSON log line per gateway request.")
+    auth_disabled: bool = Field(
+        False, description="Turn bearer-token checks off (development only; logged loudly)."
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="JWKS URL of the token issuer (RS256/ES256 tokens)."
+    )
+    auth_public_key: str | None = Field(
+        None, description="PEM public key (or a path to one) verifying RS256/ES256 tokens."
+    )
+    auth_hs256_secret: SecretStr | None = Field(
+        None, description="Shared secret for HS256 tokens (development)."
+    )
+    auth_audience: str | None = Field(None, description="Required `aud` claim, when set.")
+    auth_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
 
     @property
     def bootstrap(self) -> str:

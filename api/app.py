@@ -1,0 +1,84 @@
+"""The gateway app: routes, middleware and shared state wired together, nothing else.
+
+Ingest routes come from the modules in INGEST_ROUTE_MODULES; each provides `routes`, and its
+OpenAPI paths go into the document. DICOMweb STOW-RS (api/routes_dicom.py) mounts by adding
+its module to that tuple and its paths to `extra_paths` of openapi_document (or passing
+`extra_routes` / `extra_paths` to create_app).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from api import routes_devices, routes_fhir, routes_hl7v2, routes_probes
+from api.access import AccessMiddleware
+from api.auth import verifier_from_settings
+from api.errors import GatewayError, gateway_error_handler, json_response
+from api.gateway import Gateway
+from api.guard import Guard
+from api.metrics import GatewayMetrics
+from api.openapi import openapi_document
+from api.rate_limit import RateLimiter
+from schemas.outcome import Issue, operation_outcome
+from streams.producer import EventProducer
+from streams.settings import Settings, get_settings
+
+INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devices)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 and friends as OperationOutcomes, like every other refusal."""
+    assert isinstance(exc, HTTPException)
+    code = "not-found" if exc.status_code == 404 else "not-supported"
+    body = operation_outcome(Issue(str(exc.detail), code=code))
+    return json_response(body, exc.status_code, exc.headers)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    body = operation_outcome(Issue("internal error; nothing was acknowledged", code="exception",
+                                   severity="fatal"))  # fmt: skip
+    return json_response(body, 500)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    producer: EventProducer | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_paths: Mapping[str, Any] | None = None,
+) -> Starlette:
+    """A gateway app. Pass `producer` to share one (the app then leaves it open)."""
+    settings = settings or get_settings()
+    metrics = GatewayMetrics()
+    guard = Guard(
+        verifier_from_settings(settings),
+        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+    )
+    gateway = Gateway(settings, guard, metrics, producer)
+    routes: list[BaseRoute] = [*routes_probes.routes, *extra_routes]
+    for module in INGEST_ROUTE_MODULES:
+        routes.extend(module.routes)
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(AccessMiddleware, metrics=metrics, log_requests=settings.access_log)
+        ],
+        exception_handlers={
+            GatewayError: gateway_error_handler,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=gateway.lifespan,
+    )
+    app.state.gateway = gateway
+    app.state.openapi = orjson.dumps(openapi_document(extra_paths))
+    return app

@@ -1,0 +1,121 @@
+"""What every route shares: settings, the guard, the metrics and the confirmed appends.
+
+`append` and `refuse` are the only two ways a route writes to the log; both return only once
+the broker has confirmed (acks=all), and translate a failed delivery into 503 so that
+nothing is ever acknowledged that is not stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.requests import Request
+
+from api.access import REQUEST_ID_KEY
+from api.errors import GatewayError, Unavailable
+from api.guard import Guard
+from api.ingest import Ingestor
+from api.metrics import GatewayMetrics
+from api.readiness import Readiness
+from schemas.events import InboundMessage
+from streams.errors import DeliveryFailed
+from streams.producer import Delivered, EventProducer
+from streams.settings import Settings
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        guard: Guard,
+        metrics: GatewayMetrics,
+        producer: EventProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.guard = guard
+        self.metrics = metrics
+        self.readiness = Readiness(settings)
+        self._producer = producer
+        self._owns_producer = producer is None
+        self._ingestor: Ingestor | None = None
+
+    @property
+    def retry_after(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, self.settings.gateway_delivery_timeout_ms // 1000))}
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            if self._producer is None:
+                # A short delivery timeout: a sender learns in seconds that Kafka is down.
+                self._producer = EventProducer(
+                    self.settings,
+                    **{"message.timeout.ms": self.settings.gateway_delivery_timeout_ms},
+                )
+            self._ingestor = Ingestor(self._producer)
+        return self._ingestor
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        self.ingestor  # noqa: B018 - connect at start, not on the first request
+        try:
+            yield
+        finally:
+            if self._owns_producer and self._producer is not None:
+                self._producer.close(timeout=self.settings.gateway_delivery_timeout_ms / 1000)
+                self._producer = self._ingestor = None
+
+    async def append(self, event: InboundMessage, key: str) -> Delivered:
+        try:
+            delivered = await self.ingestor.accept(event, key)
+        except DeliveryFailed as exc:
+            raise Unavailable(
+                f"not stored: the log did not confirm the message ({exc}); retry later",
+                headers=self.retry_after,
+            ) from None
+        self.metrics.appended.labels(event.format.value).inc()
+        return delivered
+
+    async def refuse(
+        self,
+        exc: GatewayError,
+        original: bytes,
+        request: Request,
+        *,
+        format: str,
+        sender: str,
+        key: str | None = None,
+    ) -> GatewayError:
+        """Keep refused input on carelog.rejected; returns the error to answer with.
+
+        If even the refusal cannot be stored, the answer is 503: the sender keeps the input
+        and retries, so it is never lost between us and them.
+        """
+        if not exc.stored_as_rejected:
+            return exc
+        try:
+            await self.ingestor.reject(
+                original, exc.issues, format=format,
+                content_type=request.headers.get("content-type"), sender=sender,
+                correlation_id=request_id(request), key=key or sender,
+                headers={"http.method": request.method, "http.path": request.url.path,
+                         "http.status": str(exc.status)},
+            )  # fmt: skip
+        except DeliveryFailed as failed:
+            return Unavailable(
+                f"refused ({exc}) and the refusal could not be recorded ({failed}); retry later",
+                headers=self.retry_after,
+            )
+        self.metrics.rejected_stored.labels(format).inc()
+        return exc
+
+
+def gateway_of(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get(REQUEST_ID_KEY) or "")

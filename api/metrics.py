@@ -1,0 +1,45 @@
+"""Prometheus metrics of one gateway app (its own registry, so apps never share counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "carelog_gateway_requests", "HTTP requests answered, by route template and status.",
+            ["route", "method", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "carelog_gateway_request_duration_seconds", "Time to answer a request, by route.",
+            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.appended = Counter(
+            "carelog_gateway_events_appended", "InboundMessage events confirmed by the broker.",
+            ["format"], registry=self.registry,
+        )  # fmt: skip
+        self.rejections = Counter(
+            "carelog_gateway_rejections", "Messages refused, by route and reason status "
+            "(400/415/422 content, 401/403 auth, 406, 413, 429, 503).",
+            ["route", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.rejected_stored = Counter(
+            "carelog_gateway_rejected_events", "Refused input kept on carelog.rejected.",
+            ["format"], registry=self.registry,
+        )  # fmt: skip
+
+    async def endpoint(self, request: Request) -> Response:
+        """Prometheus text exposition of the gateway's metrics."""
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,143 @@
+"""POST /hl7v2: HL7 v2 messages in ER7, one or a batch, answered with HL7 ACKs.
+
+Each message is frame-checked (MSH-9, MSH-10, MSH-12) and appended as one InboundMessage
+holding its exact bytes; nothing is parsed further or translated here. The HTTP status is
+the worst of the per-message outcomes: 200 all AA, 400 some AR, 503 some AE (retry: MSH-10
+is the idempotency key, so resending an already accepted message is harmless downstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.access import EVENT_ID_KEY
+from api.body import read_body
+from api.errors import BadRequest, GatewayError
+from api.gateway import Gateway, gateway_of, request_id
+from api.hl7_ack import AckCode, build_ack
+from api.hl7_batch import Hl7Batch, split_batch, wrap_acks
+from api.negotiation import negotiate, require_content_type
+from api.scopes import Need
+from schemas.events import Channel, Format, InboundMessage
+from schemas.outcome import Issue
+from streams.hl7_header import HeaderError, MshHeader, read_msh
+from streams.keys import inbound_key
+
+CONTENT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2",
+                 "text/plain")  # fmt: skip
+NEED = Need("hl7v2", "c")
+_STATUS = {AckCode.accept: 200, AckCode.reject: 400, AckCode.error: 503}
+_SEVERITY = {AckCode.accept: 0, AckCode.reject: 1, AckCode.error: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    code: AckCode
+    ack: str
+    event_id: str | None = None
+
+
+async def post_hl7v2(request: Request) -> Response:
+    """Ingest HL7 v2 messages (ER7); answers with an ACK per message."""
+    gw = gateway_of(request)
+    answer_type = CONTENT_TYPES[0]
+    body = b""
+    try:
+        principal = await gw.guard.admit(request)
+        answer_type = negotiate(request, CONTENT_TYPES)
+        gw.guard.require(principal, [NEED])
+        body = await read_body(request, gw.settings.max_request_bytes)
+        try:
+            require_content_type(request, CONTENT_TYPES)
+        except GatewayError as exc:
+            raise await gw.refuse(exc, body, request, format=Format.hl7v2,
+                                  sender=principal.subject) from None  # fmt: skip
+    except GatewayError as exc:
+        return _ack_response(
+            _error_ack(exc, _header_or_none(body)), exc.status, answer_type, exc.headers
+        )
+
+    batch = split_batch(body)
+    # Tasks start in order and each queues its produce before its first await, so the log
+    # keeps the batch's order for messages that share a key.
+    outcomes = await asyncio.gather(
+        *(_ingest(gw, request, batch, i, principal.subject) for i in range(len(batch.messages)))
+    )
+    worst = max((o.code for o in outcomes), key=_SEVERITY.__getitem__)
+    if len(outcomes) == 1 and outcomes[0].event_id:
+        request.scope[EVENT_ID_KEY] = outcomes[0].event_id
+    headers = gw.retry_after if worst is AckCode.error else {}
+    reply = wrap_acks(batch, [o.ack for o in outcomes])
+    return _ack_response(reply, _STATUS[worst], answer_type, headers)
+
+
+async def _ingest(
+    gw: Gateway, request: Request, batch: Hl7Batch, index: int, sender: str
+) -> Outcome:
+    message = batch.messages[index]
+    key = inbound_key(Format.hl7v2, message, sender)
+    try:
+        header = read_msh(message)
+    except HeaderError as err:
+        issue = Issue(str(err), code="structure", location=err.field)
+        refusal = await gw.refuse(BadRequest(issue), message, request, format=Format.hl7v2,
+                                  sender=sender, key=key)  # fmt: skip
+        return Outcome(_code_of(refusal), _error_ack(refusal, None))
+    try:
+        headers = {"http.path": request.url.path}
+        if batch.wrapped or len(batch.messages) > 1:
+            headers["hl7.batch.index"] = str(index)
+            if batch.batch_control_id:
+                headers["hl7.batch.control_id"] = batch.batch_control_id
+        event = InboundMessage.received(
+            message, channel=Channel.http, format=Format.hl7v2,
+            content_type=request.headers.get("content-type", CONTENT_TYPES[0]), sender=sender,
+            idempotency_key=header.control_id, correlation_id=request_id(request), headers=headers,
+        )  # fmt: skip
+        await gw.append(event, key)
+    except GatewayError as exc:
+        return Outcome(_code_of(exc), _error_ack(exc, header))
+    return Outcome(AckCode.accept, build_ack(header, AckCode.accept), event.event_id)
+
+
+def _code_of(exc: GatewayError) -> AckCode:
+    # AE: our side failed or asks for patience, resend later; AR: resending as is won't help.
+    return AckCode.error if exc.status in (429, 503) else AckCode.reject
+
+
+def _error_ack(exc: GatewayError, header: MshHeader | None) -> str:
+    issue = exc.issues[0]
+    location = issue.location or ""
+    if location in ("MSH-9", "MSH-10", "MSH-12", "MSH-2"):
+        error = "required_field_missing"
+    elif location.startswith("MSH"):
+        error = "segment_sequence"
+    else:
+        error = "application_error"
+    return build_ack(header, _code_of(exc), str(exc), error, location)
+
+
+def _header_or_none(body: bytes) -> MshHeader | None:
+    """The first message's MSH, so that even a refused request's ACK echoes MSH-10."""
+    try:
+        return read_msh(split_batch(body).messages[0]) if body else None
+    except (HeaderError, IndexError):
+        return None
+
+
+def _ack_response(ack: str, status: int, media_type: str, headers: Mapping[str, str]) -> Response:
+    # The ACK copies MSH fields read as latin-1, so encoding back as latin-1 returns the
+    # sender's own bytes whatever its MSH-18.
+    # No charset parameter: the bytes are in the sender's own character set (MSH-18).
+    return Response(
+        ack.encode("latin-1", "replace"), status, {**headers, "content-type": media_type}
+    )
+
+
+routes = [Route("/hl7v2", post_hl7v2, methods=["POST"])]
