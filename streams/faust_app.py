@@ -36,6 +36,7 @@ codecs.register(CODEC_NAME, CarelogAvroCodec())
 def create_app(app_id: str, settings: Settings | None = None, **options: Any) -> faust.App:
     """A Faust app on carelog's cluster. Tables and changelogs live under var/faust/<app_id>."""
     settings = settings or get_settings()
+    (settings.var_dir / "faust").mkdir(parents=True, exist_ok=True)
     defaults: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap}",
         "value_serializer": CODEC_NAME,

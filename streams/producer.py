@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -70,8 +72,8 @@ class EventProducer:
                     out.topic, out.value, out.key, headers=out.headers, on_delivery=on_delivery
                 )
                 return future
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self._producer.poll(0.01)
+            except BufferError:  # local queue full: let the poller drain deliveries, then retry
+                time.sleep(0.001)
             except Exception as exc:
                 raise DeliveryFailed(f"{out.topic}: could not queue the event: {exc}") from exc
 
@@ -96,9 +98,49 @@ class EventProducer:
         return await asyncio.wrap_future(self.submit(Outgoing(topic, key, value, headers)))
 
     def send_many(self, events: Iterable[Outgoing], timeout: float = 120.0) -> list[Delivered]:
-        """Append many events; return when every one is confirmed, in the order given."""
-        futures = [self.submit(e) for e in events]
-        return [f.result(timeout) for f in futures]
+        """Append many events; return when every one is confirmed, in the order given.
+
+        One callback and one result slot per event instead of a Future each: this is the
+        bulk path (benchmarks, replays, `carelog publish`), where that overhead dominates.
+        """
+        results: list[Delivered | None] = []
+        failures: list[str] = []
+        state = {"completed": 0, "total": -1}
+        done = threading.Event()
+
+        def on_delivery(index: int, err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                failures.append(f"{msg.topic()}: {err.str()}")
+            else:
+                results[index] = Delivered(msg.topic(), msg.partition(), msg.offset())
+            state["completed"] += 1
+            if state["completed"] == state["total"]:
+                done.set()
+
+        produce = self._producer.produce
+        for index, out in enumerate(events):
+            results.append(None)
+            callback = partial(on_delivery, index)
+            while True:
+                try:
+                    produce(out.topic, out.value, out.key, headers=out.headers, on_delivery=callback)
+                    break
+                except BufferError:  # local queue full: let deliveries drain, then retry
+                    time.sleep(0.001)
+        # Callbacks run on the poller thread; whichever side sees the last one sets `done`.
+        state["total"] = len(results)
+        if state["completed"] == state["total"]:
+            done.set()
+        if not done.wait(timeout):
+            raise DeliveryFailed(
+                f"{state['total'] - state['completed']} of {state['total']} events were not "
+                f"confirmed within {timeout:.0f}s"
+            )
+        if failures:
+            raise DeliveryFailed(
+                f"{len(failures)} of {len(results)} events were not confirmed, first: {failures[0]}"
+            )
+        return [r for r in results if r is not None]
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for queued events; returns how many are still undelivered."""

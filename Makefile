@@ -1,0 +1,41 @@
+# carelog: `make run` starts the system on this machine, `make test` proves it.
+# Needs Python 3.11+, a JDK 17+ and Maven on PATH (the Kafka broker is resolved from Maven Central).
+
+PYTHON ?= python3
+UV_HOME := $(HOME)/.cache/carelog/uv
+UV := $(UV_HOME)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test bench lint clean stop
+
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet "uv>=0.5,<1"
+
+# Install exactly what uv.lock pins (dev tools included) into .venv.
+$(BIN)/carelog: $(UV) pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(BIN)/carelog
+
+run: setup
+	$(BIN)/carelog run
+
+stop: setup
+	$(BIN)/carelog kafka down
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m tests.bench.bench_log
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var/test

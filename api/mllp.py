@@ -1,0 +1,351 @@
+"""The MLLP listener: HL7 v2 over TCP (or TLS), one ACK per message once Kafka has it.
+
+Each connection decodes frames in arrival order and appends every message at once, so a
+sender that pipelines (sends several messages before reading ACKs) is served concurrently;
+the ACKs still go back in the order the messages came. AA means the InboundMessage is on
+carelog.inbound.hl7v2; AR means the input can never be accepted as sent (broken framing, no
+usable MSH, too large) and has been kept on carelog.rejected with the reason; AE means it
+could not be stored now (Kafka did not confirm) and the sender should retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+from api import mllp_metrics as metrics
+from api.hl7_ack import AckCode, build_ack
+from api.ingest import Ingestor
+from api.mllp_framing import Broken, Fault, Frame, FrameDecoder, frame
+from api.mllp_tls import peer_subject
+from schemas.events import Channel, Format, InboundMessage
+from schemas.outcome import Issue
+from streams.errors import DeliveryFailed
+from streams.hl7_header import HeaderError, MshHeader, read_msh
+from streams.keys import inbound_key
+from streams.settings import Settings
+
+log = logging.getLogger("carelog.mllp")
+
+HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
+MAX_IN_FLIGHT = 512  # messages a connection may have awaiting Kafka before reading pauses
+
+# Which HL7 error condition (table 0357) answers which MSH fault.
+_MSH_ERRORS = {"MSH": "segment_sequence", "MSH-1": "data_type", "MSH-2": "data_type"}
+_ids = itertools.count(1)
+
+
+def _ack_bytes(ack: str) -> bytes:
+    # read_msh decodes as latin-1, so this gives back the sender's own bytes for its fields.
+    return frame(ack.encode("latin-1", "replace"))
+
+
+def _header_or_none(data: bytes) -> MshHeader | None:
+    try:
+        return read_msh(data)
+    except HeaderError:
+        return None
+
+
+def sender_of(header: MshHeader | None, peer: str) -> str:
+    """MSH-3/MSH-4 (sending application / facility), else the peer address."""
+    if header is not None:
+        named = "/".join(p for p in (header.sending_application, header.sending_facility) if p)
+        if named:
+            return named
+    return f"mllp:{peer}"
+
+
+class MllpConnection(asyncio.Protocol):
+    def __init__(self, server: MllpServer) -> None:
+        self.server = server
+        self.ingestor = server.ingestor
+        self.id = next(_ids)
+        self.decoder = FrameDecoder(server.settings.mllp_max_message_bytes)
+        self.pending: deque[tuple[asyncio.Task[bytes], float]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.headers: dict[str, str] = {}
+        self.seq = 0
+        self.last_active = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.eof = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{host}:{port}"
+        self.headers = {"mllp.peer": self.peer, "mllp.listener": self.server.address}
+        if (tls := transport.get_extra_info("ssl_object")) is not None:
+            self.headers["mllp.tls"] = str(tls.version())
+            if subject := peer_subject(transport.get_extra_info("peercert")):
+                self.headers["mllp.tls.client"] = subject
+        self.server.connections.add(self)
+        metrics.CONNECTIONS.inc()
+        metrics.OPEN_CONNECTIONS.inc()
+        self.last_active = self.server.loop.time()
+        self._arm_idle_timer(self.server.idle_timeout)
+        log.info("mllp connection opened", extra={"conn": self.id, "peer": self.peer, **self.headers})
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = self.server.loop.time()
+        for item in self.decoder.feed(data):
+            if type(item) is Frame:
+                self._on_frame(item.payload)
+            else:
+                assert isinstance(item, Broken)
+                self._on_broken(item)
+        if len(self.pending) >= MAX_IN_FLIGHT and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        """The sender is done sending: answer what it sent, then close."""
+        self.eof = True
+        for item in self.decoder.close():  # a frame cut off by the end of input
+            assert isinstance(item, Broken)
+            metrics.BROKEN.inc()
+            self._enqueue(self._refuse(item, _header_or_none(item.head)))
+        if not self.pending and self.transport is not None:
+            self.transport.close()
+        return True  # half-close: keep the write side open for the ACKs still owed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        self.server.connections.discard(self)
+        metrics.OPEN_CONNECTIONS.dec()
+        for item in self.decoder.close():  # a message cut off by the close: keep it, no ACK
+            if isinstance(item, Broken):
+                self.server.track(self._refuse(item, None, ack=False))
+        log.info(
+            "mllp connection closed",
+            extra={"conn": self.id, "peer": self.peer, "unacknowledged": len(self.pending),
+                   "error": str(exc) if exc else None},
+        )  # fmt: skip
+
+    def pause_writing(self) -> None:  # the sender does not read its ACKs: stop reading too
+        self.writing_paused = True
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._maybe_resume_reading()
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _on_frame(self, payload: bytes) -> None:
+        metrics.FRAMES.inc()
+        try:
+            header = read_msh(payload)
+        except HeaderError as exc:
+            reason = f"unusable MSH segment: {exc}"
+            issue = Issue(reason, code="structure", location=exc.field)
+            error = _MSH_ERRORS.get(exc.field, "required_field_missing")
+            self._enqueue(self._refuse_bytes(payload, len(payload), issue, None, error, exc.field))
+            return
+        self.seq += 1
+        sender = sender_of(header, self.peer)
+        event = InboundMessage.received(
+            payload,
+            channel=Channel.mllp,
+            format=Format.hl7v2,
+            content_type=HL7_CONTENT_TYPE,
+            sender=sender,
+            idempotency_key=header.control_id,
+            correlation_id=f"mllp-{self.id}-{self.seq}",
+            headers=self.headers,
+        )
+        self._enqueue(self._store(event, inbound_key(Format.hl7v2, payload, sender), header))
+
+    async def _store(self, event: InboundMessage, key: str, header: MshHeader) -> bytes:
+        try:
+            await self.ingestor.accept(event, key)
+        except DeliveryFailed as exc:
+            log.error(
+                "mllp message not stored: Kafka did not confirm",
+                extra={"conn": self.id, "sender": event.sender, "control_id": header.control_id,
+                       "event_id": event.event_id, "error": str(exc)},
+            )  # fmt: skip
+            text = "not stored, retry later: the log did not confirm the message"
+            return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+        return self._ack(build_ack(header, AckCode.accept), "AA")
+
+    def _on_broken(self, item: Broken) -> None:
+        metrics.BROKEN.inc()
+        self._enqueue(self._refuse(item, _header_or_none(item.head)))
+
+    def _refuse(
+        self, item: Broken, header: MshHeader | None, ack: bool = True
+    ) -> Coroutine[Any, Any, bytes]:
+        if item.fault is Fault.too_large:
+            limit = self.server.settings.mllp_max_message_bytes
+            reason = (f"message of {item.size} bytes is larger than the limit of {limit} bytes "
+                      "(CARELOG_MLLP_MAX_MESSAGE_BYTES); only its first bytes are kept")  # fmt: skip
+            issue, error = Issue(reason, code="too-long"), "application_error"
+        else:
+            reason = f"MLLP framing: {item.fault.value}"
+            issue, error = Issue(reason, code="structure"), "segment_sequence"
+        return self._refuse_bytes(item.head, item.size, issue, header, error, "", ack, item.fault)
+
+    async def _refuse_bytes(
+        self,
+        original: bytes,
+        size: int,
+        issue: Issue,
+        header: MshHeader | None,
+        error: str,
+        location: str,
+        ack: bool = True,
+        fault: Fault | None = None,
+    ) -> bytes:
+        """Keep refused bytes on carelog.rejected, then answer AR (or AE if that failed)."""
+        sender = sender_of(header, self.peer)
+        reason = fault.name if fault else f"bad_header_{location or 'MSH'}"
+        headers = {**self.headers, "original.size": str(size)}
+        if size > len(original):
+            headers["original.truncated"] = "true"
+        log.warning(
+            "mllp input refused",
+            extra={"conn": self.id, "peer": self.peer, "sender": sender, "reason": reason,
+                   "size": size, "control_id": header.control_id if header else None},
+        )  # fmt: skip
+        try:
+            await self.ingestor.reject(
+                original, [issue], format=Format.hl7v2.value, content_type=HL7_CONTENT_TYPE,
+                sender=sender, correlation_id=f"mllp-{self.id}", key=sender, headers=headers,
+            )  # fmt: skip
+        except DeliveryFailed as exc:
+            log.error("mllp refusal not recorded: Kafka did not confirm",
+                      extra={"conn": self.id, "reason": reason, "error": str(exc)})  # fmt: skip
+            text = f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
+            return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+        metrics.REFUSED.labels(reason).inc()
+        if not ack:
+            return b""
+        return self._ack(build_ack(header, AckCode.reject, issue.diagnostics, error, location), "AR")
+
+    @staticmethod
+    def _ack(ack: str, code: str) -> bytes:
+        metrics.ACKS_BY_CODE[code].inc()
+        return _ack_bytes(ack)
+
+    # -- ordered replies --------------------------------------------------------------------
+
+    def _enqueue(self, work: Coroutine[Any, Any, bytes]) -> None:
+        task = self.server.loop.create_task(work)
+        self.pending.append((task, time.perf_counter()))
+        task.add_done_callback(self._flush)
+
+    def _flush(self, _: object = None) -> None:
+        """Write the ACKs whose turn has come: those at the head of the queue that are done."""
+        pending = self.pending
+        out = []
+        while pending and pending[0][0].done():
+            task, started = pending.popleft()
+            try:
+                out.append(task.result())
+            except Exception:  # a bug, not a sender's fault: answer AE, keep serving
+                log.exception("mllp message handling failed", extra={"conn": self.id})
+                out.append(self._ack(build_ack(None, AckCode.error, "internal error"), "AE"))
+            metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(out))
+            if self.eof and not pending:
+                transport.close()
+        self._maybe_resume_reading()
+
+    def _maybe_resume_reading(self) -> None:
+        if (self.reading_paused and not self.writing_paused
+                and len(self.pending) < MAX_IN_FLIGHT // 2 and self.transport is not None):  # fmt: skip
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- idle timeout -----------------------------------------------------------------------
+
+    def _arm_idle_timer(self, delay: float) -> None:
+        if delay > 0:
+            self.idle_timer = self.server.loop.call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        timeout = self.server.idle_timeout
+        quiet = self.server.loop.time() - self.last_active
+        if self.pending or quiet < timeout:  # busy, or heard from since the timer was set
+            self._arm_idle_timer(max(timeout - quiet, 0.05) if not self.pending else timeout)
+            return
+        log.info("mllp connection idle: closing",
+                 extra={"conn": self.id, "peer": self.peer, "idle_seconds": round(quiet, 1)})  # fmt: skip
+        if self.transport is not None:
+            self.transport.close()
+
+
+class MllpServer:
+    """Listens for MLLP connections; `start()` binds, `close()` drains and stops."""
+
+    loop: asyncio.AbstractEventLoop  # set by start()
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        settings: Settings,
+        host: str = "127.0.0.1",
+        port: int = 2575,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.ingestor = ingestor
+        self.settings = settings
+        self.host, self.port = host, port
+        self.ssl_context = ssl_context
+        self.idle_timeout = settings.mllp_idle_timeout_seconds
+        self.connections: set[MllpConnection] = set()
+        self.background: set[asyncio.Task[bytes]] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._server = await self.loop.create_server(
+            lambda: MllpConnection(self), self.host, self.port, ssl=self.ssl_context,
+            reuse_address=True, backlog=1024,
+        )  # fmt: skip
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("mllp listening", extra={"address": self.address, "tls": self.ssl_context is not None})
+
+    def track(self, work: Coroutine[Any, Any, bytes]) -> None:
+        task = self.loop.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop accepting, let owed ACKs go out, then close every connection."""
+        if self._server is not None:
+            self._server.close()
+        owed = [t for c in self.connections for t, _ in c.pending] + list(self.background)
+        if owed:
+            await asyncio.wait(owed, timeout=timeout)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,60 @@
+"""Running the MLLP listener as a process: producer, TLS, metrics port, signals, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from api.ingest import Ingestor
+from api.mllp import MllpServer
+from api.mllp_tls import context_from_settings
+from streams.producer import EventProducer
+from streams.settings import Settings
+
+log = logging.getLogger("carelog.mllp")
+
+
+async def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    metrics_port: int | None = None,
+    ready: asyncio.Event | None = None,
+    **producer_overrides: Any,
+) -> None:
+    """Listen until SIGINT/SIGTERM, then answer what was received and stop."""
+    ssl_context = context_from_settings(settings)
+    producer = EventProducer(settings, **producer_overrides)
+    server = MllpServer(Ingestor(producer), settings, host, port, ssl_context)
+    try:
+        await server.start()
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr=host)
+            log.info("mllp metrics", extra={"address": f"{host}:{metrics_port}/metrics"})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+        print(f"carelog mllp listening on {server.address}"
+              f"{' (TLS)' if ssl_context else ''}", flush=True)  # fmt: skip
+        await stop.wait()
+        log.info("mllp stopping", extra={"open_connections": len(server.connections)})
+        await server.close()
+    finally:
+        await asyncio.to_thread(producer.close)
+
+
+def run(settings: Settings, host: str, port: int, metrics_port: int | None = None) -> None:
+    """Blocking entry point of `carelog mllp` (uvloop when installed)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with the gateway's dependencies
+        asyncio.run(serve(settings, host, port, metrics_port))
+    else:
+        uvloop.run(serve(settings, host, port, metrics_port))

@@ -1,0 +1,62 @@
+"""Reading back what a test appended: every record of a topic after a mark, filtered by
+correlation id, decoded."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.events import Event, decode_event
+from streams.kafka_config import client_config
+from streams.settings import Settings
+
+
+class LogReader:
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = Consumer(
+            client_config(settings, **{"group.id": f"test-reader-{uuid.uuid4()}",
+                                       "enable.auto.commit": False})  # fmt: skip
+        )
+
+    def _partitions(self, topic: str) -> list[int]:
+        meta = self._consumer.list_topics(topic, timeout=10)
+        return sorted(meta.topics[topic].partitions)
+
+    def marks(self, topic: str) -> dict[int, int]:
+        """The high watermark of each partition: where records appended from now on start."""
+        return {
+            p: self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in self._partitions(topic)
+        }
+
+    def find(
+        self, topic: str, since: dict[int, int], correlation_id: str
+    ) -> list[tuple[bytes | None, Event]]:
+        """Records after `since` whose event carries `correlation_id`, in log order per partition.
+
+        Reads up to each partition's current high watermark; callers ask after the gateway
+        answered, and the gateway answers only after the broker confirmed.
+        """
+        ends = self.marks(topic)
+        todo = {p: end for p, end in ends.items() if end > since.get(p, 0)}
+        if not todo:
+            return []
+        self._consumer.assign([TopicPartition(topic, p, since.get(p, 0)) for p in todo])
+        found: list[tuple[bytes | None, Event]] = []
+        deadline = time.monotonic() + 20
+        while todo and time.monotonic() < deadline:
+            msg = self._consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            event = decode_event(msg.value() or b"")
+            if event.correlation_id == correlation_id:
+                found.append((msg.key(), event))
+            if msg.offset() + 1 >= todo.get(msg.partition(), 0):
+                todo.pop(msg.partition(), None)
+        self._consumer.unassign()
+        return found
+
+    def close(self) -> None:
+        self._consumer.close()

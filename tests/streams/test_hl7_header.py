@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas.events import Format
+from streams.hl7_header import HeaderError, patient_identifier, read_msh
+from streams.keys import inbound_key
+
+
+def test_reads_the_msh_of_every_corpus_message(corpus: Path) -> None:
+    for path in sorted((corpus / "hl7v2").glob("*.hl7")):
+        header = read_msh(path.read_bytes())
+        assert header.message_type and header.control_id and header.version, path.name
+
+
+def test_latin1_message_keeps_its_character_set(corpus: Path) -> None:
+    payload = (corpus / "hl7v2" / "adt_a01_latin1_zseg_v2.6.hl7").read_bytes()
+    header = read_msh(payload)
+    assert header.character_set == "8859/1"
+    assert header.trigger == ("ADT", "A01")
+    assert patient_identifier(payload, header) == "SE0099812^SAINT_ETIENNE"
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (b"PID|1||X", "MSH"),
+        (b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|CTRL|P", "MSH-12"),
+        (b"MSH|^~\\&|A|B|C|D|20260101|||CTRL|P|2.5", "MSH-9"),
+        (b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01||P|2.5", "MSH-10"),
+        (b"MSH|", "MSH"),
+        (b"MSHA^~\\&|", "MSH-1"),
+    ],
+)
+def test_missing_required_msh_fields_are_named(message: bytes, field: str) -> None:
+    with pytest.raises(HeaderError) as err:
+        read_msh(message)
+    assert err.value.field == field
+
+
+def test_key_keeps_one_patient_of_one_facility_together() -> None:
+    a = b"MSH|^~\\&|APP|FAC|R|R|2026||ADT^A01|1|P|2.5\rPID|1||123^^^AUTH^MR~999^^^SSA\r"
+    b = b"MSH|^~\\&|APP|FAC|R|R|2026||ADT^A08|2|P|2.5\rPID|1||123^^^AUTH^MR\r"
+    assert inbound_key(Format.hl7v2, a, "x") == inbound_key(Format.hl7v2, b, "y") == "FAC|123^AUTH"
+    assert inbound_key(Format.fhir, b"{}", "app-1") == "app-1"
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_a_header_or_a_header_error(data: bytes) -> None:
+    try:
+        read_msh(data)
+    except HeaderError:
+        pass

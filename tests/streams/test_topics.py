@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from schemas.events import Format
+from streams.topics import FHIR_CHANGES, REJECTED, SCHEMAS, catalogue, inbound_topic
+
+
+def test_catalogue_holds_every_required_topic() -> None:
+    names = {t.name for t in catalogue()}
+    assert names >= {
+        "carelog.inbound.hl7v2",
+        "carelog.inbound.fhir",
+        "carelog.inbound.dicom",
+        "carelog.inbound.device",
+        FHIR_CHANGES,
+        REJECTED,
+        SCHEMAS,
+    }
+
+
+def test_the_log_is_kept_forever_and_schemas_are_compacted() -> None:
+    for topic in catalogue():
+        configs = topic.all_configs()
+        if topic.name == SCHEMAS:
+            assert configs["cleanup.policy"] == "compact"
+            assert "retention.ms" not in configs
+        else:
+            assert configs["retention.ms"] == "-1"
+            assert configs["cleanup.policy"] == "delete"
+
+
+def test_production_overrides_raise_durability() -> None:
+    for topic in catalogue("production"):
+        assert topic.replication == 3
+        assert topic.all_configs()["min.insync.replicas"] == "2"
+    local = {t.name: t for t in catalogue("local")}
+    assert local[FHIR_CHANGES].replication == 1
+
+
+def test_unknown_environment_names_the_setting() -> None:
+    with pytest.raises(ValueError, match="CARELOG_ENVIRONMENT"):
+        catalogue("staging")
+
+
+def test_inbound_topic_per_format() -> None:
+    assert inbound_topic(Format.dicom) == "carelog.inbound.dicom"
+    with pytest.raises(ValueError):
+        inbound_topic("pdf")
