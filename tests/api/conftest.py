@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 with warnings.catch_warnings():  # starlette prefers httpx2 now; httpx still serves the tests
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from api.app import create_app
