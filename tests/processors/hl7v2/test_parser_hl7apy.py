@@ -12,6 +12,10 @@ Where the two differ on purpose (each has a test below):
 4. Segment names: hl7apy rejects an unknown non-Z name (InvalidName); carelog accepts any
    well-formed name (mappers ignore what they do not know).
 5. Character set: hl7apy takes text; carelog decodes the bytes by MSH-18.
+6. Positions past the structure: in a known (non-Z) segment hl7apy cannot name a field past
+   the standard's last field, nor a component/subcomponent past its data type's last one; it
+   keeps them unnamed, so after a dropped blank sibling their position is lost. carelog keeps
+   every position as sent (test_difference_positions_past_structure).
 """
 
 from __future__ import annotations
@@ -45,26 +49,35 @@ def test_corpus_tree_equals_hl7apy(path: Path) -> None:
 _ESCAPES = ["\\F\\", "\\S\\", "\\R\\", "\\E\\", "\\T\\", "\\X0A\\", "\\X41\\", "\\.br\\", "\\H\\", "\\N\\"]
 _CHARS = st.sampled_from(list("abcXYZ0189 -.,:/()#@'é") + _ESCAPES)
 leaf = st.lists(_CHARS, max_size=6).map(lambda xs: "".join(xs).rstrip())
-component = st.lists(leaf, min_size=1, max_size=3).map("&".join)
-repetition = st.lists(component, min_size=1, max_size=4).map("^".join)
-field = st.lists(repetition, min_size=1, max_size=3).map("~".join)
-z_name = st.sampled_from(["ZPI", "ZXY", "ZZ1", "ZAL"])
-# Known segments whose fields hl7apy types by the 2.5 structure (CX, XPN, CWE, varies...).
-known = st.sampled_from(["PID", "NK1", "OBX", "NTE", "PV1", "AL1", "DG1", "ORC"])
 
 
-@st.composite
-def segment(draw: st.DrawFn) -> str:
-    name = draw(st.one_of(z_name, known))
-    fields = draw(st.lists(field, max_size=12))
-    return "|".join([name, *fields])
+def field(max_components: int, max_subcomponents: int) -> st.SearchStrategy[str]:
+    component = st.lists(leaf, min_size=1, max_size=max_subcomponents).map("&".join)
+    repetition = st.lists(component, min_size=1, max_size=max_components).map("^".join)
+    return st.lists(repetition, min_size=1, max_size=3).map("~".join)
+
+
+# Z-segments: every field is ST to hl7apy, so any shape keeps its positions.
+z_segment = st.tuples(
+    st.sampled_from(["ZPI", "ZXY", "ZZ1", "ZAL"]), st.lists(field(5, 4), max_size=12)
+)
+# Known segments: hl7apy types their fields by the 2.5 structure (CX, XPN, CWE, varies...).
+# hl7apy loses the position of a field past the structure's last field, and of a component
+# or subcomponent past its data type's last one when a blank one precedes it (they become
+# unnamed): difference 6. So these stay inside the structure: at most 2 components and
+# subcomponents (every composite type has at least 2) and the segment's field count.
+_FIELD_COUNT = {"PID": 12, "NK1": 12, "OBX": 12, "NTE": 4, "PV1": 12, "AL1": 6, "DG1": 12}
+known_segment = st.sampled_from(sorted(_FIELD_COUNT)).flatmap(
+    lambda name: st.tuples(st.just(name), st.lists(field(2, 2), max_size=_FIELD_COUNT[name]))
+)
 
 
 @st.composite
 def message(draw: st.DrawFn) -> str:
-    msh = "MSH|^~\\&|" + "|".join(draw(st.lists(field, min_size=0, max_size=4)))
-    msh += "|" * (8 - msh.count("|") if msh.count("|") < 8 else 1) + "ADT^A01|CTRL1|P|2.5"
-    return "\r".join([msh, *draw(st.lists(segment(), min_size=1, max_size=6))])
+    msh3_to_8 = draw(st.lists(field(2, 2), min_size=6, max_size=6))
+    msh = "|".join(["MSH", "^~\\&", *msh3_to_8, "ADT^A01", "CTRL1", "P", "2.5"])
+    segments = draw(st.lists(st.one_of(z_segment, known_segment), min_size=1, max_size=6))
+    return "\r".join([msh, *("|".join([name, *fields]) for name, fields in segments)])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,8 +106,8 @@ def test_difference_escapes_hl7apy_keeps_raw_and_re_escapes_hex() -> None:
 
 def test_difference_whitespace_kept_as_sent() -> None:
     text = HEADER + "\rZXY|a|  |b  "
-    seg = parse_segment("ZXY|a|  |b  ")
-    assert seg.to_er7() == "ZXY|a||b"
+    seg = parse_message(text, find_groups=False).children[1]
+    assert seg.to_er7() == "ZXY|a||b"  # blank field dropped, segment stripped
     ours = parse(text.encode()).segment("ZXY")
     assert ours is not None
     assert [ours.field(i).raw for i in (1, 2, 3)] == ["a", "  ", "b  "]
@@ -110,3 +123,12 @@ def test_difference_unknown_segment_name() -> None:
     with pytest.raises(InvalidName):
         parse_segment("QQQ|1")
     assert parse((HEADER + "\rQQQ|1").encode()).segments("QQQ")[0].field(1).value == "1"
+
+
+def test_difference_positions_past_structure() -> None:
+    text = HEADER + "\rAL1|1|DA|X^Y|||20260101|extra7|extra8"
+    seg = parse_message(text, find_groups=False).children[1]
+    assert [f.name for f in seg.children][-2:] == [None, None]  # positions 7 and 8 lost
+    ours = parse(text.encode()).segment("AL1")
+    assert ours is not None
+    assert (ours.field(7).value, ours.field(8).value) == ("extra7", "extra8")
