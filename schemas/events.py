@@ -132,12 +132,36 @@ class Rejected:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Event = InboundMessage | ResourceChanged | Rejected
+@dataclass(frozen=True, slots=True)
+class ResourceTranslated:
+    event_id: str
+    resource_type: str
+    resource_id: str
+    operation: Operation
+    inbound_event_id: str
+    inbound_topic: str
+    inbound_partition: int
+    inbound_offset: int
+    received_at: datetime
+    mapping_version: str
+    resource: str | None = None
+    if_match: int | None = None
+    business_time: datetime | None = None
+    sender: str | None = None
+    correlation_id: str | None = None
 
-_CLASSES: dict[str, type[InboundMessage] | type[ResourceChanged] | type[Rejected]] = {
+    @property
+    def key(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+
+Event = InboundMessage | ResourceChanged | Rejected | ResourceTranslated
+
+_CLASSES: dict[str, type[Event]] = {
     "InboundMessage": InboundMessage,
     "ResourceChanged": ResourceChanged,
     "Rejected": Rejected,
+    "ResourceTranslated": ResourceTranslated,
 }
 # Enum-typed fields per record, with a symbol -> member map (a dict lookup is the fast path).
 _ENUMS: dict[str, dict[str, dict[str, Any]]] = {
@@ -147,6 +171,7 @@ _ENUMS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "ResourceChanged": {"operation": dict(Operation._value2member_map_)},
     "Rejected": {},
+    "ResourceTranslated": {"operation": dict(Operation._value2member_map_)},
 }
 _FIELDS: dict[str, frozenset[str]] = {
     name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in _CLASSES.items()

@@ -24,6 +24,9 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
             "enable.idempotence": True,
             "acks": "all",
             "compression.type": "lz4",
+            # The Java client's partitioner (murmur2), also used by aiokafka under Faust: one
+            # key lands on one partition whichever client appended it.
+            "partitioner": "murmur2_random",
             "linger.ms": 5,
             "batch.size": 1_000_000,
             "message.max.bytes": settings.message_max_bytes + 64 * 1024,

@@ -14,6 +14,7 @@ from schemas.events import Format
 
 INBOUND_PREFIX: Final = "carelog.inbound."
 FHIR_CHANGES: Final = "carelog.fhir.changes"
+FHIR_TRANSLATED: Final = "carelog.fhir.translated"
 REJECTED: Final = "carelog.rejected"
 SCHEMAS: Final = "carelog.schemas"
 
@@ -61,6 +62,16 @@ def _base() -> list[Topic]:
             replication=1,
             min_insync_replicas=1,
             configs=dict(KEEP_FOREVER),
+        ),
+        Topic(
+            FHIR_TRANSLATED,
+            key="ResourceType/id",
+            holds="ResourceTranslated (Avro single-object): processors' internal repartition",
+            partitions=6,
+            replication=1,
+            min_insync_replicas=1,
+            # Rebuilt by replaying the inbound topics, so it need not be kept forever.
+            configs={"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"},
         ),
         Topic(
             REJECTED,

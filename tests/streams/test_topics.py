@@ -3,7 +3,14 @@ from __future__ import annotations
 import pytest
 
 from schemas.events import Format
-from streams.topics import FHIR_CHANGES, REJECTED, SCHEMAS, catalogue, inbound_topic
+from streams.topics import (
+    FHIR_CHANGES,
+    FHIR_TRANSLATED,
+    REJECTED,
+    SCHEMAS,
+    catalogue,
+    inbound_topic,
+)
 
 
 def test_catalogue_holds_every_required_topic() -> None:
@@ -25,6 +32,8 @@ def test_the_log_is_kept_forever_and_schemas_are_compacted() -> None:
         if topic.name == SCHEMAS:
             assert configs["cleanup.policy"] == "compact"
             assert "retention.ms" not in configs
+        elif topic.name == FHIR_TRANSLATED:  # internal, rebuilt from the inbound topics
+            assert int(configs["retention.ms"]) > 0
         else:
             assert configs["retention.ms"] == "-1"
             assert configs["cleanup.policy"] == "delete"

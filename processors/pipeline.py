@@ -1,0 +1,150 @@
+"""The two processing stages as plain functions over Kafka records; the Faust agents in
+processors/worker.py only read, call these, and write what they return.
+
+translate: InboundMessage -> ResourceTranslated events keyed ResourceType/id (or Rejected)
+version:   ResourceTranslated + last state -> ResourceChanged (or nothing, or Rejected)
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from dataclasses import dataclass
+
+from processors.canonical import canonical_json
+from processors.payloads import PayloadMissing, read_payload
+from processors.translate import translate
+from processors.translation import TranslationError
+from processors.versioning import VersionConflict, VersionState, next_change
+from schemas.errors import CodecError
+from schemas.events import (
+    InboundMessage,
+    Operation,
+    Rejected,
+    ResourceTranslated,
+    decode_event,
+    encode_event,
+    utc_now,
+)
+from schemas.outcome import Issue, outcome_json, summary
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED
+
+TRANSLATED_NAMESPACE = uuid.UUID("0b7f5d0a-3f64-4a37-8d0e-6c4c1f9e2a11")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A Kafka record as read: where it was, its key and value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+def rejection(
+    record: Record,
+    stage: str,
+    issues: list[Issue],
+    inbound: InboundMessage | None = None,
+    *,
+    original_event_id: str | None = None,
+    correlation_id: str | None = None,
+    sender: str | None = None,
+) -> Output:
+    event = Rejected(
+        event_id=str(uuid.uuid5(TRANSLATED_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{stage}")),
+        rejected_at=utc_now(),
+        stage=stage,
+        reason=summary(*issues),
+        operation_outcome=outcome_json(*issues),
+        original=record.value,
+        format=inbound.format.value if inbound else None,
+        content_type=inbound.content_type if inbound else None,
+        sender=inbound.sender if inbound else sender,
+        correlation_id=inbound.correlation_id if inbound else correlation_id,
+        original_event_id=inbound.event_id if inbound else original_event_id,
+        original_topic=record.topic,
+        original_partition=record.partition,
+        original_offset=record.offset,
+        original_key=record.key,
+        headers=dict(inbound.headers) if inbound else {},
+    )
+    return Output(REJECTED, record.key, encode_event(event))
+
+
+def translate_record(record: Record) -> list[Output]:
+    """One inbound record -> its translated resources, or one Rejected. Never raises for bad
+    input: a poison message becomes a Rejected event and the partition moves on."""
+    try:
+        inbound = decode_event(record.value)
+        if not isinstance(inbound, InboundMessage):
+            raise CodecError(f"expected an InboundMessage, got {type(inbound).__name__}")
+    except CodecError as exc:
+        return [rejection(record, "decode", [Issue(str(exc), code="structure")])]
+    try:
+        payload = read_payload(inbound)
+        translation = translate(inbound, payload)
+    except TranslationError as exc:
+        return [rejection(record, "translate", exc.issues, inbound)]
+    except PayloadMissing as exc:
+        return [rejection(record, "translate", [Issue(str(exc), code="not-found")], inbound)]
+    except Exception as exc:  # a translator bug must not block the partition: keep it, move on
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        issue = Issue(f"internal error while translating: {detail}", code="exception", severity="fatal")
+        return [rejection(record, "translate", [issue], inbound)]
+
+    outputs = []
+    for index, item in enumerate(translation.resources):
+        resource_type, resource_id = item.resource["resourceType"], item.resource["id"]
+        event = ResourceTranslated(
+            event_id=str(uuid.uuid5(TRANSLATED_NAMESPACE, f"{inbound.event_id}|{index}|{item.key}")),
+            resource_type=resource_type,
+            resource_id=resource_id,
+            operation=Operation(item.operation),
+            resource=canonical_json(item.resource) if item.operation == "upsert" else None,
+            if_match=item.if_match,
+            inbound_event_id=inbound.event_id,
+            inbound_topic=record.topic,
+            inbound_partition=record.partition,
+            inbound_offset=record.offset,
+            received_at=inbound.received_at,
+            business_time=translation.business_time,
+            mapping_version=translation.mapping_version,
+            sender=inbound.sender,
+            correlation_id=inbound.correlation_id,
+        )
+        outputs.append(Output(FHIR_TRANSLATED, item.key.encode(), encode_event(event)))
+    return outputs
+
+
+def version_record(
+    record: Record, previous: VersionState | None
+) -> tuple[list[Output], VersionState | None]:
+    """One translated resource -> its ResourceChanged (if the content changed) and new state."""
+    try:
+        translated = decode_event(record.value)
+        if not isinstance(translated, ResourceTranslated):
+            raise CodecError(f"expected a ResourceTranslated, got {type(translated).__name__}")
+    except CodecError as exc:
+        return [rejection(record, "decode", [Issue(str(exc), code="structure")])], previous
+    try:
+        change, state = next_change(translated, previous)
+    except VersionConflict as exc:
+        issue = Issue(str(exc), code="conflict", location=translated.resource_type)
+        out = rejection(
+            record, "version", [issue], original_event_id=translated.inbound_event_id,
+            correlation_id=translated.correlation_id, sender=translated.sender,
+        )  # fmt: skip
+        return [out], previous
+    if change is None:
+        return [], state
+    return [Output(FHIR_CHANGES, change.key.encode(), encode_event(change))], state

@@ -1,0 +1,111 @@
+"""The versioning stage as a pure function: last state of a resource + what was translated ->
+the ResourceChanged to append (or nothing), and the new state.
+
+Versions are assigned here and only here, one key at a time, so they never skip or repeat.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from processors.canonical import canonical_json, content_hash
+from schemas.events import Operation, ResourceChanged, ResourceTranslated
+
+CHANGE_NAMESPACE = uuid.UUID("5b0c0e9e-7d0f-4c43-9f55-1f7f9a0f3c21")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionState:
+    """What the versioning stage remembers per ResourceType/id."""
+
+    version: int
+    content_hash: str
+    deleted: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "content_hash": self.content_hash, "deleted": self.deleted}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VersionState:
+        return cls(int(data["version"]), str(data["content_hash"]), bool(data["deleted"]))
+
+
+class VersionConflict(ValueError):
+    """If-Match named a version that is not the current one (HTTP 412)."""
+
+
+def lineage_id(translated: ResourceTranslated, version: int) -> str:
+    name = f"{translated.inbound_event_id}|{translated.key}|{version}"
+    return str(uuid.uuid5(CHANGE_NAMESPACE, name))
+
+
+def with_meta(resource: dict[str, Any], version: int, recorded_at: datetime) -> dict[str, Any]:
+    meta = dict(resource.get("meta", {}))
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {**resource, "meta": meta}
+
+
+def next_change(
+    translated: ResourceTranslated, previous: VersionState | None
+) -> tuple[ResourceChanged | None, VersionState | None]:
+    """The change to append and the state after it; (None, previous) when nothing changed."""
+    current = previous.version if previous and not previous.deleted else 0
+    if translated.if_match is not None and translated.if_match != current:
+        raise VersionConflict(
+            f"{translated.key}: If-Match expects version {translated.if_match}, "
+            f"current is {current or 'none'}"
+        )
+    base_version = previous.version if previous else 0
+    recorded_at = translated.received_at
+
+    if translated.operation is Operation.delete:
+        if previous is None or previous.deleted:
+            return None, previous  # deleting what does not exist changes nothing
+        version = base_version + 1
+        change = ResourceChanged(
+            event_id=lineage_id(translated, version),
+            resource_type=translated.resource_type,
+            resource_id=translated.resource_id,
+            version=version,
+            operation=Operation.delete,
+            content_hash="",
+            inbound_event_id=translated.inbound_event_id,
+            inbound_topic=translated.inbound_topic,
+            inbound_partition=translated.inbound_partition,
+            inbound_offset=translated.inbound_offset,
+            recorded_at=recorded_at,
+            mapping_version=translated.mapping_version,
+            resource=None,
+            business_time=translated.business_time,
+        )
+        return change, VersionState(version, "", deleted=True)
+
+    assert translated.resource is not None, "an upsert carries its resource"
+    resource = orjson.loads(translated.resource)
+    digest = content_hash(resource)
+    if previous is not None and not previous.deleted and previous.content_hash == digest:
+        return None, previous
+    version = base_version + 1
+    change = ResourceChanged(
+        event_id=lineage_id(translated, version),
+        resource_type=translated.resource_type,
+        resource_id=translated.resource_id,
+        version=version,
+        operation=Operation.upsert,
+        content_hash=digest,
+        inbound_event_id=translated.inbound_event_id,
+        inbound_topic=translated.inbound_topic,
+        inbound_partition=translated.inbound_partition,
+        inbound_offset=translated.inbound_offset,
+        recorded_at=recorded_at,
+        mapping_version=translated.mapping_version,
+        resource=canonical_json(with_meta(resource, version, recorded_at)),
+        business_time=translated.business_time,
+    )
+    return change, VersionState(version, digest, deleted=False)

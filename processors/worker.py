@@ -1,0 +1,86 @@
+"""The Faust worker: `carelog worker`. Several workers share the partitions of one group.
+
+Two agents, both exactly-once (Kafka transactions: outputs and input offsets commit together):
+- translate: carelog.inbound.* -> carelog.fhir.translated (keyed ResourceType/id) | rejected
+- version:   carelog.fhir.translated -> carelog.fhir.changes | rejected, with a table of the
+  last version and content hash per ResourceType/id, co-partitioned with its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from processors.pipeline import Output, Record, translate_record, version_record
+from processors.versioning import VersionState
+from schemas.events import Format
+from streams.faust_app import create_app
+from streams.settings import get_settings
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, catalogue, inbound_topic
+
+APP_ID = "carelog-processors"
+
+settings = get_settings()
+_partitions = {t.name: t.partitions for t in catalogue(settings.environment)}
+app = create_app(
+    APP_ID,
+    settings,
+    processing_guarantee="exactly_once",
+    topic_partitions=_partitions[FHIR_TRANSLATED],
+    consumer_auto_offset_reset="earliest",
+)
+
+
+def _raw_topic(name: str) -> faust.TopicT:
+    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=_partitions[name])
+
+
+inbound = app.topic(
+    *[inbound_topic(f) for f in Format], key_serializer="raw", value_serializer="raw"
+)
+translated = _raw_topic(FHIR_TRANSLATED)
+outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)}
+versions = app.Table(
+    "resource-versions",
+    default=None,
+    key_serializer="raw",
+    value_serializer="json",
+    partitions=_partitions[FHIR_TRANSLATED],
+)
+
+
+def _record(event: faust.EventT) -> Record:
+    msg = event.message
+    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+
+
+async def _send(items: list[Output]) -> None:
+    for item in items:
+        await outputs[item.topic].send(key=item.key, value=item.value)
+
+
+@app.agent(inbound)
+async def translate(stream: faust.StreamT[Any]) -> None:
+    async for event in stream.events():
+        await _send(translate_record(_record(event)))
+
+
+@app.agent(translated)
+async def version(stream: faust.StreamT[Any]) -> None:
+    async for event in stream.events():
+        record = _record(event)
+        stored = versions.get(record.key)
+        previous = VersionState.from_json(stored) if stored else None
+        items, state = version_record(record, previous)
+        if state is not None and state != previous:
+            versions[record.key] = state.to_json()
+        await _send(items)
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()
