@@ -17,7 +17,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
 from api import mllp_metrics as metrics
 from api.hl7_ack import AckCode, build_ack
@@ -82,8 +82,7 @@ class MllpConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
         self.peer = f"{host}:{port}"
         self.headers = {"mllp.peer": self.peer, "mllp.listener": self.server.address}
