@@ -6,7 +6,9 @@ send confirmed by the broker (acks=all, idempotent), and consume + decode.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -46,43 +48,78 @@ def bench_decode() -> float:
     return CODEC_N / (time.perf_counter() - start)
 
 
-def bench_publish(settings: Settings, topic: str) -> tuple[float, float]:
-    """Encode and append PUBLISH_N events; the clock stops when the last one is confirmed."""
-    events = [sample_event(i) for i in range(PUBLISH_N)]
+def _publish_share(bootstrap: str, topic: str, first: int, count: int, go: Any) -> None:
+    settings = Settings(kafka_bootstrap=bootstrap)
+    events = [sample_event(i) for i in range(first, first + count)]
     with EventProducer(settings) as producer:
         producer.send(topic, encode_event(events[0]), "warmup")
-        start = time.perf_counter()
+        go.wait()
         delivered = producer.send_many(
             Outgoing(topic, f"NWH|MRN{i % 500}", encode_event(e)) for i, e in enumerate(events)
         )
-        elapsed = time.perf_counter() - start
-    assert len(delivered) == PUBLISH_N
-    size = sum(len(encode_event(e)) for e in events[:1000]) / 1000
+    assert len(delivered) == count
+
+
+def bench_publish(settings: Settings, topic: str, processes: int) -> tuple[float, float]:
+    """Encode and append PUBLISH_N events from `processes` producers; the clock stops when
+    the last event is confirmed by the broker."""
+    ctx = mp.get_context("fork")
+    go = ctx.Event()
+    share = PUBLISH_N // processes
+    procs = [
+        ctx.Process(target=_publish_share, args=(settings.bootstrap, topic, i * share, share, go))
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(3)  # let every producer build its events and connect
+    start = time.perf_counter()
+    go.set()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    elapsed = time.perf_counter() - start
+    size = len(encode_event(sample_event(0)))
     return PUBLISH_N / elapsed, PUBLISH_N * size / elapsed / 1e6
 
 
-def bench_consume(settings: Settings, topic: str, expected: int) -> float:
-    """Read the whole topic and decode every event; the clock starts at the first message."""
+def _consume_share(bootstrap: str, topic: str, partitions: list[int], out: Any) -> None:
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap, "group.id": f"bench-{topic}-{time.time()}",
-         "enable.auto.commit": False, "fetch.max.bytes": 52_428_800,
-         "queued.max.messages.kbytes": 1_048_576}  # fmt: skip
+        {"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}",
+         "enable.auto.commit": False, "enable.partition.eof": True,
+         "fetch.max.bytes": 52_428_800, "queued.max.messages.kbytes": 1_048_576}  # fmt: skip
     )
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    count = 0
-    start = 0.0
-    while count < expected:
-        msgs = consumer.consume(10_000, 1.0)
-        if msgs and not start:
-            start = time.perf_counter()
-        for msg in msgs:
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    count, at_end = 0, set()
+    start = time.perf_counter()
+    while len(at_end) < len(partitions):
+        for msg in consumer.consume(10_000, 1.0):
             if msg.error() is None:
                 decode_event(msg.value())
                 count += 1
-    elapsed = time.perf_counter() - start
+            else:
+                at_end.add(msg.partition())
+    out.put((count, start, time.perf_counter()))
     consumer.close()
-    return count / elapsed
+
+
+def bench_consume(settings: Settings, topic: str, processes: int) -> float:
+    """Read the whole topic with `processes` consumers, decoding every event."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    parts = list(range(6))
+    procs = [
+        ctx.Process(target=_consume_share, args=(settings.bootstrap, topic, parts[i::processes], out))
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    count = sum(r[0] for r in results)
+    assert count >= PUBLISH_N
+    return count / (max(r[2] for r in results) - min(r[1] for r in results))
 
 
 def main() -> None:
@@ -93,16 +130,18 @@ def main() -> None:
     value, values = median_of(RUNS, bench_decode)
     show("fastavro decode alone", value, values, "events/s")
     with bench_settings() as settings:
-        topics: list[str] = []
-        rates: list[tuple[float, float]] = []
-        for _ in range(RUNS):
-            topics.append(fresh_topic(settings))
-            rates.append(bench_publish(settings, topics[-1]))
-        by_rate = sorted(rates)
-        show("publish, every send confirmed (acks=all)", by_rate[1][0], [r[0] for r in rates], "events/s")
-        show("publish, every send confirmed (acks=all)", by_rate[1][1], [r[1] for r in rates], "MB/s")
-        consume = [bench_consume(settings, t, PUBLISH_N + 1) for t in topics]
-        show("consume + decode", sorted(consume)[1], consume, "events/s")
+        for processes in (1, 2):
+            topics: list[str] = []
+            rates: list[tuple[float, float]] = []
+            for _ in range(RUNS):
+                topics.append(fresh_topic(settings))
+                rates.append(bench_publish(settings, topics[-1], processes))
+            by_rate = sorted(rates)
+            label = f"publish, each confirmed (acks=all), {processes} process(es)"
+            show(label, by_rate[1][0], [r[0] for r in rates], "events/s")
+            show(label, by_rate[1][1], [r[1] for r in rates], "MB/s")
+            consume = [bench_consume(settings, t, processes) for t in topics]
+            show(f"consume + decode, {processes} process(es)", sorted(consume)[1], consume, "events/s")
 
 
 if __name__ == "__main__":
