@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import time
 import uuid
@@ -148,7 +149,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"topic {name}: {action}")
     with EventProducer(settings) as producer:
         print(f"schemas: {publish_schemas(producer)} published to {SCHEMAS}")
-    print("carelog is up. Publish with: carelog publish --format hl7v2 FILE; read with: carelog tail TOPIC --from-beginning")
+    if args.infra_only:
+        return 0
+    from infra.supervisor import Service, Supervisor, carelog_command
+
+    host = settings.gateway_host
+    services = [
+        Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
+        Service("mllp", carelog_command("mllp"), "mllp://127.0.0.1:2575"),
+        Service("worker", carelog_command("worker")),
+    ]
+    print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
+          "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
+    Supervisor(services, settings.var_dir / "logs").run_forever()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the processors' Faust worker (replaces this process)."""
+    argv = [sys.executable, "-m", "processors.worker", "worker", "--loglevel", args.log_level]
+    os.execv(sys.executable, argv)
     return 0
 
 
@@ -226,7 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)
 
+    worker = sub.add_parser("worker", help="the processors' Faust worker (several share the work)")
+    worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(func=cmd_worker)
+
     run = sub.add_parser("run", help="start everything on this machine")
+    run.add_argument("--infra-only", action="store_true",
+                     help="only the broker, the topics and the schema catalogue, then return")  # fmt: skip
     run.set_defaults(func=cmd_run)
     return parser
 

@@ -95,7 +95,7 @@ def test_with_a_configured_cluster_kafka_up_starts_nothing(kafka_settings: Setti
 
 
 def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) -> None:
-    done = carelog("run")
+    done = carelog("run", "--infra-only")
     assert done.returncode == 0, done.stderr
     tail = carelog("tail", "carelog.schemas", "--from-beginning", "--idle", "5")
     keys = {json.loads(line)["key"] for line in tail.stdout.splitlines()}
