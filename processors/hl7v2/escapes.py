@@ -17,7 +17,9 @@ _SP = re.compile(r"^\.sp(\d*)$")
 
 
 @lru_cache(maxsize=64)
-def _delimiters(field: str, component: str, repetition: str, escape: str, sub: str) -> dict[str, str]:
+def _delimiters(
+    field: str, component: str, repetition: str, escape: str, sub: str
+) -> dict[str, str]:
     return {"F": field, "S": component, "R": repetition, "E": escape, "T": sub}
 
 
@@ -30,7 +32,7 @@ def unescape(
     subcomponent: str = "&",
     charset: str = "latin-1",
 ) -> str:
-    """Decode the escape sequences of one leaf value; text without the escape character is returned as is."""
+    """Decode the escape sequences of one leaf value (text without any is returned as is)."""
     if not escape or escape not in text:
         return text
     delims = _delimiters(field, component, repetition, escape, subcomponent)

@@ -24,7 +24,8 @@ _NAME = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 _PATH = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})-(?P<f>\d+)(?:\[(?P<r>\d+)\])?(?:\.(?P<c>\d+))?(?:\.(?P<s>\d+))?$"
 )
-_FRAMING: Final = b"\x0b\x1c \t\r\n"
+_LEADING: Final = b"\x0b \t\r\n"  # MLLP start block, stray whitespace
+_TRAILING: Final = b"\x1c\r\n"  # MLLP end block, last segment terminator
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,8 @@ class Component:
     def subcomponents(self) -> list[str]:
         """Raw (still escaped) subcomponents."""
         if self._subs is None:
-            self._subs = self.raw.split(self._enc.subcomponent) if self._enc.subcomponent else [self.raw]
+            sep = self._enc.subcomponent
+            self._subs = self.raw.split(sep) if sep else [self.raw]
         return self._subs
 
     def sub(self, n: int = 1) -> str:
@@ -301,7 +303,7 @@ def parse(payload: bytes | str) -> ParsedMessage:
     LF and CRLF are tolerated. MLLP framing bytes and a UTF-8 BOM around the message are ignored.
     """
     if isinstance(payload, bytes):
-        data = payload.strip(_FRAMING)
+        data = payload.lstrip(_LEADING).rstrip(_TRAILING)
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
         if not data.startswith(b"MSH"):
@@ -313,7 +315,7 @@ def parse(payload: bytes | str) -> ParsedMessage:
         first = data if end < 0 else data[:end]
         text, codec = decode(data, msh18(first))
     else:
-        text = payload.strip("\x0b\x1c \t\r\n").lstrip("\ufeff")
+        text = payload.lstrip("\x0b \t\r\n\ufeff").rstrip("\x1c\r\n")
         codec = "utf-8"
         if not text.startswith("MSH"):
             raise ParseError("MSH", "the message must start with an MSH segment")
