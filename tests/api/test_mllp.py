@@ -1,0 +1,211 @@
+"""The MLLP listener against the real broker: every ACK read back from the log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from api.mllp import MllpServer
+from schemas.events import Channel, Format, InboundMessage, Rejected
+from streams.keys import inbound_key
+from streams.settings import Settings
+from streams.topics import REJECTED, inbound_topic
+from tests.api.mllp_support import MllpClient, TopicReader, hl7, running_listener
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def listener(kafka_settings: Settings) -> Iterator[MllpServer]:
+    settings = kafka_settings.model_copy(update={"mllp_max_message_bytes": 4000})
+    with running_listener(settings) as server:
+        yield server
+
+
+@pytest.fixture
+def inbound(kafka_settings: Settings) -> Iterator[TopicReader]:
+    reader = TopicReader(kafka_settings, inbound_topic(Format.hl7v2))
+    yield reader
+    reader.close()
+
+
+@pytest.fixture
+def rejected(kafka_settings: Settings) -> Iterator[TopicReader]:
+    reader = TopicReader(kafka_settings, REJECTED)
+    yield reader
+    reader.close()
+
+
+def by_control_id(reader: TopicReader) -> dict[str, tuple[bytes | None, InboundMessage, int]]:
+    out = {}
+    for key, event, partition in reader.read():
+        assert isinstance(event, InboundMessage)
+        assert event.idempotency_key is not None
+        out[event.idempotency_key] = (key, event, partition)
+    return out
+
+
+def test_many_concurrent_connections_every_message_acked_and_on_the_log_byte_for_byte(
+    listener: MllpServer, inbound: TopicReader
+) -> None:
+    connections, per_connection = 20, 20
+    sent: dict[str, bytes] = {}
+
+    async def sender(n: int) -> list[tuple[str, str, str]]:
+        client = await MllpClient.connect(listener.port)
+        answers = []
+        for i in range(per_connection):
+            control_id, payload = hl7(patient=f"P{n}-{i % 3}")
+            sent[control_id] = payload
+            ack = await client.call(payload)
+            answers.append((control_id, ack.code, ack.control_id))
+        await client.close()
+        return answers
+
+    async def main() -> list[list[tuple[str, str, str]]]:
+        return await asyncio.gather(*(sender(n) for n in range(connections)))
+
+    results = [a for conn in asyncio.run(main()) for a in conn]
+    assert len(results) == connections * per_connection
+    assert all(code == "AA" and echoed == cid for cid, code, echoed in results)
+
+    stored = by_control_id(inbound)
+    assert set(sent) <= set(stored)
+    for control_id, payload in sent.items():
+        key, event, _ = stored[control_id]
+        assert event.payload == payload  # the exact bytes between VT and FS
+        assert event.channel is Channel.mllp and event.format is Format.hl7v2
+        assert event.sender == "SUNQUEST/NWH_LAB"
+        assert event.headers["mllp.peer"].startswith("127.0.0.1:")
+        assert key == inbound_key(Format.hl7v2, payload, event.sender).encode()
+
+
+def test_pipelined_messages_are_acked_in_order_and_kept_in_order(
+    listener: MllpServer, inbound: TopicReader
+) -> None:
+    messages = [hl7(patient="PIPE-1") for _ in range(50)]
+
+    async def main() -> list[str]:
+        client = await MllpClient.connect(listener.port)
+        await client.send_raw(b"".join(b"\x0b" + p + b"\x1c\r" for _, p in messages))
+        acks = [await client.ack() for _ in messages]
+        await client.close()
+        assert all(a.code == "AA" for a in acks)
+        return [a.control_id for a in acks]
+
+    assert asyncio.run(main()) == [cid for cid, _ in messages]
+    # One patient, one key, one partition: the log keeps the order they were sent in.
+    ids = {cid for cid, _ in messages}
+    on_log = [e.idempotency_key for _, e, _ in inbound.read() if e.idempotency_key in ids]  # type: ignore[union-attr]
+    assert on_log == [cid for cid, _ in messages]
+
+
+def test_broken_framing_is_refused_with_ar_and_kept_on_rejected(
+    listener: MllpServer, rejected: TopicReader, inbound: TopicReader
+) -> None:
+    control_id, payload = hl7()
+    no_start_id, no_start = hl7()
+
+    async def main() -> list[tuple[str, str]]:
+        client = await MllpClient.connect(listener.port)
+        await client.send_raw(b"stray bytes\x0b" + payload + b"\x1c\r")  # junk, then a good frame
+        await client.send_raw(no_start + b"\x1c\r")  # a frame without VT
+        acks = [await client.ack() for _ in range(3)]
+        await client.close()
+        return [(a.code, a.control_id) for a in acks]
+
+    # The refusal of a frame without VT still answers its MSH-10 when one can be read.
+    assert asyncio.run(main()) == [("AR", ""), ("AA", control_id), ("AR", no_start_id)]
+    refused = [e for _, e, _ in rejected.read() if isinstance(e, Rejected)]
+    originals = {e.original: e for e in refused}
+    assert b"stray bytes" in originals
+    assert "outside a frame" in originals[b"stray bytes"].reason
+    assert no_start in originals
+    assert "without a start block" in originals[no_start].reason
+    assert originals[no_start].format == "hl7v2" and originals[no_start].stage == "gateway"
+    assert control_id in {e.idempotency_key for _, e, _ in inbound.read()}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("broken", "field"),
+    [
+        (b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101||ORU^R01|CTRL1|P", "MSH-12"),
+        (b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101|||CTRL2|P|2.5.1", "MSH-9"),
+        (b"PID|1||X^^^Y", "MSH"),
+    ],
+)
+def test_unparseable_msh_gets_ar_naming_the_field(
+    listener: MllpServer, rejected: TopicReader, broken: bytes, field: str
+) -> None:
+    async def main() -> str:
+        client = await MllpClient.connect(listener.port)
+        ack = await client.call(broken)
+        await client.close()
+        assert ack.code == "AR"
+        return ack.err
+
+    err = asyncio.run(main())
+    segment, _, number = field.partition("-")
+    location = f"{segment}^1^{number}" if number else segment
+    assert err.split("|")[2] == location
+    kept = [e for _, e, _ in rejected.read() if isinstance(e, Rejected) and e.original == broken]
+    assert len(kept) == 1 and field in kept[0].reason and field in kept[0].operation_outcome
+
+
+def test_oversize_message_gets_ar_and_a_truncated_copy_on_rejected(
+    listener: MllpServer, rejected: TopicReader
+) -> None:
+    control_id, payload = hl7()
+    big = payload + b"NTE|1||" + b"x" * 6000 + b"\r"  # over the 4000-byte limit of this listener
+    ok_id, ok = hl7()
+
+    async def main() -> list[tuple[str, str]]:
+        client = await MllpClient.connect(listener.port)
+        first = await client.call(big)
+        second = await client.call(ok)  # the connection goes on after the refusal
+        await client.close()
+        return [(first.code, first.control_id), (second.code, second.control_id)]
+
+    assert asyncio.run(main()) == [("AR", control_id), ("AA", ok_id)]
+    kept = [e for _, e, _ in rejected.read()
+            if isinstance(e, Rejected) and e.headers.get("original.size") == str(len(big))]  # fmt: skip
+    assert len(kept) == 1
+    assert big.startswith(kept[0].original) and len(kept[0].original) < len(big)
+    assert kept[0].headers["original.truncated"] == "true"
+    assert "larger than the limit of 4000 bytes" in kept[0].reason
+
+
+def test_idle_connections_are_closed(kafka_settings: Settings) -> None:
+    settings = kafka_settings.model_copy(update={"mllp_idle_timeout_seconds": 0.5})
+    with running_listener(settings) as server:
+
+        async def main() -> tuple[str, float]:
+            client = await MllpClient.connect(server.port)
+            ack = await client.call(hl7()[1])  # activity resets the clock
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            assert await asyncio.wait_for(client.reader.read(), 10) == b""  # closed by the server
+            return ack.code, loop.time() - started
+
+        code, waited = asyncio.run(main())
+        assert code == "AA"
+        assert 0.4 <= waited < 5
+        assert not server.connections
+
+
+def test_kafka_unreachable_answers_ae_never_aa(kafka_settings: Settings) -> None:
+    from tests.kafka_fixture import free_port
+
+    down = kafka_settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    with running_listener(down, **{"message.timeout.ms": 1500}) as server:
+
+        async def main() -> list[str]:
+            client = await MllpClient.connect(server.port)
+            codes = [(await client.call(hl7()[1])).code for _ in range(3)]
+            codes.append((await client.call(b"PID|no msh")).code)  # even a refusal is not claimed
+            await client.close()
+            return codes
+
+        assert asyncio.run(main()) == ["AE", "AE", "AE", "AE"]
