@@ -69,50 +69,73 @@ REQUIRED_BINDINGS: dict[str, list[Binding]] = {
         Binding("location.status", _codes("planned active reserved completed")),
     ],
     "Observation": [
-        Binding("status", _codes(
-            "registered preliminary final amended corrected cancelled entered-in-error unknown"
-        )),  # fmt: skip
+        Binding(
+            "status",
+            _codes(
+                "registered preliminary final amended corrected cancelled entered-in-error unknown"
+            ),
+        ),
         Binding("valueQuantity.comparator", _codes("< <= >= >")),
     ],
     "DiagnosticReport": [
-        Binding("status", _codes(
-            "registered partial preliminary final amended corrected appended cancelled "
-            "entered-in-error unknown"
-        )),  # fmt: skip
+        Binding(
+            "status",
+            _codes(
+                "registered partial preliminary final amended corrected appended cancelled "
+                "entered-in-error unknown"
+            ),
+        ),
     ],
     "Condition": [
-        Binding("clinicalStatus", _codes("active recurrence relapse inactive remission resolved"),
-                _TERMINOLOGY + "condition-clinical"),  # fmt: skip
-        Binding("verificationStatus", _codes(
-            "unconfirmed provisional differential confirmed refuted entered-in-error"
-        ), _TERMINOLOGY + "condition-ver-status"),  # fmt: skip
+        Binding(
+            "clinicalStatus",
+            _codes("active recurrence relapse inactive remission resolved"),
+            _TERMINOLOGY + "condition-clinical",
+        ),
+        Binding(
+            "verificationStatus",
+            _codes("unconfirmed provisional differential confirmed refuted entered-in-error"),
+            _TERMINOLOGY + "condition-ver-status",
+        ),
     ],
     "AllergyIntolerance": [
-        Binding("clinicalStatus", _codes("active inactive resolved"),
-                _TERMINOLOGY + "allergyintolerance-clinical"),  # fmt: skip
-        Binding("verificationStatus", _codes("unconfirmed confirmed refuted entered-in-error"),
-                _TERMINOLOGY + "allergyintolerance-verification"),  # fmt: skip
+        Binding(
+            "clinicalStatus",
+            _codes("active inactive resolved"),
+            _TERMINOLOGY + "allergyintolerance-clinical",
+        ),
+        Binding(
+            "verificationStatus",
+            _codes("unconfirmed confirmed refuted entered-in-error"),
+            _TERMINOLOGY + "allergyintolerance-verification",
+        ),
         Binding("type", _codes("allergy intolerance")),
         Binding("category", _codes("food medication environment biologic")),
         Binding("criticality", _codes("low high unable-to-assess")),
         Binding("reaction.severity", _codes("mild moderate severe")),
     ],
     "ServiceRequest": [
-        Binding("status", _codes(
-            "draft active on-hold revoked completed entered-in-error unknown"
-        )),  # fmt: skip
-        Binding("intent", _codes(
-            "proposal plan directive order original-order reflex-order filler-order "
-            "instance-order option"
-        )),  # fmt: skip
+        Binding(
+            "status", _codes("draft active on-hold revoked completed entered-in-error unknown")
+        ),
+        Binding(
+            "intent",
+            _codes(
+                "proposal plan directive order original-order reflex-order filler-order "
+                "instance-order option"
+            ),
+        ),
         Binding("priority", _codes("routine urgent asap stat")),
     ],
     "Immunization": [Binding("status", _codes("completed entered-in-error not-done"))],
     "Appointment": [
-        Binding("status", _codes(
-            "proposed pending booked arrived fulfilled cancelled noshow entered-in-error "
-            "checked-in waitlist"
-        )),  # fmt: skip
+        Binding(
+            "status",
+            _codes(
+                "proposed pending booked arrived fulfilled cancelled noshow entered-in-error "
+                "checked-in waitlist"
+            ),
+        ),
         Binding("participant.required", _codes("required optional information-only")),
         Binding("participant.status", _codes("accepted declined tentative needs-action")),
     ],
@@ -126,9 +149,12 @@ REQUIRED_BINDINGS: dict[str, list[Binding]] = {
     ],
     "Device": [
         Binding("status", _codes("active inactive entered-in-error unknown")),
-        Binding("deviceName.type", _codes(
-            "udi-label-name user-friendly-name patient-reported-name manufacturer-name "
-            "model-name other"
-        )),  # fmt: skip
+        Binding(
+            "deviceName.type",
+            _codes(
+                "udi-label-name user-friendly-name patient-reported-name manufacturer-name "
+                "model-name other"
+            ),
+        ),
     ],
 }

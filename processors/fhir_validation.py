@@ -24,8 +24,13 @@ def validate_resource(resource: dict[str, Any], where: str | None = None) -> lis
     try:
         model = get_fhir_model_class(str(resource_type))
     except (KeyError, ValueError):
-        return [Issue(f"unknown resource type {str(resource_type)[:64]!r}",
-                      code="not-supported", location=f"{prefix}.resourceType")]  # fmt: skip
+        return [
+            Issue(
+                f"unknown resource type {str(resource_type)[:64]!r}",
+                code="not-supported",
+                location=f"{prefix}.resourceType",
+            )
+        ]
     issues: list[Issue] = []
     try:
         model.model_validate(resource)
@@ -37,8 +42,9 @@ def validate_resource(resource: dict[str, Any], where: str | None = None) -> lis
                 code = "required"
             elif error["type"] == "extra_forbidden":
                 code = "structure"
-            issues.append(Issue(error["msg"], code=code,
-                                location=f"{prefix}.{path}" if path else prefix))  # fmt: skip
+            issues.append(
+                Issue(error["msg"], code=code, location=f"{prefix}.{path}" if path else prefix)
+            )
     for binding in REQUIRED_BINDINGS.get(str(resource_type), []):
         issues.extend(_check_binding(resource, binding, prefix))
     return issues
@@ -72,19 +78,31 @@ def _check_binding(resource: dict[str, Any], binding: Binding, prefix: str) -> I
     for value, where in _walk(resource, binding.path.split("."), prefix):
         if binding.system is None:
             if isinstance(value, str) and value not in binding.codes:
-                yield Issue(f"{value[:64]!r} is not in the required value set ({allowed})",
-                            code="code-invalid", location=where)  # fmt: skip
+                yield Issue(
+                    f"{value[:64]!r} is not in the required value set ({allowed})",
+                    code="code-invalid",
+                    location=where,
+                )
             continue
         codings = value.get("coding") if isinstance(value, dict) else None
         if not isinstance(codings, list):
             codings = []
-        matching = [(i, c) for i, c in enumerate(codings)
-                    if isinstance(c, dict) and c.get("system") == binding.system]  # fmt: skip
+        matching = [
+            (i, c)
+            for i, c in enumerate(codings)
+            if isinstance(c, dict) and c.get("system") == binding.system
+        ]
         if not matching:
-            yield Issue(f"needs a coding from {binding.system} (required binding)",
-                        code="code-invalid", location=f"{where}.coding")  # fmt: skip
+            yield Issue(
+                f"needs a coding from {binding.system} (required binding)",
+                code="code-invalid",
+                location=f"{where}.coding",
+            )
         for i, coding in matching:
             if coding.get("code") not in binding.codes:
-                yield Issue(f"{str(coding.get('code'))[:64]!r} is not in the required value set "
-                            f"({allowed})", code="code-invalid",
-                            location=f"{where}.coding[{i}].code")  # fmt: skip
+                yield Issue(
+                    f"{str(coding.get('code'))[:64]!r} is not in the required value set "
+                    f"({allowed})",
+                    code="code-invalid",
+                    location=f"{where}.coding[{i}].code",
+                )

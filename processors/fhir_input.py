@@ -1,0 +1,92 @@
+"""FHIR REST writes to the log: create, update, delete, and transaction or batch Bundles.
+
+The gateway appends the request as it came (body bytes, "http.method", "http.path",
+optional "http.if-match", "http.if-none-exist", "http.prefer"); this pure function says
+which resources it writes. Prefer only shapes the HTTP answer and is ignored here.
+
+- POST /fhir/{type}: create; any client id is ignored (FHIR R4 3.1.0.7) and the id is
+  resource_id(type, event_id), so replaying the event recreates the same resource.
+  With If-None-Exist: identifier=system|value the id is resource_id(type, system, value)
+  (see `fhir_request.conditional_id`).
+- PUT /fhir/{type}/{id}: update, or create with the client's id; a body id must match.
+- DELETE /fhir/{type}/{id}: operation "delete".
+- POST /fhir: a transaction or batch Bundle (`fhir_bundle`).
+
+If-Match W/"n" travels as `if_match` for the versioning stage. business_time is None: a
+REST write states no time of its own; the event's received time stands in for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from processors.fhir_bundle import translate_bundle
+from processors.fhir_request import (
+    check_id,
+    check_type,
+    check_valid,
+    conditional_id,
+    fail,
+    parse_if_match,
+    parse_json_object,
+    prepared,
+)
+from processors.ids import resource_id
+from processors.translation import TranslatedResource, Translation
+
+MAPPING_VERSION = "fhir-input/1.0.0"
+_BASE = "/fhir"
+
+
+def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Translation:
+    """The resources a FHIR write request creates, updates or deletes.
+
+    Raises:
+        TranslationError: the request or a resource is invalid; issues name the FHIRPath
+            (e.g. "Observation.status") or the request header at fault.
+    """
+    method = headers.get("http.method", "").upper()
+    path = headers.get("http.path", "")
+    if not (path == _BASE or path.startswith(_BASE + "/")):
+        raise fail(f"{path[:128]!r} is not under {_BASE}", "http.path", "not-supported")
+    if headers.get("http.query"):
+        raise fail(
+            "conditional update and delete (search parameters in the URL) are not supported",
+            "http.query",
+            "not-supported",
+        )
+    parts = [p for p in path[len(_BASE) :].split("/") if p]
+    if_match = parse_if_match(headers.get("http.if-match"), "http.if-match")
+    if method == "POST" and not parts:
+        return translate_bundle(payload, event_id, MAPPING_VERSION)
+    if method == "POST" and len(parts) == 1:
+        check_type(parts[0], "http.path")
+        criteria = headers.get("http.if-none-exist")
+        new_id = (
+            resource_id(parts[0], event_id)
+            if criteria is None
+            else conditional_id(parts[0], criteria, "http.if-none-exist")
+        )
+        body = parse_json_object(payload, parts[0])
+        return _one(prepared(body, parts[0], new_id, parts[0]), "upsert", None)
+    if method in ("PUT", "DELETE") and len(parts) == 2:
+        resource_type, target_id = parts
+        check_type(resource_type, "http.path")
+        check_id(target_id, "http.path")
+        if method == "DELETE":
+            return _one({"resourceType": resource_type, "id": target_id}, "delete", if_match)
+        body = parse_json_object(payload, resource_type)
+        if "id" in body and body["id"] != target_id:
+            raise fail("the resource id must equal the id in the URL", f"{resource_type}.id")
+        return _one(prepared(body, resource_type, target_id, resource_type), "upsert", if_match)
+    raise fail(
+        f"{method} {path[:128]} is not a FHIR write carelog accepts", "http.path", "not-supported"
+    )
+
+
+def _one(
+    resource: dict[str, Any], operation: Literal["upsert", "delete"], if_match: int | None
+) -> Translation:
+    if operation == "upsert":
+        check_valid(resource, str(resource["resourceType"]))
+    return Translation([TranslatedResource(resource, operation, if_match)], None, MAPPING_VERSION)
