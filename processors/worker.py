@@ -41,11 +41,12 @@ inbound = app.topic(
 )
 translated = _raw_topic(FHIR_TRANSLATED)
 outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)}
+# Changelog keys and values are JSON ("Patient/123" -> {"version": 2, ...}).
 versions = app.Table(
     "resource-versions",
     default=None,
-    key_serializer="raw",
-    value_serializer="json",
+    key_type=str,
+    value_type=dict,
     partitions=_partitions[FHIR_TRANSLATED],
 )
 
@@ -70,11 +71,12 @@ async def translate(stream: faust.StreamT[Any]) -> None:
 async def version(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         record = _record(event)
-        stored = versions.get(record.key)
+        key = (record.key or b"").decode()
+        stored = versions.get(key)
         previous = VersionState.from_json(stored) if stored else None
         items, state = version_record(record, previous)
         if state is not None and state != previous:
-            versions[record.key] = state.to_json()
+            versions[key] = state.to_json()
         await _send(items)
 
 

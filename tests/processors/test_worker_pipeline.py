@@ -1,0 +1,128 @@
+"""The processors end to end on the real broker with real worker processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.events import (
+    Channel,
+    Format,
+    InboundMessage,
+    Operation,
+    Rejected,
+    ResourceChanged,
+    encode_event,
+)
+from streams.producer import EventProducer, Outgoing
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
+from tests.processors.worker_harness import Worker, read_all, wait_for
+
+
+def fhir_put(resource: dict[str, object], if_match: int | None = None) -> InboundMessage:
+    headers = {"http.method": "PUT", "http.path": f"/fhir/{resource['resourceType']}/{resource['id']}"}
+    if if_match is not None:
+        headers["http.if-match"] = f'W/"{if_match}"'
+    return InboundMessage.received(
+        orjson.dumps(resource), channel=Channel.http, format=Format.fhir,
+        content_type="application/fhir+json", sender="test-app", headers=headers,
+    )  # fmt: skip
+
+
+def publish(settings: Settings, events: list[InboundMessage]) -> None:
+    with EventProducer(settings) as producer:
+        producer.send_many(Outgoing(inbound_topic(e.format), "test-app", encode_event(e)) for e in events)
+
+
+def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceChanged]]:
+    found: dict[str, list[ResourceChanged]] = defaultdict(list)
+    for _, event in read_all(settings, FHIR_CHANGES):
+        if isinstance(event, ResourceChanged) and event.resource_id in ids:
+            found[event.resource_id].append(event)
+    return found
+
+
+@pytest.fixture
+def worker(kafka_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+    w = Worker(tmp_path / "worker-1")
+    w.start()
+    yield w
+    w.stop()
+
+
+def patient(pid: str, **extra: object) -> dict[str, object]:
+    return {"resourceType": "Patient", "id": pid, "active": True, **extra}
+
+
+def test_same_message_twice_emits_once_and_a_change_emits_version_2(
+    kafka_settings: Settings, worker: Worker
+) -> None:
+    pid = str(uuid.uuid4())
+    first = patient(pid, gender="female")
+    publish(kafka_settings, [fhir_put(first), fhir_put(first), fhir_put(patient(pid, gender="male"))])
+    wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
+    versions = changes_for(kafka_settings, {pid})[pid]
+    assert [c.version for c in versions] == [1, 2]
+    assert orjson.loads(versions[1].resource or "")["gender"] == "male"
+    assert all(c.operation is Operation.upsert for c in versions)
+
+
+def test_poison_and_invalid_messages_are_rejected_and_do_not_block(
+    kafka_settings: Settings, worker: Worker
+) -> None:
+    marker = uuid.uuid4().hex
+    with EventProducer(kafka_settings) as producer:
+        producer.send(inbound_topic(Format.fhir), f"poison-{marker}".encode(), "test-app")
+    pid = str(uuid.uuid4())
+    bad = fhir_put({"resourceType": "Observation", "id": pid, "status": "bogus", "code": {"text": "x"}})
+    publish(kafka_settings, [bad, fhir_put(patient(pid))])
+    wait_for(lambda: pid in changes_for(kafka_settings, {pid}), 120, worker)
+
+    rejected = [e for _, e in read_all(kafka_settings, REJECTED) if isinstance(e, Rejected)]
+    poison = [r for r in rejected if r.original == f"poison-{marker}".encode()]
+    assert len(poison) == 1 and poison[0].stage == "decode" and "C3 01" in poison[0].reason
+    invalid = [r for r in rejected if r.original_event_id == bad.event_id]
+    assert len(invalid) == 1 and invalid[0].stage == "translate"
+    assert "Observation.status" in invalid[0].operation_outcome
+
+
+def test_stale_if_match_is_rejected_by_the_versioning_stage(
+    kafka_settings: Settings, worker: Worker
+) -> None:
+    pid = str(uuid.uuid4())
+    stale = fhir_put(patient(pid, gender="other"), if_match=5)
+    publish(kafka_settings, [fhir_put(patient(pid)), stale])
+    wait_for(
+        lambda: any(isinstance(e, Rejected) and e.original_event_id == stale.event_id
+                    for _, e in read_all(kafka_settings, REJECTED)), 120, worker,
+    )  # fmt: skip
+    assert [c.version for c in changes_for(kafka_settings, {pid})[pid]] == [1]
+
+
+def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    rounds = 5  # every patient changes five times: versions 1..5 expected, exactly once each
+    events = [fhir_put(patient(pid, birthDate=f"19{50 + r}-01-01")) for r in range(rounds) for pid in ids]
+    publish(kafka_settings, events)
+
+    worker = Worker(tmp_path / "crash")
+    worker.start()
+    try:
+        wait_for(lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) > 10, 120, worker, 0.5)
+        worker.kill()  # mid-stream: some transactions are open
+        worker.start()
+        expected = len(ids) * rounds
+        wait_for(lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) >= expected, 240, worker)
+    finally:
+        worker.stop()
+    found = changes_for(kafka_settings, set(ids))
+    for pid in ids:
+        assert [c.version for c in found[pid]] == list(range(1, rounds + 1)), pid
+        assert orjson.loads(found[pid][-1].resource or "")["birthDate"] == f"19{50 + rounds - 1}-01-01"

@@ -1,0 +1,81 @@
+"""Real `carelog worker` processes and readers of what they append, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from schemas.events import Event, decode_event
+from streams.settings import PROJECT_ROOT, Settings
+
+
+class Worker:
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.log = var_dir / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir)}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", "worker", "--log-level", "warn"],
+                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+
+
+def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]:
+    """Every committed event on `topic` now (read_committed: aborted transactions are skipped)."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.bootstrap, "group.id": "test-reader",
+         "enable.auto.commit": False, "isolation.level": "read_committed",
+         "enable.partition.eof": True}  # fmt: skip
+    )
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[tuple[bytes | None, Event]] = []
+    done: set[int] = set()
+    while len(done) < len(meta.partitions):
+        for msg in consumer.consume(1000, 2.0):
+            if msg.error() is None:
+                out.append((msg.key(), decode_event(msg.value())))
+            else:
+                done.add(msg.partition())
+    consumer.close()
+    return out
+
+
+def wait_for(
+    what: Callable[[], bool], timeout: float, worker: Worker | None = None, every: float = 1.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s" + (f"\n{worker.tail()}" if worker else ""))
