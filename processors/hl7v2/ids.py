@@ -1,0 +1,84 @@
+"""Deterministic FHIR ids: UUIDv5 of business identifiers under carelog's namespace.
+
+The same business identifiers always give the same id, so the same message processed twice
+(or a later update of the same patient, order or result) lands on the same resource. Each
+name is "ResourceType|part|part...", parts trimmed; an empty part stays empty so that
+("A", "") and ("", "A") differ.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+# uuid5(NAMESPACE_URL, "https://carelog/fhir-ids") -- fixed forever: changing it re-keys everything.
+CARELOG_NAMESPACE: Final = uuid.UUID("fe8b97e0-0491-5218-945f-cd1ec0551b25")
+
+
+def resource_id(resource_type: str, *parts: str) -> str:
+    name = "|".join([resource_type, *(p.strip() for p in parts)])
+    return str(uuid.uuid5(CARELOG_NAMESPACE, name))
+
+
+def patient(system: str, value: str) -> str:
+    return resource_id("Patient", system, value)
+
+
+def encounter_by_visit(system: str, visit_number: str) -> str:
+    return resource_id("Encounter", system, visit_number)
+
+
+def encounter_by_admit(patient_id: str, admit_time: str) -> str:
+    return resource_id("Encounter", "patient", patient_id, admit_time)
+
+
+def observation(report_key: str, set_id: str, code: str) -> str:
+    return resource_id("Observation", report_key, set_id, code)
+
+
+def diagnostic_report(order_key: str) -> str:
+    return resource_id("DiagnosticReport", order_key)
+
+
+def service_request(placer_key: str) -> str:
+    return resource_id("ServiceRequest", placer_key)
+
+
+def specimen(specimen_key: str) -> str:
+    return resource_id("Specimen", specimen_key)
+
+
+def immunization(*parts: str) -> str:
+    return resource_id("Immunization", *parts)
+
+
+def appointment(appointment_key: str) -> str:
+    return resource_id("Appointment", appointment_key)
+
+
+def document_reference(document_key: str) -> str:
+    return resource_id("DocumentReference", document_key)
+
+
+def practitioner(system: str, value: str) -> str:
+    return resource_id("Practitioner", system, value)
+
+
+def organization(system: str, value: str) -> str:
+    return resource_id("Organization", system, value)
+
+
+def location(facility: str, poc: str, room: str, bed: str) -> str:
+    return resource_id("Location", facility, poc, room, bed)
+
+
+def related_person(patient_id: str, set_id: str) -> str:
+    return resource_id("RelatedPerson", patient_id, set_id)
+
+
+def allergy(patient_id: str, system: str, code: str) -> str:
+    return resource_id("AllergyIntolerance", patient_id, system, code)
+
+
+def condition(patient_id: str, system: str, code: str) -> str:
+    return resource_id("Condition", patient_id, system, code)
