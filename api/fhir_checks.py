@@ -76,7 +76,7 @@ def bundle_needs(bundle: dict[str, Any]) -> list[Need]:
         if not isinstance(request, dict):
             raise _bad("each entry needs a request", f"{where}.request", code="required")
         method, url = request.get("method"), request.get("url")
-        if method not in _ACTION:
+        if not isinstance(method, str) or method not in _ACTION:
             raise _bad("request.method must be GET, HEAD, POST, PUT, PATCH or DELETE",
                        f"{where}.request.method", code="value")  # fmt: skip
         if not isinstance(url, str) or not url:

@@ -24,6 +24,7 @@ from streams.topics import REJECTED, inbound_topic
 from tests.api.log_reader import LogReader
 
 SECRET = "test-secret-" + "x" * 40
+PATIENT_JSON = b'{"resourceType": "Patient", "id": "p-1"}'
 ALL_SCOPES = "system/*.write system/hl7v2.write system/device.write"
 
 

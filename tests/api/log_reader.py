@@ -16,8 +16,9 @@ from streams.settings import Settings
 class LogReader:
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer(
-            client_config(settings, **{"group.id": f"test-reader-{uuid.uuid4()}",
-                                       "enable.auto.commit": False})  # fmt: skip
+            client_config(
+                settings, **{"group.id": f"test-reader-{uuid.uuid4()}", "enable.auto.commit": False}
+            )
         )
 
     def _partitions(self, topic: str) -> list[int]:

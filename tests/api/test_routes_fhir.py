@@ -24,7 +24,9 @@ def issues(response) -> list[dict]:
 
 
 def test_create_is_202_with_event_id_and_headers_on_the_event(client: TestClient, appended) -> None:
-    headers = auth(**FHIR, **{"If-None-Exist": "identifier=urn:oid:1|MRN1", "Idempotency-Key": "k-1"})
+    headers = auth(
+        **FHIR, **{"If-None-Exist": "identifier=urn:oid:1|MRN1", "Idempotency-Key": "k-1"}
+    )
     response = client.post("/fhir/Patient", content=PATIENT, headers=headers)
 
     assert response.status_code == 202
@@ -49,7 +51,10 @@ def test_update_carries_method_path_and_if_match(client: TestClient, appended) -
     [(_, event)] = appended(Format.fhir, headers["X-Request-ID"])
     assert event.payload == PATIENT
     assert event.content_type == "application/json; charset=utf-8"
-    assert (event.headers["http.method"], event.headers["http.path"]) == ("PUT", "/fhir/Patient/p-1")
+    assert (event.headers["http.method"], event.headers["http.path"]) == (
+        "PUT",
+        "/fhir/Patient/p-1",
+    )
     assert event.headers["http.if-match"] == 'W/"3"'
 
 
@@ -59,7 +64,10 @@ def test_delete_has_an_empty_payload(client: TestClient, appended) -> None:
     assert response.status_code == 202
     [(_, event)] = appended(Format.fhir, headers["X-Request-ID"])
     assert event.payload == b""
-    assert (event.headers["http.method"], event.headers["http.path"]) == ("DELETE", "/fhir/Observation/obs-9")
+    assert (event.headers["http.method"], event.headers["http.path"]) == (
+        "DELETE",
+        "/fhir/Observation/obs-9",
+    )
 
 
 def test_transaction_bundle_is_accepted(client: TestClient, corpus: Path, appended) -> None:
@@ -84,7 +92,9 @@ def test_transaction_bundle_is_accepted(client: TestClient, corpus: Path, append
          "Bundle.entry[0].request"),
     ],
 )  # fmt: skip
-def test_malformed_writes_are_400_and_kept(client: TestClient, appended, method, path, body, location) -> None:
+def test_malformed_writes_are_400_and_kept(
+    client: TestClient, appended, method, path, body, location
+) -> None:
     headers = auth(**FHIR)
     response = client.request(method.upper(), path, content=body, headers=headers)
     assert response.status_code == 400
@@ -96,7 +106,9 @@ def test_malformed_writes_are_400_and_kept(client: TestClient, appended, method,
     assert isinstance(rejected, Rejected)
     assert rejected.original == body
     assert rejected.format == "fhir"
-    assert orjson.loads(rejected.operation_outcome)["issue"][0]["diagnostics"] == issue["diagnostics"]
+    assert (
+        orjson.loads(rejected.operation_outcome)["issue"][0]["diagnostics"] == issue["diagnostics"]
+    )
     assert appended(Format.fhir, headers["X-Request-ID"]) == []
 
 
@@ -139,7 +151,9 @@ def test_scopes_per_type_and_action(client: TestClient, corpus: Path) -> None:
 
 
 def test_403_names_the_scope_and_no_token_is_401(client: TestClient) -> None:
-    response = client.post("/fhir/Patient", content=PATIENT, headers=auth("system/Observation.write", **FHIR))
+    response = client.post(
+        "/fhir/Patient", content=PATIENT, headers=auth("system/Observation.write", **FHIR)
+    )
     assert response.status_code == 403
     assert "system/Patient.c" in issues(response)[0]["diagnostics"]
     response = client.post("/fhir/Patient", content=PATIENT, headers=FHIR)

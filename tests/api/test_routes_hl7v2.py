@@ -24,7 +24,9 @@ def msa(ack: bytes) -> list[list[str]]:
     return [s for s in segments(ack) if s[0] == "MSA"]
 
 
-def test_one_message_is_acknowledged_and_on_the_log_byte_for_byte(client: TestClient, corpus: Path, appended) -> None:
+def test_one_message_is_acknowledged_and_on_the_log_byte_for_byte(
+    client: TestClient, corpus: Path, appended
+) -> None:
     message = (corpus / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()
     headers = auth(**ER7)
     response = client.post("/hl7v2", content=message, headers=headers)
@@ -37,12 +39,18 @@ def test_one_message_is_acknowledged_and_on_the_log_byte_for_byte(client: TestCl
     [(key, event)] = appended(Format.hl7v2, headers["X-Request-ID"])
     assert isinstance(event, InboundMessage)
     assert event.payload == message
-    assert (event.channel, event.format, event.idempotency_key) == (Channel.http, Format.hl7v2, "NWH-LAB-7001")
+    assert (event.channel, event.format, event.idempotency_key) == (
+        Channel.http,
+        Format.hl7v2,
+        "NWH-LAB-7001",
+    )
     assert event.sender == "test-sender"
     assert key == inbound_key(Format.hl7v2, message, "test-sender").encode()
 
 
-def test_latin1_message_keeps_its_bytes_and_text_plain_is_accepted(client: TestClient, corpus: Path, appended) -> None:
+def test_latin1_message_keeps_its_bytes_and_text_plain_is_accepted(
+    client: TestClient, corpus: Path, appended
+) -> None:
     message = (corpus / "hl7v2" / "adt_a01_latin1_zseg_v2.6.hl7").read_bytes()
     assert any(b > 0x7F for b in message)  # the point: non-UTF-8 bytes survive untouched
     headers = auth(**{"content-type": "text/plain; charset=iso-8859-1", "accept": "text/plain"})
@@ -53,7 +61,9 @@ def test_latin1_message_keeps_its_bytes_and_text_plain_is_accepted(client: TestC
     assert event.payload == message
 
 
-def test_wrapped_batch_gets_a_wrapped_ack_per_message(client: TestClient, corpus: Path, appended) -> None:
+def test_wrapped_batch_gets_a_wrapped_ack_per_message(
+    client: TestClient, corpus: Path, appended
+) -> None:
     first = (corpus / "hl7v2" / "adt_a03_discharge_v2.5.1.hl7").read_bytes()
     second = (corpus / "hl7v2" / "vxu_v04_immunization_v2.5.1.hl7").read_bytes()
     body = (b"FHS|^~\\&|EPIC|NWH|CARELOG|CARELOG|20261103||||F-77\r"
@@ -73,7 +83,9 @@ def test_wrapped_batch_gets_a_wrapped_ack_per_message(client: TestClient, corpus
     assert {e.headers["hl7.batch.control_id"] for e in events} == {"B-42"}
 
 
-def test_several_messages_without_envelope_get_plain_acks(client: TestClient, corpus: Path, appended) -> None:
+def test_several_messages_without_envelope_get_plain_acks(
+    client: TestClient, corpus: Path, appended
+) -> None:
     first = (corpus / "hl7v2" / "adt_a04_register_v2.3.hl7").read_bytes()
     second = (corpus / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()
     headers = auth(**ER7)
@@ -84,9 +96,13 @@ def test_several_messages_without_envelope_get_plain_acks(client: TestClient, co
     assert sorted(e.payload for e in events) == sorted([first, second])
 
 
-def test_bad_message_in_a_batch_is_refused_alone(client: TestClient, corpus: Path, appended) -> None:
+def test_bad_message_in_a_batch_is_refused_alone(
+    client: TestClient, corpus: Path, appended
+) -> None:
     good = (corpus / "hl7v2" / "siu_s12_appointment_v2.5.1.hl7").read_bytes()
-    bad = b"MSH|^~\\&|LAB|NWH|CARELOG|CARELOG|20261103||ORU^R01||P|2.5.1\rPID|1||MRN1\r"  # no MSH-10
+    bad = (
+        b"MSH|^~\\&|LAB|NWH|CARELOG|CARELOG|20261103||ORU^R01||P|2.5.1\rPID|1||MRN1\r"  # no MSH-10
+    )
     headers = auth(**ER7)
     response = client.post("/hl7v2", content=good + bad, headers=headers)
 
@@ -126,7 +142,9 @@ def test_wrong_content_type_is_415_and_kept(client: TestClient, corpus: Path, ap
     assert appended(Format.hl7v2, headers["X-Request-ID"]) == []
 
 
-def test_unacceptable_accept_is_406_and_nothing_stored(client: TestClient, corpus: Path, appended) -> None:
+def test_unacceptable_accept_is_406_and_nothing_stored(
+    client: TestClient, corpus: Path, appended
+) -> None:
     message = (corpus / "hl7v2" / "mdm_t02_document_v2.5.1.hl7").read_bytes()
     headers = auth(**ER7, accept="application/json")
     response = client.post("/hl7v2", content=message, headers=headers)
@@ -136,7 +154,9 @@ def test_unacceptable_accept_is_406_and_nothing_stored(client: TestClient, corpu
     assert appended("rejected", headers["X-Request-ID"]) == []
 
 
-def test_missing_token_is_401_ar_and_wrong_scope_403(client: TestClient, corpus: Path, appended) -> None:
+def test_missing_token_is_401_ar_and_wrong_scope_403(
+    client: TestClient, corpus: Path, appended
+) -> None:
     message = (corpus / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()
     headers = auth(**ER7)
     del headers["Authorization"]
