@@ -36,7 +36,7 @@ def merge_imaging_study(previous: dict[str, Any], new: dict[str, Any]) -> dict[s
         if items:
             merged[key] = items
     series = _union(previous.get("series", []), new.get("series", []), _uid, _merge_series)
-    series.sort(key=_order)
+    series = sorted((_counted(s) for s in series), key=_order)
     merged["series"] = series
     merged["numberOfSeries"] = len(series)
     merged["numberOfInstances"] = sum(s["numberOfInstances"] for s in series)
@@ -44,14 +44,13 @@ def merge_imaging_study(previous: dict[str, Any], new: dict[str, Any]) -> dict[s
 
 
 def _merge_series(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    series = {**previous, **new}
-    instances = _union(
-        previous.get("instance", []), new.get("instance", []), _uid, lambda a, b: {**a, **b}
-    )
-    instances.sort(key=_order)
-    series["instance"] = instances
-    series["numberOfInstances"] = len(instances)
-    return series
+    instances = _union(previous.get("instance", []), new.get("instance", []), _uid)
+    return {**previous, **new, "instance": instances}
+
+
+def _counted(series: dict[str, Any]) -> dict[str, Any]:
+    instances = sorted(series.get("instance", []), key=_order)
+    return {**series, "numberOfInstances": len(instances), "instance": instances}
 
 
 def _union(
