@@ -73,7 +73,7 @@ def test_published_file_reads_back_byte_for_byte(
     assert record["channel"] == "file" and record["format"] == fmt
 
     tail = carelog("tail", topic, "--from-beginning", "--idle", "5")
-    lines = [json.loads(line) for line in tail.stdout.splitlines()]
+    lines = [json.loads(line) for line in tail.stdout.split("\n") if line]
     mine = [line for line in lines if line.get("event_id") == event_id]
     assert len(mine) == 1
     if fmt == "hl7v2":  # ISO-8859-1 bytes are not UTF-8: shown as base64, never raw
@@ -98,7 +98,7 @@ def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) ->
     done = carelog("run", "--infra-only")
     assert done.returncode == 0, done.stderr
     tail = carelog("tail", "carelog.schemas", "--from-beginning", "--idle", "5")
-    keys = {json.loads(line)["key"] for line in tail.stdout.splitlines()}
+    keys = {json.loads(line)["key"] for line in tail.stdout.split("\n") if line}
     from schemas.catalogue import default_catalogue
 
     assert keys >= {v.fingerprint_hex for v in default_catalogue().all()}
