@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from processors.fhir_validation import validate_resource
+from processors.fhir_validation import resource_model, validate_resource
 from processors.ids import resource_id
 from processors.translation import TranslationError
 from schemas.outcome import Issue
@@ -40,7 +40,7 @@ def parse_json_object(payload: bytes, location: str) -> dict[str, Any]:
 
 
 def check_type(resource_type: str, location: str) -> None:
-    if not RESOURCE_TYPE.fullmatch(resource_type):
+    if not RESOURCE_TYPE.fullmatch(resource_type) or resource_model(resource_type) is None:
         raise fail(f"{resource_type[:64]!r} is not a FHIR resource type", location, "not-supported")
 
 

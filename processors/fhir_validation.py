@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.domainresource import DomainResource
+from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 from processors.fhir_bindings import REQUIRED_BINDINGS, Binding
@@ -21,9 +23,8 @@ def validate_resource(resource: dict[str, Any], where: str | None = None) -> lis
     """Every problem found in `resource`, located under `where` (default: its resourceType)."""
     resource_type = resource.get("resourceType")
     prefix = where or str(resource_type)
-    try:
-        model = get_fhir_model_class(str(resource_type))
-    except (KeyError, ValueError):
+    model = resource_model(str(resource_type))
+    if model is None:
         return [
             Issue(
                 f"unknown resource type {str(resource_type)[:64]!r}",
@@ -48,6 +49,17 @@ def validate_resource(resource: dict[str, Any], where: str | None = None) -> lis
     for binding in REQUIRED_BINDINGS.get(str(resource_type), []):
         issues.extend(_check_binding(resource, binding, prefix))
     return issues
+
+
+def resource_model(resource_type: str) -> type[Resource] | None:
+    """The R4B model of a concrete resource type; None for data types and abstract types."""
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        return None
+    if issubclass(model, Resource) and model not in (Resource, DomainResource):
+        return model
+    return None
 
 
 def _fhirpath(loc: tuple[int | str, ...]) -> str:
