@@ -3,6 +3,9 @@ carelog.rejected with the reason. Both return only once the broker has confirmed
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Future
+
 from schemas.events import InboundMessage, Rejected, encode_event, new_event_id, utc_now
 from schemas.outcome import Issue, outcome_json, summary
 from streams.producer import Delivered, EventProducer, Outgoing
@@ -15,10 +18,15 @@ class Ingestor:
 
     async def accept(self, event: InboundMessage, key: str) -> Delivered:
         """Append an InboundMessage; raises streams.errors.DeliveryFailed if not confirmed."""
-        return await self.producer.send_async(
-            inbound_topic(event.format), encode_event(event), key,
+        return await asyncio.wrap_future(self.submit(event, key))
+
+    def submit(self, event: InboundMessage, key: str) -> Future[Delivered]:
+        """`accept` without a coroutine: the future resolves once the broker confirmed (or
+        fails with DeliveryFailed). For hot paths that collect confirmations in batches."""
+        return self.producer.submit(Outgoing(
+            inbound_topic(event.format), key, encode_event(event),
             headers=[("correlation-id", event.correlation_id or "")],
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def reject(
         self,

@@ -17,11 +17,13 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Coroutine
+from concurrent.futures import Future
 from typing import Any, cast
 
 from api import mllp_metrics as metrics
 from api.hl7_ack import AckCode, build_ack
 from api.ingest import Ingestor
+from api.loop_bridge import LoopBridge
 from api.mllp_framing import Broken, Fault, Frame, FrameDecoder, frame
 from api.mllp_tls import peer_subject
 from schemas.events import Channel, Format, InboundMessage
@@ -29,6 +31,7 @@ from schemas.outcome import Issue
 from streams.errors import DeliveryFailed
 from streams.hl7_header import HeaderError, MshHeader, read_msh
 from streams.keys import inbound_key
+from streams.producer import Delivered
 from streams.settings import Settings
 
 log = logging.getLogger("carelog.mllp")
@@ -62,13 +65,23 @@ def sender_of(header: MshHeader | None, peer: str) -> str:
     return f"mllp:{peer}"
 
 
+class Reply:
+    """The ACK owed for one message, in arrival order; `data` is set once it is known."""
+
+    __slots__ = ("data", "started")
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.started = time.perf_counter()
+
+
 class MllpConnection(asyncio.Protocol):
     def __init__(self, server: MllpServer) -> None:
         self.server = server
         self.ingestor = server.ingestor
         self.id = next(_ids)
         self.decoder = FrameDecoder(server.settings.mllp_max_message_bytes)
-        self.pending: deque[tuple[asyncio.Task[bytes], float]] = deque()
+        self.pending: deque[Reply] = deque()
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.headers: dict[str, str] = {}
@@ -95,7 +108,9 @@ class MllpConnection(asyncio.Protocol):
         metrics.OPEN_CONNECTIONS.inc()
         self.last_active = self.server.loop.time()
         self._arm_idle_timer(self.server.idle_timeout)
-        log.info("mllp connection opened", extra={"conn": self.id, "peer": self.peer, **self.headers})
+        log.info(
+            "mllp connection opened", extra={"conn": self.id, "peer": self.peer, **self.headers}
+        )
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.server.loop.time()
@@ -130,9 +145,13 @@ class MllpConnection(asyncio.Protocol):
                 self.server.track(self._refuse(item, None, ack=False))
         log.info(
             "mllp connection closed",
-            extra={"conn": self.id, "peer": self.peer, "unacknowledged": len(self.pending),
-                   "error": str(exc) if exc else None},
-        )  # fmt: skip
+            extra={
+                "conn": self.id,
+                "peer": self.peer,
+                "unacknowledged": len(self.pending),
+                "error": str(exc) if exc else None,
+            },
+        )
 
     def pause_writing(self) -> None:  # the sender does not read its ACKs: stop reading too
         self.writing_paused = True
@@ -168,20 +187,43 @@ class MllpConnection(asyncio.Protocol):
             correlation_id=f"mllp-{self.id}-{self.seq}",
             headers=self.headers,
         )
-        self._enqueue(self._store(event, inbound_key(Format.hl7v2, payload, sender), header))
-
-    async def _store(self, event: InboundMessage, key: str, header: MshHeader) -> bytes:
+        reply = Reply()
+        self.pending.append(reply)
+        # The hot path: no task per message; the broker's confirmations reach the loop in
+        # batches (LoopBridge) and each one settles its reply.
         try:
-            await self.ingestor.accept(event, key)
+            future = self.ingestor.submit(event, inbound_key(Format.hl7v2, payload, sender))
         except DeliveryFailed as exc:
-            log.error(
-                "mllp message not stored: Kafka did not confirm",
-                extra={"conn": self.id, "sender": event.sender, "control_id": header.control_id,
-                       "event_id": event.event_id, "error": str(exc)},
-            )  # fmt: skip
-            text = "not stored, retry later: the log did not confirm the message"
-            return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
-        return self._ack(build_ack(header, AckCode.accept), "AA")
+            reply.data = self._not_stored(event, header, exc)
+            return
+        self.server.bridge.when_done(future, lambda f: self._stored(reply, event, header, f))
+
+    def _stored(
+        self, reply: Reply, event: InboundMessage, header: MshHeader, future: Future[Delivered]
+    ) -> None:
+        exc = future.exception()
+        if exc is None:
+            reply.data = self._ack(build_ack(header, AckCode.accept), "AA")
+        elif isinstance(exc, DeliveryFailed):
+            reply.data = self._not_stored(event, header, exc)
+        else:
+            log.error("mllp append failed", exc_info=exc, extra={"conn": self.id})
+            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+        self._flush()
+
+    def _not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> bytes:
+        log.error(
+            "mllp message not stored: Kafka did not confirm",
+            extra={
+                "conn": self.id,
+                "sender": event.sender,
+                "control_id": header.control_id,
+                "event_id": event.event_id,
+                "error": str(exc),
+            },
+        )
+        text = "not stored, retry later: the log did not confirm the message"
+        return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
 
     def _on_broken(self, item: Broken) -> None:
         metrics.BROKEN.inc()
@@ -192,8 +234,10 @@ class MllpConnection(asyncio.Protocol):
     ) -> Coroutine[Any, Any, bytes]:
         if item.fault is Fault.too_large:
             limit = self.server.settings.mllp_max_message_bytes
-            reason = (f"message of {item.size} bytes is larger than the limit of {limit} bytes "
-                      "(CARELOG_MLLP_MAX_MESSAGE_BYTES); only its first bytes are kept")  # fmt: skip
+            reason = (
+                f"message of {item.size} bytes is larger than the limit of {limit} bytes "
+                "(CARELOG_MLLP_MAX_MESSAGE_BYTES); only its first bytes are kept"
+            )
             issue, error = Issue(reason, code="too-long"), "application_error"
         else:
             reason = f"MLLP framing: {item.fault.value}"
@@ -219,23 +263,39 @@ class MllpConnection(asyncio.Protocol):
             headers["original.truncated"] = "true"
         log.warning(
             "mllp input refused",
-            extra={"conn": self.id, "peer": self.peer, "sender": sender, "reason": reason,
-                   "size": size, "control_id": header.control_id if header else None},
-        )  # fmt: skip
+            extra={
+                "conn": self.id,
+                "peer": self.peer,
+                "sender": sender,
+                "reason": reason,
+                "size": size,
+                "control_id": header.control_id if header else None,
+            },
+        )
         try:
             await self.ingestor.reject(
-                original, [issue], format=Format.hl7v2.value, content_type=HL7_CONTENT_TYPE,
-                sender=sender, correlation_id=f"mllp-{self.id}", key=sender, headers=headers,
-            )  # fmt: skip
+                original,
+                [issue],
+                format=Format.hl7v2.value,
+                content_type=HL7_CONTENT_TYPE,
+                sender=sender,
+                correlation_id=f"mllp-{self.id}",
+                key=sender,
+                headers=headers,
+            )
         except DeliveryFailed as exc:
-            log.error("mllp refusal not recorded: Kafka did not confirm",
-                      extra={"conn": self.id, "reason": reason, "error": str(exc)})  # fmt: skip
+            log.error(
+                "mllp refusal not recorded: Kafka did not confirm",
+                extra={"conn": self.id, "reason": reason, "error": str(exc)},
+            )
             text = f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
             return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
         metrics.REFUSED.labels(reason).inc()
         if not ack:
             return b""
-        return self._ack(build_ack(header, AckCode.reject, issue.diagnostics, error, location), "AR")
+        return self._ack(
+            build_ack(header, AckCode.reject, issue.diagnostics, error, location), "AR"
+        )
 
     @staticmethod
     def _ack(ack: str, code: str) -> bytes:
@@ -245,22 +305,32 @@ class MllpConnection(asyncio.Protocol):
     # -- ordered replies --------------------------------------------------------------------
 
     def _enqueue(self, work: Coroutine[Any, Any, bytes]) -> None:
+        """Owe a reply computed by a coroutine (the refusals: rare, so a task each)."""
+        reply = Reply()
+        self.pending.append(reply)
         task = self.server.loop.create_task(work)
-        self.pending.append((task, time.perf_counter()))
-        task.add_done_callback(self._flush)
+        self.server.background.add(task)
 
-    def _flush(self, _: object = None) -> None:
-        """Write the ACKs whose turn has come: those at the head of the queue that are done."""
-        pending = self.pending
-        out = []
-        while pending and pending[0][0].done():
-            task, started = pending.popleft()
+        def settle(task: asyncio.Task[bytes]) -> None:
+            self.server.background.discard(task)
             try:
-                out.append(task.result())
+                reply.data = task.result()
             except Exception:  # a bug, not a sender's fault: answer AE, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
-                out.append(self._ack(build_ack(None, AckCode.error, "internal error"), "AE"))
-            metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+            self._flush()
+
+        task.add_done_callback(settle)
+
+    def _flush(self) -> None:
+        """Write the ACKs whose turn has come: those at the head of the queue that are known."""
+        pending = self.pending
+        out: list[bytes] = []
+        now = time.perf_counter()
+        while pending and (data := pending[0].data) is not None:
+            reply = pending.popleft()
+            out.append(data)
+            metrics.ACK_SECONDS.observe(now - reply.started)
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             transport.write(b"".join(out))
@@ -269,8 +339,12 @@ class MllpConnection(asyncio.Protocol):
         self._maybe_resume_reading()
 
     def _maybe_resume_reading(self) -> None:
-        if (self.reading_paused and not self.writing_paused
-                and len(self.pending) < MAX_IN_FLIGHT // 2 and self.transport is not None):  # fmt: skip
+        if (
+            self.reading_paused
+            and not self.writing_paused
+            and len(self.pending) < MAX_IN_FLIGHT // 2
+            and self.transport is not None
+        ):
             self.reading_paused = False
             self.transport.resume_reading()
 
@@ -286,8 +360,10 @@ class MllpConnection(asyncio.Protocol):
         if self.pending or quiet < timeout:  # busy, or heard from since the timer was set
             self._arm_idle_timer(max(timeout - quiet, 0.05) if not self.pending else timeout)
             return
-        log.info("mllp connection idle: closing",
-                 extra={"conn": self.id, "peer": self.peer, "idle_seconds": round(quiet, 1)})  # fmt: skip
+        log.info(
+            "mllp connection idle: closing",
+            extra={"conn": self.id, "peer": self.peer, "idle_seconds": round(quiet, 1)},
+        )
         if self.transport is not None:
             self.transport.close()
 
@@ -296,6 +372,7 @@ class MllpServer:
     """Listens for MLLP connections; `start()` binds, `close()` drains and stops."""
 
     loop: asyncio.AbstractEventLoop  # set by start()
+    bridge: LoopBridge
 
     def __init__(
         self,
@@ -311,7 +388,7 @@ class MllpServer:
         self.ssl_context = ssl_context
         self.idle_timeout = settings.mllp_idle_timeout_seconds
         self.connections: set[MllpConnection] = set()
-        self.background: set[asyncio.Task[bytes]] = set()
+        self.background: set[asyncio.Task[bytes]] = set()  # refusals being recorded
         self._server: asyncio.Server | None = None
 
     @property
@@ -320,12 +397,19 @@ class MllpServer:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.bridge = LoopBridge(self.loop)
         self._server = await self.loop.create_server(
-            lambda: MllpConnection(self), self.host, self.port, ssl=self.ssl_context,
-            reuse_address=True, backlog=1024,
-        )  # fmt: skip
+            lambda: MllpConnection(self),
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            reuse_address=True,
+            backlog=1024,
+        )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("mllp listening", extra={"address": self.address, "tls": self.ssl_context is not None})
+        log.info(
+            "mllp listening", extra={"address": self.address, "tls": self.ssl_context is not None}
+        )
 
     def track(self, work: Coroutine[Any, Any, bytes]) -> None:
         task = self.loop.create_task(work)
@@ -340,9 +424,11 @@ class MllpServer:
         """Stop accepting, let owed ACKs go out, then close every connection."""
         if self._server is not None:
             self._server.close()
-        owed = [t for c in self.connections for t, _ in c.pending] + list(self.background)
-        if owed:
-            await asyncio.wait(owed, timeout=timeout)
+        deadline = self.loop.time() + timeout
+        while self.loop.time() < deadline and (
+            self.background or any(c.pending for c in self.connections)
+        ):
+            await asyncio.sleep(0.02)
         for conn in list(self.connections):
             if conn.transport is not None:
                 conn.transport.close()

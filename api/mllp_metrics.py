@@ -13,9 +13,7 @@ MESSAGES = Counter(
     ["kind"],
 )
 ACKS = Counter("carelog_mllp_acks", "ACKs sent, by acknowledgment code.", ["code"])
-REFUSED = Counter(
-    "carelog_mllp_refused", "Input kept on carelog.rejected, by reason.", ["reason"]
-)
+REFUSED = Counter("carelog_mllp_refused", "Input kept on carelog.rejected, by reason.", ["reason"])
 ACK_SECONDS = Histogram(
     "carelog_mllp_ack_seconds",
     "From a message's end block to its ACK being written.",

@@ -41,8 +41,10 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
-        print(f"carelog mllp listening on {server.address}"
-              f"{' (TLS)' if ssl_context else ''}", flush=True)  # fmt: skip
+        print(
+            f"carelog mllp listening on {server.address}{' (TLS)' if ssl_context else ''}",
+            flush=True,
+        )
         await stop.wait()
         log.info("mllp stopping", extra={"open_connections": len(server.connections)})
         await server.close()
@@ -50,11 +52,18 @@ async def serve(
         await asyncio.to_thread(producer.close)
 
 
+def producer_overrides(settings: Settings) -> dict[str, Any]:
+    """MLLP senders wait for each ACK: a short linger keeps that wait short (concurrent
+    connections still fill batches), and a sender learns within the gateway's delivery
+    timeout that Kafka is down (AE) instead of after librdkafka's default 30 s."""
+    return {"linger.ms": 2, "message.timeout.ms": settings.gateway_delivery_timeout_ms}
+
+
 def run(settings: Settings, host: str, port: int, metrics_port: int | None = None) -> None:
     """Blocking entry point of `carelog mllp` (uvloop when installed)."""
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with the gateway's dependencies
-        asyncio.run(serve(settings, host, port, metrics_port))
+        asyncio.run(serve(settings, host, port, metrics_port, **producer_overrides(settings)))
     else:
-        uvloop.run(serve(settings, host, port, metrics_port))
+        uvloop.run(serve(settings, host, port, metrics_port, **producer_overrides(settings)))

@@ -36,7 +36,9 @@ def context_from_settings(settings: Settings) -> ssl.SSLContext | None:
                 "CARELOG_MLLP_TLS_KEY / CARELOG_MLLP_TLS_CLIENT_CA need CARELOG_MLLP_TLS_CERT"
             )
         return None
-    return server_context(settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca)
+    return server_context(
+        settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+    )
 
 
 def peer_subject(peercert: dict[str, object] | None) -> str:
@@ -46,6 +48,8 @@ def peer_subject(peercert: dict[str, object] | None) -> str:
     parts = []
     for rdn in peercert.get("subject", ()):  # type: ignore[attr-defined]
         for name, value in rdn:
-            short = {"commonName": "CN", "organizationName": "O", "countryName": "C"}.get(name, name)
+            short = {"commonName": "CN", "organizationName": "O", "countryName": "C"}.get(
+                name, name
+            )
             parts.append(f"{short}={value}")
     return ",".join(parts)

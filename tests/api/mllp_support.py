@@ -4,6 +4,7 @@ reading, and reading back from the log what a test appended."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
 import time
@@ -23,7 +24,9 @@ from streams.kafka_config import client_config
 from streams.producer import EventProducer
 from streams.settings import PROJECT_ROOT, Settings
 
-ORU = (PROJECT_ROOT / "tests/corpus/hl7v2/oru_r01_cbc_v2.5.1.hl7").read_bytes().replace(b"\n", b"\r")
+ORU = (
+    (PROJECT_ROOT / "tests/corpus/hl7v2/oru_r01_cbc_v2.5.1.hl7").read_bytes().replace(b"\n", b"\r")
+)
 
 
 def hl7(control_id: str | None = None, patient: str = "MRN5520") -> tuple[str, bytes]:
@@ -77,10 +80,8 @@ class MllpClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass
 
 
 @contextmanager
@@ -119,9 +120,11 @@ class TopicReader:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self.consumer = Consumer(client_config(
-            settings, **{"group.id": f"test-mllp-{uuid.uuid4()}", "enable.auto.commit": False}
-        ))  # fmt: skip
+        self.consumer = Consumer(
+            client_config(
+                settings, **{"group.id": f"test-mllp-{uuid.uuid4()}", "enable.auto.commit": False}
+            )
+        )
         meta = self.consumer.list_topics(topic, timeout=10)
         self.partitions = sorted(meta.topics[topic].partitions)
         self.start = self._ends()

@@ -169,8 +169,11 @@ def test_oversize_message_gets_ar_and_a_truncated_copy_on_rejected(
         return [(first.code, first.control_id), (second.code, second.control_id)]
 
     assert asyncio.run(main()) == [("AR", control_id), ("AA", ok_id)]
-    kept = [e for _, e, _ in rejected.read()
-            if isinstance(e, Rejected) and e.headers.get("original.size") == str(len(big))]  # fmt: skip
+    kept = [
+        e
+        for _, e, _ in rejected.read()
+        if isinstance(e, Rejected) and e.headers.get("original.size") == str(len(big))
+    ]
     assert len(kept) == 1
     assert big.startswith(kept[0].original) and len(kept[0].original) < len(big)
     assert kept[0].headers["original.truncated"] == "true"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +28,7 @@ def decode_all(chunks: list[bytes], max_bytes: int = 64, keep: int = 16) -> list
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @settings(max_examples=500)
@@ -68,7 +70,10 @@ def test_frame_without_start_block() -> None:
 
 def test_stray_bytes_before_a_frame_are_reported_but_whitespace_is_not() -> None:
     assert decode_all([b"\r\n" + frame(b"A") + b"\n" + frame(b"B")]) == [Frame(b"A"), Frame(b"B")]
-    assert decode_all([b"junk" + frame(b"A")]) == [Broken(Fault.outside_frame, b"junk", 4), Frame(b"A")]
+    assert decode_all([b"junk" + frame(b"A")]) == [
+        Broken(Fault.outside_frame, b"junk", 4),
+        Frame(b"A"),
+    ]
 
 
 def test_new_start_block_inside_a_frame_and_truncated_end() -> None:

@@ -27,7 +27,10 @@ def _name(cn: str) -> x509.Name:
 
 
 def _issue(
-    folder: Path, name: str, subject: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None
+    folder: Path,
+    name: str,
+    subject: str,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -47,9 +50,13 @@ def _issue(
         )
     cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
     (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / f"{name}.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))  # fmt: skip
+    (folder / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert, key
 
 
@@ -81,7 +88,9 @@ async def _round_trip(port: int, context: ssl.SSLContext) -> tuple[str, str]:
 
 def test_tls_round_trip(kafka_settings: Settings, pki: Path) -> None:
     reader = TopicReader(kafka_settings, inbound_topic(Format.hl7v2))
-    with running_listener(kafka_settings, server_context(pki / "server.pem", pki / "server.key")) as server:
+    with running_listener(
+        kafka_settings, server_context(pki / "server.pem", pki / "server.key")
+    ) as server:
         control_id, code = asyncio.run(_round_trip(server.port, _client_context(pki, False)))
     assert code == "AA"
     events = [e for _, e, _ in reader.read() if e.idempotency_key == control_id]  # type: ignore[union-attr]

@@ -1,0 +1,151 @@
+"""MLLP listener benchmark: a real `carelog mllp` process, the broker, 32 client connections.
+
+Each connection sends 2 KB HL7 v2 messages (the corpus ORU^R01 padded with OBX segments,
+a fresh MSH-10 each) and, by default, waits for each ACK before sending the next, as MLLP
+senders do; `--window N` lets each connection keep N messages in flight (pipelining).
+Prints throughput (ACKed messages per second) and p50/p99 send-to-ACK latency, median of
+three runs. Every ACK is checked to be AA.
+
+    .venv/bin/python -m tests.bench.bench_mllp [--connections 32] [--seconds 10] [--window 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+
+from streams.admin import apply_catalogue
+from streams.settings import PROJECT_ROOT, Settings
+from tests.bench.common import RUNS, bench_settings
+from tests.kafka_fixture import free_port
+
+SIZE = 2048
+CORPUS = PROJECT_ROOT / "tests/corpus/hl7v2/oru_r01_cbc_v2.5.1.hl7"
+OBX = b"OBX|%d|NM|718-7^Hemoglobin [Mass/volume] in Blood^LN||13.9|g/dL^g/dL^UCUM|13.0-17.7|N|||F\r"
+
+
+def message_template() -> tuple[bytes, bytes]:
+    """(before MSH-10, after MSH-10) of a 2 KB message; MSH-10 is 20 characters."""
+    base = CORPUS.read_bytes().replace(b"\n", b"\r")
+    if not base.endswith(b"\r"):
+        base += b"\r"
+    n = 5
+    while len(base) + 20 - len(b"NWH-LAB-7001") < SIZE:
+        base += OBX % n
+        n += 1
+    head, _, tail = base.partition(b"NWH-LAB-7001")
+    excess = len(head) + 20 + len(tail) - SIZE
+    tail = tail[: len(tail) - excess - 1] + b"\r" if excess > 0 else tail
+    return head, tail
+
+
+async def connection(port: int, n: int, stop_at: float, window: int, latencies: list[float]) -> int:
+    head, tail = message_template()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent: deque[float] = deque()
+    seq = acked = 0
+    perf = time.perf_counter
+
+    def send() -> None:
+        nonlocal seq
+        seq += 1
+        writer.write(b"\x0b" + head + b"B%03d-%015d" % (n, seq) + tail + b"\x1c\r")
+        sent.append(perf())
+
+    for _ in range(window):
+        send()
+    while sent:
+        ack = await reader.readuntil(b"\x1c\r")
+        latencies.append(perf() - sent.popleft())
+        if b"MSA|AA|" not in ack:
+            raise AssertionError(f"not AA: {ack[:200]!r}")
+        acked += 1
+        if perf() < stop_at:
+            send()
+    writer.close()
+    return acked
+
+
+async def load(
+    port: int, connections: int, seconds: float, window: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    start = time.perf_counter()
+    counts = await asyncio.gather(
+        *(connection(port, n, start + seconds, window, latencies) for n in range(connections))
+    )
+    elapsed = time.perf_counter() - start
+    return sum(counts) / elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--window", type=int, default=1, help="messages in flight per connection")
+    args = parser.parse_args()
+    import uvloop
+
+    with bench_settings() as settings:
+        apply_catalogue(settings=settings)
+        port = free_port()
+        env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap}
+        listener = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "infra.cli",
+                "mllp",
+                "--port",
+                str(port),
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert listener.stdout is not None
+            print(listener.stdout.readline().strip(), flush=True)
+            print(
+                f"{args.connections} connections, {SIZE}-byte messages, window {args.window}, "
+                f"{args.seconds:.0f} s per run, broker {settings.bootstrap}",
+                flush=True,
+            )
+            uvloop.run(load(port, args.connections, 2.0, args.window))  # warm-up
+            runs = []
+            for i in range(RUNS):
+                rate, lat = uvloop.run(load(port, args.connections, args.seconds, args.window))
+                runs.append((rate, pct(lat, 0.5), pct(lat, 0.99), len(lat)))
+                print(
+                    f"run {i + 1}: {rate:8,.0f} msg/s   p50 {runs[-1][1]:6.1f} ms   "
+                    f"p99 {runs[-1][2]:6.1f} ms   ({len(lat):,} ACKs, all AA)",
+                    flush=True,
+                )
+            print(
+                f"median of {RUNS}: {statistics.median(r[0] for r in runs):8,.0f} msg/s   "
+                f"p50 {statistics.median(r[1] for r in runs):6.1f} ms   "
+                f"p99 {statistics.median(r[2] for r in runs):6.1f} ms"
+            )
+        finally:
+            listener.terminate()
+            listener.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    _ = Settings  # settings come from bench_settings (CARELOG_KAFKA_BOOTSTRAP or its own broker)
+    sys.exit(main())
