@@ -215,6 +215,8 @@ def test_delete() -> None:
         ("POST", "/fhir/patient", "http.path"),
         ("PUT", "/fhir/Patient/bad id!", "http.path"),
         ("POST", "/fhir/Patient/p-1/_history", "http.path"),
+        ("POST", "/fhir/Quantity", "http.path"),  # a data type, not a resource
+        ("POST", "/fhir/DomainResource", "http.path"),  # abstract
     ],
 )
 def test_requests_carelog_does_not_take(method: str, path: str, location: str) -> None:

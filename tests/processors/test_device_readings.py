@@ -1,0 +1,354 @@
+"""Device reading batches to Device and Observations (processors/device_readings.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors.device_readings import MAPPING_VERSION, translate_device
+from processors.ids import resource_id
+from processors.translation import TranslatedResource, TranslationError
+from tests.conftest import CORPUS
+from tests.processors.r4b import assert_valid_r4b
+
+EVENT = "5f1d2c3b-0000-4000-8000-00000000d001"
+BATCH_BYTES = (CORPUS / "device" / "bedside_monitor_batch.json").read_bytes()
+BATCH: dict[str, Any] = orjson.loads(BATCH_BYTES)
+DEVICE_ID = resource_id("Device", "MON-4WEST-412B")
+PATIENT_ID = resource_id("Patient", "NWH", "MRN7731")  # authority: the assigner
+SUBJECT = {
+    "reference": f"Patient/{PATIENT_ID}",
+    "identifier": {
+        "system": "urn:oid:2.16.840.1.113883.3.9001.1",
+        "value": "MRN7731",
+        "assigner": {"display": "NWH"},
+    },
+}
+VITAL_SIGNS = [
+    {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                "code": "vital-signs",
+                "display": "Vital Signs",
+            }
+        ]
+    }
+]
+
+
+def with_changes(**readings: dict[str, Any]) -> bytes:
+    """The corpus batch with reading fields changed: with_changes(r2={"unit": "kg"})."""
+    batch = copy.deepcopy(BATCH)
+    for name, change in readings.items():
+        batch["readings"][int(name[1:])].update(change)
+    return orjson.dumps(batch)
+
+
+def locations(exc: pytest.ExceptionInfo[TranslationError]) -> set[str | None]:
+    return {issue.location for issue in exc.value.issues}
+
+
+def by_code(resources: list[TranslatedResource]) -> dict[str, dict[str, Any]]:
+    return {
+        r.resource["code"]["coding"][0]["code"]: r.resource
+        for r in resources
+        if r.resource["resourceType"] == "Observation"
+    }
+
+
+def test_corpus_batch_gives_the_device_and_six_observations() -> None:
+    translation = translate_device(BATCH_BYTES, EVENT)
+    assert translation.mapping_version == MAPPING_VERSION
+    assert translation.business_time == datetime(2026, 11, 3, 19, 1, tzinfo=UTC)
+    assert translation.resources[0] == TranslatedResource(
+        {
+            "resourceType": "Device",
+            "id": DEVICE_ID,
+            "identifier": [{"value": "MON-4WEST-412B"}],
+            "manufacturer": "Acme Medical",
+            "serialNumber": "AM-77-10442",
+            "type": {"text": "bedside-monitor"},
+        }
+    )
+    observations = by_code(translation.resources)
+    # seven readings, but the LOINC and the MDC SpO2 at 14:00 are one measurement
+    assert sorted(observations) == ["59408-5", "8310-5", "8462-4", "8480-6", "8867-4", "9279-1"]
+    for item in translation.resources:
+        assert item.operation == "upsert" and item.if_match is None
+        assert_valid_r4b(item.resource)
+
+
+def test_heart_rate_observation_as_fhir_r4_vital_signs() -> None:
+    heart_rate = by_code(translate_device(BATCH_BYTES, EVENT).resources)["8867-4"]
+    assert heart_rate == {
+        "resourceType": "Observation",
+        "id": resource_id("Observation", "MON-4WEST-412B", "8867-4", "2026-11-03T19:00:00+00:00"),
+        "status": "final",
+        "category": VITAL_SIGNS,
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}],
+            "text": "Heart rate",
+        },
+        "subject": SUBJECT,
+        "effectiveDateTime": "2026-11-03T14:00:00-05:00",
+        "valueQuantity": {
+            "value": 88,
+            "unit": "/min",
+            "system": "http://unitsofmeasure.org",
+            "code": "/min",
+        },
+        "device": {"reference": f"Device/{DEVICE_ID}"},
+    }
+
+
+def test_spo2_sent_as_loinc_and_mdc_is_one_observation_with_every_coding() -> None:
+    spo2 = by_code(translate_device(BATCH_BYTES, EVENT).resources)["59408-5"]
+    assert spo2["code"] == {
+        "coding": [
+            {
+                "system": "http://loinc.org",
+                "code": "59408-5",
+                "display": "Oxygen saturation in Arterial blood by Pulse oximetry",
+            },
+            {
+                "system": "http://loinc.org",
+                "code": "2708-6",
+                "display": "Oxygen saturation in Arterial blood",
+            },
+            {
+                "system": "urn:iso:std:iso:11073:10101",
+                "code": "150456",
+                "display": "MDC_PULS_OXIM_SAT_O2",
+            },
+        ],
+        "text": "Oxygen saturation by pulse oximetry",
+    }
+    assert spo2["valueQuantity"]["value"] == 94 and spo2["valueQuantity"]["code"] == "%"
+
+
+def test_blood_pressure_stays_two_observations() -> None:
+    observations = by_code(translate_device(BATCH_BYTES, EVENT).resources)
+    assert observations["8480-6"]["valueQuantity"]["value"] == 132
+    assert observations["8462-4"]["valueQuantity"]["value"] == 84
+    assert observations["8480-6"]["valueQuantity"]["code"] == "mm[Hg]"
+
+
+def test_temperature_keeps_its_decimal() -> None:
+    temperature = by_code(translate_device(BATCH_BYTES, EVENT).resources)["8310-5"]
+    assert temperature["valueQuantity"] == {
+        "value": 38.2,
+        "unit": "Cel",
+        "system": "http://unitsofmeasure.org",
+        "code": "Cel",
+    }
+    assert orjson.dumps(temperature["valueQuantity"]["value"]) == b"38.2"
+
+
+def test_an_mdc_reading_alone_maps_to_loinc_and_keeps_the_mdc_coding() -> None:
+    payload = with_changes(
+        r0={
+            "system": "urn:iso:std:iso:11073:10101",
+            "code": "147842",
+            "display": "MDC_ECG_HEART_RATE",
+            "unit": "bpm",
+        }
+    )
+    heart_rate = by_code(translate_device(payload, EVENT).resources)["8867-4"]
+    assert heart_rate["code"]["coding"] == [
+        {"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"},
+        {
+            "system": "urn:iso:std:iso:11073:10101",
+            "code": "147842",
+            "display": "MDC_ECG_HEART_RATE",
+        },
+    ]
+    # "bpm" is how the device wrote it; the UCUM code is /min
+    assert heart_rate["valueQuantity"]["unit"] == "bpm"
+    assert heart_rate["valueQuantity"]["code"] == "/min"
+    # same id as the LOINC-coded reading: same device, measurement and time
+    assert (
+        heart_rate["id"] == by_code(translate_device(BATCH_BYTES, EVENT).resources)["8867-4"]["id"]
+    )
+
+
+def test_an_unmapped_mdc_code_keeps_its_own_coding() -> None:
+    payload = with_changes(
+        r0={
+            "system": "urn:iso:std:iso:11073:10101",
+            "code": "151708",
+            "display": "MDC_CONC_AWAY_CO2_ET",
+            "unit": "mm[Hg]",
+        }
+    )
+    observations = by_code(translate_device(payload, EVENT).resources)
+    assert observations["151708"]["code"]["coding"] == [
+        {
+            "system": "urn:iso:std:iso:11073:10101",
+            "code": "151708",
+            "display": "MDC_CONC_AWAY_CO2_ET",
+        }
+    ]
+    assert_valid_r4b(observations["151708"])
+
+
+def test_patient_authority_is_the_system_without_an_assigner() -> None:
+    batch = copy.deepcopy(BATCH)
+    del batch["patient"]["assigner"]
+    [_, first, *_] = translate_device(orjson.dumps(batch), EVENT).resources
+    expected = resource_id("Patient", "urn:oid:2.16.840.1.113883.3.9001.1", "MRN7731")
+    assert first.resource["subject"]["reference"] == f"Patient/{expected}"
+    assert "assigner" not in first.resource["subject"]["identifier"]
+
+
+def test_no_patient_resource_is_emitted() -> None:
+    types = {r.resource["resourceType"] for r in translate_device(BATCH_BYTES, EVENT).resources}
+    assert types == {"Device", "Observation"}
+
+
+def test_ids_depend_on_the_instant_not_on_its_offset_nor_the_event() -> None:
+    same_instant = with_changes(r0={"time": "2026-11-03T19:00:00Z"})
+    a = by_code(translate_device(BATCH_BYTES, EVENT).resources)["8867-4"]
+    b = by_code(translate_device(same_instant, "another-event").resources)["8867-4"]
+    assert a["id"] == b["id"]
+    assert b["effectiveDateTime"] == "2026-11-03T19:00:00+00:00"
+
+
+def test_same_input_twice_gives_identical_output() -> None:
+    assert translate_device(BATCH_BYTES, EVENT) == translate_device(BATCH_BYTES, EVENT)
+
+
+def test_resources_share_no_mutable_parts() -> None:
+    first, second = translate_device(BATCH_BYTES, EVENT).resources[1:3]
+    first.resource["subject"]["identifier"]["value"] = "changed"
+    first.resource["category"][0]["coding"][0]["code"] = "changed"
+    assert second.resource["subject"]["identifier"]["value"] == "MRN7731"
+    assert second.resource["category"] == VITAL_SIGNS
+
+
+@pytest.mark.parametrize(
+    ("changes", "location"),
+    [
+        ({"r2": {"unit": "kg"}}, "readings[2].unit"),
+        ({"r4": {"unit": "degrees C"}}, "readings[4].unit"),
+        ({"r1": {"value": "94"}}, "readings[1].value"),
+        ({"r1": {"value": True}}, "readings[1].value"),
+        ({"r0": {"time": "2026-11-03T14:00:00"}}, "readings[0].time"),  # no offset
+        ({"r0": {"time": "yesterday"}}, "readings[0].time"),
+        ({"r3": {"system": "http://snomed.info/sct"}}, "readings[3].system"),
+        ({"r3": {"code": "not-a-loinc"}}, "readings[3].code"),
+        ({"r6": {"code": "MDC_PULS_OXIM_SAT_O2"}}, "readings[6].code"),
+        ({"r5": {"code": ""}}, "readings[5].code"),
+        ({"r6": {"value": 95}}, "readings[6].value"),  # contradicts readings[1]
+    ],
+)
+def test_invalid_readings_are_named_by_json_path(changes: dict[str, Any], location: str) -> None:
+    with pytest.raises(TranslationError) as exc:
+        translate_device(with_changes(**changes), EVENT)
+    assert locations(exc) == {location}
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    with pytest.raises(TranslationError) as exc:
+        translate_device(
+            with_changes(r0={"unit": "kg"}, r2={"time": None}, r5={"value": None}), EVENT
+        )
+    assert locations(exc) == {"readings[0].unit", "readings[2].time", "readings[5].value"}
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ({**BATCH, "readings": []}, {"readings"}),
+        ({k: v for k, v in BATCH.items() if k != "device"}, {"device"}),
+        ({**BATCH, "patient": {"system": "urn:oid:1.2"}}, {"patient.value"}),
+        ({**BATCH, "device": {"id": "  "}}, {"device.id"}),
+        ({**BATCH, "readings": [1]}, {"readings[0]"}),
+        ([BATCH], {"$"}),
+    ],
+)
+def test_invalid_batches(batch: Any, expected: set[str]) -> None:
+    with pytest.raises(TranslationError) as exc:
+        translate_device(orjson.dumps(batch), EVENT)
+    assert locations(exc) == expected
+
+
+def test_not_json() -> None:
+    with pytest.raises(TranslationError) as exc:
+        translate_device(b"{readings: [", EVENT)
+    assert locations(exc) == {"$"} and exc.value.issues[0].code == "structure"
+
+
+VALUES = st.integers(-(10**12), 10**12) | st.floats(
+    allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12
+)
+TIMES = st.datetimes(
+    min_value=datetime(1971, 1, 1),
+    max_value=datetime(2099, 12, 31),
+    timezones=st.sampled_from(
+        [UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(VALUES, TIMES)
+def test_any_valid_value_round_trips_into_value_quantity(value: float, time: datetime) -> None:
+    translation = translate_device(
+        with_changes(r0={"value": value, "time": time.isoformat()}), EVENT
+    )
+    heart_rate = by_code(translation.resources)["8867-4"]
+    assert heart_rate["valueQuantity"]["value"] == value
+    assert type(heart_rate["valueQuantity"]["value"]) is type(value)
+    assert datetime.fromisoformat(heart_rate["effectiveDateTime"]) == time
+    assert_valid_r4b(heart_rate)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+READING_KEYS = ["code", "system", "display", "value", "unit", "time"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_arbitrary_json_raises_nothing_but_translation_error(value: Any) -> None:
+    with contextlib.suppress(TranslationError):
+        translate_device(orjson.dumps(value), EVENT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 6), st.sampled_from(READING_KEYS), JSON)
+def test_any_field_replaced_by_any_json_gives_resources_or_translation_error(
+    index: int, key: str, value: Any
+) -> None:
+    try:
+        translation = translate_device(with_changes(**{f"r{index}": {key: value}}), EVENT)
+    except TranslationError as exc:
+        # the field's own path, or (a changed value now contradicting another) a reading's
+        assert all(i.location and i.location.startswith("readings[") for i in exc.issues)
+    else:
+        for item in translation.resources:
+            assert_valid_r4b(item.resource)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_raise_nothing_but_translation_error(payload: bytes) -> None:
+    with contextlib.suppress(TranslationError):
+        translate_device(payload, EVENT)
