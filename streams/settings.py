@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     blob_uri: str | None = Field(
         None, description="Where big payloads go (file:///path); default file://<var_dir>/blobs."
     )
+    dicom_max_request_bytes: int = Field(
+        256 * 1024 * 1024, description="Largest DICOMweb STOW-RS request body; larger ones get 413."
+    )
 
     # The MLLP listener (api/mllp.py).
     mllp_max_message_bytes: int = Field(
