@@ -494,3 +494,12 @@ def pl_location(rep: Repetition, ctx: MappingContext, location_id: str) -> JSON 
             },
         }
     )
+
+
+def timestamp_instant(value: str, ctx: MappingContext, location: str) -> str | None:
+    """TS/DTM -> FHIR instant: needs a time, so a bare date gives None (the element is left out)."""
+    v = text(value)
+    if not v:
+        return None
+    result = to_datetime(v, ctx.zone, location)
+    return result if "T" in result else None

@@ -9,7 +9,7 @@ instant (DST-aware). Fractions are kept digit for digit.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .errors import MappingError
@@ -89,4 +89,4 @@ def to_utc(fhir_datetime: str) -> datetime | None:
     """The UTC instant of a FHIR dateTime with a time (None for a bare date)."""
     if "T" not in fhir_datetime:
         return None
-    return datetime.fromisoformat(fhir_datetime).astimezone(timezone.utc)
+    return datetime.fromisoformat(fhir_datetime).astimezone(UTC)

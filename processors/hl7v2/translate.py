@@ -1,0 +1,66 @@
+"""The HL7 v2 translator: exact bytes in, FHIR R4 resources out. MSH-9 picks the mapper."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .context import MAPPING_VERSION, MappingContext
+from .errors import MappingError, UnsupportedMessageType
+from .mappers import adt, mdm, orders, oru, siu, vxu
+from .mappers.common import message_time
+from .parser import ParsedMessage, parse
+
+Mapper = Callable[[ParsedMessage, MappingContext], list[dict[str, Any]]]
+
+# (message code, trigger event) -> mapper. ADT A01..A40 as listed in mappers/adt.py.
+MAPPERS: dict[tuple[str, str], Mapper] = {
+    **{("ADT", t): adt.map_message for t in adt.TRIGGERS},
+    ("ORU", "R01"): oru.map_message,
+    ("ORM", "O01"): orders.map_message,
+    ("OML", "O21"): orders.map_message,
+    ("VXU", "V04"): vxu.map_message,
+    **{("SIU", t): siu.map_message for t in siu.TRIGGERS},
+    **{("MDM", t): mdm.map_message for t in mdm.TRIGGERS},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """The resources of one message and what the ResourceChanged events need besides them."""
+
+    resources: list[dict[str, Any]]
+    business_time: str | None  # EVN-2, else MSH-7, as a FHIR dateTime
+    message_type: str  # e.g. "ORU^R01"
+    control_id: str  # MSH-10
+    mapping_version: str = MAPPING_VERSION
+
+
+def mapper_for(msg: ParsedMessage) -> Mapper:
+    code, trigger, _ = msg.message_type
+    if not code:
+        raise MappingError("MSH-9", "the message type is missing")
+    # A few senders put the trigger only in EVN-1 (v2.1 style); respect it when MSH-9.2 is empty.
+    if not trigger and msg.segment("EVN") is not None:
+        trigger = msg.get("EVN-1").strip()
+    mapper = MAPPERS.get((code, trigger))
+    if mapper is None:
+        raise UnsupportedMessageType("MSH-9", f"{code}^{trigger} is not a message type carelog translates")
+    return mapper
+
+
+def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+    resources = mapper_for(msg)(msg, ctx)
+    code, trigger, _ = msg.message_type
+    return Translation(
+        resources=resources,
+        business_time=message_time(msg, ctx),
+        message_type=f"{code}^{trigger}",
+        control_id=msg.control_id,
+    )
+
+
+def translate(payload: bytes, ctx: MappingContext | None = None) -> Translation:
+    """Parse and map one message. Raises ParseError or MappingError (with `location`)."""
+    return translate_message(parse(payload), ctx or MappingContext())

@@ -1,0 +1,1 @@
+"""Lightweight, offline terminology checks: code shapes and check digits, UCUM syntax."""
