@@ -37,7 +37,9 @@ def merge_imaging_study(previous: dict[str, Any], new: dict[str, Any]) -> dict[s
             merged[key] = items
     series = _union(previous.get("series", []), new.get("series", []), _uid, _merge_series)
     series = sorted((_counted(s) for s in series), key=_order)
-    merged["series"] = series
+    merged.pop("series", None)
+    if series:  # FHIR JSON has no empty arrays
+        merged["series"] = series
     merged["numberOfSeries"] = len(series)
     merged["numberOfInstances"] = sum(s["numberOfInstances"] for s in series)
     return merged
