@@ -200,6 +200,7 @@ def test_fractional_and_short_study_times() -> None:
         ),
     ],
 )
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom warns when the test writes them
 def test_invalid_headers_name_the_element(elements: dict[str, Any], expected: set[str]) -> None:
     with pytest.raises(TranslationError) as exc:
         translate_dicom(changed("CT_small.dcm", **elements), EVENT)
