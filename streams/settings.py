@@ -97,6 +97,31 @@ class Settings(BaseSettings):
     auth_audience: str | None = Field(None, description="Required `aud` claim, when set.")
     auth_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
 
+    # The Delta Lake sink (projections/lake/).
+    lake_uri: str | None = Field(
+        None, description="Where the Delta tables go: a path or an object-storage URL "
+        "(s3://, az://, gs://); default <var_dir>/lake."
+    )
+    lake_storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="deltalake storage options for lake_uri (credentials, endpoint, region) "
+        "as a JSON object.",
+    )
+    lake_views_dir: Path | None = Field(
+        None, description="Folder of extra SQL-on-FHIR ViewDefinitions (*.json), one table each."
+    )
+    lake_batch_max_events: int = Field(
+        20_000, description="A sink micro-batch is written after this many changes..."
+    )
+    lake_batch_max_seconds: float = Field(1.0, description="...or after this many seconds.")
+    lake_group_id: str = Field("carelog-lake-sink", description="Consumer group of `carelog sink`.")
+    lake_deidentify_secret: SecretStr | None = Field(
+        None, description="When set, also write de-identified tables, ids hashed with this key."
+    )
+    lake_vacuum_retention_hours: int = Field(
+        168, description="`carelog lake optimize` removes unreferenced files older than this."
+    )
+
     @property
     def bootstrap(self) -> str:
         """The cluster to talk to: the configured one, or the local broker."""
