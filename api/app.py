@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from api import routes_devices, routes_fhir, routes_hl7v2, routes_probes
+from api import routes_devices, routes_dicom, routes_fhir, routes_hl7v2, routes_probes
 from api.access import AccessMiddleware
 from api.auth import verifier_from_settings
 from api.errors import GatewayError, gateway_error_handler, json_response
@@ -32,7 +32,7 @@ from schemas.outcome import Issue, operation_outcome
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings
 
-INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devices)
+INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devices, routes_dicom)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -80,5 +80,6 @@ def create_app(
         lifespan=gateway.lifespan,
     )
     app.state.gateway = gateway
-    app.state.openapi = orjson.dumps(openapi_document(extra_paths))
+    paths = {**routes_dicom.openapi_paths, **(extra_paths or {})}
+    app.state.openapi = orjson.dumps(openapi_document(paths))
     return app

@@ -1,0 +1,169 @@
+"""DICOMweb STOW-RS against the real broker, with pydicom's own small test files
+(CT_small.dcm, MR_small.dcm: pydicom.data, shipped with pydicom)."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from pydicom.data import get_testdata_file
+from starlette.testclient import TestClient
+
+from schemas.events import Format, InboundMessage, Rejected
+from tests.api.conftest import auth
+
+pytestmark = pytest.mark.kafka
+
+CT = Path(str(get_testdata_file("CT_small.dcm"))).read_bytes()  # 39 KB
+MR = Path(str(get_testdata_file("MR_small.dcm"))).read_bytes()  # 10 KB
+CT_SOP = "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
+MR_SOP = "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457"
+MR_STUDY = "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"
+SCOPE = "system/dicom.write"
+
+
+def related(*parts: bytes | tuple[bytes, str]) -> tuple[bytes, dict[str, str]]:
+    """A multipart/related body of DICOM parts (or (content, content type) pairs)."""
+    boundary = f"carelog-{uuid.uuid4().hex}"
+    body = b""
+    for part in parts:
+        content, kind = part if isinstance(part, tuple) else (part, "application/dicom")
+        body += f"\r\n--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + content
+    body += f"\r\n--{boundary}--\r\n".encode()
+    content_type = f'multipart/related; type="application/dicom"; boundary="{boundary}"'
+    return body, {"content-type": content_type, "accept": "application/dicom+json"}
+
+
+def sop_uids(answer: dict, tag: str) -> list[str]:
+    return [item["00081155"]["Value"][0] for item in answer.get(tag, {}).get("Value", [])]
+
+
+@pytest.fixture(scope="module")
+def dicom_client(make_client: Callable[..., TestClient], tmp_path_factory) -> TestClient:
+    blobs = tmp_path_factory.mktemp("blobs")
+    return make_client(blob_threshold_bytes=20_000, blob_uri=blobs.as_uri())
+
+
+def post(client: TestClient, path: str, body: bytes, headers: dict[str, str], scope: str = SCOPE):
+    sent = auth(scope, **headers)
+    return client.post(path, content=body, headers=sent), sent["X-Request-ID"]
+
+
+def test_one_instance_is_one_event_byte_for_byte(dicom_client: TestClient, appended) -> None:
+    response, request_id = post(dicom_client, "/dicomweb/studies", *related(MR))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/dicom+json")
+    answer = response.json()
+    assert sop_uids(answer, "00081199") == [MR_SOP]
+    assert answer["00081199"]["Value"][0]["00081150"]["Value"] == ["1.2.840.10008.5.1.4.1.1.4"]
+    assert "00081198" not in answer
+    [(key, event)] = appended(Format.dicom, request_id)
+    assert isinstance(event, InboundMessage)
+    assert event.payload == MR and event.payload_ref is None
+    assert event.sha256 == hashlib.sha256(MR).hexdigest() and event.payload_size == len(MR)
+    assert event.idempotency_key == MR_SOP
+    assert event.content_type == "application/dicom" and event.format is Format.dicom
+    assert key == b"test-sender|4MR1"
+    assert event.headers["dicom.study_instance_uid"] == MR_STUDY
+
+
+def test_several_instances_and_the_big_one_goes_to_the_blob_store(
+    dicom_client: TestClient, appended
+) -> None:
+    response, request_id = post(dicom_client, "/dicomweb/studies", *related(MR, CT))
+
+    assert response.status_code == 200
+    assert sorted(sop_uids(response.json(), "00081199")) == sorted([MR_SOP, CT_SOP])
+    events = {e.idempotency_key: e for _, e in appended(Format.dicom, request_id)}
+    assert set(events) == {MR_SOP, CT_SOP}
+    big = events[CT_SOP]
+    assert isinstance(big, InboundMessage)
+    assert big.payload is None  # 39 KB is over this app's 20 KB threshold
+    assert big.payload_size == len(CT) and big.sha256 == hashlib.sha256(CT).hexdigest()
+    assert big.payload_ref is not None and big.payload_ref.startswith("file://")
+    path = Path(unquote(urlparse(big.payload_ref).path))
+    assert path.read_bytes() == CT
+    assert path.parent.name == big.sha256[:2] and path.name == big.sha256
+    assert events[MR_SOP].payload == MR  # under the threshold: inline
+
+
+def test_a_non_dicom_part_fails_with_its_reason_and_is_kept_on_rejected(
+    dicom_client: TestClient, appended
+) -> None:
+    junk = b"this is not DICOM " * 20
+    response, request_id = post(dicom_client, "/dicomweb/studies", *related(MR, junk))
+
+    assert response.status_code == 202
+    answer = response.json()
+    assert sop_uids(answer, "00081199") == [MR_SOP]
+    [failed] = answer["00081198"]["Value"]
+    assert failed["00081197"] == {"vr": "US", "Value": [0xC000]}
+    [(_, kept)] = appended("rejected", request_id)
+    assert isinstance(kept, Rejected)
+    assert kept.original == junk and kept.format == "dicom" and kept.stage == "gateway"
+    assert "DICM" in kept.reason
+    assert [e.idempotency_key for _, e in appended(Format.dicom, request_id)] == [MR_SOP]
+
+
+def test_none_stored_is_409_and_every_failure_is_kept(dicom_client: TestClient, appended) -> None:
+    no_uids = b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\x00\x00\x00\x00"
+    body, headers = related(no_uids, (MR, "application/octet-stream"))
+    response, request_id = post(dicom_client, "/dicomweb/studies", body, headers)
+
+    assert response.status_code == 409
+    assert len(response.json()["00081198"]["Value"]) == 2
+    reasons = sorted(e.reason for _, e in appended("rejected", request_id))  # type: ignore[union-attr]
+    assert len(reasons) == 2
+    assert any("application/octet-stream" in r for r in reasons)
+    assert any("missing" in r or "unreadable" in r for r in reasons)
+
+
+def test_an_instance_of_another_study_fails_when_posting_to_a_study(
+    dicom_client: TestClient, appended
+) -> None:
+    response, _ = post(dicom_client, f"/dicomweb/studies/{MR_STUDY}", *related(MR, CT))
+
+    assert response.status_code == 202
+    answer = response.json()
+    assert sop_uids(answer, "00081199") == [MR_SOP]
+    assert sop_uids(answer, "00081198") == [CT_SOP]
+    assert answer["00081198"]["Value"][0]["00081197"]["Value"] == [0xA900]
+
+
+def test_wrong_content_type_is_415(dicom_client: TestClient) -> None:
+    response, _ = post(dicom_client, "/dicomweb/studies", MR, {"content-type": "application/dicom"})
+    assert response.status_code == 415
+    body, headers = related(MR)
+    headers["content-type"] = headers["content-type"].replace(
+        "application/dicom", "application/dicom+json"
+    )
+    assert post(dicom_client, "/dicomweb/studies", body, headers)[0].status_code == 415
+
+
+def test_scope_is_required(dicom_client: TestClient) -> None:
+    response, _ = post(dicom_client, "/dicomweb/studies", *related(MR), scope="system/*.write")
+    assert response.status_code == 403
+    assert "system/dicom.write" in response.text
+
+
+def test_kafka_down_is_503_with_retry_after(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = make_client(
+        share_producer=False,
+        kafka_bootstrap=f"127.0.0.1:{port}",
+        gateway_delivery_timeout_ms=1500,
+        blob_uri=tmp_path.as_uri(),
+    )
+    response, _ = post(down, "/dicomweb/studies", *related(MR))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
