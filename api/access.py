@@ -8,10 +8,11 @@ or into metric labels.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +24,16 @@ EVENT_ID_KEY = "carelog.event_id"
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:@+=/-]{1,128}")
 
 log = logging.getLogger("carelog.gateway.access")
+
+
+# Generated ids: a random per-process prefix and a counter. Unique without a syscall per
+# request (uuid4 reads the OS random source each time; this is the hot path).
+_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count(1)
+
+
+def _new_request_id() -> bytes:
+    return f"{_PREFIX}{next(_COUNTER):016x}".encode()
 
 
 def request_id(scope: Scope) -> str:
@@ -45,7 +56,7 @@ class AccessMiddleware:
             if name == b"x-request-id" and _VALID_ID.fullmatch(value):
                 rid = value
                 break
-        rid = rid or uuid.uuid4().hex.encode()
+        rid = rid or _new_request_id()
         scope[REQUEST_ID_KEY] = rid.decode()
         status = 500
 
@@ -64,10 +75,7 @@ class AccessMiddleware:
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "(unmatched)"
         method = scope["method"]
-        self.metrics.requests.labels(route, method, str(status)).inc()
-        self.metrics.latency.labels(route).observe(elapsed)
-        if status >= 400:
-            self.metrics.rejections.labels(route, str(status)).inc()
+        self.metrics.observe(route, method, status, elapsed)
         if self.log_requests:
             fields = {
                 "method": method, "route": route, "status": status,

@@ -7,7 +7,9 @@ nothing is ever acknowledged that is not stored.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,6 +19,7 @@ from api.access import REQUEST_ID_KEY
 from api.errors import GatewayError, Unavailable
 from api.guard import Guard
 from api.ingest import Ingestor
+from api.loop_bridge import LoopBridge
 from api.metrics import GatewayMetrics
 from api.readiness import Readiness
 from schemas.events import InboundMessage
@@ -40,6 +43,8 @@ class Gateway:
         self._producer = producer
         self._owns_producer = producer is None
         self._ingestor: Ingestor | None = None
+        self._loop_bridge: LoopBridge | None = None
+        self._loop_bridge_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def retry_after(self) -> dict[str, str]:
@@ -67,9 +72,18 @@ class Gateway:
                 self._producer.close(timeout=self.settings.gateway_delivery_timeout_ms / 1000)
                 self._producer = self._ingestor = None
 
+    def _bridge(self) -> LoopBridge:
+        loop = asyncio.get_running_loop()
+        if self._loop_bridge is None or self._loop_bridge_loop is not loop:
+            self._loop_bridge, self._loop_bridge_loop = LoopBridge(loop), loop
+        return self._loop_bridge
+
     async def append(self, event: InboundMessage, key: str) -> Delivered:
+        # Confirmations reach the loop in batches (one wake-up per burst, not per event).
+        waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        self._bridge().when_done(self.ingestor.submit(event, key), lambda f: _settle(waiter, f))
         try:
-            delivered = await self.ingestor.accept(event, key)
+            delivered = await waiter
         except DeliveryFailed as exc:
             raise Unavailable(
                 f"not stored: the log did not confirm the message ({exc}); retry later",
@@ -110,6 +124,16 @@ class Gateway:
             )
         self.metrics.rejected_stored.labels(format).inc()
         return exc
+
+
+def _settle(waiter: asyncio.Future[Delivered], done: Future[Delivered]) -> None:
+    if waiter.done():  # the request went away (client disconnected): nobody to tell
+        return
+    error = done.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(done.result())
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -39,6 +41,23 @@ class GatewayMetrics:
             "carelog_gateway_rejected_events", "Refused input kept on carelog.rejected.",
             ["format"], registry=self.registry,
         )  # fmt: skip
+
+        # Labelled children, looked up once per (route, method, status): the hot path.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, elapsed: float) -> None:
+        """Count one answered request."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            rejected = self.rejections.labels(route, str(status)) if status >= 400 else None
+            children = (self.requests.labels(route, method, str(status)),
+                        self.latency.labels(route), rejected)  # fmt: skip
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+        if children[2] is not None:
+            children[2].inc()
 
     async def endpoint(self, request: Request) -> Response:
         """Prometheus text exposition of the gateway's metrics."""

@@ -64,11 +64,14 @@ async def post_hl7v2(request: Request) -> Response:
         )
 
     batch = split_batch(body)
-    # Tasks start in order and each queues its produce before its first await, so the log
-    # keeps the batch's order for messages that share a key.
-    outcomes = await asyncio.gather(
-        *(_ingest(gw, request, batch, i, principal.subject) for i in range(len(batch.messages)))
-    )
+    if len(batch.messages) == 1:  # the common case, without the cost of a task
+        outcomes = [await _ingest(gw, request, batch, 0, principal.subject)]
+    else:
+        # Tasks start in order and each queues its produce before its first await, so the
+        # log keeps the batch's order for messages that share a key.
+        outcomes = await asyncio.gather(
+            *(_ingest(gw, request, batch, i, principal.subject) for i in range(len(batch.messages)))
+        )
     worst = max((o.code for o in outcomes), key=_SEVERITY.__getitem__)
     if len(outcomes) == 1 and outcomes[0].event_id:
         request.scope[EVENT_ID_KEY] = outcomes[0].event_id
