@@ -41,13 +41,10 @@ inbound = app.topic(
 )
 translated = _raw_topic(FHIR_TRANSLATED)
 outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)}
-# Changelog keys and values are JSON ("Patient/123" -> {"version": 2, ...}).
+# Changelog keys and values are plain JSON ("Patient/123" -> {"version": 2, ...}); no
+# key_type/value_type, since Faust would then expect Record models when recovering.
 versions = app.Table(
-    "resource-versions",
-    default=None,
-    key_type=str,
-    value_type=dict,
-    partitions=_partitions[FHIR_TRANSLATED],
+    "resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED]
 )
 
 

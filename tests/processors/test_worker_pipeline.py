@@ -47,9 +47,10 @@ def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceCha
     return found
 
 
-@pytest.fixture
-def worker(kafka_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
-    w = Worker(tmp_path / "worker-1")
+@pytest.fixture(scope="module")
+def worker(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One worker for the module's tests (each uses resource ids of its own)."""
+    w = Worker(tmp_path_factory.mktemp("worker"))
     w.start()
     yield w
     w.stop()
