@@ -1,0 +1,207 @@
+"""Folding a batch of log records into the store, with their offsets, in one transaction.
+
+The fold: a `ResourceChanged` whose version is above the stored one becomes a new row in
+`versions` and the current state in `resources`, and replaces the resource's index rows; a
+version at or below the stored one changes nothing (the processors never invent versions,
+so it can only be a replay). A `Rejected` is recorded by the inbound event it rejects.
+Records at or below the stored offset of their partition are skipped: a batch re-read
+after a crash applies exactly the part that was not committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.fhir_store.extract import index_rows
+from projections.fhir_store.fhir_dates import DateFormatError, instant_us
+from projections.fhir_store.schema import ALL_INDEX_TABLES, INDEX_TABLES
+from schemas.errors import CodecError
+from schemas.events import Operation, Rejected, ResourceChanged, decode_event
+
+log = logging.getLogger(__name__)
+
+Record = tuple[str, int, int, bytes | None]  # topic, partition, offset, value
+
+_INSERT = {
+    table: f"INSERT OR IGNORE INTO {table} (rid, pid, {', '.join(cols)}) "
+    f"VALUES ({', '.join('?' * (len(cols) + 2))})"
+    for table, cols in INDEX_TABLES.values()
+}
+
+
+@dataclass
+class Applied:
+    """What one batch did."""
+
+    records: int = 0
+    versions: int = 0
+    skipped_versions: int = 0  # replays of versions already stored
+    rejections: int = 0
+    undecodable: int = 0
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class _Current:
+    rid: int
+    version: int
+    existed: bool  # had index rows before this batch
+    resource: dict[str, Any] | None = None  # final state in this batch (None: deleted)
+    touched: bool = False
+
+
+class Applier:
+    """The single writer of a store: applies batches of records, offsets included."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._offsets: dict[tuple[str, int], int] = {
+            (t, p): o for t, p, o in conn.execute("SELECT topic, partition, offset FROM offsets")
+        }
+        self._next_rid = (conn.execute("SELECT max(rid) FROM resources").fetchone()[0] or 0) + 1
+
+    @property
+    def offsets(self) -> dict[tuple[str, int], int]:
+        return dict(self._offsets)
+
+    def apply(self, records: Iterable[Record]) -> Applied:
+        """Apply records (in log order per partition) in one transaction."""
+        conn = self._conn
+        result = Applied()
+        offsets = dict(self._offsets)
+        current: dict[tuple[str, str], _Current] = {}
+        version_rows: list[tuple[Any, ...]] = []
+        rejection_rows: list[tuple[Any, ...]] = []
+        lookup = conn.execute
+        next_rid = self._next_rid
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for topic, partition, offset, value in records:
+                tp = (topic, partition)
+                if offset <= offsets.get(tp, -1):
+                    continue
+                offsets[tp] = offset
+                result.records += 1
+                try:
+                    event = decode_event(value or b"")
+                except CodecError as exc:
+                    result.undecodable += 1
+                    log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
+                    continue
+                if isinstance(event, ResourceChanged):
+                    key = (event.resource_type, event.resource_id)
+                    state = current.get(key)
+                    if state is None:
+                        row = lookup(
+                            "SELECT rid, version FROM resources WHERE type = ? AND id = ?", key
+                        ).fetchone()
+                        if row is None:
+                            state = _Current(next_rid, 0, existed=False)
+                            next_rid += 1
+                        else:
+                            state = _Current(row[0], row[1], existed=True)
+                        current[key] = state
+                    if event.version <= state.version:
+                        result.skipped_versions += 1
+                        continue
+                    deleted = event.operation == Operation.delete or event.resource is None
+                    resource = None if deleted else orjson.loads(event.resource or "{}")
+                    last_updated = _iso(event.recorded_at)
+                    if resource is not None:
+                        stated = (resource.get("meta") or {}).get("lastUpdated")
+                        if type(stated) is str:
+                            last_updated = stated
+                    try:
+                        lu = instant_us(last_updated)
+                    except DateFormatError:
+                        last_updated = _iso(event.recorded_at)
+                        lu = instant_us(last_updated)
+                    state.version = event.version
+                    state.resource = resource
+                    state.touched = True
+                    version_rows.append((
+                        state.rid, event.version, int(deleted), last_updated, lu,
+                        "" if deleted else event.resource, event.content_hash, event.event_id,
+                        event.inbound_event_id,
+                    ))  # fmt: skip
+                    result.versions += 1
+                elif isinstance(event, Rejected):
+                    rejection_rows.append((
+                        event.event_id, event.original_event_id, event.stage, event.reason,
+                        event.operation_outcome, _iso(event.rejected_at),
+                    ))  # fmt: skip
+                    result.rejections += 1
+            self._write(current, version_rows, rejection_rows, offsets)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._offsets = offsets
+        self._next_rid = next_rid
+        result.offsets = dict(offsets)
+        return result
+
+    def _write(
+        self,
+        current: dict[tuple[str, str], _Current],
+        version_rows: list[tuple[Any, ...]],
+        rejection_rows: list[tuple[Any, ...]],
+        offsets: dict[tuple[str, int], int],
+    ) -> None:
+        conn = self._conn
+        resource_rows = []
+        stale_rids = []
+        index: dict[str, list[tuple[Any, ...]]] = {t: [] for t in ALL_INDEX_TABLES}
+        last_of = {row[0]: row for row in version_rows}  # rid -> its last version row
+        for (rtype, rid_id), state in current.items():
+            if not state.touched:
+                continue
+            row = last_of[state.rid]
+            resource_rows.append((state.rid, rtype, rid_id, row[1], row[2], row[3], row[4]))
+            if state.existed:
+                stale_rids.append((state.rid,))
+            if state.resource is not None:
+                rid = state.rid
+                for table, rows in index_rows(rtype, state.resource).items():
+                    index[table].extend((rid, *r) for r in rows)
+        if stale_rids:
+            for table in ALL_INDEX_TABLES:
+                conn.executemany(f"DELETE FROM {table} WHERE rid = ?", stale_rids)
+        conn.executemany(
+            "INSERT INTO versions (rid, version, deleted, last_updated, lu, json, content_hash, "
+            "event_id, inbound_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            version_rows,
+        )
+        conn.executemany(
+            "INSERT INTO resources (rid, type, id, version, deleted, last_updated, lu) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rid) DO UPDATE SET "
+            "version = excluded.version, deleted = excluded.deleted, "
+            "last_updated = excluded.last_updated, lu = excluded.lu",
+            resource_rows,
+        )
+        for table, rows in index.items():
+            if rows:
+                conn.executemany(_INSERT[table], rows)
+        if rejection_rows:
+            conn.executemany(
+                "INSERT OR IGNORE INTO rejections (event_id, original_event_id, stage, reason, "
+                "operation_outcome, rejected_at) VALUES (?, ?, ?, ?, ?, ?)",
+                rejection_rows,
+            )
+        changed = [(t, p, o) for (t, p), o in offsets.items() if self._offsets.get((t, p)) != o]
+        conn.executemany(
+            "INSERT INTO offsets (topic, partition, offset) VALUES (?, ?, ?) "
+            "ON CONFLICT (topic, partition) DO UPDATE SET offset = excluded.offset",
+            changed,
+        )

@@ -1,0 +1,162 @@
+"""The SQLite layout of the FHIR store, and opening a connection to it.
+
+`resources` has one row per resource (its current version, or its deletion); `versions`
+one per version (JSON included) for vread and _history. The index tables are keyed by
+the resource's row id (`rid`) first so a resource's rows are deleted and sorted on cheaply,
+with a second index by (param, value, rid) for searching. `offsets` holds, per
+topic-partition, the last offset applied: written in the same transaction as the state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from projections.fhir_store.definitions import Registry
+from projections.fhir_store.errors import RebuildRequired, StoreError
+
+SCHEMA_VERSION = "1"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS search_params (
+    pid INTEGER PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+    expression TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    rid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    lu INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resources_key ON resources (type, id);
+CREATE INDEX IF NOT EXISTS resources_lu ON resources (type, lu);
+CREATE TABLE IF NOT EXISTS versions (
+    rid INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    last_updated TEXT NOT NULL,
+    lu INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    inbound_event_id TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS versions_key ON versions (rid, version);
+CREATE INDEX IF NOT EXISTS versions_lu ON versions (lu);
+CREATE INDEX IF NOT EXISTS versions_inbound ON versions (inbound_event_id);
+CREATE TABLE IF NOT EXISTS rejections (
+    event_id TEXT PRIMARY KEY,
+    original_event_id TEXT,
+    stage TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    operation_outcome TEXT NOT NULL,
+    rejected_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_original ON rejections (original_event_id);
+
+CREATE TABLE IF NOT EXISTS ix_string (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL,
+    PRIMARY KEY (rid, pid, norm, exact)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_string_value ON ix_string (pid, norm, rid);
+CREATE TABLE IF NOT EXISTS ix_token (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (rid, pid, code, system, text)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_token_value ON ix_token (pid, code, system, rid);
+CREATE TABLE IF NOT EXISTS ix_date (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
+    PRIMARY KEY (rid, pid, lo, hi)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_date_lo ON ix_date (pid, lo, hi, rid);
+CREATE TABLE IF NOT EXISTS ix_reference (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, ttype TEXT NOT NULL, tid TEXT NOT NULL,
+    url TEXT NOT NULL,
+    PRIMARY KEY (rid, pid, ttype, tid, url)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_reference_target ON ix_reference (pid, tid, ttype, rid);
+CREATE TABLE IF NOT EXISTS ix_number (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, value REAL NOT NULL, system TEXT NOT NULL,
+    code TEXT NOT NULL, unit TEXT NOT NULL,
+    PRIMARY KEY (rid, pid, value, system, code, unit)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_number_value ON ix_number (pid, value, rid);
+CREATE TABLE IF NOT EXISTS ix_uri (
+    rid INTEGER NOT NULL, pid INTEGER NOT NULL, uri TEXT NOT NULL,
+    PRIMARY KEY (rid, pid, uri)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_uri_value ON ix_uri (pid, uri, rid);
+"""
+
+# Parameter kind -> (index table, its columns after rid and pid).
+INDEX_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "string": ("ix_string", ("norm", "exact")),
+    "token": ("ix_token", ("system", "code", "text")),
+    "date": ("ix_date", ("lo", "hi")),
+    "reference": ("ix_reference", ("ttype", "tid", "url")),
+    "quantity": ("ix_number", ("value", "system", "code", "unit")),
+    "number": ("ix_number", ("value", "system", "code", "unit")),
+    "uri": ("ix_uri", ("uri",)),
+}
+ALL_INDEX_TABLES = sorted({table for table, _ in INDEX_TABLES.values()})
+
+
+def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode; read-only connections never write, nor create the file."""
+    if readonly:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot open the FHIR store {path} read-only: {exc}") from exc
+        conn.execute("PRAGMA query_only = 1")
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # A commit survives a crash of the process (the WAL is written); an OS crash may
+        # lose the last transactions, which the log replays: offsets travel with state.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
+    conn.execute("PRAGMA mmap_size = 1073741824")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+def initialize(conn: sqlite3.Connection, registry: Registry) -> None:
+    """Create the tables, or check an existing store matches this code's definitions."""
+    conn.executescript(DDL)
+    rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    if not rows:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("schema_version", SCHEMA_VERSION), ("definitions", registry.digest)],
+        )
+        conn.executemany(
+            "INSERT INTO search_params (pid, type, name, kind, expression) VALUES (?, ?, ?, ?, ?)",
+            [(p.pid, p.base, p.name, p.kind, p.expression) for p in registry.by_pid.values()],
+        )
+        conn.execute("COMMIT")
+        return
+    check_compatible(rows, registry)
+
+
+def check_compatible(meta: dict[str, str], registry: Registry) -> None:
+    if meta.get("schema_version") != SCHEMA_VERSION or meta.get("definitions") != registry.digest:
+        raise RebuildRequired(
+            "the FHIR store was built by another version of carelog (schema "
+            f"{meta.get('schema_version')}, definitions {meta.get('definitions')}; this code: "
+            f"{SCHEMA_VERSION}, {registry.digest}): run `carelog projection rebuild`"
+        )

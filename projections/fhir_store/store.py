@@ -1,0 +1,218 @@
+"""FhirStore: the read side of the projection, for the FHIR REST API (and its writer)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from projections.fhir_store.apply import Applier
+from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
+from projections.fhir_store.errors import StoreError
+from projections.fhir_store.fhir_dates import instant_us
+from projections.fhir_store.models import Rejection, SearchResult, StoredResource
+from projections.fhir_store.reads import CURRENT, VERSION, stored
+from projections.fhir_store.schema import check_compatible, connect, initialize
+from projections.fhir_store.search import Searcher
+
+MAX_HISTORY_COUNT = 1000
+
+
+class FhirStore:
+    """A FHIR store file. Thread-safe: each thread gets its own SQLite connection.
+
+    Open with `FhirStore.open(path, readonly=True)` in API nodes; the projection process
+    opens it writable (one writer per file).
+    """
+
+    def __init__(self, path: Path, readonly: bool, registry: Registry) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.registry = registry
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path | str, readonly: bool = False) -> FhirStore:
+        """Open (or, writable, create) the store at `path`.
+
+        Raises StoreError if a read-only store does not exist, RebuildRequired if it was
+        built with other search definitions.
+        """
+        path = Path(path)
+        registry = load_registry()
+        if readonly and not path.exists():
+            raise StoreError(f"no FHIR store at {path}: run `carelog projection` first")
+        store = cls(path, readonly, registry)
+        conn = store._conn()
+        if readonly:
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{path} is not a FHIR store: {exc}") from exc
+            check_compatible(meta, registry)
+        else:
+            initialize(conn, registry)
+        return store
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, self.readonly)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> FhirStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def applier(self) -> Applier:
+        """The batch applier (writable stores only; one per store file)."""
+        if self.readonly:
+            raise StoreError("a read-only FhirStore cannot apply changes")
+        return Applier(self._conn())
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """The current version; `deleted=True` (json "") when the last change deleted it."""
+        row = self._conn().execute(f"{CURRENT} WHERE r.type = ? AND r.id = ?", (resource_type, resource_id)).fetchone()
+        return None if row is None else stored(row)
+
+    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        row = self._conn().execute(
+            f"{VERSION} WHERE r.type = ? AND r.id = ? AND v.version = ?",
+            (resource_type, resource_id, version),
+        ).fetchone()
+        return None if row is None else stored(row)
+
+    def history(
+        self,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        count: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[StoredResource], int]:
+        """Versions newest first (instance, type or system history) and how many in all.
+
+        Deleted versions are included (`deleted=True`), as _history shows them.
+        """
+        if resource_id is not None and resource_type is None:
+            raise StoreError("history of an id needs its resource type")
+        count = max(0, min(count, MAX_HISTORY_COUNT))
+        where, args = [], []
+        if resource_type is not None:
+            where.append("r.type = ?")
+            args.append(resource_type)
+        if resource_id is not None:
+            where.append("r.id = ?")
+            args.append(resource_id)
+        if since is not None:
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            where.append("v.lu >= ?")
+            args.append(instant_us(since.astimezone(UTC).isoformat()))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        conn = self._conn()
+        total = conn.execute(
+            f"SELECT count(*) FROM versions v JOIN resources r ON r.rid = v.rid {clause}", args
+        ).fetchone()[0]
+        rows = conn.execute(
+            f"{VERSION} {clause} ORDER BY v.lu DESC, r.type, r.id, v.version DESC LIMIT ? OFFSET ?",
+            [*args, count, offset],
+        ).fetchall()
+        return [stored(r) for r in rows], total
+
+    def search(
+        self,
+        resource_type: str,
+        params: list[tuple[str, str]],
+        compartment: tuple[str, str] | None = None,
+    ) -> SearchResult:
+        """FHIR search; see projections.fhir_store (package docstring) for what is supported."""
+        return Searcher(self._conn(), self.registry).search(resource_type, params, compartment)
+
+    def change_for_inbound(self, inbound_event_id: str) -> list[tuple[str, str, int]]:
+        """(type, id, version) of every change the inbound event produced, in log order."""
+        return [
+            (t, i, v)
+            for t, i, v in self._conn().execute(
+                "SELECT r.type, r.id, v.version FROM versions v JOIN resources r ON r.rid = v.rid "
+                "WHERE v.inbound_event_id = ? ORDER BY v.rowid",
+                (inbound_event_id,),
+            )
+        ]
+
+    def rejection_for_inbound(self, inbound_event_id: str) -> Rejection | None:
+        """The latest rejection of the inbound event, if carelog.rejected has one."""
+        row = self._conn().execute(
+            "SELECT original_event_id, event_id, stage, reason, operation_outcome, rejected_at "
+            "FROM rejections WHERE original_event_id = ? ORDER BY rejected_at DESC, event_id LIMIT 1",
+            (inbound_event_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Rejection(row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]))
+
+    def applied_offsets(self) -> dict[tuple[str, int], int]:
+        """{(topic, partition): last offset applied}."""
+        return {
+            (t, p): o for t, p, o in self._conn().execute("SELECT topic, partition, offset FROM offsets")
+        }
+
+    def patient_compartment(
+        self, patient_id: str, types: list[str] | None = None
+    ) -> list[StoredResource]:
+        """Patient/$everything: the patient and every live resource in its compartment.
+
+        Membership follows the R4 patient CompartmentDefinition (which parameters of which
+        types point at the patient). Ordered by type then id. `types` limits the types.
+        """
+        wanted = types or sorted({"Patient", *self.registry.compartment})
+        out: list[StoredResource] = []
+        searcher = Searcher(self._conn(), self.registry)
+        for resource_type in wanted:
+            if resource_type not in self.registry.compartment and resource_type != "Patient":
+                continue
+            offset: int | None = 0
+            while offset is not None:
+                page = searcher.search(
+                    resource_type,
+                    [("_count", "1000"), ("_offset", str(offset)), ("_total", "none")],
+                    ("Patient", patient_id),
+                )
+                out.extend(page.matches)
+                offset = page.next_offset
+        return out
+
+    def compartment_params(self) -> dict[str, tuple[str, ...]]:
+        """{type: parameters linking it to the patient} from the R4 CompartmentDefinition."""
+        return dict(self.registry.compartment)
+
+    def supported_search_params(self) -> dict[str, list[tuple[str, str, str]]]:
+        """{type: [(name, type, documentation)]} for the CapabilityStatement."""
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for resource_type, params in self.registry.by_type.items():
+            listed = [(name, kind, doc) for name, (kind, doc) in BUILTIN.items()]
+            listed += [(p.name, p.kind, p.description) for p in params.values()]
+            out[resource_type] = sorted(listed)
+        return out
+
+    def resource_types(self) -> list[str]:
+        return sorted(self.registry.by_type)
