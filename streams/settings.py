@@ -122,6 +122,15 @@ class Settings(BaseSettings):
         168, description="`carelog lake optimize` removes unreferenced files older than this."
     )
 
+    # The FHIR store projection (projections/fhir_store/).
+    fhir_store_path: Path | None = Field(
+        None, description="SQLite file of the FHIR store; default <var_dir>/fhir-store.sqlite."
+    )
+    fhir_store_batch_max: int = Field(
+        5000, description="The projection applies up to this many events per transaction..."
+    )
+    fhir_store_batch_ms: int = Field(200, description="...or what arrived within this many ms.")
+
     @property
     def bootstrap(self) -> str:
         """The cluster to talk to: the configured one, or the local broker."""
@@ -130,6 +139,10 @@ class Settings(BaseSettings):
     @property
     def uses_local_broker(self) -> bool:
         return self.kafka_bootstrap is None
+
+    @property
+    def fhir_store_file(self) -> Path:
+        return self.fhir_store_path or self.var_dir / "fhir-store.sqlite"
 
 
 @cache
