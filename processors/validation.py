@@ -96,8 +96,8 @@ def structure_issues(resource: dict[str, Any]) -> list[Issue]:
         return [
             Issue(
                 f"{e['msg']} (got {e.get('input')!r})"[:300],
-                "required" if e["type"] == "missing" else "structure" if e["type"] ==
-                "extra_forbidden" else "value",
+                "required" if e["type"] == "missing" or "is required" in e["msg"]
+                else "structure" if e["type"] == "extra_forbidden" else "value",
                 location=_path(rtype, tuple(p for p in e["loc"] if p != "__root__")),
             )
             for e in exc.errors()

@@ -1,0 +1,67 @@
+"""Property tests of the escapes and data type converters."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.hl7v2 import datatypes as dt
+from processors.hl7v2.escapes import escape_text, unescape
+from processors.hl7v2.parser import parse
+from processors.hl7v2.timestamps import to_datetime
+
+UTC = ZoneInfo("UTC")
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("|^~\\&\n")))
+def test_escape_then_unescape_is_identity(text: str) -> None:
+    assert unescape(escape_text(text)) == text
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF) | st.sampled_from("|^~\\&")))
+def test_escaped_text_survives_the_parser(text: str) -> None:
+    msg = parse(("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rNTE|1||" + escape_text(text)).encode())
+    seg = msg.segment("NTE")
+    assert seg is not None
+    assert seg.field(3).value == text
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2099, 12, 31)),
+    st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: m - m % 15),
+)
+def test_dtm_to_fhir_keeps_the_instant(moment: datetime, offset_minutes: int) -> None:
+    moment = moment.replace(microsecond=0)
+    sign = "-" if offset_minutes < 0 else "+"
+    hl7 = moment.strftime("%Y%m%d%H%M%S") + f"{sign}{abs(offset_minutes) // 60:02d}{abs(offset_minutes) % 60:02d}"
+    fhir = to_datetime(hl7, UTC)
+    parsed = datetime.fromisoformat(fhir)
+    assert parsed == moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+
+
+@given(st.integers(min_value=1, max_value=9999), st.integers(1, 12), st.integers(1, 28))
+def test_dtm_date_precisions(year: int, month: int, day: int) -> None:
+    y = f"{year:04d}"
+    assert to_datetime(y, UTC) == y
+    assert to_datetime(f"{y}{month:02d}", UTC) == f"{y}-{month:02d}"
+    assert to_datetime(f"{y}{month:02d}{day:02d}", UTC) == f"{y}-{month:02d}-{day:02d}"
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-1e6, max_value=1e6))
+def test_nm_to_decimal(value: object) -> None:
+    text = str(value)
+    assert dt.decimal(text, "OBX-5") == (float(text) if "." in text else int(text))
+
+
+@given(st.lists(st.text(alphabet="abcXYZ 019-'", min_size=1, max_size=8).map(str.strip), min_size=1, max_size=6))
+def test_xpn_takes_family_and_given_in_order(parts: list[str]) -> None:
+    raw = "^".join(escape_text(p) for p in parts)
+    msg = parse(("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X||" + raw).encode())
+    seg = msg.segment("PID")
+    assert seg is not None
+    name = dt.xpn(seg.field(5).rep(1)) or {}
+    assert name.get("family", "") == parts[0]
+    assert name.get("given", []) == [p for p in parts[1:3] if p]

@@ -1,0 +1,80 @@
+"""Validation helper and the terminology checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.terminology import icd10, loinc, snomed, ucum
+from processors.validation import validate
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+def test_invalid_observation_names_status_and_decimal() -> None:
+    resource = json.loads((CORPUS / "fhir" / "observation_invalid_status.json").read_text())
+    locations = {i.location for i in validate(resource) if i.severity == "error"}
+    assert {"Observation.status", "Observation.valueQuantity.value"} <= locations
+
+
+def test_unknown_element_and_missing_required() -> None:
+    issues = validate({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "foo": 1})
+    assert {(i.location, i.code) for i in issues} == {("Observation.foo", "structure")}
+    # fhir.resources checks required primitives (status) in a model validator, which runs
+    # only once the fields themselves are valid; required complex elements fail at once.
+    issues = validate({"resourceType": "Observation", "code": {"text": "x"}})
+    assert {(i.location, i.code) for i in issues} == {("Observation.status", "required")}
+
+
+def test_terminology_locations() -> None:
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "718-8"}]},
+           "valueQuantity": {"value": 1, "system": "http://unitsofmeasure.org", "code": "mg/"}}
+    locations = {i.location for i in validate(obs)}
+    assert locations == {"Observation.code.coding[0].code", "Observation.valueQuantity.code"}
+
+
+@pytest.mark.parametrize("code", ["718-7", "6690-2", "58410-2", "2345-7"])
+def test_loinc_valid(code: str) -> None:
+    assert loinc.problem(code) is None
+
+
+@given(st.integers(min_value=1, max_value=9_999_999))
+def test_loinc_exactly_one_check_digit_fits(number: int) -> None:
+    good = [d for d in range(10) if loinc.problem(f"{number}-{d}") is None]
+    assert good == [loinc.check_digit(str(number))]
+
+
+@pytest.mark.parametrize("code", ["3092008", "119364003", "22298006", "38341003"])
+def test_snomed_valid(code: str) -> None:
+    assert snomed.problem(code) is None
+
+
+@given(st.integers(min_value=100, max_value=10**14))
+def test_snomed_verhoeff_catches_single_digit_errors(stem: int) -> None:
+    body = f"{stem}00"  # short-format concept partition
+    check = next(d for d in range(10) if snomed.verhoeff_valid(f"{body}{d}"))
+    code = f"{body}{check}"
+    wrong = code[:-1] + str((check + 1) % 10)
+    assert not snomed.verhoeff_valid(wrong)
+
+
+@pytest.mark.parametrize("code", ["L03.115", "I10", "E11.9", "U07.1", "S72.001A"])
+def test_icd10_shape(code: str) -> None:
+    assert icd10.problem(code) is None
+
+
+@pytest.mark.parametrize("code", ["10*3/uL", "g/dL", "mm[Hg]", "{cells}/uL", "kg/m2", "/min",
+                                  "%", "[pH]", "mL", "10*9/L", "umol/L", "[iU]/mL", "kg.m-2",
+                                  "g/(24.h)", "mmol/mol", "fL", "s-1", "[degF]", "1/min"])
+def test_ucum_valid(code: str) -> None:
+    assert ucum.problem(code) is None
+
+
+@pytest.mark.parametrize("code", ["", "mg/", "xyz", "10*", "(g/L", "{open", "m g", "kg.", "[pH"])
+def test_ucum_invalid(code: str) -> None:
+    assert ucum.problem(code) is not None
