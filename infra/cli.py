@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=cmd_worker)
 
+    from projections.lake.commands import add_commands as add_lake_commands
+
+    add_lake_commands(sub)  # sink, lake tables|optimize
+
     run = sub.add_parser("run", help="start everything on this machine")
     run.add_argument("--infra-only", action="store_true",
                      help="only the broker, the topics and the schema catalogue, then return")  # fmt: skip

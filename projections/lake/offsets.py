@@ -1,0 +1,50 @@
+"""Kafka positions kept in the Delta tables themselves, as application transactions.
+
+Every commit to a table carries one Delta transaction identifier per topic partition it has
+read up to: app id "carelog.lake:<topic>:<partition>", version = the last offset applied.
+The data and the position commit atomically, so a table says exactly which events it holds;
+Kafka's committed offsets are only a hint. On start the sink seeks each partition to just
+after the lowest position any table reports, and every table skips what it already has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from deltalake import CommitProperties, DeltaTable, Transaction
+
+Positions = dict[tuple[str, int], int]  # (topic, partition) -> last offset applied
+
+
+def app_id(topic: str, partition: int) -> str:
+    return f"carelog.lake:{topic}:{partition}"
+
+
+def table_positions(table: DeltaTable, topic: str, partitions: Iterable[int]) -> Positions:
+    """The last offset of each partition the table holds (absent: nothing from it yet)."""
+    out: Positions = {}
+    for p in partitions:
+        version = table.transaction_version(app_id(topic, p))
+        if version is not None:
+            out[(topic, p)] = int(version)
+    return out
+
+
+def commit_properties(positions: Mapping[tuple[str, int], int], **metadata: str) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id(t, p), off) for (t, p), off in sorted(positions.items())],
+        custom_metadata={"carelog.writer": "carelog sink", **metadata},
+    )
+
+
+def resume_offsets(per_table: Iterable[Positions], topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
+    """Where to start reading each partition: after the lowest position of all tables.
+
+    None means from the beginning (some table has nothing of that partition yet).
+    """
+    tables = list(per_table)
+    out: dict[int, int | None] = {}
+    for p in partitions:
+        known = [t.get((topic, p)) for t in tables]
+        out[p] = None if not tables or any(k is None for k in known) else min(k for k in known if k is not None) + 1
+    return out

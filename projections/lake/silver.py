@@ -1,0 +1,122 @@
+"""Silver tables: the current state of each resource, flattened by a ViewDefinition.
+
+A view can give a resource several rows (forEach), so the current state is kept by one
+MERGE per batch whose source holds, for every resource changed in the batch, a marker row
+(which deletes whatever rows the table has for it) and the rows of its new version (inserted).
+A delete is a marker alone. Versions only grow and each table skips the changes it already
+holds (projections/lake/offsets.py), so a batch of first versions (version 1, the bulk of
+any load) cannot meet rows of the same resource and is simply appended, which costs no scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from projections.lake.changes import Change, latest_per_resource
+from projections.lake.errors import ViewEvaluationError
+from projections.lake.views import SYSTEM_FIELDS, View, to_arrow
+from schemas.events import Operation
+
+log = logging.getLogger(__name__)
+
+Resource = dict[str, Any]
+MARKER = "_marker"
+
+
+@dataclass(frozen=True)
+class Flattened:
+    """What a batch does to one silver table."""
+
+    rows: pa.Table  # rows of the new versions
+    changed_ids: list[str]  # every resource the batch touched (their old rows go)
+    versions: list[int]
+    needs_merge: bool  # False when no touched resource can have rows already
+    failures: int
+
+
+def flatten(
+    view: View,
+    changes: list[Change],
+    transform: Callable[[Resource], Resource] | None = None,
+    key: Callable[[str], str] = str,
+) -> Flattened:
+    """The silver rows of a batch's changes to the view's resource type.
+
+    `transform` rewrites each resource first and `key` each resource id (de-identification).
+    """
+    rows: list[dict[str, Any]] = []
+    system: dict[str, list[Any]] = {f.name: [] for f in SYSTEM_FIELDS}
+    ids, versions, failures, merge = [], [], 0, False
+    for change in latest_per_resource([c for c in changes if c.event.resource_type == view.resource]):
+        event = change.event
+        rid = key(event.resource_id)
+        ids.append(rid)
+        versions.append(event.version)
+        merge = merge or event.version != 1 or event.operation is Operation.delete
+        resource = change.resource()
+        if event.operation is Operation.delete or resource is None:
+            continue
+        if transform is not None:
+            resource = transform(resource)
+        try:
+            new = view.rows(resource)
+        except ViewEvaluationError as exc:
+            failures += 1
+            log.warning("view %s: %s/%s v%d gives no rows: %s", view.name, event.resource_type,
+                        event.resource_id, event.version, exc)  # fmt: skip
+            continue
+        rows += new
+        system["_resource_id"] += [rid] * len(new)
+        system["_version"] += [event.version] * len(new)
+        system["_last_updated"] += [event.recorded_at] * len(new)
+    return Flattened(to_arrow(view, rows, system), ids, versions, merge, failures)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def write(
+    table: DeltaTable,
+    view: View,
+    flat: Flattened,
+    commit: CommitProperties,
+    storage_options: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Apply one batch to the table in one commit (append or merge); returns its metrics."""
+    if not flat.needs_merge:
+        write_deltalake(table, flat.rows, mode="append", commit_properties=commit,
+                        storage_options=storage_options)  # fmt: skip
+        return {"num_target_rows_inserted": flat.rows.num_rows}
+    schema = view.schema
+    markers = pa.table(
+        {
+            **{f.name: pa.nulls(len(flat.changed_ids), f.type) for f in schema},
+            "_resource_id": pa.array(flat.changed_ids, pa.string()),
+            "_version": pa.array(flat.versions, pa.int64()),
+        },
+        schema=schema,
+    )
+    source = pa.concat_tables([markers, flat.rows]).append_column(
+        MARKER,
+        pa.array([True] * markers.num_rows + [False] * flat.rows.num_rows, pa.bool_()),
+    )
+    columns = {_quote(n): f"s.{_quote(n)}" for n in schema.names}
+    return dict(
+        table.merge(
+            source,
+            predicate=f"t._resource_id = s._resource_id AND s.{MARKER}",
+            source_alias="s",
+            target_alias="t",
+            commit_properties=commit,
+        )
+        .when_matched_delete()
+        .when_not_matched_insert(columns, predicate=f"NOT s.{MARKER}")
+        .execute()
+    )

@@ -1,0 +1,258 @@
+"""`carelog sink`: a consumer-group member folding carelog.fhir.changes into Delta tables.
+
+Micro-batches close by count or by time, whichever comes first. Each batch is written to
+bronze, then to every silver table, each commit carrying the Kafka positions it reflects
+(projections/lake/offsets.py). A crash between two commits leaves some tables ahead of
+others; on restart every table skips what it holds, so nothing is written twice or lost.
+A table that a batch does not touch (no Conditions came) still records its position now and
+then with an empty commit, so that a restart does not re-read the log from far behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from projections.lake import bronze, silver
+from projections.lake.changes import Batch, Change, decode_batch, unseen
+from projections.lake.deidentify import Deidentifier
+from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
+from projections.lake.tables import BRONZE, Lake
+from projections.lake.views import SHIPPED_VIEWS, View, load_views
+from streams.kafka_config import consumer_config
+from streams.settings import Settings, get_settings
+from streams.topics import FHIR_CHANGES
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 10.0
+COMMIT_RETRIES = 5
+
+
+@dataclass
+class Target:
+    """One table the sink writes, and the positions it holds."""
+
+    name: str
+    table: DeltaTable
+    write: Callable[[DeltaTable, list[Change], Positions], int]  # returns rows written
+    positions: Positions = field(default_factory=dict)
+    last_commit: float = 0.0
+
+
+@dataclass
+class Stats:
+    batches: int = 0
+    changes: int = 0
+    skipped: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class LakeSink:
+    """Writes batches of changes to the lake's tables, exactly once per table."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        topic: str = FHIR_CHANGES,
+        views: list[View] | None = None,
+        lake: Lake | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.topic = topic
+        self.lake = lake or Lake.from_settings(self.settings)
+        self.views = views if views is not None else load_views(SHIPPED_VIEWS, self.settings.lake_views_dir)
+        secret = self.settings.lake_deidentify_secret
+        self.deidentifier = Deidentifier(secret.get_secret_value().encode()) if secret else None
+        self.stats = Stats()
+        self.targets = self._targets()
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def _targets(self) -> list[Target]:
+        opts = self.lake.storage_options or None
+        targets = [
+            Target(BRONZE, self.lake.ensure(BRONZE, bronze.SCHEMA, bronze.PARTITION_BY),
+                   self._bronze_writer(opts)),  # fmt: skip
+        ]
+        for view in self.views:
+            name = f"silver/{view.name}"
+            targets.append(Target(name, self.lake.ensure(name, view.schema), self._silver_writer(view, opts)))
+        if self.deidentifier is not None:
+            for view in self.views:
+                name = f"deidentified/silver/{view.name}"
+                writer = self._silver_writer(view, opts, self.deidentifier)
+                targets.append(Target(name, self.lake.ensure(name, view.schema), writer))
+        return targets
+
+    def _bronze_writer(self, opts: dict[str, str] | None) -> Callable[[DeltaTable, list[Change], Positions], int]:
+        def write(table: DeltaTable, changes: list[Change], positions: Positions) -> int:
+            rows = bronze.to_arrow(changes)
+            write_deltalake(table, rows, mode="append", partition_by=bronze.PARTITION_BY,
+                            commit_properties=commit_properties(positions), storage_options=opts)  # fmt: skip
+            return rows.num_rows
+
+        return write
+
+    def _silver_writer(
+        self, view: View, opts: dict[str, str] | None, deid: Deidentifier | None = None
+    ) -> Callable[[DeltaTable, list[Change], Positions], int]:
+        key = deid.key(view.resource) if deid else str
+
+        def write(table: DeltaTable, changes: list[Change], positions: Positions) -> int:
+            flat = silver.flatten(view, changes, transform=deid, key=key)
+            if not flat.changed_ids:
+                write_deltalake(table, flat.rows, mode="append", storage_options=opts,
+                                commit_properties=commit_properties(positions))  # fmt: skip
+                return 0
+            silver.write(table, view, flat, commit_properties(positions, view=view.fingerprint), opts)
+            return flat.rows.num_rows
+
+        return write
+
+    def load_positions(self, partitions: list[int]) -> dict[int, int | None]:
+        """Refresh what each table holds; where to resume reading each partition."""
+        for target in self.targets:
+            target.table.update_incremental()
+            target.positions = table_positions(target.table, self.topic, partitions)
+        return resume_offsets([t.positions for t in self.targets], self.topic, partitions)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write_batch(self, batch: Batch) -> None:
+        """Write one batch to every table (bronze first), each commit with its positions."""
+        self.stats.batches += 1
+        self.stats.changes += len(batch.changes)
+        self.stats.skipped += batch.skipped
+        now = time.monotonic()
+        for target in self.targets:
+            todo = unseen(batch.changes, target.positions)
+            behind = {tp: off for tp, off in batch.read_up_to.items() if off > target.positions.get(tp, -1)}
+            if not behind:
+                continue  # the table holds all of it already (a replay after a crash)
+            touched = todo and (target.name == BRONZE or self._concerns(target, todo))
+            if not touched and now - target.last_commit < HEARTBEAT_SECONDS:
+                continue  # nothing for this table: record the position later, not every batch
+            started = time.perf_counter()
+            rows = self._commit(target, todo, {**target.positions, **behind})
+            self.stats.rows[target.name] = self.stats.rows.get(target.name, 0) + rows
+            self.stats.seconds[target.name] = (
+                self.stats.seconds.get(target.name, 0.0) + time.perf_counter() - started
+            )
+            target.last_commit = now
+
+    def flush_positions(self, read_up_to: Positions) -> None:
+        """Record `read_up_to` in every table that lags it (on shutdown)."""
+        for target in self.targets:
+            behind = {tp: off for tp, off in read_up_to.items() if off > target.positions.get(tp, -1)}
+            if behind:
+                self._commit(target, [], {**target.positions, **behind})
+
+    def _concerns(self, target: Target, changes: list[Change]) -> bool:
+        resource = target.name.rsplit("/", 1)[-1]
+        view = next(v for v in self.views if v.name == resource)
+        return any(c.event.resource_type == view.resource for c in changes)
+
+    def _commit(self, target: Target, changes: list[Change], positions: Positions) -> int:
+        for attempt in range(COMMIT_RETRIES):
+            try:
+                rows = target.write(target.table, changes, positions)
+                target.table.update_incremental()
+                target.positions = positions
+                return rows
+            except CommitFailedError as exc:
+                # Another writer committed first (e.g. `carelog lake optimize`): re-read, retry.
+                log.warning("%s: commit conflict (%s), retrying", target.name, exc)
+                target.table.update_incremental()
+                held = table_positions(target.table, self.topic, [p for _, p in positions])
+                changes = unseen(changes, held)
+                time.sleep(0.1 * (attempt + 1))
+        raise CommitFailedError(f"{target.name}: {COMMIT_RETRIES} commit conflicts in a row")
+
+    # -- the consumer loop ------------------------------------------------------------------
+
+    def run(self, idle_timeout: float | None = None, stop: threading.Event | None = None,
+            on_batch: Callable[[Batch, float], None] | None = None) -> Stats:  # fmt: skip
+        """Consume and write until `stop` is set, SIGTERM/SIGINT, or `idle_timeout` seconds idle."""
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        config = consumer_config(self.settings, self.settings.lake_group_id, **{"enable.partition.eof": False})
+        consumer = Consumer(config)
+        pending: list[Message] = []
+
+        def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+            resume = self.load_positions([tp.partition for tp in partitions])
+            for tp in partitions:
+                start = resume[tp.partition]
+                tp.offset = OFFSET_BEGINNING if start is None else start
+            log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
+            c.assign(partitions)
+
+        def on_revoke(c: Consumer, partitions: list[TopicPartition]) -> None:
+            # Another member gets them and resumes from the tables: drop what is not written.
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            pending[:] = [m for m in pending if (m.topic(), m.partition()) not in gone]
+
+        consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
+        max_events = self.settings.lake_batch_max_events
+        max_seconds = self.settings.lake_batch_max_seconds
+        read_total: Positions = {}
+        deadline: float | None = None
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+                for msg in consumer.consume(min(max_events - len(pending), 10_000), wait):
+                    err = msg.error()
+                    if err is None:
+                        pending.append(msg)
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(err)
+                now = time.monotonic()
+                if pending and deadline is None:
+                    deadline = now + max_seconds
+                if pending and (len(pending) >= max_events or now >= (deadline or now)):
+                    batch = decode_batch(pending)
+                    self.write_batch(batch)
+                    if on_batch is not None:
+                        on_batch(batch, time.time())
+                    read_total.update(batch.read_up_to)
+                    # Kafka's committed offsets are a hint for tools; the tables are the truth.
+                    consumer.store_offsets(offsets=[TopicPartition(t, p, o + 1)
+                                                    for (t, p), o in batch.read_up_to.items()])  # fmt: skip
+                    pending.clear()
+                    deadline = None
+                    idle_since = now
+                elif not pending and idle_timeout is not None and now - idle_since > idle_timeout:
+                    break
+            self.flush_positions(read_total)
+        finally:
+            consumer.close()
+        return self.stats
+
+
+def run_sink(settings: Settings | None = None, idle_timeout: float | None = None) -> Stats:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sink = LakeSink(settings)
+    started = datetime.now(UTC)
+    log.info("lake %s: %d tables; reading %s", sink.lake.uri, len(sink.targets), sink.topic)
+    stats = sink.run(idle_timeout=idle_timeout)
+    log.info("stopped after %s: %d batches, %d changes, rows %s", datetime.now(UTC) - started,
+             stats.batches, stats.changes, stats.rows)  # fmt: skip
+    return stats
+
+
+def describe(stats: Stats) -> dict[str, Any]:
+    return {"batches": stats.batches, "changes": stats.changes, "skipped": stats.skipped, "rows": stats.rows}
