@@ -80,6 +80,6 @@ def create_app(
         lifespan=gateway.lifespan,
     )
     app.state.gateway = gateway
-    paths = {**routes_dicom.openapi_paths, **(extra_paths or {})}
+    paths = {**routes_dicom.openapi_paths(), **(extra_paths or {})}
     app.state.openapi = orjson.dumps(openapi_document(paths))
     return app

@@ -223,45 +223,43 @@ routes = [
 ]
 
 _STOW_ANSWER = {
-    t: {
-        "schema": {
-            "type": "object",
-            "description": "DICOM JSON: 00081199 "
-            "ReferencedSOPSequence, 00081198 FailedSOPSequence (00081197 FailureReason)",
-        }
-    }
+    t: {"schema": {"type": "object", "description": "DICOM JSON: 00081199 ReferencedSOPSequence, "
+                   "00081198 FailedSOPSequence with 00081197 FailureReason"}}
     for t in ANSWER_TYPES
-}
-_OPERATION = {
-    "summary": "Store DICOM instances (DICOMweb STOW-RS); needs scope system/dicom.write",
-    "security": [{"bearer": ["system/dicom.write"]}],
-    "requestBody": {
-        "required": True,
-        "content": {
-            'multipart/related; type="application/dicom"': {
-                "schema": {"type": "string", "format": "binary"}
-            }
+}  # fmt: skip
+
+
+def _operation(operation_id: str, parameters: list[dict[str, object]]) -> dict[str, object]:
+    from api.openapi import REQUEST_HEADERS, _refusals  # the gateway's shared OpenAPI pieces
+
+    return {
+        "summary": "Store DICOM instances (DICOMweb STOW-RS)",
+        "description": 'Body: multipart/related; type="application/dicom", one DICOM Part 10 '
+        "instance per part. Each is frame-checked and appended as one InboundMessage (format "
+        "dicom); big ones go to the blob store by reference. Scope: `system/dicom.write`.",
+        "operationId": operation_id,
+        "security": [{"bearerAuth": ["system/dicom.write"]}],
+        "parameters": [*REQUEST_HEADERS, *parameters],
+        "requestBody": {"required": True, "content": {"multipart/related": {"schema": {
+            "type": "object", "properties": {"instance": {"type": "string", "format": "binary"}},
+        }}}},
+        "responses": {
+            "200": {"description": "Every instance is on the log.", "content": _STOW_ANSWER},
+            "202": {"description": "Some instances failed (FailedSOPSequence); the failed parts "
+                    "are kept on carelog.rejected.", "content": _STOW_ANSWER},
+            "409": {"description": "No instance could be stored; the failed parts are kept on "
+                    "carelog.rejected.", "content": _STOW_ANSWER},
+            **_refusals(400, 401, 403, 406, 413, 415, 429, 503),
         },
-    },
-    "responses": {
-        "200": {"description": "Every instance is on the log", "content": _STOW_ANSWER},
-        "202": {
-            "description": "Some instances failed (FailedSOPSequence)",
-            "content": _STOW_ANSWER,
-        },
-        "409": {"description": "No instance could be stored", "content": _STOW_ANSWER},
-        "400": {"description": "Malformed multipart body"},
-        "401": {"description": "No valid bearer token"},
-        "403": {"description": "Missing scope system/dicom.write"},
-        "413": {"description": "Body over CARELOG_DICOM_MAX_REQUEST_BYTES"},
-        "415": {"description": 'Not multipart/related; type="application/dicom"'},
-        "503": {"description": "Kafka did not confirm; retry after Retry-After seconds"},
-    },
-}
+    }  # fmt: skip
+
+
 STUDY_PARAM = {"name": "study", "in": "path", "required": True, "schema": {"type": "string"}}
-openapi_paths = {
-    "/dicomweb/studies": {"post": {**_OPERATION, "operationId": "stowStudies"}},
-    "/dicomweb/studies/{study}": {
-        "post": {**_OPERATION, "operationId": "stowStudy", "parameters": [STUDY_PARAM]}
-    },
-}
+
+
+def openapi_paths() -> dict[str, object]:
+    """The OpenAPI operations of these routes, for openapi_document(extra_paths=...)."""
+    return {
+        "/dicomweb/studies": {"post": _operation("stowStudies", [])},
+        "/dicomweb/studies/{study}": {"post": _operation("stowStudy", [STUDY_PARAM])},
+    }
