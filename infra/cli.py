@@ -202,6 +202,12 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_projection(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.fhir_store.command import run_command
+
+    return run_command(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carelog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     from projections.lake.commands import add_commands as add_lake_commands
 
     add_lake_commands(sub)  # sink, lake tables|optimize
+
+    projection = sub.add_parser("projection", help="the FHIR store: fold carelog.fhir.changes into SQLite")
+    projection.add_argument("action", nargs="?", default="run", choices=["run", "rebuild", "verify"])
+    projection.add_argument("--store", type=Path, help="store file (default CARELOG_FHIR_STORE_PATH)")
+    projection.add_argument("--idle", type=float, help="run: stop after this many idle seconds")
+    projection.set_defaults(func=cmd_projection)
 
     run = sub.add_parser("run", help="start everything on this machine")
     run.add_argument("--infra-only", action="store_true",

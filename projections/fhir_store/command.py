@@ -1,0 +1,74 @@
+"""`carelog projection [run|rebuild|verify]`: the FHIR store's command-line actions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from projections.fhir_store.apply import Applied
+from projections.fhir_store.errors import StoreError
+from projections.fhir_store.rebuild import rebuild, verify
+from projections.fhir_store.runner import consume, writer_lock
+from projections.fhir_store.store import FhirStore
+from streams.settings import Settings
+
+log = logging.getLogger("carelog.projection")
+
+
+def _run(path: Path, settings: Settings, idle: float | None) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with writer_lock(path):
+        store = FhirStore.open(path)
+        offsets = store.applied_offsets()
+        print(f"fhir store {path}: {len(offsets)} partitions applied so far; reading "
+              f"{settings.bootstrap}", flush=True)  # fmt: skip
+
+        def on_batch(applied: Applied) -> None:
+            log.info("applied %d events (%d versions, %d rejections)",
+                     applied.records, applied.versions, applied.rejections)  # fmt: skip
+
+        try:
+            stats = consume(store, settings, stop=stop, idle_timeout=idle, on_batch=on_batch)
+        finally:
+            store.close()
+    print(f"stopped: {stats.records} events applied ({stats.versions} versions, "
+          f"{stats.rejections} rejections) in {stats.seconds:.1f}s", flush=True)  # fmt: skip
+    return 0
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    path: Path = args.store or settings.fhir_store_file
+    try:
+        if args.action == "run":
+            return _run(path, settings, args.idle)
+        if args.action == "rebuild":
+            stats = rebuild(path, settings)
+            print(f"rebuilt {path} from offset 0: {stats.records} events, {stats.versions} "
+                  f"versions, {stats.rejections} rejections in {stats.seconds:.1f}s")  # fmt: skip
+            return 0
+        result = verify(path, settings)
+        if result.equal:
+            print(f"equal: {result.resources} resources, {result.versions} versions, "
+                  f"{result.rejections} rejections; digest {result.live_digest}")  # fmt: skip
+            return 0
+        print(f"DIFFERENT: live digest {result.live_digest}, rebuilt {result.rebuilt_digest}")
+        for line in result.differences:
+            print(f"  {line}")
+        return 2
+    except (StoreError, KafkaException) as exc:
+        print(f"carelog projection: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,178 @@
+"""`carelog projection`: read carelog.fhir.changes and carelog.rejected into the store.
+
+No consumer group: every replica assigns itself every partition of both topics and starts
+after the offsets stored in its own file, so each API node can keep its own copy. Batches
+of up to N events or T milliseconds are applied in one transaction, offsets included.
+The process holds an exclusive lock file beside the store: one writer per store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from projections.fhir_store.apply import Applied, Record
+from projections.fhir_store.errors import StoreError
+from projections.fhir_store.store import FhirStore
+from streams.kafka_config import client_config
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES, REJECTED
+
+log = logging.getLogger(__name__)
+
+TOPICS = (FHIR_CHANGES, REJECTED)
+Offsets = dict[tuple[str, int], int]
+
+
+@dataclass
+class RunStats:
+    records: int = 0
+    versions: int = 0
+    rejections: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def writer_lock(store_path: Path) -> Iterator[None]:
+    """Hold `<store>.lock` exclusively, or fail saying another writer has it."""
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = store_path.with_name(store_path.name + ".lock")
+    fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(
+                f"{store_path} is being written by another process (it holds {lock_path}); "
+                "stop `carelog projection` first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": f"carelog-fhir-store-{uuid.uuid4()}",  # never joined: assign() only
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "fetch.max.bytes": 52_428_800,
+                "max.partition.fetch.bytes": 10_485_760,
+                "queued.min.messages": 100_000,
+            },
+        )
+    )
+
+
+def _partitions(consumer: Consumer, topics: tuple[str, ...]) -> list[tuple[str, int]]:
+    meta = consumer.list_topics(timeout=15)
+    found = []
+    for topic in topics:
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            raise StoreError(f"topic {topic} does not exist: run `carelog topics create`")
+        found.extend((topic, p) for p in sorted(tmeta.partitions))
+    return found
+
+
+def consume(
+    store: FhirStore,
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    until: Offsets | None = None,
+    caught_up: bool = False,
+    idle_timeout: float | None = None,
+    batch_max: int | None = None,
+    batch_ms: int | None = None,
+    on_batch: Callable[[Applied], None] | None = None,
+) -> RunStats:
+    """Apply the log to `store` from its stored offsets.
+
+    Stops when `stop` is set; or, with `caught_up`, once every partition is read to the
+    end it had when this started; or, with `until`, once each listed partition has been
+    applied up to that offset (inclusive; unlisted partitions are not read); or after
+    `idle_timeout` seconds with nothing new.
+    """
+    batch_max = batch_max or settings.fhir_store_batch_max
+    timeout = (batch_ms or settings.fhir_store_batch_ms) / 1000
+    applier = store.applier()
+    consumer = _consumer(settings)
+    stats = RunStats()
+    started = time.monotonic()
+    try:
+        partitions = _partitions(consumer, TOPICS)
+        if until is not None:
+            partitions = [tp for tp in partitions if tp in until]
+        if not partitions:
+            return stats
+        stored = applier.offsets
+        consumer.assign([
+            TopicPartition(t, p, stored[(t, p)] + 1 if (t, p) in stored else OFFSET_BEGINNING)
+            for t, p in partitions
+        ])  # fmt: skip
+        targets: dict[tuple[str, int], int] = {}  # next offset to reach, per partition
+        if until is not None:
+            targets = {tp: until[tp] + 1 for tp in partitions}
+        elif caught_up:
+            for t, p in partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
+                targets[(t, p)] = high
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            if targets and _reached(consumer, targets, applier.offsets):
+                break
+            messages = consumer.consume(batch_max, timeout)
+            records: list[Record] = []
+            for msg in messages:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(err)
+                tp = (msg.topic(), msg.partition())
+                if until is not None and msg.offset() >= targets[tp]:
+                    continue
+                records.append((tp[0], tp[1], msg.offset(), msg.value()))
+            if not records:
+                if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
+                    break
+                continue
+            idle_since = time.monotonic()
+            applied = applier.apply(records)
+            stats.records += applied.records
+            stats.versions += applied.versions
+            stats.rejections += applied.rejections
+            stats.batches += 1
+            if on_batch is not None:
+                on_batch(applied)
+    finally:
+        consumer.close()
+        stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _reached(consumer: Consumer, targets: dict[tuple[str, int], int], applied: Offsets) -> bool:
+    """Every partition applied (or, past control records, positioned) up to its target."""
+    pending = [tp for tp, end in targets.items() if applied.get(tp, -1) + 1 < end]
+    if not pending:
+        return True
+    positions = consumer.position([TopicPartition(t, p) for t, p in pending])
+    return all(pos.offset >= targets[(pos.topic, pos.partition)] for pos in positions)
