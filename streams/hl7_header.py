@@ -55,7 +55,13 @@ def read_msh(payload: bytes) -> MshHeader:
         start = start[3:]
     if not start.startswith(b"MSH") or len(start) < 8:
         raise HeaderError("MSH", "the message must start with an MSH segment")
-    segment = split_segments(start)[0].decode("latin-1")
+    # The first segment only (it is the first of split_segments(start), without splitting all).
+    end = len(start)
+    for terminator in (b"\r", b"\n"):
+        found = start.find(terminator, 0, end)
+        if found >= 0:
+            end = found
+    segment = start[:end].decode("latin-1")
     sep = segment[3]
     if sep.isalnum() or sep.isspace():
         raise HeaderError("MSH-1", f"field separator {sep!r} is not valid")
@@ -95,12 +101,19 @@ def patient_identifier(payload: bytes, header: MshHeader) -> str | None:
     sep = header.field_separator.encode("latin-1")
     comp = header.component_separator.encode("latin-1")
     rep = header.encoding_characters[1].encode("latin-1")
-    for segment in split_segments(payload):
-        if segment.startswith(b"PID" + sep):
-            fields = segment.split(sep)
-            if len(fields) <= 3 or not fields[3]:
-                return None
-            cx = fields[3].split(rep)[0].split(comp)
-            authority = cx[3] if len(cx) > 3 else b""
-            return (cx[0] + (b"^" + authority if authority else b"")).decode("latin-1")
-    return None
+    # The first PID segment, found without splitting every segment (as split_segments would).
+    text = payload.replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    pid = b"PID" + sep
+    if text.startswith(pid):
+        begin = 0
+    else:
+        begin = text.find(b"\r" + pid) + 1
+        if begin == 0:
+            return None
+    end = text.find(b"\r", begin)
+    fields = (text[begin:] if end < 0 else text[begin:end]).split(sep)
+    if len(fields) <= 3 or not fields[3]:
+        return None
+    cx = fields[3].split(rep)[0].split(comp)
+    authority = cx[3] if len(cx) > 3 else b""
+    return (cx[0] + (b"^" + authority if authority else b"")).decode("latin-1")
