@@ -74,7 +74,8 @@ def flatten(
         rows += new
         system["_resource_id"] += [rid] * len(new)
         system["_version"] += [event.version] * len(new)
-        system["_last_updated"] += [event.recorded_at] * len(new)
+        # De-identified tables keep no record time: it would date the patient's visits.
+        system["_last_updated"] += [event.recorded_at if transform is None else None] * len(new)
     return Flattened(to_arrow(view, rows, system), ids, versions, merge, failures)
 
 
