@@ -64,6 +64,14 @@ async def post_hl7v2(request: Request) -> Response:
         )
 
     batch = split_batch(body)
+    if not batch.messages:  # an envelope with nothing inside
+        empty = BadRequest(Issue("the body holds no HL7 v2 message (no MSH segment)",
+                                 code="structure", location="MSH"))  # fmt: skip
+        refusal = await gw.refuse(
+            empty, body, request, format=Format.hl7v2, sender=principal.subject
+        )
+        ack = _error_ack(refusal, None)
+        return _ack_response(ack, refusal.status, answer_type, refusal.headers)
     if len(batch.messages) == 1:  # the common case, without the cost of a task
         outcomes = [await _ingest(gw, request, batch, 0, principal.subject)]
     else:

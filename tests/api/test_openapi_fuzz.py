@@ -28,8 +28,19 @@ pytestmark = pytest.mark.kafka
 
 # HL7 v2 bodies: framed messages with fuzzed fields, and arbitrary bytes.
 _field = st.text(st.characters(codec="latin-1", exclude_characters="|\r\n"), max_size=12)
+_segments = [
+    b"FHS|^~\\&|A|B\r",
+    b"BHS|^~\\&|A|B||||||||B1\r",
+    b"BTS|1\r",
+    b"FTS|1\r",
+    b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X1|P|2.5.1\r",
+    b"PID|1||M1\r",
+    b"\n",
+    b"MSH|",
+]
 _er7 = st.one_of(
     st.binary(max_size=200),
+    st.lists(st.sampled_from(_segments), max_size=8).map(b"".join),  # envelopes, in any order
     st.builds(
         lambda typ, ctrl, ver, pid: (
             f"MSH|^~\\&|FUZZ|FZ|CARELOG|CL|20260101||{typ}|{ctrl}|P|{ver}\rPID|1||{pid}\r"

@@ -129,6 +129,16 @@ def test_not_hl7_is_refused_with_ar_and_kept(client: TestClient, appended) -> No
     assert "MSH" in rejected.reason
 
 
+def test_empty_batch_is_refused_and_kept(client: TestClient, appended) -> None:
+    body = b"FHS|^~\\&|EPIC|NWH\rBHS|^~\\&|EPIC|NWH\rBTS|0\rFTS|1\r"
+    headers = auth(**ER7)
+    response = client.post("/hl7v2", content=body, headers=headers)
+    assert response.status_code == 400
+    assert msa(response.content)[0][1] == "AR"
+    [(_, rejected)] = appended("rejected", headers["X-Request-ID"])
+    assert rejected.original == body
+
+
 def test_wrong_content_type_is_415_and_kept(client: TestClient, corpus: Path, appended) -> None:
     message = (corpus / "hl7v2" / "adt_a40_merge_v2.5.1.hl7").read_bytes()
     headers = auth(**{"content-type": "application/json"})
