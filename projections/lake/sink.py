@@ -188,9 +188,14 @@ class LakeSink:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
-        config = consumer_config(self.settings, self.settings.lake_group_id, **{"enable.partition.eof": False})
+        # A short session: a sink restarted after a crash waits this long for the dead
+        # member's partitions (heartbeats come from librdkafka's thread, not from this loop).
+        config = consumer_config(self.settings, self.settings.lake_group_id,
+                                 **{"enable.partition.eof": False, "session.timeout.ms": 10_000,
+                                    "heartbeat.interval.ms": 2_000})  # fmt: skip
         consumer = Consumer(config)
         pending: list[Message] = []
+        assigned = threading.Event()  # idle time counts only once there is something to read
 
         def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
             resume = self.load_positions([tp.partition for tp in partitions])
@@ -199,6 +204,7 @@ class LakeSink:
                 tp.offset = OFFSET_BEGINNING if start is None else start
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
             c.assign(partitions)
+            assigned.set()
 
         def on_revoke(c: Consumer, partitions: list[TopicPartition]) -> None:
             # Another member gets them and resumes from the tables: drop what is not written.
@@ -234,6 +240,8 @@ class LakeSink:
                                                     for (t, p), o in batch.read_up_to.items()])  # fmt: skip
                     pending.clear()
                     deadline = None
+                    idle_since = now
+                elif not assigned.is_set():
                     idle_since = now
                 elif not pending and idle_timeout is not None and now - idle_since > idle_timeout:
                     break

@@ -1,0 +1,100 @@
+"""Exactly once across crashes: `carelog sink` SIGKILLed mid-batch, restarted, several times.
+
+Small batches make a kill land between the bronze commit and the silver commits (or inside
+one) most of the time; the test records how often the tables disagreed right after a kill.
+At the end every change is in bronze exactly once and silver holds exactly the current state.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from projections.lake.maintenance import positions
+from streams.producer import EventProducer
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES
+from tests.projections import fhir_samples as fx
+from tests.projections.lake_support import append, change, rows_of
+
+pytestmark = pytest.mark.kafka
+
+PATIENTS = 1500
+
+
+def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    carelog = str(Path(sys.executable).with_name("carelog"))
+    with log.open("ab") as out:
+        return subprocess.Popen([carelog, "sink", "--idle", "4"], env=env, stdout=out, stderr=out)
+
+
+def bronze_version(lake: Path) -> int:
+    try:
+        return DeltaTable(str(lake / "bronze/resource_changes")).version()
+    except Exception:
+        return -1
+
+
+def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    prefix = uuid.uuid4().hex[:12]
+    ids = [f"{prefix}-{i}" for i in range(PATIENTS)]
+    deleted = set(ids[::7])
+    events = [change(fx.patient(i, family="v1")) for i in ids]
+    events += [change(fx.patient(i, family="v2"), 2) for i in ids]
+    events += [change(None, 3, rtype="Patient", rid=i) for i in sorted(deleted)]
+    with EventProducer(kafka_settings) as producer:
+        delivered = append(producer, events)
+
+    lake = tmp_path / "lake"
+    env = {**os.environ, "CARELOG_LAKE_URI": str(lake), "CARELOG_LAKE_GROUP_ID": f"crash-{prefix}",
+           "CARELOG_LAKE_BATCH_MAX_EVENTS": "250", "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.2",
+           "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.bootstrap}  # fmt: skip
+    rng = random.Random(prefix)
+    kills, disagreements = 0, 0
+    for _ in range(4):
+        sink = start_sink(env, tmp_path / "sink.log")
+        started = bronze_version(lake)
+        deadline = time.monotonic() + 60
+        while bronze_version(lake) < started + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if sink.poll() is not None:
+            break  # it finished the whole topic before the kill
+        sink.send_signal(signal.SIGKILL)
+        sink.wait()
+        kills += 1
+        bronze = positions(DeltaTable(str(lake / "bronze/resource_changes")), FHIR_CHANGES)
+        patient = positions(DeltaTable(str(lake / "silver/patient")), FHIR_CHANGES)
+        disagreements += bronze != patient
+    assert kills >= 2, (tmp_path / "sink.log").read_text()[-3000:]
+
+    final = start_sink(env, tmp_path / "sink.log")
+    assert final.wait(timeout=240) == 0, (tmp_path / "sink.log").read_text()[-3000:]
+    print(f"{kills} kills, tables at different positions after {disagreements} of them")
+
+    wanted = set(ids)
+    bronze_rows = rows_of(DeltaTable(str(lake / "bronze/resource_changes")).to_pyarrow_table(
+        columns=["resource_id", "version", "kafka_partition", "kafka_offset"]), "resource_id", wanted)  # fmt: skip
+    positions_written = [(r["kafka_partition"], r["kafka_offset"]) for r in bronze_rows]
+    assert len(positions_written) == len(set(positions_written)), "a change was written twice"
+    assert set(positions_written) == {(d.partition, d.offset) for d in delivered}, "a change was lost"
+
+    patients = rows_of(DeltaTable(str(lake / "silver/patient")).to_pyarrow_table(
+        columns=["id", "family", "_version"]), "id", wanted)  # fmt: skip
+    assert len(patients) == len(wanted - deleted)
+    assert {p["id"] for p in patients} == wanted - deleted
+    assert all(p["family"] == "v2" and p["_version"] == 2 for p in patients)
+    idents = rows_of(DeltaTable(str(lake / "silver/patient_identifier")).to_pyarrow_table(
+        columns=["patient_id", "_version"]), "patient_id", wanted)  # fmt: skip
+    assert len(idents) == 2 * len(wanted - deleted)
