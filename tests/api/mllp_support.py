@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from api.ingest import Ingestor
 from api.mllp import MllpServer
@@ -130,10 +130,20 @@ class TopicReader:
         self.start = self._ends()
 
     def _ends(self) -> dict[int, int]:
-        return {
-            p: self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
-            for p in self.partitions
-        }
+        """High watermarks; retried while a fresh broker is still electing partition leaders."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return {
+                    p: self.consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, p), timeout=10
+                    )[1]
+                    for p in self.partitions
+                }
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def read(self) -> list[tuple[bytes | None, Event, int]]:
         """(key, event, partition) appended since this reader was made, in order per partition."""
