@@ -167,7 +167,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run the processors' Faust worker (replaces this process)."""
-    argv = [sys.executable, "-m", "processors.worker", "worker", "--loglevel", args.log_level]
+    argv = [sys.executable, "-m", "processors.worker", "worker", "--without-web",
+            "--loglevel", args.log_level]  # fmt: skip
     os.execv(sys.executable, argv)
     return 0
 

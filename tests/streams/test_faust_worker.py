@@ -46,7 +46,7 @@ def test_faust_worker_translates_events_with_the_avro_codec(
         "CARELOG_VAR_DIR": str(tmp_path),
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.streams.faust_echo_app", "worker", "-l", "warn"],
+        [sys.executable, "-m", "tests.streams.faust_echo_app", "worker", "--without-web", "-l", "warn"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
