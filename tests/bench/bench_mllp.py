@@ -45,31 +45,58 @@ def message_template() -> tuple[bytes, bytes]:
     return head, tail
 
 
+class Sender(asyncio.Protocol):
+    """One MLLP connection: keeps `window` messages in flight, checks every ACK is AA, and
+    records each message's send-to-ACK time. A bare Protocol keeps the client's own CPU
+    cost low: it shares the machine with the listener and the broker."""
+
+    def __init__(self, n: int, stop_at: float, window: int, latencies: list[float]) -> None:
+        self.head, self.tail = message_template()
+        self.n, self.stop_at, self.window, self.latencies = n, stop_at, window, latencies
+        self.sent: deque[float] = deque()
+        self.seq = self.acked = 0
+        self.buffer = b""
+        self.done = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        for _ in range(self.window):
+            self.send()
+
+    def send(self) -> None:
+        self.seq += 1
+        msh10 = b"B%03d-%015d" % (self.n, self.seq)
+        self.transport.write(b"\x0b" + self.head + msh10 + self.tail + b"\x1c\r")  # type: ignore[attr-defined]
+        self.sent.append(time.perf_counter())
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        *acks, self.buffer = self.buffer.split(b"\x1c\r")
+        now = time.perf_counter()
+        for ack in acks:
+            self.latencies.append(now - self.sent.popleft())
+            if b"MSA|AA|" not in ack and not self.done.done():
+                self.done.set_exception(AssertionError(f"not AA: {ack[:200]!r}"))
+            self.acked += 1
+            if now < self.stop_at:
+                self.send()
+        if not self.sent and not self.done.done():
+            self.done.set_result(self.acked)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionError("closed by the listener"))
+
+
 async def connection(port: int, n: int, stop_at: float, window: int, latencies: list[float]) -> int:
-    head, tail = message_template()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sent: deque[float] = deque()
-    seq = acked = 0
-    perf = time.perf_counter
-
-    def send() -> None:
-        nonlocal seq
-        seq += 1
-        writer.write(b"\x0b" + head + b"B%03d-%015d" % (n, seq) + tail + b"\x1c\r")
-        sent.append(perf())
-
-    for _ in range(window):
-        send()
-    while sent:
-        ack = await reader.readuntil(b"\x1c\r")
-        latencies.append(perf() - sent.popleft())
-        if b"MSA|AA|" not in ack:
-            raise AssertionError(f"not AA: {ack[:200]!r}")
-        acked += 1
-        if perf() < stop_at:
-            send()
-    writer.close()
-    return acked
+    loop = asyncio.get_running_loop()
+    transport, sender = await loop.create_connection(
+        lambda: Sender(n, stop_at, window, latencies), "127.0.0.1", port
+    )
+    try:
+        return int(await sender.done)
+    finally:
+        transport.close()
 
 
 async def load(
