@@ -103,10 +103,10 @@ def _child(name: str) -> Step:
         for node in nodes:
             if type(node) is dict:
                 value = node.get(name)
-                if value is None:
+                if value is None or value == {}:
                     continue
                 if type(value) is list:
-                    out.extend(v for v in value if v is not None)
+                    out.extend(v for v in value if v is not None and v != {})
                 else:
                     out.append(value)
         return out
@@ -123,9 +123,9 @@ def _choice(name: str, types: list[str]) -> Step:
             if type(node) is dict:
                 for key in keys:
                     value = node.get(key)
-                    if value is not None:
+                    if value is not None and value != {}:
                         if type(value) is list:
-                            out.extend(value)
+                            out.extend(v for v in value if v is not None and v != {})
                         else:
                             out.append(value)
         return out

@@ -92,8 +92,9 @@ def compare(live: sqlite3.Connection, rebuilt: sqlite3.Connection, limit: int = 
         left, right = _rows(live, sql), _rows(rebuilt, sql)
         a, b = next(left, None), next(right, None)
         while a is not None or b is not None:
-            ka = a[:3] if label == "version" else a[:1] if a else None
-            kb = b[:3] if label == "version" else b[:1] if b else None
+            width = 3 if label == "version" else 1
+            ka = a[:width] if a is not None else None
+            kb = b[:width] if b is not None else None
             if a is not None and (b is None or ka < kb):  # type: ignore[operator]
                 differences.append(f"{label} {ka} only in the live store")
                 digests[0].update(repr(a).encode())

@@ -49,7 +49,7 @@ def assert_same(resource: dict[str, Any]) -> None:
             assert " as " in ex.param.expression or ".as(" in ex.param.expression
             continue
         assert canonical(ex.extract(resource)) == canonical(expected), (
-            f"{ex.param.base}.{ex.param.name}: {ex.param.expression}"
+            f"{ex.param.base}.{ex.param.name}: {ex.param.expression} on {resource}"
         )
 
 
@@ -139,18 +139,31 @@ def paths(resource_type: str) -> list[list[str]]:
     return out
 
 
+TYPED = {
+    "datetime": date, "instant": date, "period": period, "quantity": quantity, "age": quantity,
+    "duration": quantity, "range": st.fixed_dictionaries({}, optional={"low": quantity, "high": quantity}),
+    "string": text, "codeableconcept": concept, "boolean": st.booleans(),
+    "sampleddata": st.fixed_dictionaries({"origin": quantity}), "reference": reference,
+    "timing": st.fixed_dictionaries({}, optional={"event": st.lists(date, max_size=2)}),
+}  # fmt: skip
+
+
 @st.composite
-def along(draw: st.DrawFn, keys: list[str]) -> Any:
+def along(draw: st.DrawFn, keys: list[str], picks: dict[str, str], typed: str | None = None) -> Any:
+    """A value along `keys`; one type per choice element (`picks`), as FHIR allows."""
     if not keys:
-        return draw(leaf)
+        return draw(TYPED.get((typed or "").lower(), leaf))
     name, *types = keys[0].split("|")
     key = name
+    chosen = None
     if types:
-        chosen = draw(st.sampled_from(types))
+        chosen = picks.get(name)  # an earlier path's pick wins: one type per element
+        if chosen is None:
+            chosen = picks[name] = draw(st.sampled_from(types))
         key = name + chosen[0].upper() + chosen[1:]
-    value = draw(along(keys[1:]))
+    value = draw(along(keys[1:], picks, chosen))
     if draw(st.booleans()):
-        value = [value, draw(along(keys[1:]))]
+        value = [value, draw(along(keys[1:], picks, chosen))]
     return {key: value}
 
 
@@ -160,14 +173,26 @@ def merge(a: Any, b: Any) -> Any:
     return b
 
 
+def prune(value: Any) -> Any:
+    """FHIR JSON has no empty objects, arrays or strings: drop them, as a parser would."""
+    if isinstance(value, dict):
+        kept = {k: prune(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in ({}, [], "", None)}
+    if isinstance(value, list):
+        kept_items = [prune(v) for v in value]
+        return [v for v in kept_items if v not in ({}, [], "", None)]
+    return value
+
+
 @st.composite
 def resources(draw: st.DrawFn) -> dict[str, Any]:
     resource_type = draw(st.sampled_from(RESOURCE_TYPES))
     options = paths(resource_type)
     body: dict[str, Any] = {}
+    picks: dict[str, str] = {}
     for keys in draw(st.lists(st.sampled_from(options), min_size=1, max_size=6)):
-        body = merge(body, draw(along(keys)))
-    return {**body, "resourceType": resource_type, "id": "x"}
+        body = merge(body, draw(along(keys, picks)))
+    return {**prune(body), "resourceType": resource_type, "id": "x"}
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
