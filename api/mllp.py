@@ -115,11 +115,18 @@ class MllpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_active = self.server.loop.time()
         for item in self.decoder.feed(data):
-            if type(item) is Frame:
-                self._on_frame(item.payload)
-            else:
-                assert isinstance(item, Broken)
-                self._on_broken(item)
+            try:
+                if type(item) is Frame:
+                    self._on_frame(item.payload)
+                else:
+                    assert isinstance(item, Broken)
+                    self._on_broken(item)
+            except Exception:  # a bug, not the sender's fault: answer AE in turn, keep serving
+                log.exception("mllp message handling failed", extra={"conn": self.id})
+                reply = Reply()
+                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+                self.pending.append(reply)
+                self._flush()
         if len(self.pending) >= MAX_IN_FLIGHT and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -193,8 +200,14 @@ class MllpConnection(asyncio.Protocol):
         # batches (LoopBridge) and each one settles its reply.
         try:
             future = self.ingestor.submit(event, inbound_key(Format.hl7v2, payload, sender))
-        except DeliveryFailed as exc:
+        except DeliveryFailed as exc:  # could not even be queued
             reply.data = self._not_stored(event, header, exc)
+            self._flush()
+            return
+        except Exception:
+            log.exception("mllp append failed", extra={"conn": self.id})
+            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+            self._flush()
             return
         self.server.bridge.when_done(future, lambda f: self._stored(reply, event, header, f))
 

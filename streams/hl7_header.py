@@ -62,6 +62,8 @@ def read_msh(payload: bytes) -> MshHeader:
         if found >= 0:
             end = found
     segment = start[:end].decode("latin-1")
+    if len(segment) < 4:
+        raise HeaderError("MSH-1", "the MSH segment ends before its field separator")
     sep = segment[3]
     if sep.isalnum() or sep.isspace():
         raise HeaderError("MSH-1", f"field separator {sep!r} is not valid")

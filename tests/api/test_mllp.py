@@ -134,6 +134,7 @@ def test_broken_framing_is_refused_with_ar_and_kept_on_rejected(
         (b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101||ORU^R01|CTRL1|P", "MSH-12"),
         (b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101|||CTRL2|P|2.5.1", "MSH-9"),
         (b"PID|1||X^^^Y", "MSH"),
+        (b"MSH\rPID|1||X^^^Y", "MSH-1"),
     ],
 )
 def test_unparseable_msh_gets_ar_naming_the_field(
