@@ -213,3 +213,30 @@ def test_kafka_unreachable_answers_ae_never_aa(kafka_settings: Settings) -> None
             return codes
 
         assert asyncio.run(main()) == ["AE", "AE", "AE", "AE"]
+
+
+def test_metrics_count_acks_by_code_and_logs_hold_no_patient_data(
+    listener: MllpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from api.json_logs import JsonFormatter
+
+    def acks(code: str) -> float:
+        return REGISTRY.get_sample_value("carelog_mllp_acks_total", {"code": code}) or 0.0
+
+    before = {code: acks(code) for code in ("AA", "AR")}
+    _, payload = hl7(patient="SECRET-MRN-991")
+
+    async def main() -> list[str]:
+        client = await MllpClient.connect(listener.port)
+        codes = [(await client.call(payload)).code, (await client.call(b"PID|SECRET-MRN-991")).code]
+        await client.close()
+        return codes
+
+    with caplog.at_level("INFO", logger="carelog.mllp"):
+        assert asyncio.run(main()) == ["AA", "AR"]
+    assert acks("AA") == before["AA"] + 1 and acks("AR") == before["AR"] + 1
+    lines = [JsonFormatter().format(r) for r in caplog.records]
+    assert any('"message":"mllp input refused"' in line for line in lines)
+    assert not any("SECRET-MRN-991" in line or "Haddad" in line for line in lines)
