@@ -10,10 +10,9 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
+from projections.lake.offsets import Positions
 from schemas.errors import CodecError
 from schemas.events import ResourceChanged, decode_event
-
-from projections.lake.offsets import Positions
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +50,29 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
     read: Positions = {}
     skipped = 0
     for msg in messages:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        topic, partition, offset = (
+            str(msg.topic()),
+            int(msg.partition() or 0),
+            int(msg.offset() or 0),
+        )
         read[(topic, partition)] = max(offset, read.get((topic, partition), -1))
         try:
             event = decode_event(msg.value() or b"")
         except CodecError as exc:
             skipped += 1
-            log.warning("skipping %s[%d]@%d: not a carelog event: %s", topic, partition, offset, exc)
+            log.warning(
+                "skipping %s[%d]@%d: not a carelog event: %s", topic, partition, offset, exc
+            )
             continue
         if not isinstance(event, ResourceChanged):
             skipped += 1
-            log.warning("skipping %s[%d]@%d: %s is not a ResourceChanged", topic, partition, offset,
-                        type(event).__name__)  # fmt: skip
+            log.warning(
+                "skipping %s[%d]@%d: %s is not a ResourceChanged",
+                topic,
+                partition,
+                offset,
+                type(event).__name__,
+            )
             continue
         changes.append(Change(event, topic, partition, offset))
     return Batch(changes, read, skipped)

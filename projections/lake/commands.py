@@ -14,15 +14,20 @@ from streams.settings import Settings
 
 def add_commands(sub: Any) -> None:
     """Add `sink` and `lake` to the `carelog` subparsers."""
-    sink = sub.add_parser("sink", help="the Delta Lake sink: carelog.fhir.changes -> bronze/silver tables")
+    sink = sub.add_parser(
+        "sink", help="the Delta Lake sink: carelog.fhir.changes -> bronze/silver tables"
+    )
     sink.add_argument("--idle", type=float, help="stop after this many seconds without changes")
     sink.set_defaults(func=cmd_sink)
 
     lake = sub.add_parser("lake", help="the Delta tables: list them, compact and vacuum them")
     lake.add_argument("action", choices=["tables", "optimize"])
     lake.add_argument("--json", action="store_true", help="tables: one JSON object per table")
-    lake.add_argument("--retention-hours", type=int,
-                      help="optimize: keep files younger than this (default CARELOG_LAKE_VACUUM_RETENTION_HOURS)")  # fmt: skip
+    lake.add_argument(
+        "--retention-hours",
+        type=int,
+        help="optimize: keep files younger than this (default CARELOG_LAKE_VACUUM_RETENTION_HOURS)",
+    )
     lake.set_defaults(func=cmd_lake)
 
 
@@ -38,7 +43,9 @@ def _table_names(settings: Settings) -> list[str]:
     from projections.lake.tables import BRONZE, Lake
     from projections.lake.views import SHIPPED_VIEWS, load_views
 
-    names = [BRONZE] + [f"silver/{v.name}" for v in load_views(SHIPPED_VIEWS, settings.lake_views_dir)]
+    names = [BRONZE] + [
+        f"silver/{v.name}" for v in load_views(SHIPPED_VIEWS, settings.lake_views_dir)
+    ]
     if settings.lake_deidentify_secret is not None:
         names += [f"deidentified/{n}" for n in names if n.startswith("silver/")]
     found = Lake.from_settings(settings).table_names()
@@ -53,7 +60,11 @@ def cmd_lake(args: argparse.Namespace, settings: Settings) -> int:
     lake = Lake.from_settings(settings)
     names = _table_names(settings)
     if args.action == "optimize":
-        hours = args.retention_hours if args.retention_hours is not None else settings.lake_vacuum_retention_hours
+        hours = (
+            args.retention_hours
+            if args.retention_hours is not None
+            else settings.lake_vacuum_retention_hours
+        )
         for name, done in optimize(lake, names, hours).items():
             print(f"{name}: {json.dumps(done)}")
         return 0
@@ -63,8 +74,10 @@ def cmd_lake(args: argparse.Namespace, settings: Settings) -> int:
             continue
         offsets = ", ".join(f"{p}:{o}" for p, o in sorted(info.positions.items())) or "none"
         partitioned = f" partitioned by {', '.join(info.partition_by)}" if info.partition_by else ""
-        print(f"{lake.uri_of(info.name)}  version {info.version}, {info.rows} rows, "
-              f"{info.files} files{partitioned}")  # fmt: skip
+        print(
+            f"{lake.uri_of(info.name)}  version {info.version}, {info.rows} rows, "
+            f"{info.files} files{partitioned}"
+        )
         print(f"  offsets of {FHIR_CHANGES} (partition:last offset): {offsets}")
         print("  columns: " + ", ".join(f"{n} {t}" for n, t in info.columns))
     return 0

@@ -52,9 +52,11 @@ class Deidentifier:
         out = {k: v for k, v in resource.items() if k not in DROP_TOP_LEVEL}
         if "address" in out:
             out["address"] = [
-                {k: a[k] for k in KEEP_ADDRESS if k in a} for a in out["address"] if isinstance(a, dict)
+                {k: a[k] for k in KEEP_ADDRESS if k in a}
+                for a in out["address"]
+                if isinstance(a, dict)
             ]
-        out = self._walk(out, shift, None)
+        out = dict(self._walk(out, shift, None))
         if "id" in resource:
             out["id"] = self.resource_id(rtype, str(resource["id"]))
         return out

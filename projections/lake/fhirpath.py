@@ -30,12 +30,12 @@ _CHOICES: dict[str, list[str]] = _MODEL["choiceTypePaths"]
 _ELSEWHERE: dict[str, str] = _MODEL["pathsDefinedElsewhere"]
 # Backbone elements (Observation.component) have no type of their own: their path is the type.
 _BACKBONES: frozenset[str] = frozenset(
-    path.rsplit(".", i)[0]
-    for path in (*_PATH_TYPES, *_CHOICES)
-    for i in range(1, path.count("."))
+    path.rsplit(".", i)[0] for path in (*_PATH_TYPES, *_CHOICES) for i in range(1, path.count("."))
 )
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
-                    r"|(?P<var>%[A-Za-z_][A-Za-z0-9_]*)|(?P<op>!=|[.()\[\]=,]))")  # fmt: skip
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<var>%[A-Za-z_][A-Za-z0-9_]*)|(?P<op>!=|[.()\[\]=,]))"
+)
 
 
 class Unsupported(Exception):
@@ -124,6 +124,13 @@ def _navigate(keys: tuple[str, ...]) -> Step:
     return step
 
 
+def _index(i: int) -> Step:
+    def step(coll: Collection) -> Collection:
+        return coll[i : i + 1]
+
+    return step
+
+
 def _cap(type_name: str) -> str:
     return type_name[0].upper() + type_name[1:]
 
@@ -185,7 +192,7 @@ class _Parser:
                 self.pos += 1
                 index = int(self.take("num"))
                 self.take("op", "]")
-                steps.append(lambda coll, i=index: coll[i : i + 1])
+                steps.append(_index(index))
             first = False
 
     def literal(self) -> Any:
@@ -318,7 +325,7 @@ def fhirpathpy_path(
     def evaluate(node: Any) -> Collection:
         # An element below the resource keeps its type path, so choice types still resolve.
         plain = context is None or not isinstance(node, dict) or "resourceType" in node
-        root = node if plain else ResourceNode.create_node(node, context)
+        root = node if plain else ResourceNode.create_node(node, context)  # type: ignore[no-untyped-call]
         return [_plain(v) for v in fn(root, variables)]
 
     return CompiledPath(expression, context, False, evaluate)
@@ -339,7 +346,17 @@ def compile_path(
     except (Unsupported, ValueError):
         return fhirpathpy_path(expression, context, constants)
 
-    def evaluate(node: Any) -> Collection:
-        return _run(steps, [node])
+    if len(steps) == 1:
+        only = steps[0]
+
+        def evaluate(node: Any) -> Collection:
+            return only([node])
+    else:
+
+        def evaluate(node: Any) -> Collection:
+            coll = [node]
+            for step in steps:
+                coll = step(coll)
+            return coll
 
     return CompiledPath(expression, context, True, evaluate)

@@ -30,14 +30,20 @@ def table_positions(table: DeltaTable, topic: str, partitions: Iterable[int]) ->
     return out
 
 
-def commit_properties(positions: Mapping[tuple[str, int], int], **metadata: str) -> CommitProperties:
+def commit_properties(
+    positions: Mapping[tuple[str, int], int], **metadata: str
+) -> CommitProperties:
     return CommitProperties(
-        app_transactions=[Transaction(app_id(t, p), off) for (t, p), off in sorted(positions.items())],
+        app_transactions=[
+            Transaction(app_id(t, p), off) for (t, p), off in sorted(positions.items())
+        ],
         custom_metadata={"carelog.writer": "carelog sink", **metadata},
     )
 
 
-def resume_offsets(per_table: Iterable[Positions], topic: str, partitions: Iterable[int]) -> dict[int, int | None]:
+def resume_offsets(
+    per_table: Iterable[Positions], topic: str, partitions: Iterable[int]
+) -> dict[int, int | None]:
     """Where to start reading each partition: after the lowest position of all tables.
 
     None means from the beginning (some table has nothing of that partition yet).
@@ -46,5 +52,9 @@ def resume_offsets(per_table: Iterable[Positions], topic: str, partitions: Itera
     out: dict[int, int | None] = {}
     for p in partitions:
         known = [t.get((topic, p)) for t in tables]
-        out[p] = None if not tables or any(k is None for k in known) else min(k for k in known if k is not None) + 1
+        out[p] = (
+            None
+            if not tables or any(k is None for k in known)
+            else min(k for k in known if k is not None) + 1
+        )
     return out

@@ -53,7 +53,9 @@ def flatten(
     rows: list[dict[str, Any]] = []
     system: dict[str, list[Any]] = {f.name: [] for f in SYSTEM_FIELDS}
     ids, versions, failures, merge = [], [], 0, False
-    for change in latest_per_resource([c for c in changes if c.event.resource_type == view.resource]):
+    for change in latest_per_resource(
+        [c for c in changes if c.event.resource_type == view.resource]
+    ):
         event = change.event
         rid = key(event.resource_id)
         ids.append(rid)
@@ -68,8 +70,14 @@ def flatten(
             new = view.rows(resource)
         except ViewEvaluationError as exc:
             failures += 1
-            log.warning("view %s: %s/%s v%d gives no rows: %s", view.name, event.resource_type,
-                        event.resource_id, event.version, exc)  # fmt: skip
+            log.warning(
+                "view %s: %s/%s v%d gives no rows: %s",
+                view.name,
+                event.resource_type,
+                event.resource_id,
+                event.version,
+                exc,
+            )
             continue
         rows += new
         system["_resource_id"] += [rid] * len(new)
@@ -92,8 +100,13 @@ def write(
 ) -> dict[str, Any]:
     """Apply one batch to the table in one commit (append or merge); returns its metrics."""
     if not flat.needs_merge:
-        write_deltalake(table, flat.rows, mode="append", commit_properties=commit,
-                        storage_options=storage_options)  # fmt: skip
+        write_deltalake(
+            table,
+            flat.rows,
+            mode="append",
+            commit_properties=commit,
+            storage_options=storage_options,
+        )
         return {"num_target_rows_inserted": flat.rows.num_rows}
     schema = view.schema
     markers = pa.table(

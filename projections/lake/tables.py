@@ -76,6 +76,8 @@ class Lake:
             folder = Path(root.removeprefix("file://"))
             if folder.is_dir():
                 names += [
-                    f"{group}/{p.name}" for p in sorted(folder.iterdir()) if (p / "_delta_log").is_dir()
+                    f"{group}/{p.name}"
+                    for p in sorted(folder.iterdir())
+                    if (p / "_delta_log").is_dir()
                 ]
         return names

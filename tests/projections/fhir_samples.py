@@ -19,24 +19,52 @@ def patient(pid: str, family: str = "Everyman", mrn: str = "MRN-1") -> Resource:
         "id": pid,
         "meta": {"versionId": "1", "lastUpdated": "2024-03-01T10:00:00.000Z"},
         "identifier": [
-            {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                  "code": "MR"}]},
-             "system": "urn:oid:1.2.3.4", "value": mrn, "assigner": {"display": "GOOD HEALTH"}},
+            {
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+                    ]
+                },
+                "system": "urn:oid:1.2.3.4",
+                "value": mrn,
+                "assigner": {"display": "GOOD HEALTH"},
+            },
             {"type": {"coding": [{"code": "SS"}]}, "value": "123-45-6789"},
-        ],  # fmt: skip
+        ],
         "active": True,
         "name": [{"use": "official", "family": family, "given": ["Adam", "A."]}],
         "telecom": [{"system": "phone", "value": "(555)555-2004", "use": "home"}],
         "gender": "male",
         "birthDate": "1980-06-15",
         "deceasedBoolean": False,
-        "address": [{"line": ["2222 Home Street"], "city": "Ann Arbor", "state": "MI",
-                     "postalCode": "99999", "country": "USA"}],  # fmt: skip
-        "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]},
+        "address": [
+            {
+                "line": ["2222 Home Street"],
+                "city": "Ann Arbor",
+                "state": "MI",
+                "postalCode": "99999",
+                "country": "USA",
+            }
+        ],
+        "maritalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}
+            ]
+        },
         "extension": [
-            {"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
-             "extension": [{"url": "ombCategory", "valueCoding": {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2106-3"}}]}
-        ],  # fmt: skip
+            {
+                "url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race",
+                "extension": [
+                    {
+                        "url": "ombCategory",
+                        "valueCoding": {
+                            "system": "urn:oid:2.16.840.1.113883.6.238",
+                            "code": "2106-3",
+                        },
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -62,15 +90,29 @@ def observation(oid: str, pid: str, value: float = 7.2, code: str = "6690-2") ->
         "id": oid,
         "meta": {"versionId": "1", "lastUpdated": "2024-03-01T10:00:00.000Z"},
         "status": "preliminary",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": "Leukocytes"}]},
         "subject": {"reference": f"Patient/{pid}"},
         "effectiveDateTime": "2024-03-01T07:45:00Z",
         "issued": "2024-03-01T09:00:00.000Z",
-        "valueQuantity": {"value": value, "unit": "10*3/uL", "system": "http://unitsofmeasure.org", "code": "10*3/uL"},
+        "valueQuantity": {
+            "value": value,
+            "unit": "10*3/uL",
+            "system": "http://unitsofmeasure.org",
+            "code": "10*3/uL",
+        },
         "interpretation": [{"coding": [{"code": "H"}]}],
         "referenceRange": [{"low": {"value": 4.5}, "high": {"value": 11.0}}],
-    }  # fmt: skip
+    }
 
 
 def blood_pressure(oid: str, pid: str) -> Resource:
@@ -83,12 +125,16 @@ def blood_pressure(oid: str, pid: str) -> Resource:
         "subject": {"reference": f"Patient/{pid}"},
         "effectiveDateTime": "2024-03-01T07:00:00Z",
         "component": [
-            {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
-             "valueQuantity": {"value": 120, "unit": "mm[Hg]", "code": "mm[Hg]"}},
-            {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
-             "valueQuantity": {"value": 80, "unit": "mm[Hg]", "code": "mm[Hg]"}},
+            {
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                "valueQuantity": {"value": 120, "unit": "mm[Hg]", "code": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                "valueQuantity": {"value": 80, "unit": "mm[Hg]", "code": "mm[Hg]"},
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def condition(cid: str, pid: str) -> Resource:
@@ -99,11 +145,19 @@ def condition(cid: str, pid: str) -> Resource:
         "clinicalStatus": {"coding": [{"code": "active"}]},
         "verificationStatus": {"coding": [{"code": "confirmed"}]},
         "category": [{"coding": [{"code": "encounter-diagnosis"}]}],
-        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "J18.9", "display": "Pneumonia"}]},
+        "code": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                    "code": "J18.9",
+                    "display": "Pneumonia",
+                }
+            ]
+        },
         "subject": {"reference": f"Patient/{pid}"},
         "onsetDateTime": "2024-02-27",
         "recordedDate": "2024-02-28T08:30:00Z",
-    }  # fmt: skip
+    }
 
 
 def diagnostic_report(rid: str, pid: str, results: list[str], sr: str | None = None) -> Resource:
@@ -113,12 +167,14 @@ def diagnostic_report(rid: str, pid: str, results: list[str], sr: str | None = N
         "meta": {"versionId": "1", "lastUpdated": "2024-03-01T10:00:00.000Z"},
         "status": "preliminary",
         "category": [{"coding": [{"code": "LAB"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC panel"}]},
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "58410-2", "display": "CBC panel"}]
+        },
         "subject": {"reference": f"Patient/{pid}"},
         "effectiveDateTime": "2024-03-01T07:45:00Z",
         "issued": "2024-03-01T09:00:00+01:00",
         "result": [{"reference": f"Observation/{o}"} for o in results],
-    }  # fmt: skip
+    }
     if sr:
         report["basedOn"] = [{"reference": f"ServiceRequest/{sr}"}]
     return report
@@ -156,12 +212,21 @@ def imaging_study(iid: str, pid: str) -> Resource:
         "numberOfSeries": 2,
         "numberOfInstances": 3,
         "series": [
-            {"uid": "1.3.6.1.4.1.5962.1.3.1", "number": 1, "modality": {"code": "CT"},
-             "numberOfInstances": 2, "bodySite": {"code": "67734004"}},
-            {"uid": "1.3.6.1.4.1.5962.1.3.2", "number": 2, "modality": {"code": "CT"},
-             "numberOfInstances": 1},
+            {
+                "uid": "1.3.6.1.4.1.5962.1.3.1",
+                "number": 1,
+                "modality": {"code": "CT"},
+                "numberOfInstances": 2,
+                "bodySite": {"code": "67734004"},
+            },
+            {
+                "uid": "1.3.6.1.4.1.5962.1.3.2",
+                "number": 2,
+                "modality": {"code": "CT"},
+                "numberOfInstances": 1,
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def immunization(iid: str, pid: str) -> Resource:
@@ -170,7 +235,15 @@ def immunization(iid: str, pid: str) -> Resource:
         "id": iid,
         "meta": {"versionId": "1", "lastUpdated": "2024-03-01T10:00:00.000Z"},
         "status": "completed",
-        "vaccineCode": {"coding": [{"system": "http://hl7.org/fhir/sid/cvx", "code": "08", "display": "Hep B, adolescent or pediatric"}]},
+        "vaccineCode": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/cvx",
+                    "code": "08",
+                    "display": "Hep B, adolescent or pediatric",
+                }
+            ]
+        },
         "patient": {"reference": f"Patient/{pid}"},
         "occurrenceDateTime": "2024-02-01T10:00:00Z",
         "lotNumber": "L-1234",
@@ -178,7 +251,7 @@ def immunization(iid: str, pid: str) -> Resource:
         "route": {"coding": [{"code": "IM"}]},
         "site": {"coding": [{"code": "LA"}]},
         "doseQuantity": {"value": 0.5, "unit": "mL", "code": "mL"},
-    }  # fmt: skip
+    }
 
 
 def allergy(aid: str, pid: str) -> Resource:
@@ -193,7 +266,9 @@ def allergy(aid: str, pid: str) -> Resource:
         "code": {"coding": [{"code": "7980", "display": "Penicillin"}]},
         "patient": {"reference": f"Patient/{pid}"},
         "onsetDateTime": "2010",
-        "reaction": [{"manifestation": [{"coding": [{"display": "Hives"}]}], "severity": "moderate"}],
+        "reaction": [
+            {"manifestation": [{"coding": [{"display": "Hives"}]}], "severity": "moderate"}
+        ],
     }
 
 

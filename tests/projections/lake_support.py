@@ -16,16 +16,25 @@ from streams.producer import Delivered, EventProducer, Outgoing
 from streams.topics import FHIR_CHANGES
 
 
-def change(resource: dict[str, Any] | None, version: int = 1, *, rtype: str | None = None,
-           rid: str | None = None, recorded_at: datetime | None = None) -> ResourceChanged:  # fmt: skip
+def change(
+    resource: dict[str, Any] | None,
+    version: int = 1,
+    *,
+    rtype: str | None = None,
+    rid: str | None = None,
+    recorded_at: datetime | None = None,
+) -> ResourceChanged:
     """The ResourceChanged of `resource` at `version` (None with rtype/rid: a delete)."""
     now = recorded_at or datetime.now(UTC)
     rtype = rtype or (resource or {})["resourceType"]
     rid = rid or (resource or {})["id"]
     body = None
     if resource is not None:
-        meta = {**resource.get("meta", {}), "versionId": str(version),
-                "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z")}  # fmt: skip
+        meta = {
+            **resource.get("meta", {}),
+            "versionId": str(version),
+            "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
         body = orjson.dumps({**resource, "meta": meta}, option=orjson.OPT_SORT_KEYS).decode()
     return ResourceChanged(
         event_id=str(uuid.uuid4()),
@@ -45,7 +54,9 @@ def change(resource: dict[str, Any] | None, version: int = 1, *, rtype: str | No
     )
 
 
-def append(producer: EventProducer, changes: list[ResourceChanged], topic: str = FHIR_CHANGES) -> list[Delivered]:
+def append(
+    producer: EventProducer, changes: list[ResourceChanged], topic: str = FHIR_CHANGES
+) -> list[Delivered]:
     return producer.send_many(Outgoing(topic, c.key, encode_event(c)) for c in changes)
 
 

@@ -11,35 +11,63 @@ from projections.lake.fhirpath import compile_path, fhirpathpy_path
 from projections.lake.views import SHIPPED_VIEWS, Select, load_views
 from tests.projections import fhir_samples as fx
 
-SAMPLES = fx.corpus_like("s") + [
+SAMPLES = [
+    *fx.corpus_like("s"),
     {"resourceType": "Patient", "id": "bare"},
-    {**fx.patient("dead"), "deceasedDateTime": "2020-01-01", "deceasedBoolean": None,
-     "link": [{"type": "replaced-by", "other": {"reference": "Patient/survivor"}},
-              {"type": "seealso", "other": {"reference": "http://x.org/fhir/Patient/p9/_history/2"}}],
-     "name": [{"family": "A", "given": []}, {"use": "official", "family": "B", "given": ["x"]}]},
+    {
+        **fx.patient("dead"),
+        "deceasedDateTime": "2020-01-01",
+        "deceasedBoolean": None,
+        "link": [
+            {"type": "replaced-by", "other": {"reference": "Patient/survivor"}},
+            {"type": "seealso", "other": {"reference": "http://x.org/fhir/Patient/p9/_history/2"}},
+        ],
+        "name": [{"family": "A", "given": []}, {"use": "official", "family": "B", "given": ["x"]}],
+    },
     {**fx.observation("str", "p"), "valueQuantity": None, "valueString": "positive"},
-    {**fx.observation("cc", "p"), "valueQuantity": None,
-     "valueCodeableConcept": {"coding": [{"code": "260385009"}]}},
+    {
+        **fx.observation("cc", "p"),
+        "valueQuantity": None,
+        "valueCodeableConcept": {"coding": [{"code": "260385009"}]},
+    },
     {**fx.observation("bool", "p"), "valueQuantity": None, "valueBoolean": False},
     {**fx.observation("int", "p"), "valueQuantity": {"value": 5}},
-]  # fmt: skip
+]
 EXTRA = [
-    ("Patient", "name.given"), ("Patient", "name[1].family"), ("Patient", "name.family[0]"),
-    ("Patient", "Patient.name.family"), ("Patient", "name.where(use = 'official').given.first()"),
-    ("Patient", "name.where(use != 'official').family"), ("Patient", "identifier.exists()"),
-    ("Patient", "telecom.empty()"), ("Patient", "name.given.count()"), ("Patient", "name.given.join(',')"),
-    ("Patient", "name.given.join()"), ("Patient", "deceased"), ("Patient", "link.other.getReferenceKey()"),
-    ("Patient", "link.other.getReferenceKey(Patient)"), ("Patient", "link.other.getReferenceKey(Group)"),
-    ("Patient", "active = true"), ("Patient", "active = false"), ("Patient", "gender = 'male'"),
-    ("Patient", "gender != 'male'"), ("Patient", "name.last().family"),
-    ("Observation", "value"), ("Observation", "value.ofType(integer)"),
-    ("Observation", "component.value.ofType(Quantity).value"), ("Observation", "component.code.coding.code"),
+    ("Patient", "name.given"),
+    ("Patient", "name[1].family"),
+    ("Patient", "name.family[0]"),
+    ("Patient", "Patient.name.family"),
+    ("Patient", "name.where(use = 'official').given.first()"),
+    ("Patient", "name.where(use != 'official').family"),
+    ("Patient", "identifier.exists()"),
+    ("Patient", "telecom.empty()"),
+    ("Patient", "name.given.count()"),
+    ("Patient", "name.given.join(',')"),
+    ("Patient", "name.given.join()"),
+    ("Patient", "deceased"),
+    ("Patient", "link.other.getReferenceKey()"),
+    ("Patient", "link.other.getReferenceKey(Patient)"),
+    ("Patient", "link.other.getReferenceKey(Group)"),
+    ("Patient", "active = true"),
+    ("Patient", "active = false"),
+    ("Patient", "gender = 'male'"),
+    ("Patient", "gender != 'male'"),
+    ("Patient", "name.last().family"),
+    ("Observation", "value"),
+    ("Observation", "value.ofType(integer)"),
+    ("Observation", "component.value.ofType(Quantity).value"),
+    ("Observation", "component.code.coding.code"),
     ("Observation", "referenceRange.low.value"),
     ("Observation", "code.coding.where(system = 'http://loinc.org').code"),
-]  # fmt: skip
-FALLBACK = [("Patient", "name.select(family)"), ("Patient", "iif(active, 'y', 'n')"),
-            ("Patient", "birthDate > @2000-01-01"), ("Observation", "value is Quantity"),
-            ("Observation", "valueQuantity.value = 7.2")]  # fmt: skip
+]
+FALLBACK = [
+    ("Patient", "name.select(family)"),
+    ("Patient", "iif(active, 'y', 'n')"),
+    ("Patient", "birthDate > @2000-01-01"),
+    ("Observation", "value is Quantity"),
+    ("Observation", "valueQuantity.value = 7.2"),
+]
 
 
 def normalise(value: Any) -> Any:
@@ -71,7 +99,9 @@ def view_paths() -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("resource_type,context,expression", view_paths())
-def test_every_shipped_view_path_is_compiled_and_equal(resource_type: str, context: str, expression: str) -> None:
+def test_every_shipped_view_path_is_compiled_and_equal(
+    resource_type: str, context: str, expression: str
+) -> None:
     fast = compile_path(expression, context)
     slow = fhirpathpy_path(expression, context)
     assert fast.compiled, f"{expression} falls back to fhirpathpy"

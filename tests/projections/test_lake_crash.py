@@ -57,9 +57,14 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
         delivered = append(producer, events)
 
     lake = tmp_path / "lake"
-    env = {**os.environ, "CARELOG_LAKE_URI": str(lake), "CARELOG_LAKE_GROUP_ID": f"crash-{prefix}",
-           "CARELOG_LAKE_BATCH_MAX_EVENTS": "250", "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.2",
-           "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.bootstrap}  # fmt: skip
+    env = {
+        **os.environ,
+        "CARELOG_LAKE_URI": str(lake),
+        "CARELOG_LAKE_GROUP_ID": f"crash-{prefix}",
+        "CARELOG_LAKE_BATCH_MAX_EVENTS": "250",
+        "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.2",
+        "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+    }
     rng = random.Random(prefix)
     kills, disagreements = 0, 0
     for _ in range(4):
@@ -84,17 +89,34 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
     print(f"{kills} kills, tables at different positions after {disagreements} of them")
 
     wanted = set(ids)
-    bronze_rows = rows_of(DeltaTable(str(lake / "bronze/resource_changes")).to_pyarrow_table(
-        columns=["resource_id", "version", "kafka_partition", "kafka_offset"]), "resource_id", wanted)  # fmt: skip
+    bronze_rows = rows_of(
+        DeltaTable(str(lake / "bronze/resource_changes")).to_pyarrow_table(
+            columns=["resource_id", "version", "kafka_partition", "kafka_offset"]
+        ),
+        "resource_id",
+        wanted,
+    )
     positions_written = [(r["kafka_partition"], r["kafka_offset"]) for r in bronze_rows]
     assert len(positions_written) == len(set(positions_written)), "a change was written twice"
-    assert set(positions_written) == {(d.partition, d.offset) for d in delivered}, "a change was lost"
+    assert set(positions_written) == {(d.partition, d.offset) for d in delivered}, (
+        "a change was lost"
+    )
 
-    patients = rows_of(DeltaTable(str(lake / "silver/patient")).to_pyarrow_table(
-        columns=["id", "family", "_version"]), "id", wanted)  # fmt: skip
+    patients = rows_of(
+        DeltaTable(str(lake / "silver/patient")).to_pyarrow_table(
+            columns=["id", "family", "_version"]
+        ),
+        "id",
+        wanted,
+    )
     assert len(patients) == len(wanted - deleted)
     assert {p["id"] for p in patients} == wanted - deleted
     assert all(p["family"] == "v2" and p["_version"] == 2 for p in patients)
-    idents = rows_of(DeltaTable(str(lake / "silver/patient_identifier")).to_pyarrow_table(
-        columns=["patient_id", "_version"]), "patient_id", wanted)  # fmt: skip
+    idents = rows_of(
+        DeltaTable(str(lake / "silver/patient_identifier")).to_pyarrow_table(
+            columns=["patient_id", "_version"]
+        ),
+        "patient_id",
+        wanted,
+    )
     assert len(idents) == 2 * len(wanted - deleted)

@@ -70,8 +70,9 @@ def test_corpus_end_to_end(lake_settings: Settings, producer: EventProducer) -> 
     delivered = append(producer, [change(r) for r in resources])
     sink_once(lake_settings)
 
-    bronze = rows_of(table(lake_settings, "bronze/resource_changes"), "resource_id",
-                     {r["id"] for r in resources})  # fmt: skip
+    bronze = rows_of(
+        table(lake_settings, "bronze/resource_changes"), "resource_id", {r["id"] for r in resources}
+    )
     assert len(bronze) == len(resources)
     assert {(r["kafka_partition"], r["kafka_offset"]) for r in bronze} == {
         (d.partition, d.offset) for d in delivered
@@ -81,48 +82,90 @@ def test_corpus_end_to_end(lake_settings: Settings, producer: EventProducer) -> 
     assert all(r["month"] == r["last_updated"].strftime("%Y-%m") for r in bronze)
     first = bronze[0]
     assert json.loads(first["resource"])["id"] == first["resource_id"]
-    assert first["inbound_topic"] == "carelog.inbound.hl7v2" and first["mapping_version"] == "tests/1"
-    assert DeltaTable(f"{lake_settings.lake_uri}/bronze/resource_changes").metadata().partition_columns == [
-        "resource_type", "month"]  # fmt: skip
+    assert (
+        first["inbound_topic"] == "carelog.inbound.hl7v2" and first["mapping_version"] == "tests/1"
+    )
+    assert DeltaTable(
+        f"{lake_settings.lake_uri}/bronze/resource_changes"
+    ).metadata().partition_columns == ["resource_type", "month"]
 
     pid = f"{prefix}-pat"
     [patient] = rows_of(table(lake_settings, "silver/patient"), "id", {pid})
-    assert {k: patient[k] for k in ("gender", "birth_date", "family", "given", "mrn", "city", "race",
-                                    "deceased", "_resource_id", "_version")} == {
-        "gender": "male", "birth_date": "1980-06-15", "family": "Everyman", "given": "Adam A.",
-        "mrn": "MRN-1", "city": "Ann Arbor", "race": "2106-3", "deceased": False,
-        "_resource_id": pid, "_version": 1,
-    }  # fmt: skip
+    assert {
+        k: patient[k]
+        for k in (
+            "gender",
+            "birth_date",
+            "family",
+            "given",
+            "mrn",
+            "city",
+            "race",
+            "deceased",
+            "_resource_id",
+            "_version",
+        )
+    } == {
+        "gender": "male",
+        "birth_date": "1980-06-15",
+        "family": "Everyman",
+        "given": "Adam A.",
+        "mrn": "MRN-1",
+        "city": "Ann Arbor",
+        "race": "2106-3",
+        "deceased": False,
+        "_resource_id": pid,
+        "_version": 1,
+    }
     idents = rows_of(table(lake_settings, "silver/patient_identifier"), "patient_id", {pid})
-    assert sorted((i["type"], i["value"]) for i in idents) == [("MR", "MRN-1"), ("SS", "123-45-6789")]
+    assert sorted((i["type"], i["value"]) for i in idents) == [
+        ("MR", "MRN-1"),
+        ("SS", "123-45-6789"),
+    ]
 
     obs = rows_of(table(lake_settings, "silver/observation"), "patient_id", {pid})
-    assert [(o["id"], o["code"], o["value_quantity"], o["value_unit"], o["component_count"]) for o in obs] == [
+    assert [
+        (o["id"], o["code"], o["value_quantity"], o["value_unit"], o["component_count"])
+        for o in obs
+    ] == [
         (f"{prefix}-bp", "85354-9", None, None, 2),
         (f"{prefix}-obs-1", "6690-2", 7.2, "10*3/uL", 0),
         (f"{prefix}-obs-2", "718-7", 13.5, "10*3/uL", 0),
-    ]  # fmt: skip
+    ]
     assert str(obs[1]["issued"]) == "2024-03-01 09:00:00+00:00"
     comps = rows_of(table(lake_settings, "silver/observation_component"), "patient_id", {pid})
-    assert sorted((c["code"], c["value_quantity"]) for c in comps) == [("8462-4", 80.0), ("8480-6", 120.0)]
+    assert sorted((c["code"], c["value_quantity"]) for c in comps) == [
+        ("8462-4", 80.0),
+        ("8480-6", 120.0),
+    ]
 
     expected_one_row = {
-        "encounter": ("class", "IMP"), "condition": ("code", "J18.9"),
+        "encounter": ("class", "IMP"),
+        "condition": ("code", "J18.9"),
         "diagnosticreport": ("service_request_id", f"{prefix}-sr"),
-        "servicerequest": ("placer_order_number", "ORD-778"), "imagingstudy": ("number_of_series", 2),
-        "immunization": ("vaccine_code", "08"), "allergyintolerance": ("category", ["medication"]),
-    }  # fmt: skip
+        "servicerequest": ("placer_order_number", "ORD-778"),
+        "imagingstudy": ("number_of_series", 2),
+        "immunization": ("vaccine_code", "08"),
+        "allergyintolerance": ("category", ["medication"]),
+    }
     for name, (column, value) in expected_one_row.items():
         [row] = rows_of(table(lake_settings, f"silver/{name}"), "patient_id", {pid})
         assert row[column] == value, name
     [dr] = rows_of(table(lake_settings, "silver/diagnosticreport"), "patient_id", {pid})
     assert str(dr["issued"]) == "2024-03-01 08:00:00+00:00"  # +01:00 normalised to UTC
-    results = rows_of(table(lake_settings, "silver/diagnosticreport_result"), "diagnostic_report_id",
-                      {f"{prefix}-dr"})  # fmt: skip
+    results = rows_of(
+        table(lake_settings, "silver/diagnosticreport_result"),
+        "diagnostic_report_id",
+        {f"{prefix}-dr"},
+    )
     assert [r["observation_id"] for r in results] == [f"{prefix}-obs-1", f"{prefix}-obs-2"]
-    series = rows_of(table(lake_settings, "silver/imagingstudy_series"), "imaging_study_id", {f"{prefix}-img"})
+    series = rows_of(
+        table(lake_settings, "silver/imagingstudy_series"), "imaging_study_id", {f"{prefix}-img"}
+    )
     assert [(s["number"], s["number_of_instances"], s["body_site"]) for s in series] == [
-        (1, 2, "67734004"), (2, 1, None)]  # fmt: skip
+        (1, 2, "67734004"),
+        (2, 1, None),
+    ]
 
 
 def test_updates_and_deletes_merge(lake_settings: Settings, producer: EventProducer) -> None:
@@ -134,17 +177,29 @@ def test_updates_and_deletes_merge(lake_settings: Settings, producer: EventProdu
     a2 = {**a, "identifier": a["identifier"][:1], "gender": "female"}  # one identifier fewer
     b2 = {**b, "name": [{"family": "B2"}]}
     b3 = {**b, "name": [{"family": "B3"}]}  # two versions in one batch: the last wins
-    append(producer, [change(a2, 2), change(b2, 2), change(b3, 3),
-                      change(None, 2, rtype="Patient", rid=c["id"])])  # fmt: skip
+    append(
+        producer,
+        [
+            change(a2, 2),
+            change(b2, 2),
+            change(b3, 3),
+            change(None, 2, rtype="Patient", rid=c["id"]),
+        ],
+    )
     sink_once(lake_settings)
 
     ids = {a["id"], b["id"], c["id"]}
     patients = rows_of(table(lake_settings, "silver/patient"), "id", ids)
     assert [(p["id"], p["gender"], p["family"], p["_version"]) for p in patients] == [
-        (a["id"], "female", "a", 2), (b["id"], "male", "B3", 3)]  # fmt: skip
+        (a["id"], "female", "a", 2),
+        (b["id"], "male", "B3", 3),
+    ]
     idents = rows_of(table(lake_settings, "silver/patient_identifier"), "patient_id", ids)
     assert sorted((i["patient_id"], i["_version"]) for i in idents) == [
-        (a["id"], 2), (b["id"], 3), (b["id"], 3)]  # fmt: skip
+        (a["id"], 2),
+        (b["id"], 3),
+        (b["id"], 3),
+    ]
 
     # Re-created after the delete: version 3 comes back.
     append(producer, [change(c, 3)])
@@ -153,16 +208,26 @@ def test_updates_and_deletes_merge(lake_settings: Settings, producer: EventProdu
     assert again["_version"] == 3
     bronze = rows_of(table(lake_settings, "bronze/resource_changes"), "resource_id", ids)
     assert sorted((r["resource_id"], r["version"], r["operation"]) for r in bronze) == sorted(
-        [(a["id"], 1, "upsert"), (a["id"], 2, "upsert"), (b["id"], 1, "upsert"), (b["id"], 2, "upsert"),
-         (b["id"], 3, "upsert"), (c["id"], 1, "upsert"), (c["id"], 2, "delete"), (c["id"], 3, "upsert")]
-    )  # fmt: skip
+        [
+            (a["id"], 1, "upsert"),
+            (a["id"], 2, "upsert"),
+            (b["id"], 1, "upsert"),
+            (b["id"], 2, "upsert"),
+            (b["id"], 3, "upsert"),
+            (c["id"], 1, "upsert"),
+            (c["id"], 2, "delete"),
+            (c["id"], 3, "upsert"),
+        ]
+    )
 
 
 def test_positions_are_in_the_tables_and_a_restart_writes_nothing_again(
     lake_settings: Settings, producer: EventProducer
 ) -> None:
     prefix = uuid.uuid4().hex[:12]
-    delivered = append(producer, [change(fx.observation(f"{prefix}-{i}", f"{prefix}-p")) for i in range(50)])
+    delivered = append(
+        producer, [change(fx.observation(f"{prefix}-{i}", f"{prefix}-p")) for i in range(50)]
+    )
     sink = sink_once(lake_settings)
     for target in sink.targets:  # every table, touched or not, records how far it has read
         for d in delivered:
@@ -184,11 +249,22 @@ def test_view_added_later_and_a_view_that_adds_a_column(
     views = tmp_path / "views"
     views.mkdir()
     # A new view: a table of its own, filled from the whole log.
-    (views / "patient_phone.json").write_text(json.dumps({
-        "resourceType": "ViewDefinition", "name": "patient_phone", "resource": "Patient",
-        "select": [{"column": [{"name": "id", "path": "getResourceKey()"}]},
-                   {"forEach": "telecom.where(system = 'phone')",
-                    "column": [{"name": "phone", "path": "value"}]}]}))  # fmt: skip
+    (views / "patient_phone.json").write_text(
+        json.dumps(
+            {
+                "resourceType": "ViewDefinition",
+                "name": "patient_phone",
+                "resource": "Patient",
+                "select": [
+                    {"column": [{"name": "id", "path": "getResourceKey()"}]},
+                    {
+                        "forEach": "telecom.where(system = 'phone')",
+                        "column": [{"name": "phone", "path": "value"}],
+                    },
+                ],
+            }
+        )
+    )
     # The shipped patient view with one more column: the table's schema grows.
     patient_view = json.loads((SHIPPED_VIEWS / "patient.json").read_text())
     patient_view["select"][0]["column"].append({"name": "phone", "path": "telecom.value.first()"})
@@ -210,10 +286,14 @@ def test_view_added_later_and_a_view_that_adds_a_column(
     assert rows[pats[1]["id"]]["phone"] is None  # older rows keep null until they change
 
 
-def test_readers_deltalake_polars_duckdb_and_time_travel(lake_settings: Settings, producer: EventProducer) -> None:
+def test_readers_deltalake_polars_duckdb_and_time_travel(
+    lake_settings: Settings, producer: EventProducer
+) -> None:
     prefix = uuid.uuid4().hex[:12]
     pid = f"{prefix}-p"
-    append(producer, [change(fx.observation(f"{prefix}-{i}", pid, value=float(i))) for i in range(5)])
+    append(
+        producer, [change(fx.observation(f"{prefix}-{i}", pid, value=float(i))) for i in range(5)]
+    )
     sink_once(lake_settings)
     uri = f"{lake_settings.lake_uri}/silver/observation"
     version_before = DeltaTable(uri).version()
@@ -223,9 +303,19 @@ def test_readers_deltalake_polars_duckdb_and_time_travel(lake_settings: Settings
     dt = DeltaTable(uri)
     # deltalake: SQL through its own engine. (Not pyarrow filters: files that delta-rs MERGE
     # or OPTIMIZE rewrote hold string_view columns pyarrow cannot compare, delta-rs#4579.)
-    found = QueryBuilder().register("observation", dt).execute(
-        f"SELECT value_quantity FROM observation WHERE patient_id = '{pid}'").read_all()  # fmt: skip
-    assert sorted(pa.table(found).column("value_quantity").to_pylist()) == [1.0, 2.0, 3.0, 4.0, 99.0]
+    found = (
+        QueryBuilder()
+        .register("observation", dt)
+        .execute(f"SELECT value_quantity FROM observation WHERE patient_id = '{pid}'")
+        .read_all()
+    )
+    assert sorted(pa.table(found).column("value_quantity").to_pylist()) == [
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        99.0,
+    ]
     assert pid in dt.to_pyarrow_table(columns=["patient_id"]).column("patient_id").to_pylist()
 
     frame = pl.scan_delta(uri).filter(pl.col("patient_id") == pid).collect()
@@ -240,15 +330,21 @@ def test_readers_deltalake_polars_duckdb_and_time_travel(lake_settings: Settings
         "SELECT count(*), max(version) FROM read_parquet($files, hive_partitioning = true) "
         "WHERE resource_type = 'Observation' AND resource_id LIKE $ids",
         params={"files": bronze.file_uris(), "ids": f"{prefix}-%"},
-    ).fetchall()  # fmt: skip
+    ).fetchall()
     assert (count, versions) == (6, 2)
 
 
 def test_deidentified_tables(lake_settings: Settings, producer: EventProducer) -> None:
     prefix = uuid.uuid4().hex[:12]
     pid = f"{prefix}-pat"
-    append(producer, [change(fx.patient(pid)), change(fx.observation(f"{prefix}-o", pid)),
-                      change(fx.encounter(f"{prefix}-e", pid))])  # fmt: skip
+    append(
+        producer,
+        [
+            change(fx.patient(pid)),
+            change(fx.observation(f"{prefix}-o", pid)),
+            change(fx.encounter(f"{prefix}-e", pid)),
+        ],
+    )
     settings = lake_settings.model_copy(update={"lake_deidentify_secret": SecretStr(SECRET)})
     sink_once(settings)
     deid = Deidentifier(SECRET.encode())
@@ -258,10 +354,15 @@ def test_deidentified_tables(lake_settings: Settings, producer: EventProducer) -
     assert patient["city"] is None and patient["state"] == "MI" and patient["gender"] == "male"
     assert patient["birth_date"] != "1980-06-15" and patient["_resource_id"] == hashed
     assert patient["_last_updated"] is None
-    assert rows_of(table(settings, "deidentified/silver/patient_identifier"), "patient_id", {hashed}) == []
+    assert (
+        rows_of(table(settings, "deidentified/silver/patient_identifier"), "patient_id", {hashed})
+        == []
+    )
     [obs] = rows_of(table(settings, "deidentified/silver/observation"), "patient_id", {hashed})
     [enc] = rows_of(table(settings, "deidentified/silver/encounter"), "patient_id", {hashed})
-    assert obs["id"] == deid.resource_id("Observation", f"{prefix}-o") and obs["value_quantity"] == 7.2
+    assert (
+        obs["id"] == deid.resource_id("Observation", f"{prefix}-o") and obs["value_quantity"] == 7.2
+    )
     # One shift per patient: the interval between the encounter start and the lab survives.
     shift = deid.shift_days(f"Patient/{pid}")
     assert shift != 0 or obs["effective_date_time"] == "2024-03-01T07:45:00Z"
@@ -275,22 +376,37 @@ def test_cli_lake_tables_and_optimize(lake_settings: Settings, producer: EventPr
     for i in range(3):  # three batches: three small files to compact
         append(producer, [change(fx.condition(f"{prefix}-{i}", f"{prefix}-p"))])
         sink_once(lake_settings)
-    env = {"CARELOG_LAKE_URI": lake_settings.lake_uri or "", "CARELOG_KAFKA_BOOTSTRAP": lake_settings.bootstrap}
+    env = {
+        "CARELOG_LAKE_URI": lake_settings.lake_uri or "",
+        "CARELOG_KAFKA_BOOTSTRAP": lake_settings.bootstrap,
+    }
     carelog = str(Path(sys.executable).with_name("carelog"))
-    listing = subprocess.run([carelog, "lake", "tables", "--json"], env=_env(env), capture_output=True,
-                             text=True, check=True)  # fmt: skip
+    listing = subprocess.run(
+        [carelog, "lake", "tables", "--json"],
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     infos = {i["name"]: i for i in map(json.loads, listing.stdout.splitlines())}
     cond = infos["silver/condition"]
     assert cond["rows"] >= 3 and ["code", "string"] in cond["columns"] and cond["positions"]
     assert infos["bronze/resource_changes"]["partition_by"] == ["resource_type", "month"]
     files_before = cond["files"]
-    done = subprocess.run([carelog, "lake", "optimize", "--retention-hours", "0"], env=_env(env),
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [carelog, "lake", "optimize", "--retention-hours", "0"],
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "silver/condition" in done.stdout
     after = DeltaTable(f"{lake_settings.lake_uri}/silver/condition")
     assert len(after.file_uris()) <= max(1, files_before)
     assert len(rows_of(after.to_pyarrow_table(), "patient_id", {f"{prefix}-p"})) == 3
-    human = subprocess.run([carelog, "lake", "tables"], env=_env(env), capture_output=True, text=True, check=True)
+    human = subprocess.run(
+        [carelog, "lake", "tables"], env=_env(env), capture_output=True, text=True, check=True
+    )
     assert "silver/condition" in human.stdout and "offsets of carelog.fhir.changes" in human.stdout
 
 
@@ -300,7 +416,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
-def test_lake_by_url_with_storage_options(lake_settings: Settings, producer: EventProducer, tmp_path: Path) -> None:
+def test_lake_by_url_with_storage_options(
+    lake_settings: Settings, producer: EventProducer, tmp_path: Path
+) -> None:
     prefix = uuid.uuid4().hex[:12]
     root = tmp_path / "url-lake"
     root.mkdir()

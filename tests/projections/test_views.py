@@ -15,8 +15,15 @@ from tests.projections import fhir_samples as fx
 
 
 def view(select: list[dict[str, Any]], **extra: Any):  # type: ignore[no-untyped-def]
-    return parse_view({"resourceType": "ViewDefinition", "name": "v", "resource": "Patient",
-                       "select": select, **extra})  # fmt: skip
+    return parse_view(
+        {
+            "resourceType": "ViewDefinition",
+            "name": "v",
+            "resource": "Patient",
+            "select": select,
+            **extra,
+        }
+    )
 
 
 ID = {"column": [{"name": "id", "path": "getResourceKey()"}]}
@@ -25,8 +32,16 @@ ID = {"column": [{"name": "id", "path": "getResourceKey()"}]}
 def test_shipped_views_cover_the_nine_resource_types() -> None:
     views = load_views(SHIPPED_VIEWS)
     assert {v.resource for v in views} == {
-        "Patient", "Encounter", "Observation", "Condition", "DiagnosticReport", "ServiceRequest",
-        "ImagingStudy", "Immunization", "AllergyIntolerance"}  # fmt: skip
+        "Patient",
+        "Encounter",
+        "Observation",
+        "Condition",
+        "DiagnosticReport",
+        "ServiceRequest",
+        "ImagingStudy",
+        "Immunization",
+        "AllergyIntolerance",
+    }
     for v in views:
         assert v.schema.names[-3:] == ["_resource_id", "_version", "_last_updated"]
 
@@ -36,21 +51,37 @@ def test_for_each_for_each_or_null_and_cross_join() -> None:
     patient = {**fx.patient("p"), "name": [{"family": "A"}, {"family": "B"}]}
     assert names.rows(patient) == [{"id": "p", "family": "A"}, {"id": "p", "family": "B"}]
     assert names.rows({"resourceType": "Patient", "id": "q"}) == []
-    or_null = view([ID, {"forEachOrNull": "name", "column": [{"name": "family", "path": "family"}]}])
+    or_null = view(
+        [ID, {"forEachOrNull": "name", "column": [{"name": "family", "path": "family"}]}]
+    )
     assert or_null.rows({"resourceType": "Patient", "id": "q"}) == [{"id": "q", "family": None}]
-    cross = view([{"forEach": "name", "column": [{"name": "f", "path": "family"}]},
-                  {"forEach": "identifier", "column": [{"name": "v", "path": "value"}]}])  # fmt: skip
+    cross = view(
+        [
+            {"forEach": "name", "column": [{"name": "f", "path": "family"}]},
+            {"forEach": "identifier", "column": [{"name": "v", "path": "value"}]},
+        ]
+    )
     assert len(cross.rows(patient)) == 2 * 2
 
 
 def test_union_all_where_and_constants() -> None:
     contacts = view(
-        [ID, {"unionAll": [{"forEach": "telecom", "column": [{"name": "value", "path": "value"}]},
-                           {"forEach": "address", "column": [{"name": "value", "path": "city"}]}]}],
-        where=[{"path": "gender = %g"}], constant=[{"name": "g", "valueCode": "male"}],
-    )  # fmt: skip
-    assert contacts.rows(fx.patient("p")) == [{"id": "p", "value": "(555)555-2004"},
-                                              {"id": "p", "value": "Ann Arbor"}]  # fmt: skip
+        [
+            ID,
+            {
+                "unionAll": [
+                    {"forEach": "telecom", "column": [{"name": "value", "path": "value"}]},
+                    {"forEach": "address", "column": [{"name": "value", "path": "city"}]},
+                ]
+            },
+        ],
+        where=[{"path": "gender = %g"}],
+        constant=[{"name": "g", "valueCode": "male"}],
+    )
+    assert contacts.rows(fx.patient("p")) == [
+        {"id": "p", "value": "(555)555-2004"},
+        {"id": "p", "value": "Ann Arbor"},
+    ]
     assert contacts.rows({**fx.patient("f"), "gender": "female"}) == []
 
 
@@ -71,10 +102,18 @@ def test_bad_definitions_are_refused_loudly() -> None:
 
 
 def test_arrow_types_follow_fhir_types() -> None:
-    v = view([{"column": [{"name": "active", "path": "active", "type": "boolean"},
-                          {"name": "updated", "path": "meta.lastUpdated", "type": "instant"},
-                          {"name": "n", "path": "name.count()", "type": "integer"},
-                          {"name": "name", "path": "name.first()"}]}])  # fmt: skip
+    v = view(
+        [
+            {
+                "column": [
+                    {"name": "active", "path": "active", "type": "boolean"},
+                    {"name": "updated", "path": "meta.lastUpdated", "type": "instant"},
+                    {"name": "n", "path": "name.count()", "type": "integer"},
+                    {"name": "name", "path": "name.first()"},
+                ]
+            }
+        ]
+    )
     rows = v.rows(fx.patient("p"))
     table = to_arrow(v, rows, {"_resource_id": ["p"], "_version": [1], "_last_updated": [None]})
     assert table.schema.field("active").type == pa.bool_()
@@ -102,5 +141,7 @@ def test_shift_date_keeps_precision() -> None:
     assert shift_date("1980", timedelta(days=10)) == "1980"
     assert shift_date("1980-12", timedelta(days=40)) == "1981-01"
     assert shift_date("2024-02-28", timedelta(days=2)) == "2024-03-01"
-    assert shift_date("2024-02-28T10:00:00+02:00", timedelta(days=-1)) == "2024-02-27T10:00:00+02:00"
+    assert (
+        shift_date("2024-02-28T10:00:00+02:00", timedelta(days=-1)) == "2024-02-27T10:00:00+02:00"
+    )
     assert shift_date("not a date", timedelta(days=1)) == "not a date"
