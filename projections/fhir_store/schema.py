@@ -113,11 +113,14 @@ ALL_INDEX_TABLES = sorted({table for table, _ in INDEX_TABLES.values()})
 def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
     """A connection in WAL mode; read-only connections never write, nor create the file."""
     if readonly:
-        uri = f"file:{Path(path).resolve()}?mode=ro"
+        # Not mode=ro: a reader of a WAL database must be able to create the -shm file when
+        # no writer is running. query_only keeps this connection from writing.
+        if not Path(path).exists():
+            raise StoreError(f"no FHIR store at {path}")
         try:
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot open the FHIR store {path} read-only: {exc}") from exc
+            raise StoreError(f"cannot open the FHIR store {path}: {exc}") from exc
         conn.execute("PRAGMA query_only = 1")
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
