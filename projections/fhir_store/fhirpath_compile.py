@@ -217,6 +217,22 @@ def _compile_branch(branch: str, resource_type: str) -> Extractor | None:
     return extract
 
 
+def root_keys(expression: str, resource_type: str) -> frozenset[str] | None:
+    """Top-level JSON keys the expression can read from; None when that is not plain.
+
+    A resource with none of them yields nothing, so the extractor need not run.
+    """
+    keys: set[str] = set()
+    for branch in split_union(expression):
+        match = re.match(r"^\(?\s*" + resource_type + r"\.(" + _IDENT + r")", branch)
+        if match is None:
+            return None
+        name = match.group(1)
+        choice = CHOICES.get(f"{resource_type}.{name}")
+        keys.update(name + t[0].upper() + t[1:] for t in choice) if choice else keys.add(name)
+    return frozenset(keys)
+
+
 def compile_expression(expression: str, resource_type: str) -> tuple[Extractor, bool]:
     """An extractor for `expression` on resources of `resource_type`, and whether compiled.
 

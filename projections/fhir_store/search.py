@@ -28,6 +28,7 @@ from projections.fhir_store.search_conditions import PRIORITY, Cond, ConditionBu
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
 MAX_INCLUDE_DEPTH = 3
+ESTIMATE_CAP = 2000  # rows a candidate driver is counted up to when choosing one
 IGNORED = frozenset({"_format", "_pretty"})
 # Sort column per index table: (ascending aggregate, descending aggregate).
 _SORT_COLUMN = {
@@ -142,6 +143,20 @@ class Searcher:
             req.conds.append(compartment_cond(self.registry, resource_type, compartment))
         return req
 
+    def _pick_driver(self, drivers: list[Cond]) -> Cond | None:
+        """The condition to read first: the fewest rows (counted up to a cap), then priority."""
+        if len(drivers) < 2:
+            return drivers[0] if drivers else None
+        sized = []
+        for cond in drivers:
+            rows = self.conn.execute(
+                f"SELECT count(*) FROM ({cond.driver_sql} LIMIT {ESTIMATE_CAP})", cond.driver_args
+            ).fetchone()[0]
+            sized.append((rows, cond.priority, cond))
+            if rows == 0:
+                break
+        return min(sized, key=lambda s: (s[0], s[1]))[2]
+
     def _order_by(self, resource_type: str, sort: list[tuple[str, bool]]) -> tuple[str, list[Any]]:
         terms = []
         for name, descending in sort:
@@ -171,8 +186,7 @@ class Searcher:
         if resource_type not in self.registry.by_type:
             raise SearchError("type", f"resource type {resource_type!r} is not served")
         req = self._parse(resource_type, params, compartment)
-        drivers = [c for c in req.conds if c.driver_sql is not None]
-        driver = min(drivers, key=lambda c: c.priority) if drivers else None
+        driver = self._pick_driver([c for c in req.conds if c.driver_sql is not None])
         filters = [c for c in req.conds if c is not driver]
         args: list[Any] = []
         if driver is not None:

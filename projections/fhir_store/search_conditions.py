@@ -68,23 +68,24 @@ def _ors(parts: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
 
 
 def _date_sql(prefix: str, low: int, high: int, lo: str = "x.lo", hi: str = "x.hi") -> tuple[str, list[Any]]:
-    eq = f"{lo} >= ? AND {hi} <= ?"
+    # The redundant `lo` bounds (lo <= hi always) let SQLite range-scan the (pid, lo) index.
+    eq = f"{lo} >= ? AND {lo} <= ? AND {hi} <= ?"
     if prefix == "eq":
-        return eq, [low, high]
+        return eq, [low, high, high]
     if prefix == "ne":
-        return f"NOT ({eq})", [low, high]
+        return f"NOT ({eq})", [low, high, high]
     if prefix == "gt":
         return f"{hi} > ?", [high]
     if prefix == "lt":
         return f"{lo} < ?", [low]
     if prefix == "ge":
-        return f"{hi} > ? OR ({eq})", [high, low, high]
+        return f"{hi} > ? OR ({eq})", [high, low, high, high]
     if prefix == "le":
-        return f"{lo} < ? OR ({eq})", [low, low, high]
+        return f"{lo} <= ? AND ({lo} < ? OR ({eq}))", [high, low, low, high, high]
     if prefix == "sa":
         return f"{lo} > ?", [high]
     if prefix == "eb":
-        return f"{hi} < ?", [low]
+        return f"{lo} < ? AND {hi} < ?", [low, low]
     # ap: the ranges overlap once the search range is widened by 10% of its distance to now
     return f"{hi} >= ? AND {lo} <= ?", [low, high]
 
