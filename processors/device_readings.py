@@ -41,6 +41,7 @@ from processors.device_codes import (
     UNIT_ALIASES,
     VITAL_SIGNS,
 )
+from processors import ids
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue
@@ -144,7 +145,7 @@ def _subject(patient: Any, issues: list[Issue]) -> dict[str, Any] | None:
     identifier: dict[str, Any] = {"system": system, "value": value}
     if assigner is not None:
         identifier["assigner"] = {"display": assigner}
-    patient_id = resource_id("Patient", assigner or system, value)
+    patient_id = ids.patient_id(system, value)
     return {"reference": f"Patient/{patient_id}", "identifier": identifier}
 
 

@@ -28,6 +28,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from processors.dicom_values import day, human_name, moment, number, text, uid, where
+from processors import ids
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue
@@ -73,13 +74,14 @@ def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     if patient_id is None:
         return None
     identifier: dict[str, Any] = {"value": patient_id}
+    system = system or (ids.local_system(issuer) if issuer else None)
     if system:
         identifier = {"system": system, **identifier}
     if issuer:
         identifier["assigner"] = {"display": issuer}
     patient: dict[str, Any] = {
         "resourceType": "Patient",
-        "id": resource_id("Patient", issuer or system or "", patient_id),
+        "id": ids.patient_id(identifier.get("system", ""), patient_id),
         "identifier": [identifier],
     }
     if name:

@@ -8,11 +8,32 @@ same message processed twice yields the same resources with the same ids
 from __future__ import annotations
 
 import uuid
+from urllib.parse import quote
 
-# Fixed forever: changing it would change every id carelog has ever assigned.
-CARELOG_NAMESPACE = uuid.UUID("6f0c2a4e-8d1b-5c3a-9e7f-0a1b2c3d4e5f")
+# uuid5(NAMESPACE_URL, "https://carelog/fhir-ids"). Fixed forever: changing it would change
+# every id carelog has ever assigned.
+CARELOG_NAMESPACE = uuid.UUID("fe8b97e0-0491-5218-945f-cd1ec0551b25")
+
+# Identifier.system of an assigning authority known only by its name (HL7 CX-4.1, a device
+# batch's assigner, DICOM IssuerOfPatientID), unless configured to a URI of its own.
+LOCAL_SYSTEM_BASE = "urn:carelog:sid:"
 
 
 def resource_id(resource_type: str, *parts: str) -> str:
-    """The id of the `resource_type` resource identified by `parts` (authority, value, ...)."""
-    return str(uuid.uuid5(CARELOG_NAMESPACE, resource_type + "|" + "|".join(parts)))
+    """The id of the `resource_type` resource identified by `parts` (authority, value, ...).
+
+    Parts are trimmed; an empty part stays, so ("A", "") and ("", "A") differ.
+    """
+    name = "|".join([resource_type, *(p.strip() for p in parts)])
+    return str(uuid.uuid5(CARELOG_NAMESPACE, name))
+
+
+def local_system(authority: str) -> str:
+    """The Identifier.system carelog gives an authority known only by its name."""
+    return LOCAL_SYSTEM_BASE + quote(authority, safe="")
+
+
+def patient_id(system: str, value: str) -> str:
+    """Every translator derives a Patient's id the same way, from Identifier.system|value, so
+    one patient sent as HL7, DICOM, device readings or FHIR lands on one resource."""
+    return resource_id("Patient", system, value)

@@ -9,7 +9,7 @@ from schemas.events import Format, InboundMessage
 def translate(event: InboundMessage, payload: bytes) -> Translation:
     """Translate the bytes of `event` (read from the blob store if it carries a reference)."""
     if event.format is Format.hl7v2:
-        from processors.hl7v2.translate import translate_hl7v2
+        from processors.hl7v2_adapter import translate_hl7v2
 
         return translate_hl7v2(payload, event.event_id)
     if event.format is Format.fhir:

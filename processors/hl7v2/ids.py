@@ -8,20 +8,10 @@ name is "ResourceType|part|part...", parts trimmed; an empty part stays empty so
 
 from __future__ import annotations
 
-import uuid
-from typing import Final
+from processors.ids import patient_id, resource_id
 
-# uuid5(NAMESPACE_URL, "https://carelog/fhir-ids") -- fixed forever: changing it re-keys everything.
-CARELOG_NAMESPACE: Final = uuid.UUID("fe8b97e0-0491-5218-945f-cd1ec0551b25")
-
-
-def resource_id(resource_type: str, *parts: str) -> str:
-    name = "|".join([resource_type, *(p.strip() for p in parts)])
-    return str(uuid.uuid5(CARELOG_NAMESPACE, name))
-
-
-def patient(system: str, value: str) -> str:
-    return resource_id("Patient", system, value)
+# One rule for every translator (processors/ids.py).
+patient = patient_id
 
 
 def encounter_by_visit(system: str, visit_number: str) -> str:

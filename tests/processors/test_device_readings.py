@@ -22,7 +22,8 @@ EVENT = "5f1d2c3b-0000-4000-8000-00000000d001"
 BATCH_BYTES = (CORPUS / "device" / "bedside_monitor_batch.json").read_bytes()
 BATCH: dict[str, Any] = orjson.loads(BATCH_BYTES)
 DEVICE_ID = resource_id("Device", "MON-4WEST-412B")
-PATIENT_ID = resource_id("Patient", "NWH", "MRN7731")  # authority: the assigner
+# One rule for every source: Identifier.system|value (processors/ids.py, patient_id).
+PATIENT_ID = resource_id("Patient", "urn:oid:2.16.840.1.113883.3.9001.1", "MRN7731")
 SUBJECT = {
     "reference": f"Patient/{PATIENT_ID}",
     "identifier": {
@@ -199,7 +200,7 @@ def test_an_unmapped_mdc_code_keeps_its_own_coding() -> None:
     assert_valid_r4b(observations["151708"])
 
 
-def test_patient_authority_is_the_system_without_an_assigner() -> None:
+def test_patient_id_is_the_same_without_an_assigner() -> None:
     batch = copy.deepcopy(BATCH)
     del batch["patient"]["assigner"]
     [_, first, *_] = translate_device(orjson.dumps(batch), EVENT).resources

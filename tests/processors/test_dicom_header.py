@@ -139,8 +139,11 @@ def test_issuer_and_full_person_name_and_birth_date() -> None:
     patient, study = (r.resource for r in translate_dicom(data, EVENT).resources)
     assert patient == {
         "resourceType": "Patient",
-        "id": resource_id("Patient", "NWH", "1CT1"),
-        "identifier": [{"value": "1CT1", "assigner": {"display": "NWH"}}],
+        # An issuer known only by name gets carelog's local system, as HL7 CX-4 does.
+        "id": resource_id("Patient", "urn:carelog:sid:NWH", "1CT1"),
+        "identifier": [
+            {"system": "urn:carelog:sid:NWH", "value": "1CT1", "assigner": {"display": "NWH"}}
+        ],
         "name": [{"family": "Doe", "given": ["Jane", "Q"], "prefix": ["Dr"], "suffix": ["III"]}],
         "gender": "female",
         "birthDate": "1970-04-12",

