@@ -158,6 +158,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
         Service("mllp", carelog_command("mllp"), "mllp://127.0.0.1:2575"),
         Service("worker", carelog_command("worker")),
+        Service("projection", carelog_command("projection"), f"FHIR store {settings.fhir_store_file}"),
+        Service("sink", carelog_command("sink"),
+                f"Delta tables {settings.lake_uri or settings.var_dir / 'lake'}"),  # fmt: skip
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
           "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
