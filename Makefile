@@ -29,8 +29,11 @@ stop: setup
 test: setup
 	$(BIN)/pytest
 
+# Figures, printed (median of three runs each); kept apart from the tests.
+BENCHES := bench_log bench_gateway_http bench_mllp bench_hl7v2_translate bench_processors \
+	bench_fhir_store bench_lake
 bench: setup
-	$(BIN)/python -m tests.bench.bench_log
+	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python -m tests.bench.$$b || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check .
