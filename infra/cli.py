@@ -41,19 +41,25 @@ def _fail(message: str) -> int:
 
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.uses_local_broker:
-        print(f"CARELOG_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}: using that cluster, starting nothing")
+        print(
+            f"CARELOG_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}: using that cluster, starting nothing"
+        )
         return 0
     broker = LocalBroker(settings)
     if args.action == "up":
         started = time.monotonic()
         status = broker.up()
-        print(f"kafka {status.bootstrap} up (pid {status.pid}) in {time.monotonic() - started:.1f}s; log {status.log_file}")
+        print(
+            f"kafka {status.bootstrap} up (pid {status.pid}) in {time.monotonic() - started:.1f}s; log {status.log_file}"
+        )
     elif args.action == "down":
         print("kafka stopped" if broker.down() else "kafka was not running")
     else:
         status = broker.status()
         state = "running" if status.running else "stopped"
-        print(f"kafka {state} on {status.bootstrap} pid={status.pid} data={status.data_dir} log={status.log_file}")
+        print(
+            f"kafka {state} on {status.bootstrap} pid={status.pid} data={status.data_dir} log={status.log_file}"
+        )
         return 0 if status.running else 3
     return 0
 
@@ -71,7 +77,9 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{topic.name:<28} {'missing':>10} {'':>8}  run: carelog topics create")
             continue
         configs = ", ".join(f"{k}={v}" for k, v in sorted(state.configs.items()))
-        print(f"{topic.name:<28} {state.partitions:>10} {state.replication:>8}  key: {topic.key}; {configs}")
+        print(
+            f"{topic.name:<28} {state.partitions:>10} {state.replication:>8}  key: {topic.key}; {configs}"
+        )
     return 0
 
 
@@ -130,7 +138,11 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
                 try:
                     print(event_json(decode_event(value), **position), flush=True)
                 except CodecError as exc:
-                    print(orjson.dumps({**position, "error": str(exc), "value": safe_value(value)}).decode())
+                    print(
+                        orjson.dumps(
+                            {**position, "error": str(exc), "value": safe_value(value)}
+                        ).decode()
+                    )
             shown += 1
     except KeyboardInterrupt:
         pass
@@ -158,9 +170,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
         Service("mllp", carelog_command("mllp"), "mllp://127.0.0.1:2575"),
         Service("worker", carelog_command("worker")),
-        Service("projection", carelog_command("projection"), f"FHIR store {settings.fhir_store_file}"),
-        Service("sink", carelog_command("sink"),
-                f"Delta tables {settings.lake_uri or settings.var_dir / 'lake'}"),  # fmt: skip
+        Service(
+            "projection", carelog_command("projection"), f"FHIR store {settings.fhir_store_file}"
+        ),
+        Service(
+            "sink",
+            carelog_command("sink"),
+            f"Delta tables {settings.lake_uri or settings.var_dir / 'lake'}",
+        ),
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
           "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
@@ -196,12 +213,23 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from api.dev_token import dev_secret_file, mint_token, signing_secret
 
     if settings.auth_hs256_secret is None:
-        print(f"signing with the development secret in {dev_secret_file(settings)}", file=sys.stderr)
+        print(
+            f"signing with the development secret in {dev_secret_file(settings)}", file=sys.stderr
+        )
         if settings.auth_jwks_url or settings.auth_public_key:
-            print("warning: the gateway verifies with CARELOG_AUTH_JWKS_URL/PUBLIC_KEY and will "
-                  "not accept this token; set CARELOG_AUTH_HS256_SECRET on both sides", file=sys.stderr)
-    token = mint_token(signing_secret(settings), args.scope, args.sub, args.ttl,
-                       audience=settings.auth_audience, issuer=settings.auth_issuer)
+            print(
+                "warning: the gateway verifies with CARELOG_AUTH_JWKS_URL/PUBLIC_KEY and will "
+                "not accept this token; set CARELOG_AUTH_HS256_SECRET on both sides",
+                file=sys.stderr,
+            )
+    token = mint_token(
+        signing_secret(settings),
+        args.scope,
+        args.sub,
+        args.ttl,
+        audience=settings.auth_audience,
+        issuer=settings.auth_issuer,
+    )
     print(token)  # last line: scripts take it with `| tail -1`
     return 0
 
@@ -237,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--idle", type=float, help="stop after this many seconds without events")
     tail.set_defaults(func=cmd_tail)
 
-    mllp = sub.add_parser("mllp", help="the MLLP listener: HL7 v2 over TCP/TLS, ACK once on the log")
+    mllp = sub.add_parser(
+        "mllp", help="the MLLP listener: HL7 v2 over TCP/TLS, ACK once on the log"
+    )
     mllp.add_argument("--host", default="127.0.0.1")
     mllp.add_argument("--port", type=int, default=2575)
     mllp.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
@@ -245,7 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     mllp.set_defaults(func=cmd_mllp)
 
     gateway = sub.add_parser("gateway", help="serve the HTTP gateway (HL7 v2, FHIR, devices)")
-    gateway.add_argument("--host", help="address to listen on (default CARELOG_GATEWAY_HOST, 127.0.0.1)")
+    gateway.add_argument(
+        "--host", help="address to listen on (default CARELOG_GATEWAY_HOST, 127.0.0.1)"
+    )
     gateway.add_argument("--port", type=int, help="port (default CARELOG_GATEWAY_PORT, 8080)")
     gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     gateway.set_defaults(func=cmd_gateway)
@@ -257,16 +289,24 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     worker = sub.add_parser("worker", help="the processors' Faust worker (several share the work)")
-    worker.add_argument("--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.add_argument(
+        "--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"]
+    )
     worker.set_defaults(func=cmd_worker)
 
     from projections.lake.commands import add_commands as add_lake_commands
 
     add_lake_commands(sub)  # sink, lake tables|optimize
 
-    projection = sub.add_parser("projection", help="the FHIR store: fold carelog.fhir.changes into SQLite")
-    projection.add_argument("action", nargs="?", default="run", choices=["run", "rebuild", "verify"])
-    projection.add_argument("--store", type=Path, help="store file (default CARELOG_FHIR_STORE_PATH)")
+    projection = sub.add_parser(
+        "projection", help="the FHIR store: fold carelog.fhir.changes into SQLite"
+    )
+    projection.add_argument(
+        "action", nargs="?", default="run", choices=["run", "rebuild", "verify"]
+    )
+    projection.add_argument(
+        "--store", type=Path, help="store file (default CARELOG_FHIR_STORE_PATH)"
+    )
     projection.add_argument("--idle", type=float, help="run: stop after this many idle seconds")
     projection.set_defaults(func=cmd_projection)
 

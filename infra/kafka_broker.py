@@ -74,7 +74,9 @@ class LocalBroker:
                 "to use an existing cluster"
             ) from None
         except subprocess.CalledProcessError as exc:
-            raise BrokerError(f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{exc.stdout}{exc.stderr}") from exc
+            raise BrokerError(
+                f"mvn could not resolve Kafka {KAFKA_VERSION}:\n{exc.stdout}{exc.stderr}"
+            ) from exc
         done.write_text(KAFKA_VERSION)
         return self.libs
 
@@ -160,11 +162,18 @@ class LocalBroker:
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 [
-                    "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
+                    "java",
+                    f"-Xmx{heap}",
+                    f"-Xms{heap}",
+                    "-XX:+UseG1GC",
                     "-XX:MaxGCPauseMillis=20",
-                    "-Djava.awt.headless=true", f"-Dlog4j.configuration=file:{LOG4J}",
-                    "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.config_file),
-                ],  # fmt: skip
+                    "-Djava.awt.headless=true",
+                    f"-Dlog4j.configuration=file:{LOG4J}",
+                    "-cp",
+                    f"{self.libs}/*",
+                    "kafka.Kafka",
+                    str(self.config_file),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -181,7 +190,9 @@ class LocalBroker:
                 return self.status()
             time.sleep(0.2)
         self.down()
-        raise BrokerError(f"the broker did not answer on {self.bootstrap} within {timeout:.0f}s; see {self.log_file}")
+        raise BrokerError(
+            f"the broker did not answer on {self.bootstrap} within {timeout:.0f}s; see {self.log_file}"
+        )
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout`). False if it was not running."""

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from processors import ids
 from processors.device_codes import (
     LOINC,
     MDC,
@@ -41,7 +42,6 @@ from processors.device_codes import (
     UNIT_ALIASES,
     VITAL_SIGNS,
 )
-from processors import ids
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue

@@ -27,8 +27,8 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from processors.dicom_values import day, human_name, moment, number, text, uid, where
 from processors import ids
+from processors.dicom_values import day, human_name, moment, number, text, uid, where
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue

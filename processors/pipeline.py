@@ -61,7 +61,11 @@ def rejection(
     sender: str | None = None,
 ) -> Output:
     event = Rejected(
-        event_id=str(uuid.uuid5(TRANSLATED_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{stage}")),
+        event_id=str(
+            uuid.uuid5(
+                TRANSLATED_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{stage}"
+            )
+        ),
         rejected_at=utc_now(),
         stage=stage,
         reason=summary(*issues),
@@ -99,14 +103,18 @@ def translate_record(record: Record) -> list[Output]:
         return [rejection(record, "translate", [Issue(str(exc), code="not-found")], inbound)]
     except Exception as exc:  # a translator bug must not block the partition: keep it, move on
         detail = "".join(traceback.format_exception_only(exc)).strip()
-        issue = Issue(f"internal error while translating: {detail}", code="exception", severity="fatal")
+        issue = Issue(
+            f"internal error while translating: {detail}", code="exception", severity="fatal"
+        )
         return [rejection(record, "translate", [issue], inbound)]
 
     outputs = []
     for index, item in enumerate(translation.resources):
         resource_type, resource_id = item.resource["resourceType"], item.resource["id"]
         event = ResourceTranslated(
-            event_id=str(uuid.uuid5(TRANSLATED_NAMESPACE, f"{inbound.event_id}|{index}|{item.key}")),
+            event_id=str(
+                uuid.uuid5(TRANSLATED_NAMESPACE, f"{inbound.event_id}|{index}|{item.key}")
+            ),
             resource_type=resource_type,
             resource_id=resource_id,
             operation=Operation(item.operation),

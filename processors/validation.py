@@ -59,7 +59,9 @@ VALUE_SETS: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in _ST
 _TYPE_SETS = {
     ("telecom", "system"): frozenset(["phone", "fax", "email", "pager", "url", "sms", "other"]),
     ("telecom", "use"): frozenset(["home", "work", "temp", "old", "mobile"]),
-    ("name", "use"): frozenset(["usual", "official", "temp", "nickname", "anonymous", "old", "maiden"]),
+    ("name", "use"): frozenset(
+        ["usual", "official", "temp", "nickname", "anonymous", "old", "maiden"]
+    ),
     ("address", "use"): frozenset(["home", "work", "temp", "old", "billing"]),
     ("address", "type"): frozenset(["postal", "physical", "both"]),
     ("identifier", "use"): frozenset(["usual", "official", "temp", "secondary", "old"]),
@@ -96,8 +98,11 @@ def structure_issues(resource: dict[str, Any]) -> list[Issue]:
         return [
             Issue(
                 f"{e['msg']} (got {e.get('input')!r})"[:300],
-                "required" if e["type"] == "missing" or "is required" in e["msg"]
-                else "structure" if e["type"] == "extra_forbidden" else "value",
+                "required"
+                if e["type"] == "missing" or "is required" in e["msg"]
+                else "structure"
+                if e["type"] == "extra_forbidden"
+                else "value",
                 location=_path(rtype, tuple(p for p in e["loc"] if p != "__root__")),
             )
             for e in exc.errors()
@@ -133,27 +138,43 @@ def _check(node: Any, path: str, bare: str, name: str, issues: list[Issue]) -> N
     if not isinstance(node, dict):
         allowed = VALUE_SETS.get(bare)
         if allowed is not None and node not in allowed:
-            issues.append(Issue(f"{node!r} is not in the required value set of {bare}",
-                                "code-invalid", location=path))
+            issues.append(
+                Issue(
+                    f"{node!r} is not in the required value set of {bare}",
+                    "code-invalid",
+                    location=path,
+                )
+            )
         return
     system, code = node.get("system"), node.get("code")
     if isinstance(system, str) and isinstance(code, str):
         _terminology(system, code, f"{path}.code", issues, is_quantity="value" in node)
     comparator = node.get("comparator")
     if comparator is not None and comparator not in _COMPARATORS:
-        issues.append(Issue(f"comparator {comparator!r} is not < <= >= >", "code-invalid",
-                            location=f"{path}.comparator"))
+        issues.append(
+            Issue(
+                f"comparator {comparator!r} is not < <= >= >",
+                "code-invalid",
+                location=f"{path}.comparator",
+            )
+        )
     for key, value in node.items():
         allowed = _TYPE_SETS.get((name, key))
         if allowed is not None and isinstance(value, str) and value not in allowed:
-            issues.append(Issue(f"{value!r} is not a valid {name}.{key}", "code-invalid",
-                                location=f"{path}.{key}"))
+            issues.append(
+                Issue(
+                    f"{value!r} is not a valid {name}.{key}",
+                    "code-invalid",
+                    location=f"{path}.{key}",
+                )
+            )
             continue
         _check(value, f"{path}.{key}", f"{bare}.{key}", key, issues)
 
 
-def _terminology(system: str, code: str, location: str, issues: list[Issue], *,
-                 is_quantity: bool) -> None:
+def _terminology(
+    system: str, code: str, location: str, issues: list[Issue], *, is_quantity: bool
+) -> None:
     problem = None
     severity = "error"
     if system == LOINC:

@@ -33,7 +33,9 @@ app = create_app(
 
 
 def _raw_topic(name: str) -> faust.TopicT:
-    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=_partitions[name])
+    return app.topic(
+        name, key_serializer="raw", value_serializer="raw", partitions=_partitions[name]
+    )
 
 
 inbound = app.topic(
@@ -43,9 +45,7 @@ translated = _raw_topic(FHIR_TRANSLATED)
 outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)}
 # Changelog keys and values are plain JSON ("Patient/123" -> {"version": 2, ...}); no
 # key_type/value_type, since Faust would then expect Record models when recovering.
-versions = app.Table(
-    "resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED]
-)
+versions = app.Table("resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED])
 
 
 def _record(event: faust.EventT) -> Record:

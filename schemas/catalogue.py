@@ -99,7 +99,9 @@ def load_catalogue(folder: Path = AVRO_DIR) -> Catalogue:
     for name, vs in ordered.items():
         numbers = [v.version for v in vs]
         if numbers != list(range(1, len(vs) + 1)):
-            raise ValueError(f"{name}: versions {numbers} have a gap; released files are never deleted")
+            raise ValueError(
+                f"{name}: versions {numbers} have a gap; released files are never deleted"
+            )
     return Catalogue(by_fingerprint=by_fp, versions=ordered)
 
 

@@ -13,7 +13,9 @@ class Issue:
     """One problem. `location` names the place at fault: an HL7 field (PID-7) or a FHIRPath."""
 
     diagnostics: str
-    code: str = "invalid"  # http://hl7.org/fhir/issue-type: invalid, structure, required, value, ...
+    code: str = (
+        "invalid"  # http://hl7.org/fhir/issue-type: invalid, structure, required, value, ...
+    )
     severity: str = "error"  # fatal | error | warning | information
     location: str | None = None
 

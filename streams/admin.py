@@ -70,7 +70,10 @@ def apply_catalogue(
     missing = [t for t in topics if t.name not in present]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(t.name, t.partitions, t.replication, config=t.all_configs()) for t in missing],
+            [
+                NewTopic(t.name, t.partitions, t.replication, config=t.all_configs())
+                for t in missing
+            ],
             operation_timeout=timeout,
         )
         for name, fut in futures.items():

@@ -22,7 +22,9 @@ class EventConsumer:
         settings: Settings | None = None,
         **overrides: Any,
     ) -> None:
-        self._consumer = Consumer(consumer_config(settings or get_settings(), group_id, **overrides))
+        self._consumer = Consumer(
+            consumer_config(settings or get_settings(), group_id, **overrides)
+        )
         self._consumer.subscribe(topics)
 
     def batches(

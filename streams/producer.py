@@ -123,7 +123,9 @@ class EventProducer:
             callback = partial(on_delivery, index)
             while True:
                 try:
-                    produce(out.topic, out.value, out.key, headers=out.headers, on_delivery=callback)
+                    produce(
+                        out.topic, out.value, out.key, headers=out.headers, on_delivery=callback
+                    )
                     break
                 except BufferError:  # local queue full: let deliveries drain, then retry
                     time.sleep(0.001)

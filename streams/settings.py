@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     )
     kafka_port: int = Field(9092, description="Port of the local broker carelog starts itself.")
     kafka_controller_port: int = Field(9093, description="KRaft controller port of that broker.")
-    var_dir: Path = Field(PROJECT_ROOT / "var", description="Runtime state: broker data, logs, pids.")
+    var_dir: Path = Field(
+        PROJECT_ROOT / "var", description="Runtime state: broker data, logs, pids."
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "carelog",
         description="Downloads kept between checkouts (the broker's jars), outside the repository.",
@@ -36,7 +38,8 @@ class Settings(BaseSettings):
         description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",
     )
     message_max_bytes: int = Field(
-        1_048_576, description="Largest event carelog appends; bigger payloads go to the blob store."
+        1_048_576,
+        description="Largest event carelog appends; bigger payloads go to the blob store.",
     )
     blob_threshold_bytes: int = Field(
         900_000,
@@ -99,8 +102,9 @@ class Settings(BaseSettings):
 
     # The Delta Lake sink (projections/lake/).
     lake_uri: str | None = Field(
-        None, description="Where the Delta tables go: a path or an object-storage URL "
-        "(s3://, az://, gs://); default <var_dir>/lake."
+        None,
+        description="Where the Delta tables go: a path or an object-storage URL "
+        "(s3://, az://, gs://); default <var_dir>/lake.",
     )
     lake_storage_options: dict[str, str] = Field(
         default_factory=dict,

@@ -113,5 +113,7 @@ def catalogue(environment: str = "local") -> list[Topic]:
         ) from None
     topics = _base()
     if environment == "production":
-        topics = [replace(t, partitions=max(t.partitions, 12)) if t.name != SCHEMAS else t for t in topics]
+        topics = [
+            replace(t, partitions=max(t.partitions, 12)) if t.name != SCHEMAS else t for t in topics
+        ]
     return [replace(t, **overrides) for t in topics]  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +23,10 @@ def kafka_settings() -> Iterator[Settings]:
     use the same broker.
     """
     with test_broker() as bootstrap:
-        saved = {k: os.environ.get(k) for k in ("CARELOG_KAFKA_BOOTSTRAP", "CARELOG_VAR_DIR", "CARELOG_ENVIRONMENT")}
+        saved = {
+            k: os.environ.get(k)
+            for k in ("CARELOG_KAFKA_BOOTSTRAP", "CARELOG_VAR_DIR", "CARELOG_ENVIRONMENT")
+        }
         os.environ["CARELOG_KAFKA_BOOTSTRAP"] = bootstrap
         os.environ["CARELOG_VAR_DIR"] = str(TEST_VAR)
         os.environ["CARELOG_ENVIRONMENT"] = "test"

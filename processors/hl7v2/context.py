@@ -32,4 +32,6 @@ class MappingContext:
         return ZoneInfo(self.timezone)
 
     def authority_system(self, namespace: str) -> str:
-        return self.authorities.get(namespace) or self.identifier_system_base + quote(namespace, safe="")
+        return self.authorities.get(namespace) or self.identifier_system_base + quote(
+            namespace, safe=""
+        )

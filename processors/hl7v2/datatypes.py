@@ -103,8 +103,10 @@ def cx(rep: Repetition, ctx: MappingContext, default_authority: str = "") -> JSO
     start, end = c(rep, 7), c(rep, 8)
     if start or end:
         ident["period"] = prune(
-            {"start": to_date(start, "CX-7") if start else None,
-             "end": to_date(end, "CX-8") if end else None}
+            {
+                "start": to_date(start, "CX-7") if start else None,
+                "end": to_date(end, "CX-8") if end else None,
+            }
         )
     if ns:
         ident["assigner"] = {"display": ns}
@@ -197,7 +199,9 @@ def xtn(rep: Repetition, default_use: str | None = None) -> JSON | None:
         if not value:
             country, area, local, ext = c(rep, 5), c(rep, 6), c(rep, 7), c(rep, 8)
             value = " ".join(
-                p for p in (f"+{country}" if country else "", f"({area})" if area else "", local) if p
+                p
+                for p in (f"+{country}" if country else "", f"({area})" if area else "", local)
+                if p
             )
             if value and ext:
                 value += f" x{ext}"
@@ -228,8 +232,9 @@ def coding_system(name: str, ctx: MappingContext, default_table: str = "") -> st
     return ctx.code_system_base + name if m or name else None
 
 
-def _coding(code: str, display: str, system_name: str, version: str, ctx: MappingContext,
-            default_table: str) -> JSON | None:
+def _coding(
+    code: str, display: str, system_name: str, version: str, ctx: MappingContext, default_table: str
+) -> JSON | None:
     if not code and not display:
         return None
     if not code:
@@ -322,11 +327,15 @@ def race_extension(race_reps: list[Repetition], ctx: MappingContext) -> JSON | N
         if code in ("UNK", "ASKU"):
             system = vocab.V3_NULL
         kind = "ombCategory" if code in vocab.OMB_RACE or system == vocab.V3_NULL else "detailed"
-        coding = prune({"system": system, "code": code, "display": vocab.OMB_RACE.get(code, display)})
+        coding = prune(
+            {"system": system, "code": code, "display": vocab.OMB_RACE.get(code, display)}
+        )
         parts.append({"url": kind, "valueCoding": coding})
     if not parts and not texts:
         return None
-    parts.append({"url": "text", "valueString": ", ".join(texts) or parts[0]["valueCoding"]["code"]})
+    parts.append(
+        {"url": "text", "valueString": ", ".join(texts) or parts[0]["valueCoding"]["code"]}
+    )
     return {"url": vocab.US_CORE_RACE, "extension": parts}
 
 
@@ -435,7 +444,9 @@ def observation_value(
         return "valueDateTime", to_date(c(first, 1), location)
     if vt == "TM":
         return "valueTime", to_time(c(first, 1), location)
-    raise MappingError(location.replace("-5", "-2"), f"OBX value type {value_type!r} is not supported")
+    raise MappingError(
+        location.replace("-5", "-2"), f"OBX value type {value_type!r} is not supported"
+    )
 
 
 def reference_range(text_: str) -> JSON | None:
@@ -477,7 +488,10 @@ def pl_location(rep: Repetition, ctx: MappingContext, location_id: str) -> JSON 
             "resourceType": "Location",
             "id": location_id,
             "identifier": [
-                {"system": ctx.authority_system(facility or "location"), "value": "^".join((poc, room, bed)).rstrip("^")}
+                {
+                    "system": ctx.authority_system(facility or "location"),
+                    "value": "^".join((poc, room, bed)).rstrip("^"),
+                }
             ],
             "status": "active",
             "name": name,

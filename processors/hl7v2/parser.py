@@ -350,8 +350,6 @@ def parse(payload: bytes | str) -> ParsedMessage:
         fields = line.split(fs)
         name = fields[0]
         if not _NAME.match(name):
-            raise ParseError(
-                f"segment {len(segments) + 1}", f"{name[:10]!r} is not a segment name"
-            )
+            raise ParseError(f"segment {len(segments) + 1}", f"{name[:10]!r} is not a segment name")
         segments.append(Segment(name, fields, enc, len(segments)))
     return ParsedMessage(segments, enc, text)

@@ -46,7 +46,9 @@ def mapper_for(msg: ParsedMessage) -> Mapper:
         trigger = msg.get("EVN-1").strip()
     mapper = MAPPERS.get((code, trigger))
     if mapper is None:
-        raise UnsupportedMessageType("MSH-9", f"{code}^{trigger} is not a message type carelog translates")
+        raise UnsupportedMessageType(
+            "MSH-9", f"{code}^{trigger} is not a message type carelog translates"
+        )
     return mapper
 
 

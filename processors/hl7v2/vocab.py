@@ -91,7 +91,52 @@ OMB_RACE: Final = {
 
 # HL7 table 0078 abnormal flags: codes that are also v3 ObservationInterpretation codes.
 INTERPRETATION: Final = frozenset(
-    ["<", ">", "A", "AA", "AC", "B", "CAR", "D", "DET", "E", "EX", "EXP", "H", "HH", "HU", "HX", "I", "IE", "IND", "L", "LL", "LU", "LX", "MS", "N", "NCL", "ND", "NEG", "NR", "NS", "POS", "QCF", "R", "RR", "S", "SDD", "SYN-R", "SYN-S", "TOX", "U", "UNE", "VS", "W", "WR"]
+    [
+        "<",
+        ">",
+        "A",
+        "AA",
+        "AC",
+        "B",
+        "CAR",
+        "D",
+        "DET",
+        "E",
+        "EX",
+        "EXP",
+        "H",
+        "HH",
+        "HU",
+        "HX",
+        "I",
+        "IE",
+        "IND",
+        "L",
+        "LL",
+        "LU",
+        "LX",
+        "MS",
+        "N",
+        "NCL",
+        "ND",
+        "NEG",
+        "NR",
+        "NS",
+        "POS",
+        "QCF",
+        "R",
+        "RR",
+        "S",
+        "SDD",
+        "SYN-R",
+        "SYN-S",
+        "TOX",
+        "U",
+        "UNE",
+        "VS",
+        "W",
+        "WR",
+    ]
 )
 
 # HL7 table 0085 observation result status (OBX-11) -> Observation.status.

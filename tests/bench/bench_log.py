@@ -85,9 +85,14 @@ def bench_publish(settings: Settings, topic: str, processes: int) -> tuple[float
 
 def _consume_share(bootstrap: str, topic: str, partitions: list[int], out: Any) -> None:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"bench-{topic}",
-         "enable.auto.commit": False, "enable.partition.eof": True,
-         "fetch.max.bytes": 52_428_800, "queued.max.messages.kbytes": 1_048_576}  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{topic}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.max.bytes": 52_428_800,
+            "queued.max.messages.kbytes": 1_048_576,
+        }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     count, at_end = 0, set()
@@ -109,7 +114,9 @@ def bench_consume(settings: Settings, topic: str, processes: int) -> float:
     out = ctx.Queue()
     parts = list(range(6))
     procs = [
-        ctx.Process(target=_consume_share, args=(settings.bootstrap, topic, parts[i::processes], out))
+        ctx.Process(
+            target=_consume_share, args=(settings.bootstrap, topic, parts[i::processes], out)
+        )
         for i in range(processes)
     ]
     for p in procs:
@@ -141,7 +148,12 @@ def main() -> None:
             show(label, by_rate[1][0], [r[0] for r in rates], "events/s")
             show(label, by_rate[1][1], [r[1] for r in rates], "MB/s")
             consume = [bench_consume(settings, t, processes) for t in topics]
-            show(f"consume + decode, {processes} process(es)", sorted(consume)[1], consume, "events/s")
+            show(
+                f"consume + decode, {processes} process(es)",
+                sorted(consume)[1],
+                consume,
+                "events/s",
+            )
 
 
 if __name__ == "__main__":

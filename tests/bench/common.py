@@ -24,7 +24,9 @@ def bench_settings() -> Iterator[Settings]:
 
 def fresh_topic(settings: Settings, partitions: int = 6, prefix: str = "bench") -> str:
     name = f"{prefix}.{uuid.uuid4().hex[:8]}"
-    apply_catalogue([Topic(name, "bench", "bench", partitions, 1, 1, {"retention.ms": "-1"})], settings)
+    apply_catalogue(
+        [Topic(name, "bench", "bench", partitions, 1, 1, {"retention.ms": "-1"})], settings
+    )
     return name
 
 

@@ -54,7 +54,10 @@ def fetch(settings: Settings, topic: str, partition: int, offset: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("fmt", "name"),
-    [("hl7v2", "hl7v2/adt_a01_latin1_zseg_v2.6.hl7"), ("device", "device/bedside_monitor_batch.json")],
+    [
+        ("hl7v2", "hl7v2/adt_a01_latin1_zseg_v2.6.hl7"),
+        ("device", "device/bedside_monitor_batch.json"),
+    ],
 )
 def test_published_file_reads_back_byte_for_byte(
     kafka_settings: Settings, corpus: Path, fmt: str, name: str

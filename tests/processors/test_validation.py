@@ -22,7 +22,9 @@ def test_invalid_observation_names_status_and_decimal() -> None:
 
 
 def test_unknown_element_and_missing_required() -> None:
-    issues = validate({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "foo": 1})
+    issues = validate(
+        {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "foo": 1}
+    )
     assert {(i.location, i.code) for i in issues} == {("Observation.foo", "structure")}
     # fhir.resources checks required primitives (status) in a model validator, which runs
     # only once the fields themselves are valid; required complex elements fail at once.
@@ -31,9 +33,12 @@ def test_unknown_element_and_missing_required() -> None:
 
 
 def test_terminology_locations() -> None:
-    obs = {"resourceType": "Observation", "status": "final",
-           "code": {"coding": [{"system": "http://loinc.org", "code": "718-8"}]},
-           "valueQuantity": {"value": 1, "system": "http://unitsofmeasure.org", "code": "mg/"}}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-8"}]},
+        "valueQuantity": {"value": 1, "system": "http://unitsofmeasure.org", "code": "mg/"},
+    }
     locations = {i.location for i in validate(obs)}
     assert locations == {"Observation.code.coding[0].code", "Observation.valueQuantity.code"}
 
@@ -68,9 +73,30 @@ def test_icd10_shape(code: str) -> None:
     assert icd10.problem(code) is None
 
 
-@pytest.mark.parametrize("code", ["10*3/uL", "g/dL", "mm[Hg]", "{cells}/uL", "kg/m2", "/min",
-                                  "%", "[pH]", "mL", "10*9/L", "umol/L", "[iU]/mL", "kg.m-2",
-                                  "g/(24.h)", "mmol/mol", "fL", "s-1", "[degF]", "1/min"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "10*3/uL",
+        "g/dL",
+        "mm[Hg]",
+        "{cells}/uL",
+        "kg/m2",
+        "/min",
+        "%",
+        "[pH]",
+        "mL",
+        "10*9/L",
+        "umol/L",
+        "[iU]/mL",
+        "kg.m-2",
+        "g/(24.h)",
+        "mmol/mol",
+        "fL",
+        "s-1",
+        "[degF]",
+        "1/min",
+    ],
+)
 def test_ucum_valid(code: str) -> None:
     assert ucum.problem(code) is None
 

@@ -33,7 +33,11 @@ def test_first_upsert_is_version_1_with_meta_and_lineage() -> None:
     assert change is not None and state == VersionState(1, content_hash(PATIENT), False)
     body = orjson.loads(change.resource or "")
     assert body["meta"] == {"versionId": "1", "lastUpdated": "2026-11-25T12:00:00.000Z"}
-    assert (change.inbound_event_id, change.inbound_partition, change.inbound_offset) == ("in-1", 2, 41)
+    assert (change.inbound_event_id, change.inbound_partition, change.inbound_offset) == (
+        "in-1",
+        2,
+        41,
+    )
     assert change.recorded_at == T0 and change.key == "Patient/p1"
 
 

@@ -25,7 +25,10 @@ from tests.processors.worker_harness import Worker, read_all, wait_for
 
 
 def fhir_put(resource: dict[str, object], if_match: int | None = None) -> InboundMessage:
-    headers = {"http.method": "PUT", "http.path": f"/fhir/{resource['resourceType']}/{resource['id']}"}
+    headers = {
+        "http.method": "PUT",
+        "http.path": f"/fhir/{resource['resourceType']}/{resource['id']}",
+    }
     if if_match is not None:
         headers["http.if-match"] = f'W/"{if_match}"'
     return InboundMessage.received(
@@ -36,7 +39,9 @@ def fhir_put(resource: dict[str, object], if_match: int | None = None) -> Inboun
 
 def publish(settings: Settings, events: list[InboundMessage]) -> None:
     with EventProducer(settings) as producer:
-        producer.send_many(Outgoing(inbound_topic(e.format), "test-app", encode_event(e)) for e in events)
+        producer.send_many(
+            Outgoing(inbound_topic(e.format), "test-app", encode_event(e)) for e in events
+        )
 
 
 def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceChanged]]:
@@ -65,7 +70,9 @@ def test_same_message_twice_emits_once_and_a_change_emits_version_2(
 ) -> None:
     pid = str(uuid.uuid4())
     first = patient(pid, gender="female")
-    publish(kafka_settings, [fhir_put(first), fhir_put(first), fhir_put(patient(pid, gender="male"))])
+    publish(
+        kafka_settings, [fhir_put(first), fhir_put(first), fhir_put(patient(pid, gender="male"))]
+    )
     wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
     versions = changes_for(kafka_settings, {pid})[pid]
     assert [c.version for c in versions] == [1, 2]
@@ -80,7 +87,9 @@ def test_poison_and_invalid_messages_are_rejected_and_do_not_block(
     with EventProducer(kafka_settings) as producer:
         producer.send(inbound_topic(Format.fhir), f"poison-{marker}".encode(), "test-app")
     pid = str(uuid.uuid4())
-    bad = fhir_put({"resourceType": "Observation", "id": pid, "status": "bogus", "code": {"text": "x"}})
+    bad = fhir_put(
+        {"resourceType": "Observation", "id": pid, "status": "bogus", "code": {"text": "x"}}
+    )
     publish(kafka_settings, [bad, fhir_put(patient(pid))])
     wait_for(lambda: pid in changes_for(kafka_settings, {pid}), 120, worker)
 
@@ -110,23 +119,36 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
 ) -> None:
     ids = [str(uuid.uuid4()) for _ in range(40)]
     rounds = 5  # every patient changes five times: versions 1..5 expected, exactly once each
-    events = [fhir_put(patient(pid, birthDate=f"19{50 + r}-01-01")) for r in range(rounds) for pid in ids]
+    events = [
+        fhir_put(patient(pid, birthDate=f"19{50 + r}-01-01")) for r in range(rounds) for pid in ids
+    ]
     publish(kafka_settings, events)
 
     worker = Worker(tmp_path / "crash")
     worker.start()
     try:
-        wait_for(lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) > 10, 120, worker, 0.5)
+        wait_for(
+            lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) > 10,
+            120,
+            worker,
+            0.5,
+        )
         worker.kill()  # mid-stream: some transactions are open
         worker.start()
         expected = len(ids) * rounds
-        wait_for(lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) >= expected, 240, worker)
+        wait_for(
+            lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) >= expected,
+            240,
+            worker,
+        )
     finally:
         worker.stop()
     found = changes_for(kafka_settings, set(ids))
     for pid in ids:
         assert [c.version for c in found[pid]] == list(range(1, rounds + 1)), pid
-        assert orjson.loads(found[pid][-1].resource or "")["birthDate"] == f"19{50 + rounds - 1}-01-01"
+        assert (
+            orjson.loads(found[pid][-1].resource or "")["birthDate"] == f"19{50 + rounds - 1}-01-01"
+        )
 
 
 def adt(trigger: str, control: str, mrn: str, street: str) -> InboundMessage:

@@ -52,9 +52,13 @@ class Worker:
 def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]:
     """Every committed event on `topic` now (read_committed: aborted transactions are skipped)."""
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap, "group.id": "test-reader",
-         "enable.auto.commit": False, "isolation.level": "read_committed",
-         "enable.partition.eof": True}  # fmt: skip
+        {
+            "bootstrap.servers": settings.bootstrap,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
     )
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
     consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
@@ -78,4 +82,6 @@ def wait_for(
         if what():
             return
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s" + (f"\n{worker.tail()}" if worker else ""))
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s" + (f"\n{worker.tail()}" if worker else "")
+    )

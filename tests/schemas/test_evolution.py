@@ -87,6 +87,8 @@ def test_an_old_reader_without_the_new_schema_says_what_is_missing(tmp_path: Pat
     v2["fields"].append({"name": "extra", "type": "int", "default": 0, "doc": "Test field."})
     (tmp_path / "Rejected.v2.avsc").write_text(json.dumps(v2))
     newer = load_catalogue(tmp_path)
-    data = encode_with(newer.current("Rejected"), next(iter(generate_many(newer.current("Rejected").parsed, 1))))
-    with pytest.raises(UnknownFingerprint, match="carelog.schemas"):
+    data = encode_with(
+        newer.current("Rejected"), next(iter(generate_many(newer.current("Rejected").parsed, 1)))
+    )
+    with pytest.raises(UnknownFingerprint, match=r"carelog\.schemas"):
         AvroCodec().decode(data)

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import orjson
 
-from schemas.events import Channel, Format, InboundMessage, ResourceChanged, decode_event, encode_event
+from schemas.events import (
+    Channel,
+    Format,
+    InboundMessage,
+    ResourceChanged,
+    decode_event,
+    encode_event,
+)
 from streams.admin import apply_catalogue
 from streams.consumer import EventConsumer
 from streams.producer import EventProducer, Outgoing
@@ -25,9 +32,7 @@ def test_faust_worker_translates_events_with_the_avro_codec(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     source, sink = f"test.faust.in.{run}", f"test.faust.out.{run}"
-    apply_catalogue(
-        [Topic(t, "k", "event", 1, 1, 1, {}) for t in (source, sink)], kafka_settings
-    )
+    apply_catalogue([Topic(t, "k", "event", 1, 1, 1, {}) for t in (source, sink)], kafka_settings)
     events = [
         InboundMessage.received(
             f"MSH|^~\\&|A|B|||2026||ADT^A01|{i}|P|2.5\r".encode(), channel=Channel.kafka,

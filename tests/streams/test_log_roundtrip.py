@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict
 
@@ -20,7 +21,9 @@ KEYS = 50
 
 def _fresh_topic(settings: Settings) -> str:
     name = f"test.log.{uuid.uuid4().hex[:8]}"
-    apply_catalogue([Topic(name, "test key", "InboundMessage", 6, 1, 1, {"retention.ms": "-1"})], settings)
+    apply_catalogue(
+        [Topic(name, "test key", "InboundMessage", 6, 1, 1, {"retention.ms": "-1"})], settings
+    )
     return name
 
 
@@ -30,7 +33,9 @@ def test_ten_thousand_events_read_back_in_order_per_key_none_lost(kafka_settings
     outgoing = []
     for i in range(COUNT):
         key = f"NWH|MRN{i % KEYS}"
-        payload = f"MSH|^~\\&|LAB|NWH|||2026||ORU^R01|{i}|P|2.5.1\r".encode() + bytes(range(256)) * 7
+        payload = (
+            f"MSH|^~\\&|LAB|NWH|||2026||ORU^R01|{i}|P|2.5.1\r".encode() + bytes(range(256)) * 7
+        )
         event = InboundMessage.received(
             payload, channel=Channel.kafka, format=Format.hl7v2,
             content_type="x-application/hl7-v2+er7", sender="test", idempotency_key=str(i),
@@ -79,10 +84,8 @@ def test_offsets_are_committed_only_for_handled_events(kafka_settings: Settings)
         seen.append(msg.value())
 
     consumer = EventConsumer(group, [topic], kafka_settings)
-    try:
+    with contextlib.suppress(Crash):
         consumer.run(crash_on_sixth, idle_timeout=20)
-    except Crash:
-        pass
     consumer.close()
 
     with EventConsumer(group, [topic], kafka_settings) as again:

@@ -23,7 +23,9 @@ from .common import (
     sending_facility,
 )
 
-TRIGGERS = frozenset(["A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11", "A13", "A28", "A31", "A40"])
+TRIGGERS = frozenset(
+    ["A01", "A02", "A03", "A04", "A05", "A06", "A07", "A08", "A11", "A13", "A28", "A31", "A40"]
+)
 
 # Encounter.status by trigger; None: the status follows PV1-44/45 (A08 update).
 _STATUS: dict[str, str | None] = {
@@ -54,13 +56,21 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         status = _STATUS[trigger]
         if status is None:
             status = (
-                "finished" if dt.c(pv1.field(45).rep(1), 1)
-                else "in-progress" if dt.c(pv1.field(44).rep(1), 1)
+                "finished"
+                if dt.c(pv1.field(45).rep(1), 1)
+                else "in-progress"
+                if dt.c(pv1.field(44).rep(1), 1)
                 else "unknown"
             )
         encounter_reference = encounter(
-            msg, pv1, patient_reference, status, ctx, out,
-            prior_location=trigger == "A02", keep_end=trigger != "A13",
+            msg,
+            pv1,
+            patient_reference,
+            status,
+            ctx,
+            out,
+            prior_location=trigger == "A02",
+            keep_end=trigger != "A13",
         )
     related_persons(msg, patient_reference, ctx, out)
     allergies(msg, patient_reference, ctx, out)
@@ -88,7 +98,9 @@ def _merge(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     for pid, mrg in pairs:
         old_reps = dt.reps(mrg.field(1))
         if not old_reps:
-            raise MappingError(loc(mrg, 1, msg), "MRG-1 (prior patient identifier list) is required")
+            raise MappingError(
+                loc(mrg, 1, msg), "MRG-1 (prior patient identifier list) is required"
+            )
         survivor = patient(msg, pid, ctx)
         system, value = patient_key(old_reps, ctx, authority)
         old_id = ids.patient(system, value)

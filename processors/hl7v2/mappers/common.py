@@ -145,7 +145,9 @@ def practitioner(rep: Repetition, ctx: MappingContext, authority: str) -> JSON |
     )
 
 
-def practitioner_ref(rep: Repetition, msg: ParsedMessage, ctx: MappingContext, out: Output) -> JSON | None:
+def practitioner_ref(
+    rep: Repetition, msg: ParsedMessage, ctx: MappingContext, out: Output
+) -> JSON | None:
     """A Reference to the XCN's Practitioner (added to `out`), or a display-only reference."""
     resource = practitioner(rep, ctx, sending_facility(msg))
     display = _display_name(rep)
@@ -188,7 +190,9 @@ def location_ref(rep: Repetition, ctx: MappingContext, out: Output) -> str | Non
 # --- Encounter ----------------------------------------------------------------------------
 
 
-def encounter_id(msg: ParsedMessage, pv1: Segment, patient_id: str, ctx: MappingContext) -> str | None:
+def encounter_id(
+    msg: ParsedMessage, pv1: Segment, patient_id: str, ctx: MappingContext
+) -> str | None:
     """From PV1-19 visit number (+ authority), else patient + admit time (PV1-44, else EVN-2)."""
     visit = dt.cx(pv1.field(19).rep(1), ctx, sending_facility(msg))
     if visit is not None:
@@ -202,7 +206,9 @@ def encounter_id(msg: ParsedMessage, pv1: Segment, patient_id: str, ctx: Mapping
     return ids.encounter_by_admit(patient_id, admit)
 
 
-def encounter_ref_if_known(msg: ParsedMessage, patient_reference: str, ctx: MappingContext) -> str | None:
+def encounter_ref_if_known(
+    msg: ParsedMessage, patient_reference: str, ctx: MappingContext
+) -> str | None:
     """For results, orders and documents: the Encounter a PV1-19 names (not re-emitted)."""
     pv1 = msg.segment("PV1")
     if pv1 is None or not dt.c(pv1.field(19).rep(1), 1):
@@ -211,13 +217,24 @@ def encounter_ref_if_known(msg: ParsedMessage, patient_reference: str, ctx: Mapp
     return f"Encounter/{eid}" if eid else None
 
 
-_PARTICIPANTS = ((7, "ATND", "attender"), (8, "REF", "referrer"), (9, "CON", "consultant"),
-                 (17, "ADM", "admitter"))
+_PARTICIPANTS = (
+    (7, "ATND", "attender"),
+    (8, "REF", "referrer"),
+    (9, "CON", "consultant"),
+    (17, "ADM", "admitter"),
+)
 
 
 def encounter(
-    msg: ParsedMessage, pv1: Segment, patient_reference: str, status: str, ctx: MappingContext,
-    out: Output, *, prior_location: bool = False, keep_end: bool = True,
+    msg: ParsedMessage,
+    pv1: Segment,
+    patient_reference: str,
+    status: str,
+    ctx: MappingContext,
+    out: Output,
+    *,
+    prior_location: bool = False,
+    keep_end: bool = True,
 ) -> str | None:
     """PV1 -> Encounter with `status` (decided by the trigger event). None without an id key."""
     eid = encounter_id(msg, pv1, patient_reference.split("/")[1], ctx)
@@ -238,9 +255,16 @@ def encounter(
             who = practitioner_ref(rep, msg, ctx, out)
             if who:
                 participants.append(
-                    {"type": [{"coding": [{"system": PARTICIPATION, "code": code,
-                                           "display": display}]}],
-                     "individual": who}
+                    {
+                        "type": [
+                            {
+                                "coding": [
+                                    {"system": PARTICIPATION, "code": code, "display": display}
+                                ]
+                            }
+                        ],
+                        "individual": who,
+                    }
                 )
     start = dt.datetime_(pv1.field(44).rep(1), ctx, loc(pv1, 44))
     end = dt.datetime_(pv1.field(45).rep(1), ctx, loc(pv1, 45)) if keep_end else None
@@ -268,7 +292,9 @@ def encounter(
 # --- NK1, AL1, DG1 ------------------------------------------------------------------------
 
 
-def related_persons(msg: ParsedMessage, patient_reference: str, ctx: MappingContext, out: Output) -> None:
+def related_persons(
+    msg: ParsedMessage, patient_reference: str, ctx: MappingContext, out: Output
+) -> None:
     """NK1 -> RelatedPerson, id from the patient and NK1-1 set id."""
     pid = patient_reference.split("/")[1]
     for n, nk1 in enumerate(msg.segments("NK1"), 1):
@@ -287,8 +313,14 @@ def related_persons(msg: ParsedMessage, patient_reference: str, ctx: MappingCont
         out.add(dt.prune(resource))
 
 
-_ALLERGY_CATEGORY = {"DA": "medication", "FA": "food", "EA": "environment", "AA": "environment",
-                     "PA": "environment", "LA": "environment"}
+_ALLERGY_CATEGORY = {
+    "DA": "medication",
+    "FA": "food",
+    "EA": "environment",
+    "AA": "environment",
+    "PA": "environment",
+    "LA": "environment",
+}
 _ALLERGY_CRITICALITY = {"SV": "high", "MO": "low", "MI": "low", "U": "unable-to-assess"}
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 
@@ -305,7 +337,9 @@ def allergies(msg: ParsedMessage, patient_reference: str, ctx: MappingContext, o
         reactions = [{"manifestation": [{"text": r.value.strip()}]} for r in dt.reps(al1.field(5))]
         resource = {
             "resourceType": "AllergyIntolerance",
-            "id": ids.allergy(pid, first.get("system", ""), first.get("code", code.get("text", ""))),
+            "id": ids.allergy(
+                pid, first.get("system", ""), first.get("code", code.get("text", ""))
+            ),
             "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
             "category": [category] if category else None,
             "criticality": _ALLERGY_CRITICALITY.get(dt.c(al1.field(4).rep(1), 1).upper()),
@@ -323,8 +357,11 @@ CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-st
 
 
 def conditions(
-    msg: ParsedMessage, patient_reference: str, encounter_reference: str | None,
-    ctx: MappingContext, out: Output,
+    msg: ParsedMessage,
+    patient_reference: str,
+    encounter_reference: str | None,
+    ctx: MappingContext,
+    out: Output,
 ) -> None:
     """DG1 -> Condition (encounter-diagnosis), id from the patient and DG1-3 code."""
     pid = patient_reference.split("/")[1]
@@ -336,11 +373,25 @@ def conditions(
         verification = _DIAGNOSIS_VERIFICATION.get(dt.c(dg1.field(6).rep(1), 1).upper())
         resource = {
             "resourceType": "Condition",
-            "id": ids.condition(pid, first.get("system", ""), first.get("code", code.get("text", ""))),
-            "verificationStatus": {"coding": [{"system": CONDITION_VERIFICATION, "code": verification}]}
-            if verification else None,
-            "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": "encounter-diagnosis",
-                                      "display": "Encounter Diagnosis"}]}],
+            "id": ids.condition(
+                pid, first.get("system", ""), first.get("code", code.get("text", ""))
+            ),
+            "verificationStatus": {
+                "coding": [{"system": CONDITION_VERIFICATION, "code": verification}]
+            }
+            if verification
+            else None,
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": CONDITION_CATEGORY,
+                            "code": "encounter-diagnosis",
+                            "display": "Encounter Diagnosis",
+                        }
+                    ]
+                }
+            ],
             "code": code,
             "subject": ref(patient_reference),
             "encounter": ref(encounter_reference) if encounter_reference else None,

@@ -22,11 +22,24 @@ from .common import (
 
 TRIGGERS = frozenset({"T02"})
 # HL7 table 0271 document completion status (TXA-17) -> DocumentReference.docStatus.
-DOC_STATUS = {"AU": "final", "LA": "final", "DO": "preliminary", "IP": "preliminary",
-              "IN": "preliminary", "DI": "preliminary", "PA": "preliminary"}
+DOC_STATUS = {
+    "AU": "final",
+    "LA": "final",
+    "DO": "preliminary",
+    "IP": "preliminary",
+    "IN": "preliminary",
+    "DI": "preliminary",
+    "PA": "preliminary",
+}
 # HL7 table 0275 document availability status (TXA-19) -> DocumentReference.status.
-AVAILABILITY = {"AV": "current", "UN": "current", "OB": "superseded", "CA": "entered-in-error",
-                "AR": "superseded", "PU": "current"}
+AVAILABILITY = {
+    "AV": "current",
+    "UN": "current",
+    "OB": "superseded",
+    "CA": "entered-in-error",
+    "AR": "superseded",
+    "PU": "current",
+}
 
 
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
@@ -68,8 +81,11 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     for field_no, kind in ((14, "PLAC"), (15, "FILL")):
         ident = dt.ei(txa.field(field_no).rep(1), ctx)
         if ident:
-            ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                         "code": kind}]}
+            ident["type"] = {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": kind}
+                ]
+            }
             identifiers.append(ident)
     document = {
         "resourceType": "DocumentReference",

@@ -62,15 +62,24 @@ def _identifier(parts: tuple[str, str], kind: str) -> JSON | None:
     value, ns = parts
     if not value:
         return None
-    ident: JSON = {"type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]}, "value": value}
+    ident: JSON = {
+        "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
+        "value": value,
+    }
     if ns:
         ident["system"] = "urn:carelog:sid:" + ns
     return ident
 
 
 def _request(
-    msg: ParsedMessage, orc: Segment | None, obr: Segment | None, nts: list[Segment],
-    patient_reference: str, encounter_reference: str | None, ctx: MappingContext, out: Output,
+    msg: ParsedMessage,
+    orc: Segment | None,
+    obr: Segment | None,
+    nts: list[Segment],
+    patient_reference: str,
+    encounter_reference: str | None,
+    ctx: MappingContext,
+    out: Output,
 ) -> None:
     placer = _ei(orc, 2) if _ei(orc, 2)[0] else _ei(obr, 2)
     filler = _ei(orc, 3) if _ei(orc, 3)[0] else _ei(obr, 3)
@@ -81,8 +90,9 @@ def _request(
     order_status = dt.c(orc.field(5).rep(1), 1).upper() if orc is not None else ""
     status = vocab.ORDER_STATUS.get(order_status) or vocab.ORDER_CONTROL_STATUS.get(control)
     if status is None:
-        raise MappingError(loc(orc, 1, msg) if orc else "ORC-1",
-                           f"order control {control!r} is not supported")
+        raise MappingError(
+            loc(orc, 1, msg) if orc else "ORC-1", f"order control {control!r} is not supported"
+        )
     code = dt.cwe(obr.field(4).rep(1), ctx) if obr is not None else None
     requester = None
     for seg, field_no in ((orc, 12), (obr, 16)):

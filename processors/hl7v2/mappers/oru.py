@@ -99,8 +99,13 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
 
 
 def _report(
-    msg: ParsedMessage, order: _Order, patient_reference: str, encounter_reference: str | None,
-    lab_reference: str | None, ctx: MappingContext, out: Output,
+    msg: ParsedMessage,
+    order: _Order,
+    patient_reference: str,
+    encounter_reference: str | None,
+    lab_reference: str | None,
+    ctx: MappingContext,
+    out: Output,
 ) -> None:
     obr = order.obr
     key, placer, filler = order_key(obr)
@@ -112,8 +117,18 @@ def _report(
     result_refs = []
     for obx, obx_notes in order.results:
         result_refs.append(
-            _observation(msg, obx, obx_notes, key, effective, patient_reference,
-                         encounter_reference, specimen_refs, ctx, out)
+            _observation(
+                msg,
+                obx,
+                obx_notes,
+                key,
+                effective,
+                patient_reference,
+                encounter_reference,
+                specimen_refs,
+                ctx,
+                out,
+            )
         )
     status_code = dt.c(obr.field(25).rep(1), 1).upper()
     status = vocab.REPORT_STATUS.get(status_code)
@@ -128,7 +143,9 @@ def _report(
         "identifier": [i for i in (placer, filler) if i],
         "basedOn": [ref(f"ServiceRequest/{placer_id}")] if placer_id else None,
         "status": status,
-        "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": section}]}] if section else None,
+        "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": section}]}]
+        if section
+        else None,
         "code": code,
         "subject": ref(patient_reference),
         "encounter": ref(encounter_reference) if encounter_reference else None,
@@ -142,9 +159,16 @@ def _report(
 
 
 def _observation(
-    msg: ParsedMessage, obx: Segment, obx_notes: list[Segment], report_key: str,
-    report_effective: str | None, patient_reference: str, encounter_reference: str | None,
-    specimen_refs: list[str], ctx: MappingContext, out: Output,
+    msg: ParsedMessage,
+    obx: Segment,
+    obx_notes: list[Segment],
+    report_key: str,
+    report_effective: str | None,
+    patient_reference: str,
+    encounter_reference: str | None,
+    specimen_refs: list[str],
+    ctx: MappingContext,
+    out: Output,
 ) -> str:
     code = dt.cwe(obx.field(3).rep(1), ctx)
     if code is None:
@@ -157,8 +181,12 @@ def _observation(
     value = None
     if dt.reps(obx.field(5)):
         if not value_type:
-            raise MappingError(loc(obx, 2, msg), "OBX-2 (value type) is required when OBX-5 is sent")
-        value = dt.observation_value(value_type, obx.field(5), obx.field(6).rep(1), ctx, loc(obx, 5, msg))
+            raise MappingError(
+                loc(obx, 2, msg), "OBX-2 (value type) is required when OBX-5 is sent"
+            )
+        value = dt.observation_value(
+            value_type, obx.field(5), obx.field(6).rep(1), ctx, loc(obx, 5, msg)
+        )
     set_id = obx.field(1).value.strip()
     first = code.get("coding", [{}])[0]
     effective = dt.datetime_(obx.field(14).rep(1), ctx, loc(obx, 14, msg)) or report_effective
@@ -166,13 +194,22 @@ def _observation(
     if ranges and value and value[0] == "valueQuantity":
         for side in ("low", "high"):
             if side in ranges:
-                ranges[side].update({k: v for k, v in value[1].items() if k in ("unit", "system", "code")})
+                ranges[side].update(
+                    {k: v for k, v in value[1].items() if k in ("unit", "system", "code")}
+                )
     observation = {
         "resourceType": "Observation",
-        "id": ids.observation(report_key, set_id, f"{first.get('system', '')}|{first.get('code', '')}"),
+        "id": ids.observation(
+            report_key, set_id, f"{first.get('system', '')}|{first.get('code', '')}"
+        ),
         "status": status,
-        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory",
-                                  "display": "Laboratory"}]}],
+        "category": [
+            {
+                "coding": [
+                    {"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}
+                ]
+            }
+        ],
         "code": code,
         "subject": ref(patient_reference),
         "encounter": ref(encounter_reference) if encounter_reference else None,
@@ -187,8 +224,9 @@ def _observation(
     return out.add(dt.prune(observation))
 
 
-def _specimen(msg: ParsedMessage, spm: Segment, patient_reference: str, ctx: MappingContext,
-              out: Output) -> str:
+def _specimen(
+    msg: ParsedMessage, spm: Segment, patient_reference: str, ctx: MappingContext, out: Output
+) -> str:
     key = spm.field(2).raw.strip()
     if not key:
         raise MappingError(loc(spm, 2, msg), "SPM-2 (specimen id) is required")

@@ -35,11 +35,17 @@ FILLER_STATUS = {
     "DELETED": "entered-in-error",
 }
 # Provider roles (AIP-4, user table 0286) that are v3 participation types.
-ROLE = {"ATTENDING": ("ATND", "attender"), "ATND": ("ATND", "attender"),
-        "REFERRING": ("REF", "referrer"), "REF": ("REF", "referrer"),
-        "CONSULTING": ("CON", "consultant"), "CON": ("CON", "consultant"),
-        "ADMITTING": ("ADM", "admitter"), "PRIMARY": ("PPRF", "primary performer"),
-        "PP": ("PPRF", "primary performer")}
+ROLE = {
+    "ATTENDING": ("ATND", "attender"),
+    "ATND": ("ATND", "attender"),
+    "REFERRING": ("REF", "referrer"),
+    "REF": ("REF", "referrer"),
+    "CONSULTING": ("CON", "consultant"),
+    "CON": ("CON", "consultant"),
+    "ADMITTING": ("ADM", "admitter"),
+    "PRIMARY": ("PPRF", "primary performer"),
+    "PP": ("PPRF", "primary performer"),
+}
 
 
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
@@ -60,8 +66,9 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     start, end = _timing(msg, ctx)
     if not (start and end) and status not in ("proposed", "cancelled", "waitlist"):
         # FHIR invariant app-3: only proposed/cancelled/waitlist appointments may lack them.
-        raise MappingError("SCH-11", f"a {status} appointment needs a start and an end "
-                           "(SCH-11.4/11.5 or TQ1-7/8)")
+        raise MappingError(
+            "SCH-11", f"a {status} appointment needs a start and an end (SCH-11.4/11.5 or TQ1-7/8)"
+        )
     duration = dt.c(sch.field(9).rep(1), 1)
     unit = dt.c(sch.field(10).rep(1), 1).lower()
     minutes = None
@@ -76,8 +83,13 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
             who = practitioner_ref(rep, msg, ctx, out)
             if who:
                 participants.append(
-                    dt.prune({"type": _role(aip.field(4).rep(1), ctx), "actor": who,
-                              "status": "accepted"})
+                    dt.prune(
+                        {
+                            "type": _role(aip.field(4).rep(1), ctx),
+                            "actor": who,
+                            "status": "accepted",
+                        }
+                    )
                 )
     for ail in msg.segments("AIL"):
         place = location_ref(ail.field(3).rep(1), ctx, out)
@@ -88,8 +100,11 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     for rep, code in ((placer, "PLAC"), (filler, "FILL")):
         ident = dt.ei(rep, ctx)
         if ident:
-            ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                         "code": code}]}
+            ident["type"] = {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": code}
+                ]
+            }
             identifiers.append(ident)
     reason = dt.cwe(sch.field(7).rep(1), ctx, "0276")
     appointment = {
@@ -125,11 +140,15 @@ def _timing(msg: ParsedMessage, ctx: MappingContext) -> tuple[str | None, str | 
     """Start and end: TQ1-7/8 (v2.5+) or SCH-11 TQ-4/5 (deprecated but still sent)."""
     tq1 = msg.segment("TQ1")
     if tq1 is not None and dt.c(tq1.field(7).rep(1), 1):
-        return (dt.timestamp_instant(dt.c(tq1.field(7).rep(1), 1), ctx, "TQ1-7"),
-                dt.timestamp_instant(dt.c(tq1.field(8).rep(1), 1), ctx, "TQ1-8"))
+        return (
+            dt.timestamp_instant(dt.c(tq1.field(7).rep(1), 1), ctx, "TQ1-7"),
+            dt.timestamp_instant(dt.c(tq1.field(8).rep(1), 1), ctx, "TQ1-8"),
+        )
     sch = msg.segment("SCH")
     if sch is None:
         return None, None
     tq = sch.field(11).rep(1)
-    return (dt.timestamp_instant(dt.c(tq, 4), ctx, loc(sch, 11)),
-            dt.timestamp_instant(dt.c(tq, 5), ctx, loc(sch, 11)))
+    return (
+        dt.timestamp_instant(dt.c(tq, 4), ctx, loc(sch, 11)),
+        dt.timestamp_instant(dt.c(tq, 5), ctx, loc(sch, 11)),
+    )

@@ -42,8 +42,13 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
 
 
 def _immunization(
-    msg: ParsedMessage, orc: Segment | None, rxa: Segment, rxrs: list[Segment],
-    patient_reference: str, ctx: MappingContext, out: Output,
+    msg: ParsedMessage,
+    orc: Segment | None,
+    rxa: Segment,
+    rxrs: list[Segment],
+    patient_reference: str,
+    ctx: MappingContext,
+    out: Output,
 ) -> None:
     vaccine = dt.cwe(rxa.field(5).rep(1), ctx, "0292")
     if vaccine is None:
@@ -58,8 +63,10 @@ def _immunization(
     placer = (dt.c(orc.field(2).rep(1), 1), dt.c(orc.field(2).rep(1), 2)) if orc else ("", "")
     for (value, ns), kind in ((placer, "PLAC"), (filler, "FILL")):
         if value:
-            ident: JSON = {"type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
-                           "value": value}
+            ident: JSON = {
+                "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
+                "value": value,
+            }
             if ns:
                 ident["system"] = "urn:carelog:sid:" + ns
             identifiers.append(ident)
@@ -94,11 +101,20 @@ def _immunization(
     for rep in dt.reps(rxa.field(10)):
         who = practitioner_ref(rep, msg, ctx, out)
         if who:
-            performers.append({
-                "function": {"coding": [{"system": PERFORMER_FUNCTION, "code": "AP",
-                                         "display": "Administering Provider"}]},
-                "actor": who,
-            })
+            performers.append(
+                {
+                    "function": {
+                        "coding": [
+                            {
+                                "system": PERFORMER_FUNCTION,
+                                "code": "AP",
+                                "display": "Administering Provider",
+                            }
+                        ]
+                    },
+                    "actor": who,
+                }
+            )
     route = dt.cwe(rxrs[0].field(1).rep(1), ctx, "0162") if rxrs else None
     site = dt.cwe(rxrs[0].field(2).rep(1), ctx, "0163") if rxrs else None
     expiration = dt.c(rxa.field(16).rep(1), 1)

@@ -16,14 +16,22 @@ from processors.hl7v2.timestamps import to_datetime
 UTC = ZoneInfo("UTC")
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("|^~\\&\n")))
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("|^~\\&\n"))
+)
 def test_escape_then_unescape_is_identity(text: str) -> None:
     assert unescape(escape_text(text)) == text
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF) | st.sampled_from("|^~\\&")))
+@given(
+    st.text(
+        alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF) | st.sampled_from("|^~\\&")
+    )
+)
 def test_escaped_text_survives_the_parser(text: str) -> None:
-    msg = parse(("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rNTE|1||" + escape_text(text)).encode())
+    msg = parse(
+        ("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rNTE|1||" + escape_text(text)).encode()
+    )
     seg = msg.segment("NTE")
     assert seg is not None
     assert seg.field(3).value == text
@@ -36,7 +44,10 @@ def test_escaped_text_survives_the_parser(text: str) -> None:
 def test_dtm_to_fhir_keeps_the_instant(moment: datetime, offset_minutes: int) -> None:
     moment = moment.replace(microsecond=0)
     sign = "-" if offset_minutes < 0 else "+"
-    hl7 = moment.strftime("%Y%m%d%H%M%S") + f"{sign}{abs(offset_minutes) // 60:02d}{abs(offset_minutes) % 60:02d}"
+    hl7 = (
+        moment.strftime("%Y%m%d%H%M%S")
+        + f"{sign}{abs(offset_minutes) // 60:02d}{abs(offset_minutes) % 60:02d}"
+    )
     fhir = to_datetime(hl7, UTC)
     parsed = datetime.fromisoformat(fhir)
     assert parsed == moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
@@ -56,7 +67,13 @@ def test_nm_to_decimal(value: object) -> None:
     assert dt.decimal(text, "OBX-5") == (float(text) if "." in text else int(text))
 
 
-@given(st.lists(st.text(alphabet="abcXYZ 019-'", min_size=1, max_size=8).map(str.strip), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.text(alphabet="abcXYZ 019-'", min_size=1, max_size=8).map(str.strip),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_xpn_takes_family_and_given_in_order(parts: list[str]) -> None:
     raw = "^".join(escape_text(p) for p in parts)
     msg = parse(("MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||X||" + raw).encode())

@@ -45,8 +45,10 @@ def msg(mtype: str, *segments: str) -> bytes:
 # --- Patient ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "gender"), [("F", "female"), ("M", "male"), ("O", "other"),
-                                              ("U", "unknown"), ("A", "other"), ("X", None)])
+@pytest.mark.parametrize(
+    ("code", "gender"),
+    [("F", "female"), ("M", "male"), ("O", "other"), ("U", "unknown"), ("A", "other"), ("X", None)],
+)
 def test_sex_table_0001(code: str, gender: str | None) -> None:
     pid = f"PID|1||P1^^^FAC^MR||Doe^Jane||19800101|{code}"
     patient = one(translate(msg("ADT^A28", pid)).resources, "Patient")
@@ -67,7 +69,11 @@ def test_pid_repetitions_identifiers_names_telecom_race() -> None:
     assert patient["address"][0]["use"] == "home"
     assert patient["maritalStatus"]["coding"][0]["code"] == "M"
     race = patient["extension"][0]["extension"][0]["valueCoding"]
-    assert race == {"system": "urn:oid:2.16.840.1.113883.6.238", "code": "2106-3", "display": "White"}
+    assert race == {
+        "system": "urn:oid:2.16.840.1.113883.6.238",
+        "code": "2106-3",
+        "display": "White",
+    }
 
 
 def test_latin1_msh18() -> None:
@@ -163,7 +169,9 @@ def test_a02_prior_location_completed() -> None:
     assert [loc["status"] for loc in encounter["location"]] == ["active", "completed"]
     names = {r["id"]: r["name"] for r in resources if r["resourceType"] == "Location"}
     assert [names[loc["location"]["reference"].split("/")[1]] for loc in encounter["location"]] == [
-        "4WEST 410 B", "3EAST 305 A"]
+        "4WEST 410 B",
+        "3EAST 305 A",
+    ]
 
 
 def test_a28_a31_have_no_encounter() -> None:
@@ -182,8 +190,10 @@ def test_nk1_al1_dg1() -> None:
     assert allergy["onsetDateTime"] == "2015-03-10"
     condition = one(resources, "Condition")
     assert condition["code"]["coding"][0] == {
-        "system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "L03.115",
-        "display": "Cellulitis of right lower limb"}
+        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+        "code": "L03.115",
+        "display": "Cellulitis of right lower limb",
+    }
     assert condition["verificationStatus"]["coding"][0]["code"] == "confirmed"
     assert condition["encounter"]["reference"] == "Encounter/" + one(resources, "Encounter")["id"]
 
@@ -231,8 +241,13 @@ def test_invalid_date_names_the_field() -> None:
 def test_oru_value_types_statuses_specimen() -> None:
     resources = extra("oru_r01_mixed_types_spm_v2.5.1.hl7")
     obs = [r for r in resources if r["resourceType"] == "Observation"]
-    assert obs[0]["valueQuantity"] == {"value": 0.5, "comparator": "<", "unit": "mg/dL",
-                                       "system": "http://unitsofmeasure.org", "code": "mg/dL"}
+    assert obs[0]["valueQuantity"] == {
+        "value": 0.5,
+        "comparator": "<",
+        "unit": "mg/dL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mg/dL",
+    }
     assert obs[0]["status"] == "corrected"
     assert obs[0]["interpretation"][0]["coding"][0]["code"] == "L"
     assert obs[1]["valueString"] == "Yellow"
@@ -248,12 +263,21 @@ def test_oru_value_types_statuses_specimen() -> None:
     assert report["specimen"] == [{"reference": "Specimen/" + specimen["id"]}]
 
 
-@pytest.mark.parametrize(("flag", "status"), [("F", "final"), ("P", "preliminary"),
-                                              ("C", "corrected"), ("X", "cancelled"),
-                                              ("D", "entered-in-error")])
+@pytest.mark.parametrize(
+    ("flag", "status"),
+    [
+        ("F", "final"),
+        ("P", "preliminary"),
+        ("C", "corrected"),
+        ("X", "cancelled"),
+        ("D", "entered-in-error"),
+    ],
+)
 def test_obx11_table_0085(flag: str, status: str) -> None:
     obx = seg("OBX", {1: "1", 2: "NM", 3: "X^x^L", 5: "1", 11: flag})
-    assert one(translate(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")["status"] == status
+    assert (
+        one(translate(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")["status"] == status
+    )
 
 
 def test_obr25_unknown_status_names_obr25() -> None:
@@ -266,15 +290,21 @@ def test_obr25_unknown_status_names_obr25() -> None:
 
 
 def test_orm_cancel_revokes_the_same_request() -> None:
-    original = one(translate((EXTRA.parent / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()).resources,
-                   "ServiceRequest")
+    original = one(
+        translate((EXTRA.parent / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()).resources,
+        "ServiceRequest",
+    )
     cancel = one(extra("orm_o01_cancel_v2.4.hl7"), "ServiceRequest")
     assert cancel["id"] == original["id"]
     assert cancel["status"] == "revoked"
 
 
 def test_orm_two_orders_priority_note_encounter() -> None:
-    requests = [r for r in extra("orm_o01_two_orders_stat_v2.4.hl7") if r["resourceType"] == "ServiceRequest"]
+    requests = [
+        r
+        for r in extra("orm_o01_two_orders_stat_v2.4.hl7")
+        if r["resourceType"] == "ServiceRequest"
+    ]
     assert [r["priority"] for r in requests] == ["stat", "routine"]
     assert requests[0]["note"] == [{"text": "Patient fasting since midnight"}]
     assert requests[0]["encounter"] == requests[1]["encounter"]
@@ -282,7 +312,11 @@ def test_orm_two_orders_priority_note_encounter() -> None:
 
 def test_oml_o21() -> None:
     request = one(extra("oml_o21_lab_order_v2.5.1.hl7"), "ServiceRequest")
-    assert (request["status"], request["intent"], request["priority"]) == ("active", "order", "routine")
+    assert (request["status"], request["intent"], request["priority"]) == (
+        "active",
+        "order",
+        "routine",
+    )
     assert request["authoredOn"] == "2026-11-08T07:55:00-05:00"
 
 
@@ -294,7 +328,10 @@ def test_siu_s13_s14_s15_same_appointment() -> None:
     assert a13["id"] == s14["id"] == s15["id"]
     assert a13["start"] == "2026-11-16T14:00:00-05:00"
     assert [p["actor"]["reference"].split("/")[0] for p in a13["participant"]] == [
-        "Patient", "Practitioner", "Location"]
+        "Patient",
+        "Practitioner",
+        "Location",
+    ]
     assert a13["serviceType"][0]["coding"][0]["system"] == "http://www.ama-assn.org/go/cpt"
     assert s14["minutesDuration"] == 45 and s14["comment"] == "Bring glucose log"
     assert s15["status"] == "cancelled"
@@ -304,14 +341,27 @@ def test_siu_s13_s14_s15_same_appointment() -> None:
 def test_mdm_hex_escape_decoded_in_attachment() -> None:
     doc = one(extra("mdm_t02_document_v2.5.1_fixed.hl7"), "DocumentReference")
     text = base64.b64decode(doc["content"][0]["attachment"]["data"]).decode()
-    assert text == ("Patient admitted with cellulitis\ntreated with IV cefazolin, "
-                    "discharged on oral cephalexin.")
+    assert text == (
+        "Patient admitted with cellulitis\ntreated with IV cefazolin, "
+        "discharged on oral cephalexin."
+    )
     assert doc["content"][0]["attachment"]["contentType"] == "text/plain"
 
 
 def test_vxu_not_done() -> None:
-    rxa = seg("RXA", {1: "0", 2: "1", 3: "20261020100000-0500", 5: "208^COVID^CVX", 6: "999",
-                      9: "01^Historical^NIP001", 18: "00^Parental decision^NIP002", 20: "RE"})
+    rxa = seg(
+        "RXA",
+        {
+            1: "0",
+            2: "1",
+            3: "20261020100000-0500",
+            5: "208^COVID^CVX",
+            6: "999",
+            9: "01^Historical^NIP001",
+            18: "00^Parental decision^NIP002",
+            20: "RE",
+        },
+    )
     imm = one(translate(msg("VXU^V04", PID, rxa)).resources, "Immunization")
     assert imm["status"] == "not-done"
     assert imm["primarySource"] is False

@@ -23,9 +23,8 @@ Where the two differ on purpose (each has a test below):
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hl7apy.exceptions import InvalidName, UnsupportedVersion
