@@ -48,9 +48,9 @@ outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, RE
 versions = app.Table("resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED])
 
 
-def _record(event: faust.EventT) -> Record:
+def _record(event: faust.EventT[Any]) -> Record:
     msg = event.message
-    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+    return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
 
 
 async def _send(items: list[Output]) -> None:

@@ -17,7 +17,7 @@ from streams.errors import DeliveryFailed
 from streams.kafka_config import producer_config
 from streams.settings import Settings, get_settings
 
-Headers = Sequence[tuple[str, str | bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,13 @@ class Outgoing:
     key: bytes | str | None
     value: bytes
     headers: Headers | None = None
+
+
+def _delivered(msg: Message) -> Delivered:
+    """Where a confirmed message landed (a confirmed message always has all three)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return Delivered(topic, partition, offset)
 
 
 class EventProducer:
@@ -64,7 +71,7 @@ class EventProducer:
                     DeliveryFailed(f"{out.topic}: broker did not confirm the event: {err.str()}")
                 )
             else:
-                future.set_result(Delivered(msg.topic(), msg.partition(), msg.offset()))
+                future.set_result(_delivered(msg))
 
         while True:
             try:
@@ -112,7 +119,7 @@ class EventProducer:
             if err is not None:
                 failures.append(f"{msg.topic()}: {err.str()}")
             else:
-                results[index] = Delivered(msg.topic(), msg.partition(), msg.offset())
+                results[index] = _delivered(msg)
             state["completed"] += 1
             if state["completed"] == state["total"]:
                 done.set()

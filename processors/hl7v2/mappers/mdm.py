@@ -54,7 +54,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     patient_reference = patient_ref(msg, ctx, out)
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
 
-    lines = []
+    lines: list[str] = []
     obx_code = None
     for obx in msg.segments("OBX"):
         vt = dt.c(obx.field(2).rep(1), 1).upper()

@@ -95,7 +95,7 @@ def _immunization(
             "active": True,
             "name": dt.c(mvx, 2) or dt.c(mvx, 1),
         }
-        manufacturer = ref(out.add(org), org["name"])
+        manufacturer = ref(out.add(org), str(org["name"]))
     source = dt.c(rxa.field(9).rep(1), 1)
     performers = []
     for rep in dt.reps(rxa.field(10)):
