@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
+
 # confluent-kafka's stubs do not re-export these, though the package does (and documents them).
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
