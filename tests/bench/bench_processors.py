@@ -32,6 +32,15 @@ N_STAGES = 1000
 N_E2E = 3000
 
 
+def obr(i: int) -> str:
+    fields = [""] * 26
+    fields[0:5] = ["OBR", "1", f"ORD{i}^NWH_CPOE", f"LAB{i}^NWH_LAB", "58410-2^CBC panel^LN"]
+    fields[7] = "20261106060000-0500"  # OBR-7 observation time
+    fields[22] = "20261106071000-0500"  # OBR-22 results reported
+    fields[25] = "F"  # OBR-25 result status
+    return "|".join(fields)
+
+
 def oru_r01(i: int) -> bytes:
     """An ORU^R01 with 10 OBX for patient i (1.5-2 KB), distinct order numbers per message."""
     obx = [
@@ -51,8 +60,7 @@ def oru_r01(i: int) -> bytes:
     lines = [
         f"MSH|^~\\&|SUNQUEST|NWH_LAB|CARELOG|CARELOG|20261106071500-0500||ORU^R01^ORU_R01|B{i}|P|2.5.1",
         f"PID|1||MRN{i}^^^NWH^MR||Haddad^Omar^Y||19880217|M",
-        f"OBR|1|ORD{i}^NWH_CPOE|LAB{i}^NWH_LAB|58410-2^CBC panel - Blood by Automated count^LN"
-        "|||20261106060000-0500||||||||||||||||20261106071000-0500|||F",
+        obr(i),
         *obx,
     ]
     return ("\r".join(lines) + "\r").encode()
