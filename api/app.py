@@ -8,7 +8,8 @@ its module to that tuple and its paths to `extra_paths` of openapi_document (or 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -19,7 +20,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from api import routes_devices, routes_dicom, routes_fhir, routes_hl7v2, routes_probes
+from api import (
+    routes_devices,
+    routes_dicom,
+    routes_fhir,
+    routes_fhir_meta,
+    routes_fhir_read,
+    routes_fhir_search,
+    routes_hl7v2,
+    routes_probes,
+)
 from api.access import AccessMiddleware
 from api.auth import verifier_from_settings
 from api.errors import GatewayError, gateway_error_handler, json_response
@@ -27,12 +37,16 @@ from api.gateway import Gateway
 from api.guard import Guard
 from api.metrics import GatewayMetrics
 from api.openapi import openapi_document
+from api.openapi_fhir_reads import merge_reads
 from api.rate_limit import RateLimiter
+from api.store_handle import StoreHandle
 from schemas.outcome import Issue, operation_outcome
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings
 
 INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devices, routes_dicom)
+# FHIR REST reads from the store; before the writes, whose /fhir/{type}/{id} they refine.
+FHIR_READ_ROUTE_MODULES: tuple[Any, ...] = (routes_fhir_meta, routes_fhir_read, routes_fhir_search)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -47,6 +61,18 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     body = operation_outcome(Issue("internal error; nothing was acknowledged", code="exception",
                                    severity="fatal"))  # fmt: skip
     return json_response(body, 500)
+
+
+def _lifespan(gateway: Gateway, store: StoreHandle) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with gateway.lifespan(app):
+            try:
+                yield
+            finally:
+                store.close()
+
+    return lifespan
 
 
 def create_app(
@@ -64,8 +90,9 @@ def create_app(
         RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     gateway = Gateway(settings, guard, metrics, producer)
+    store = StoreHandle(settings)
     routes: list[BaseRoute] = [*routes_probes.routes, *extra_routes]
-    for module in INGEST_ROUTE_MODULES:
+    for module in (*FHIR_READ_ROUTE_MODULES, *INGEST_ROUTE_MODULES):
         routes.extend(module.routes)
     app = Starlette(
         routes=routes,
@@ -77,9 +104,12 @@ def create_app(
             HTTPException: _http_error,
             Exception: _server_error,
         },
-        lifespan=gateway.lifespan,
+        lifespan=_lifespan(gateway, store),
     )
     app.state.gateway = gateway
+    app.state.fhir_store = store
     paths = {**routes_dicom.openapi_paths(), **(extra_paths or {})}
-    app.state.openapi = orjson.dumps(openapi_document(paths))
+    document = openapi_document(paths)
+    document["paths"] = merge_reads(document["paths"])
+    app.state.openapi = orjson.dumps(document)
     return app

@@ -32,6 +32,7 @@ _CACHE_SIZE = 10_000
 class Principal:
     subject: str
     scopes: frozenset[str]
+    patient: str | None = None  # SMART launch context: the token sees only this compartment
 
 
 class TokenVerifier:
@@ -84,7 +85,10 @@ class TokenVerifier:
             raise Unauthorized(
                 "the bearer token names no subject (sub)", headers=challenge("invalid_token")
             )
-        principal = Principal(subject, frozenset(_scopes(claims)))
+        patient = claims.get("patient")
+        principal = Principal(
+            subject, frozenset(_scopes(claims)), patient if isinstance(patient, str) else None
+        )
         if len(self._verified) >= _CACHE_SIZE:
             self._verified.clear()
         self._verified[token] = (principal, float(claims["exp"]) + self._leeway)

@@ -46,6 +46,7 @@ def mint_token(
     ttl: int = 3600,
     audience: str | None = None,
     issuer: str | None = None,
+    patient: str | None = None,
 ) -> str:
     now = int(time.time())
     claims: dict[str, object] = {
@@ -60,4 +61,6 @@ def mint_token(
         claims["aud"] = audience
     if issuer:
         claims["iss"] = issuer
+    if patient:
+        claims["patient"] = patient  # SMART patient launch context
     return jwt.encode(claims, secret, algorithm="HS256")

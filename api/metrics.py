@@ -41,6 +41,10 @@ class GatewayMetrics:
             "carelog_gateway_rejected_events", "Refused input kept on carelog.rejected.",
             ["format"], registry=self.registry,
         )  # fmt: skip
+        self.audit_failed = Counter(
+            "carelog_gateway_audit_failed", "AuditEvents of reads the log did not confirm.",
+            registry=self.registry,
+        )  # fmt: skip
 
         # Labelled children, looked up once per (route, method, status): the hot path.
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}

@@ -106,14 +106,21 @@ def _fhir_write(
     operation: dict[str, Any] = {
         "summary": summary,
         "description": "Appended as an InboundMessage (format fhir) carrying the method, path "
-        f"and conditional headers; applied downstream. Scope: `{scope}` or `system/*.write` "
-        "(SMART v2 letters c/u/d accepted).",
+        "and conditional headers; applied downstream. Answered once the FHIR store shows it "
+        "(201/200/204 with Location and ETag, a transaction-response), with the downstream "
+        "rejection (400/412/422), or 202 (Prefer: respond-async, or not shown in time). "
+        f"Scope: `{scope}` or `system/*.write` (SMART v2 letters c/u/d accepted).",
         "operationId": op_id,
         "security": [{"bearerAuth": [scope]}],
         "parameters": [*params, *REQUEST_HEADERS, IDEMPOTENCY_KEY, *conditional],
         "responses": {
+            "200": {"description": "Updated or unchanged (a Bundle: its response)."},
+            "201": {"description": "Created; Location names the version."},
+            "204": {"description": "Deleted."},
             "202": _outcome("Accepted: on the log; X-Event-Id names the event.", X_EVENT_ID),
-            **_refusals(400, 401, 403, 406, 413, 415, 429, 503),
+            **_refusals(400, 401, 403, 406, 413, 415, 422, 429, 503),
+            "412": _outcome("If-Match names a version that is not the current one."),
+            "500": _outcome("A processor failed on this write (kept on carelog.rejected)."),
         },
     }
     if body:

@@ -2,15 +2,23 @@
 
 Nothing is applied here: each write becomes one InboundMessage (format fhir) whose headers
 carry the HTTP method, path and conditional headers, so that processors can tell create from
-update from delete. The answer is 202 with the event id (X-Event-Id).
+update from delete. Once the broker confirmed it, the route waits until the FHIR store shows
+what the write did and answers as a FHIR server does (api/write_wait.py, api/write_answer.py:
+201/200/204 with Location and ETag, a transaction-response, or the downstream rejection's
+OperationOutcome). It answers 202 with the event id (X-Event-Id) at once with
+`Prefer: respond-async`, when CARELOG_FHIR_WRITE_WAIT_SECONDS is 0 or no store exists on
+this node, and after that wait when the store has not shown the write yet.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api import write_answer, write_targets
 from api.access import EVENT_ID_KEY
 from api.body import read_body
 from api.errors import GatewayError, json_response
@@ -18,6 +26,9 @@ from api.fhir_checks import bundle_needs, check_id, check_resource, check_type, 
 from api.gateway import gateway_of, request_id
 from api.negotiation import negotiate, require_content_type
 from api.scopes import Need
+from api.store_handle import store_of
+from api.write_wait import Applied, Refused, wait_for
+from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue, operation_outcome
 from streams.keys import inbound_key
@@ -38,6 +49,7 @@ async def _write(request: Request) -> Response:
     if resource_type is not None:  # the Bundle route checks per entry, once it has the body
         gw.guard.require(principal, [Need(resource_type, _ACTION[request.method])])
     body = b""
+    resource: dict[str, Any] | None = None
     try:
         if request.method != "DELETE":
             body = await read_body(request, gw.settings.max_request_bytes)
@@ -68,14 +80,46 @@ async def _write(request: Request) -> Response:
     )  # fmt: skip
     delivered = await gw.append(event, inbound_key(Format.fhir, body, principal.subject))
     request.scope[EVENT_ID_KEY] = event.event_id
-    outcome = operation_outcome(Issue(
-        f"accepted: appended as event {event.event_id} to {delivered.topic}; "
+    store = _store_to_wait_on(request)
+    if store is not None:
+        if resource_type is None:
+            assert resource is not None
+            entries = write_targets.of_bundle(resource, event.event_id)
+            targets = [t for t in entries if t is not None]
+        else:
+            targets = write_targets.single(request.method, resource_type, resource_id, resource,
+                                           event.event_id, request.headers.get("if-none-exist"))  # fmt: skip
+        outcome = await wait_for(store, event.event_id, targets, gw.settings)
+        if isinstance(outcome, Refused):
+            return write_answer.refused(outcome.rejection, event.event_id)
+        if isinstance(outcome, Applied):
+            if resource_type is None:
+                assert resource is not None
+                kind = str(resource.get("type"))
+                return write_answer.bundle(request, kind, entries, outcome, event.event_id,
+                                           answer_type)  # fmt: skip
+            return write_answer.single(request, targets[0], outcome, event.event_id, answer_type)
+    waited = " the FHIR store has not shown it yet;" if store is not None else ""
+    outcome_body = operation_outcome(Issue(
+        f"accepted: appended as event {event.event_id} to {delivered.topic};{waited} "
         "the FHIR store applies it asynchronously",
         code="informational", severity="information",
     ))  # fmt: skip
-    response = json_response(outcome, 202, {"X-Event-Id": event.event_id})
+    response = json_response(outcome_body, 202, {"X-Event-Id": event.event_id})
     response.headers["content-type"] = answer_type
     return response
+
+
+def _store_to_wait_on(request: Request) -> FhirStore | None:
+    """The store to watch for this write, or None to answer 202 at once."""
+    if gateway_of(request).settings.fhir_write_wait_seconds <= 0:
+        return None
+    if "respond-async" in request.headers.get("prefer", ""):
+        return None
+    try:
+        return store_of(request).get()
+    except StoreError:
+        return None
 
 
 def _event_headers(request: Request) -> dict[str, str]:

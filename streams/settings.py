@@ -135,6 +135,28 @@ class Settings(BaseSettings):
     )
     fhir_store_batch_ms: int = Field(200, description="...or what arrived within this many ms.")
 
+    # FHIR REST over the store (api/routes_fhir_*.py).
+    fhir_write_wait_seconds: float = Field(
+        10.0,
+        description="A FHIR write waits this long for the store to show its change (or its "
+        "rejection) before it is answered 202; 0 answers 202 at once.",
+    )
+    fhir_write_unchanged_seconds: float = Field(
+        6.0,
+        description="A write the store already reflects (same content, or deleting what is "
+        "gone) produces no change on the log; it is answered 200 with the current version "
+        "after this long without a change or a rejection.",
+    )
+    fhir_audit_reads: bool = Field(
+        True, description="Append an AuditEvent to the log for every read or search of FHIR data."
+    )
+    smart_authorization_endpoint: str | None = Field(
+        None, description="OAuth authorize URL published in /.well-known/smart-configuration."
+    )
+    smart_token_endpoint: str | None = Field(
+        None, description="OAuth token URL published in /.well-known/smart-configuration."
+    )
+
     @property
     def bootstrap(self) -> str:
         """The cluster to talk to: the configured one, or the local broker."""

@@ -1,0 +1,107 @@
+"""Every read or search of FHIR data is itself an event: an AuditEvent appended to the log.
+
+The AuditEvent (FHIR R4) says who (the token's subject), what (the resources returned, or
+the query for a search), when (recorded) and from where (the client's address). It is
+appended as an InboundMessage of format fhir with http.method POST and http.path
+/fhir/AuditEvent, so it flows down like any create. The read never waits for it: the append
+is confirmed in the background, and a failure is logged and counted, not answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+import orjson
+from starlette.requests import Request
+
+from api.auth import Principal
+from api.gateway import gateway_of, request_id
+from api.guard import client_ip
+from api.metrics import GatewayMetrics
+from schemas.events import Channel, Format, InboundMessage
+from streams.keys import inbound_key
+from streams.producer import Delivered
+
+log = logging.getLogger("carelog.gateway.audit")
+
+MAX_ENTITIES = 100  # a page of 1000 results is summarised by its query, not listed in full
+_PATH = "/fhir/AuditEvent"
+# http://hl7.org/fhir/restful-interaction codes; search and $everything "execute" (E).
+_ACTION = {"read": "R", "vread": "R", "history-instance": "R", "history-type": "R",
+           "history-system": "R", "search-type": "E", "operation": "E"}  # fmt: skip
+
+
+def audit_event(principal: Principal, interaction: str, address: str,
+                refs: list[str], query: str | None) -> dict[str, object]:  # fmt: skip
+    """The AuditEvent resource for one access."""
+    entities: list[dict[str, object]] = [
+        {"what": {"reference": ref},
+         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                  "code": "2", "display": "System Object"}}
+        for ref in refs[:MAX_ENTITIES]
+    ]  # fmt: skip
+    if query is not None:
+        entities.append({
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                     "code": "2", "display": "System Object"},
+            "description": query[:1024],
+            "query": base64.b64encode(query.encode()).decode(),
+        })  # fmt: skip
+    agent: dict[str, object] = {
+        "who": {"identifier": {"system": "urn:carelog:token-subject", "value": principal.subject}},
+        "requestor": True,
+        "network": {"address": address, "type": "2"},
+    }
+    event: dict[str, object] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                 "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
+        "action": _ACTION.get(interaction, "R"),
+        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": "0",
+        "agent": [agent],
+        "source": {"observer": {"display": "carelog FHIR API"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                             "code": "3", "display": "Web Server"}]},
+    }  # fmt: skip
+    if entities:
+        event["entity"] = entities
+    if principal.patient:
+        event["extension"] = [{"url": "urn:carelog:smart-patient-context",
+                               "valueString": principal.patient}]  # fmt: skip
+    return event
+
+
+def audit(request: Request, principal: Principal, interaction: str,
+          refs: list[str], query: str | None = None) -> None:  # fmt: skip
+    """Append the AuditEvent of this access without waiting for it."""
+    gw = gateway_of(request)
+    if not gw.settings.fhir_audit_reads:
+        return
+    body = orjson.dumps(audit_event(principal, interaction, client_ip(request), refs, query))
+    event = InboundMessage.received(
+        body, channel=Channel.http, format=Format.fhir, content_type="application/fhir+json",
+        sender=principal.subject, correlation_id=request_id(request),
+        headers={"http.method": "POST", "http.path": _PATH},
+    )  # fmt: skip
+    try:
+        future = gw.ingestor.submit(event, inbound_key(Format.fhir, body, principal.subject))
+    except Exception as exc:  # could not even queue it: the read is answered all the same
+        _failed(gw.metrics, str(exc))
+        return
+    future.add_done_callback(lambda f: _confirmed(gw.metrics, f))
+
+
+def _confirmed(metrics: GatewayMetrics, future: Future[Delivered]) -> None:
+    error = future.exception()
+    if error is not None:
+        _failed(metrics, str(error))
+
+
+def _failed(metrics: GatewayMetrics, why: str) -> None:
+    log.error("an AuditEvent was not appended to the log: %s", why)
+    metrics.audit_failed.inc()

@@ -1,0 +1,142 @@
+"""The CapabilityStatement (FHIR 4.0.1): exactly what this server does, from the store's
+own list of types and search parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.fhir_store import FhirStore
+from streams.settings import Settings
+
+SMART_CAPABILITIES = [
+    "permission-patient",
+    "permission-user",
+    "permission-v1",
+    "permission-v2",
+    "context-ehr-patient",
+    "context-standalone-patient",
+    "client-confidential-asymmetric",
+]
+_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
+_EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
+
+def _oauth(settings: Settings) -> list[dict[str, Any]]:
+    uris = [
+        ("authorize", settings.smart_authorization_endpoint),
+        ("token", settings.smart_token_endpoint),
+    ]
+    extension = [{"url": name, "valueUri": uri} for name, uri in uris if uri]
+    if not extension:
+        return []
+    url = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    return [{"url": url, "extension": extension}]
+
+
+def _resource(rtype: str, params: list[tuple[str, str, str]]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "type": rtype,
+        "interaction": [{"code": code} for code in _INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,  # If-None-Exist: identifier=system|value only
+        "conditionalRead": "full-support",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchInclude": ["*"],
+        "searchRevInclude": ["*"],
+        "searchParam": [
+            {"name": n, "type": t, **({"documentation": d} if d else {})} for n, t, d in params
+        ],
+    }
+    if rtype == "Patient":
+        entry["operation"] = [{"name": "everything", "definition": _EVERYTHING}]
+    return entry
+
+
+def capability_statement(store: FhirStore | None, settings: Settings, base: str) -> dict[str, Any]:
+    """The statement; with no store yet it lists no resource types."""
+    params = store.supported_search_params() if store is not None else {}
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "carelog",
+        "kind": "instance",
+        "software": {"name": "carelog"},
+        "implementation": {
+            "description": "carelog FHIR R4 server (a projection of the log)",
+            "url": base,
+        },
+        "fhirVersion": "4.0.1",
+        "format": ["json", "application/fhir+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Writes are appended to the log and answered once the store shows "
+                "them (201/200 with Location and ETag), or 202 with Prefer: "
+                "respond-async. Transactions are applied per resource, not "
+                "atomically.",
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": _oauth(settings),
+                },
+                "resource": [_resource(t, params[t]) for t in sorted(params)],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
+            }
+        ],
+    }
+
+
+def smart_configuration(settings: Settings) -> dict[str, Any]:
+    """/.well-known/smart-configuration (SMART App Launch 2.0)."""
+    config: dict[str, Any] = {
+        "capabilities": SMART_CAPABILITIES,
+        "scopes_supported": [
+            "patient/*.read",
+            "user/*.read",
+            "system/*.read",
+            "patient/*.rs",
+            "user/*.rs",
+            "system/*.rs",
+            "system/*.write",
+            "system/*.cud",
+        ],
+        "response_types_supported": ["token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+    }
+    if settings.auth_issuer:
+        config["issuer"] = settings.auth_issuer
+    if settings.auth_jwks_url:
+        config["jwks_uri"] = settings.auth_jwks_url
+    if settings.smart_authorization_endpoint:
+        config["authorization_endpoint"] = settings.smart_authorization_endpoint
+    if settings.smart_token_endpoint:
+        config["token_endpoint"] = settings.smart_token_endpoint
+        config["grant_types_supported"] = ["authorization_code", "client_credentials"]
+    return config

@@ -1,0 +1,144 @@
+"""FHIR reads from the store: read, vread, and instance, type and system history.
+
+GET /fhir/{type}/{id}                      read (ETag, Last-Modified, 304, 404, 410)
+GET /fhir/{type}/{id}/_history/{vid}       vread
+GET /fhir/{type}/{id}/_history             instance history
+GET /fhir/{type}/_history, /fhir/_history  type and system history (_since, _count, _offset)
+
+Every answer that shows data appends an AuditEvent (api/audit.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.audit import audit
+from api.errors import BadRequest, Forbidden
+from api.fhir_bundles import base_url, history, page_url
+from api.fhir_checks import check_id, check_type
+from api.fhir_http import answer_type, resource_response
+from api.read_access import Gone, NotFound, admit_read, check_visible
+from api.store_handle import store_of
+from projections.fhir_store import StoredResource
+
+DEFAULT_HISTORY_COUNT = 50
+_HISTORY_PARAMS = {"_since", "_count", "_offset", "_format", "_pretty"}
+
+
+def _found(resource: StoredResource | None, what: str) -> StoredResource:
+    if resource is None:
+        raise NotFound(f"{what} is not known")
+    if resource.deleted:
+        raise Gone(f"{what} was deleted (version {resource.version})")
+    return resource
+
+
+async def read(request: Request) -> Response:
+    """GET /fhir/{type}/{id}."""
+    rtype, rid = request.path_params["type"], request.path_params["id"]
+    reader = await admit_read(request, [rtype], "r")
+    media = answer_type(request)
+    check_type(rtype)
+    check_id(rid)
+    store = store_of(request).require()
+    resource = _found(store.read(rtype, rid), f"{rtype}/{rid}")
+    check_visible(store, reader, rtype, rid)
+    audit(request, reader.principal, "read", [resource.key])
+    return resource_response(request, resource, media)
+
+
+async def vread(request: Request) -> Response:
+    """GET /fhir/{type}/{id}/_history/{vid}."""
+    rtype, rid, vid = (request.path_params[k] for k in ("type", "id", "vid"))
+    reader = await admit_read(request, [rtype], "r")
+    media = answer_type(request)
+    check_type(rtype)
+    check_id(rid)
+    if not vid.isdigit():
+        raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}: versions are numbers")
+    store = store_of(request).require()
+    check_visible(store, reader, rtype, rid)
+    resource = _found(store.vread(rtype, rid, int(vid)), f"{rtype}/{rid}/_history/{vid}")
+    audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
+    return resource_response(request, resource, media)
+
+
+def _history_args(request: Request) -> tuple[datetime | None, int, int]:
+    params = request.query_params
+    unknown = sorted(set(params) - _HISTORY_PARAMS)
+    if unknown:
+        raise BadRequest(f"history does not support {', '.join(unknown)}; it takes _since, "
+                         "_count and _offset")  # fmt: skip
+    since = None
+    if "_since" in params:
+        try:
+            since = datetime.fromisoformat(params["_since"].replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest("_since must be an instant (2024-01-02T03:04:05Z)") from None
+    try:
+        count = int(params.get("_count", DEFAULT_HISTORY_COUNT))
+        offset = int(params.get("_offset", 0))
+    except ValueError:
+        raise BadRequest("_count and _offset must be whole numbers") from None
+    if count < 0 or offset < 0:
+        raise BadRequest("_count and _offset cannot be negative")
+    return since, count, offset
+
+
+async def _history(request: Request, rtype: str | None, rid: str | None) -> Response:
+    reader = await admit_read(request, [rtype or "*"], "r")
+    media = answer_type(request)
+    if rtype is not None:
+        check_type(rtype)
+    if rid is not None:
+        check_id(rid)
+    since, count, offset = _history_args(request)
+    handle = store_of(request)
+    store = handle.require()
+    if reader.compartment is not None:
+        if rid is None:
+            raise Forbidden("type and system history are not available to a token limited to "
+                            "a patient's compartment; ask for one resource's history")  # fmt: skip
+        assert rtype is not None
+        check_visible(store, reader, rtype, rid)
+    versions, total = await handle.run(lambda s: s.history(rtype, rid, since, count, offset))
+    if rid is not None and total == 0:
+        raise NotFound(f"{rtype}/{rid} is not known")
+    base = base_url(request)
+    url = "/".join(p for p in (base, rtype, rid, "_history") if p)
+    params = list(request.query_params.multi_items())
+    links = [("self", page_url(url, params, offset or None))]
+    if offset + len(versions) < total and count > 0:
+        links.append(("next", page_url(url, params, offset + len(versions))))
+    interaction = "history-instance" if rid else "history-type" if rtype else "history-system"
+    audit(request, reader.principal, interaction,
+          [f"{v.key}/_history/{v.version}" for v in versions])  # fmt: skip
+    return Response(history(base, versions, total, links), 200, media_type=media)
+
+
+async def instance_history(request: Request) -> Response:
+    """GET /fhir/{type}/{id}/_history."""
+    return await _history(request, request.path_params["type"], request.path_params["id"])
+
+
+async def type_history(request: Request) -> Response:
+    """GET /fhir/{type}/_history."""
+    return await _history(request, request.path_params["type"], None)
+
+
+async def system_history(request: Request) -> Response:
+    """GET /fhir/_history."""
+    return await _history(request, None, None)
+
+
+routes = [
+    Route("/fhir/_history", system_history, methods=["GET"]),
+    Route("/fhir/{type}/_history", type_history, methods=["GET"]),
+    Route("/fhir/{type}/{id}/_history", instance_history, methods=["GET"]),
+    Route("/fhir/{type}/{id}/_history/{vid}", vread, methods=["GET"]),
+    Route("/fhir/{type}/{id}", read, methods=["GET"]),
+]

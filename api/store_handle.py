@@ -1,0 +1,63 @@
+"""The FHIR store as the API sees it: opened read-only on first use, shared by all routes.
+
+The file is CARELOG_FHIR_STORE_PATH (kept by `carelog projection`). Until it exists FHIR
+reads answer 503 and writes are answered 202 at once (there is nothing to wait on).
+SQLite calls that may take a while (search, history, $everything) run in worker threads;
+a read by id is a primary-key lookup and runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from api.errors import Unavailable
+from projections.fhir_store import FhirStore, StoreError
+from streams.settings import Settings
+
+T = TypeVar("T")
+
+
+class StoreHandle:
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.fhir_store_file
+        self._store: FhirStore | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> FhirStore | None:
+        """The store, or None while no projection has created it."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None and self.path.exists():
+                    self._store = FhirStore.open(self.path, readonly=True)
+        return self._store
+
+    def require(self) -> FhirStore:
+        try:
+            store = self.get()
+        except StoreError as exc:
+            raise Unavailable(f"the FHIR store cannot be read: {exc}") from None
+        if store is None:
+            raise Unavailable(
+                f"no FHIR store at {self.path} yet: `carelog projection` has not created it"
+            )
+        return store
+
+    async def run(self, call: Callable[[FhirStore], T]) -> T:
+        """`call(store)` in a worker thread (each thread has its own SQLite connection)."""
+        store = self.require()
+        return await anyio.to_thread.run_sync(call, store)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def store_of(request: Request) -> StoreHandle:
+    handle: StoreHandle = request.app.state.fhir_store
+    return handle
