@@ -149,8 +149,11 @@ class Searcher:
             return drivers[0] if drivers else None
         sized = []
         for cond in drivers:
+            assert cond.driver_sql is not None
+            # Without DISTINCT, so that LIMIT stops the scan early (an over-count is fine).
+            sample = cond.driver_sql.replace("SELECT DISTINCT ", "SELECT ", 1)
             rows = self.conn.execute(
-                f"SELECT count(*) FROM ({cond.driver_sql} LIMIT {ESTIMATE_CAP})", cond.driver_args
+                f"SELECT count(*) FROM ({sample} LIMIT {ESTIMATE_CAP})", cond.driver_args
             ).fetchone()[0]
             sized.append((rows, cond.priority, cond))
             if rows == 0:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.fhir_store.definitions import RESOURCE_TYPES, load_registry
+from projections.fhir_store.definitions import RESOURCE_TYPES, load_registry, split_union
 from projections.fhir_store.extract import extractors, index_rows
-from projections.fhir_store.definitions import split_union
 from projections.fhir_store.fhirpath_compile import (
     CHOICES,
     compile_expression,
@@ -95,7 +93,7 @@ reference = st.fixed_dictionaries(
     optional={
         "reference": st.sampled_from(
             ["Patient/p1", "Practitioner/x", "http://h/fhir/Patient/p2", "Location/l/_history/2",
-             "#c", "Group/g", "Device/d", "urn:uuid:1", ""]  # fmt: skip
+             "#c", "Group/g", "Device/d", "urn:uuid:1", ""]
         ),
         "display": text,
     },
@@ -104,7 +102,7 @@ date = st.sampled_from(["2020", "2020-02", "2020-02-03", "2020-02-03T10:11:12Z",
 period = st.fixed_dictionaries({}, optional={"start": date, "end": date})
 quantity = st.fixed_dictionaries(
     {}, optional={"value": st.one_of(st.integers(-5, 5), st.floats(-10, 10, allow_nan=False)),
-                  "unit": text, "system": system, "code": code},  # fmt: skip
+                  "unit": text, "system": system, "code": code},
 )
 identifier = st.fixed_dictionaries({}, optional={"system": system, "value": text, "type": concept})
 contact = st.fixed_dictionaries({}, optional={"system": system, "value": text, "use": code})
