@@ -66,7 +66,7 @@ def fhirpathpy_extractor(expression: str) -> Extractor:
     compiled = fp_compile(fhirpathpy_expression(expression), R4)
 
     def extract(resource: dict[str, Any]) -> list[Any]:
-        return [_plain(v) for v in compiled(resource)]
+        return [_plain(v) for v in compiled(resource)]  # type: ignore[call-arg]
 
     return extract
 

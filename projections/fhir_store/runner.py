@@ -83,7 +83,7 @@ def _consumer(settings: Settings) -> Consumer:
 
 def _partitions(consumer: Consumer, topics: tuple[str, ...]) -> list[tuple[str, int]]:
     meta = consumer.list_topics(timeout=15)
-    found = []
+    found: list[tuple[str, int]] = []
     for topic in topics:
         tmeta = meta.topics.get(topic)
         if tmeta is None or tmeta.error is not None:
@@ -147,10 +147,11 @@ def consume(
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(err)
-                tp = (msg.topic(), msg.partition())
-                if until is not None and msg.offset() >= targets[tp]:
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None and partition is not None and offset is not None
+                if until is not None and offset >= targets[(topic, partition)]:
                     continue
-                records.append((tp[0], tp[1], msg.offset(), msg.value()))
+                records.append((topic, partition, offset, msg.value()))
             if not records:
                 if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
                     break

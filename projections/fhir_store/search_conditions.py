@@ -193,7 +193,7 @@ class ConditionBuilder:
     def _token(self, param: SearchParam, modifier: str, key: str, raw: str) -> Cond:
         if modifier not in ("", "not", "text"):
             raise SearchError(key, f"modifier :{modifier} is not supported on token parameters")
-        parts = []
+        parts: list[tuple[str, list[Any]]] = []
         for value in or_values(key, raw):
             if modifier == "text":
                 norm = normalize(unescape(value))

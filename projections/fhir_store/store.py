@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from projections.fhir_store.apply import Applier
 from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
@@ -116,7 +117,8 @@ class FhirStore:
         if resource_id is not None and resource_type is None:
             raise StoreError("history of an id needs its resource type")
         count = max(0, min(count, MAX_HISTORY_COUNT))
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if resource_type is not None:
             where.append("r.type = ?")
             args.append(resource_type)
