@@ -1,0 +1,139 @@
+"""FHIR REST benchmark: read and common-search latency over HTTP, 32 concurrent clients.
+
+A store is built with the FHIR store benchmark's generator (20% Patient, 70% Observation,
+10% Encounter; --changes resources, one version each) and the projection's apply; a real
+`carelog gateway` process (uvicorn, one worker) serves it read-only. Each client holds one
+keep-alive HTTP/1.1 connection and sends GETs back to back for --seconds per operation;
+every answer is checked to be 200. p50/p99 per run, median of three runs. AuditEvents of
+the reads are appended to the broker as in production (--no-audit turns them off).
+
+    .venv/bin/python -m tests.bench.bench_fhir_rest [--changes 200000] [--clients 32] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from api.dev_token import mint_token
+from streams.admin import apply_catalogue
+from streams.settings import Settings
+from tests.bench.bench_fhir_store import CODES, apply_all, generate
+from tests.bench.common import RUNS, bench_settings
+from tests.kafka_fixture import free_port
+
+SECRET = "bench-secret-" + "f" * 40
+
+
+async def client(port: int, stop_at: float, token: str, path: Callable[[random.Random], str],
+                 seed: int, latencies: list[float]) -> None:  # fmt: skip
+    rnd = random.Random(seed)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    perf = time.perf_counter
+    try:
+        while perf() < stop_at:
+            request = (f"GET {path(rnd)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       f"Authorization: Bearer {token}\r\n\r\n").encode()  # fmt: skip
+            started = perf()
+            writer.write(request)
+            status = await reader.readuntil(b"\r\n")
+            length = 0
+            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            latencies.append(perf() - started)
+            if not status.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"{path(rnd)}: {status!r} {body[:300]!r}")
+    finally:
+        writer.close()
+
+
+async def run(port: int, clients: int, seconds: float, token: str,
+              path: Callable[[random.Random], str]) -> tuple[float, float, float]:  # fmt: skip
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await asyncio.gather(*(client(port, started + seconds, token, path, n, latencies)
+                           for n in range(clients)))  # fmt: skip
+    rate = len(latencies) / (time.perf_counter() - started)
+    latencies.sort()
+    return rate, latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
+
+
+def start_gateway(settings: Settings, port: int, store: Path, audit: bool) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
+           "CARELOG_ENVIRONMENT": "test", "CARELOG_AUTH_HS256_SECRET": SECRET,
+           "CARELOG_RATE_LIMIT_PER_SECOND": "0", "CARELOG_ACCESS_LOG": "false",
+           "CARELOG_FHIR_STORE_PATH": str(store),
+           "CARELOG_FHIR_AUDIT_READS": "true" if audit else "false"}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the gateway did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--changes", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--no-audit", action="store_true")
+    parser.add_argument("--only", help="run only operations whose label contains this")
+    args = parser.parse_args()
+    n, patients = args.changes, max(1, args.changes // 5)
+    operations: dict[str, Callable[[random.Random], str]] = {
+        "read Patient/{id}": lambda r: f"/fhir/Patient/p{r.randrange(patients)}",
+        "read Observation/{id}": lambda r: f"/fhir/Observation/o{patients + 1 + r.randrange(n - patients - 1)}",
+        "Patient?identifier=sys|value": lambda r: f"/fhir/Patient?identifier=urn:oid:1.2.3.4|MRN{r.randrange(patients)}",
+        "Observation?patient=x": lambda r: f"/fhir/Observation?patient=p{r.randrange(patients)}",
+        "Observation?patient=x&code=c&_sort=-date": lambda r: f"/fhir/Observation?patient=p{r.randrange(patients)}&code=http://loinc.org|{r.choice(CODES)}&_sort=-date",
+        "Encounter?patient=x&_include=Encounter:subject": lambda r: f"/fhir/Encounter?patient=p{r.randrange(patients)}&_include=Encounter:subject",
+    }  # fmt: skip
+    with bench_settings() as settings, tempfile.TemporaryDirectory() as work:
+        apply_catalogue(settings=settings)
+        store = Path(work) / "store.sqlite"
+        print(f"building a store of {n:,} resources ...", flush=True)
+        print(f"  applied in {apply_all(store, generate(n)):.1f}s", flush=True)
+        port = free_port()
+        gateway = start_gateway(settings, port, store, audit=not args.no_audit)
+        token = mint_token(SECRET, "user/*.read", "bench")
+        print(f"{args.clients} clients, {args.seconds:.0f}s per run, audit "
+              f"{'off' if args.no_audit else 'on'}; median of {RUNS} runs", flush=True)  # fmt: skip
+        try:
+            for label, path in operations.items():
+                if args.only and args.only not in label:
+                    continue
+                runs = [asyncio.run(run(port, args.clients, args.seconds, token, path))
+                        for _ in range(RUNS)]  # fmt: skip
+                rate = statistics.median(r[0] for r in runs)
+                p50 = statistics.median(r[1] for r in runs)
+                p99 = statistics.median(r[2] for r in runs)
+                spread = ", ".join(f"{r[2]:.1f}" for r in runs)
+                print(f"{label:<50} {rate:>7,.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+                      f"  (p99 runs: {spread})", flush=True)  # fmt: skip
+        finally:
+            gateway.terminate()
+            gateway.wait(30)
+
+
+if __name__ == "__main__":
+    main()
