@@ -49,7 +49,9 @@ class Data:
             changed(p1, 1),
             changed({**p1, "name": [{"family": "Alphonse"}]}, 2),
             changed({"resourceType": "Patient", "id": self.p2, "name": [{"family": "Beta"}]}, 1),
-            changed({"resourceType": "Practitioner", "id": self.doc, "name": [{"family": "Doc"}]}, 1),
+            changed(
+                {"resourceType": "Practitioner", "id": self.doc, "name": [{"family": "Doc"}]}, 1
+            ),
             *(changed(obs(o, self.p1, n), 1) for n, o in enumerate(self.obs)),
             changed(obs(self.other_obs, self.p2, 9), 1),
             changed({"resourceType": "Patient", "id": self.gone}, 1),
@@ -129,7 +131,9 @@ def test_unknown_404_deleted_410_and_unserved_formats_406(api: TestClient, d: Da
     assert api.get(f"/fhir/Patient/{d.p1}?_format=xml", headers=hdr()).status_code == 406
     ok = api.get(f"/fhir/Patient/{d.p1}?_format=json", headers=hdr(Accept="application/xml"))
     assert ok.status_code == 200
-    assert api.get(f"/fhir/Patient/{d.p1}", headers=hdr(Accept="application/json")).status_code == 200
+    assert (
+        api.get(f"/fhir/Patient/{d.p1}", headers=hdr(Accept="application/json")).status_code == 200
+    )
     bad_id = api.get("/fhir/Patient/not_an_id", headers=hdr())
     assert bad_id.status_code == 400 and outcome(bad_id)
 
@@ -169,7 +173,9 @@ def test_search_include_summary_count_and_post(api: TestClient, d: Data) -> None
     query = f"subject=Patient/{d.p1}&_include=Observation:subject&_count=10"
     bundle = api.get(f"/fhir/Observation?{query}", headers=hdr()).json()
     assert ids(bundle, "include") == [d.p1]
-    count = api.get(f"/fhir/Observation?subject=Patient/{d.p1}&_summary=count", headers=hdr()).json()
+    count = api.get(
+        f"/fhir/Observation?subject=Patient/{d.p1}&_summary=count", headers=hdr()
+    ).json()
     assert count["total"] == 5 and not count.get("entry")
     posted = api.post("/fhir/Observation/_search", content=query.encode(),
                       headers=hdr(**{"content-type": "application/x-www-form-urlencoded"}))  # fmt: skip
@@ -189,8 +195,12 @@ def test_metadata_and_smart_configuration_need_no_token(api: TestClient) -> None
     assert cap["resourceType"] == "CapabilityStatement" and cap["fhirVersion"] == "4.0.1"
     [rest] = cap["rest"]
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")
-    assert {"read", "vread", "search-type", "history-instance"} <= {i["code"] for i in patient["interaction"]}
-    assert {"name", "birthdate", "_id", "_lastUpdated"} <= {p["name"] for p in patient["searchParam"]}
+    assert {"read", "vread", "search-type", "history-instance"} <= {
+        i["code"] for i in patient["interaction"]
+    }
+    assert {"name", "birthdate", "_id", "_lastUpdated"} <= {
+        p["name"] for p in patient["searchParam"]
+    }
     assert patient["operation"][0]["name"] == "everything"
     assert rest["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
     for path in ("/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"):
@@ -220,7 +230,9 @@ def test_a_patient_context_sees_only_its_compartment(api: TestClient, d: Data) -
     assert api.get(f"/fhir/Observation/{d.other_obs}", headers=mine).status_code == 404
     assert api.get(f"/fhir/Observation/{d.other_obs}/_history/1", headers=mine).status_code == 404
     assert api.get(f"/fhir/Practitioner/{d.doc}", headers=mine).status_code == 403
-    found = api.get("/fhir/Observation?_count=100&_include=Observation:performer", headers=mine).json()
+    found = api.get(
+        "/fhir/Observation?_count=100&_include=Observation:performer", headers=mine
+    ).json()
     assert sorted(ids(found)) == sorted(d.obs) and ids(found, "include") == []
     assert ids(api.get("/fhir/Patient", headers=mine).json()) == [d.p1]
     assert api.get(f"/fhir/Patient/{d.p2}/$everything", headers=mine).status_code == 404
@@ -241,7 +253,9 @@ def _audits(appended: Callable[..., list[Any]], request_id: str) -> list[dict[st
     return []
 
 
-def test_reads_and_searches_append_an_audit_event(api: TestClient, d: Data, appended) -> None:
+def test_reads_and_searches_append_an_audit_event(
+    api: TestClient, d: Data, appended: Callable[..., Any]
+) -> None:
     headers = hdr()
     assert api.get(f"/fhir/Patient/{d.p1}", headers=headers).status_code == 200
     [event] = _audits(appended, headers["X-Request-ID"])

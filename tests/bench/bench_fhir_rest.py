@@ -71,7 +71,9 @@ async def run(port: int, clients: int, seconds: float, token: str,
     return rate, latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
 
 
-def start_gateway(settings: Settings, port: int, store: Path, audit: bool) -> subprocess.Popen[bytes]:
+def start_gateway(
+    settings: Settings, port: int, store: Path, audit: bool
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
            "CARELOG_ENVIRONMENT": "test", "CARELOG_AUTH_HS256_SECRET": SECRET,
            "CARELOG_RATE_LIMIT_PER_SECOND": "0", "CARELOG_ACCESS_LOG": "false",
