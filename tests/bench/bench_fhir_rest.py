@@ -72,14 +72,15 @@ async def run(port: int, clients: int, seconds: float, token: str,
 
 
 def start_gateway(
-    settings: Settings, port: int, store: Path, audit: bool
+    settings: Settings, port: int, store: Path, audit: bool, workers: int
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
            "CARELOG_ENVIRONMENT": "test", "CARELOG_AUTH_HS256_SECRET": SECRET,
            "CARELOG_RATE_LIMIT_PER_SECOND": "0", "CARELOG_ACCESS_LOG": "false",
            "CARELOG_FHIR_STORE_PATH": str(store),
            "CARELOG_FHIR_AUDIT_READS": "true" if audit else "false"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port),
+                                "--workers", str(workers)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -93,18 +94,28 @@ def start_gateway(
     raise RuntimeError("the gateway did not become ready")
 
 
+def observation(rnd: random.Random, count: int, patients: int) -> int:
+    """The number of a generated Observation (every 8th number after the patients is an
+    Encounter, see bench_fhir_store.generate)."""
+    n = patients + rnd.randrange(count - patients)
+    if n % 8 == 0:
+        n = n + 1 if n + 1 < count else n - 1
+    return n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--no-audit", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--only", help="run only operations whose label contains this")
     args = parser.parse_args()
     n, patients = args.changes, max(1, args.changes // 5)
     operations: dict[str, Callable[[random.Random], str]] = {
         "read Patient/{id}": lambda r: f"/fhir/Patient/p{r.randrange(patients)}",
-        "read Observation/{id}": lambda r: f"/fhir/Observation/o{patients + 1 + r.randrange(n - patients - 1)}",
+        "read Observation/{id}": lambda r: f"/fhir/Observation/o{observation(r, n, patients)}",
         "Patient?identifier=sys|value": lambda r: f"/fhir/Patient?identifier=urn:oid:1.2.3.4|MRN{r.randrange(patients)}",
         "Observation?patient=x": lambda r: f"/fhir/Observation?patient=p{r.randrange(patients)}",
         "Observation?patient=x&code=c&_sort=-date": lambda r: f"/fhir/Observation?patient=p{r.randrange(patients)}&code=http://loinc.org|{r.choice(CODES)}&_sort=-date",
@@ -116,9 +127,9 @@ def main() -> None:
         print(f"building a store of {n:,} resources ...", flush=True)
         print(f"  applied in {apply_all(store, generate(n)):.1f}s", flush=True)
         port = free_port()
-        gateway = start_gateway(settings, port, store, audit=not args.no_audit)
+        gateway = start_gateway(settings, port, store, not args.no_audit, args.workers)
         token = mint_token(SECRET, "user/*.read", "bench")
-        print(f"{args.clients} clients, {args.seconds:.0f}s per run, audit "
+        print(f"{args.clients} clients, {args.workers} gateway process(es), {args.seconds:.0f}s per run, audit "
               f"{'off' if args.no_audit else 'on'}; median of {RUNS} runs", flush=True)  # fmt: skip
         try:
             for label, path in operations.items():
