@@ -45,8 +45,9 @@ async def read(request: Request) -> Response:
     check_type(rtype)
     check_id(rid)
     store = store_of(request).require()
-    resource = _found(store.read(rtype, rid), f"{rtype}/{rid}")
-    check_visible(store, reader, rtype, rid)
+    stored = store.read(rtype, rid)
+    check_visible(store, reader, rtype, rid)  # first: a deleted one is not shown as 410 to it
+    resource = _found(stored, f"{rtype}/{rid}")
     audit(request, reader.principal, "read", [resource.key])
     return resource_response(request, resource, media)
 

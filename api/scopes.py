@@ -1,6 +1,7 @@
 """SMART on FHIR system scopes, v1 (`system/Patient.write`) and v2 (`system/Patient.cud`).
 
-The gateway only writes, and only on behalf of systems, so only `system/` scopes count.
+Writes are made on behalf of systems, so only `system/` scopes count for them (reads take
+patient/, user/ and system/ scopes: api/smart.py).
 Non-FHIR channels are pseudo resource types that need their exact scope:
 `system/hl7v2.write`, `system/device.write`, `system/dicom.write`; `system/*.write` covers
 FHIR resource types only, so granting FHIR writes never opens the raw feeds by accident.

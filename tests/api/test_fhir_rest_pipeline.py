@@ -21,14 +21,7 @@ from tests.api.conftest import SECRET
 from tests.processors.worker_harness import Worker
 from tests.projections.fhir_store_support import uid
 
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.skip(
-        reason="not yet passing: on a fresh session broker the worker applied nothing within "
-        "300 s; on the shared dev broker the create answered 201 but the update waited behind "
-        "the worker's backlog (see the FHIR REST report)"
-    ),
-]
+pytestmark = pytest.mark.kafka
 SCOPES = "system/*.write system/*.read"
 
 
