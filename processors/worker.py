@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from processors.pipeline import Output, Record, translate_record, version_record
+from processors.transactions import use_source_partition_transactions
 from processors.versioning import VersionState
 from schemas.events import Format
 from streams.faust_app import create_app
@@ -30,6 +31,7 @@ app = create_app(
     topic_partitions=_partitions[FHIR_TRANSLATED],
     consumer_auto_offset_reset="earliest",
 )
+use_source_partition_transactions(app)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

@@ -1,0 +1,59 @@
+"""Exactly-once across a re-keying step: outputs join the transaction of the input partition.
+
+Faust's exactly-once mode runs one transactional producer per assigned input partition and
+commits each one's input offsets in its own transaction. But its TransactionManager picks the
+producer for an output by the *output* partition, which is only right when outputs are
+co-partitioned with inputs. carelog's translate stage re-keys (inbound key -> ResourceType/id),
+so an output could land in the transaction of a partition whose offsets never move, and stay
+uncommitted (invisible to read_committed readers) until the transaction times out.
+
+Here the producer is picked by the partition of the event being processed, so an event's
+outputs and its offset commit (or abort) together, whatever partitions the outputs go to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import faust
+from faust.transport.consumer import TransactionManager
+from faust.transport.drivers.aiokafka import Transport
+from faust.types import RecordMetadata
+
+
+class SourcePartitionTransactions(TransactionManager):
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        event = faust.current_event()
+        if event is None:  # not inside an agent: Faust's own rule
+            return await super().send(topic, key, value, partition, timestamp, headers)
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        return await self.producer.send(
+            topic,
+            key,
+            value,
+            self.consumer.key_partition(topic, key, partition),
+            timestamp,
+            headers,
+            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
+        )
+
+
+class SourcePartitionTransport(Transport):
+    TransactionManager = SourcePartitionTransactions
+
+
+def use_source_partition_transactions(app: faust.App) -> None:
+    """Call right after creating the app, before declaring topics, agents or tables."""
+    app.transport = SourcePartitionTransport(app.conf.broker_consumer, app)
