@@ -115,7 +115,9 @@ class LocalBroker:
     def _format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the storage tool would read it as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         self._java(
             ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)],
             capture=True,
