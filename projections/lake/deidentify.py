@@ -39,8 +39,10 @@ class Deidentifier:
         return self._mac(f"{resource_type}/{resource_id}")[:32]
 
     def shift_days(self, patient_key: str) -> int:
-        value = int(self._mac(f"date-shift|{patient_key}")[:8], 16)
-        return value % (2 * MAX_SHIFT_DAYS + 1) - MAX_SHIFT_DAYS
+        """A non-zero number of days in [-MAX_SHIFT_DAYS, MAX_SHIFT_DAYS]: zero would leave the
+        patient's real dates in the de-identified tables."""
+        value = int(self._mac(f"date-shift|{patient_key}")[:8], 16) % (2 * MAX_SHIFT_DAYS)
+        return value - MAX_SHIFT_DAYS if value < MAX_SHIFT_DAYS else value - MAX_SHIFT_DAYS + 1
 
     def key(self, resource_type: str) -> Any:
         """The id hash for one resource type, as a function of the id (silver `_resource_id`)."""

@@ -105,7 +105,8 @@ def test_exactly_once_across_sigkill(kafka_settings: Settings, tmp_path: Path) -
     before = len(_our_versions(path, prefix))
     assert 0 < before < total, f"the kill did not land mid-stream ({before} of {total})"
     assert (lock := path.with_name(path.name + ".lock")).exists()  # the lock died with it
-    finished = carelog("projection", "run", "--store", str(path), "--idle", "3")
+    # --idle counts from start-up: leave room for joining a fresh broker before the first fetch.
+    finished = carelog("projection", "run", "--store", str(path), "--idle", "15")
     assert finished.returncode == 0, finished.stderr
     rows = _our_versions(path, prefix)
     expected = sorted((f"{prefix}{i}", v) for i in range(resources) for v in range(1, versions + 1))

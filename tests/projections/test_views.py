@@ -145,3 +145,12 @@ def test_shift_date_keeps_precision() -> None:
         shift_date("2024-02-28T10:00:00+02:00", timedelta(days=-1)) == "2024-02-27T10:00:00+02:00"
     )
     assert shift_date("not a date", timedelta(days=1)) == "not a date"
+
+
+def test_date_shift_is_never_zero() -> None:
+    from projections.lake.deidentify import MAX_SHIFT_DAYS, Deidentifier
+
+    deid = Deidentifier(b"secret")
+    shifts = {deid.shift_days(f"Patient/{i}") for i in range(5000)}
+    assert 0 not in shifts
+    assert min(shifts) >= -MAX_SHIFT_DAYS and max(shifts) <= MAX_SHIFT_DAYS
