@@ -150,7 +150,7 @@ def test_shift_date_keeps_precision() -> None:
 def test_date_shift_is_never_zero() -> None:
     from projections.lake.deidentify import MAX_SHIFT_DAYS, Deidentifier
 
-    deid = Deidentifier(b"secret")
+    deid = Deidentifier(b"a-test-secret-of-32-bytes-length")
     shifts = {deid.shift_days(f"Patient/{i}") for i in range(5000)}
     assert 0 not in shifts
     assert min(shifts) >= -MAX_SHIFT_DAYS and max(shifts) <= MAX_SHIFT_DAYS
