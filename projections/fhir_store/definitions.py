@@ -53,8 +53,8 @@ class SearchParam:
     url: str
 
 
-def split_union(expression: str) -> list[str]:
-    """Split a FHIRPath expression on its top-level `|` (outside brackets and quotes)."""
+def split_top_level(expression: str, separator: str) -> list[str]:
+    """Split a FHIRPath expression on `separator` outside brackets and quotes."""
     parts: list[str] = []
     depth = 0
     quoted = False
@@ -67,13 +67,18 @@ def split_union(expression: str) -> list[str]:
                 depth += 1
             elif ch == ")":
                 depth -= 1
-            elif ch == "|" and depth == 0:
+            elif ch == separator and depth == 0:
                 parts.append("".join(current).strip())
                 current = []
                 continue
         current.append(ch)
     parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    return parts
+
+
+def split_union(expression: str) -> list[str]:
+    """Split a FHIRPath expression on its top-level `|`."""
+    return [p for p in split_top_level(expression, "|") if p]
 
 
 def branches_for(expression: str, base: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from fhirpathpy import compile as fp_compile
 from fhirpathpy.models import models
 
-from projections.fhir_store.definitions import split_union
+from projections.fhir_store.definitions import split_top_level, split_union
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
 
@@ -73,25 +73,7 @@ def fhirpathpy_extractor(expression: str) -> Extractor:
 
 def _split_steps(path: str) -> list[str]:
     """Split a path on the dots that are outside brackets and quotes."""
-    steps: list[str] = []
-    depth = 0
-    quoted = False
-    current: list[str] = []
-    for ch in path:
-        if ch == "'":
-            quoted = not quoted
-        elif not quoted:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            elif ch == "." and depth == 0:
-                steps.append("".join(current).strip())
-                current = []
-                continue
-        current.append(ch)
-    steps.append("".join(current).strip())
-    return steps
+    return split_top_level(path, ".")
 
 
 Step = Callable[[list[Any]], list[Any]]
