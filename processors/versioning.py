@@ -7,7 +7,7 @@ Versions are assigned here and only here, one key at a time, so they never skip 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,18 +21,43 @@ CHANGE_NAMESPACE = uuid.UUID("5b0c0e9e-7d0f-4c43-9f55-1f7f9a0f3c21")
 
 @dataclass(frozen=True, slots=True)
 class VersionState:
-    """What the versioning stage remembers per ResourceType/id."""
+    """What the versioning stage remembers per ResourceType/id.
+
+    `applied` holds, per inbound topic:partition, the last inbound offset applied to this
+    resource. Faust can commit an event's outputs in one transaction and its input offset in
+    the next, so after a crash an event may come again: one whose inbound position was
+    applied already changes nothing (the output is recorded with the input position).
+    """
 
     version: int
     content_hash: str
     deleted: bool
+    applied: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "content_hash": self.content_hash, "deleted": self.deleted}
+        return {
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "deleted": self.deleted,
+            "applied": self.applied,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VersionState:
-        return cls(int(data["version"]), str(data["content_hash"]), bool(data["deleted"]))
+        applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
+        return cls(int(data["version"]), str(data["content_hash"]), bool(data["deleted"]), applied)
+
+    def seen(self, translated: ResourceTranslated) -> bool:
+        position = self.applied.get(_source(translated))
+        return position is not None and translated.inbound_offset <= position
+
+    def after(self, translated: ResourceTranslated, **changes: Any) -> VersionState:
+        applied = {**self.applied, _source(translated): translated.inbound_offset}
+        return replace(self, applied=applied, **changes)
+
+
+def _source(translated: ResourceTranslated) -> str:
+    return f"{translated.inbound_topic}:{translated.inbound_partition}"
 
 
 class VersionConflict(ValueError):
@@ -54,7 +79,9 @@ def with_meta(resource: dict[str, Any], version: int, recorded_at: datetime) -> 
 def next_change(
     translated: ResourceTranslated, previous: VersionState | None
 ) -> tuple[ResourceChanged | None, VersionState | None]:
-    """The change to append and the state after it; (None, previous) when nothing changed."""
+    """The change to append and the state after it; (None, state) when nothing changed."""
+    if previous is not None and previous.seen(translated):
+        return None, previous  # a redelivery after a crash: applied already
     current = previous.version if previous and not previous.deleted else 0
     if translated.if_match is not None and translated.if_match != current:
         raise VersionConflict(
@@ -66,7 +93,8 @@ def next_change(
 
     if translated.operation is Operation.delete:
         if previous is None or previous.deleted:
-            return None, previous  # deleting what does not exist changes nothing
+            # deleting what does not exist changes nothing
+            return None, previous.after(translated) if previous else None
         version = base_version + 1
         change = ResourceChanged(
             event_id=lineage_id(translated, version),
@@ -84,13 +112,13 @@ def next_change(
             resource=None,
             business_time=translated.business_time,
         )
-        return change, VersionState(version, "", deleted=True)
+        return change, _state(previous, translated, version, "", deleted=True)
 
     assert translated.resource is not None, "an upsert carries its resource"
     resource = orjson.loads(translated.resource)
     digest = content_hash(resource)
     if previous is not None and not previous.deleted and previous.content_hash == digest:
-        return None, previous
+        return None, previous.after(translated)
     version = base_version + 1
     change = ResourceChanged(
         event_id=lineage_id(translated, version),
@@ -108,4 +136,15 @@ def next_change(
         resource=canonical_json(with_meta(resource, version, recorded_at)),
         business_time=translated.business_time,
     )
-    return change, VersionState(version, digest, deleted=False)
+    return change, _state(previous, translated, version, digest, deleted=False)
+
+
+def _state(
+    previous: VersionState | None,
+    translated: ResourceTranslated,
+    version: int,
+    digest: str,
+    deleted: bool,
+) -> VersionState:
+    base = previous or VersionState(0, "", False)
+    return base.after(translated, version=version, content_hash=digest, deleted=deleted)
