@@ -88,30 +88,13 @@ def next_change(
             f"{translated.key}: If-Match expects version {translated.if_match}, "
             f"current is {current or 'none'}"
         )
-    base_version = previous.version if previous else 0
-    recorded_at = translated.received_at
+    version = (previous.version if previous else 0) + 1
 
     if translated.operation is Operation.delete:
         if previous is None or previous.deleted:
             # deleting what does not exist changes nothing
             return None, previous.after(translated) if previous else None
-        version = base_version + 1
-        change = ResourceChanged(
-            event_id=lineage_id(translated, version),
-            resource_type=translated.resource_type,
-            resource_id=translated.resource_id,
-            version=version,
-            operation=Operation.delete,
-            content_hash="",
-            inbound_event_id=translated.inbound_event_id,
-            inbound_topic=translated.inbound_topic,
-            inbound_partition=translated.inbound_partition,
-            inbound_offset=translated.inbound_offset,
-            recorded_at=recorded_at,
-            mapping_version=translated.mapping_version,
-            resource=None,
-            business_time=translated.business_time,
-        )
+        change = _change(translated, version, Operation.delete, "", None)
         return change, _state(previous, translated, version, "", deleted=True)
 
     assert translated.resource is not None, "an upsert carries its resource"
@@ -119,24 +102,35 @@ def next_change(
     digest = content_hash(resource)
     if previous is not None and not previous.deleted and previous.content_hash == digest:
         return None, previous.after(translated)
-    version = base_version + 1
-    change = ResourceChanged(
+    body = canonical_json(with_meta(resource, version, translated.received_at))
+    change = _change(translated, version, Operation.upsert, digest, body)
+    return change, _state(previous, translated, version, digest, deleted=False)
+
+
+def _change(
+    translated: ResourceTranslated,
+    version: int,
+    operation: Operation,
+    digest: str,
+    resource: str | None,
+) -> ResourceChanged:
+    """The ResourceChanged of one new version, with its lineage and times from the source."""
+    return ResourceChanged(
         event_id=lineage_id(translated, version),
         resource_type=translated.resource_type,
         resource_id=translated.resource_id,
         version=version,
-        operation=Operation.upsert,
+        operation=operation,
         content_hash=digest,
         inbound_event_id=translated.inbound_event_id,
         inbound_topic=translated.inbound_topic,
         inbound_partition=translated.inbound_partition,
         inbound_offset=translated.inbound_offset,
-        recorded_at=recorded_at,
+        recorded_at=translated.received_at,
         mapping_version=translated.mapping_version,
-        resource=canonical_json(with_meta(resource, version, recorded_at)),
+        resource=resource,
         business_time=translated.business_time,
     )
-    return change, _state(previous, translated, version, digest, deleted=False)
 
 
 def _state(
