@@ -65,6 +65,11 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "manifests":
+        from infra.k8s_topics import topic_manifests
+
+        print(topic_manifests(args.environment, args.cluster), end="")
+        return 0
     if args.action == "create":
         for name, action in apply_catalogue(settings=settings).items():
             print(f"{name}: {action}")
@@ -249,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="the topic catalogue")
-    topics.add_argument("action", choices=["create", "list"])
+    topics.add_argument("action", choices=["create", "list", "manifests"])
+    topics.add_argument("--environment", default="production",
+                        help="manifests: catalogue of this environment (default production)")  # fmt: skip
+    topics.add_argument("--cluster", default="carelog",
+                        help="manifests: the Strimzi Kafka resource they belong to")  # fmt: skip
     topics.set_defaults(func=cmd_topics)
 
     publish = sub.add_parser("publish", help="append files as InboundMessage events")
