@@ -20,9 +20,8 @@ from streams.faust_app import create_app
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, catalogue, inbound_topic
 
-APP_ID = "carelog-processors"
-
 settings = get_settings()
+APP_ID = settings.processors_app_id
 _partitions = {t.name: t.partitions for t in catalogue(settings.environment)}
 app = create_app(
     APP_ID,
@@ -30,6 +29,8 @@ app = create_app(
     processing_guarantee="exactly_once",
     topic_partitions=_partitions[FHIR_TRANSLATED],
     consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.worker_session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
 )
 use_source_partition_transactions(app)
 

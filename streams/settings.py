@@ -100,6 +100,18 @@ class Settings(BaseSettings):
     auth_audience: str | None = Field(None, description="Required `aud` claim, when set.")
     auth_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
 
+    # The processors' Faust worker (processors/worker.py).
+    processors_app_id: str = Field(
+        "carelog-processors",
+        description="Faust app id of `carelog worker`: its consumer group, transactional ids "
+        "and table changelog topics. Workers with one id share the work.",
+    )
+    worker_session_timeout_seconds: float = Field(
+        60.0,
+        description="Consumer session timeout of `carelog worker`: how long the group waits "
+        "for a member that stopped answering (e.g. killed) before its partitions move on.",
+    )
+
     # The Delta Lake sink (projections/lake/).
     lake_uri: str | None = Field(
         None,
