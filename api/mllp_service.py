@@ -7,11 +7,10 @@ import logging
 import signal
 from typing import Any
 
-from prometheus_client import start_http_server
-
 from api.ingest import Ingestor
 from api.mllp import MllpServer
 from api.mllp_tls import context_from_settings
+from streams.process_metrics import serve_metrics
 from streams.producer import EventProducer
 from streams.settings import Settings
 
@@ -32,9 +31,7 @@ async def serve(
     server = MllpServer(Ingestor(producer), settings, host, port, ssl_context)
     try:
         await server.start()
-        if metrics_port is not None:
-            start_http_server(metrics_port, addr=host)
-            log.info("mllp metrics", extra={"address": f"{host}:{metrics_port}/metrics"})
+        serve_metrics("mllp", settings, metrics_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -66,8 +66,19 @@ class Settings(BaseSettings):
         None, description="PEM CA bundle: when set, MLLP clients must present a certificate."
     )
     mllp_metrics_port: int | None = Field(
-        None, description="Serve the MLLP listener's Prometheus metrics on this port."
+        9101, description="Serve the MLLP listener's Prometheus metrics on this port (0: off)."
     )
+
+    # Prometheus /metrics of the processes other than the gateway (which serves its own on
+    # its port). A port already in use is logged and that process runs without metrics.
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the processes' metrics endpoints listen on."
+    )
+    worker_metrics_port: int = Field(9102, description="`carelog worker` metrics port (0: off).")
+    projection_metrics_port: int = Field(
+        9103, description="`carelog projection` metrics port (0: off)."
+    )
+    sink_metrics_port: int = Field(9104, description="`carelog sink` metrics port (0: off).")
 
     # The HTTP gateway (api/).
     gateway_host: str = Field("127.0.0.1", description="Address `carelog gateway` listens on.")

@@ -1,0 +1,125 @@
+"""Consumer lag: how far a reader is behind the end of the log, per topic partition.
+
+lag = end of the partition - the next offset the reader will read. The end is the last
+stable offset (read_committed), which is what carelog's readers can see. A reader that
+committed nothing yet starts at the beginning (auto.offset.reset=earliest), so all of the
+partition counts. On topics written in transactions (carelog.fhir.translated and
+carelog.fhir.changes) each transaction ends with a commit marker that takes an offset and
+that no reader is handed: a reader that stored "last record + 1" shows a lag of 1 on each
+partition whose last entry is a marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    TopicPartition,
+)
+
+# confluent-kafka's stubs do not re-export these, though the package does (and documents them).
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from streams.errors import BrokerUnavailable
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    next_offset: int | None  # where the reader resumes; None: it committed nothing
+    start: int  # low watermark
+    end: int  # last stable offset
+
+    @property
+    def lag(self) -> int:
+        position = self.start if self.next_offset is None else max(self.next_offset, self.start)
+        return max(0, self.end - position)
+
+
+def total(lags: Iterable[PartitionLag]) -> int:
+    return sum(p.lag for p in lags)
+
+
+def by_topic(lags: Iterable[PartitionLag]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in lags:
+        out[p.topic] = out.get(p.topic, 0) + p.lag
+    return out
+
+
+def partitions_of(admin: AdminClient, topics: Iterable[str], timeout: float = 5.0) -> list[TP]:
+    """Every partition of the topics that exist (missing ones are left out)."""
+    try:
+        meta = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"no broker answered: {exc}") from exc
+    found: list[TP] = []
+    for topic in topics:
+        tmeta = meta.topics.get(topic)
+        if tmeta is not None and tmeta.error is None:
+            found.extend((topic, p) for p in sorted(tmeta.partitions))
+    return found
+
+
+def watermarks(
+    admin: AdminClient, partitions: Iterable[TP], timeout: float = 5.0
+) -> dict[TP, tuple[int, int]]:
+    """{(topic, partition): (low, last stable offset)} in two requests."""
+    wanted = list(partitions)
+    if not wanted:
+        return {}
+    ends: dict[TP, list[int]] = {tp: [0, 0] for tp in wanted}
+    specs = (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    for index, spec in enumerate(specs):
+        request = {TopicPartition(t, p): spec for t, p in wanted}
+        futures = admin.list_offsets(
+            request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+        )
+        try:
+            for tp, future in futures.items():
+                ends[(tp.topic, tp.partition)][index] = future.result(timeout).offset
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"could not read the ends of the log: {exc}") from exc
+    return {tp: (low, high) for tp, (low, high) in ends.items()}
+
+
+def committed_offsets(admin: AdminClient, group: str, timeout: float = 5.0) -> dict[TP, int]:
+    """The offsets `group` committed (the next one each member reads), per partition."""
+    futures = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+    )
+    try:
+        result = futures[group].result(timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"could not read the offsets of group {group}: {exc}") from exc
+    return {
+        (tp.topic, tp.partition): tp.offset
+        for tp in result.topic_partitions or []
+        if tp.offset >= 0 and tp.error is None
+    }
+
+
+def lag_of(
+    admin: AdminClient, next_offsets: Mapping[TP, int], topics: Iterable[str], timeout: float = 5.0
+) -> list[PartitionLag]:
+    """Lag on every partition of `topics` (and of any other topic in `next_offsets`)."""
+    names = list(dict.fromkeys([*topics, *(t for t, _ in next_offsets)]))
+    marks = watermarks(admin, partitions_of(admin, names, timeout), timeout)
+    return [
+        PartitionLag(t, p, next_offsets.get((t, p)), low, high)
+        for (t, p), (low, high) in sorted(marks.items())
+    ]
+
+
+def group_lag(
+    admin: AdminClient, group: str, topics: Iterable[str], timeout: float = 5.0
+) -> list[PartitionLag]:
+    """Lag of a consumer group on `topics` and on whatever else it committed offsets for."""
+    return lag_of(admin, committed_offsets(admin, group, timeout), topics, timeout)
