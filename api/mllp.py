@@ -347,6 +347,7 @@ class MllpConnection(asyncio.Protocol):
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             transport.write(b"".join(out))
+            self.last_active = self.server.loop.time()  # idle means no traffic either way
             if self.eof and not pending:
                 transport.close()
         self._maybe_resume_reading()
