@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ class Service:
     next_start: float = 0.0
     backoff: float = 1.0
     started_at: float = field(default=0.0)
+    last_exit: int | None = None  # exit code of the last run that ended
 
 
 def carelog_command(*args: str) -> list[str]:
@@ -36,6 +39,11 @@ class Supervisor:
         self.services = services
         self.log_dir = log_dir
         self._stopping = False
+        self.events: deque[str] = deque(maxlen=8)  # what happened lately, for the live view
+
+    def _say(self, message: str) -> None:
+        print(message, flush=True)
+        self.events.append(f"{time.strftime('%H:%M:%S')} {message}")
 
     def log_file(self, service: Service) -> Path:
         return self.log_dir / f"{service.name}.log"
@@ -65,15 +73,16 @@ class Supervisor:
                     service.backoff = 1.0  # it has run a while: the next crash restarts fast
                 continue
             if proc is not None:
-                print(f"{service.name} exited with code {proc.returncode}; restarting in "
-                      f"{service.backoff:.0f}s (see {self.log_file(service)})", flush=True)  # fmt: skip
+                service.last_exit = proc.returncode
+                self._say(f"{service.name} exited with code {proc.returncode}; restarting in "
+                          f"{service.backoff:.0f}s (see {self.log_file(service)})")  # fmt: skip
                 service.process = None
                 service.next_start = now + service.backoff
                 service.backoff = min(service.backoff * 2, RESTART_BACKOFF_MAX)
             elif now >= service.next_start:
                 service.restarts += 1
                 self._start(service)
-                print(f"restarted {service.name} (restart #{service.restarts})", flush=True)
+                self._say(f"restarted {service.name} (restart #{service.restarts})")
 
     def stop_all(self, timeout: float = 15.0) -> None:
         running = [s.process for s in self.services if s.process and s.process.poll() is None]
@@ -87,7 +96,9 @@ class Supervisor:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
-    def run_forever(self) -> None:
+    def run_forever(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Supervise until SIGINT/SIGTERM; `on_tick` runs every half second (the live view)."""
+
         def stop(signum: int, frame: object) -> None:
             self._stopping = True
 
@@ -97,6 +108,8 @@ class Supervisor:
         try:
             while not self._stopping:
                 self.check()
+                if on_tick is not None:
+                    on_tick()
                 time.sleep(0.5)
         finally:
             print("stopping carelog processes ...", flush=True)
