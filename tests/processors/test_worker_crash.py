@@ -25,7 +25,8 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
     ]
     publish(kafka_settings, events)
 
-    worker = Worker(tmp_path / "crash")
+    # A short session: the restarted worker waits for the killed member's session to expire.
+    worker = Worker(tmp_path / "crash", worker_session_timeout_seconds="10")
     worker.start()
     try:
         wait_for(
