@@ -284,3 +284,16 @@ def test_store_lag_counts_what_is_not_applied() -> None:
     assert lag_of(applied, watermarks) == 5
     assert lag_of({}, {("t", 0): (0, 10)}) == 10
     assert lag_of({("t", 0): 12}, {("t", 0): (0, 10)}) == 0
+
+
+def test_carelog_topics_manifests_prints_the_committed_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from infra.cli import main
+
+    assert main(["topics", "manifests"]) == 0
+    assert capsys.readouterr().out == (K8S / "kafka-topics.yaml").read_text()
+    assert main(["topics", "manifests", "--environment", "local", "--cluster", "dev"]) == 0
+    local = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert {d["spec"]["replicas"] for d in local} == {1}
+    assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in local} == {"dev"}
