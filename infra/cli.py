@@ -307,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lake_commands(sub)  # sink, lake tables|optimize
 
+    from infra.demo.command import add_command as add_demo_command
+
+    add_demo_command(sub)  # demo: a synthetic stream through a running carelog
+
     projection = sub.add_parser(
         "projection", help="the FHIR store: fold carelog.fhir.changes into SQLite"
     )
