@@ -186,8 +186,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
           "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
-    Supervisor(services, settings.var_dir / "logs").run_forever()
+    supervisor = Supervisor(services, settings.var_dir / "logs")
+    if sys.stdout.isatty():
+        from infra.run_view import run_live
+
+        run_live(supervisor, settings)
+    else:  # piped or logged: plain lines
+        supervisor.run_forever()
     return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.status import print_status
+
+    return print_status(settings, timeout=args.timeout)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--infra-only", action="store_true",
                      help="only the broker, the topics and the schema catalogue, then return")  # fmt: skip
     run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="lag per reader and topic, processes' last errors")
+    status.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds to wait for the broker (default 5)")  # fmt: skip
+    status.set_defaults(func=cmd_status)
     return parser
 
 

@@ -1,0 +1,76 @@
+"""carelog's readers of the log and how far behind each one is.
+
+The worker and the sink are consumer groups; the FHIR store projection is not (each API node
+keeps its own replica and stores the offsets it applied in the store file), so its lag is
+read from that file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka.admin import AdminClient
+
+from projections.fhir_store.offsets_file import applied_offsets
+from schemas.events import Format
+from streams.lag import (
+    PartitionLag,
+    by_topic,
+    group_lag,
+    lag_of,
+    partitions_of,
+    total,
+    watermarks,
+)
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
+
+# processors/worker.py APP_ID: Faust's consumer group id is its app id. Not imported, since
+# importing the worker module builds its Faust app.
+WORKER_GROUP = "carelog-processors"
+INBOUND = [inbound_topic(f) for f in Format]
+
+
+@dataclass(frozen=True)
+class ReaderLag:
+    name: str  # the process: worker, projection, sink
+    group: str  # its consumer group, or where it keeps its offsets
+    partitions: list[PartitionLag] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return total(self.partitions)
+
+    def by_topic(self) -> dict[str, int]:
+        return by_topic(self.partitions)
+
+
+def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) -> list[ReaderLag]:
+    """Lag of the worker, the projection and the sink. Raises BrokerUnavailable."""
+    store = settings.fhir_store_file
+    return [
+        ReaderLag(
+            "worker",
+            WORKER_GROUP,
+            group_lag(admin, WORKER_GROUP, [*INBOUND, FHIR_TRANSLATED], timeout),
+        ),
+        ReaderLag(
+            "projection",
+            f"(store file {store.name})",
+            lag_of(admin, applied_offsets(store), [FHIR_CHANGES, REJECTED], timeout),
+        ),
+        ReaderLag(
+            "sink",
+            settings.lake_group_id,
+            group_lag(admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
+        ),
+    ]
+
+
+def log_ends(admin: AdminClient, topics: list[str], timeout: float = 5.0) -> dict[str, int]:
+    """Sum of the partitions' end offsets per topic: its deltas over time are throughput."""
+    marks = watermarks(admin, partitions_of(admin, topics, timeout), timeout)
+    out = dict.fromkeys(topics, 0)
+    for (topic, _), (_, high) in marks.items():
+        out[topic] += high
+    return out

@@ -1,0 +1,88 @@
+"""`carelog status`: each reader's lag per topic, each process's metrics endpoint and the
+last error in its log. Exits 2 when no broker answers."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+import httpx
+from confluent_kafka import KafkaException
+
+from infra.log_errors import last_error
+from infra.readers import reader_lags
+from streams.admin import admin_client
+from streams.errors import BrokerUnavailable
+from streams.settings import Settings
+
+EXIT_BROKER_DOWN = 2
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    metrics_url: str | None  # None: metrics turned off (port 0)
+
+
+def components(settings: Settings) -> list[Component]:
+    """carelog's processes, in the order `carelog run` starts them."""
+
+    def url(port: int | None) -> str | None:
+        return f"http://{settings.metrics_host}:{port}/metrics" if port else None
+
+    gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/metrics"
+    return [
+        Component("gateway", gateway),
+        Component("mllp", url(settings.mllp_metrics_port)),
+        Component("worker", url(settings.worker_metrics_port)),
+        Component("projection", url(settings.projection_metrics_port)),
+        Component("sink", url(settings.sink_metrics_port)),
+    ]
+
+
+def probe(url: str | None, timeout: float = 0.5) -> str:
+    """'up' when the metrics endpoint answers 200, else why not."""
+    if url is None:
+        return "off"
+    try:
+        answer = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError:
+        return "down"
+    return "up" if answer.status_code == 200 else f"HTTP {answer.status_code}"
+
+
+def print_status(settings: Settings, out: TextIO | None = None, timeout: float = 5.0) -> int:
+    out = out or sys.stdout
+    admin = admin_client(settings)
+    try:
+        admin.list_topics(timeout=timeout)
+        readers = reader_lags(settings, admin, timeout)
+    except (BrokerUnavailable, KafkaException) as exc:
+        print(
+            f"carelog status: no Kafka broker answered at {settings.bootstrap} within "
+            f"{timeout:g}s ({exc}). Start it with `carelog kafka up` (or `carelog run`), or "
+            "point CARELOG_KAFKA_BOOTSTRAP at your cluster.",
+            file=sys.stderr,
+        )
+        return EXIT_BROKER_DOWN
+    print(f"kafka {settings.bootstrap}: reachable", file=out)
+    print("\nconsumer lag (offsets behind the end of the log, read_committed)", file=out)
+    print(f"{'reader':<11} {'group':<34} {'topic':<26} {'partitions':>10} {'lag':>10}", file=out)
+    for reader in readers:
+        counts: dict[str, int] = {}
+        for p in reader.partitions:
+            counts[p.topic] = counts.get(p.topic, 0) + 1
+        for topic, lag in reader.by_topic().items():
+            print(f"{reader.name:<11} {reader.group:<34} {topic:<26} {counts[topic]:>10} {lag:>10}",
+                  file=out)  # fmt: skip
+        print(f"{reader.name:<11} {reader.group:<34} {'(total)':<26} {'':>10} {reader.total:>10}",
+              file=out)  # fmt: skip
+    log_dir = settings.var_dir / "logs"
+    print(f"\nprocesses (metrics endpoint; last error in {log_dir}/<process>.log)", file=out)
+    for component in components(settings):
+        error = last_error(log_dir / f"{component.name}.log") or "-"
+        state = probe(component.metrics_url)
+        print(f"{component.name:<11} {state:<5} {component.metrics_url or '':<36} {error}",
+              file=out)  # fmt: skip
+    return 0

@@ -1,0 +1,74 @@
+"""Consumer lag against the real broker: a group with known committed offsets."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from projections.fhir_store.offsets_file import applied_offsets
+from projections.fhir_store.schema import DDL
+from streams.admin import admin_client
+from streams.lag import committed_offsets, group_lag, lag_of, total
+from streams.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+def _topic_with(settings: Settings, counts: list[int]) -> str:
+    """A fresh topic with counts[p] records on partition p."""
+    topic = f"test.lag.{uuid.uuid4().hex[:8]}"
+    admin = admin_client(settings)
+    admin.create_topics([NewTopic(topic, num_partitions=len(counts), replication_factor=1)])[
+        topic
+    ].result(15)
+    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    for partition, n in enumerate(counts):
+        for i in range(n):
+            producer.produce(topic, value=f"{partition}-{i}".encode(), partition=partition)
+    assert producer.flush(15) == 0
+    return topic
+
+
+def _commit(settings: Settings, group: str, offsets: list[TopicPartition]) -> None:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group})
+    consumer.commit(offsets=offsets, asynchronous=False)
+    consumer.close()
+
+
+def test_group_lag_is_end_minus_committed_and_all_of_an_uncommitted_partition(
+    kafka_settings: Settings,
+) -> None:
+    topic = _topic_with(kafka_settings, [5, 3, 0])
+    group = f"test-lag-{uuid.uuid4().hex[:8]}"
+    _commit(kafka_settings, group, [TopicPartition(topic, 0, 2)])
+    admin = admin_client(kafka_settings)
+
+    assert committed_offsets(admin, group) == {(topic, 0): 2}
+    lags = group_lag(admin, group, [topic])
+    assert [(p.partition, p.next_offset, p.end, p.lag) for p in lags] == [
+        (0, 2, 5, 3),
+        (1, None, 3, 3),  # nothing committed: the reader starts at the beginning
+        (2, None, 0, 0),
+    ]
+    assert total(lags) == 6
+
+    _commit(kafka_settings, group, [TopicPartition(topic, 0, 5), TopicPartition(topic, 1, 3)])
+    assert total(group_lag(admin, group, [topic])) == 0
+
+
+def test_store_offsets_give_the_projection_lag(kafka_settings: Settings, tmp_path: Path) -> None:
+    """The projection keeps "last offset applied" in its store file, not in a group."""
+    topic = _topic_with(kafka_settings, [4])
+    store = tmp_path / "store.sqlite"
+    assert applied_offsets(store) == {}
+    with sqlite3.connect(store) as conn:  # the store's own tables
+        conn.executescript(DDL)
+        conn.execute("INSERT INTO offsets VALUES (?, 0, 1)", (topic,))
+    assert applied_offsets(store) == {(topic, 0): 2}
+    [lag] = lag_of(admin_client(kafka_settings), applied_offsets(store), [topic])
+    assert (lag.next_offset, lag.end, lag.lag) == (2, 4, 2)

@@ -1,0 +1,98 @@
+"""`carelog status` against the real broker: lag per reader and topic, last errors, and a
+clear failure when no broker answers."""
+
+from __future__ import annotations
+
+import uuid
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from infra.cli import main
+from infra.log_errors import last_error
+from infra.status import EXIT_BROKER_DOWN, print_status
+from streams.admin import admin_client
+from streams.lag import partitions_of, watermarks
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES
+from tests.kafka_fixture import free_port
+
+pytestmark = pytest.mark.kafka
+
+TRACEBACK = """\
+2026-03-02 10:00:00 INFO projections.lake.sink: assigned {0: 0}
+Traceback (most recent call last):
+  File "sink.py", line 1, in run
+deltalake.exceptions.CommitFailedError: silver/patient: 5 commit conflicts in a row
+2026-03-02 10:00:05 INFO projections.lake.sink: lake var/lake: 14 tables
+"""
+
+
+def test_status_prints_each_readers_lag_and_each_processes_last_error(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    group = f"test-status-sink-{uuid.uuid4().hex[:8]}"
+    settings = kafka_settings.model_copy(
+        update={"var_dir": tmp_path, "lake_group_id": group, "sink_metrics_port": 0}
+    )
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group})
+    consumer.commit(offsets=[TopicPartition(FHIR_CHANGES, 0, 0)], asynchronous=False)
+    consumer.close()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "sink.log").write_text(TRACEBACK)
+    (logs / "gateway.log").write_text(
+        '{"time": "t", "level": "error", "logger": "carelog.ingest", "message": "delivery failed"}\n'
+        '{"time": "t", "level": "info", "logger": "carelog.access", "message": "POST /hl7v2 200"}\n'
+    )
+
+    out = StringIO()
+    assert print_status(settings, out) == 0
+    text = out.getvalue()
+    admin = admin_client(settings)
+    ends = watermarks(admin, partitions_of(admin, [FHIR_CHANGES]))
+    end_total = sum(high - low for low, high in ends.values())
+
+    assert f"kafka {settings.bootstrap}: reachable" in text
+    sink_rows = [line.split() for line in text.splitlines() if line.startswith("sink ")]
+    # committed 0 on partition 0, nothing elsewhere: the whole topic is behind
+    assert ["sink", group, FHIR_CHANGES, str(len(ends)), str(end_total)] in sink_rows
+    assert any(
+        line.startswith("worker ") and "carelog-processors" in line for line in text.splitlines()
+    )
+    assert any(
+        line.startswith("projection ") and "(store file" in line for line in text.splitlines()
+    )
+    sink_process = next(
+        line for line in text.splitlines() if line.startswith("sink ") and "off" in line
+    )
+    assert "CommitFailedError: silver/patient: 5 commit conflicts in a row" in sink_process
+    assert "delivery failed" in next(
+        line for line in text.splitlines() if line.startswith("gateway ")
+    )
+
+
+def test_status_exits_non_zero_with_a_clear_message_when_no_broker_answers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", var_dir=tmp_path)
+    assert print_status(settings, timeout=1.0) == EXIT_BROKER_DOWN
+    err = capsys.readouterr().err
+    assert "no Kafka broker answered at 127.0.0.1:" in err
+    assert "carelog kafka up" in err and "CARELOG_KAFKA_BOOTSTRAP" in err
+
+
+def test_carelog_status_command(
+    kafka_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--timeout", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "consumer lag" in out and "carelog-processors" in out and "carelog-lake-sink" in out
+
+
+def test_last_error_is_none_without_errors_or_log(tmp_path: Path) -> None:
+    (tmp_path / "mllp.log").write_text('{"level": "info", "message": "listening"}\n')
+    assert last_error(tmp_path / "mllp.log") is None
+    assert last_error(tmp_path / "missing.log") is None
