@@ -2,9 +2,11 @@
 
 Each API pod folds the whole of carelog.fhir.changes (and carelog.rejected) into its own
 store; until that replica has caught up, FHIR reads from the pod would answer from a
-partial store. The projection sidecar runs this as its readiness probe, and a pod is Ready
+partial store. The projection sidecar runs this as its startup probe, and a pod is Ready
 only when all its containers are, so the Service sends traffic to a new pod only once its
-replica is within N events of the log's end. Exit 0 when ready, 1 when not (with why).
+replica is within N events of the log's end. It is a startup probe, not a readiness probe:
+every replica lags alike during a burst, and a readiness probe would then take all API pods
+(and ingest with them) out of the Service at once. Exit 0 when ready, 1 when not (with why).
 
 Lag is measured against high watermarks, which count transaction markers too, so a store
 that applied everything can still look a few events behind: N absorbs that.

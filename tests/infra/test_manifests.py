@@ -230,6 +230,13 @@ def test_api_nodes_probe_readyz_and_healthz_and_share_the_store() -> None:
     gateway, projection = by_name["gateway"], by_name["projection"]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Catch-up gates a new pod once (startup), never later (a burst would empty the Service).
+    assert projection["startupProbe"]["exec"]["command"][:3] == [
+        "python",
+        "-m",
+        "infra.store_probe",
+    ]
+    assert "readinessProbe" not in projection
     # The store file lives on a volume both containers mount at the same place.
     store_path = Path(
         yaml.safe_load((K8S / "config.yaml").read_text())["data"]["CARELOG_FHIR_STORE_PATH"]
