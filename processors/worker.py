@@ -12,11 +12,13 @@ from typing import Any
 
 import faust
 
+from processors import worker_metrics as metrics
 from processors.pipeline import Output, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
 from processors.versioning import VersionState
 from schemas.events import Format
 from streams.faust_app import create_app
+from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, catalogue, inbound_topic
 
@@ -59,12 +61,19 @@ def _record(event: faust.EventT[Any]) -> Record:
 async def _send(items: list[Output]) -> None:
     for item in items:
         await outputs[item.topic].send(key=item.key, value=item.value)
+        metrics.OUTPUTS_BY_TOPIC[item.topic].inc()
 
 
 @app.agent(inbound)
 async def translate(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
-        await _send(translate_record(_record(event)))
+        record = _record(event)
+        try:
+            await _send(translate_record(record))
+        except Exception:
+            metrics.ERRORS_BY_AGENT["translate"].inc()
+            raise
+        metrics.handled("translate", record.topic, record.partition, record.offset)
 
 
 @app.agent(translated)
@@ -72,15 +81,23 @@ async def version(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         record = _record(event)
         key = (record.key or b"").decode()
-        stored = versions.get(key)
-        previous = VersionState.from_json(stored) if stored else None
-        items, state = version_record(record, previous)
-        if state is not None and state != previous:
-            versions[key] = state.to_json()
-        await _send(items)
+        try:
+            stored = versions.get(key)
+            previous = VersionState.from_json(stored) if stored else None
+            items, state = version_record(record, previous)
+            if state is not None and state != previous:
+                versions[key] = state.to_json()
+            await _send(items)
+        except Exception:
+            metrics.ERRORS_BY_AGENT["version"].inc()
+            raise
+        metrics.handled("version", record.topic, record.partition, record.offset)
 
 
 def main() -> None:
+    input_topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]
+    lag = group_lag_reader(settings, APP_ID, input_topics)  # Faust's group id is its app id
+    serve_metrics("worker", settings, settings.worker_metrics_port, lag)
     app.main()
 
 

@@ -7,16 +7,22 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException
 
+from projections.fhir_store import metrics
 from projections.fhir_store.apply import Applied
 from projections.fhir_store.errors import StoreError
+from projections.fhir_store.offsets_file import applied_offsets
 from projections.fhir_store.rebuild import rebuild, verify
-from projections.fhir_store.runner import consume, writer_lock
+from projections.fhir_store.runner import TOPICS, consume, writer_lock
 from projections.fhir_store.store import FhirStore
+from streams.admin import admin_client
+from streams.lag import PartitionLag, lag_of
+from streams.process_metrics import serve_metrics
 from streams.settings import Settings
 
 log = logging.getLogger("carelog.projection")
@@ -36,7 +42,11 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
         print(f"fhir store {path}: {len(offsets)} partitions applied so far; reading "
               f"{settings.bootstrap}", flush=True)  # fmt: skip
 
+        serve_metrics("projection", settings, settings.projection_metrics_port,
+                      store_lag_reader(settings, path))  # fmt: skip
+
         def on_batch(applied: Applied) -> None:
+            metrics.observe(applied)
             log.info("applied %d events (%d versions, %d rejections)",
                      applied.records, applied.versions, applied.rejections)  # fmt: skip
 
@@ -47,6 +57,12 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
     print(f"stopped: {stats.records} events applied ({stats.versions} versions, "
           f"{stats.rejections} rejections) in {stats.seconds:.1f}s", flush=True)  # fmt: skip
     return 0
+
+
+def store_lag_reader(settings: Settings, path: Path) -> Callable[[], list[PartitionLag]]:
+    """The store's lag: what its file says it applied against the ends of the log."""
+    admin = admin_client(settings)
+    return lambda: lag_of(admin, applied_offsets(path), TOPICS, timeout=3.0)
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -32,9 +32,14 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
+    from projections.lake import metrics
     from projections.lake.sink import describe, run_sink
+    from streams.process_metrics import group_lag_reader, serve_metrics
+    from streams.topics import FHIR_CHANGES
 
-    stats = run_sink(settings, idle_timeout=args.idle)
+    lag = group_lag_reader(settings, settings.lake_group_id, [FHIR_CHANGES])
+    serve_metrics("sink", settings, settings.sink_metrics_port, lag)
+    stats = run_sink(settings, idle_timeout=args.idle, on_batch=metrics.observe)
     print(json.dumps(describe(stats)))
     return 0
 

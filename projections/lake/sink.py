@@ -309,14 +309,18 @@ class LakeSink:
         return self.stats
 
 
-def run_sink(settings: Settings | None = None, idle_timeout: float | None = None) -> Stats:
+def run_sink(
+    settings: Settings | None = None,
+    idle_timeout: float | None = None,
+    on_batch: Callable[[Batch, float], None] | None = None,
+) -> Stats:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     sink = LakeSink(settings)
     started = datetime.now(UTC)
     log.info("lake %s: %d tables; reading %s", sink.lake.uri, len(sink.targets), sink.topic)
-    stats = sink.run(idle_timeout=idle_timeout)
+    stats = sink.run(idle_timeout=idle_timeout, on_batch=on_batch)
     log.info(
         "stopped after %s: %d batches, %d changes, rows %s",
         datetime.now(UTC) - started,
