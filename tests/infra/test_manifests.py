@@ -304,3 +304,23 @@ def test_carelog_topics_manifests_prints_the_committed_file(
     local = list(yaml.safe_load_all(capsys.readouterr().out))
     assert {d["spec"]["replicas"] for d in local} == {1}
     assert {d["metadata"]["labels"]["strimzi.io/cluster"] for d in local} == {"dev"}
+
+
+def test_metrics_ports_declared_are_the_ones_the_processes_serve() -> None:
+    defaults = Settings.model_fields
+    serves = {
+        "worker": defaults["worker_metrics_port"].default,
+        "projection": defaults["projection_metrics_port"].default,
+        "sink": defaults["sink_metrics_port"].default,
+    }
+    config = yaml.safe_load((K8S / "config.yaml").read_text())["data"]
+    assert config["CARELOG_METRICS_HOST"] == "0.0.0.0"  # reachable by the scraper
+    for where, container in containers():
+        command = container["command"]
+        declared = {
+            p["containerPort"] for p in container.get("ports", []) if p["name"] == "metrics"
+        }
+        if command[1] == "mllp":
+            assert declared == {int(command[command.index("--metrics-port") + 1])}, where
+        elif command[1] in serves:
+            assert declared == {serves[command[1]]}, where
