@@ -1,0 +1,68 @@
+"""The Prometheus configuration and the Grafana dashboard in infra/monitoring name only
+metrics and ports that carelog's processes really have."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+import api.mllp_metrics
+import processors.worker_metrics
+import projections.fhir_store.metrics
+import projections.lake.metrics
+import streams.process_metrics
+from api.metrics import GatewayMetrics
+from streams.lag import PartitionLag
+from streams.process_metrics import LagCollector
+from streams.settings import PROJECT_ROOT, Settings
+
+MONITORING = PROJECT_ROOT / "infra" / "monitoring"
+SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+
+
+def _series_names(registry: CollectorRegistry) -> set[str]:
+    return {
+        family.name + suffix
+        for family in registry.collect()
+        for suffix in SUFFIXES.get(family.type, [""])
+    }
+
+
+def test_dashboard_queries_name_only_metrics_the_processes_export() -> None:
+    assert api.mllp_metrics and processors.worker_metrics and streams.process_metrics
+    assert projections.fhir_store.metrics and projections.lake.metrics
+    lag = CollectorRegistry()
+    lag.register(LagCollector("sink", lambda: [PartitionLag("t", 0, 1, 0, 2)]))
+    known = _series_names(REGISTRY) | _series_names(GatewayMetrics().registry)
+    known |= _series_names(lag) | {"up"}
+
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"]}
+    for wanted in ("Ingest rate", "ACK latency", "Processor throughput", "Rejected rate",
+                   "Consumer lag", "Projection and sink apply rate"):  # fmt: skip
+        assert any(t.startswith(wanted) for t in titles), wanted
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\b(carelog_\w+|up(?=\{))", target["expr"])
+    }
+    assert len(used) >= 15
+    assert used <= known, used - known
+
+
+def test_prometheus_scrapes_every_process_on_its_default_port() -> None:
+    config = (MONITORING / "prometheus.yml").read_text()
+    targets = dict(
+        re.findall(r'targets: \["127\.0\.0\.1:(\d+)"\]\n\s+labels: \{component: (\w+)\}', config)
+    )
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert {v: int(k) for k, v in targets.items()} == {
+        "gateway": settings.gateway_port,
+        "mllp": settings.mllp_metrics_port,
+        "worker": settings.worker_metrics_port,
+        "projection": settings.projection_metrics_port,
+        "sink": settings.sink_metrics_port,
+    }
