@@ -1,14 +1,17 @@
 """The whole demo stream (pure): who, what, over which channel, in which phase.
 
 1. admissions: ADT^A01 of every patient over MLLP;
-2. the stay: lab panels (ORU^R01, half over HTTP, half over MLLP), bedside vitals, imaging
-   studies (STOW-RS), FHIR writes from a care app, and the deliberately bad messages;
-3. the ends: ADT^A08 updates, A02 transfers and A03 discharges over MLLP, one patient's
+2. the stay: lab panels (ORU^R01, half over HTTP, half over MLLP), bedside vitals, FHIR
+   writes from a care app, and the deliberately bad messages;
+3. imaging studies (STOW-RS);
+4. the ends: ADT^A08 updates, A02 transfers and A03 discharges over MLLP, one patient's
    messages in that order on one connection.
 
 Phases keep cause before effect across channels: the Patient an A01 creates exists before
-devices and apps refer to it, and the A08 sent last puts the full demographics back after a
-DICOM header (which knows only name, birth date and sex) replaced the Patient.
+devices and apps refer to it. A DICOM header knows only name, birth date and sex, and its
+Patient replaces the whole resource (processors/dicom_header.py says so): imaging goes after
+the lab results (which repeat the full PID) and right before the A08, which puts the full
+demographics back, so the current Patient flips as little as it can.
 """
 
 from __future__ import annotations
@@ -56,8 +59,9 @@ def make_plan(seed: int, patients: int) -> Plan:
     admissions = Phase("admissions", [_adt(p, "A01", hl7.admit(p)) for p in people])
     stay = Phase("the stay")
     for p in people:
-        stay.messages.extend(_labs(p, rng) + _vitals(p, rng) + _imaging(p, seed) + _app(p, rng))
+        stay.messages.extend(_labs(p, rng) + _vitals(p, rng) + _app(p, rng))
     stay.messages.extend(bad_messages(people[-1]))
+    imaging = Phase("imaging", [m for p in people for m in _imaging(p, seed)])
     ends = Phase("updates, transfers, discharges")
     for p in people:
         now = p.moved() if p.updated else p  # after the A08, messages carry the new address
@@ -67,7 +71,7 @@ def make_plan(seed: int, patients: int) -> Plan:
             ends.messages.append(_adt(p, "A02", hl7.transfer(now)))
         if p.discharged is not None:
             ends.messages.append(_adt(p, "A03", hl7.discharge(now)))
-    return Plan(seed, people, [admissions, stay, ends])
+    return Plan(seed, people, [admissions, stay, imaging, ends])
 
 
 def _adt(p: Person, trigger: str, body: bytes) -> Outgoing:

@@ -166,12 +166,21 @@ def lake_rows(settings: Settings, patient: str) -> list[LakeRows]:
     return out
 
 
-async def wait_for_lake(settings: Settings, patient: str, timeout: float) -> list[LakeRows]:
-    """Lake rows once the patient's row is in silver/patient (the sink is a few s behind)."""
+def expected_rows(bundle: dict[str, Any] | None) -> dict[str, int]:
+    """{view: rows of the patient} the lake should hold once it caught up with $everything."""
+    counts = Counter(str(r.get("resourceType")).lower() for r in resources(bundle or {}))
+    return {view: counts[view] for view, _ in VIEWS}
+
+
+async def wait_for_lake(
+    settings: Settings, patient: str, expected: dict[str, int], timeout: float
+) -> list[LakeRows]:
+    """Lake rows once the patient's rows reached `expected` (the sink is seconds behind)."""
     deadline = time.monotonic() + timeout
     while True:
         rows = await asyncio.to_thread(lake_rows, settings, patient)
-        if rows[0].patient_rows or time.monotonic() >= deadline:
+        caught_up = all(r.patient_rows >= expected.get(r.view, 0) for r in rows)
+        if (caught_up and rows[0].patient_rows) or time.monotonic() >= deadline:
             return rows
         await asyncio.sleep(1.0)
 

@@ -90,7 +90,8 @@ async def _run(plan: Plan, target: Target, settings: Settings, wait: float, out:
             out.print(f"  {line}")
 
     out.rule("its Delta rows")
-    rows = await report.wait_for_lake(settings, pid, min(wait, 20.0))
+    expected = report.expected_rows(bundle)
+    rows = await report.wait_for_lake(settings, pid, expected, min(wait, 30.0))
     out.print(report.lake_table(rows, person))
     if all(r.rows is None for r in rows):
         out.print("no Delta tables yet: is the sink running (`carelog run` starts it)?")

@@ -73,9 +73,10 @@ async def send_plan(plan: Plan, target: Target, progress: Progress) -> list[Resu
     headers = {"Authorization": f"Bearer {target.token}"}
     async with httpx.AsyncClient(base_url=target.gateway, headers=headers, timeout=60) as http:
         for phase in plan.phases:
-            streams: dict[str, list[Outgoing]] = {}
+            # A stream may mix channels (the bad messages do): one sender per channel.
+            streams: dict[tuple[str, str], list[Outgoing]] = {}
             for message in phase.messages:
-                streams.setdefault(message.stream, []).append(message)
+                streams.setdefault((message.stream, message.channel), []).append(message)
 
             async def run(stream: str, messages: list[Outgoing]) -> list[Result]:
                 def done() -> None:
@@ -85,7 +86,8 @@ async def send_plan(plan: Plan, target: Target, progress: Progress) -> list[Resu
                     return await _send_mllp(target, messages, done)
                 return await _send_http(http, plan.seed, messages, done)
 
-            for found in await asyncio.gather(*(run(s, m) for s, m in streams.items())):
+            sent = await asyncio.gather(*(run(s, m) for (s, _), m in streams.items()))
+            for found in sent:
                 results.extend(found)
     return results
 
