@@ -16,6 +16,7 @@ from schemas.events import Format
 from streams.lag import (
     PartitionLag,
     by_topic,
+    count_pending,
     group_lag,
     lag_of,
     partitions_of,
@@ -48,7 +49,7 @@ class ReaderLag:
 def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) -> list[ReaderLag]:
     """Lag of the worker, the projection and the sink. Raises BrokerUnavailable."""
     store = settings.fhir_store_file
-    return [
+    readers = [
         ReaderLag(
             "worker",
             WORKER_GROUP,
@@ -64,6 +65,10 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
             settings.lake_group_id,
             group_lag(admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
         ),
+    ]
+    # Count what really waits where the gap may be only commit markers (streams/lag.py).
+    return [
+        ReaderLag(r.name, r.group, count_pending(settings, r.partitions, timeout)) for r in readers
     ]
 
 

@@ -5,18 +5,24 @@ stable offset (read_committed), which is what carelog's readers can see. A reade
 committed nothing yet starts at the beginning (auto.offset.reset=earliest), so all of the
 partition counts. On topics written in transactions (carelog.fhir.translated and
 carelog.fhir.changes) each transaction ends with a commit marker that takes an offset and
-that no reader is handed: a reader that stored "last record + 1" shows a lag of 1 on each
-partition whose last entry is a marker.
+that no reader is handed, so offsets overcount: a caught-up reader that stored "last record
++ 1" sits a marker or more behind the end. `count_pending` therefore counts the records
+really waiting where the offset gap is small (up to COUNT_LIMIT), which is where markers
+would otherwise be mistaken for work.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import (
+    Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     TopicPartition,
 )
@@ -25,8 +31,11 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from streams.errors import BrokerUnavailable
+from streams.kafka_config import client_config
+from streams.settings import Settings
 
 TP = tuple[str, int]
+COUNT_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,17 @@ class PartitionLag:
     next_offset: int | None  # where the reader resumes; None: it committed nothing
     start: int  # low watermark
     end: int  # last stable offset
+    pending: int | None = None  # records counted between position and end, when counted
+
+    @property
+    def position(self) -> int:
+        return self.start if self.next_offset is None else max(self.next_offset, self.start)
 
     @property
     def lag(self) -> int:
-        position = self.start if self.next_offset is None else max(self.next_offset, self.start)
-        return max(0, self.end - position)
+        if self.pending is not None:
+            return self.pending
+        return max(0, self.end - self.position)
 
 
 def total(lags: Iterable[PartitionLag]) -> int:
@@ -123,3 +138,45 @@ def group_lag(
 ) -> list[PartitionLag]:
     """Lag of a consumer group on `topics` and on whatever else it committed offsets for."""
     return lag_of(admin, committed_offsets(admin, group, timeout), topics, timeout)
+
+
+def count_pending(
+    settings: Settings, lags: list[PartitionLag], timeout: float = 3.0
+) -> list[PartitionLag]:
+    """`lags` with the committed records between position and end counted (read_committed,
+    so commit markers and aborted records are not counted) on partitions whose offset gap
+    is 1..COUNT_LIMIT; other partitions keep their offset difference."""
+    small = {(p.topic, p.partition): p for p in lags if 0 < p.lag <= COUNT_LIMIT}
+    if not small:
+        return lags
+    consumer = Consumer(client_config(settings, **{
+        "group.id": f"carelog-lag-{uuid.uuid4()}",  # never joined: assign() only
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    }))  # fmt: skip
+    counted = dict.fromkeys(small, 0)
+    done: set[TP] = set()
+    try:
+        consumer.assign([TopicPartition(t, n, p.position) for (t, n), p in small.items()])
+        deadline = time.monotonic() + timeout
+        while len(done) < len(small) and time.monotonic() < deadline:
+            for msg in consumer.consume(COUNT_LIMIT, 0.2):
+                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+                assert topic is not None and partition is not None
+                key = (topic, partition)
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(key)
+                    continue
+                if key in small and offset is not None and offset < small[key].end:
+                    counted[key] += 1
+                    if offset + 1 >= small[key].end:
+                        done.add(key)
+    finally:
+        consumer.close()
+    return [
+        replace(p, pending=counted[(p.topic, p.partition)]) if (p.topic, p.partition) in done else p
+        for p in lags
+    ]

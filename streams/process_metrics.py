@@ -123,7 +123,7 @@ def group_lag_reader(
     settings: Settings, group: str, topics: list[str]
 ) -> Callable[[], list[PartitionLag]]:
     """Reads the lag of consumer group `group` with one admin client kept for the process."""
-    from streams.lag import group_lag
+    from streams.lag import count_pending, group_lag
 
     admin = admin_client(settings)
-    return lambda: group_lag(admin, group, topics, timeout=3.0)
+    return lambda: count_pending(settings, group_lag(admin, group, topics, timeout=3.0))

@@ -21,7 +21,7 @@ from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import TOPICS, consume, writer_lock
 from projections.fhir_store.store import FhirStore
 from streams.admin import admin_client
-from streams.lag import PartitionLag, lag_of
+from streams.lag import PartitionLag, count_pending, lag_of
 from streams.process_metrics import serve_metrics
 from streams.settings import Settings
 
@@ -62,7 +62,9 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
 def store_lag_reader(settings: Settings, path: Path) -> Callable[[], list[PartitionLag]]:
     """The store's lag: what its file says it applied against the ends of the log."""
     admin = admin_client(settings)
-    return lambda: lag_of(admin, applied_offsets(path), TOPICS, timeout=3.0)
+    return lambda: count_pending(
+        settings, lag_of(admin, applied_offsets(path), TOPICS, timeout=3.0)
+    )
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from confluent_kafka.admin import NewTopic
 from projections.fhir_store.offsets_file import applied_offsets
 from projections.fhir_store.schema import DDL
 from streams.admin import admin_client
-from streams.lag import committed_offsets, group_lag, lag_of, total
+from streams.lag import committed_offsets, count_pending, group_lag, lag_of, total
 from streams.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -72,3 +73,32 @@ def test_store_offsets_give_the_projection_lag(kafka_settings: Settings, tmp_pat
     assert applied_offsets(store) == {(topic, 0): 2}
     [lag] = lag_of(admin_client(kafka_settings), applied_offsets(store), [topic])
     assert (lag.next_offset, lag.end, lag.lag) == (2, 4, 2)
+
+
+def test_commit_markers_of_transactions_are_not_counted_as_lag(kafka_settings: Settings) -> None:
+    """carelog.fhir.changes is written in transactions: each ends with a marker that takes an
+    offset. A reader that committed "last record + 1" is caught up, not one behind."""
+    topic = _topic_with(kafka_settings, [0])
+    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap,
+                         "transactional.id": f"test-lag-{uuid.uuid4().hex[:8]}"})  # fmt: skip
+    producer.init_transactions(15)
+    for commit in (True, False, True):  # records 0-1, aborted 3-4, records 6-7 (+ markers)
+        producer.begin_transaction()
+        for i in range(2):
+            producer.produce(topic, value=str(i).encode(), partition=0)
+        producer.flush(15)  # on the log before the abort (unsent records would be purged)
+        producer.commit_transaction(15) if commit else producer.abort_transaction(15)
+    group = f"test-lag-{uuid.uuid4().hex[:8]}"
+    admin = admin_client(kafka_settings)
+
+    _commit(kafka_settings, group, [TopicPartition(topic, 0, 8)])  # after the last record
+    deadline = time.monotonic() + 10  # the coordinator writes markers after commit returns
+    while (gap := group_lag(admin, group, [topic])[0]).end < 9 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (gap.next_offset, gap.end, gap.lag) == (8, 9, 1)  # the offsets alone: a marker
+    [counted] = count_pending(kafka_settings, [gap])
+    assert (counted.pending, counted.lag) == (0, 0)
+
+    _commit(kafka_settings, group, [TopicPartition(topic, 0, 2)])  # read the first transaction
+    [counted] = count_pending(kafka_settings, group_lag(admin, group, [topic]))
+    assert counted.lag == 2  # the aborted records are never handed to a reader
