@@ -23,7 +23,6 @@ from infra.readers import INBOUND, ReaderLag, log_ends, reader_lags
 from infra.status import components
 from infra.supervisor import Service, Supervisor
 from streams.admin import admin_client
-from streams.errors import LogError
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED
 
@@ -162,7 +161,7 @@ class KafkaSampler(threading.Thread):
             try:
                 readers = reader_lags(self.settings, admin, timeout=3.0)
                 ends, at = log_ends(admin, THROUGHPUT_TOPICS, timeout=3.0), time.monotonic()
-            except (LogError, OSError) as exc:
+            except Exception as exc:  # the view outlives any failure to read Kafka
                 self.error = f"unreachable ({exc}); retrying"
             else:
                 self.readers, self.error = readers, None
@@ -191,3 +190,4 @@ def run_live(supervisor: Supervisor, settings: Settings) -> None:
             supervisor.run_forever(on_tick=lambda: live.update(render(state())))
     finally:
         sampler.stop()
+        sampler.join(10)  # out of librdkafka before the interpreter exits

@@ -100,7 +100,7 @@ def watermarks(
         try:
             for tp, future in futures.items():
                 ends[(tp.topic, tp.partition)][index] = future.result(timeout).offset
-        except KafkaException as exc:
+        except (KafkaException, TimeoutError) as exc:
             raise BrokerUnavailable(f"could not read the ends of the log: {exc}") from exc
     return {tp: (low, high) for tp, (low, high) in ends.items()}
 
@@ -112,7 +112,7 @@ def committed_offsets(admin: AdminClient, group: str, timeout: float = 5.0) -> d
     )
     try:
         result = futures[group].result(timeout)
-    except KafkaException as exc:
+    except (KafkaException, TimeoutError) as exc:  # e.g. a group coordinator still loading
         raise BrokerUnavailable(f"could not read the offsets of group {group}: {exc}") from exc
     return {
         (tp.topic, tp.partition): tp.offset
