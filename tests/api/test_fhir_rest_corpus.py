@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,6 +123,7 @@ class Run:
     def last(self, key: str) -> ResourceChanged:
         return self.versions(key)[-1]
 
+    @cached_property
     def live(self) -> dict[str, Json]:
         """The current resource of every key not deleted, parsed."""
         current: dict[str, ResourceChanged] = {}
@@ -523,6 +525,8 @@ def check_read(api: TestClient, run: Run, key: str) -> None:
     if last.version > 1:
         stale = {**HEADERS, "If-None-Match": f'W/"{last.version - 1}"'}
         assert api.get(f"/fhir/{key}", headers=stale).status_code == 200
+    since = {**HEADERS, "If-Modified-Since": http_date(resource)}
+    assert api.get(f"/fhir/{key}", headers=since).status_code == 304
 
 
 def check_vread(api: TestClient, run: Run, key: str) -> None:
@@ -534,6 +538,7 @@ def check_vread(api: TestClient, run: Run, key: str) -> None:
         assert response.status_code == 200, (change.version, response.text)
         assert response.json() == orjson.loads(change.resource or "")
         assert response.headers["etag"] == f'W/"{change.version}"'
+        assert response.headers["last-modified"] == http_date(response.json())
     beyond = run.last(key).version + 1
     assert api.get(f"/fhir/{key}/_history/{beyond}", headers=HEADERS).status_code == 404
 
@@ -562,7 +567,7 @@ def check_history(api: TestClient, run: Run, key: str) -> None:
 
 def check_searches(api: TestClient, run: Run, key: str) -> None:
     rtype, rid = key.split("/")
-    live = run.live()
+    live = run.live
     gone = key not in live
     by_id = get(api, f"/fhir/{rtype}", _id=rid)
     assert match_ids(by_id) == ([] if gone else [rid]) and by_id["total"] == (0 if gone else 1)
@@ -578,12 +583,41 @@ def check_searches(api: TestClient, run: Run, key: str) -> None:
             searched += 1
     assert searched, f"{key}: none of its type's common parameters has a value to search by"
     check_chained_search(api, run, key, resource)
+    check_includes(api, run, key, resource)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    posted = api.post(f"/fhir/{rtype}/_search", content=f"_id={rid}".encode(),
+                      headers={**HEADERS, **form})  # fmt: skip
+    assert posted.status_code == 200 and match_ids(posted.json()) == match_ids(by_id)
+
+
+def check_includes(api: TestClient, run: Run, key: str, resource: Json) -> None:
+    """_include of each reference parameter brings its live targets; _revinclude from the
+    targets' side brings this resource back."""
+    if key not in run.live:
+        return
+    rtype, rid = key.split("/")
+    live = run.live
+    for param, kind, extract in SEARCHES[rtype]:
+        if kind != REFERENCE or not extract(resource):
+            continue
+        targets = {t for t in extract(resource) if t in live}
+        bundle = get(api, f"/fhir/{rtype}", _id=rid, _include=f"{rtype}:{param}")
+        included = {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                    for e in bundle["entry"] if e["search"]["mode"] == "include"}  # fmt: skip
+        assert included == targets, (param, extract(resource))
+        for target in sorted(targets):
+            ttype, tid = target.split("/")
+            back = get(
+                api, f"/fhir/{ttype}", _id=tid, _revinclude=f"{rtype}:{param}", _count="1000"
+            )
+            assert key in {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                           for e in back["entry"] if e["search"]["mode"] == "include"}, (param, target)  # fmt: skip
 
 
 def check_chained_search(api: TestClient, run: Run, key: str, resource: Json) -> None:
     """patient.identifier=system|value, for a resource that points at a known patient."""
     rtype, rid = key.split("/")
-    live = run.live()
+    live = run.live
     patient_param = [e for p, k, e in SEARCHES[rtype] if p == "patient" and k == REFERENCE]
     if not patient_param:
         return
@@ -599,7 +633,7 @@ def check_chained_search(api: TestClient, run: Run, key: str, resource: Json) ->
 
 
 def check_everything(api: TestClient, run: Run, key: str) -> None:
-    live = run.live()
+    live = run.live
     resource = live.get(key)
     if resource is None:  # deleted: it left its patient's compartment
         for change in run.versions(key):
@@ -617,6 +651,21 @@ def check_everything(api: TestClient, run: Run, key: str) -> None:
         assert key in got
         assert got == compartment_of(live, patient), patient
         assert bundle["total"] == len(got)
+        # a SMART token in that patient's context reads it too
+        mine = {"Authorization": f"Bearer {patient_token(patient)}"}
+        response = api.get(f"/fhir/{key}", headers=mine)
+        assert response.status_code == 200, (patient, response.text)
+        assert response.content == (run.last(key).resource or "").encode()
+
+
+def patient_token(patient: str) -> str:
+    if patient not in _TOKENS:
+        pid = patient.split("/")[1]
+        _TOKENS[patient] = mint_token(SECRET, "patient/*.read", "corpus-app", patient=pid)
+    return _TOKENS[patient]
+
+
+_TOKENS: dict[str, str] = {}
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -653,15 +702,11 @@ def test_inputs_rejected_on_purpose_produce_nothing(item: Input, run: Run) -> No
         assert {"Observation.status", "Observation.valueQuantity.value"} <= set(locations)
 
 
-def _types() -> list[str]:
-    return sorted(SEARCHES)
-
-
-@pytest.mark.parametrize("rtype", _types())
+@pytest.mark.parametrize("rtype", sorted(SEARCHES))
 def test_summary_count_per_type_equals_what_the_corpus_produced(
     rtype: str, run: Run, api: TestClient
 ) -> None:
-    live = [k for k in run.live() if k.startswith(f"{rtype}/")]
+    live = [k for k in run.live if k.startswith(f"{rtype}/")]
     produced = {c.key for c in run.changes if c.resource_type == rtype}
     assert produced, f"the corpus produced no {rtype}"
     count = get(api, f"/fhir/{rtype}", _summary="count")
@@ -679,7 +724,7 @@ def test_system_history_holds_every_change(run: Run, api: TestClient) -> None:
     assert system["total"] == len(run.changes) <= 1000
     got = Counter(e["fullUrl"].split("/fhir/")[1] for e in system["entry"])
     assert got == Counter(c.key for c in run.changes)
-    stamps = [e["response"]["lastModified"] for e in system["entry"]]
+    stamps = [datetime.fromisoformat(e["response"]["lastModified"]) for e in system["entry"]]
     assert stamps == sorted(stamps, reverse=True)  # newest first
 
 
