@@ -24,13 +24,18 @@ visible there (the commit file's mtime). Figures of a run:
   over the load after --warmup seconds (the sustained rate);
 - ACK latency p50/p99 (every message), send -> readable over /fhir p50/p99 and
   send -> visible in Delta p50/p99 (samples sent after the warm-up);
-- peak RSS (VmHWM) of each process, and of the bench client.
+- peak RSS (VmHWM) of each process, and of the bench client;
+- CPU time per message of each process (load and drain), to see where the time went.
+
+Paced below what the pipeline sustains, the rates through equal the offered rate and the
+latencies are those of a steady flow; offered above it (e.g. --rate 150 --drain 0), the
+rates through are the pipeline's capacity and the latencies only grow with the backlog.
 
 Median of three runs (--runs). Defaults are the product's: projection batches of 200 ms,
 sink batches of 1 s, one worker, one gateway process; reads are not audited (the poller's
 reads would otherwise add AuditEvents to the load).
 
-    .venv/bin/python -m tests.bench.bench_e2e [--rate 150] [--seconds 40] [--warmup 10] [--runs 3]
+    .venv/bin/python -m tests.bench.bench_e2e [--rate 50] [--seconds 40] [--warmup 10] [--runs 3]
 """
 
 from __future__ import annotations
@@ -174,6 +179,18 @@ def vm_hwm_kb(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by `pid` and its descendants."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -277,6 +294,9 @@ class System:
 
     def peak_rss_mb(self) -> dict[str, float]:
         return {n: vm_hwm_kb(p.pid) / 1024 for n, p in self.procs.items()}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {n: cpu_seconds(p.pid) for n, p in self.procs.items()}
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -647,7 +667,10 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                       f"load {args.rate:g} msg/s for {args.seconds:g}s", flush=True)  # fmt: skip
                 load = Load(args.rate, args.seconds, args.connections, args.sample_every,
                             args.warmup)  # fmt: skip
+                cpu_before = system.cpu_seconds()
                 result = asyncio.run(measure(load, system, token, args.drain))
+                cpu_after = system.cpu_seconds()
+                result.update({f"cpu {n}": cpu_after[n] - cpu_before[n] for n in COMPONENTS})
                 for name, proc in system.procs.items():
                     if proc.poll() is not None:
                         raise RuntimeError(f"{name} exited during the load\n{system.tail(name)}")
@@ -683,7 +706,7 @@ def show_run(result: dict[str, float]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=150.0, help="messages/s, all channels")
+    parser.add_argument("--rate", type=float, default=50.0, help="messages/s, all channels")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the load")
     parser.add_argument("--warmup", type=float, default=10.0, help="first seconds not counted")
     parser.add_argument("--connections", type=int, default=4, help="per channel")
@@ -717,6 +740,10 @@ def main() -> None:
               f"({', '.join(f'{v:,.0f}' for v in values)})")  # fmt: skip
     client = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS {'bench client (all runs)':<39} {client:>10,.0f} MB")
+    for name in COMPONENTS:  # where the time went: a process starved of CPU shows little
+        values = [r[f"cpu {name}"] * 1000 / max(1, r["acked"]) for r in runs]
+        print(f"  CPU per message, {name:<31} {statistics.median(values):>10,.1f} ms     "
+              f"({', '.join(f'{v:,.1f}' for v in values)})")  # fmt: skip
 
 
 if __name__ == "__main__":
