@@ -26,9 +26,6 @@ from streams.lag import (
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 
-# processors/worker.py APP_ID: Faust's consumer group id is its app id. Not imported, since
-# importing the worker module builds its Faust app.
-WORKER_GROUP = "carelog-processors"
 INBOUND = [inbound_topic(f) for f in Format]
 
 
@@ -52,8 +49,10 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
     readers = [
         ReaderLag(
             "worker",
-            WORKER_GROUP,
-            group_lag(admin, WORKER_GROUP, [*INBOUND, FHIR_TRANSLATED], timeout),
+            settings.processors_app_id,
+            group_lag(
+                settings, admin, settings.processors_app_id, [*INBOUND, FHIR_TRANSLATED], timeout
+            ),
         ),
         ReaderLag(
             "projection",
@@ -63,7 +62,7 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
         ReaderLag(
             "sink",
             settings.lake_group_id,
-            group_lag(admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
+            group_lag(settings, admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
         ),
     ]
     # Count what really waits where the gap may be only commit markers (streams/lag.py).

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 
 from confluent_kafka import (
     Consumer,
-    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -105,19 +104,26 @@ def watermarks(
     return {tp: (low, high) for tp, (low, high) in ends.items()}
 
 
-def committed_offsets(admin: AdminClient, group: str, timeout: float = 5.0) -> dict[TP, int]:
-    """The offsets `group` committed (the next one each member reads), per partition."""
-    futures = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
-    )
+def committed_offsets(
+    settings: Settings, group: str, partitions: Iterable[TP], timeout: float = 5.0
+) -> dict[TP, int]:
+    """The offsets `group` committed on `partitions` (the next one each member reads).
+
+    Read with a consumer that never joins the group (Consumer.committed), not with the admin
+    API: AdminClient.list_consumer_group_offsets crashes the process (SIGSEGV, confluent-kafka
+    2.16.1) when the group coordinator is not available yet, e.g. on a fresh broker."""
+    wanted = [TopicPartition(t, p) for t, p in partitions]
+    if not wanted:
+        return {}
+    consumer = Consumer(client_config(settings, **{"group.id": group, "enable.auto.commit": False}))
     try:
-        result = futures[group].result(timeout)
-    except (KafkaException, TimeoutError) as exc:  # e.g. a group coordinator still loading
+        found = consumer.committed(wanted, timeout=timeout)
+    except KafkaException as exc:  # e.g. a group coordinator still loading
         raise BrokerUnavailable(f"could not read the offsets of group {group}: {exc}") from exc
+    finally:
+        consumer.close()
     return {
-        (tp.topic, tp.partition): tp.offset
-        for tp in result.topic_partitions or []
-        if tp.offset >= 0 and tp.error is None
+        (tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0 and tp.error is None
     }
 
 
@@ -134,10 +140,16 @@ def lag_of(
 
 
 def group_lag(
-    admin: AdminClient, group: str, topics: Iterable[str], timeout: float = 5.0
+    settings: Settings, admin: AdminClient, group: str, topics: Iterable[str], timeout: float = 5.0
 ) -> list[PartitionLag]:
-    """Lag of a consumer group on `topics` and on whatever else it committed offsets for."""
-    return lag_of(admin, committed_offsets(admin, group, timeout), topics, timeout)
+    """Lag of a consumer group on every partition of `topics`."""
+    names = list(topics)
+    marks = watermarks(admin, partitions_of(admin, names, timeout), timeout)
+    committed = committed_offsets(settings, group, marks, timeout)
+    return [
+        PartitionLag(t, p, committed.get((t, p)), low, high)
+        for (t, p), (low, high) in sorted(marks.items())
+    ]
 
 
 def count_pending(

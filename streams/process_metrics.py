@@ -126,4 +126,4 @@ def group_lag_reader(
     from streams.lag import count_pending, group_lag
 
     admin = admin_client(settings)
-    return lambda: count_pending(settings, group_lag(admin, group, topics, timeout=3.0))
+    return lambda: count_pending(settings, group_lag(settings, admin, group, topics, timeout=3.0))

@@ -48,7 +48,13 @@ def test_broker() -> Iterator[str]:
         with KafkaContainer().with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    # Free ports and a folder of its own, so that sessions never meet a broker of another.
+    with private_broker() as bootstrap:
+        yield bootstrap
+
+
+@contextmanager
+def private_broker() -> Iterator[str]:
+    """A local broker of its own on free ports (and a folder of its own), stopped after."""
     port = free_port()
     var_dir = TEST_VAR / f"broker-{port}"
     broker = LocalBroker(
