@@ -25,11 +25,19 @@ def kafka_settings() -> Iterator[Settings]:
     with test_broker() as bootstrap:
         saved = {
             k: os.environ.get(k)
-            for k in ("CARELOG_KAFKA_BOOTSTRAP", "CARELOG_VAR_DIR", "CARELOG_ENVIRONMENT")
+            for k in (
+                "CARELOG_KAFKA_BOOTSTRAP",
+                "CARELOG_VAR_DIR",
+                "CARELOG_ENVIRONMENT",
+                "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS",
+            )
         }
         os.environ["CARELOG_KAFKA_BOOTSTRAP"] = bootstrap
         os.environ["CARELOG_VAR_DIR"] = str(TEST_VAR)
         os.environ["CARELOG_ENVIRONMENT"] = "test"
+        # Test modules start and kill workers of one group in turn: a member that was killed
+        # holds its partitions until its session expires, and the next worker waits that long.
+        os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
         get_settings.cache_clear()
         settings = get_settings()
         apply_catalogue(settings=settings)

@@ -25,8 +25,7 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
     ]
     publish(kafka_settings, events)
 
-    # A short session: the restarted worker waits for the killed member's session to expire.
-    worker = Worker(tmp_path / "crash", worker_session_timeout_seconds="10")
+    worker = Worker(tmp_path / "crash")
     worker.start()
     try:
         wait_for(

@@ -17,16 +17,14 @@ from streams.settings import PROJECT_ROOT, Settings
 
 
 class Worker:
-    def __init__(self, var_dir: Path, **settings: str) -> None:
-        """`settings`: extra CARELOG_* environment for the worker (name without the prefix)."""
+    def __init__(self, var_dir: Path) -> None:
         self.var_dir = var_dir
-        self.env = {f"CARELOG_{k.upper()}": v for k, v in settings.items()}
         self.log = var_dir / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir), **self.env}
+        env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir)}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "infra.cli", "worker", "--log-level", "warn"],
