@@ -1,11 +1,10 @@
 """A DICOM object's header to FHIR R4 ImagingStudy and Patient (pydicom, no pixel data).
 
 One event holds one SOP instance, so the ImagingStudy translated from it lists only that
-instance's series and instance (numberOfSeries 1, numberOfInstances 1). The versioning
-stage replaces a resource as a whole, so on its own each instance of a study would
-overwrite the previous one. Events of a study share its key (ImagingStudy/id), so they
-reach one partition in order; a stage that keeps the current ImagingStudy can fold them
-with `imaging_study_merge.merge_imaging_study`, which unions series and instances by UID.
+instance's series and instance (numberOfSeries 1, numberOfInstances 1). Events of a study
+share its key (ImagingStudy/id), so they reach one partition in order, and the versioning
+stage merges each into the current study (processors/version_policy.py,
+`imaging_study_merge.merge_imaging_study`: series and instances unioned by UID).
 
 Ids: ImagingStudy resource_id("ImagingStudy", StudyInstanceUID); Patient
 resource_id("Patient", issuer, PatientID), the issuer being IssuerOfPatientID, else the
@@ -13,9 +12,8 @@ ISO OID of IssuerOfPatientIDQualifiersSequence as urn:oid:..., else "" (an objec
 an issuer is placed in one unqualified namespace: PACS should send the issuer).
 
 The Patient here carries only what the header says (identifier, name, birth date, sex).
-When HL7 ADT already gave that patient (same authority and id), this Patient replaces it
-whole as a new version; the versioning stage should not let an imaging header overwrite a
-richer Patient (for example: emit it only when the Patient does not exist yet).
+The versioning stage uses it only to create a patient not known yet: when HL7 ADT or a FHIR
+write already gave that patient (same authority and id), the header changes nothing.
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 
 from processors.canonical import canonical_json, content_hash
+from processors.imaging_study_merge import merge_imaging_study
+from processors.version_policy import Policy, policy_for
 from schemas.events import Operation, ResourceChanged, ResourceTranslated
 
 CHANGE_NAMESPACE = uuid.UUID("5b0c0e9e-7d0f-4c43-9f55-1f7f9a0f3c21")
@@ -27,25 +29,37 @@ class VersionState:
     resource. Faust can commit an event's outputs in one transaction and its input offset in
     the next, so after a crash an event may come again: one whose inbound position was
     applied already changes nothing (the output is recorded with the input position).
+
+    `resource` (the current body, without meta) is kept only for keys whose sources merge
+    into the current resource (processors/version_policy.py), so the table stays small.
     """
 
     version: int
     content_hash: str
     deleted: bool
     applied: dict[str, int] = field(default_factory=dict)
+    resource: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": self.version,
             "content_hash": self.content_hash,
             "deleted": self.deleted,
             "applied": self.applied,
         }
+        if self.resource is not None:
+            data["resource"] = self.resource
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VersionState:
         applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
-        return cls(int(data["version"]), str(data["content_hash"]), bool(data["deleted"]), applied)
+        version, digest, deleted = (
+            int(data["version"]),
+            str(data["content_hash"]),
+            bool(data["deleted"]),
+        )
+        return cls(version, digest, deleted, applied, data.get("resource"))
 
     def seen(self, translated: ResourceTranslated) -> bool:
         position = self.applied.get(_source(translated))
@@ -99,12 +113,19 @@ def next_change(
 
     assert translated.resource is not None, "an upsert carries its resource"
     resource = orjson.loads(translated.resource)
+    exists = previous is not None and not previous.deleted
+    policy = policy_for(translated)
+    if policy is Policy.CREATE_ONLY and exists:
+        return None, previous.after(translated) if previous else None
+    if policy is Policy.MERGE and exists and previous and previous.resource is not None:
+        resource = merge_imaging_study(previous.resource, resource)
     digest = content_hash(resource)
-    if previous is not None and not previous.deleted and previous.content_hash == digest:
+    if exists and previous and previous.content_hash == digest:
         return None, previous.after(translated)
     body = canonical_json(with_meta(resource, version, translated.received_at))
     change = _change(translated, version, Operation.upsert, digest, body)
-    return change, _state(previous, translated, version, digest, deleted=False)
+    kept = resource if policy is Policy.MERGE else None
+    return change, _state(previous, translated, version, digest, deleted=False, resource=kept)
 
 
 def _change(
@@ -139,6 +160,9 @@ def _state(
     version: int,
     digest: str,
     deleted: bool,
+    resource: dict[str, Any] | None = None,
 ) -> VersionState:
     base = previous or VersionState(0, "", False)
-    return base.after(translated, version=version, content_hash=digest, deleted=deleted)
+    return base.after(
+        translated, version=version, content_hash=digest, deleted=deleted, resource=resource
+    )

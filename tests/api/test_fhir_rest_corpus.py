@@ -28,15 +28,13 @@ from decimal import Decimal
 from email.utils import format_datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from api.dev_token import mint_token
-from processors.pipeline import Record, translate_record, version_record
-from processors.versioning import VersionState
 from projections.fhir_store import FhirStore
 from schemas.events import (
     Channel,
@@ -45,12 +43,10 @@ from schemas.events import (
     Operation,
     Rejected,
     ResourceChanged,
-    decode_event,
-    encode_event,
 )
 from streams.settings import PROJECT_ROOT
-from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.api.conftest import SECRET
+from tests.processors.pipeline_driver import Pipeline
 from tests.projections.fhir_store_support import Offsets
 
 pytestmark = pytest.mark.kafka  # the gateway appends an AuditEvent per read to the real log
@@ -59,7 +55,6 @@ CORPUS = PROJECT_ROOT / "tests" / "corpus"
 HL7 = "x-application/hl7-v2+er7"
 FHIR_JSON = "application/fhir+json"
 Json = dict[str, Any]
-E = TypeVar("E", Rejected, ResourceChanged)
 
 
 @dataclass(frozen=True)
@@ -131,44 +126,6 @@ class Run:
             current[change.key] = change
         return {k: orjson.loads(c.resource or "") for k, c in current.items()
                 if c.operation is Operation.upsert}  # fmt: skip
-
-
-class Pipeline:
-    """processors.pipeline's two stages, called as the worker calls them."""
-
-    def __init__(self) -> None:
-        self.states: dict[bytes | None, VersionState | None] = {}
-        self.offsets: Counter[str] = Counter()
-
-    def _record(self, topic: str, key: bytes | None, value: bytes) -> Record:
-        offset = self.offsets[topic]
-        self.offsets[topic] += 1
-        return Record(topic, 0, offset, key, value)
-
-    def run(self, event: InboundMessage) -> tuple[list[ResourceChanged], list[Rejected]]:
-        changes: list[ResourceChanged] = []
-        rejected: list[Rejected] = []
-        inbound = self._record(inbound_topic(event.format), b"corpus", encode_event(event))
-        for out in translate_record(inbound):
-            if out.topic == REJECTED:
-                rejected.append(_decode(out.value, Rejected))
-                continue
-            assert out.topic == FHIR_TRANSLATED, out.topic
-            record = self._record(out.topic, out.key, out.value)
-            versioned, self.states[out.key] = version_record(record, self.states.get(out.key))
-            for v in versioned:
-                if v.topic == REJECTED:
-                    rejected.append(_decode(v.value, Rejected))
-                else:
-                    assert v.topic == FHIR_CHANGES, v.topic
-                    changes.append(_decode(v.value, ResourceChanged))
-        return changes, rejected
-
-
-def _decode(value: bytes, kind: type[E]) -> E:
-    event = decode_event(value)
-    assert isinstance(event, kind), event
-    return event
 
 
 @pytest.fixture(scope="module")
