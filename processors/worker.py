@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from processors import worker_metrics as metrics
+from processors.faust_recovery import seek_before_resume
 from processors.pipeline import Output, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
 from processors.versioning import VersionState
@@ -35,6 +36,7 @@ app = create_app(
     broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
 )
 use_source_partition_transactions(app)
+seek_before_resume()
 
 
 def _raw_topic(name: str) -> faust.TopicT:
