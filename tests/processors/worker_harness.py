@@ -27,7 +27,7 @@ class Worker:
         env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir)}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", "worker", "--log-level", "warn"],
+                [sys.executable, "-m", "infra.cli", "worker", "--log-level", "info"],
                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
@@ -46,7 +46,7 @@ class Worker:
                 self.proc.wait()
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+        return self.log.read_text(errors="replace")[-8000:] if self.log.exists() else ""
 
 
 def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]:
