@@ -52,6 +52,8 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"kafka {status.bootstrap} up (pid {status.pid}) in {time.monotonic() - started:.1f}s; log {status.log_file}"
         )
+    elif args.action == "run":  # in the foreground, for a supervisor (carelog run, a container)
+        broker.run_foreground()
     elif args.action == "down":
         print("kafka stopped" if broker.down() else "kafka was not running")
     else:
@@ -157,9 +159,20 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.supervisor import Service, Supervisor, carelog_command
+
+    supervisor = Supervisor([], settings.var_dir / "logs")
     if settings.uses_local_broker:
-        status = LocalBroker(settings).up()
-        print(f"kafka: {status.bootstrap} (pid {status.pid}), log {status.log_file}")
+        broker = LocalBroker(settings)
+        if broker.pid() is not None and broker.answers():
+            print(f"kafka: {broker.bootstrap} already running (pid {broker.pid()}); left running")
+        elif args.infra_only:
+            status = broker.up()
+            print(f"kafka: {status.bootstrap} (pid {status.pid}), log {status.log_file}")
+        else:  # supervised with the rest: restarted if it dies, stopped on Ctrl-C (last)
+            kafka = Service("kafka", carelog_command("kafka", "run"), broker.bootstrap, tier=0)
+            print(f"kafka: starting on {broker.bootstrap}, log {supervisor.log_file(kafka)}")
+            supervisor.start_first(kafka, broker.answers, timeout=120)
     else:
         print(f"kafka: {settings.bootstrap} (CARELOG_KAFKA_BOOTSTRAP)")
     for name, action in apply_catalogue(settings=settings).items():
@@ -168,10 +181,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"schemas: {publish_schemas(producer)} published to {SCHEMAS}")
     if args.infra_only:
         return 0
-    from infra.supervisor import Service, Supervisor, carelog_command
-
     host = settings.gateway_host
-    services = [
+    supervisor.services += [
         Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
         Service("mllp", carelog_command("mllp"), "mllp://127.0.0.1:2575"),
         Service("worker", carelog_command("worker")),
@@ -186,7 +197,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
           "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
-    supervisor = Supervisor(services, settings.var_dir / "logs")
     if sys.stdout.isatty():
         from infra.run_view import run_live
 
@@ -262,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the local Kafka broker (KRaft, single node)")
-    kafka.add_argument("action", choices=["up", "down", "status"])
+    kafka.add_argument("action", choices=["up", "down", "status", "run"])
     kafka.set_defaults(func=cmd_kafka)
 
     topics = sub.add_parser("topics", help="the topic catalogue")

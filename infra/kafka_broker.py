@@ -157,25 +157,10 @@ class LocalBroker:
         """Start the broker unless it runs already; return once it answers."""
         if self.pid() is not None and self.answers():
             return self.status()
-        self.resolve_jars()
-        self._write_config()
-        self._format_storage()
-        heap = self.settings.kafka_heap
+        argv = self._prepare()
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                [
-                    "java",
-                    f"-Xmx{heap}",
-                    f"-Xms{heap}",
-                    "-XX:+UseG1GC",
-                    "-XX:MaxGCPauseMillis=20",
-                    "-Djava.awt.headless=true",
-                    f"-Dlog4j.configuration=file:{LOG4J}",
-                    "-cp",
-                    f"{self.libs}/*",
-                    "kafka.Kafka",
-                    str(self.config_file),
-                ],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -195,6 +180,34 @@ class LocalBroker:
         raise BrokerError(
             f"the broker did not answer on {self.bootstrap} within {timeout:.0f}s; see {self.log_file}"
         )
+
+    def _prepare(self) -> list[str]:
+        """Jars, config and formatted storage in place; the argv that runs the broker."""
+        self.resolve_jars()
+        self._write_config()
+        self._format_storage()
+        heap = self.settings.kafka_heap
+        return [
+            "java",
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{LOG4J}",
+            "-cp",
+            f"{self.libs}/*",
+            "kafka.Kafka",
+            str(self.config_file),
+        ]
+
+    def run_foreground(self) -> None:
+        """Become the broker (exec): for a supervisor that restarts it and stops it on exit."""
+        if self.pid() is not None and self.answers():
+            raise BrokerError(f"a broker already runs on {self.bootstrap} (pid {self.pid()})")
+        argv = self._prepare()
+        self.pid_file.write_text(str(os.getpid()))  # exec keeps the pid
+        os.execvp(argv[0], argv)
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop the broker (SIGTERM, then SIGKILL after `timeout`). False if it was not running."""

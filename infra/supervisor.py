@@ -27,6 +27,7 @@ class Service:
     backoff: float = 1.0
     started_at: float = field(default=0.0)
     last_exit: int | None = None  # exit code of the last run that ended
+    tier: int = 1  # lower tiers start first and stop last (the broker is tier 0)
 
 
 def carelog_command(*args: str) -> list[str]:
@@ -57,8 +58,26 @@ class Supervisor:
             )  # fmt: skip
         service.started_at = time.monotonic()
 
+    def start_first(self, service: Service, ready: Callable[[], bool], timeout: float) -> None:
+        """Start `service` ahead of the others and return once `ready()` (the broker answers)."""
+        self.services.append(service)
+        self._start(service)
+        deadline = time.monotonic() + timeout
+        while not ready():
+            proc = service.process
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with code {proc.returncode}; "
+                                   f"see {self.log_file(service)}")  # fmt: skip
+            if time.monotonic() > deadline:
+                self.stop_all()
+                raise RuntimeError(f"{service.name} not ready within {timeout:.0f}s; "
+                                   f"see {self.log_file(service)}")  # fmt: skip
+            time.sleep(0.2)
+
     def start_all(self) -> None:
         for service in self.services:
+            if service.process is not None:
+                continue  # started ahead (start_first)
             self._start(service)
             print(f"started {service.name:<10} pid {service.process.pid if service.process else '-'}"
                   f"  log {self.log_file(service)}  {service.url}", flush=True)  # fmt: skip
@@ -85,16 +104,20 @@ class Supervisor:
                 self._say(f"restarted {service.name} (restart #{service.restarts})")
 
     def stop_all(self, timeout: float = 15.0) -> None:
-        running = [s.process for s in self.services if s.process and s.process.poll() is None]
-        for proc in running:
-            os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for proc in running:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        """SIGTERM tier by tier, highest first: the broker outlives the processes that flush
+        to it on the way out. SIGKILL what is still running after `timeout`."""
+        for tier in sorted({s.tier for s in self.services}, reverse=True):
+            running = [s.process for s in self.services
+                       if s.tier == tier and s.process and s.process.poll() is None]  # fmt: skip
+            for proc in running:
+                os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            for proc in running:
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
     def run_forever(self, on_tick: Callable[[], None] | None = None) -> None:
         """Supervise until SIGINT/SIGTERM; `on_tick` runs every half second (the live view)."""
