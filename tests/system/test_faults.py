@@ -1,0 +1,203 @@
+"""Faults survived, on the session's real broker with a load running: each component
+SIGKILLed and restarted, poison messages, oversized messages, slow consumers. After each,
+what senders were told is stored reconciles with carelog.inbound.*, carelog.fhir.changes,
+the FHIR store and the Delta tables: no loss, no duplicate.
+
+One system (five real processes) serves the whole module; each test tags its messages
+with a prefix of its own and reconciles those.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+
+from streams.settings import Settings
+from streams.topics import inbound_topic
+from tests.system.harness import (
+    COMPONENTS,
+    Load,
+    Reconciler,
+    System,
+    a28,
+    mllp_frame,
+    read_frame,
+    wait_until,
+)
+
+pytestmark = pytest.mark.kafka
+
+MAX_BYTES = 200_000  # gateway bodies and MLLP frames above this are refused
+
+
+@pytest.fixture(scope="module")
+def system(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    root = tmp_path_factory.mktemp("faults")
+    system = System(root, kafka_settings.bootstrap,
+                    CARELOG_MAX_REQUEST_BYTES=str(MAX_BYTES),
+                    CARELOG_MLLP_MAX_MESSAGE_BYTES=str(MAX_BYTES))  # fmt: skip
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="module")
+def reconciler(system: System) -> Iterator[Reconciler]:
+    reconciler = Reconciler(system)
+    yield reconciler
+    reconciler.close()
+
+
+def prefix(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def load(system: System, request: pytest.FixtureRequest) -> Iterator[Load]:
+    name = request.node.name.split("[")[-1].rstrip("]")[:8] if "[" in request.node.name else "t"
+    load = Load(system, prefix(name.replace("_", "")))
+    yield load
+    load.stop()
+
+
+def test_warm_pipeline(system: System, reconciler: Reconciler, load: Load) -> None:
+    """The first messages through a freshly started system (the worker joins its group,
+    the projection and the sink read the session's log so far)."""
+    load.start()
+    load.wait_acks(20)
+    load.stop()
+    report = reconciler.reconcile(load, timeout=150)
+    print(report.line())
+    assert report.acked >= 20
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_sigkill_and_restart(
+    system: System, reconciler: Reconciler, load: Load, component: str
+) -> None:
+    load.start()
+    load.wait_acks(15)
+    system.kill(component)
+    started = time.monotonic()
+    load.wait_acks(0)
+    time.sleep(0.5)  # the load meets the dead process (refused connections, or lag)
+    system.restart(component)
+    restarted = time.monotonic() - started
+    load.wait_acks(30, timeout=60)
+    load.stop()
+    report = reconciler.reconcile(load, timeout=90)
+    print(f"{component} SIGKILLed, restarted {restarted:.1f}s later; {report.line()}; "
+          f"answers {dict(load.answers)}")  # fmt: skip
+    assert report.acked >= 45
+    assert system.procs[component].starts == 2
+
+
+def test_poison_messages_go_to_rejected_and_do_not_block(
+    system: System, reconciler: Reconciler, load: Load
+) -> None:
+    # Bytes that are no event at all, on every partition of the HL7 v2 inbound topic...
+    producer = Producer({"bootstrap.servers": system.bootstrap})
+    partitions = sorted(p for t, p in system.start_positions if t == inbound_topic("hl7v2"))
+    poison = f"not an event {load.prefix}".encode()
+    for p in partitions:
+        producer.produce(inbound_topic("hl7v2"), value=poison, key=b"poison", partition=p)
+    assert producer.flush(10) == 0
+    # ...and a message the gateway takes (its frame is fine) that cannot be translated.
+    untranslatable = f"{load.prefix}-bad"
+    bad = a28(untranslatable).replace(f"PID|1||{untranslatable}^^^FAULTS^MR".encode(), b"PID|1||")
+    answer = httpx.post(f"{system.gateway_url}/hl7v2", content=bad, headers={
+        "Authorization": f"Bearer {system.token}", "Content-Type": "x-application/hl7-v2+er7"})  # fmt: skip
+    assert answer.status_code == 200 and f"MSA|AA|{untranslatable}" in answer.text
+    load.acked[untranslatable] = "http-hl7v2"
+    load.sent[untranslatable] += 1
+
+    load.start()  # good messages after the poison, on the same partitions
+    load.wait_acks(40)
+    load.stop()
+    report = reconciler.reconcile(load, timeout=90, not_through=[untranslatable])
+    print(report.line())
+
+    decode = [r for p, o, r in reconciler.rejected if r.original == poison]
+    assert sorted(r.original_partition or 0 for r in decode) == partitions
+    assert all(r.stage == "decode" for r in decode)
+    [translate] = [r for _, _, r in reconciler.rejected
+                   if r.stage == "translate" and r.original_event_id and untranslatable.encode() in
+                   next((e.payload or b"" for e in reconciler.inbound_events
+                         if e.event_id == r.original_event_id), b"")]  # fmt: skip
+    assert "PID-3" in translate.reason
+    # The store keeps the rejection too (FHIR writes answer from it).
+    from projections.fhir_store import FhirStore
+
+    with FhirStore.open(system.store_path, readonly=True) as store:
+        wait_until(lambda: store.rejection_for_inbound(translate.original_event_id or "") is not None,
+                   30, system.explain)  # fmt: skip
+
+
+def test_oversized_messages_are_refused_with_a_reason(
+    system: System, reconciler: Reconciler, load: Load
+) -> None:
+    load.start()
+    big = "X" * (MAX_BYTES + 10_000)
+    over = f"{load.prefix}-over"
+    headers = {"Authorization": f"Bearer {system.token}",
+               "Content-Type": "x-application/hl7-v2+er7"}  # fmt: skip
+    # HTTP: 413 with the reason, as an HL7 ACK; a caller's refusal is not kept (README).
+    answer = httpx.post(f"{system.gateway_url}/hl7v2", content=a28(over, big), headers=headers)
+    assert answer.status_code == 413, answer.text
+    assert "MSA|AR|" in answer.text and str(MAX_BYTES) in answer.text, answer.text
+
+    # MLLP: AR naming the limit, and the refused frame's first bytes kept on carelog.rejected.
+    with socket.create_connection(("127.0.0.1", system.mllp_port), 10) as sock:
+        sock.settimeout(30)
+        sock.sendall(mllp_frame(a28(f"{over}m", big)))
+        ack = read_frame(sock).decode(errors="replace")
+    assert "MSA|AR|" in ack and "ERR|" in ack, ack
+    assert f"larger than the limit of {MAX_BYTES} bytes" in ack, ack
+
+    # A big message under the limit goes through like any other.
+    under = f"{load.prefix}-under"
+    load.sent[under] += 1
+    answer = httpx.post(f"{system.gateway_url}/hl7v2", content=a28(under, "Y" * (MAX_BYTES // 2)),
+                        headers=headers)  # fmt: skip
+    assert answer.status_code == 200 and f"MSA|AA|{under}" in answer.text, answer.text
+    load.acked[under] = "http-hl7v2"
+    load.wait_acks(30)
+    load.stop()
+    report = reconciler.reconcile(load, timeout=90, not_through=[over, f"{over}m"])
+    print(report.line())
+    assert under in load.acked and over not in load.acked and f"{over}m" not in load.acked
+
+    kept = [r for _, _, r in reconciler.rejected if f"|{over}m|".encode() in r.original[:300]]
+    assert len(kept) == 1, [r.reason for _, _, r in reconciler.rejected]
+    assert "larger than the limit" in kept[0].reason
+    assert kept[0].headers.get("original.size") == str(len(a28(f"{over}m", big)))
+    assert not [r for _, _, r in reconciler.rejected if f"|{over}|".encode() in r.original[:300]]
+
+
+def test_slow_consumers_catch_up(system: System, reconciler: Reconciler, load: Load) -> None:
+    load.start()
+    load.wait_acks(10)
+    for name in ("projection", "sink"):
+        system.procs[name].pause()
+    try:
+        load.wait_acks(60)
+        stalled = set(load.acked)
+        reconciler.poll()
+        ids = {c[0].resource_id for c in reconciler.changes_of(load.prefix).values()}
+        assert len(reconciler.store_versions(ids)) < len(ids), "the paused projection kept up?"
+    finally:
+        for name in ("projection", "sink"):
+            system.procs[name].resume()
+    load.wait_acks(20)
+    load.stop()
+    report = reconciler.reconcile(load, timeout=90)
+    print(f"{len(stalled)} sent while the projection and the sink were paused; {report.line()}")
+    assert all(system.procs[n].running for n in ("projection", "sink"))
