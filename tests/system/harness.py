@@ -49,6 +49,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 TAG_SYSTEM = "urn:carelog:test:faults"
 # `info` shows the worker's rebalances and recovery with times, when a test needs a look.
 WORKER_LOG_LEVEL = os.environ.get("CARELOG_TEST_WORKER_LOG_LEVEL", "warn")
+RUNNING: list[System] = []  # systems started and not stopped: their logs go with a failure
 
 
 def wait_until(what: Callable[[], bool], timeout: float, explain: Callable[[], str],
@@ -107,10 +108,17 @@ class Process:
         self._signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            self.proc.terminate()
+
+    def wait_stopped(self, timeout: float) -> None:
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
-        self.proc.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -232,6 +240,7 @@ class System:
         worker_inputs = {tp: o for tp, o in self.start_positions.items()
                          if tp[0] not in (FHIR_CHANGES, REJECTED)}  # fmt: skip
         commit_group_at(self.bootstrap, self.app_id, worker_inputs)
+        RUNNING.append(self)
         for proc in self.procs.values():
             proc.start()
         for name in COMPONENTS:
@@ -280,8 +289,13 @@ class System:
         self.wait_ready(name)
 
     def stop(self) -> None:
-        for name in reversed(COMPONENTS):
-            self.procs[name].stop()
+        if self in RUNNING:
+            RUNNING.remove(self)
+        for proc in self.procs.values():
+            proc.terminate()
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            proc.wait_stopped(max(0.1, deadline - time.monotonic()))
 
     def explain(self) -> str:
         return "\n".join(p.tail() for p in self.procs.values())
