@@ -525,6 +525,9 @@ class Reconciler:
         self.changes_reader = TopicReader(system.bootstrap, FHIR_CHANGES, start)
         self.rejected_reader = TopicReader(system.bootstrap, REJECTED, start)
         self.inbound_events: list[InboundMessage] = []
+        self.inbound_at: dict[
+            str, tuple[str, int, int]
+        ] = {}  # event id -> topic, partition, offset
         self.changes: list[Change] = []
         self.rejected: list[tuple[int, int, Rejected]] = []
 
@@ -534,13 +537,14 @@ class Reconciler:
 
     def poll(self) -> None:
         for reader in self.inbound:
-            for _, _, value in reader.read():
+            for part, off, value in reader.read():
                 try:
                     event = decode_event(value)
                 except Exception:
                     continue  # a poison message a test put there on purpose
                 if isinstance(event, InboundMessage):
                     self.inbound_events.append(event)
+                    self.inbound_at[event.event_id] = (reader.topic, part, off)
         for _, _, value in self.changes_reader.read():
             change = decode_event(value)
             assert isinstance(change, ResourceChanged)

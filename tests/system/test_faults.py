@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Message, Producer
 
 from streams.settings import Settings
 from streams.topics import inbound_topic
@@ -104,12 +104,19 @@ def test_poison_messages_go_to_rejected_and_do_not_block(
     system: System, reconciler: Reconciler, load: Load
 ) -> None:
     # Bytes that are no event at all, on every partition of the HL7 v2 inbound topic...
+    hl7_topic = inbound_topic("hl7v2")
     producer = Producer({"bootstrap.servers": system.bootstrap})
-    partitions = sorted(p for t, p in system.start_positions if t == inbound_topic("hl7v2"))
+    partitions = sorted(p for t, p in system.start_positions if t == hl7_topic)
     poison = f"not an event {load.prefix}".encode()
+    at: dict[int, int] = {}  # partition -> offset of its poison message
+
+    def delivered(err: object, msg: Message) -> None:
+        assert err is None, err
+        at[msg.partition() or 0] = msg.offset() or 0
+
     for p in partitions:
-        producer.produce(inbound_topic("hl7v2"), value=poison, key=b"poison", partition=p)
-    assert producer.flush(10) == 0
+        producer.produce(hl7_topic, value=poison, key=b"poison", partition=p, on_delivery=delivered)
+    assert producer.flush(10) == 0 and sorted(at) == partitions
     # ...and a message the gateway takes (its frame is fine) that cannot be translated.
     untranslatable = f"{load.prefix}-bad"
     bad = a28(untranslatable).replace(f"PID|1||{untranslatable}^^^FAULTS^MR".encode(), b"PID|1||")
@@ -119,8 +126,16 @@ def test_poison_messages_go_to_rejected_and_do_not_block(
     load.acked[untranslatable] = "http-hl7v2"
     load.sent[untranslatable] += 1
 
-    load.start()  # good messages after the poison, on the same partitions
-    load.wait_acks(40)
+    load.start()  # good messages after the poison, until every poisoned partition has some
+
+    def behind_poison() -> set[int]:
+        reconciler.poll()
+        places = [reconciler.inbound_at.get(e.event_id) for e in reconciler.inbound_events
+                  if e.idempotency_key in load.acked]  # fmt: skip
+        return {p for t, p, o in filter(None, places) if t == hl7_topic and o > at[p]}
+
+    wait_until(lambda: behind_poison() == set(partitions), 60,
+               lambda: f"acked after the poison on partitions {behind_poison()}")  # fmt: skip
     load.stop()
     report = reconciler.reconcile(load, timeout=90, not_through=[untranslatable])
     print(report.line())
