@@ -61,7 +61,6 @@ from urllib.parse import unquote
 import httpx
 import orjson
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, TopicPartition
 
 from api.dev_token import mint_token
 from processors.hl7v2_adapter import translate_hl7v2
@@ -72,6 +71,7 @@ from streams.settings import PROJECT_ROOT
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.bench.common import RUNS, bench_settings
 from tests.kafka_fixture import free_port
+from tests.system.harness import commit_group_at, log_positions
 
 SECRET = "bench-e2e-secret-" + "e" * 40
 SCOPES = "system/*.write system/hl7v2.write system/*.read"
@@ -128,42 +128,6 @@ def check_templates() -> None:
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def log_positions(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}"})
-    try:
-        meta = consumer.list_topics(timeout=15)
-        out = {}
-        for topic in topics:
-            for p in meta.topics[topic].partitions:
-                deadline = time.monotonic() + 30
-                while True:  # a fresh broker elects leaders a moment after creating a topic
-                    try:
-                        out[(topic, p)] = consumer.get_watermark_offsets(
-                            TopicPartition(topic, p), 15
-                        )[1]
-                        break
-                    except Exception:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
-        return out
-    finally:
-        consumer.close()
-
-
-def commit_group_at(bootstrap: str, group: str, positions: dict[tuple[str, int], int]) -> None:
-    """A fresh consumer group starts where the log ends now, not at what earlier runs sent."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})  # fmt: skip
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()],
-            asynchronous=False,
-        )
-    finally:
-        consumer.close()
 
 
 def vm_hwm_kb(pid: int) -> int:
