@@ -97,7 +97,9 @@ class Applier:
                     event = decode_event(value or b"")
                 except CodecError as exc:
                     result.undecodable += 1
-                    log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
+                    log.error(
+                        "%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc
+                    )
                     continue
                 if isinstance(event, ResourceChanged):
                     key = (event.resource_type, event.resource_id)

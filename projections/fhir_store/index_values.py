@@ -69,7 +69,9 @@ def _coding(coding: dict[str, Any], out: list[TokenRow], text: str = "") -> None
     display = coding.get("display")
     label = normalize(display) if type(display) is str else text
     if type(code) is str or type(system) is str:
-        out.append((system if type(system) is str else "", code if type(code) is str else "", label))
+        out.append(
+            (system if type(system) is str else "", code if type(code) is str else "", label)
+        )
 
 
 def token_rows(values: list[Any]) -> list[TokenRow]:
@@ -81,7 +83,9 @@ def token_rows(values: list[Any]) -> list[TokenRow]:
         elif kind is bool:
             out.append(("", "true" if value else "false", ""))
         elif kind is dict:
-            if "coding" in value or ("text" in value and "value" not in value and "code" not in value):
+            if "coding" in value or (
+                "text" in value and "value" not in value and "code" not in value
+            ):
                 text = value.get("text")
                 label = normalize(text) if type(text) is str else ""
                 codings = value.get("coding") or []

@@ -109,7 +109,11 @@ def compare(live: sqlite3.Connection, rebuilt: sqlite3.Connection, limit: int = 
             digests[0].update(repr(a).encode())
             digests[1].update(repr(b).encode())
             if a != b:
-                names = _COLUMNS if label == "version" else ("", "original", "stage", "reason", "outcome", "at")
+                names = (
+                    _COLUMNS
+                    if label == "version"
+                    else ("", "original", "stage", "reason", "outcome", "at")
+                )
                 offset = 3 if label == "version" else 1
                 fields = [names[i - offset] for i in range(offset, len(a)) if a[i] != b[i]]
                 differences.append(f"{label} {ka} differs in {', '.join(fields)}")
@@ -140,7 +144,8 @@ def verify(path: Path, settings: Settings) -> Comparison:
         live_conn = live._conn()
         live_conn.execute("BEGIN")  # one snapshot of the live store for offsets and rows
         targets = {
-            (t, p): o for t, p, o in live_conn.execute("SELECT topic, partition, offset FROM offsets")
+            (t, p): o
+            for t, p, o in live_conn.execute("SELECT topic, partition, offset FROM offsets")
         }
         consume(rebuilt, settings, until=targets)
         rebuilt_conn = connect(fresh, readonly=True)

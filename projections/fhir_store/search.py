@@ -70,12 +70,16 @@ def compartment_cond(registry: Registry, resource_type: str, compartment: tuple[
     if kind != "Patient":
         raise SearchError("compartment", f"only the Patient compartment is supported, not {kind}")
     names = registry.compartment.get(resource_type, ())
-    pids = [registry.params(resource_type)[n].pid for n in names if n in registry.params(resource_type)]
+    pids = [
+        registry.params(resource_type)[n].pid for n in names if n in registry.params(resource_type)
+    ]
     parts, args = [], []
     driver_parts, driver_args = [], []
     if pids:
         pid_list = ", ".join(map(str, pids))
-        inner = f"FROM ix_reference x WHERE x.pid IN ({pid_list}) AND x.tid = ? AND x.ttype = 'Patient'"
+        inner = (
+            f"FROM ix_reference x WHERE x.pid IN ({pid_list}) AND x.tid = ? AND x.ttype = 'Patient'"
+        )
         parts.append(f"EXISTS (SELECT 1 {inner} AND x.rid = {{a}}.rid)")
         args.append(owner)
         driver_parts.append(f"SELECT x.rid {inner}")
@@ -125,7 +129,9 @@ class Searcher:
                 (req.includes if name == "_include" else req.revincludes).append((value, iterate))
             elif key == "_summary":
                 if value not in ("count", "data", "false"):
-                    raise SearchError(key, f"_summary={value} is not supported (count, data, false)")
+                    raise SearchError(
+                        key, f"_summary={value} is not supported (count, data, false)"
+                    )
                 req.summary = value
             elif key == "_elements":
                 req.elements = [e.strip() for e in value.split(",") if e.strip()]
@@ -135,7 +141,11 @@ class Searcher:
                 req.total = value
             elif name in UNSUPPORTED_RESOURCE_PARAMS:
                 raise SearchError(key, "not supported by this server")
-            elif name.startswith("_") and name not in BUILTIN and name not in self.registry.params(resource_type):
+            elif (
+                name.startswith("_")
+                and name not in BUILTIN
+                and name not in self.registry.params(resource_type)
+            ):
                 raise SearchError(key, "unknown search parameter")
             else:
                 req.conds.append(self.builder.build(resource_type, key, value))
@@ -304,7 +314,10 @@ class Searcher:
         if not rids or not pids:
             return []
         marks = ", ".join("?" * len(rids))
-        ids = [r[0] for r in self.conn.execute(f"SELECT id FROM resources WHERE rid IN ({marks})", rids)]
+        ids = [
+            r[0]
+            for r in self.conn.execute(f"SELECT id FROM resources WHERE rid IN ({marks})", rids)
+        ]
         id_marks = ", ".join("?" * len(ids))
         sql = (
             "SELECT DISTINCT x.rid FROM ix_reference x JOIN resources s ON s.rid = x.rid "

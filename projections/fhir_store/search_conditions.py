@@ -51,7 +51,12 @@ class Cond:
 
 
 def _index_cond(
-    priority: int, table: str, pids: Sequence[int], where: str, args: list[Any], negate: bool = False
+    priority: int,
+    table: str,
+    pids: Sequence[int],
+    where: str,
+    args: list[Any],
+    negate: bool = False,
 ) -> Cond:
     pid_sql = f"x.pid = {pids[0]}" if len(pids) == 1 else f"x.pid IN ({', '.join(map(str, pids))})"
     inner = f"FROM {table} x WHERE {pid_sql} AND ({where})"
@@ -67,7 +72,9 @@ def _ors(parts: list[tuple[str, list[Any]]]) -> tuple[str, list[Any]]:
     return sql, args
 
 
-def _date_sql(prefix: str, low: int, high: int, lo: str = "x.lo", hi: str = "x.hi") -> tuple[str, list[Any]]:
+def _date_sql(
+    prefix: str, low: int, high: int, lo: str = "x.lo", hi: str = "x.hi"
+) -> tuple[str, list[Any]]:
     # The redundant `lo` bounds (lo <= hi always) let SQLite range-scan the (pid, lo) index.
     eq = f"{lo} >= ? AND {lo} <= ? AND {hi} <= ?"
     if prefix == "eq":
@@ -147,7 +154,9 @@ class ConditionBuilder:
             if raw not in ("true", "false"):
                 raise SearchError(key, ":missing takes true or false")
             table = INDEX_TABLES[param.kind][0]
-            exists = f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {{a}}.rid AND x.pid = {param.pid})"
+            exists = (
+                f"EXISTS (SELECT 1 FROM {table} x WHERE x.rid = {{a}}.rid AND x.pid = {param.pid})"
+            )
             return Cond(10, f"NOT {exists}" if raw == "true" else exists)
         handler = getattr(self, f"_{param.kind}")
         cond: Cond = handler(param, modifier, key, raw)
@@ -185,7 +194,9 @@ class ConditionBuilder:
                 like = norm.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
                 parts.append(("x.norm LIKE ? ESCAPE '\\'", [f"%{like}%"]))
             else:
-                raise SearchError(key, f"modifier :{modifier} is not supported on string parameters")
+                raise SearchError(
+                    key, f"modifier :{modifier} is not supported on string parameters"
+                )
         sql, args = _ors(parts)
         priority = PRIORITY["string:exact" if modifier == "exact" else "string"]
         return _index_cond(priority, "ix_string", [param.pid], sql, args)
@@ -285,7 +296,9 @@ class ConditionBuilder:
         chained_name = chained.split(".", 1)[0].split(":", 1)[0]
         if modifier:
             if modifier not in param.targets:
-                raise SearchError(key, f":{modifier} is not a target type of {param.base}.{param.name}")
+                raise SearchError(
+                    key, f":{modifier} is not a target type of {param.base}.{param.name}"
+                )
             targets = [modifier]
         else:
             targets = [

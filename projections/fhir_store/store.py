@@ -92,14 +92,22 @@ class FhirStore:
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """The current version; `deleted=True` (json "") when the last change deleted it."""
-        row = self._conn().execute(f"{CURRENT} WHERE r.type = ? AND r.id = ?", (resource_type, resource_id)).fetchone()
+        row = (
+            self._conn()
+            .execute(f"{CURRENT} WHERE r.type = ? AND r.id = ?", (resource_type, resource_id))
+            .fetchone()
+        )
         return None if row is None else stored(row)
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
-        row = self._conn().execute(
-            f"{VERSION} WHERE r.type = ? AND r.id = ? AND v.version = ?",
-            (resource_type, resource_id, version),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                f"{VERSION} WHERE r.type = ? AND r.id = ? AND v.version = ?",
+                (resource_type, resource_id, version),
+            )
+            .fetchone()
+        )
         return None if row is None else stored(row)
 
     def history(
@@ -163,11 +171,15 @@ class FhirStore:
 
     def rejection_for_inbound(self, inbound_event_id: str) -> Rejection | None:
         """The latest rejection of the inbound event, if carelog.rejected has one."""
-        row = self._conn().execute(
-            "SELECT original_event_id, event_id, stage, reason, operation_outcome, rejected_at "
-            "FROM rejections WHERE original_event_id = ? ORDER BY rejected_at DESC, event_id LIMIT 1",
-            (inbound_event_id,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT original_event_id, event_id, stage, reason, operation_outcome, rejected_at "
+                "FROM rejections WHERE original_event_id = ? ORDER BY rejected_at DESC, event_id LIMIT 1",
+                (inbound_event_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             return None
         return Rejection(row[0], row[1], row[2], row[3], row[4], datetime.fromisoformat(row[5]))
@@ -175,7 +187,8 @@ class FhirStore:
     def applied_offsets(self) -> dict[tuple[str, int], int]:
         """{(topic, partition): last offset applied}."""
         return {
-            (t, p): o for t, p, o in self._conn().execute("SELECT topic, partition, offset FROM offsets")
+            (t, p): o
+            for t, p, o in self._conn().execute("SELECT topic, partition, offset FROM offsets")
         }
 
     def patient_compartment(

@@ -145,11 +145,18 @@ def main() -> None:
     try:
         started = time.perf_counter()
         records = generate(args.changes)
-        print(f"generated {len(records):,} encoded changes in {time.perf_counter() - started:.0f}s", flush=True)
+        print(
+            f"generated {len(records):,} encoded changes in {time.perf_counter() - started:.0f}s",
+            flush=True,
+        )
 
         sample = records[: args.apply_sample]
-        value, values = median_of(RUNS, lambda: len(sample) / apply_all(work / "apply.sqlite", sample))
-        show(f"apply rate, {len(sample):,} changes, batches of {BATCH:,}", value, values, "changes/s")
+        value, values = median_of(
+            RUNS, lambda: len(sample) / apply_all(work / "apply.sqlite", sample)
+        )
+        show(
+            f"apply rate, {len(sample):,} changes, batches of {BATCH:,}", value, values, "changes/s"
+        )
 
         store_path = work / "full.sqlite"
         value, values = median_of(RUNS, lambda: apply_all(store_path, records))
@@ -177,7 +184,10 @@ def main() -> None:
             "Observation?code=c&date=2024-01-0N (_count=20)": lambda s, r: s.search("Observation", [("code", r.choice(CODES)), ("date", f"2024-01-0{r.randint(1, 9)}"), ("_count", "20")]),
         }  # fmt: skip
         for label, operation in operations.items():
-            runs = [latency(store_path, patients, args.threads, args.per_thread, operation) for _ in range(RUNS)]
+            runs = [
+                latency(store_path, patients, args.threads, args.per_thread, operation)
+                for _ in range(RUNS)
+            ]
             p50 = statistics.median(r[0] for r in runs)
             p99 = statistics.median(r[1] for r in runs)
             print(f"{label:<52} p50 {p50:>7.2f} ms  p99 {p99:>7.2f} ms   "
@@ -195,7 +205,9 @@ def bench_kafka(work: Path, records: list[tuple[str, int, int, bytes]]) -> None:
     with bench_settings() as settings:
         topic = fresh_topic(settings, 6, prefix="bench.fhir.changes")
         with EventProducer(settings) as producer:
-            producer.send_many(Outgoing(topic, f"k{i}", value) for i, (_, _, _, value) in enumerate(records))
+            producer.send_many(
+                Outgoing(topic, f"k{i}", value) for i, (_, _, _, value) in enumerate(records)
+            )
 
         def once() -> float:
             path = work / "kafka.sqlite"

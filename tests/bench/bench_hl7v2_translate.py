@@ -27,15 +27,43 @@ from processors.hl7v2.translate import translate_message
 from processors.validation import model_class, validate_all, vocabulary_issues
 
 OBX = [
-    ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "11.8", "10*3/uL", "3.4-10.8", "H"),
+    (
+        "6690-2",
+        "Leukocytes [#/volume] in Blood by Automated count",
+        "11.8",
+        "10*3/uL",
+        "3.4-10.8",
+        "H",
+    ),
     ("718-7", "Hemoglobin [Mass/volume] in Blood", "13.9", "g/dL", "13.0-17.7", "N"),
     ("777-3", "Platelets [#/volume] in Blood by Automated count", "245", "10*3/uL", "150-450", "N"),
-    ("789-8", "Erythrocytes [#/volume] in Blood by Automated count", "4.61", "10*6/uL", "4.14-5.80", "N"),
-    ("4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count", "41.2", "%", "37.5-51.0", "N"),
+    (
+        "789-8",
+        "Erythrocytes [#/volume] in Blood by Automated count",
+        "4.61",
+        "10*6/uL",
+        "4.14-5.80",
+        "N",
+    ),
+    (
+        "4544-3",
+        "Hematocrit [Volume Fraction] of Blood by Automated count",
+        "41.2",
+        "%",
+        "37.5-51.0",
+        "N",
+    ),
     ("787-2", "MCV [Entitic volume] by Automated count", "89", "fL", "79-97", "N"),
     ("785-6", "MCH [Entitic mass] by Automated count", "30.2", "pg", "26.6-33.0", "N"),
     ("786-4", "MCHC [Mass/volume] by Automated count", "33.7", "g/dL", "31.5-35.7", "N"),
-    ("788-0", "Erythrocyte distribution width [Ratio] by Automated count", "13.1", "%", "11.6-15.4", "N"),
+    (
+        "788-0",
+        "Erythrocyte distribution width [Ratio] by Automated count",
+        "13.1",
+        "%",
+        "11.6-15.4",
+        "N",
+    ),
     ("770-8", "Neutrophils/100 leukocytes in Blood by Automated count", "78", "%", "40-74", "H"),
 ]
 
@@ -100,14 +128,21 @@ def main() -> None:
     n = 300
     stages = {
         "parse (carelog)": per_call_ms(lambda: parse(payload), 3000),
-        "parse + touch every leaf": per_call_ms(lambda: [s.field(i).value for s in parse(payload).segments() for i in range(1, len(s) + 1)], 1000),
+        "parse + touch every leaf": per_call_ms(
+            lambda: [
+                s.field(i).value for s in parse(payload).segments() for i in range(1, len(s) + 1)
+            ],
+            1000,
+        ),
         "map (parsed -> 13 resources)": per_call_ms(lambda: translate_message(msg, ctx), n),
         "validate: full (model_validate + vocab)": per_call_ms(validate_full, n),
         "validate: json (model_validate_json + vocab)": per_call_ms(validate_json, n),
         "validate: vocab only": per_call_ms(validate_vocab, n),
         "model_construct (NOT validation)": per_call_ms(construct, n),
         "translate + full validate, end to end": per_call_ms(end_to_end, n),
-        "hl7apy parse_message(find_groups=False)": per_call_ms(lambda: parse_message(text, find_groups=False), 20),
+        "hl7apy parse_message(find_groups=False)": per_call_ms(
+            lambda: parse_message(text, find_groups=False), 20
+        ),
     }
     print(f"ORU^R01 with {len(OBX)} OBX: {len(payload)} bytes, {len(resources)} resources")
     for name, ms in stages.items():

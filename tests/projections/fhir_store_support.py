@@ -76,7 +76,9 @@ class Offsets:
         self.partition = partition
         self.next = 0
 
-    def records(self, events: Iterable[ResourceChanged | Rejected]) -> Iterator[tuple[str, int, int, bytes]]:
+    def records(
+        self, events: Iterable[ResourceChanged | Rejected]
+    ) -> Iterator[tuple[str, int, int, bytes]]:
         for event in events:
             yield self.topic, self.partition, self.next, encode_event(event)
             self.next += 1

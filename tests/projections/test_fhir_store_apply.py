@@ -20,7 +20,9 @@ def patient(pid: str, family: str) -> dict[str, object]:
 def test_versions_history_vread_and_delete(tmp_path: Path) -> None:
     store = FhirStore.open(tmp_path / "s.sqlite")
     log = Offsets()
-    store.applier().apply(log.records([changed(patient("a", "One"), 1), changed(patient("a", "Two"), 2)]))
+    store.applier().apply(
+        log.records([changed(patient("a", "One"), 1), changed(patient("a", "Two"), 2)])
+    )
     current = store.read("Patient", "a")
     assert current is not None and current.version == 2 and not current.deleted
     assert orjson.loads(current.json)["meta"]["versionId"] == "2"
@@ -52,7 +54,10 @@ def test_replayed_versions_and_offsets_change_nothing(tmp_path: Path) -> None:
     replayed = applier.apply(replay)  # a new offset carrying an old version: a no-op fold
     assert replayed.skipped_versions == 1
     assert store.history("Patient", "b")[1] == 2
-    assert store.applied_offsets() == {("carelog.fhir.changes", 0): 1, ("carelog.fhir.changes", 1): 0}
+    assert store.applied_offsets() == {
+        ("carelog.fhir.changes", 0): 1,
+        ("carelog.fhir.changes", 1): 0,
+    }
     # A fresh applier (as after a restart) starts from the stored offsets.
     assert store.applier().apply(records).records == 0
 
@@ -69,7 +74,9 @@ def test_rejections_and_lineage(tmp_path: Path) -> None:
     assert store.change_for_inbound("in-1") == [("Patient", "c", 1), ("Observation", "o", 1)]
     assert store.change_for_inbound("in-2") == []
     rejection = store.rejection_for_inbound("in-2")
-    assert rejection is not None and rejection.reason == "bad date" and rejection.stage == "validate"
+    assert (
+        rejection is not None and rejection.reason == "bad date" and rejection.stage == "validate"
+    )
     assert orjson.loads(rejection.operation_outcome)["resourceType"] == "OperationOutcome"
     assert store.rejection_for_inbound("in-1") is None
 

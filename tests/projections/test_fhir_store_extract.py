@@ -92,8 +92,17 @@ reference = st.fixed_dictionaries(
     {},
     optional={
         "reference": st.sampled_from(
-            ["Patient/p1", "Practitioner/x", "http://h/fhir/Patient/p2", "Location/l/_history/2",
-             "#c", "Group/g", "Device/d", "urn:uuid:1", ""]
+            [
+                "Patient/p1",
+                "Practitioner/x",
+                "http://h/fhir/Patient/p2",
+                "Location/l/_history/2",
+                "#c",
+                "Group/g",
+                "Device/d",
+                "urn:uuid:1",
+                "",
+            ]
         ),
         "display": text,
     },
@@ -101,8 +110,13 @@ reference = st.fixed_dictionaries(
 date = st.sampled_from(["2020", "2020-02", "2020-02-03", "2020-02-03T10:11:12Z", "bad"])
 period = st.fixed_dictionaries({}, optional={"start": date, "end": date})
 quantity = st.fixed_dictionaries(
-    {}, optional={"value": st.one_of(st.integers(-5, 5), st.floats(-10, 10, allow_nan=False)),
-                  "unit": text, "system": system, "code": code},
+    {},
+    optional={
+        "value": st.one_of(st.integers(-5, 5), st.floats(-10, 10, allow_nan=False)),
+        "unit": text,
+        "system": system,
+        "code": code,
+    },
 )
 identifier = st.fixed_dictionaries({}, optional={"system": system, "value": text, "type": concept})
 contact = st.fixed_dictionaries({}, optional={"system": system, "value": text, "use": code})

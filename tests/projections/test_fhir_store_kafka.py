@@ -40,7 +40,9 @@ def carelog(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
-def test_projection_applies_changes_and_rejections(kafka_settings: Settings, tmp_path: Path) -> None:
+def test_projection_applies_changes_and_rejections(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
     pid, inbound, bad = uid(), uid(), uid()
     produce(kafka_settings, [
         changed({"resourceType": "Patient", "id": pid, "name": [{"family": f"F{pid}"}]}, 1,
@@ -57,7 +59,9 @@ def test_projection_applies_changes_and_rejections(kafka_settings: Settings, tmp
     assert store.change_for_inbound(inbound) == [("Patient", pid, 1)]
     rejection = store.rejection_for_inbound(bad)
     assert rejection is not None and rejection.reason == "no such code"
-    assert [m.id for m in store.search("Observation", [("subject:Patient.family", f"g{pid}")]).matches] == [f"o{pid}"]
+    assert [
+        m.id for m in store.search("Observation", [("subject:Patient.family", f"g{pid}")]).matches
+    ] == [f"o{pid}"]
     assert {t for t, _ in store.applied_offsets()} == {FHIR_CHANGES, REJECTED}
     # Started again, it resumes after its offsets: nothing applied twice.
     assert consume(store, kafka_settings, caught_up=True).versions == 0
@@ -114,7 +118,10 @@ def test_exactly_once_across_sigkill(kafka_settings: Settings, tmp_path: Path) -
     with FhirStore.open(path, readonly=True) as store:
         current = store.read("Patient", f"{prefix}7")
         assert current is not None and current.version == versions
-        assert store.search("Patient", [("family:exact", f"v{versions}"), ("_id", f"{prefix}7")]).total == 1
+        assert (
+            store.search("Patient", [("family:exact", f"v{versions}"), ("_id", f"{prefix}7")]).total
+            == 1
+        )
     assert lock.exists()
 
 
@@ -141,7 +148,9 @@ def test_rebuild_and_verify(kafka_settings: Settings, tmp_path: Path) -> None:
     conn.close()
     different = carelog("projection", "verify", "--store", str(path))
     assert different.returncode == 2
-    assert "DIFFERENT" in different.stdout and pid in different.stdout and "json" in different.stdout
+    assert (
+        "DIFFERENT" in different.stdout and pid in different.stdout and "json" in different.stdout
+    )
 
     rebuilt = carelog("projection", "rebuild", "--store", str(path))
     assert rebuilt.returncode == 0, rebuilt.stderr

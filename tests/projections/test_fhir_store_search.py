@@ -118,7 +118,11 @@ def test_date_precision_and_prefixes(store: FhirStore) -> None:
     assert ids(store, "Patient", ("birthdate", "le1980-05-03")) == ["p1", "p2"]
     assert ids(store, "Patient", ("birthdate", "gt1980-05-03")) == ["p3"]
     assert ids(store, "Patient", ("birthdate", "ge1980-05-03")) == ["p1", "p3"]
-    assert ids(store, "Patient", ("birthdate", "ge1975-06")) == ["p1", "p2", "p3"]  # 1975 ends after June
+    assert ids(store, "Patient", ("birthdate", "ge1975-06")) == [
+        "p1",
+        "p2",
+        "p3",
+    ]  # 1975 ends after June
     assert ids(store, "Patient", ("birthdate", "sa1975-06")) == ["p1", "p3"]  # 1975 starts before
     assert ids(store, "Patient", ("birthdate", "eb1980-05-04")) == ["p1", "p2"]
     assert ids(store, "Patient", ("birthdate", "ge1970"), ("birthdate", "lt1985")) == ["p1", "p2"]
@@ -141,7 +145,10 @@ def test_reference_forms(store: FhirStore) -> None:
     assert ids(store, "Observation", ("subject", "p1")) == ["o1", "o2"]
     assert ids(store, "Observation", ("subject:Patient", "p1")) == ["o1", "o2"]
     assert ids(store, "Observation", ("patient", "p2")) == ["o3"]  # absolute URL
-    assert ids(store, "Observation", ("subject", "http://x.example/fhir/Patient/p1")) == ["o1", "o2"]
+    assert ids(store, "Observation", ("subject", "http://x.example/fhir/Patient/p1")) == [
+        "o1",
+        "o2",
+    ]
     assert ids(store, "Observation", ("performer", "Practitioner/dr1")) == ["o1"]
     assert ids(store, "Device", ("patient", "p1")) == ["d1"]
 
@@ -224,7 +231,11 @@ def test_include_and_revinclude(store: FhirStore) -> None:
     assert [r.key for r in result.included] == ["Patient/p1", "Organization/org1"]
     result = store.search("Patient", [("_id", "p1"), ("_revinclude", "Observation:subject"),
                                       ("_revinclude", "Encounter:patient")])  # fmt: skip
-    assert sorted(r.key for r in result.included) == ["Encounter/e1", "Observation/o1", "Observation/o2"]
+    assert sorted(r.key for r in result.included) == [
+        "Encounter/e1",
+        "Observation/o1",
+        "Observation/o2",
+    ]
 
 
 def test_summary_count_elements_total(store: FhirStore) -> None:
