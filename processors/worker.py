@@ -34,6 +34,7 @@ app = create_app(
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.worker_session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
+    broker_commit_interval=settings.worker_commit_interval_seconds,
 )
 use_source_partition_transactions(app)
 seek_before_resume()

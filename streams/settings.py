@@ -122,6 +122,12 @@ class Settings(BaseSettings):
         description="Consumer session timeout of `carelog worker`: how long the group waits "
         "for a member that stopped answering (e.g. killed) before its partitions move on.",
     )
+    worker_commit_interval_seconds: float = Field(
+        0.5,
+        description="How often `carelog worker` commits its transactions. Each stage's output "
+        "becomes readable (read_committed) only then, so this bounds the latency of a write "
+        "(a FHIR PUT waits for two commits and the projection). Faust's default is 2.8 s.",
+    )
 
     # The Delta Lake sink (projections/lake/).
     lake_uri: str | None = Field(

@@ -195,9 +195,6 @@ class System:
             "CARELOG_PROCESSORS_APP_ID": self.app_id,
             # A killed worker's partitions move on after this long (Faust's default is 60 s).
             "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS": "8",
-            # Faust commits (and so ends its transactions) every 2.8 s by default; each of the
-            # worker's two stages waits for one. Quicker commits keep the tests short.
-            "BROKER_COMMIT_INTERVAL": "1.0",
             "CARELOG_LAKE_GROUP_ID": f"carelog-lake-sink-faults-{self.run}",
             "CARELOG_LAKE_URI": str(self.lake),
             "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.3",
