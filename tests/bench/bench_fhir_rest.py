@@ -24,13 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from api.dev_token import mint_token
 from streams.admin import apply_catalogue
 from streams.settings import Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, wait_ready
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "f" * 40
@@ -82,16 +80,8 @@ def start_gateway(
     process = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port),
                                 "--workers", str(workers)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the gateway did not become ready")
+    wait_ready(process, port)
+    return process
 
 
 def observation(rnd: random.Random, count: int, patients: int) -> int:

@@ -22,13 +22,11 @@ import subprocess
 import sys
 import time
 
-import httpx
-
 from api.dev_token import mint_token
 from streams.admin import apply_catalogue
 from streams.settings import Settings
 from tests.bench.bench_mllp import message_template
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, wait_ready
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "z" * 40
@@ -102,16 +100,8 @@ def start_gateway(
         str(workers),
     ]
     process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the gateway did not become ready")
+    wait_ready(process, port)
+    return process
 
 
 def main() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+import httpx
 
 from streams.admin import apply_catalogue
 from streams.settings import Settings
@@ -38,3 +42,17 @@ def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[floa
 def show(label: str, value: float, values: list[float], unit: str) -> None:
     spread = ", ".join(f"{v:,.0f}" for v in values)
     print(f"{label:<52} {value:>12,.0f} {unit}   (runs: {spread})", flush=True)
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
+    """Return once the gateway on `port` answers /readyz with 200; kill it after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the gateway did not become ready")
