@@ -132,22 +132,22 @@ def lag_of(
 ) -> list[PartitionLag]:
     """Lag on every partition of `topics` (and of any other topic in `next_offsets`)."""
     names = list(dict.fromkeys([*topics, *(t for t, _ in next_offsets)]))
-    marks = watermarks(admin, partitions_of(admin, names, timeout), timeout)
-    return [
-        PartitionLag(t, p, next_offsets.get((t, p)), low, high)
-        for (t, p), (low, high) in sorted(marks.items())
-    ]
+    return _lags(watermarks(admin, partitions_of(admin, names, timeout), timeout), next_offsets)
 
 
 def group_lag(
     settings: Settings, admin: AdminClient, group: str, topics: Iterable[str], timeout: float = 5.0
 ) -> list[PartitionLag]:
     """Lag of a consumer group on every partition of `topics`."""
-    names = list(topics)
-    marks = watermarks(admin, partitions_of(admin, names, timeout), timeout)
-    committed = committed_offsets(settings, group, marks, timeout)
+    marks = watermarks(admin, partitions_of(admin, topics, timeout), timeout)
+    return _lags(marks, committed_offsets(settings, group, marks, timeout))
+
+
+def _lags(
+    marks: Mapping[TP, tuple[int, int]], next_offsets: Mapping[TP, int]
+) -> list[PartitionLag]:
     return [
-        PartitionLag(t, p, committed.get((t, p)), low, high)
+        PartitionLag(t, p, next_offsets.get((t, p)), low, high)
         for (t, p), (low, high) in sorted(marks.items())
     ]
 
