@@ -54,12 +54,13 @@ class VersionState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VersionState:
         applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
-        version, digest, deleted = (
+        return cls(
             int(data["version"]),
             str(data["content_hash"]),
             bool(data["deleted"]),
+            applied,
+            data.get("resource"),
         )
-        return cls(version, digest, deleted, applied, data.get("resource"))
 
     def seen(self, translated: ResourceTranslated) -> bool:
         position = self.applied.get(_source(translated))
@@ -96,32 +97,30 @@ def next_change(
     """The change to append and the state after it; (None, state) when nothing changed."""
     if previous is not None and previous.seen(translated):
         return None, previous  # a redelivery after a crash: applied already
-    current = previous.version if previous and not previous.deleted else 0
-    if translated.if_match is not None and translated.if_match != current:
+    live = previous if previous is not None and not previous.deleted else None
+    if translated.if_match is not None and translated.if_match != (live.version if live else 0):
         raise VersionConflict(
             f"{translated.key}: If-Match expects version {translated.if_match}, "
-            f"current is {current or 'none'}"
+            f"current is {live.version if live else 'none'}"
         )
     version = (previous.version if previous else 0) + 1
 
     if translated.operation is Operation.delete:
-        if previous is None or previous.deleted:
-            # deleting what does not exist changes nothing
+        if live is None:  # deleting what does not exist changes nothing
             return None, previous.after(translated) if previous else None
         change = _change(translated, version, Operation.delete, "", None)
         return change, _state(previous, translated, version, "", deleted=True)
 
     assert translated.resource is not None, "an upsert carries its resource"
     resource = orjson.loads(translated.resource)
-    exists = previous is not None and not previous.deleted
     policy = policy_for(translated)
-    if policy is Policy.CREATE_ONLY and exists:
-        return None, previous.after(translated) if previous else None
-    if policy is Policy.MERGE and exists and previous and previous.resource is not None:
-        resource = merge_imaging_study(previous.resource, resource)
+    if live is not None and policy is Policy.CREATE_ONLY:
+        return None, live.after(translated)
+    if live is not None and live.resource is not None and policy is Policy.MERGE:
+        resource = merge_imaging_study(live.resource, resource)
     digest = content_hash(resource)
-    if exists and previous and previous.content_hash == digest:
-        return None, previous.after(translated)
+    if live is not None and live.content_hash == digest:
+        return None, live.after(translated)
     body = canonical_json(with_meta(resource, version, translated.received_at))
     change = _change(translated, version, Operation.upsert, digest, body)
     kept = resource if policy is Policy.MERGE else None
