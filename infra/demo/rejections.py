@@ -17,7 +17,9 @@ from confluent_kafka import Consumer, TopicPartition
 from infra.demo.outgoing import Outgoing
 from schemas.errors import CodecError
 from schemas.events import InboundMessage, Rejected, decode_event
+from streams.admin import admin_client
 from streams.kafka_config import client_config
+from streams.lag import partitions_of, watermarks
 from streams.settings import Settings
 from streams.topics import REJECTED
 
@@ -36,18 +38,12 @@ def _consumer(settings: Settings) -> Consumer:
 
 
 def marks(settings: Settings) -> dict[int, int]:
-    """Where each partition of carelog.rejected ends now."""
-    consumer = _consumer(settings)
-    try:
-        meta = consumer.list_topics(REJECTED, timeout=10).topics.get(REJECTED)
-        if meta is None or meta.error is not None:
-            raise RuntimeError(f"{REJECTED} does not exist: run `carelog topics create`")
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(REJECTED, p), timeout=10)[1]
-            for p in meta.partitions
-        }
-    finally:
-        consumer.close()
+    """Where each partition of carelog.rejected ends now (its last stable offset)."""
+    admin = admin_client(settings)
+    ends = watermarks(admin, partitions_of(admin, [REJECTED]))
+    if not ends:
+        raise RuntimeError(f"{REJECTED} does not exist: run `carelog topics create`")
+    return {partition: end for (_, partition), (_, end) in ends.items()}
 
 
 def held_bytes(event: Rejected) -> bytes:
