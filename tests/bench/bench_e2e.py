@@ -48,8 +48,6 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -65,17 +63,12 @@ import pyarrow.parquet as pq
 from api.dev_token import mint_token
 from processors.hl7v2_adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
-from schemas.events import Format
 from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT
-from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.bench.common import RUNS, bench_settings
-from tests.kafka_fixture import free_port
-from tests.system.harness import commit_group_at, log_positions
+from tests.system.harness import COMPONENTS, SECRET, Process, System
 
-SECRET = "bench-e2e-secret-" + "e" * 40
 SCOPES = "system/*.write system/hl7v2.write system/*.read"
-COMPONENTS = ("gateway", "mllp", "worker", "projection", "sink")
 CORPUS = PROJECT_ROOT / "tests/corpus/hl7v2_extra"
 ADT_FILE = CORPUS / "adt_a28_add_person_v2.5.1.hl7"
 ORU_FILE = CORPUS / "oru_r01_cbc_v2.5.1_fixed.hl7"
@@ -171,107 +164,17 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-class System:
-    """The five processes of one run, with their state under `root`."""
+def peak_rss_mb(system: System) -> dict[str, float]:
+    return {n: vm_hwm_kb(_pid(p)) / 1024 for n, p in system.procs.items()}
 
-    def __init__(self, root: Path, bootstrap: str) -> None:
-        self.root, self.bootstrap = root, bootstrap
-        run = uuid.uuid4().hex[:8]
-        self.store = root / "fhir-store.sqlite"
-        self.lake = root / "lake"
-        self.gateway_port, self.mllp_port = free_port(), free_port()
-        self.app_id = f"carelog-processors-bench-{run}"
-        self.lake_group = f"carelog-lake-sink-bench-{run}"
-        self.env = {
-            **os.environ,
-            "CARELOG_KAFKA_BOOTSTRAP": bootstrap,
-            "CARELOG_ENVIRONMENT": "test",
-            "CARELOG_VAR_DIR": str(root / "var"),
-            "CARELOG_AUTH_HS256_SECRET": SECRET,
-            "CARELOG_PROCESSORS_APP_ID": self.app_id,
-            "CARELOG_LAKE_GROUP_ID": self.lake_group,
-            "CARELOG_LAKE_URI": str(self.lake),
-            "CARELOG_FHIR_STORE_PATH": str(self.store),
-            "CARELOG_FHIR_AUDIT_READS": "false",
-            "CARELOG_ACCESS_LOG": "false",
-            "CARELOG_RATE_LIMIT_PER_SECOND": "0",
-            "CARELOG_MLLP_METRICS_PORT": str(free_port()),
-            "CARELOG_WORKER_METRICS_PORT": str(free_port()),
-            "CARELOG_PROJECTION_METRICS_PORT": str(free_port()),
-            "CARELOG_SINK_METRICS_PORT": str(free_port()),
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.env.pop("CARELOG_AUTH_DISABLED", None)
-        cli = [sys.executable, "-m", "infra.cli"]
-        self.argv = {
-            "gateway": [*cli, "gateway", "--port", str(self.gateway_port)],
-            "mllp": [*cli, "mllp", "--port", str(self.mllp_port), "--log-level", "WARNING"],
-            "worker": [*cli, "worker", "--log-level", "warn"],
-            "projection": [*cli, "projection"],
-            "sink": [*cli, "sink"],
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        (root / "var").mkdir(parents=True, exist_ok=True)
-        (root / "logs").mkdir(parents=True, exist_ok=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
+def cpu_by_process(system: System) -> dict[str, float]:
+    return {n: cpu_seconds(_pid(p)) for n, p in system.procs.items()}
 
-    def start(self) -> None:
-        topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED, FHIR_CHANGES, REJECTED]
-        ends = log_positions(self.bootstrap, topics)
-        commit_group_at(self.bootstrap, self.app_id,
-                        {tp: o for tp, o in ends.items() if tp[0] not in (FHIR_CHANGES, REJECTED)})  # fmt: skip
-        commit_group_at(self.bootstrap, self.lake_group,
-                        {tp: o for tp, o in ends.items() if tp[0] == FHIR_CHANGES})  # fmt: skip
-        for name in COMPONENTS:
-            with (self.root / "logs" / f"{name}.log").open("ab") as log:
-                self.procs[name] = subprocess.Popen(
-                    self.argv[name], cwd=PROJECT_ROOT, env=self.env, stdout=log,
-                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                )  # fmt: skip
-        self.wait(lambda: self._get("/readyz") == 200, "the gateway to be ready")
-        self.wait(self.store.exists, "the projection to open the store")
-        self.wait((self.lake / "silver" / "patient").exists, "the sink to open its tables")
 
-    def _get(self, path: str) -> int:
-        try:
-            return httpx.get(self.url + path, timeout=2).status_code
-        except httpx.HTTPError:
-            return 0
-
-    def wait(self, what: Callable[[], bool], explain: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not what():
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}\n{self.tail(name)}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {explain}\n" + "\n".join(
-                    self.tail(n) for n in COMPONENTS))  # fmt: skip
-            time.sleep(0.2)
-
-    def tail(self, name: str, chars: int = 2000) -> str:
-        text = (self.root / "logs" / f"{name}.log").read_text(errors="replace")
-        return f"==== {name} ====\n{text[-chars:]}"
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        return {n: vm_hwm_kb(p.pid) / 1024 for n, p in self.procs.items()}
-
-    def cpu_seconds(self) -> dict[str, float]:
-        return {n: cpu_seconds(p.pid) for n, p in self.procs.items()}
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+def _pid(process: Process) -> int:
+    assert process.proc is not None, f"{process.name} was never started"
+    return process.proc.pid
 
 
 # -- the load ---------------------------------------------------------------------------------
@@ -523,7 +426,7 @@ def rate_between(points: list[tuple[float, int]], start: float, end: float) -> f
 
 
 async def measure(load: Load, system: System, token: str, drain: float) -> dict[str, float]:
-    baseline = await count_store(system.url, token)
+    baseline = await count_store(system.gateway_url, token)
     lake_seen: dict[str, float] = {}
     counts: list[tuple[float, int]] = []
     state = {"sending": True, "deadline": 0.0}
@@ -538,9 +441,9 @@ async def measure(load: Load, system: System, token: str, drain: float) -> dict[
         return readable >= sent and len(lake_seen) >= sent
 
     watchers = [
-        asyncio.create_task(watch_fhir(load, system.url, token, all_through)),
+        asyncio.create_task(watch_fhir(load, system.gateway_url, token, all_through)),
         asyncio.create_task(watch_lake(load, system.lake, lake_seen, all_through)),
-        asyncio.create_task(store_counts(system.url, token, counts, all_through)),
+        asyncio.create_task(store_counts(system.gateway_url, token, counts, all_through)),
     ]
     try:
         await drive(load, system, token)
@@ -588,7 +491,9 @@ async def prime(system: System, token: str, timeout: float = 180) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     table = system.lake / "silver" / "patient"
     lake = DeltaLog(table)
-    async with httpx.AsyncClient(base_url=system.url, headers=headers, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=system.gateway_url, headers=headers, timeout=30
+    ) as client:
         answer = await client.put(f"/fhir/Patient/{pid}", content=patient_json(pid),
                                   headers={"Content-Type": "application/fhir+json",
                                            "Prefer": "respond-async"})  # fmt: skip
@@ -608,7 +513,7 @@ async def prime(system: System, token: str, timeout: float = 180) -> None:
         while readable != wanted or in_lake != wanted:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"priming: readable {readable}, in Delta {in_lake} of {wanted}\n"
-                                   + "\n".join(system.tail(n) for n in COMPONENTS))  # fmt: skip
+                                   + system.explain())  # fmt: skip
             answer = await client.get("/fhir/Patient", params={"_id": ",".join(wanted)})
             if answer.status_code == 200:
                 readable = {e["resource"]["id"] for e in answer.json().get("entry", [])}
@@ -622,7 +527,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     try:
         with bench_settings() as settings:
             apply_catalogue(settings=settings)
-            system = System(root, settings.bootstrap)
+            system = System(root, settings.bootstrap, tuned=False)  # the defaults
             try:
                 started = time.monotonic()
                 system.start()
@@ -631,14 +536,14 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                       f"load {args.rate:g} msg/s for {args.seconds:g}s", flush=True)  # fmt: skip
                 load = Load(args.rate, args.seconds, args.connections, args.sample_every,
                             args.warmup)  # fmt: skip
-                cpu_before = system.cpu_seconds()
+                cpu_before = cpu_by_process(system)
                 result = asyncio.run(measure(load, system, token, args.drain))
-                cpu_after = system.cpu_seconds()
+                cpu_after = cpu_by_process(system)
                 result.update({f"cpu {n}": cpu_after[n] - cpu_before[n] for n in COMPONENTS})
                 for name, proc in system.procs.items():
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited during the load\n{system.tail(name)}")
-                result.update({f"rss {n}": mb for n, mb in system.peak_rss_mb().items()})
+                    if not proc.running:
+                        raise RuntimeError(f"{name} exited during the load\n{proc.tail()}")
+                result.update({f"rss {n}": mb for n, mb in peak_rss_mb(system).items()})
                 if load.errors:
                     print(f"  {len(load.errors)} errors, first: {load.errors[0]}", flush=True)
             finally:

@@ -45,6 +45,14 @@ from tests.kafka_fixture import free_port
 SECRET = "system-test-secret-" + "s" * 40
 SCOPES = "system/*.write system/hl7v2.write"
 COMPONENTS = ("gateway", "mllp", "worker", "projection", "sink")
+# Quicker than the defaults, so the fault tests stay short.
+FAULT_TUNING = {
+    # A killed worker's partitions move on after this long (the default is 60 s).
+    "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS": "8",
+    "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.3",
+    "CARELOG_FHIR_STORE_BATCH_MS": "100",
+    "CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS": "3000",
+}
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 TAG_SYSTEM = "urn:carelog:test:faults"
 # `info` shows the worker's rebalances and recovery with times, when a test needs a look.
@@ -176,7 +184,9 @@ def commit_group_at(bootstrap: str, group: str, positions: dict[tuple[str, int],
 class System:
     """carelog's five processes on one broker, with state under `root`."""
 
-    def __init__(self, root: Path, bootstrap: str, **env: str) -> None:
+    def __init__(self, root: Path, bootstrap: str, tuned: bool = True, **env: str) -> None:
+        """`tuned`: the quick settings the fault tests use (FAULT_TUNING); a benchmark runs
+        with the defaults. `env`: more CARELOG_* settings."""
         self.root = root
         self.bootstrap = bootstrap
         self.run = uuid.uuid4().hex[:8]
@@ -186,6 +196,7 @@ class System:
         self.gateway_port = free_port()
         self.mllp_port = free_port()
         self.app_id = f"carelog-processors-faults-{self.run}"
+        self.lake_group = f"carelog-lake-sink-faults-{self.run}"
         self.env = {
             **os.environ,
             "CARELOG_KAFKA_BOOTSTRAP": bootstrap,
@@ -193,15 +204,10 @@ class System:
             "CARELOG_VAR_DIR": str(self.var_dir),
             "CARELOG_AUTH_HS256_SECRET": SECRET,
             "CARELOG_PROCESSORS_APP_ID": self.app_id,
-            # A killed worker's partitions move on after this long (Faust's default is 60 s).
-            "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS": "8",
-            "CARELOG_LAKE_GROUP_ID": f"carelog-lake-sink-faults-{self.run}",
+            "CARELOG_LAKE_GROUP_ID": self.lake_group,
             "CARELOG_LAKE_URI": str(self.lake),
-            "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.3",
             "CARELOG_FHIR_STORE_PATH": str(self.store_path),
-            "CARELOG_FHIR_STORE_BATCH_MS": "100",
             "CARELOG_FHIR_AUDIT_READS": "false",
-            "CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS": "3000",
             "CARELOG_ACCESS_LOG": "false",
             "CARELOG_RATE_LIMIT_PER_SECOND": "0",
             # Metrics ports off: fixed defaults would meet other carelog processes here.
@@ -209,6 +215,7 @@ class System:
             "CARELOG_PROJECTION_METRICS_PORT": "0",
             "CARELOG_SINK_METRICS_PORT": "0",
             "PYTHONUNBUFFERED": "1",
+            **(FAULT_TUNING if tuned else {}),
             **env,
         }
         self.env.pop("CARELOG_AUTH_DISABLED", None)
@@ -237,6 +244,8 @@ class System:
         worker_inputs = {tp: o for tp, o in self.start_positions.items()
                          if tp[0] not in (FHIR_CHANGES, REJECTED)}  # fmt: skip
         commit_group_at(self.bootstrap, self.app_id, worker_inputs)
+        sink_inputs = {tp: o for tp, o in self.start_positions.items() if tp[0] == FHIR_CHANGES}
+        commit_group_at(self.bootstrap, self.lake_group, sink_inputs)
         RUNNING.append(self)
         for proc in self.procs.values():
             proc.start()
