@@ -71,7 +71,7 @@ from tests.system.harness import COMPONENTS, SECRET, Process, System
 SCOPES = "system/*.write system/hl7v2.write system/*.read"
 CORPUS = PROJECT_ROOT / "tests/corpus/hl7v2_extra"
 ADT_FILE = CORPUS / "adt_a28_add_person_v2.5.1.hl7"
-ORU_FILE = CORPUS / "oru_r01_cbc_v2.5.1_fixed.hl7"
+ORU_FILE = PROJECT_ROOT / "tests/corpus/hl7v2/oru_r01_cbc_v2.5.1.hl7"
 AUTHORITY = "NWH"  # PID-3.4 of both corpus messages
 FHIR_SYSTEM = "urn:carelog:bench:e2e"
 POLL_SECONDS = 0.1

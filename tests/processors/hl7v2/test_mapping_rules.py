@@ -147,7 +147,7 @@ def test_a28_and_a31_update_the_same_patient() -> None:
         ("adt_a08_update_nk1_al1_dg1_v2.5.1.hl7", "in-progress", "IMP"),
         ("adt_a11_cancel_admit_v2.5.1.hl7", "cancelled", "IMP"),
         ("adt_a13_cancel_discharge_v2.5.1.hl7", "in-progress", "IMP"),
-        ("adt_a03_discharge_v2.5.1_fixed.hl7", "finished", "IMP"),
+        ("../hl7v2/adt_a03_discharge_v2.5.1.hl7", "finished", "IMP"),
     ],
 )
 def test_encounter_status_and_class(name: str, status: str, klass: str) -> None:
