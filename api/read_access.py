@@ -2,7 +2,9 @@
 
 A token with a `patient` claim sees only that patient's compartment (R4 Patient
 CompartmentDefinition, as the store indexes it): a resource of a type that can never be in
-it answers 403, one that is not in it answers 404 (its existence is not revealed).
+it answers 403, one that is not in it answers 404 (its existence is not revealed). Every
+version shown to it must itself have been in the compartment (the store judges each
+version by its own JSON), besides the resource as it stands now.
 """
 
 from __future__ import annotations
