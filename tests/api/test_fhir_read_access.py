@@ -81,6 +81,11 @@ def keys(bundle: dict[str, Any], mode: str | None = None) -> list[str]:
     ]
 
 
+def forbidden(response: Any) -> bool:
+    issues: list[dict[str, Any]] = response.json()["issue"]
+    return bool(response.status_code == 403 and issues[0]["code"] == "forbidden")
+
+
 def test_a_moved_result_shows_each_patient_only_the_versions_in_its_compartment(
     api: TestClient, d: Data
 ) -> None:
@@ -102,3 +107,53 @@ def test_a_moved_result_shows_each_patient_only_the_versions_in_its_compartment(
     full = api.get(f"{url}/_history", headers=hdr("user/*.read")).json()
     assert full["total"] == 2 and len(full["entry"]) == 2
     assert api.get(f"{url}/_history/1", headers=hdr("user/*.read")).status_code == 200
+
+
+def test_a_patient_token_gets_no_audit_events_by_any_route(api: TestClient, d: Data) -> None:
+    a = hdr("patient/*.read", patient=d.a)
+    event = f"/fhir/AuditEvent/{d.audit_both}"
+    for url in (event, f"{event}/_history/1", f"{event}/_history", "/fhir/AuditEvent",
+                f"/fhir/AuditEvent?patient=Patient/{d.a}", "/fhir/AuditEvent/_history",
+                f"/fhir/Patient/{d.a}/$everything?_type=AuditEvent"):  # fmt: skip
+        assert forbidden(api.get(url, headers=a)), url
+    posted = api.post("/fhir/AuditEvent/_search", content=b"", headers={
+        **a, "content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert forbidden(posted)
+    # a patient/AuditEvent scope does not open them either
+    assert forbidden(api.get(event, headers=hdr("patient/AuditEvent.read", patient=d.a)))
+    everything = api.get(f"/fhir/Patient/{d.a}/$everything", headers=a)
+    assert everything.status_code == 200
+    assert sorted(keys(everything.json())) == sorted([f"Patient/{d.a}", f"Observation/{d.moved}"])
+    for spec in ("AuditEvent:patient", "AuditEvent:entity", "AuditEvent:agent"):
+        found = api.get(f"/fhir/Patient?_revinclude={spec}", headers=a)
+        assert found.status_code == 200, spec
+        assert keys(found.json()) == [f"Patient/{d.a}"], spec
+
+
+def test_audit_events_stay_readable_with_an_audit_read_scope(api: TestClient, d: Data) -> None:
+    user = hdr("user/*.read")
+    assert api.get(f"/fhir/AuditEvent/{d.audit_both}", headers=user).status_code == 200
+    found = api.get(f"/fhir/AuditEvent?patient=Patient/{d.a}", headers=user).json()
+    assert sorted(keys(found)) == sorted([f"AuditEvent/{d.audit_both}", f"AuditEvent/{d.audit_a}"])
+    everything = api.get(f"/fhir/Patient/{d.a}/$everything", headers=user).json()
+    assert f"AuditEvent/{d.audit_both}" in keys(everything)
+    revincluded = api.get(f"/fhir/Patient?_id={d.a}&_revinclude=AuditEvent:patient",
+                          headers=user).json()  # fmt: skip
+    assert sorted(keys(revincluded, "include")) == sorted(
+        [f"AuditEvent/{d.audit_both}", f"AuditEvent/{d.audit_a}"]
+    )
+
+
+def test_included_resources_need_the_tokens_read_scope(api: TestClient, d: Data) -> None:
+    patients_only = hdr("user/Patient.rs")
+    found = api.get(f"/fhir/Patient?_id={d.a}&_revinclude=AuditEvent:patient"
+                    "&_revinclude=Observation:subject", headers=patients_only)  # fmt: skip
+    assert found.status_code == 200 and keys(found.json()) == [f"Patient/{d.a}"]
+    results_only = hdr("user/Observation.rs")
+    found = api.get(f"/fhir/Observation?_id={d.moved}&_include=Observation:subject",
+                    headers=results_only)  # fmt: skip
+    assert found.status_code == 200 and keys(found.json()) == [f"Observation/{d.moved}"]
+    both = hdr("user/Observation.rs user/Patient.r")
+    found = api.get(f"/fhir/Observation?_id={d.moved}&_include=Observation:subject",
+                    headers=both)  # fmt: skip
+    assert keys(found.json(), "include") == [f"Patient/{d.a}"]
