@@ -30,9 +30,10 @@ Python API, for the FHIR REST layer
     `params` is the query as a list of (name, value) pairs exactly as received (repeats
     mean AND, commas inside a value mean OR; modifiers and chains stay in the name:
     ("subject:Patient.name", "smith")). `compartment=("Patient", id)` limits the search to
-    that patient's compartment (R4 CompartmentDefinition). Returns SearchResult(matches,
-    included, total, next_offset); for the next page send the same params plus
-    ("_offset", str(next_offset)); next_offset is None on the last page. Raises
+    that patient's compartment (R4 CompartmentDefinition), chains included (a chain
+    follows only references to resources in the compartment). Returns
+    SearchResult(matches, included, total, next_offset); for the next page send the same
+    params plus ("_offset", str(next_offset)); next_offset is None on the last page. Raises
     SearchError(param, message) for an unknown or unsupported parameter or modifier, or a
     bad value: answer 400 with an OperationOutcome.
 `store.change_for_inbound(inbound_event_id) -> list[(type, id, version)]`

@@ -95,3 +95,24 @@ def test_history_within_a_compartment_lists_and_counts_only_its_versions(store: 
 def test_history_within_a_compartment_is_for_one_resource(store: FhirStore) -> None:
     with pytest.raises(StoreError):
         store.history("Observation", None, compartment=A)
+
+
+def test_chains_within_a_compartment_stay_in_it(tmp_path: Path) -> None:
+    """A chain must not probe another patient's data through a reference it can see."""
+    with_performer = {**obs("seen", "pa", 1), "performer": [{"reference": "Patient/pc"}]}
+    events = [
+        changed({"resourceType": "Patient", "id": "pa", "name": [{"family": "Able"}]}),
+        changed({"resourceType": "Patient", "id": "pc", "name": [{"family": "Carter"}]}),
+        changed(with_performer),
+    ]
+    with FhirStore.open(tmp_path / "store.sqlite") as store:
+        store.applier().apply(Offsets().records(events))
+
+        def found(params: list[tuple[str, str]], compartment: tuple[str, str] | None) -> list[str]:
+            return [m.id for m in store.search("Observation", params, compartment).matches]
+
+        probe = [("performer:Patient.name", "Carter")]
+        assert found(probe, None) == ["seen"]
+        assert found(probe, A) == []  # pc is not in pa's compartment
+        assert found([("subject:Patient.name", "Able")], A) == ["seen"]
+        assert found([("subject.name", "Able")], A) == ["seen"]
