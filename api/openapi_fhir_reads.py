@@ -18,7 +18,8 @@ _TEXT = {
     304: "Not modified (If-None-Match / If-Modified-Since).",
     400: "Bad request: unknown or unsupported parameter, bad value or id.",
     401: "No valid bearer token.",
-    403: "The token lacks the read scope, or its patient context excludes this type.",
+    403: "The token lacks the read scope, or its patient context excludes this type "
+    "(AuditEvent is never served to a token with a patient context).",
     404: "Not known (or not in the token's patient compartment).",
     406: "Only JSON is served (Accept, _format).",
     410: "Deleted.",

@@ -5,7 +5,10 @@ GET /fhir/{type}/{id}/_history/{vid}       vread
 GET /fhir/{type}/{id}/_history             instance history
 GET /fhir/{type}/_history, /fhir/_history  type and system history (_since, _count, _offset)
 
-Every answer that shows data appends an AuditEvent (api/audit.py).
+Every answer that shows data appends an AuditEvent (api/audit.py). A token limited to a
+patient's compartment sees, of a resource in it, only the versions that were in it too
+(api/read_access.py): others answer 404 on vread and are neither listed nor counted in
+the instance history; type and system history are refused to it.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ async def vread(request: Request) -> Response:
         raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}: versions are numbers")
     store = store_of(request).require()
     check_visible(store, reader, rtype, rid)
-    resource = _found(store.vread(rtype, rid, int(vid)), f"{rtype}/{rid}/_history/{vid}")
+    version = store.vread(rtype, rid, int(vid), reader.compartment)  # None: not in it then
+    resource = _found(version, f"{rtype}/{rid}/_history/{vid}")
     audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
     return resource_response(request, resource, media)
 
@@ -106,7 +110,9 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
                             "a patient's compartment; ask for one resource's history")  # fmt: skip
         assert rtype is not None
         check_visible(store, reader, rtype, rid)
-    versions, total = await handle.run(lambda s: s.history(rtype, rid, since, count, offset))
+    versions, total = await handle.run(
+        lambda s: s.history(rtype, rid, since, count, offset, reader.compartment)
+    )
     if rid is not None and total == 0:
         raise NotFound(f"{rtype}/{rid} is not known")
     base = base_url(request)

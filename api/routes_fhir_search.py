@@ -4,7 +4,8 @@ GET /fhir/{type}?params and POST /fhir/{type}/_search (form body, plus any URL p
 answer a searchset Bundle: matches, then what _include/_revinclude added, the total, and
 self/next links (next carries _offset; the order is stable while the store does not
 change). A token limited to a patient searches within that compartment, and what an
-_include brings from outside it is left out. GET /fhir/Patient/{id}/$everything answers
+_include brings from outside it, or of a type the token cannot read, is left out
+(api/read_access.py). GET /fhir/Patient/{id}/$everything answers
 the patient and its compartment (one Bundle, _type limits the types).
 """
 
@@ -24,7 +25,7 @@ from api.fhir_checks import check_id, check_type
 from api.fhir_http import answer_type
 from api.gateway import gateway_of
 from api.negotiation import require_content_type
-from api.read_access import Gone, NotFound, Reader, admit_read
+from api.read_access import Gone, NotFound, admit_read, readable, refuse_hidden
 from api.scopes import Need
 from api.smart import require_read
 from api.store_handle import store_of
@@ -36,26 +37,6 @@ _FORM = "application/x-www-form-urlencoded"
 
 def _search_error(exc: SearchError) -> GatewayError:
     return BadRequest(Issue(exc.message, code="invalid", location=exc.param))
-
-
-def _visible(store: FhirStore, reader: Reader, items: list[StoredResource]) -> list[StoredResource]:
-    """What of `items` the reader's compartment holds (all of it without one)."""
-    compartment = reader.compartment
-    if compartment is None or not items:
-        return items
-    by_type: dict[str, list[StoredResource]] = {}
-    for item in items:
-        by_type.setdefault(item.resource_type, []).append(item)
-    kept: set[str] = set()
-    for rtype, group in by_type.items():
-        if rtype != "Patient" and rtype not in store.compartment_params():
-            continue
-        ids = ",".join(r.id for r in group)
-        found = store.search(
-            rtype, [("_id", ids), ("_count", "1000"), ("_total", "none")], compartment
-        )
-        kept.update(r.key for r in found.matches)
-    return [i for i in items if i.key in kept]
 
 
 async def _params(request: Request) -> list[tuple[str, str]]:
@@ -86,7 +67,7 @@ async def search(request: Request) -> Response:
 
     def run(s: FhirStore) -> tuple[SearchResult, list[StoredResource]]:
         result = s.search(rtype, params, compartment)
-        return result, _visible(s, reader, result.included)
+        return result, readable(s, reader, result.included)
 
     try:
         result, included = await handle.run(run)
@@ -117,16 +98,17 @@ async def everything(request: Request) -> Response:
         raise NotFound(f"Patient/{pid} is not known in this patient's compartment")
     for rtype in types:
         check_type(rtype)
-    wanted = types or sorted({"Patient", *store.compartment_params()})
+    refuse_hidden(reader, types)
+    compartment_types = {"Patient", *store.compartment_params()}
+    wanted = types or sorted(t for t in compartment_types if not reader.hides(t))
     # Every type returned must be readable with the token's scopes.
-    require_read(reader.principal, [Need(t, "r") for t in wanted],
-                 gateway_of(request).guard.verifier is not None)  # fmt: skip
+    require_read(reader.principal, [Need(t, "r") for t in wanted], reader.scopes_checked)
     patient = store.read("Patient", pid)
     if patient is None:
         raise NotFound(f"Patient/{pid} is not known")
     if patient.deleted:
         raise Gone(f"Patient/{pid} was deleted")
-    items = await handle.run(lambda s: s.patient_compartment(pid, types or None))
+    items = await handle.run(lambda s: s.patient_compartment(pid, wanted))
     base = base_url(request)
     links = [("self", page_url(f"{base}/Patient/{pid}/$everything",
                                list(request.query_params.multi_items())))]  # fmt: skip

@@ -28,17 +28,22 @@ def grants(scope: str, need: Need, has_patient: bool) -> bool:
     return resource in (need.resource, "*") and need.action in _letters(permission)
 
 
+def lacking(principal: Principal, needs: Iterable[Need]) -> list[Need]:
+    """The needs no scope of the token grants (empty when all are granted)."""
+    has_patient = principal.patient is not None
+    return [n for n in needs if not any(grants(s, n, has_patient) for s in principal.scopes)]
+
+
 def require_read(principal: Principal, needs: Iterable[Need], checked: bool = True) -> None:
     """Raises 403 unless some scope grants each need (`checked=False`: auth is disabled)."""
     if not checked:
         return
-    has_patient = principal.patient is not None
-    lacking = [n for n in needs if not any(grants(s, n, has_patient) for s in principal.scopes)]
-    if lacking:
-        wanted = " ".join(sorted({f"user/{n.resource}.{n.action}" for n in lacking}))
+    missing = lacking(principal, needs)
+    if missing:
+        wanted = " ".join(sorted({f"user/{n.resource}.{n.action}" for n in missing}))
         raise Forbidden(
             "insufficient scope: this request needs "
             + "; ".join(f"patient/, user/ or system/{n.resource}.{n.action} (or .read)"
-                        for n in lacking),
+                        for n in missing),
             headers=challenge("insufficient_scope", wanted),
         )  # fmt: skip

@@ -19,16 +19,21 @@ Python API, for the FHIR REST layer
     (answer 410); None means never seen (404). StoredResource has resource_type, id,
     version (int), deleted, last_updated (aware datetime, = meta.lastUpdated) and json (the
     canonical JSON from the log, meta.versionId/lastUpdated included: serve it as is).
-`store.vread(type, id, version) -> StoredResource | None`
-`store.history(type=None, id=None, since=None, count=50, offset=0) -> (list, total)`
+`store.vread(type, id, version, compartment=None) -> StoredResource | None`
+`store.history(type=None, id=None, since=None, count=50, offset=0, compartment=None) -> (list, total)`
     Instance, type or system history, newest first, deleted versions included.
+    `compartment=("Patient", id)` keeps only the versions that were in that compartment,
+    each judged by its own JSON (a deletion where the version it deleted was): vread
+    answers None for the others, history neither lists nor counts them (one resource's
+    history only). See projections/fhir_store/compartment.py.
 `store.search(type, params, compartment=None) -> SearchResult`
     `params` is the query as a list of (name, value) pairs exactly as received (repeats
     mean AND, commas inside a value mean OR; modifiers and chains stay in the name:
     ("subject:Patient.name", "smith")). `compartment=("Patient", id)` limits the search to
-    that patient's compartment (R4 CompartmentDefinition). Returns SearchResult(matches,
-    included, total, next_offset); for the next page send the same params plus
-    ("_offset", str(next_offset)); next_offset is None on the last page. Raises
+    that patient's compartment (R4 CompartmentDefinition), chains included (a chain
+    follows only references to resources in the compartment). Returns
+    SearchResult(matches, included, total, next_offset); for the next page send the same
+    params plus ("_offset", str(next_offset)); next_offset is None on the last page. Raises
     SearchError(param, message) for an unknown or unsupported parameter or modifier, or a
     bad value: answer 400 with an OperationOutcome.
 `store.change_for_inbound(inbound_event_id) -> list[(type, id, version)]`

@@ -23,7 +23,7 @@ from projections.fhir_store.errors import SearchError
 from projections.fhir_store.models import SearchResult, StoredResource
 from projections.fhir_store.reads import current_by_rids
 from projections.fhir_store.schema import INDEX_TABLES
-from projections.fhir_store.search_conditions import PRIORITY, Cond, ConditionBuilder
+from projections.fhir_store.search_conditions import Cond, ConditionBuilder, compartment_cond
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 1000
@@ -62,39 +62,6 @@ def _int(param: str, value: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise SearchError(param, f"must be between {low} and {high}")
     return number
-
-
-def compartment_cond(registry: Registry, resource_type: str, compartment: tuple[str, str]) -> Cond:
-    """Resources of `resource_type` in the compartment, e.g. ("Patient", "123")."""
-    kind, owner = compartment
-    if kind != "Patient":
-        raise SearchError("compartment", f"only the Patient compartment is supported, not {kind}")
-    names = registry.compartment.get(resource_type, ())
-    pids = [
-        registry.params(resource_type)[n].pid for n in names if n in registry.params(resource_type)
-    ]
-    parts, args = [], []
-    driver_parts, driver_args = [], []
-    if pids:
-        pid_list = ", ".join(map(str, pids))
-        inner = (
-            f"FROM ix_reference x WHERE x.pid IN ({pid_list}) AND x.tid = ? AND x.ttype = 'Patient'"
-        )
-        parts.append(f"EXISTS (SELECT 1 {inner} AND x.rid = {{a}}.rid)")
-        args.append(owner)
-        driver_parts.append(f"SELECT x.rid {inner}")
-        driver_args.append(owner)
-    if resource_type == "Patient":
-        parts.append("{a}.id = ?")
-        args.append(owner)
-        driver_parts.append("SELECT rid FROM resources WHERE type = 'Patient' AND id = ?")
-        driver_args.append(owner)
-    if not parts:
-        return Cond(PRIORITY["compartment"], "0", [], "SELECT rid FROM resources WHERE 0", [])
-    return Cond(
-        PRIORITY["compartment"], "(" + " OR ".join(parts) + ")", args,
-        " UNION ".join(driver_parts), driver_args,
-    )  # fmt: skip
 
 
 class Searcher:
@@ -148,7 +115,7 @@ class Searcher:
             ):
                 raise SearchError(key, "unknown search parameter")
             else:
-                req.conds.append(self.builder.build(resource_type, key, value))
+                req.conds.append(self.builder.build(resource_type, key, value, compartment))
         if compartment is not None:
             req.conds.append(compartment_cond(self.registry, resource_type, compartment))
         return req

@@ -130,6 +130,39 @@ def _number_sql(param: str, prefix: str, text: str) -> tuple[str, list[Any]]:
     return "x.value >= ? AND x.value <= ?", [value - spread, value + spread]
 
 
+def compartment_cond(registry: Registry, resource_type: str, compartment: tuple[str, str]) -> Cond:
+    """Resources of `resource_type` in the compartment, e.g. ("Patient", "123")."""
+    kind, owner = compartment
+    if kind != "Patient":
+        raise SearchError("compartment", f"only the Patient compartment is supported, not {kind}")
+    names = registry.compartment.get(resource_type, ())
+    pids = [
+        registry.params(resource_type)[n].pid for n in names if n in registry.params(resource_type)
+    ]
+    parts, args = [], []
+    driver_parts, driver_args = [], []
+    if pids:
+        pid_list = ", ".join(map(str, pids))
+        inner = (
+            f"FROM ix_reference x WHERE x.pid IN ({pid_list}) AND x.tid = ? AND x.ttype = 'Patient'"
+        )
+        parts.append(f"EXISTS (SELECT 1 {inner} AND x.rid = {{a}}.rid)")
+        args.append(owner)
+        driver_parts.append(f"SELECT x.rid {inner}")
+        driver_args.append(owner)
+    if resource_type == "Patient":
+        parts.append("{a}.id = ?")
+        args.append(owner)
+        driver_parts.append("SELECT rid FROM resources WHERE type = 'Patient' AND id = ?")
+        driver_args.append(owner)
+    if not parts:
+        return Cond(PRIORITY["compartment"], "0", [], "SELECT rid FROM resources WHERE 0", [])
+    return Cond(
+        PRIORITY["compartment"], "(" + " OR ".join(parts) + ")", args,
+        " UNION ".join(driver_parts), driver_args,
+    )  # fmt: skip
+
+
 class ConditionBuilder:
     """Builds Conds for one resource type's parameters (recursing into chains)."""
 
@@ -142,14 +175,23 @@ class ConditionBuilder:
             raise SearchError(shown, f"unknown or unsupported search parameter for {resource_type}")
         return found
 
-    def build(self, resource_type: str, key: str, raw: str, depth: int = 0) -> Cond:
+    def build(
+        self,
+        resource_type: str,
+        key: str,
+        raw: str,
+        compartment: tuple[str, str] | None = None,
+        depth: int = 0,
+    ) -> Cond:
+        """The condition `key=raw`; a chain within `compartment` only follows references to
+        resources in that compartment (it must not probe anyone else's data)."""
         head, _, chained = key.partition(".")
         name, _, modifier = head.partition(":")
         if name in BUILTIN and not chained:
             return self._builtin(resource_type, name, modifier, key, raw)
         param = self.param(resource_type, name, key)
         if chained:
-            return self._chain(resource_type, param, modifier, chained, key, raw, depth)
+            return self._chain(param, modifier, chained, key, raw, compartment, depth)
         if modifier == "missing":
             if raw not in ("true", "false"):
                 raise SearchError(key, ":missing takes true or false")
@@ -286,8 +328,8 @@ class ConditionBuilder:
         return _index_cond(PRIORITY["reference"], "ix_reference", [param.pid], sql, args)
 
     def _chain(
-        self, resource_type: str, param: SearchParam, modifier: str, chained: str, key: str,
-        raw: str, depth: int,
+        self, param: SearchParam, modifier: str, chained: str, key: str, raw: str,
+        compartment: tuple[str, str] | None, depth: int,
     ) -> Cond:  # fmt: skip
         if param.kind != "reference":
             raise SearchError(key, f"{param.name} is not a reference: it cannot be chained")
@@ -309,19 +351,23 @@ class ConditionBuilder:
             raise SearchError(key, f"no target of {param.name} has a parameter {chained_name!r}")
         parts = []
         for target in targets:
-            inner = self.build(target, chained, raw, depth + 1)
+            inner = self.build(target, chained, raw, compartment, depth + 1)
+            within, within_args = "", []
+            if compartment is not None:
+                limit = compartment_cond(self.registry, target, compartment)
+                within, within_args = f" AND {limit.filter_for('t')}", limit.args
             if inner.driver_sql is not None:
                 ids = (
                     f"SELECT t.id FROM ({inner.driver_sql}) d CROSS JOIN resources t "
-                    "ON t.rid = d.rid WHERE t.type = ? AND t.deleted = 0"
+                    f"ON t.rid = d.rid WHERE t.type = ? AND t.deleted = 0{within}"
                 )
-                ids_args = [*inner.driver_args, target]
+                ids_args = [*inner.driver_args, target, *within_args]
             else:
                 ids = (
                     "SELECT t.id FROM resources t WHERE t.type = ? AND t.deleted = 0 AND "
-                    f"{inner.filter_for('t')}"
+                    f"{inner.filter_for('t')}{within}"
                 )
-                ids_args = [target, *inner.args]
+                ids_args = [target, *inner.args, *within_args]
             parts.append((f"x.ttype = ? AND x.tid IN ({ids})", [target, *ids_args]))
         sql, args = _ors(parts)
         return _index_cond(PRIORITY["chain"], "ix_reference", [param.pid], sql, args)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from projections.fhir_store.apply import Applier
+from projections.fhir_store.compartment import in_compartment
 from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
 from projections.fhir_store.errors import StoreError
 from projections.fhir_store.fhir_dates import instant_us
@@ -99,7 +100,17 @@ class FhirStore:
         )
         return None if row is None else stored(row)
 
-    def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+    def vread(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version: int,
+        compartment: tuple[str, str] | None = None,
+    ) -> StoredResource | None:
+        """That version, or None; with `compartment`, None unless that version was in it."""
+        if compartment is not None:
+            kept = in_compartment(self._versions(resource_type, resource_id, version), compartment)
+            return kept[-1] if kept and kept[-1].version == version else None
         row = (
             self._conn()
             .execute(
@@ -110,6 +121,18 @@ class FhirStore:
         )
         return None if row is None else stored(row)
 
+    def _versions(
+        self, resource_type: str, resource_id: str, up_to: int | None = None
+    ) -> list[StoredResource]:
+        """Every version of one resource (up to `up_to`), oldest first."""
+        sql = f"{VERSION} WHERE r.type = ? AND r.id = ?"
+        args: list[Any] = [resource_type, resource_id]
+        if up_to is not None:
+            sql += " AND v.version <= ?"
+            args.append(up_to)
+        rows = self._conn().execute(f"{sql} ORDER BY v.version", args).fetchall()
+        return [stored(r) for r in rows]
+
     def history(
         self,
         resource_type: str | None = None,
@@ -117,14 +140,27 @@ class FhirStore:
         since: datetime | None = None,
         count: int = 50,
         offset: int = 0,
+        compartment: tuple[str, str] | None = None,
     ) -> tuple[list[StoredResource], int]:
         """Versions newest first (instance, type or system history) and how many in all.
 
-        Deleted versions are included (`deleted=True`), as _history shows them.
+        Deleted versions are included (`deleted=True`), as _history shows them. With
+        `compartment` (one resource's history only), only the versions that were in it are
+        listed and counted (projections.fhir_store.compartment).
         """
         if resource_id is not None and resource_type is None:
             raise StoreError("history of an id needs its resource type")
         count = max(0, min(count, MAX_HISTORY_COUNT))
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        if compartment is not None:
+            if resource_type is None or resource_id is None:
+                raise StoreError("history within a compartment is served for one resource only")
+            kept = in_compartment(self._versions(resource_type, resource_id), compartment)
+            if since is not None:
+                kept = [v for v in kept if v.last_updated >= since]
+            kept.sort(key=lambda v: (v.last_updated, v.version), reverse=True)
+            return kept[offset : offset + count], len(kept)
         where: list[str] = []
         args: list[Any] = []
         if resource_type is not None:
@@ -134,8 +170,6 @@ class FhirStore:
             where.append("r.id = ?")
             args.append(resource_id)
         if since is not None:
-            if since.tzinfo is None:
-                since = since.replace(tzinfo=UTC)
             where.append("v.lu >= ?")
             args.append(instant_us(since.astimezone(UTC).isoformat()))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
