@@ -72,7 +72,7 @@ def need_of(write: Write) -> Need:
         why = f"{write.method} is refused"
         where, allow = None, "GET, HEAD"
     else:
-        why = f"{write.where} ({write.method} {write.resource_type}) is refused: a Bundle may not write one"
+        why = f"{write.where} ({write.method} AuditEvent) is refused: a Bundle may not write one"
         where, allow = f"{write.where}.request.method", "POST"
     raise MethodNotAllowed(
         Issue(
