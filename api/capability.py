@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.write_requests import APPEND_ONLY
 from projections.fhir_store import FhirStore
 from streams.settings import Settings
 
@@ -42,13 +43,22 @@ def _oauth(settings: Settings) -> list[dict[str, Any]]:
     return [{"url": url, "extension": extension}]
 
 
+_APPEND_ONLY_DOC = (
+    "Append-only audit records: read and search them; an audit source may create one "
+    "(POST, with the system/audit.write scope); update and delete answer 405."
+)
+
+
 def _resource(rtype: str, params: list[tuple[str, str, str]]) -> dict[str, Any]:
+    append_only = rtype == APPEND_ONLY  # api/write_requests.py
+    kept = [c for c in _INTERACTIONS if not (append_only and c in ("update", "delete"))]
     entry: dict[str, Any] = {
         "type": rtype,
-        "interaction": [{"code": code} for code in _INTERACTIONS],
+        **({"documentation": _APPEND_ONLY_DOC} if append_only else {}),
+        "interaction": [{"code": code} for code in kept],
         "versioning": "versioned-update",
         "readHistory": True,
-        "updateCreate": True,
+        "updateCreate": not append_only,
         "conditionalCreate": True,  # If-None-Exist: identifier=system|value only
         "conditionalRead": "full-support",
         "conditionalUpdate": False,

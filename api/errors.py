@@ -3,7 +3,7 @@
 Routes raise these; FHIR and JSON routes turn them into an OperationOutcome, the HL7 v2
 route into an ACK (AR for the sender's fault, AE for ours). `stored_as_rejected` says whether
 the input belongs on carelog.rejected: refusals of the content do, refusals of the caller
-(401, 403, 406, 413, 429) do not: their body was never read or trusted.
+(401, 403, 405, 406, 413, 429) do not: their body was never read or trusted.
 """
 
 from __future__ import annotations
@@ -58,6 +58,14 @@ class Unauthorized(GatewayError):
 class Forbidden(GatewayError):
     code = "forbidden"
     status = 403
+    stored_as_rejected = False
+
+
+class MethodNotAllowed(GatewayError):
+    """The method cannot be used on this resource at all (e.g. updating an AuditEvent)."""
+
+    code = "not-supported"
+    status = 405
     stored_as_rejected = False
 
 

@@ -1,5 +1,5 @@
-"""Frame checks of FHIR writes: is it a JSON resource of the type the URL names, and which
-SMART permissions does it need. Validation proper happens downstream, in processors/fhir."""
+"""Frame checks of FHIR writes: is it a JSON resource of the type the URL names (Bundles:
+api/write_requests.py). Validation proper happens downstream, in processors/fhir."""
 
 from __future__ import annotations
 
@@ -9,13 +9,10 @@ from typing import Any
 import orjson
 
 from api.errors import BadRequest
-from api.scopes import Need
 from schemas.outcome import Issue
 
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
-BUNDLE_TYPES = ("transaction", "batch")
-_ACTION = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d", "GET": "r", "HEAD": "r"}
 
 
 def _bad(diagnostics: str, location: str | None = None, code: str = "invalid") -> BadRequest:
@@ -58,41 +55,3 @@ def check_resource(
                    f"type {resource_type!r}", "resourceType")  # fmt: skip
     if resource_id is not None and resource.get("id") != resource_id:
         raise _bad("the resource id must equal the id in the URL", "id")
-
-
-def bundle_needs(bundle: dict[str, Any]) -> list[Need]:
-    """Checks a transaction or batch Bundle's frame; the permissions its entries need."""
-    if bundle["resourceType"] != "Bundle":
-        raise _bad("POST /fhir takes a Bundle", "resourceType")
-    if bundle.get("type") not in BUNDLE_TYPES:
-        raise _bad("Bundle.type must be transaction or batch", "Bundle.type", code="value")
-    entries = bundle.get("entry", [])
-    if not isinstance(entries, list):
-        raise _bad("Bundle.entry must be an array", "Bundle.entry", code="structure")
-    needs: list[Need] = []
-    for n, entry in enumerate(entries):
-        where = f"Bundle.entry[{n}]"
-        request = entry.get("request") if isinstance(entry, dict) else None
-        if not isinstance(request, dict):
-            raise _bad("each entry needs a request", f"{where}.request", code="required")
-        method, url = request.get("method"), request.get("url")
-        if not isinstance(method, str) or method not in _ACTION:
-            raise _bad("request.method must be GET, HEAD, POST, PUT, PATCH or DELETE",
-                       f"{where}.request.method", code="value")  # fmt: skip
-        if not isinstance(url, str) or not url:
-            raise _bad("request.url is missing", f"{where}.request.url", code="required")
-        resource = entry.get("resource")
-        if method in ("POST", "PUT") and not (
-            isinstance(resource, dict) and isinstance(resource.get("resourceType"), str)
-        ):
-            raise _bad(f"a {method} entry needs a resource with a resourceType",
-                       f"{where}.resource", code="required")  # fmt: skip
-        target = url.lstrip("/").split("?", 1)[0].split("/", 1)[0]
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-            target = resource["resourceType"]
-        if not RESOURCE_TYPE.fullmatch(target):
-            raise _bad(
-                "request.url must name a resource type", f"{where}.request.url", code="value"
-            )
-        needs.append(Need(target, _ACTION[method]))
-    return needs

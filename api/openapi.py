@@ -30,6 +30,8 @@ RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying."
                                "schema": {"type": "string"}}}  # fmt: skip
 WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "Bearer challenge (RFC 6750).",
                                          "schema": {"type": "string"}}}  # fmt: skip
+ALLOW = {"Allow": {"description": "The methods this resource takes.",
+                   "schema": {"type": "string"}}}  # fmt: skip
 X_EVENT_ID = {"X-Event-Id": {"description": "Id of the InboundMessage event appended.",
                              "schema": {"type": "string", "format": "uuid"}}}  # fmt: skip
 REQUEST_HEADERS = [
@@ -103,13 +105,19 @@ def _fhir_write(
          "description": "Passed to the processors with the event."}
         for h in ("If-Match", "If-None-Exist", "Prefer")
     ]  # fmt: skip
+    append_only = {} if op_id == "fhirCreate" else {"405": _outcome(
+        "AuditEvent is append-only: an update, a delete or a Bundle entry writing one is "
+        "refused whatever the token holds.", ALLOW)}  # fmt: skip
     operation: dict[str, Any] = {
         "summary": summary,
         "description": "Appended as an InboundMessage (format fhir) carrying the method, path "
         "and conditional headers; applied downstream. Answered once the FHIR store shows it "
         "(201/200/204 with Location and ETag, a transaction-response), with the downstream "
         "rejection (400/412/422), or 202 (Prefer: respond-async, or not shown in time). "
-        f"Scope: `{scope}` or `system/*.write` (SMART v2 letters c/u/d accepted).",
+        f"Scope: `{scope}` or `system/*.write` (SMART v2 letters c/u/d accepted), for the "
+        "type the URL names (a Bundle entry: its request.url). AuditEvent is append-only: "
+        "created only with `system/audit.write`, which no FHIR write scope grants; an "
+        "update, a delete or a Bundle entry writing one answers 405.",
         "operationId": op_id,
         "security": [{"bearerAuth": [scope]}],
         "parameters": [*params, *REQUEST_HEADERS, IDEMPOTENCY_KEY, *conditional],
@@ -120,6 +128,7 @@ def _fhir_write(
             "202": _outcome("Accepted: on the log; X-Event-Id names the event.", X_EVENT_ID),
             **_refusals(400, 401, 403, 406, 413, 415, 422, 429, 503),
             "412": _outcome("If-Match names a version that is not the current one."),
+            **append_only,
             "500": _outcome("A processor failed on this write (kept on carelog.rejected)."),
         },
     }

@@ -12,6 +12,7 @@ this node, and after that wait when the store has not shown the write yet.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -22,11 +23,11 @@ from api import write_answer, write_targets
 from api.access import EVENT_ID_KEY
 from api.body import read_body
 from api.errors import GatewayError, json_response
-from api.fhir_checks import bundle_needs, check_id, check_resource, check_type, parse_resource
+from api.fhir_checks import check_id, check_resource, check_type, parse_resource
 from api.gateway import gateway_of, request_id
 from api.negotiation import negotiate, require_content_type
-from api.scopes import Need
 from api.store_handle import store_of
+from api.write_requests import Write, bundle_writes, check_resources, need_of, single_write
 from api.write_wait import Applied, Refused, wait_for
 from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Channel, Format, InboundMessage
@@ -36,7 +37,6 @@ from streams.keys import inbound_key
 CONTENT_TYPES = ("application/fhir+json", "application/json")
 # Request headers that change what a write means; they travel with the event.
 CONDITIONAL_HEADERS = ("if-match", "if-none-exist", "if-none-match", "if-modified-since", "prefer")
-_ACTION = {"POST": "c", "PUT": "u", "DELETE": "d"}
 
 
 async def _write(request: Request) -> Response:
@@ -46,8 +46,11 @@ async def _write(request: Request) -> Response:
     params = request.path_params
     resource_type: str | None = params.get("type")
     resource_id: str | None = params.get("id")
+    writes: list[Write] = []  # what will be done: the scope check and the wait both read it
     if resource_type is not None:  # the Bundle route checks per entry, once it has the body
-        gw.guard.require(principal, [Need(resource_type, _ACTION[request.method])])
+        criteria = request.headers.get("if-none-exist")
+        writes = [single_write(request.method, resource_type, resource_id, criteria)]
+        gw.guard.require(principal, [need_of(writes[0])])
     body = b""
     resource: dict[str, Any] | None = None
     try:
@@ -61,12 +64,15 @@ async def _write(request: Request) -> Response:
         if request.method != "DELETE":
             resource = parse_resource(body)
             if resource_type is None:
-                # A 403 here passes through refuse() unrecorded (not a refusal of content).
-                gw.guard.require(principal, bundle_needs(resource))
+                writes = bundle_writes(resource)
+                # A 403 or 405 here passes through refuse() unrecorded (not a refusal of content).
+                gw.guard.require(principal, [need_of(w) for w in writes])
+                check_resources(writes)
             else:
                 check_resource(
                     resource, resource_type, resource_id if request.method == "PUT" else None
                 )
+                writes = [replace(writes[0], resource=resource)]
     except GatewayError as exc:
         raise await gw.refuse(
             exc, body, request, format=Format.fhir, sender=principal.subject
@@ -82,13 +88,8 @@ async def _write(request: Request) -> Response:
     request.scope[EVENT_ID_KEY] = event.event_id
     store = _store_to_wait_on(request)
     if store is not None:
-        if resource_type is None:
-            assert resource is not None
-            entries = write_targets.of_bundle(resource, event.event_id)
-            targets = [t for t in entries if t is not None]
-        else:
-            targets = write_targets.single(request.method, resource_type, resource_id, resource,
-                                           event.event_id, request.headers.get("if-none-exist"))  # fmt: skip
+        entries = [write_targets.target_of(w, event.event_id) for w in writes]
+        targets = [t for t in entries if t is not None]
         outcome = await wait_for(store, event.event_id, targets, gw.settings)
         if isinstance(outcome, Refused):
             return write_answer.refused(outcome.rejection, event.event_id)

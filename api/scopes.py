@@ -5,6 +5,8 @@ patient/, user/ and system/ scopes: api/smart.py).
 Non-FHIR channels are pseudo resource types that need their exact scope:
 `system/hl7v2.write`, `system/device.write`, `system/dicom.write`; `system/*.write` covers
 FHIR resource types only, so granting FHIR writes never opens the raw feeds by accident.
+Creating an AuditEvent is one too, `system/audit.write` (api/write_requests.py): no FHIR
+write scope, not even `system/AuditEvent.write` or `system/*.*`, adds to the audit trail.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-CHANNELS = frozenset({"hl7v2", "device", "dicom"})
+AUDIT = "audit"  # the pseudo type of an AuditEvent create
+PSEUDO_TYPES = frozenset({"hl7v2", "device", "dicom", AUDIT})  # each needs system/<it>.write
 _V1 = {"write": "cud", "read": "rs", "*": "cruds"}
 _V2 = re.compile(r"c?r?u?d?s?")
 
@@ -26,7 +29,7 @@ class Need:
     action: str
 
     def __str__(self) -> str:
-        if self.resource in CHANNELS:
+        if self.resource in PSEUDO_TYPES:
             return f"system/{self.resource}.write"
         return f"system/{self.resource}.{self.action} (or .write)"
 
@@ -42,7 +45,7 @@ def grants(scope: str, need: Need) -> bool:
     if context != "system" or "?" in rest:  # granular (?param=) scopes cannot be enforced here
         return False
     resource, _, permission = rest.rpartition(".")
-    if need.resource in CHANNELS:
+    if need.resource in PSEUDO_TYPES:
         return resource == need.resource and permission == "write"
     return resource in (need.resource, "*") and need.action in _letters(permission)
 

@@ -3,7 +3,8 @@
 Ids are deterministic (DESIGN.md, "Identity, versions, idempotency"): a create gets
 uuid5(carelog namespace, "Type|event id"), a Bundle POST entry "Type|event id|index", a
 conditional create "Type|system|value". This repeats processors/ids.py's one-line rule
-(a test proves them equal) so that the gateway need not import the processors.
+(a test proves them equal) so that the gateway need not import the processors. The
+writes come parsed by api/write_requests.py, the parse the scope check uses as well.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from api.write_requests import Write
 
 CARELOG_NAMESPACE = uuid.UUID("fe8b97e0-0491-5218-945f-cd1ec0551b25")  # = processors.ids
 
@@ -44,32 +47,19 @@ def _conditional(resource_type: str, criteria: str) -> str | None:
     return None  # the processors refuse other criteria: the rejection answers
 
 
-def single(method: str, resource_type: str, target_id: str | None, body: dict[str, Any] | None,
-           event_id: str, if_none_exist: str | None) -> list[Target]:  # fmt: skip
-    """The target of POST /fhir/{type}, PUT or DELETE /fhir/{type}/{id}."""
-    if method == "POST":
-        new_id = (resource_id(resource_type, event_id) if if_none_exist is None
-                  else _conditional(resource_type, if_none_exist))  # fmt: skip
-        return [] if new_id is None else [Target(resource_type, new_id, "POST", body)]
-    assert target_id is not None
-    return [Target(resource_type, target_id, method, body if method == "PUT" else None)]
-
-
-def of_bundle(bundle: dict[str, Any], event_id: str) -> list[Target | None]:
-    """One target per entry, in entry order (None where the entry names no resource)."""
-    out: list[Target | None] = []
-    for index, entry in enumerate(bundle.get("entry") or []):
-        request = entry.get("request") or {}
-        method, url = request.get("method"), str(request.get("url", ""))
-        parts = url.strip("/").split("?")[0].split("/")
-        resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else None
-        if method == "POST" and len(parts) == 1:
-            criteria = request.get("ifNoneExist")
-            new_id = (resource_id(parts[0], event_id, str(index)) if criteria is None
-                      else _conditional(parts[0], str(criteria)))  # fmt: skip
-            out.append(None if new_id is None else Target(parts[0], new_id, "POST", resource))
-        elif method in ("PUT", "DELETE") and len(parts) == 2:
-            out.append(Target(parts[0], parts[1], method, resource if method == "PUT" else None))
+def target_of(write: Write, event_id: str) -> Target | None:
+    """The resource `write` touches (None when it names none before the processors run: a
+    conditional URL, criteria the processors refuse, a PATCH or a read)."""
+    if write.method == "POST":
+        if write.criteria is not None:
+            new_id = _conditional(write.resource_type, write.criteria)
+        elif write.entry is not None:
+            new_id = resource_id(write.resource_type, event_id, str(write.entry))
         else:
-            out.append(None)
-    return out
+            new_id = resource_id(write.resource_type, event_id)
+        return None if new_id is None else Target(write.resource_type, new_id, "POST",
+                                                  write.resource)  # fmt: skip
+    if write.method in ("PUT", "DELETE") and write.resource_id is not None:
+        body = write.resource if write.method == "PUT" else None
+        return Target(write.resource_type, write.resource_id, write.method, body)
+    return None

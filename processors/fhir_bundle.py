@@ -11,6 +11,10 @@ The translation is all or nothing for both kinds: the Translation contract has n
 for the per-entry outcomes a batch-response would carry, so a batch with a bad entry is
 rejected whole, with one issue per problem. Two entries writing the same resource are an
 error (R4 3.1.0.11.2). Writes come out in the processing order R4 sets: DELETE, POST, PUT.
+What an entry does is read from request.method and request.url only; an entry.resource of
+another type than the url names is refused, on a DELETE too (where the body is otherwise
+ignored), so a decoy body cannot disguise what is done. An entry may not update or delete
+an AuditEvent (processors/append_only.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from processors.append_only import check_appendable
 from processors.fhir_request import (
+    check_body_type,
     check_id,
     check_type,
     conditional_id,
@@ -128,6 +134,7 @@ def _write(entry: Any, index: int, event_id: str) -> _Write:
         )
     parts = url.strip("/").split("/")
     check_type(parts[0], f"{where}.request.url")
+    check_appendable(method, parts[0], f"{where}.request.method")
     if_match = parse_if_match(request.get("ifMatch"), f"{where}.request.ifMatch")
     if method == "POST":
         if len(parts) != 1:
@@ -143,9 +150,11 @@ def _write(entry: Any, index: int, event_id: str) -> _Write:
             raise fail(f"a {method} entry's url is Type/id", f"{where}.request.url")
         check_id(parts[1], f"{where}.request.url")
         new_id = parts[1]
-    if method == "DELETE":
-        return _Write(method, parts[0], new_id, None, if_match, where)
     body = entry.get("resource")
+    if method == "DELETE":
+        if body is not None:  # ignored, but a decoy of another type is not let through
+            check_body_type(body, parts[0], f"{where}.resource")
+        return _Write(method, parts[0], new_id, None, if_match, where)
     if method == "PUT" and isinstance(body, dict) and body.get("id", new_id) != new_id:
         raise fail("the resource id must equal the id in request.url", f"{where}.resource.id")
     resource = prepared(body, parts[0], new_id, f"{where}.resource")

@@ -10,6 +10,7 @@ which resources it writes. Prefer only shapes the HTTP answer and is ignored her
   (see `fhir_request.conditional_id`).
 - PUT /fhir/{type}/{id}: update, or create with the client's id; a body id must match.
 - DELETE /fhir/{type}/{id}: operation "delete".
+- PUT or DELETE of an AuditEvent: refused, it is append-only (processors/append_only.py).
 - POST /fhir: a transaction or batch Bundle (`fhir_bundle`).
 
 If-Match W/"n" travels as `if_match` for the versioning stage. business_time is None: a
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from processors.append_only import check_appendable
 from processors.fhir_bundle import translate_bundle
 from processors.fhir_request import (
     check_id,
@@ -73,6 +75,7 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
         resource_type, target_id = parts
         check_type(resource_type, "http.path")
         check_id(target_id, "http.path")
+        check_appendable(method, resource_type, "http.method")
         if method == "DELETE":
             return _one({"resourceType": resource_type, "id": target_id}, "delete", if_match)
         body = parse_json_object(payload, resource_type)

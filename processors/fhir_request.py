@@ -84,19 +84,27 @@ def conditional_id(resource_type: str, criteria: Any, location: str) -> str:
     )
 
 
+def check_body_type(body: Any, resource_type: str, where: str) -> dict[str, Any]:
+    """`body` as a resource of `resource_type`, the type the request URL names (what is done
+    is read from the URL, so a body of another type is refused, never acted on)."""
+    if not isinstance(body, dict):
+        raise fail("a FHIR resource (JSON object) is expected", where, "structure")
+    if body.get("resourceType") != resource_type:
+        raise fail(
+            f"resourceType {str(body.get('resourceType'))[:64]!r} does not match "
+            f"{resource_type!r}, the type the request URL names",
+            f"{where}.resourceType",
+        )
+    return body
+
+
 def prepared(body: Any, resource_type: str, new_id: str, where: str) -> dict[str, Any]:
     """A copy of `body` with id `new_id` and no server-managed meta (not yet validated).
 
     Client meta (profile, tag, security, source) is kept: security labels are clinical
     data. The versioning stage adds versionId and lastUpdated to what remains.
     """
-    if not isinstance(body, dict):
-        raise fail("a FHIR resource (JSON object) is expected", where, "structure")
-    if body.get("resourceType") != resource_type:
-        raise fail(
-            f"resourceType {str(body.get('resourceType'))[:64]!r} does not match {resource_type!r}",
-            f"{where}.resourceType",
-        )
+    body = check_body_type(body, resource_type, where)
     resource = {"resourceType": resource_type, "id": new_id}
     resource.update((k, v) for k, v in body.items() if k not in ("resourceType", "id"))
     meta = resource.pop("meta", None)

@@ -15,7 +15,7 @@ from processors.canonical import canonical_json
 from processors.payloads import PayloadMissing, read_payload
 from processors.translate import translate
 from processors.translation import TranslationError
-from processors.versioning import VersionConflict, VersionState, next_change
+from processors.versioning import VersionRefused, VersionState, next_change
 from schemas.errors import CodecError
 from schemas.events import (
     InboundMessage,
@@ -146,8 +146,8 @@ def version_record(
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])], previous
     try:
         change, state = next_change(translated, previous)
-    except VersionConflict as exc:
-        issue = Issue(str(exc), code="conflict", location=translated.resource_type)
+    except VersionRefused as exc:
+        issue = Issue(str(exc), code=exc.code, location=translated.resource_type)
         out = rejection(
             record, "version", [issue], original_event_id=translated.inbound_event_id,
             correlation_id=translated.correlation_id, sender=translated.sender,

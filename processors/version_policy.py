@@ -7,12 +7,15 @@ Two DICOM outputs are partial views and would destroy data if they replaced it:
 - a Patient from an image header carries an identifier, a name, a birth date and a sex:
   it creates the patient when none exists and never overwrites one (the ADT feed or a FHIR
   write is the authority on demographics).
+Append-only records (AuditEvent, processors/append_only.py) are never replaced or deleted
+once recorded, whatever the source: such a change is refused (a Rejected event).
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
+from processors.append_only import APPEND_ONLY_TYPES
 from processors.dicom_header import MAPPING_VERSION as DICOM_MAPPING
 from schemas.events import ResourceTranslated
 
@@ -23,9 +26,12 @@ class Policy(Enum):
     REPLACE = "replace"
     MERGE = "merge"  # fold into the current resource (which the versioning state then keeps)
     CREATE_ONLY = "create-only"  # only when there is no current resource
+    APPEND_ONLY = "append-only"  # created once; replacing or deleting it is refused
 
 
 def policy_for(translated: ResourceTranslated) -> Policy:
+    if translated.resource_type in APPEND_ONLY_TYPES:
+        return Policy.APPEND_ONLY
     if translated.mapping_version.split("/")[0] == _DICOM:
         if translated.resource_type == "ImagingStudy":
             return Policy.MERGE

@@ -75,8 +75,22 @@ def _source(translated: ResourceTranslated) -> str:
     return f"{translated.inbound_topic}:{translated.inbound_partition}"
 
 
-class VersionConflict(ValueError):
+class VersionRefused(ValueError):
+    """The versioning stage refuses this change; `code` is the FHIR issue type it reports."""
+
+    code = "invalid"
+
+
+class VersionConflict(VersionRefused):
     """If-Match named a version that is not the current one (HTTP 412)."""
+
+    code = "conflict"
+
+
+class AppendOnlyViolation(VersionRefused):
+    """A change to a recorded append-only resource (an AuditEvent): they are never rewritten."""
+
+    code = "forbidden"
 
 
 def lineage_id(translated: ResourceTranslated, version: int) -> str:
@@ -104,8 +118,14 @@ def next_change(
             f"current is {live.version if live else 'none'}"
         )
     version = (previous.version if previous else 0) + 1
+    policy = policy_for(translated)
 
     if translated.operation is Operation.delete:
+        if policy is Policy.APPEND_ONLY:
+            raise AppendOnlyViolation(
+                f"{translated.key}: {translated.resource_type} is append-only; "
+                "a recorded one is never deleted"
+            )
         if live is None:  # deleting what does not exist changes nothing
             return None, previous.after(translated) if previous else None
         change = _change(translated, version, Operation.delete, "", None)
@@ -113,7 +133,6 @@ def next_change(
 
     assert translated.resource is not None, "an upsert carries its resource"
     resource = orjson.loads(translated.resource)
-    policy = policy_for(translated)
     if live is not None and policy is Policy.CREATE_ONLY:
         return None, live.after(translated)
     if live is not None and live.resource is not None and policy is Policy.MERGE:
@@ -121,6 +140,11 @@ def next_change(
     digest = content_hash(resource)
     if live is not None and live.content_hash == digest:
         return None, live.after(translated)
+    if live is not None and policy is Policy.APPEND_ONLY:
+        raise AppendOnlyViolation(
+            f"{translated.key}: {translated.resource_type} is append-only; version "
+            f"{live.version} is recorded and is never replaced"
+        )
     body = canonical_json(with_meta(resource, version, translated.received_at))
     change = _change(translated, version, Operation.upsert, digest, body)
     kept = resource if policy is Policy.MERGE else None

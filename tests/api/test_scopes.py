@@ -28,6 +28,13 @@ from api.scopes import Need, grants, missing
         ("system/device.write", Need("device", "c"), True),
         ("system/dicom.write", Need("dicom", "c"), True),
         ("system/dicom.write", Need("device", "c"), False),
+        # creating an AuditEvent takes its own scope: no FHIR write scope grants it
+        ("system/audit.write", Need("audit", "c"), True),
+        ("system/*.write", Need("audit", "c"), False),
+        ("system/*.*", Need("audit", "c"), False),
+        ("system/AuditEvent.write", Need("audit", "c"), False),
+        ("system/AuditEvent.c", Need("audit", "c"), False),
+        ("system/audit.c", Need("audit", "c"), False),
     ],
 )
 def test_grants(scope: str, need: Need, granted: bool) -> None:
@@ -38,3 +45,7 @@ def test_missing_lists_every_need_not_granted() -> None:
     needs = [Need("Patient", "c"), Need("Condition", "c"), Need("Patient", "d")]
     assert missing(["system/Patient.c"], needs) == needs[1:]
     assert missing(["system/*.write"], needs) == []
+
+
+def test_the_audit_scope_is_named_in_full() -> None:
+    assert str(Need("audit", "c")) == "system/audit.write"
