@@ -9,6 +9,25 @@ from zoneinfo import ZoneInfo
 MAPPING_VERSION = "hl7v2-fhir/1.0.0"
 
 
+def mapping_version_of(message_code: str, trigger: str) -> str:
+    """The mapping version recorded on a message's resources: MAPPING_VERSION and the message
+    map that produced them, named as the v2-to-FHIR IG names them (hl7v2-fhir/1.0.0/ORU_R01).
+
+    The versioning stage reads the message code back (message_code_of): resources from
+    messages other than ADT never overwrite what the ADT feed owns (processors/version_policy).
+    """
+    return f"{MAPPING_VERSION}/{message_code}_{trigger}"
+
+
+def message_code_of(mapping_version: str) -> str | None:
+    """The HL7 message code (ADT, ORU, ...) of a mapping_version_of(...); None for others."""
+    family, _, rest = mapping_version.partition("/")
+    message_map = rest.partition("/")[2]
+    if family != MAPPING_VERSION.partition("/")[0] or not message_map:
+        return None
+    return message_map.partition("_")[0]
+
+
 @dataclass(frozen=True, slots=True)
 class MappingContext:
     """Configuration of one mapping run; the same context and message give the same resources.
