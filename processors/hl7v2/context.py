@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
+
+from processors.ids import LOCAL_SYSTEM_BASE, authority_system
 
 MAPPING_VERSION = "hl7v2-fhir/1.0.0"
 
@@ -41,7 +42,7 @@ class MappingContext:
         authorities: namespace id -> Identifier.system overrides (e.g. an MRN authority's URL).
     """
 
-    identifier_system_base: str = "urn:carelog:sid:"
+    identifier_system_base: str = LOCAL_SYSTEM_BASE
     code_system_base: str = "urn:carelog:v2-coding-system:"
     timezone: str = "UTC"
     authorities: dict[str, str] = field(default_factory=dict)
@@ -51,6 +52,5 @@ class MappingContext:
         return ZoneInfo(self.timezone)
 
     def authority_system(self, namespace: str) -> str:
-        return self.authorities.get(namespace) or self.identifier_system_base + quote(
-            namespace, safe=""
-        )
+        """The system of an authority named by its namespace id (processors/ids.py)."""
+        return authority_system(namespace, self.authorities, self.identifier_system_base)
