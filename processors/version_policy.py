@@ -10,12 +10,15 @@ Some outputs are partial views and would destroy data if they replaced it:
 - a Patient or an Encounter from an HL7 v2 message other than ADT (ORU, ORM, OML, VXU, SIU,
   MDM, ...) is likewise create-only. The ADT feed is the source of truth for demographics
   and visits; a result's PID is the lab's copy (often just name and MRN) and its PV1 a thin
-  pointer to the visit. Create-only rather than a merge (fields it carries filling absent
-  ones) because an absent field is not always an unknown one: when an A08 removes a phone
-  number or an address, a merge would bring the lab's stale copy back; and a result for a
-  patient merged away by A40 would make the inactive record active again. The message
-  itself stays on the log, and a result that arrives before any ADT still creates the
-  patient (and its visit), which the next ADT message then replaces.
+  pointer to the visit. The HL7 translator names the message map in the mapping version
+  (hl7v2-fhir/1.0.0/ORU_R01), which is how this tells ADT from the rest. Create-only rather
+  than a merge (fields it carries filling absent ones): an absent field is not always an
+  unknown one, and when an A08 removes a phone number or an address a merge would bring the
+  lab's stale copy back; a merge would also have to keep every Patient's body in the
+  versioning table. Either way, unlike a replace, a result for a patient merged away by A40
+  does not make the inactive record active again. The message itself stays on the log, and
+  a result that arrives before any ADT still creates the patient, which the next ADT
+  message then replaces.
 """
 
 from __future__ import annotations
