@@ -4,11 +4,14 @@ The batch: device {id, type?, manufacturer?, serial?}, patient {system, value, a
 readings [{code, system, display?, value, unit, time}] (tests/corpus/device/ has one).
 
 - Device: id resource_id("Device", device.id).
-- Patient: only referenced, never emitted. The id follows the HL7 v2 rule,
-  resource_id("Patient", authority, value) with authority = assigner if present else
-  system, so readings land on the patient ADT created. A device knows nothing else about
-  the patient; a Patient carrying only an identifier would, as a new version of the whole
-  resource, wipe the name, birth date and addresses that ADT gave it.
+- Patient: only referenced, never emitted. Its id is derived as the HL7 PID-3 path derives
+  it, ids.patient_id(authority's system, value), so readings land on the patient ADT
+  created: `assigner`, when sent, names the assigning authority as PID-3's CX-4.1 does,
+  and ids.authority_system gives its system (NWH -> urn:carelog:sid:NWH, SSA -> the US SSN
+  system); without an assigner, `system` is the authority's own URI (as CX-4.2 with an ISO
+  or URI type). `system` as sent stays on Observation.subject.identifier. A device knows
+  nothing else about the patient; a Patient carrying only an identifier would, as a new
+  version of the whole resource, wipe the name, birth date and addresses that ADT gave it.
 - Observation per reading: status final, category vital-signs, LOINC code (an MDC code is
   kept as a further coding, mapped to LOINC where `device_codes` knows it), valueQuantity
   in UCUM, effectiveDateTime, subject and device. id resource_id("Observation", device.id,
@@ -145,7 +148,8 @@ def _subject(patient: Any, issues: list[Issue]) -> dict[str, Any] | None:
     identifier: dict[str, Any] = {"system": system, "value": value}
     if assigner is not None:
         identifier["assigner"] = {"display": assigner}
-    patient_id = ids.patient_id(system, value)
+    authority = ids.authority_system(assigner) if assigner is not None else system
+    patient_id = ids.patient_id(authority, value)
     return {"reference": f"Patient/{patient_id}", "identifier": identifier}
 
 

@@ -7,9 +7,10 @@ stage merges each into the current study (processors/version_policy.py,
 `imaging_study_merge.merge_imaging_study`: series and instances unioned by UID).
 
 Ids: ImagingStudy resource_id("ImagingStudy", StudyInstanceUID); Patient
-resource_id("Patient", issuer, PatientID), the issuer being IssuerOfPatientID, else the
-ISO OID of IssuerOfPatientIDQualifiersSequence as urn:oid:..., else "" (an object without
-an issuer is placed in one unqualified namespace: PACS should send the issuer).
+ids.patient_id(system, PatientID), the system being the ISO OID of
+IssuerOfPatientIDQualifiersSequence as urn:oid:..., else ids.authority_system of
+IssuerOfPatientID (as HL7 PID-3 CX-4 names it), else "" (an object without an issuer is
+placed in one unqualified namespace: PACS should send the issuer).
 
 The Patient here carries only what the header says (identifier, name, birth date, sex).
 The versioning stage uses it only to create a patient not known yet: when HL7 ADT or a FHIR
@@ -72,7 +73,7 @@ def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     if patient_id is None:
         return None
     identifier: dict[str, Any] = {"value": patient_id}
-    system = system or (ids.local_system(issuer) if issuer else None)
+    system = system or (ids.authority_system(issuer) if issuer else None)
     if system:
         identifier = {"system": system, **identifier}
     if issuer:

@@ -8,6 +8,8 @@ same message processed twice yields the same resources with the same ids
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Final
 from urllib.parse import quote
 
 # uuid5(NAMESPACE_URL, "https://carelog/fhir-ids"). Fixed forever: changing it would change
@@ -28,9 +30,28 @@ def resource_id(resource_type: str, *parts: str) -> str:
     return str(uuid.uuid5(CARELOG_NAMESPACE, name))
 
 
-def local_system(authority: str) -> str:
+# Assigning authorities whose name stands for a well-known identifier system.
+KNOWN_AUTHORITIES: Final = {
+    "NPI": "http://hl7.org/fhir/sid/us-npi",
+    "SSA": "http://hl7.org/fhir/sid/us-ssn",
+}
+
+
+def local_system(authority: str, base: str = LOCAL_SYSTEM_BASE) -> str:
     """The Identifier.system carelog gives an authority known only by its name."""
-    return LOCAL_SYSTEM_BASE + quote(authority, safe="")
+    return base + quote(authority, safe="")
+
+
+def authority_system(
+    authority: str, configured: Mapping[str, str] | None = None, base: str = LOCAL_SYSTEM_BASE
+) -> str:
+    """The Identifier.system of an assigning authority named by its name: HL7 CX-4.1 / HD-1,
+    a device batch's assigner, DICOM IssuerOfPatientID. One rule for all of them, so that
+    the same name gives the same system (and so the same Patient id) whatever the source:
+    the system configured for that name, else the well-known system it stands for (SSA is
+    http://hl7.org/fhir/sid/us-ssn), else local_system(name)."""
+    configured_system = (configured or {}).get(authority)
+    return configured_system or KNOWN_AUTHORITIES.get(authority) or local_system(authority, base)
 
 
 def patient_id(system: str, value: str) -> str:

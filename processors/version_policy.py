@@ -1,12 +1,24 @@
 """How a translated resource meets the current version of its key, by where it came from.
 
 Most sources describe the whole resource, and their translation replaces the current one.
-Two DICOM outputs are partial views and would destroy data if they replaced it:
-- an ImagingStudy translated from one SOP instance lists that instance only: it is merged
-  into the current study (series and instances unioned by UID);
+Some outputs are partial views and would destroy data if they replaced it:
+- an ImagingStudy translated from one DICOM SOP instance lists that instance only: it is
+  merged into the current study (series and instances unioned by UID);
 - a Patient from an image header carries an identifier, a name, a birth date and a sex:
   it creates the patient when none exists and never overwrites one (the ADT feed or a FHIR
-  write is the authority on demographics).
+  write is the authority on demographics);
+- a Patient or an Encounter from an HL7 v2 message other than ADT (ORU, ORM, OML, VXU, SIU,
+  MDM, ...) is likewise create-only. The ADT feed is the source of truth for demographics
+  and visits; a result's PID is the lab's copy (often just name and MRN) and its PV1 a thin
+  pointer to the visit. The HL7 translator names the message map in the mapping version
+  (hl7v2-fhir/1.0.0/ORU_R01), which is how this tells ADT from the rest. Create-only rather
+  than a merge (fields it carries filling absent ones): an absent field is not always an
+  unknown one, and when an A08 removes a phone number or an address a merge would bring the
+  lab's stale copy back; a merge would also have to keep every Patient's body in the
+  versioning table. Either way, unlike a replace, a result for a patient merged away by A40
+  does not make the inactive record active again. The message itself stays on the log, and
+  a result that arrives before any ADT still creates the patient, which the next ADT
+  message then replaces.
 Append-only records (AuditEvent, processors/append_only.py) are never replaced or deleted
 once recorded, whatever the source: such a change is refused (a Rejected event).
 """
@@ -17,9 +29,11 @@ from enum import Enum
 
 from processors.append_only import APPEND_ONLY_TYPES
 from processors.dicom_header import MAPPING_VERSION as DICOM_MAPPING
+from processors.hl7v2.context import message_code_of
 from schemas.events import ResourceTranslated
 
 _DICOM = DICOM_MAPPING.split("/")[0]
+_OWNED_BY_ADT = frozenset({"Patient", "Encounter"})
 
 
 class Policy(Enum):
@@ -36,5 +50,9 @@ def policy_for(translated: ResourceTranslated) -> Policy:
         if translated.resource_type == "ImagingStudy":
             return Policy.MERGE
         if translated.resource_type == "Patient":
+            return Policy.CREATE_ONLY
+    if translated.resource_type in _OWNED_BY_ADT:
+        message_code = message_code_of(translated.mapping_version)
+        if message_code is not None and message_code != "ADT":
             return Policy.CREATE_ONLY
     return Policy.REPLACE

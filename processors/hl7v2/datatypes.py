@@ -82,8 +82,6 @@ def hd_system(namespace: str, universal_id: str, universal_type: str, ctx: Mappi
         return f"urn:uuid:{universal_id.lower()}"
     if universal_id and kind in ("URI", "URL"):
         return universal_id
-    if namespace in vocab.KNOWN_AUTHORITIES:
-        return vocab.KNOWN_AUTHORITIES[namespace]
     return ctx.authority_system(namespace or universal_id)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .context import MAPPING_VERSION, MappingContext
+from .context import MappingContext, mapping_version_of
 from .errors import MappingError, UnsupportedMessageType
 from .mappers import adt, mdm, orders, oru, siu, vxu
 from .mappers.common import message_time
@@ -34,7 +34,7 @@ class Translation:
     business_time: str | None  # EVN-2, else MSH-7, as a FHIR dateTime
     message_type: str  # e.g. "ORU^R01"
     control_id: str  # MSH-10
-    mapping_version: str = MAPPING_VERSION
+    mapping_version: str  # the message map that produced them: hl7v2-fhir/1.0.0/ORU_R01
 
 
 def mapper_for(msg: ParsedMessage) -> Mapper:
@@ -60,6 +60,7 @@ def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
         business_time=message_time(msg, ctx),
         message_type=f"{code}^{trigger}",
         control_id=msg.control_id,
+        mapping_version=mapping_version_of(code, trigger),
     )
 
 

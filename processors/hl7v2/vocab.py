@@ -277,9 +277,3 @@ TELECOM_SYSTEM: Final = {
     "TDD": "other",
     "TTY": "other",
 }
-
-# HL7 table 0203 identifier types that have well-known FHIR systems (by assigning authority).
-KNOWN_AUTHORITIES: Final = {
-    "NPI": "http://hl7.org/fhir/sid/us-npi",
-    "SSA": "http://hl7.org/fhir/sid/us-ssn",
-}

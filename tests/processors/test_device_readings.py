@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,8 +23,9 @@ EVENT = "5f1d2c3b-0000-4000-8000-00000000d001"
 BATCH_BYTES = (CORPUS / "device" / "bedside_monitor_batch.json").read_bytes()
 BATCH: dict[str, Any] = orjson.loads(BATCH_BYTES)
 DEVICE_ID = resource_id("Device", "MON-4WEST-412B")
-# One rule for every source: Identifier.system|value (processors/ids.py, patient_id).
-PATIENT_ID = resource_id("Patient", "urn:oid:2.16.840.1.113883.3.9001.1", "MRN7731")
+# The assigner NWH names the authority as the ADT feed's PID-3 does (MRN7731^^^NWH^MR), so
+# the readings land on the Patient the HL7 feed made (processors/ids.py, patient_id).
+PATIENT_ID = resource_id("Patient", "urn:carelog:sid:NWH", "MRN7731")
 SUBJECT = {
     "reference": f"Patient/{PATIENT_ID}",
     "identifier": {
@@ -200,7 +202,7 @@ def test_an_unmapped_mdc_code_keeps_its_own_coding() -> None:
     assert_valid_r4b(observations["151708"])
 
 
-def test_patient_id_is_the_same_without_an_assigner() -> None:
+def test_without_an_assigner_the_system_names_the_authority() -> None:
     batch = copy.deepcopy(BATCH)
     del batch["patient"]["assigner"]
     [_, first, *_] = translate_device(orjson.dumps(batch), EVENT).resources
@@ -353,3 +355,98 @@ def test_any_field_replaced_by_any_json_gives_resources_or_translation_error(
 def test_arbitrary_bytes_raise_nothing_but_translation_error(payload: bytes) -> None:
     with contextlib.suppress(TranslationError):
         translate_device(payload, EVENT)
+
+
+# --- the patient reference lands on the Patient the HL7 v2 feed made ----------------------
+
+
+def hl7_patients(message: bytes) -> dict[str, dict[str, Any]]:
+    from processors.hl7v2.translate import translate
+
+    resources = translate(message).resources
+    return {f"Patient/{r['id']}": r for r in resources if r["resourceType"] == "Patient"}
+
+
+def subjects(batch: bytes) -> set[str]:
+    return {
+        r.resource["subject"]["reference"]
+        for r in translate_device(batch, EVENT).resources
+        if r.resource["resourceType"] == "Observation"
+    }
+
+
+def test_corpus_readings_point_at_the_patient_the_corpus_hl7_feed_made() -> None:
+    # MRN7731^^^NWH^MR: the corpus's HL7 messages for the patient the corpus batch names.
+    message = (CORPUS / "hl7v2_extra" / "siu_s12_appointment_v2.5.1_fixed.hl7").read_bytes()
+    patients = hl7_patients(message)
+    assert subjects(BATCH_BYTES) == {f"Patient/{PATIENT_ID}"} and set(patients) == {
+        f"Patient/{PATIENT_ID}"
+    }
+
+
+ADT_FILES = sorted(
+    p for p in CORPUS.glob("hl7v2*/adt_*.hl7") if "_a40_" not in p.name
+)  # an A40 names two patients
+
+
+@pytest.mark.parametrize("path", ADT_FILES, ids=lambda p: p.name)
+def test_readings_for_a_corpus_adt_patient_point_at_its_patient(path: Path) -> None:
+    """The corpus batch, sent for the patient of each corpus ADT (its MRN and authority)."""
+    message = path.read_bytes()
+    pid = next(s for s in message.split(b"\r") if s.startswith(b"PID|")).decode("latin-1")
+    mrn, _, _, authority = pid.split("|")[3].split("~")[0].split("^")[:4]
+    batch = copy.deepcopy(BATCH)
+    batch["patient"].update(value=mrn, assigner=authority)
+    [subject] = subjects(orjson.dumps(batch))
+    assert subject in hl7_patients(message)
+
+
+OID = "2.16.840.1.113883.3.9001.1"
+# (PID-3 as the ADT feed sends it, the device batch's patient for the same identifier)
+SAME_PATIENT = [
+    ("MRN1^^^NWH^MR", {"system": f"urn:oid:{OID}", "assigner": "NWH"}),
+    ("MRN1^^^NWH^MR", {"system": "urn:carelog:sid:NWH", "assigner": "NWH"}),
+    ("MRN1^^^NWH^MR", {"system": "urn:carelog:sid:NWH"}),
+    ("MRN1^^^North Wind/East^MR", {"system": "urn:x", "assigner": "North Wind/East"}),
+    (f"MRN1^^^&{OID}&ISO^MR", {"system": f"urn:oid:{OID}"}),
+    ("MRN1^^^&https://mrn.example.org&URI^MR", {"system": "https://mrn.example.org"}),
+    ("123-45-6789^^^SSA^SS", {"system": "http://hl7.org/fhir/sid/us-ssn", "assigner": "SSA"}),
+    ("123-45-6789^^^SSA^SS", {"system": "http://hl7.org/fhir/sid/us-ssn"}),
+]
+
+
+def adt_with(pid3: str) -> bytes:
+    return (
+        "MSH|^~\\&|MPI|NORTHWIND_HOSP|CARELOG|CARELOG|20261020090000-0500||ADT^A28^ADT_A05|C1|P|2.5.1\r"
+        f"PID|1||{pid3}||O'Brien^Siobhan||20010915|F\r"
+    ).encode()  # fmt: skip
+
+
+def batch_for(patient: dict[str, str]) -> bytes:
+    batch = copy.deepcopy(BATCH)
+    batch["patient"] = patient
+    return orjson.dumps(batch)
+
+
+@pytest.mark.parametrize(("pid3", "patient"), SAME_PATIENT)
+def test_each_form_of_an_identifier_lands_on_the_hl7_patient(
+    pid3: str, patient: dict[str, str]
+) -> None:
+    value = pid3.split("^")[0]
+    [hl7_patient] = hl7_patients(adt_with(pid3))
+    assert subjects(batch_for({**patient, "value": value})) == {hl7_patient}
+
+
+_AUTHORITY = st.text(
+    st.characters(codec="ascii", categories=("L", "N", "P", "Zs"), exclude_characters="|^~\\&"),
+    min_size=1,
+    max_size=20,
+).filter(lambda a: a.strip() == a)
+
+
+@given(authority=_AUTHORITY, mrn=st.from_regex(r"[A-Z0-9]{1,12}", fullmatch=True))
+@settings(max_examples=60, deadline=None)
+def test_any_named_authority_gives_the_hl7_patient(authority: str, mrn: str) -> None:
+    [hl7_patient] = hl7_patients(adt_with(f"{mrn}^^^{authority}^MR"))
+    device = {"system": f"urn:oid:{OID}", "value": mrn, "assigner": authority}
+    assert subjects(batch_for(device)) == {hl7_patient}

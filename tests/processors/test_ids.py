@@ -45,3 +45,15 @@ def test_same_input_same_id_and_a_valid_fhir_id(resource_type: str, parts: list[
     assert first == resource_id(resource_type, *parts)
     assert len(first) == 36  # a FHIR id is at most 64 of [A-Za-z0-9-.]
     assert all(c in "0123456789abcdef-" for c in first)
+
+
+def test_a_named_authority_has_one_system_whoever_names_it() -> None:
+    """HL7 CX-4.1, a device batch's assigner and DICOM IssuerOfPatientID all use this."""
+    from processors.ids import authority_system
+
+    assert authority_system("NWH") == "urn:carelog:sid:NWH"
+    assert authority_system("North Wind/East") == "urn:carelog:sid:North%20Wind%2FEast"
+    assert authority_system("SSA") == "http://hl7.org/fhir/sid/us-ssn"
+    assert authority_system("NWH", {"NWH": "urn:oid:1.2.3"}) == "urn:oid:1.2.3"
+    assert authority_system("SSA", {"SSA": "urn:oid:1.2.4"}) == "urn:oid:1.2.4"  # configured wins
+    assert authority_system("NWH", base="urn:other:") == "urn:other:NWH"

@@ -145,3 +145,57 @@ def test_hl7_a01_then_a08_gives_patient_version_2_and_a_resend_changes_nothing(
     assert [c.version for c in versions] == [1, 2]
     assert [c.inbound_event_id for c in versions] == [a01.event_id, a08.event_id]
     assert orjson.loads(versions[1].resource or "")["address"][0]["line"] == ["12 Oak Ave"]
+
+
+def hl7_message(*segments: str, control: str) -> InboundMessage:
+    return InboundMessage.received(
+        ("\r".join(segments) + "\r").encode(), channel=Channel.mllp, format=Format.hl7v2,
+        content_type="x-application/hl7-v2+er7", sender="NWH", idempotency_key=control,
+    )  # fmt: skip
+
+
+def test_a_lab_result_does_not_wipe_the_demographics_the_adt_feed_gave(
+    kafka_settings: Settings, worker: Worker
+) -> None:
+    from processors.ids import local_system, patient_id
+
+    mrn = f"MRN{uuid.uuid4().hex[:10]}"
+
+    def a08(control: str, street: str) -> InboundMessage:
+        return hl7_message(
+            f"MSH|^~\\&|EPICADT|NWH|CARELOG|CARELOG|20261107083000-0500||ADT^A08^ADT_A01|{control}|P|2.5.1",
+            "EVN|A08|20261107083000-0500",
+            f"PID|1||{mrn}^^^NWH^MR||Haddad^Omar^Y||19880217|M|||{street}^^Madison^WI^53711^USA^H"
+            "||^PRN^PH^^1^608^5550199|||M|||999-88-7777",
+            control=control,
+        )  # fmt: skip
+
+    rich = a08(f"A08-{mrn}", "9 Pine Ct")
+    thin = hl7_message(
+        f"MSH|^~\\&|SUNQUEST|NWH|CARELOG|CARELOG|20261108071500-0500||ORU^R01^ORU_R01|R-{mrn}|P|2.5.1",
+        f"PID|1||{mrn}^^^NWH^MR||Haddad^Omar",
+        f"OBR|1|O-{mrn}^NWH_CPOE|L-{mrn}^NWH_LAB|58410-2^CBC panel^LN|||20261108060000-0500"
+        "|||||||||||||||20261108071000-0500|||F",
+        "OBX|1|NM|718-7^Hemoglobin^LN||13.2|g/dL^^UCUM|||||F",
+        control=f"R-{mrn}",
+    )  # fmt: skip
+    moved = a08(f"A08B-{mrn}", "12 Oak Ave")
+    with EventProducer(kafka_settings) as producer:
+        producer.send_many(
+            Outgoing(inbound_topic(Format.hl7v2), f"NWH|{mrn}", encode_event(e))
+            for e in (rich, thin, moved)
+        )
+    pid = patient_id(local_system("NWH"), mrn)
+    wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
+    versions = changes_for(kafka_settings, {pid})[pid]
+    assert [c.inbound_event_id for c in versions] == [rich.event_id, moved.event_id]
+    assert [c.version for c in versions] == [1, 2]
+    rejected = [e for _, e in read_all(kafka_settings, REJECTED) if isinstance(e, Rejected)]
+    assert not [r for r in rejected if r.original_event_id == thin.event_id]
+    current = orjson.loads(versions[-1].resource or "")
+    assert current["address"][0]["line"] == ["12 Oak Ave"]  # the ADT feed still updates it
+    assert current["telecom"] == [{"system": "phone", "value": "+1 (608) 5550199", "use": "home"}]
+    assert current["maritalStatus"]["coding"][0]["code"] == "M"
+    assert {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-88-7777"} in current[
+        "identifier"
+    ]
