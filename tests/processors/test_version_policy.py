@@ -118,7 +118,7 @@ def test_a_deleted_study_starts_again_from_the_next_instance() -> None:
 
 EXTRA = CORPUS / "hl7v2_extra"
 ADT_A08 = (EXTRA / "adt_a08_update_nk1_al1_dg1_v2.5.1.hl7").read_bytes()  # MRN5520, rich PID
-ORU = (EXTRA / "oru_r01_cbc_v2.5.1_fixed.hl7").read_bytes()  # MRN5520, name and MRN only
+ORU = (CORPUS / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()  # MRN5520, name and MRN only
 ORM = (CORPUS / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()  # MRN5520, thin PID + PV1
 MDM = (EXTRA / "mdm_t02_document_v2.5.1_fixed.hl7").read_bytes()  # MRN5520, thin PID + PV1
 ADT_A40 = (CORPUS / "hl7v2" / "adt_a40_merge_v2.5.1.hl7").read_bytes()  # MRN9911 -> MRN5520
