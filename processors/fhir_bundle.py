@@ -27,7 +27,6 @@ from processors.fhir_request import (
     parse_json_object,
     prepared,
 )
-from processors.fhir_validation import validate_resource
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue
@@ -95,11 +94,10 @@ def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Tra
             }
             operation = "delete"
         else:
-            where = f"{write.where}.resource"
-            resource = _resolve(write.resource, targets, where, kind, issues)
-            issues.extend(validate_resource(resource, where))
+            resource = _resolve(write.resource, targets, f"{write.where}.resource", kind, issues)
+        where = f"{write.where}.resource"
         resources.append(
-            (_ORDER[write.method], TranslatedResource(resource, operation, write.if_match))
+            (_ORDER[write.method], TranslatedResource(resource, operation, write.if_match, where))
         )
     if issues:
         raise TranslationError(issues)

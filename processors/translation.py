@@ -8,7 +8,7 @@ call and write; the versioning stage turns each `TranslatedResource` into a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +23,9 @@ class TranslatedResource:
     operation: Literal["upsert", "delete"] = "upsert"
     # Expected current version (from If-Match W/"n"); checked by the versioning stage.
     if_match: int | None = None
+    # Where the resource was in the input (a FHIRPath such as "Bundle.entry[2].resource"),
+    # to locate validation issues; None: its resourceType.
+    where: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:
