@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.domainresource import DomainResource
 from fhir.resources.R4B.resource import Resource
@@ -94,7 +95,16 @@ def resource_model(resource_type: str) -> type[Resource] | None:
 
 def _structure_issues(model: type[Resource], resource: dict[str, Any], prefix: str) -> list[Issue]:
     try:
-        model.model_validate(resource)
+        # From JSON text pydantic-core parses and validates in one pass in Rust: about 1.2x
+        # faster than model_validate on the dicts (tests/bench/bench_hl7v2_translate.py).
+        data = orjson.dumps(resource)
+    except TypeError:  # orjson cannot encode it (an integer beyond 64 bits): the dict path
+        data = None
+    try:
+        if data is None:
+            model.model_validate(resource)
+        else:
+            model.model_validate_json(data)
     except ValidationError as exc:
         issues = []
         for error in exc.errors(include_url=False):
