@@ -11,6 +11,8 @@ The translation is all or nothing for both kinds: the Translation contract has n
 for the per-entry outcomes a batch-response would carry, so a batch with a bad entry is
 rejected whole, with one issue per problem. Two entries writing the same resource are an
 error (R4 3.1.0.11.2). Writes come out in the processing order R4 sets: DELETE, POST, PUT.
+Each resource carries its entry's path (Bundle.entry[i].resource) for the translate stage's
+validator, which reports every invalid resource at once, once the requests are sound.
 """
 
 from __future__ import annotations
