@@ -260,3 +260,23 @@ def test_hl7_nul_escape_is_dropped_from_the_text() -> None:
         if isinstance(e, ResourceTranslated) and e.resource_type == "Observation" and e.resource
     ]
     assert [o["valueString"] for o in texts] == ["ab"]
+
+
+def test_hl7_unit_declared_ucum_but_unknown_is_rejected() -> None:
+    obx = "OBX|1|NM|2339-0^Glucose^LN||5.4|furlongs^furlongs^UCUM|||||F"
+    found = issues(rejected(stage(Format.hl7v2, oru(obx))))
+    assert "furlongs" in found["Observation.valueQuantity.code"]
+
+
+def test_hl7_unit_without_a_system_is_claimed_ucum_only_when_it_is() -> None:
+    def quantity(unit: str) -> dict[str, Any]:
+        obx = f"OBX|1|NM|2339-0^Glucose^LN||5.4|{unit}|||||F"
+        [result] = [
+            orjson.loads(e.resource)
+            for e in stage(Format.hl7v2, oru(obx))
+            if isinstance(e, ResourceTranslated) and e.resource_type == "Observation" and e.resource
+        ]
+        return result["valueQuantity"]  # type: ignore[no-any-return]
+
+    assert quantity("mmol/L") == {"value": 5.4, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"}
+    assert quantity("mmol per litre") == {"value": 5.4, "unit": "mmol per litre"}
