@@ -1,8 +1,9 @@
 """The common contract of carelog's translators: source bytes in, FHIR R4 resources out.
 
 Every translator (FHIR input, device readings, DICOM headers, HL7 v2) is a pure function
-that returns a `Translation` or raises `TranslationError`. The agents around them only read,
-call and write; the versioning stage turns each `TranslatedResource` into a
+that returns a `Translation` or raises `TranslationError`; none validates its output: the
+translate stage (`processors.translate`) runs the one validator on every translation. The
+agents around them only read, call and write; the versioning stage turns each `TranslatedResource` into a
 `ResourceChanged` event, and a `TranslationError` into a `Rejected` one.
 """
 
