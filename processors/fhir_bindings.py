@@ -1,8 +1,13 @@
 """Required value-set bindings (FHIR R4 4.0.1) that the fhir.resources models do not check.
 
 fhir.resources types a `code` element as a string matching the code pattern and nothing more,
-so Observation.status "finished" passes its model. This table lists the required bindings of
-the resource types carelog produces, by element path; `fhir_validation` applies it.
+so Observation.status "finished" passes its model. These are carelog's one set of binding
+tables, applied by `processors.validation` to every resource every translator produces:
+
+- REQUIRED_BINDINGS: per resource type, by element path (dotted, lists walked);
+- DATATYPE_BINDINGS: the bindings of data types (ContactPoint, HumanName, Address,
+  Identifier, Quantity), applied wherever the element appears, in any resource;
+- CODE_SYSTEMS: the code systems whose codes are checked offline (`terminology/`).
 
 Checked against R4 4.0.1 and the fhir.resources R4B models: for these elements the R4 and
 R4B value sets are the same (no difference met).
@@ -10,7 +15,10 @@ R4B value sets are the same (no difference met).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from processors.terminology import icd10, loinc, snomed, ucum
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +32,10 @@ class Binding:
     path: str
     codes: frozenset[str]
     system: str | None = None
+    steps: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.path.split(".")))
 
 
 def _codes(text: str) -> frozenset[str]:
@@ -43,26 +55,45 @@ _ENCOUNTER_STATUS = _codes(
 _TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
 
 
-def _person(prefix: str = "") -> list[Binding]:
-    """Bindings of the data types a person-like resource carries."""
-    return [
-        Binding(f"{prefix}gender", _GENDER),
-        Binding(f"{prefix}name.use", _NAME_USE),
-        Binding(f"{prefix}telecom.system", _TELECOM_SYSTEM),
-        Binding(f"{prefix}telecom.use", _TELECOM_USE),
-        Binding(f"{prefix}address.use", _ADDRESS_USE),
-        Binding(f"{prefix}address.type", _ADDRESS_TYPE),
-    ]
+# (element name, key) -> codes: a data type's required bindings, wherever the element is.
+DATATYPE_BINDINGS: dict[tuple[str, str], frozenset[str]] = {
+    ("telecom", "system"): _TELECOM_SYSTEM,
+    ("telecom", "use"): _TELECOM_USE,
+    ("name", "use"): _NAME_USE,
+    ("address", "use"): _ADDRESS_USE,
+    ("address", "type"): _ADDRESS_TYPE,
+    ("identifier", "use"): _IDENTIFIER_USE,
+}
+# Quantity.comparator, on any element holding a Quantity.
+QUANTITY_COMPARATORS = _codes("< <= >= >")
 
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10 = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
+UCUM = "http://unitsofmeasure.org"
+# Code system -> checker (`problem(code)`: why the code is not one of that system, or None).
+CODE_SYSTEMS: dict[str, Callable[[str], str | None]] = {
+    LOINC: loinc.problem,
+    SNOMED: snomed.problem,
+    **{system: icd10.problem for system in ICD10},
+    UCUM: ucum.problem,
+}
 
 REQUIRED_BINDINGS: dict[str, list[Binding]] = {
     "Patient": [
-        *_person(),
-        *_person("contact."),
-        Binding("identifier.use", _IDENTIFIER_USE),
+        Binding("gender", _GENDER),
+        Binding("contact.gender", _GENDER),
         Binding("link.type", _codes("replaced-by replaces refer seealso")),
     ],
-    "RelatedPerson": [*_person(), Binding("identifier.use", _IDENTIFIER_USE)],
+    "RelatedPerson": [Binding("gender", _GENDER)],
+    "Practitioner": [Binding("gender", _GENDER)],
+    "Location": [
+        Binding("status", _codes("active suspended inactive")),
+        Binding("mode", _codes("instance kind")),
+    ],
+    "Specimen": [
+        Binding("status", _codes("available unavailable unsatisfactory entered-in-error"))
+    ],
     "Encounter": [
         Binding("status", _ENCOUNTER_STATUS),
         Binding("statusHistory.status", _ENCOUNTER_STATUS),
@@ -75,7 +106,6 @@ REQUIRED_BINDINGS: dict[str, list[Binding]] = {
                 "registered preliminary final amended corrected cancelled entered-in-error unknown"
             ),
         ),
-        Binding("valueQuantity.comparator", _codes("< <= >= >")),
     ],
     "DiagnosticReport": [
         Binding(

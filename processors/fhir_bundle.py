@@ -15,6 +15,8 @@ What an entry does is read from request.method and request.url only; an entry.re
 another type than the url names is refused, on a DELETE too (where the body is otherwise
 ignored), so a decoy body cannot disguise what is done. An entry may not update or delete
 an AuditEvent (processors/append_only.py).
+Each resource carries its entry's path (Bundle.entry[i].resource) for the translate stage's
+validator, which reports every invalid resource at once, once the requests are sound.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from processors.fhir_request import (
     parse_json_object,
     prepared,
 )
-from processors.fhir_validation import validate_resource
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue
@@ -101,11 +102,10 @@ def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Tra
             }
             operation = "delete"
         else:
-            where = f"{write.where}.resource"
-            resource = _resolve(write.resource, targets, where, kind, issues)
-            issues.extend(validate_resource(resource, where))
+            resource = _resolve(write.resource, targets, f"{write.where}.resource", kind, issues)
+        where = f"{write.where}.resource"
         resources.append(
-            (_ORDER[write.method], TranslatedResource(resource, operation, write.if_match))
+            (_ORDER[write.method], TranslatedResource(resource, operation, write.if_match, where))
         )
     if issues:
         raise TranslationError(issues)

@@ -26,7 +26,6 @@ from processors.fhir_bundle import translate_bundle
 from processors.fhir_request import (
     check_id,
     check_type,
-    check_valid,
     conditional_id,
     fail,
     parse_if_match,
@@ -44,8 +43,8 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
     """The resources a FHIR write request creates, updates or deletes.
 
     Raises:
-        TranslationError: the request or a resource is invalid; issues name the FHIRPath
-            (e.g. "Observation.status") or the request header at fault.
+        TranslationError: the request is invalid; issues name the FHIRPath or the request
+            header at fault. The resources are validated by the translate stage.
     """
     method = headers.get("http.method", "").upper()
     path = headers.get("http.path", "")
@@ -90,6 +89,4 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
 def _one(
     resource: dict[str, Any], operation: Literal["upsert", "delete"], if_match: int | None
 ) -> Translation:
-    if operation == "upsert":
-        check_valid(resource, str(resource["resourceType"]))
     return Translation([TranslatedResource(resource, operation, if_match)], None, MAPPING_VERSION)

@@ -1,7 +1,8 @@
 """The pieces of a FHIR write request shared by single writes and Bundle entries.
 
 Target type and id, If-Match, conditional create criteria, and the resource body made ready
-for the log: the id carelog assigns, server-managed meta removed, validated.
+for the log: the id carelog assigns, server-managed meta removed. Validation is the translate
+stage's, as for every format (`processors.validation`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from processors.fhir_validation import resource_model, validate_resource
 from processors.ids import resource_id
 from processors.translation import TranslationError
+from processors.validation import resource_model
 from schemas.outcome import Issue
 
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
@@ -115,10 +116,3 @@ def prepared(body: Any, resource_type: str, new_id: str, where: str) -> dict[str
     elif meta is not None:
         resource["meta"] = meta  # not an object: let validation name it
     return resource
-
-
-def check_valid(resource: dict[str, Any], where: str) -> None:
-    """Raise a TranslationError naming every problem in `resource`."""
-    issues = validate_resource(resource, where)
-    if issues:
-        raise TranslationError(issues)

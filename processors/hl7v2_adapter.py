@@ -1,5 +1,5 @@
-"""HL7 v2 under the translators' common contract: parse + map (processors/hl7v2), then
-validate every resource before anything is appended."""
+"""HL7 v2 under the translators' common contract: parse + map (processors/hl7v2). The
+translate stage validates the resources, as it does for every format."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from processors.hl7v2.errors import Hl7v2Error
 from processors.hl7v2.translate import translate
 from processors.translation import TranslatedResource, Translation, TranslationError
-from processors.validation import errors, validate_all
 from schemas.outcome import Issue
 
 
@@ -27,9 +26,6 @@ def translate_hl7v2(payload: bytes, event_id: str) -> Translation:
     except Hl7v2Error as exc:
         code = "not-supported" if "not a message type" in exc.message else "invalid"
         raise TranslationError([Issue(exc.message, code=code, location=exc.location)]) from exc
-    problems = errors(validate_all(result.resources))
-    if problems:
-        raise TranslationError(problems)
     return Translation(
         resources=[TranslatedResource(r) for r in result.resources],
         business_time=_instant(result.business_time),

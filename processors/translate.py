@@ -1,13 +1,23 @@
-"""From one inbound event to its resources: dispatch by format to the pure translators."""
+"""From one inbound event to its resources: dispatch by format to the pure translators, then
+validate what they produced, once, with the one validator (`processors.validation`)."""
 
 from __future__ import annotations
 
 from processors.translation import Translation
+from processors.validation import validated
 from schemas.events import Format, InboundMessage
 
 
 def translate(event: InboundMessage, payload: bytes) -> Translation:
-    """Translate the bytes of `event` (read from the blob store if it carries a reference)."""
+    """Translate the bytes of `event` (read from the blob store if it carries a reference).
+
+    Raises:
+        TranslationError: the input cannot be translated, or a resource it gives is invalid.
+    """
+    return validated(_translated(event, payload))
+
+
+def _translated(event: InboundMessage, payload: bytes) -> Translation:
     if event.format is Format.hl7v2:
         from processors.hl7v2_adapter import translate_hl7v2
 

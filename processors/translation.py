@@ -1,14 +1,16 @@
 """The common contract of carelog's translators: source bytes in, FHIR R4 resources out.
 
 Every translator (FHIR input, device readings, DICOM headers, HL7 v2) is a pure function
-that returns a `Translation` or raises `TranslationError`. The agents around them only read,
-call and write; the versioning stage turns each `TranslatedResource` into a
-`ResourceChanged` event, and a `TranslationError` into a `Rejected` one.
+that returns a `Translation` or raises `TranslationError`; none validates its output: the
+translate stage (`processors.translate`) runs the one validator on every translation. The
+agents around them only read, call and write; the versioning stage turns each
+`TranslatedResource` into a `ResourceChanged` event, and a `TranslationError` into a
+`Rejected` one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +25,9 @@ class TranslatedResource:
     operation: Literal["upsert", "delete"] = "upsert"
     # Expected current version (from If-Match W/"n"); checked by the versioning stage.
     if_match: int | None = None
+    # Where the resource was in the input (a FHIRPath such as "Bundle.entry[2].resource"),
+    # to locate validation issues; None: its resourceType.
+    where: str | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

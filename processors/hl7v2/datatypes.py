@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from processors.terminology import ucum
+
 from . import vocab
 from .context import MappingContext
 from .errors import MappingError
@@ -378,12 +380,18 @@ def relationship(rep: Repetition, ctx: MappingContext) -> JSON | None:
 
 
 def quantity(value: str, units: Repetition, location: str) -> JSON:
-    """NM + CWE units (OBX-6) -> Quantity; UCUM units get system and code."""
+    """NM + CWE units (OBX-6) -> Quantity; UCUM units get system and code.
+
+    Units coded UCUM are claimed UCUM (and validated as such); units without a coding system
+    are claimed UCUM only when they parse as UCUM, else kept as the unit's text alone.
+    """
     q: JSON = {"value": decimal(value, location)}
     unit_code, unit_text, unit_system = c(units, 1), c(units, 2), c(units, 3)
     if unit_code or unit_text:
         q["unit"] = unit_text or unit_code
-    if unit_code and (unit_system.upper() in ("UCUM", "") or not unit_system):
+    if unit_code and (
+        unit_system.upper() == "UCUM" or (not unit_system and ucum.problem(unit_code) is None)
+    ):
         q["system"] = "http://unitsofmeasure.org"
         q["code"] = unit_code
     return q

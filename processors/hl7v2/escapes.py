@@ -1,8 +1,10 @@
 """HL7 v2 escape sequences (v2.5.1 chapter 2.7), decoded when a leaf value is read.
 
 Decoded: \\F\\ \\S\\ \\R\\ \\E\\ \\T\\ (delimiters), \\Xhh..\\ (hex bytes, in the message's
-character set), \\.br\\ (line break), \\.sp\\ and \\.spN\\ (N line breaks), \\H\\ and \\N\\
-(start/end highlighting: dropped, plain text has no highlighting). Every other sequence
+character set; the control characters a FHIR string may not hold, all below U+0020 but tab,
+LF and CR, are dropped: \\X00\\ is a C string's end, not text), \\.br\\ (line break), \\.sp\\
+and \\.spN\\ (N line breaks), \\H\\ and \\N\\ (start/end highlighting: dropped, plain text has
+no highlighting). Every other sequence
 (\\Cxxyy\\, \\Mxxyyzz\\, \\Zxx\\, \\.in\\, \\.ti\\, \\.sk\\, \\.ce\\, \\.fi\\, \\.nf\\) and an
 unterminated escape character are kept as sent.
 """
@@ -14,6 +16,8 @@ from functools import lru_cache
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
 _SP = re.compile(r"^\.sp(\d*)$")
+# What a FHIR string may not contain (R4 string: no code point below 32 but 9, 10, 13).
+_NOT_TEXT = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
 
 
 @lru_cache(maxsize=64)
@@ -65,9 +69,10 @@ def _decode(seq: str, delims: dict[str, str], escape: str, charset: str) -> str:
     if seq[:1] == "X" and _HEX.match(seq[1:]):
         raw = bytes.fromhex(seq[1:])
         try:
-            return raw.decode(charset)
+            decoded = raw.decode(charset)
         except UnicodeDecodeError:
-            return raw.decode("latin-1")
+            decoded = raw.decode("latin-1")
+        return decoded.translate(_NOT_TEXT)
     m = _SP.match(seq)
     if m:
         return "\n" * max(1, int(m.group(1) or "1"))

@@ -5,9 +5,9 @@ component := annotatable annotation? | annotation | factor | '(' term ')'
 annotatable := [prefix] atom [exponent]             (prefix only on metric atoms)
 annotation := '{' anything but braces '}'
 
-The atom table holds the base units and the derived and customary units in clinical use
-(the metric ones accept the 20 SI prefixes). It is not the full UCUM essence table, so a rare
-but valid unit may be reported unknown: the caller treats that as a warning.
+The atom table is the UCUM essence's: every base unit and unit (the metric ones take the 20
+SI prefixes and the 4 binary ones). A symbol that is not an atom, prefixed or not, is not
+UCUM: "furlongs" is refused, "[fur_us]" is the US survey furlong.
 """
 
 from __future__ import annotations
@@ -15,252 +15,51 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-PREFIXES = (
-    "Y",
-    "Z",
-    "E",
-    "P",
-    "T",
-    "G",
-    "M",
-    "k",
-    "h",
-    "da",
-    "d",
-    "c",
-    "m",
-    "u",
-    "n",
-    "p",
-    "f",
-    "a",
-    "z",
-    "y",
-    "Ki",
-    "Mi",
-    "Gi",
-    "Ti",
+
+def _symbols(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+PREFIXES = tuple(sorted(_symbols("Y Z E P T G M k h da d c m u n p f a z y Ki Mi Gi Ti")))
+# The atoms of the UCUM essence (ucum-essence.xml, version 2.1): base units and units, by
+# whether they take a prefix (isMetric="yes") or not.
+METRIC = _symbols(
+    """
+    m s g rad K C cd
+    mol sr Hz N Pa J W A V F Ohm S Wb Cel T H lm lx Bq Gy Sv
+    l L ar t bar u eV pc [c] [h] [k] [eps_0] [mu_0] [e] [m_e] [m_p] [G] [g] [ly] gf
+    Ky Gal dyn erg P St Mx G Oe Gb sb Lmb ph Ci R RAD REM Bi
+    cal_[15] cal_[20] cal_m cal_IT cal_th cal tex m[H2O] m[Hg] eq osm g% kat U [iU] [IU]
+    Np B B[SPL] B[V] B[mV] B[uV] B[10.nV] B[W] B[kW] st mho bit By Bd [CFU]
+    """
 )
-METRIC = frozenset(
-    [
-        "m",
-        "s",
-        "g",
-        "rad",
-        "K",
-        "C",
-        "cd",
-        "mol",
-        "sr",
-        "Hz",
-        "N",
-        "Pa",
-        "J",
-        "W",
-        "A",
-        "V",
-        "F",
-        "Ohm",
-        "S",
-        "Wb",
-        "Cel",
-        "T",
-        "H",
-        "lm",
-        "lx",
-        "Bq",
-        "Gy",
-        "Sv",
-        "l",
-        "L",
-        "ar",
-        "t",
-        "bar",
-        "u",
-        "eV",
-        "pc",
-        "gf",
-        "Ky",
-        "Gal",
-        "dyn",
-        "erg",
-        "P",
-        "Bi",
-        "St",
-        "Mx",
-        "G",
-        "Oe",
-        "Gb",
-        "sb",
-        "Lmb",
-        "ph",
-        "Ci",
-        "R",
-        "RAD",
-        "REM",
-        "eq",
-        "osm",
-        "kat",
-        "U",
-        "[iU]",
-        "[IU]",
-        "B",
-        "Np",
-        "cal",
-        "m[Hg]",
-        "m[H2O]",
-        "mho",
-        "st",
-        "bit",
-        "By",
-        "Bd",
-        "[CFU]",
-    ]
-)
-NON_METRIC = frozenset(
-    [
-        "10*",
-        "10^",
-        "[pi]",
-        "%",
-        "[ppth]",
-        "[ppm]",
-        "[ppb]",
-        "[pptr]",
-        "min",
-        "h",
-        "d",
-        "a",
-        "wk",
-        "mo",
-        "a_t",
-        "a_j",
-        "a_g",
-        "mo_s",
-        "mo_j",
-        "mo_g",
-        "'",
-        "''",
-        "deg",
-        "gon",
-        "[in_i]",
-        "[ft_i]",
-        "[yd_i]",
-        "[mi_i]",
-        "[nmi_i]",
-        "[lb_av]",
-        "[oz_av]",
-        "[gr]",
-        "[dr_av]",
-        "[ston_av]",
-        "[degF]",
-        "[degR]",
-        "[pH]",
-        "[arb'U]",
-        "[USP'U]",
-        "[GPL'U]",
-        "[MPL'U]",
-        "[APL'U]",
-        "[beth'U]",
-        "[todd'U]",
-        "[dye'U]",
-        "[smgy'U]",
-        "[bdsk'U]",
-        "[ka'U]",
-        "[knk'U]",
-        "[mclg'U]",
-        "[tb'U]",
-        "[HPF]",
-        "[LPF]",
-        "[drp]",
-        "[gal_us]",
-        "[qt_us]",
-        "[pt_us]",
-        "[foz_us]",
-        "[tsp_us]",
-        "[tbs_us]",
-        "[cup_us]",
-        "[fdr_us]",
-        "[min_us]",
-        "[gal_br]",
-        "[pt_br]",
-        "[foz_br]",
-        "[mesh_i]",
-        "[Ch]",
-        "[car_m]",
-        "[car_Au]",
-        "[hp_X]",
-        "[hp_C]",
-        "[kp_X]",
-        "[kp_C]",
-        "[lne]",
-        "[D'ag'U]",
-        "[FFU]",
-        "[PFU]",
-        "[BAU]",
-        "[AU]",
-        "[Lf]",
-        "[PRU]",
-        "[EID_50]",
-        "[TCID_50]",
-        "[CCID_50]",
-        "[PNU]",
-        "[S]",
-        "[HP]",
-        "[m_p]",
-        "[m_e]",
-        "[c]",
-        "[h]",
-        "[k]",
-        "[e]",
-        "[G]",
-        "[g]",
-        "[ly]",
-        "[Btu]",
-        "[Cal]",
-        "cal_th",
-        "[diop]",
-        "[hnsf'U]",
-        "[mi_us]",
-        "[ft_us]",
-        "[in_us]",
-        "[yd_us]",
-        "[rd_us]",
-        "[ch_us]",
-        "[lk_us]",
-        "[smoot]",
-        "[sct]",
-        "[twp]",
-        "[psi]",
-        "[den]",
-        "[MET]",
-        "[iU]",
-        "[IU]",
-        "[Amb'a'1'U]",
-        "[anti'Xa'U]",
-        "[ELU]",
-        "[EU]",
-        "[wood'U]",
-        "[mg_o]",
-        "[gal_wi]",
-        "[cr_i]",
-        "[bf_i]",
-        "[cml_i]",
-        "[mil_i]",
-        "[mil_us]",
-        "[hd_i]",
-        "[lcwt_av]",
-        "[scwt_av]",
-        "[lton_av]",
-        "[pwt_tr]",
-        "[oz_tr]",
-        "[lb_tr]",
-        "[sc_ap]",
-        "[dr_ap]",
-        "[oz_ap]",
-        "[lb_ap]",
-        "[oz_m]",
-    ]
+NON_METRIC = _symbols(
+    """
+    10* 10^ [pi] % [ppth] [ppm] [ppb] [pptr]
+    gon deg ' '' min h d a_t a_j a_g a wk mo_s mo_j mo_g mo AU
+    [in_i] [ft_i] [yd_i] [mi_i] [fth_i] [nmi_i] [kn_i] [sin_i] [sft_i] [syd_i] [cin_i]
+    [cft_i] [cyd_i] [bf_i] [cr_i] [mil_i] [cml_i] [hd_i]
+    [ft_us] [yd_us] [in_us] [rd_us] [ch_us] [lk_us] [rch_us] [rlk_us] [fth_us] [fur_us]
+    [mi_us] [acr_us] [srd_us] [smi_us] [sct] [twp] [mil_us]
+    [in_br] [ft_br] [rd_br] [ch_br] [lk_br] [fth_br] [pc_br] [yd_br] [mi_br] [nmi_br]
+    [kn_br] [acr_br]
+    [gal_us] [bbl_us] [qt_us] [pt_us] [gil_us] [foz_us] [fdr_us] [min_us] [crd_us] [bu_us]
+    [gal_wi] [pk_us] [dqt_us] [dpt_us] [tbs_us] [tsp_us] [cup_us] [foz_m] [cup_m] [tsp_m]
+    [tbs_m]
+    [gal_br] [pk_br] [bu_br] [qt_br] [pt_br] [gil_br] [foz_br] [fdr_br] [min_br]
+    [gr] [lb_av] [oz_av] [dr_av] [scwt_av] [lcwt_av] [ston_av] [lton_av] [stone_av]
+    [pwt_tr] [oz_tr] [lb_tr] [sc_ap] [dr_ap] [oz_ap] [lb_ap] [oz_m]
+    [lne] [pnt] [pca] [pnt_pr] [pca_pr] [pied] [pouce] [ligne] [didot] [cicero]
+    [degF] [degR] [degRe] [Cal] [Btu_39] [Btu_59] [Btu_60] [Btu_m] [Btu_IT] [Btu_th] [Btu]
+    [HP] [den]
+    [in_i'H2O] [in_i'Hg] [PRU] [wood'U] [diop] [p'diop] %[slope] [mesh_i] [Ch] [drp]
+    [hnsf'U] [MET] [hp'_X] [hp'_C] [hp'_M] [hp'_Q] [hp_X] [hp_C] [hp_M] [hp_Q]
+    [kp_X] [kp_C] [kp_M] [kp_Q] [pH] [S] [HPF] [LPF]
+    [arb'U] [USP'U] [GPL'U] [MPL'U] [APL'U] [beth'U] [anti'Xa'U] [todd'U] [dye'U]
+    [smgy'U] [bdsk'U] [ka'U] [knk'U] [mclg'U] [tb'U] [CCID_50] [TCID_50] [EID_50] [PFU]
+    [FFU] [IR] [BAU] [AU] [Amb'a'1'U] [PNU] [Lf] [D'ag'U] [FEU] [ELU] [EU] [NTU] [FNU]
+    Ao b att [psi] circ sph [car_m] [car_Au] [smoot] [m/s2/Hz^(1/2)] bit_s
+    """
 )
 ATOMS = METRIC | NON_METRIC
 _EXPONENT = re.compile(r"^(.*?)([+-]?\d+)?$")

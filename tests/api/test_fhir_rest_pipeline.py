@@ -118,6 +118,33 @@ def test_invalid_write_answers_the_downstream_outcome_and_async_answers_202(
     assert quick.status_code == 202 and quick.headers["x-event-id"]
 
 
+def test_terminology_is_checked_on_rest_writes_too(api: TestClient) -> None:
+    """The worker's one validator: a LOINC check-digit typo and a unit that is not UCUM are
+    refused on a FHIR write as they are on an HL7 v2 result, naming the element and code."""
+    heart_rate = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-5"}]},
+        "valueQuantity": {"value": 72, "system": "http://unitsofmeasure.org", "code": "/min"},
+    }
+    refused = api.post("/fhir/Observation", content=orjson.dumps(heart_rate), headers=hdr())
+    assert 400 <= refused.status_code < 500, refused.text
+    outcome = refused.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    [issue] = outcome["issue"]
+    assert issue["expression"] == ["Observation.code.coding[0].code"]
+    assert "8867-5" in issue["diagnostics"] and issue["code"] == "code-invalid"
+
+    oid = f"o{uid()}"
+    furlongs = {**heart_rate, "id": oid, "code": {"text": "distance walked"},
+                "valueQuantity": {"value": 3, "system": "http://unitsofmeasure.org", "code": "furlongs"}}  # fmt: skip
+    refused = api.put(f"/fhir/Observation/{oid}", content=orjson.dumps(furlongs), headers=hdr())
+    assert 400 <= refused.status_code < 500, refused.text
+    [issue] = refused.json()["issue"]
+    assert issue["expression"] == ["Observation.valueQuantity.code"]
+    assert "furlongs" in issue["diagnostics"]
+
+
 def test_transaction_answers_a_transaction_response(api: TestClient) -> None:
     pid = f"t{uid()}"
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [

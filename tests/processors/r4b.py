@@ -7,11 +7,11 @@ from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 
-from processors.fhir_validation import validate_resource
+from processors.validation import resource_issues
 
 
 def assert_valid_r4b(resource: dict[str, Any]) -> None:
     model = get_fhir_model_class(resource["resourceType"])
     parsed = model.model_validate(resource)
     assert parsed.id == resource["id"]
-    assert validate_resource(resource) == []
+    assert resource_issues(resource) == []

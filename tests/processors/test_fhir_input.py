@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from processors.fhir_input import MAPPING_VERSION, translate_fhir
 from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
+from processors.validation import validated
 from tests.conftest import CORPUS
 from tests.processors.r4b import assert_valid_r4b
 
@@ -32,6 +33,11 @@ def request(method: str, path: str, **headers: str) -> dict[str, str]:
 
 def body(resource: dict[str, Any]) -> bytes:
     return orjson.dumps(resource)
+
+
+def translate_valid(payload: bytes, headers: dict[str, str], event_id: str) -> Translation:
+    """As the translate stage does: translate, then validate the resources once."""
+    return validated(translate_fhir(payload, headers, event_id))
 
 
 def locations(exc: pytest.ExceptionInfo[TranslationError]) -> set[str | None]:
@@ -107,7 +113,7 @@ def test_conditional_create_converges_when_sent_again_as_another_event() -> None
 
 def test_invalid_observation_is_rejected_naming_status_and_decimal() -> None:
     with pytest.raises(TranslationError) as exc:
-        translate_fhir(INVALID_OBSERVATION, request("POST", "/fhir/Observation"), EVENT)
+        translate_valid(INVALID_OBSERVATION, request("POST", "/fhir/Observation"), EVENT)
     assert {"Observation.status", "Observation.valueQuantity.value"} <= locations(exc)
     status = next(i for i in exc.value.issues if i.location == "Observation.status")
     assert status.code == "code-invalid" and "'finished'" in status.diagnostics
@@ -125,7 +131,7 @@ def test_invalid_observation_inside_a_bundle_is_located_in_its_entry() -> None:
         ],
     }
     with pytest.raises(TranslationError) as exc:
-        translate_fhir(body(bundle), request("POST", "/fhir"), EVENT)
+        translate_valid(body(bundle), request("POST", "/fhir"), EVENT)
     assert locations(exc) == {
         "Bundle.entry[0].resource.status",
         "Bundle.entry[0].resource.valueQuantity.value",
@@ -263,7 +269,7 @@ def test_body_of_another_type_than_the_url_is_rejected() -> None:
 def test_invalid_content_names_the_fhirpath(resource: dict[str, Any], location: str) -> None:
     path = f"/fhir/{resource['resourceType']}"
     with pytest.raises(TranslationError) as exc:
-        translate_fhir(body(resource), request("POST", path), EVENT)
+        translate_valid(body(resource), request("POST", path), EVENT)
     assert locations(exc) == {location}
 
 
@@ -365,7 +371,7 @@ def test_every_bad_entry_is_reported_at_once() -> None:
     payload = bundle(
         "transaction",
         entry("GET", "Patient/p-1"),
-        entry("POST", "Patient", {**PATIENT, "gender": "X"}),
+        entry("POST", "Patient", PATIENT),
         {"resource": PATIENT},
         entry("POST", "Patient?identifier=a|1", PATIENT),
         entry("POST", "Patient", PATIENT, ifNoneExist="name=x"),
@@ -374,10 +380,24 @@ def test_every_bad_entry_is_reported_at_once() -> None:
         translate_fhir(payload, request("POST", "/fhir"), EVENT)
     assert locations(exc) == {
         "Bundle.entry[0].request.method",
-        "Bundle.entry[1].resource.gender",
         "Bundle.entry[2].request",
         "Bundle.entry[3].request.url",
         "Bundle.entry[4].request.ifNoneExist",
+    }
+
+
+def test_every_invalid_entry_resource_is_reported_at_once() -> None:
+    payload = bundle(
+        "batch",
+        entry("POST", "Patient", {**PATIENT, "gender": "X"}),
+        entry("POST", "Patient", PATIENT),
+        entry("PUT", "Patient/p-2", {**PATIENT, "birthDate": "1.1.1980"}),
+    )
+    with pytest.raises(TranslationError) as exc:
+        translate_valid(payload, request("POST", "/fhir"), EVENT)
+    assert locations(exc) == {
+        "Bundle.entry[0].resource.gender",
+        "Bundle.entry[2].resource.birthDate",
     }
 
 
@@ -471,7 +491,7 @@ ROUTES = st.sampled_from(
 @given(st.one_of(JSON, FHIRISH), ROUTES)
 def test_arbitrary_json_raises_nothing_but_translation_error(value: Any, route: Any) -> None:
     try:
-        translation = translate_fhir(orjson.dumps(value), request(*route), EVENT)
+        translation = translate_valid(orjson.dumps(value), request(*route), EVENT)
     except TranslationError as exc:
         assert exc.issues
     else:

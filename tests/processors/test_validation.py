@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.terminology import icd10, loinc, snomed, ucum
-from processors.validation import validate
+from processors.validation import resource_issues as validate
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
@@ -95,12 +95,53 @@ def test_icd10_shape(code: str) -> None:
         "s-1",
         "[degF]",
         "1/min",
+        "{beats}/min",
+        "mL/min/{1.73_m2}",
+        "[fur_us]",
+        "mosm/kg",
+        "cm[H2O]",
     ],
 )
 def test_ucum_valid(code: str) -> None:
     assert ucum.problem(code) is None
 
 
-@pytest.mark.parametrize("code", ["", "mg/", "xyz", "10*", "(g/L", "{open", "m g", "kg.", "[pH"])
+@pytest.mark.parametrize(
+    "code", ["", "mg/", "xyz", "10*", "(g/L", "{open", "m g", "kg.", "[pH", "furlongs", "kbeats"]
+)
 def test_ucum_invalid(code: str) -> None:
     assert ucum.problem(code) is not None
+
+
+def quantity_observation(value: float, unit: str) -> dict[str, object]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+
+
+def test_an_unknown_ucum_unit_is_an_error_not_a_warning() -> None:
+    issues = validate(quantity_observation(1, "furlongs"))
+    assert [(i.location, i.severity) for i in issues] == [
+        ("Observation.valueQuantity.code", "error")
+    ]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 10**20])
+def test_numbers_must_be_finite_and_storable(value: float) -> None:
+    issues = validate(quantity_observation(value, "mg"))
+    assert "Observation.valueQuantity.value" in {i.location for i in issues}
+
+
+def test_control_characters_in_any_string_are_refused() -> None:
+    patient = {"resourceType": "Patient", "name": [{"family": "Do\x00e", "given": ["A\tB"]}]}
+    issues = validate(patient)
+    assert [(i.location, i.code) for i in issues] == [("Patient.name[0].family", "value")]
+    assert "U+0000" in issues[0].diagnostics
+
+
+def test_data_type_bindings_apply_in_every_resource() -> None:
+    practitioner = {"resourceType": "Practitioner", "telecom": [{"system": "pigeon"}]}
+    assert [i.location for i in validate(practitioner)] == ["Practitioner.telecom[0].system"]

@@ -24,6 +24,22 @@ def test_escape_then_unescape_is_identity(text: str) -> None:
 
 
 @given(
+    st.lists(st.binary(min_size=1, max_size=6) | st.text(alphabet="ab Z09", max_size=4)),
+    st.sampled_from(["latin-1", "utf-8"]),
+)
+def test_hex_escapes_never_decode_to_a_control_character_fhir_forbids(
+    parts: list[bytes | str], charset: str
+) -> None:
+    text = "".join(p if isinstance(p, str) else f"\\X{p.hex()}\\" for p in parts)
+    decoded = unescape(text, charset=charset)
+    assert not [c for c in decoded if ord(c) < 32 and c not in "\t\n\r"]
+
+
+def test_nul_and_bell_escapes_are_dropped_tab_and_line_feed_kept() -> None:
+    assert unescape("a\\X00\\b\\X07\\c\\X09\\d\\X0A\\e") == "abc\td\ne"
+
+
+@given(
     st.text(
         alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF) | st.sampled_from("|^~\\&")
     )

@@ -17,7 +17,7 @@ import pytest
 from processors.hl7v2 import ids
 from processors.hl7v2.errors import MappingError
 from processors.hl7v2.translate import translate
-from processors.validation import errors, validate_all
+from processors.validation import resource_issues
 
 TESTS = Path(__file__).resolve().parents[2]
 GOLDEN = TESTS / "processors" / "golden"
@@ -74,4 +74,4 @@ def test_golden(golden: Path) -> None:
     for got, exp in zip(result.resources, want, strict=True):
         assert got == exp, got["resourceType"]
     assert result.business_time == expected["business_time"]
-    assert errors(validate_all(result.resources)) == []
+    assert [i for r in result.resources for i in resource_issues(r)] == []

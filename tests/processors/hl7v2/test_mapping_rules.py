@@ -11,7 +11,7 @@ import pytest
 from processors.hl7v2.context import MappingContext
 from processors.hl7v2.errors import MappingError, ParseError, UnsupportedMessageType
 from processors.hl7v2.translate import translate
-from processors.validation import errors, validate_all
+from processors.validation import resource_issues
 
 EXTRA = Path(__file__).resolve().parents[2] / "corpus" / "hl7v2_extra"
 MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
@@ -20,7 +20,7 @@ PID = "PID|1||P1^^^FAC^MR||Doe^Jane||19800101|F"
 
 def extra(name: str, ctx: MappingContext | None = None) -> list[dict[str, Any]]:
     resources = translate((EXTRA / name).read_bytes(), ctx).resources
-    assert errors(validate_all(resources)) == []
+    assert [i for r in resources for i in resource_issues(r)] == []
     return resources
 
 
