@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         9103, description="`carelog projection` metrics port (0: off)."
     )
     sink_metrics_port: int = Field(9104, description="`carelog sink` metrics port (0: off).")
+    metrics_lag_interval_seconds: float = Field(
+        5.0,
+        description="How often the worker, projection and sink read their consumer lag (in "
+        "the background); /metrics serves the last reading.",
+    )
 
     # The HTTP gateway (api/).
     gateway_host: str = Field("127.0.0.1", description="Address `carelog gateway` listens on.")
