@@ -5,7 +5,9 @@ sender that pipelines (sends several messages before reading ACKs) is served con
 the ACKs still go back in the order the messages came. AA means the InboundMessage is on
 carelog.inbound.hl7v2; AR means the input can never be accepted as sent (broken framing, no
 usable MSH, too large) and has been kept on carelog.rejected with the reason; AE means it
-could not be stored now (Kafka did not confirm) and the sender should retry.
+could not be stored now (Kafka did not confirm) and the sender should retry. A message
+asking for enhanced acknowledgement (MSH-15/16) is answered CA / CR / CE instead, or not at
+all when its MSH-15 says so (api/hl7_ack.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any, cast
 
 from api import mllp_metrics as metrics
-from api.hl7_ack import AckCode, build_ack
+from api.hl7_ack import AckCode, accept_ack_wanted, answer_code, build_ack
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.mllp_framing import Broken, Fault, Frame, FrameDecoder, frame
@@ -44,7 +46,20 @@ _MSH_ERRORS = {"MSH": "segment_sequence", "MSH-1": "data_type", "MSH-2": "data_t
 _ids = itertools.count(1)
 
 
-def _ack_bytes(ack: str) -> bytes:
+def answer(
+    header: MshHeader | None,
+    outcome: AckCode,
+    text: str = "",
+    error: str = "application_error",
+    location: str = "",
+) -> bytes:
+    """The framed ACK of `outcome` (AA/AE/AR, or CA/CE/CR in enhanced mode), or b"" when the
+    message's MSH-15 asked for no ACK of this outcome (NE, ER on success, SU on error)."""
+    if not accept_ack_wanted(header, outcome):
+        metrics.ACKS_WITHHELD.inc()
+        return b""
+    metrics.ACKS_BY_CODE[answer_code(header, outcome)].inc()
+    ack = build_ack(header, outcome, text, error, location)
     # read_msh decodes as latin-1, so this gives back the sender's own bytes for its fields.
     return frame(ack.encode("latin-1", "replace"))
 
@@ -124,7 +139,7 @@ class MllpConnection(asyncio.Protocol):
             except Exception:  # a bug, not the sender's fault: answer AE in turn, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
                 reply = Reply()
-                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+                reply.data = answer(None, AckCode.error, "internal error")
                 self.pending.append(reply)
                 self._flush()
         if len(self.pending) >= MAX_IN_FLIGHT and not self.reading_paused:
@@ -206,7 +221,7 @@ class MllpConnection(asyncio.Protocol):
             return
         except Exception:
             log.exception("mllp append failed", extra={"conn": self.id})
-            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+            reply.data = answer(header, AckCode.error, "internal error")
             self._flush()
             return
         self.server.bridge.when_done(future, lambda f: self._stored(reply, event, header, f))
@@ -216,12 +231,12 @@ class MllpConnection(asyncio.Protocol):
     ) -> None:
         exc = future.exception()
         if exc is None:
-            reply.data = self._ack(build_ack(header, AckCode.accept), "AA")
+            reply.data = answer(header, AckCode.accept)
         elif isinstance(exc, DeliveryFailed):
             reply.data = self._not_stored(event, header, exc)
         else:
             log.error("mllp append failed", exc_info=exc, extra={"conn": self.id})
-            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+            reply.data = answer(header, AckCode.error, "internal error")
         self._flush()
 
     def _not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> bytes:
@@ -236,7 +251,7 @@ class MllpConnection(asyncio.Protocol):
             },
         )
         text = "not stored, retry later: the log did not confirm the message"
-        return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+        return answer(header, AckCode.error, text)
 
     def _on_broken(self, item: Broken) -> None:
         metrics.BROKEN.inc()
@@ -302,18 +317,11 @@ class MllpConnection(asyncio.Protocol):
                 extra={"conn": self.id, "reason": reason, "error": str(exc)},
             )
             text = f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
-            return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+            return answer(header, AckCode.error, text) if ack else b""
         metrics.REFUSED.labels(reason).inc()
         if not ack:
             return b""
-        return self._ack(
-            build_ack(header, AckCode.reject, issue.diagnostics, error, location), "AR"
-        )
-
-    @staticmethod
-    def _ack(ack: str, code: str) -> bytes:
-        metrics.ACKS_BY_CODE[code].inc()
-        return _ack_bytes(ack)
+        return answer(header, AckCode.reject, issue.diagnostics, error, location)
 
     # -- ordered replies --------------------------------------------------------------------
 
@@ -330,7 +338,7 @@ class MllpConnection(asyncio.Protocol):
                 reply.data = task.result()
             except Exception:  # a bug, not a sender's fault: answer AE, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
-                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+                reply.data = answer(None, AckCode.error, "internal error")
             self._flush()
 
         task.add_done_callback(settle)
@@ -342,8 +350,9 @@ class MllpConnection(asyncio.Protocol):
         now = time.perf_counter()
         while pending and (data := pending[0].data) is not None:
             reply = pending.popleft()
-            out.append(data)
-            metrics.ACK_SECONDS.observe(now - reply.started)
+            if data:  # b"": the sender asked for no ACK of this one (MSH-15)
+                out.append(data)
+                metrics.ACK_SECONDS.observe(now - reply.started)
         transport = self.transport
         if out and transport is not None and not transport.is_closing():
             transport.write(b"".join(out))

@@ -22,4 +22,8 @@ ACK_SECONDS = Histogram(
 
 FRAMES = MESSAGES.labels("frame")
 BROKEN = MESSAGES.labels("broken")
-ACKS_BY_CODE = {code: ACKS.labels(code) for code in ("AA", "AE", "AR")}
+ACKS_WITHHELD = Counter(
+    "carelog_mllp_acks_withheld",
+    "Messages answered with no ACK because their MSH-15 asked for none (NE, ER, SU).",
+)
+ACKS_BY_CODE = {code: ACKS.labels(code) for code in ("AA", "AE", "AR", "CA", "CE", "CR")}

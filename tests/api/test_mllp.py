@@ -12,7 +12,7 @@ from schemas.events import Channel, Format, InboundMessage, Rejected
 from streams.keys import inbound_key
 from streams.settings import Settings
 from streams.topics import REJECTED, inbound_topic
-from tests.api.mllp_support import MllpClient, TopicReader, hl7, running_listener
+from tests.api.mllp_support import MllpClient, TopicReader, enhanced, hl7, running_listener
 
 pytestmark = pytest.mark.kafka
 
@@ -209,10 +209,11 @@ def test_kafka_unreachable_answers_ae_never_aa(kafka_settings: Settings) -> None
             client = await MllpClient.connect(server.port)
             codes = [(await client.call(hl7()[1])).code for _ in range(3)]
             codes.append((await client.call(b"PID|no msh")).code)  # even a refusal is not claimed
+            codes.append((await client.call(enhanced(hl7()[1], "AL"))).code)  # enhanced mode
             await client.close()
             return codes
 
-        assert asyncio.run(main()) == ["AE", "AE", "AE", "AE"]
+        assert asyncio.run(main()) == ["AE", "AE", "AE", "AE", "CE"]
 
 
 def test_metrics_count_acks_by_code_and_logs_hold_no_patient_data(
@@ -240,3 +241,69 @@ def test_metrics_count_acks_by_code_and_logs_hold_no_patient_data(
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert any('"message":"mllp input refused"' in line for line in lines)
     assert not any("SECRET-MRN-991" in line or "Haddad" in line for line in lines)
+
+
+def test_enhanced_mode_al_gets_a_commit_accept_once_on_the_log(
+    listener: MllpServer, inbound: TopicReader
+) -> None:
+    control_id, payload = hl7()
+    message = enhanced(payload, "AL", "NE")
+
+    async def main() -> tuple[str, str, str]:
+        client = await MllpClient.connect(listener.port)
+        ack = await client.call(message)
+        await client.close()
+        return ack.code, ack.control_id, ack.err
+
+    assert asyncio.run(main()) == ("CA", control_id, "")
+    _, event, _ = by_control_id(inbound)[control_id]
+    assert event.payload == message
+
+
+def test_enhanced_mode_ne_and_er_on_success_get_no_ack(
+    listener: MllpServer, inbound: TopicReader
+) -> None:
+    ne_id, ne = hl7()
+    er_id, er = hl7()
+    su_id, su = hl7()
+    last_id, last = hl7()  # original mode: AA
+
+    async def main() -> list[tuple[str, str]]:
+        client = await MllpClient.connect(listener.port)
+        await client.send_raw(b"".join(
+            b"\x0b" + m + b"\x1c\r"
+            for m in (enhanced(ne, "NE"), enhanced(er, "ER"), enhanced(su, "SU"), last)
+        ))  # fmt: skip
+        # ACKs go out in arrival order: whatever came first would be read here.
+        acks = [await client.ack(), await client.ack()]
+        await client.close()
+        return [(a.code, a.control_id) for a in acks]
+
+    assert asyncio.run(main()) == [("CA", su_id), ("AA", last_id)]
+    assert {ne_id, er_id, su_id, last_id} <= set(by_control_id(inbound))  # all stored
+
+
+def test_enhanced_mode_refusal_gets_commit_reject_with_err_and_su_gets_none(
+    listener: MllpServer, rejected: TopicReader
+) -> None:
+    al_id, al = hl7()
+    su_id, su = hl7()
+    ok_id, ok = hl7()
+    al_refused, su_refused = enhanced(al, "AL"), enhanced(su, "SU")
+
+    async def main() -> list[tuple[str, str, str]]:
+        client = await MllpClient.connect(listener.port)
+        # Frames without a start block (VT): refused, their MSH still readable.
+        await client.send_raw(su_refused + b"\x1c\r" + al_refused + b"\x1c\r")
+        await client.send(enhanced(ok, "ER"))  # stored: no ACK under ER
+        await client.send(ok.replace(ok_id.encode(), b"LAST-" + ok_id.encode()))
+        acks = [await client.ack(), await client.ack()]
+        await client.close()
+        return [(a.code, a.control_id, a.err) for a in acks]
+
+    [(code, control_id, err), last] = asyncio.run(main())
+    assert (code, control_id) == ("CR", al_id)
+    assert err.startswith("ERR|") and "HL70357" in err
+    assert last[:2] == ("AA", f"LAST-{ok_id}")
+    originals = {e.original for _, e, _ in rejected.read() if isinstance(e, Rejected)}
+    assert {al_refused, su_refused} <= originals  # kept, ACK or not
