@@ -6,6 +6,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 CONNECTIONS = Counter("carelog_mllp_connections", "MLLP connections accepted.")
+CONNECTIONS_REFUSED = Counter(
+    "carelog_mllp_connections_refused",
+    "MLLP connections closed as soon as accepted, by reason (limit: CARELOG_MLLP_MAX_CONNECTIONS).",
+    ["reason"],
+)
 OPEN_CONNECTIONS = Gauge("carelog_mllp_open_connections", "MLLP connections open now.")
 MESSAGES = Counter(
     "carelog_mllp_messages",

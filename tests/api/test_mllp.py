@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -165,7 +167,11 @@ def test_oversize_message_gets_ar_and_a_truncated_copy_on_rejected(
     async def main() -> list[tuple[str, str]]:
         client = await MllpClient.connect(listener.port)
         first = await client.call(big)
-        second = await client.call(ok)  # the connection goes on after the refusal
+        # A message over the limit ends the connection, however the bytes were split.
+        assert await asyncio.wait_for(client.reader.read(), 15) == b""
+        await client.close()
+        client = await MllpClient.connect(listener.port)
+        second = await client.call(ok)
         await client.close()
         return [(first.code, first.control_id), (second.code, second.control_id)]
 
@@ -287,7 +293,7 @@ def test_enhanced_mode_refusal_gets_commit_reject_with_err_and_su_gets_none(
     listener: MllpServer, rejected: TopicReader
 ) -> None:
     al_id, al = hl7()
-    su_id, su = hl7()
+    _, su = hl7()
     ok_id, ok = hl7()
     al_refused, su_refused = enhanced(al, "AL"), enhanced(su, "SU")
 
@@ -307,3 +313,123 @@ def test_enhanced_mode_refusal_gets_commit_reject_with_err_and_su_gets_none(
     assert last[:2] == ("AA", f"LAST-{ok_id}")
     originals = {e.original for _, e, _ in rejected.read() if isinstance(e, Rejected)}
     assert {al_refused, su_refused} <= originals  # kept, ACK or not
+
+
+def test_an_unterminated_frame_past_the_size_limit_is_refused_and_the_connection_closed(
+    listener: MllpServer, rejected: TopicReader
+) -> None:
+    """No end block in sight: the listener does not read on for ever (limit 4000 here)."""
+    control_id, payload = hl7()
+    endless = b"\x0b" + payload + b"NTE|1||" + b"x" * 6000  # and no FS
+    anonymous = b"\x0b" + b"y" * 6000  # nothing to answer: just closed
+
+    async def main() -> tuple[str, str, bytes]:
+        client = await MllpClient.connect(listener.port)
+        await client.send_raw(endless)
+        ack = await client.ack(timeout=15)
+        closed = await asyncio.wait_for(client.reader.read(), 15)
+        await client.close()
+        client = await MllpClient.connect(listener.port)
+        await client.send_raw(anonymous)
+        assert await asyncio.wait_for(client.reader.read(), 15) == b""
+        await client.close()
+        return ack.code, ack.control_id, closed
+
+    assert asyncio.run(main()) == ("AR", control_id, b"")
+    kept = [e for _, e, _ in rejected.read() if isinstance(e, Rejected)]
+    heads = {bytes(e.original[:20]): e for e in kept}
+    assert heads[payload[:20]].headers["original.truncated"] == "true"
+    assert "larger than the limit of 4000 bytes" in heads[payload[:20]].reason
+    assert b"y" * 20 in heads  # kept too, though nobody could be answered
+
+
+def test_a_sender_trickling_a_frame_is_closed_at_the_frame_deadline(
+    kafka_settings: Settings, rejected: TopicReader
+) -> None:
+    """Slowloris: a byte now and then keeps a connection from being idle, not a frame open."""
+    settings = kafka_settings.model_copy(update={"mllp_frame_timeout_seconds": 1.0})
+    control_id, payload = hl7()
+    with running_listener(settings) as server:
+
+        async def slow_but_in_time() -> list[str]:
+            """Each frame ends within the deadline, the two together do not: both served."""
+            client = await MllpClient.connect(server.port)
+            for _, message in (hl7(), hl7()):
+                wire = b"\x0b" + message + b"\x1c\r"
+                for piece in (wire[:100], wire[100:300], wire[300:]):
+                    await client.send_raw(piece)
+                    await asyncio.sleep(0.3)
+            codes = [(await client.ack()).code, (await client.ack()).code]
+            await client.close()
+            return codes
+
+        assert asyncio.run(slow_but_in_time()) == ["AA", "AA"]
+
+        async def main() -> tuple[str, str, float]:
+            client = await MllpClient.connect(server.port)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await client.send_raw(b"\x0b" + payload[:200])
+
+            async def trickle() -> None:
+                for byte in payload[200:]:
+                    await asyncio.sleep(0.1)
+                    await client.send_raw(bytes([byte]))
+
+            trickling = asyncio.ensure_future(trickle())
+            try:
+                ack = await client.ack(timeout=15)
+                assert await asyncio.wait_for(client.reader.read(), 15) == b""
+            finally:
+                trickling.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await trickling
+            waited = loop.time() - started
+            await client.close()
+            return ack.code, ack.control_id, waited
+
+        code, answered, waited = asyncio.run(main())
+        assert (code, answered) == ("AR", control_id)
+        assert 0.9 <= waited < 10
+        deadline = time.monotonic() + 10  # the listener's side closes at the latest after
+        while server.connections and time.monotonic() < deadline:  # its linger
+            time.sleep(0.05)
+        assert not server.connections
+    [kept] = [
+        e for _, e, _ in rejected.read()
+        if isinstance(e, Rejected) and e.original.startswith(payload[:200])
+    ]  # fmt: skip
+    assert "not finished within 1 s" in kept.reason
+
+
+def test_connections_over_the_cap_are_closed_at_once_and_counted(kafka_settings: Settings) -> None:
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        labels = {"reason": "limit"}
+        return REGISTRY.get_sample_value("carelog_mllp_connections_refused_total", labels) or 0.0
+
+    settings = kafka_settings.model_copy(update={"mllp_max_connections": 2})
+    before = refused()
+    with running_listener(settings) as server:
+
+        async def main() -> list[str]:
+            first = await MllpClient.connect(server.port)
+            second = await MllpClient.connect(server.port)
+            codes = [(await first.call(hl7()[1])).code, (await second.call(hl7()[1])).code]
+            third = await MllpClient.connect(server.port)  # one too many
+            assert await asyncio.wait_for(third.reader.read(), 15) == b""
+            await third.close()
+            await first.close()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+            while len(server.connections) > 1 and loop.time() < deadline:
+                await asyncio.sleep(0.02)  # until the listener saw the close
+            fourth = await MllpClient.connect(server.port)  # a slot is free again
+            codes.append((await fourth.call(hl7()[1])).code)
+            await fourth.close()
+            await second.close()
+            return codes
+
+        assert asyncio.run(main()) == ["AA", "AA", "AA"]
+    assert refused() == before + 1
