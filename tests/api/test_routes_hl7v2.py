@@ -3,12 +3,13 @@ is refused is on carelog.rejected with its reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from schemas.events import Channel, Format, InboundMessage, Rejected
+from schemas.events import Channel, Event, Format, InboundMessage, Rejected
 from streams.keys import inbound_key
 from tests.api.conftest import auth
 
@@ -187,7 +188,7 @@ def test_missing_token_is_401_ar_and_wrong_scope_403(
 
 
 def test_enhanced_mode_is_answered_with_commit_codes(
-    client: TestClient, corpus: Path, appended
+    client: TestClient, corpus: Path, appended: Callable[..., list[tuple[bytes | None, Event]]]
 ) -> None:
     """MSH-15 asks for enhanced acknowledgement: CA (stored), over HTTP always answered."""
     message = (corpus / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()

@@ -101,7 +101,7 @@ def test_a_scrape_answers_at_once_while_the_lag_read_is_slow() -> None:
         return [PartitionLag("carelog.slow", 0, 5, 0, 12)]
 
     port = free_port()
-    settings = Settings(_env_file=None, metrics_lag_interval_seconds=0.2)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, metrics_lag_interval_seconds=0.2)
     assert serve_metrics("slowreader", settings, port, slow_lag)
     url = f"http://127.0.0.1:{port}/metrics"
     lag_series = 'carelog_consumer_lag{partition="0",reader="slowreader",topic="carelog.slow"} 7.0'
