@@ -198,6 +198,5 @@ def test_enhanced_mode_is_answered_with_commit_codes(
     assert response.status_code == 200
     [[_, code, control_id, *_]] = msa(response.content)
     assert (code, control_id) == ("CA", "NWH-LAB-7001")
-    assert [event.payload for _, event in appended(Format.hl7v2, headers["X-Request-ID"])] == [
-        asking
-    ]
+    [(_, event)] = appended(Format.hl7v2, headers["X-Request-ID"])
+    assert isinstance(event, InboundMessage) and event.payload == asking
