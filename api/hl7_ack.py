@@ -1,4 +1,12 @@
-"""HL7 v2 acknowledgements (ACK) in ER7: AA when stored, AE/AR with an ERR segment otherwise."""
+"""HL7 v2 acknowledgements (ACK) in ER7: AA when stored, AE/AR with an ERR segment otherwise.
+
+Original mode (MSH-15 and MSH-16 empty) answers AA / AE / AR. A message that values MSH-15
+or MSH-16 asks for enhanced mode (HL7 v2.5.1 chapter 2.9.3): its ACK is the accept
+acknowledgement, CA / CE / CR, sent or not as MSH-15 (table 0155) says: AL always (also
+when MSH-15 is empty), NE never, ER only on error or reject, SU only on success. Either way
+the ACK means what carelog can say at the door: the message is on the log (not yet
+translated); carelog sends no application acknowledgement later (MSH-16 is not honoured).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,44 @@ class AckCode(StrEnum):
     accept = "AA"  # on the log
     error = "AE"  # could not be stored now (e.g. Kafka down): the sender should retry
     reject = "AR"  # will never be accepted as sent (bad framing, bad MSH): fix and resend
+    # The same three outcomes as accept acknowledgements (enhanced mode).
+    commit_accept = "CA"
+    commit_error = "CE"
+    commit_reject = "CR"
+
+
+_COMMIT = {
+    AckCode.accept: AckCode.commit_accept,
+    AckCode.error: AckCode.commit_error,
+    AckCode.reject: AckCode.commit_reject,
+}
+
+
+def enhanced_mode(header: MshHeader | None) -> bool:
+    """True when the message asks for enhanced acknowledgement (MSH-15 or MSH-16 valued)."""
+    return header is not None and bool(header.accept_ack_type or header.application_ack_type)
+
+
+def answer_code(header: MshHeader | None, outcome: AckCode) -> AckCode:
+    """The MSA-1 answering `outcome` (AA, AE or AR): its commit code in enhanced mode."""
+    return _COMMIT.get(outcome, outcome) if enhanced_mode(header) else outcome
+
+
+def accept_ack_wanted(header: MshHeader | None, outcome: AckCode) -> bool:
+    """Whether the sender asked for an ACK of this outcome (MSH-15; original mode: always).
+
+    An MSH-15 value outside table 0155 is answered as AL: an ACK too many is safer than a
+    sender waiting for one that never comes."""
+    if header is None or not enhanced_mode(header):
+        return True
+    condition = header.accept_ack_type
+    if condition == "NE":
+        return False
+    if condition == "ER":
+        return outcome is not AckCode.accept
+    if condition == "SU":
+        return outcome is AckCode.accept
+    return True
 
 
 # HL7 table 0357 (message error condition codes) entries carelog uses.
@@ -46,7 +92,9 @@ def build_ack(
 ) -> str:
     """An ACK answering `header` (None when the MSH could not be read: defaults are used).
 
-    `location` is an HL7 field reference like MSH-9 or PID-3; it goes into ERR.
+    `code` is the outcome (AA, AE or AR); MSA-1 is its commit code (CA, CE, CR) when the
+    message asked for enhanced mode. `location` is an HL7 field reference like MSH-9 or
+    PID-3; it goes into ERR.
     """
     fs = header.field_separator if header else "|"
     enc = header.encoding_characters if header else "^~\\&"
@@ -69,8 +117,9 @@ def build_ack(
         ]
     )  # fmt: skip
     control_id = header.control_id if header else ""
-    segments = [msh, fs.join(["MSA", code.value, control_id, _escape(text, header)[:80]])]
-    if code is not AckCode.accept:
+    msa = answer_code(header, code).value
+    segments = [msh, fs.join(["MSA", msa, control_id, _escape(text, header)[:80]])]
+    if code not in (AckCode.accept, AckCode.commit_accept):
         err_code, err_text = ERROR_CODES[error]
         segment, _, field = location.partition("-")
         erl = comp.join([segment, "1", field]) if segment and field else segment

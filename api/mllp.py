@@ -5,7 +5,9 @@ sender that pipelines (sends several messages before reading ACKs) is served con
 the ACKs still go back in the order the messages came. AA means the InboundMessage is on
 carelog.inbound.hl7v2; AR means the input can never be accepted as sent (broken framing, no
 usable MSH, too large) and has been kept on carelog.rejected with the reason; AE means it
-could not be stored now (Kafka did not confirm) and the sender should retry.
+could not be stored now (Kafka did not confirm) and the sender should retry. A message
+asking for enhanced acknowledgement (MSH-15/16) is answered CA / CR / CE instead, or not at
+all when its MSH-15 says so (api/hl7_ack.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from concurrent.futures import Future
 from typing import Any, cast
 
 from api import mllp_metrics as metrics
-from api.hl7_ack import AckCode, build_ack
+from api.hl7_ack import AckCode, accept_ack_wanted, answer_code, build_ack
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.mllp_framing import Broken, Fault, Frame, FrameDecoder, frame
@@ -38,13 +40,30 @@ log = logging.getLogger("carelog.mllp")
 
 HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
 MAX_IN_FLIGHT = 512  # messages a connection may have awaiting Kafka before reading pauses
+# After giving up on a sender: how long its last ACK and our end of stream (FIN) get to reach
+# it while what it still sends is read and dropped. Closing at once with its bytes unread
+# would reset the connection, and a reset can destroy the ACK before the sender reads it.
+LINGER_SECONDS = 2.0
 
 # Which HL7 error condition (table 0357) answers which MSH fault.
 _MSH_ERRORS = {"MSH": "segment_sequence", "MSH-1": "data_type", "MSH-2": "data_type"}
 _ids = itertools.count(1)
 
 
-def _ack_bytes(ack: str) -> bytes:
+def answer(
+    header: MshHeader | None,
+    outcome: AckCode,
+    text: str = "",
+    error: str = "application_error",
+    location: str = "",
+) -> bytes:
+    """The framed ACK of `outcome` (AA/AE/AR, or CA/CE/CR in enhanced mode), or b"" when the
+    message's MSH-15 asked for no ACK of this outcome (NE, ER on success, SU on error)."""
+    if not accept_ack_wanted(header, outcome):
+        metrics.ACKS_WITHHELD.inc()
+        return b""
+    metrics.ACKS_BY_CODE[answer_code(header, outcome)].inc()
+    ack = build_ack(header, outcome, text, error, location)
     # read_msh decodes as latin-1, so this gives back the sender's own bytes for its fields.
     return frame(ack.encode("latin-1", "replace"))
 
@@ -88,9 +107,14 @@ class MllpConnection(asyncio.Protocol):
         self.seq = 0
         self.last_active = 0.0
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.frame_started: float | None = None  # when the frame (or stray run) open began
+        self.frame_timer: asyncio.TimerHandle | None = None
         self.reading_paused = False
         self.writing_paused = False
         self.eof = False
+        self.closing = False  # given up on the sender: input dropped, close once answered
+        self.linger: asyncio.TimerHandle | None = None
+        self.admitted = False  # counted among the server's connections
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -98,6 +122,18 @@ class MllpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         host, port, *_ = transport.get_extra_info("peername") or ("?", 0)
         self.peer = f"{host}:{port}"
+        if len(self.server.connections) >= self.server.max_connections:
+            self.closing = True
+            metrics.CONNECTIONS_REFUSED.labels("limit").inc()
+            log.warning(
+                "mllp connection refused: %d connections open, the limit "
+                "(CARELOG_MLLP_MAX_CONNECTIONS)",
+                len(self.server.connections),
+                extra={"conn": self.id, "peer": self.peer},
+            )
+            self.transport.close()
+            return
+        self.admitted = True
         self.headers = {"mllp.peer": self.peer, "mllp.listener": self.server.address}
         if (tls := transport.get_extra_info("ssl_object")) is not None:
             self.headers["mllp.tls"] = str(tls.version())
@@ -113,8 +149,13 @@ class MllpConnection(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.server.loop.time()
-        for item in self.decoder.feed(data):
+        if self.closing:  # bytes already on their way when reading stopped
+            return
+        decoder = self.decoder
+        items = decoder.feed(data)
+        if items or decoder.open:  # whitespace between frames is no activity
+            self.last_active = self.server.loop.time()
+        for item in items:
             try:
                 if type(item) is Frame:
                     self._on_frame(item.payload)
@@ -124,9 +165,20 @@ class MllpConnection(asyncio.Protocol):
             except Exception:  # a bug, not the sender's fault: answer AE in turn, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
                 reply = Reply()
-                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+                reply.data = answer(None, AckCode.error, "internal error")
                 self.pending.append(reply)
                 self._flush()
+            if type(item) is Broken and item.fault is Fault.too_large:
+                self._close_after_replies()  # what follows is not read: the sender resends it
+                return
+        if decoder.overflowing:  # no end block within the limit: stop reading on
+            self._abandon(Fault.too_large if decoder.open else Fault.outside_frame)
+            return
+        if not decoder.open:
+            self.frame_started = None
+        elif items or self.frame_started is None:  # a frame began in these bytes
+            self.frame_started = self.server.loop.time()
+            self._arm_frame_timer(self.server.frame_timeout)
         if len(self.pending) >= MAX_IN_FLIGHT and not self.reading_paused:
             self.reading_paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -134,6 +186,10 @@ class MllpConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The sender is done sending: answer what it sent, then close."""
         self.eof = True
+        if self.closing:
+            if not self.pending and self.transport is not None:
+                self.transport.close()
+            return True
         for item in self.decoder.close():  # a frame cut off by the end of input
             assert isinstance(item, Broken)
             metrics.BROKEN.inc()
@@ -143,8 +199,11 @@ class MllpConnection(asyncio.Protocol):
         return True  # half-close: keep the write side open for the ACKs still owed
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
+        if not self.admitted:  # refused at the door (the connection cap)
+            return
+        for timer in (self.idle_timer, self.frame_timer, self.linger):
+            if timer is not None:
+                timer.cancel()
         self.server.connections.discard(self)
         metrics.OPEN_CONNECTIONS.dec()
         for item in self.decoder.close():  # a message cut off by the close: keep it, no ACK
@@ -162,7 +221,7 @@ class MllpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:  # the sender does not read its ACKs: stop reading too
         self.writing_paused = True
-        if not self.reading_paused and self.transport is not None:
+        if not self.reading_paused and not self.closing and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
 
@@ -206,7 +265,7 @@ class MllpConnection(asyncio.Protocol):
             return
         except Exception:
             log.exception("mllp append failed", extra={"conn": self.id})
-            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+            reply.data = answer(header, AckCode.error, "internal error")
             self._flush()
             return
         self.server.bridge.when_done(future, lambda f: self._stored(reply, event, header, f))
@@ -216,12 +275,12 @@ class MllpConnection(asyncio.Protocol):
     ) -> None:
         exc = future.exception()
         if exc is None:
-            reply.data = self._ack(build_ack(header, AckCode.accept), "AA")
+            reply.data = answer(header, AckCode.accept)
         elif isinstance(exc, DeliveryFailed):
             reply.data = self._not_stored(event, header, exc)
         else:
             log.error("mllp append failed", exc_info=exc, extra={"conn": self.id})
-            reply.data = self._ack(build_ack(header, AckCode.error, "internal error"), "AE")
+            reply.data = answer(header, AckCode.error, "internal error")
         self._flush()
 
     def _not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> bytes:
@@ -236,16 +295,59 @@ class MllpConnection(asyncio.Protocol):
             },
         )
         text = "not stored, retry later: the log did not confirm the message"
-        return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+        return answer(header, AckCode.error, text)
 
     def _on_broken(self, item: Broken) -> None:
         metrics.BROKEN.inc()
         self._enqueue(self._refuse(item, _header_or_none(item.head)))
 
+    def _abandon(self, fault: Fault) -> None:
+        """Give up the frame in progress (too large, too slow): keep what it held on
+        carelog.rejected, answer it when its MSH can be read, and close the connection."""
+        item = self.decoder.abandon(fault)
+        metrics.BROKEN.inc()
+        header = _header_or_none(item.head)
+        log.warning(
+            "mllp frame given up: closing",
+            extra={"conn": self.id, "peer": self.peer, "reason": fault.name, "size": item.size},
+        )
+        self._enqueue(self._refuse(item, header, ack=header is not None))
+        self._close_after_replies()
+
+    def _close_after_replies(self) -> None:
+        """Take no more input from this sender (what comes is dropped); once the replies it
+        is owed are written, end our side of the stream and close (see LINGER_SECONDS)."""
+        self.closing = True
+        if self.frame_timer is not None:
+            self.frame_timer.cancel()
+            self.frame_timer = None
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False  # read on, to drop: unread bytes would reset
+            self.transport.resume_reading()
+        self._end_when_answered()
+
+    def _end_when_answered(self) -> None:
+        transport = self.transport
+        if self.pending or transport is None or transport.is_closing() or self.linger:
+            return
+        if transport.can_write_eof():  # TCP: FIN now, close after the linger
+            transport.write_eof()
+            self.linger = self.server.loop.call_later(LINGER_SECONDS, transport.close)
+        else:  # TLS cannot half-close
+            transport.close()
+
     def _refuse(
         self, item: Broken, header: MshHeader | None, ack: bool = True
     ) -> Coroutine[Any, Any, bytes]:
-        if item.fault is Fault.too_large:
+        if item.fault is Fault.too_slow:
+            limit_s = self.server.frame_timeout
+            reason = (
+                f"MLLP frame not finished within {limit_s:g} s "
+                "(CARELOG_MLLP_FRAME_TIMEOUT_SECONDS): the connection was closed; only its "
+                "first bytes are kept"
+            )
+            issue, error = Issue(reason, code="timeout"), "application_error"
+        elif item.fault is Fault.too_large:
             limit = self.server.settings.mllp_max_message_bytes
             reason = (
                 f"message of {item.size} bytes is larger than the limit of {limit} bytes "
@@ -302,18 +404,11 @@ class MllpConnection(asyncio.Protocol):
                 extra={"conn": self.id, "reason": reason, "error": str(exc)},
             )
             text = f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
-            return self._ack(build_ack(header, AckCode.error, text, "application_error"), "AE")
+            return answer(header, AckCode.error, text) if ack else b""
         metrics.REFUSED.labels(reason).inc()
         if not ack:
             return b""
-        return self._ack(
-            build_ack(header, AckCode.reject, issue.diagnostics, error, location), "AR"
-        )
-
-    @staticmethod
-    def _ack(ack: str, code: str) -> bytes:
-        metrics.ACKS_BY_CODE[code].inc()
-        return _ack_bytes(ack)
+        return answer(header, AckCode.reject, issue.diagnostics, error, location)
 
     # -- ordered replies --------------------------------------------------------------------
 
@@ -330,7 +425,7 @@ class MllpConnection(asyncio.Protocol):
                 reply.data = task.result()
             except Exception:  # a bug, not a sender's fault: answer AE, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
-                reply.data = self._ack(build_ack(None, AckCode.error, "internal error"), "AE")
+                reply.data = answer(None, AckCode.error, "internal error")
             self._flush()
 
         task.add_done_callback(settle)
@@ -342,19 +437,27 @@ class MllpConnection(asyncio.Protocol):
         now = time.perf_counter()
         while pending and (data := pending[0].data) is not None:
             reply = pending.popleft()
-            out.append(data)
-            metrics.ACK_SECONDS.observe(now - reply.started)
+            if data:  # b"": the sender asked for no ACK of this one (MSH-15)
+                out.append(data)
+                metrics.ACK_SECONDS.observe(now - reply.started)
         transport = self.transport
-        if out and transport is not None and not transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        if out:
             transport.write(b"".join(out))
             self.last_active = self.server.loop.time()  # idle means no traffic either way
-            if self.eof and not pending:
-                transport.close()
+        if self.eof and not pending:
+            transport.close()
+            return
+        if self.closing:
+            self._end_when_answered()
+            return
         self._maybe_resume_reading()
 
     def _maybe_resume_reading(self) -> None:
         if (
             self.reading_paused
+            and not self.closing
             and not self.writing_paused
             and len(self.pending) < MAX_IN_FLIGHT // 2
             and self.transport is not None
@@ -381,6 +484,27 @@ class MllpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    # -- frame deadline (slowloris) ---------------------------------------------------------
+
+    def _arm_frame_timer(self, delay: float) -> None:
+        if delay > 0 and self.frame_timer is None:
+            self.frame_timer = self.server.loop.call_later(delay, self._check_frame)
+
+    def _check_frame(self) -> None:
+        """A frame must end within the frame timeout of its start, however it trickles in."""
+        self.frame_timer = None
+        if self.closing or self.frame_started is None or not self.decoder.open:
+            return
+        timeout = self.server.frame_timeout
+        now = self.server.loop.time()
+        if self.reading_paused:  # we stopped reading (back-pressure), not the sender
+            self.frame_started = now
+        taken = now - self.frame_started
+        if taken < timeout:
+            self._arm_frame_timer(max(timeout - taken, 0.05))
+            return
+        self._abandon(Fault.too_slow)
+
 
 class MllpServer:
     """Listens for MLLP connections; `start()` binds, `close()` drains and stops."""
@@ -401,6 +525,8 @@ class MllpServer:
         self.host, self.port = host, port
         self.ssl_context = ssl_context
         self.idle_timeout = settings.mllp_idle_timeout_seconds
+        self.frame_timeout = settings.mllp_frame_timeout_seconds
+        self.max_connections = settings.mllp_max_connections
         self.connections: set[MllpConnection] = set()
         self.background: set[asyncio.Task[bytes]] = set()  # refusals being recorded
         self._server: asyncio.Server | None = None

@@ -29,6 +29,7 @@ class Fault(StrEnum):
     interrupted = "a start block (VT) before the end block (FS) of the previous frame"
     too_large = "message larger than the limit"
     truncated = "connection closed inside a frame (no end block FS)"
+    too_slow = "a frame started but not finished within the time limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +69,30 @@ class FrameDecoder:
         self._parts: list[bytes] = []  # the current run (frame or stray bytes), or its head
         self._size = 0  # bytes seen in the current run, held or not
         self._overflowed = False
+        self._stray = False  # the current run outside a frame holds more than whitespace
 
     @property
-    def idle(self) -> bool:
-        """True between frames, with nothing but whitespace pending."""
-        return self._state != _INSIDE and not b"".join(self._parts).strip()
+    def open(self) -> bool:
+        """A frame, or a run of stray bytes, has started and not ended (cheap: no join)."""
+        return self._state == _INSIDE or self._stray
+
+    @property
+    def overflowing(self) -> bool:
+        """The run in progress is already larger than `max_message_bytes`."""
+        return self._size > self.max_message_bytes
+
+    def abandon(self, fault: Fault) -> Broken:
+        """Give up the run in progress (too large, too slow): what it held, as `fault`; the
+        decoder is back between frames."""
+        data, size = self._take()
+        self._state = _OUTSIDE
+        return Broken(fault, data[: self.keep_bytes], size)
 
     def _append(self, piece: bytes) -> None:
         if not piece:
             return
+        if self._state != _INSIDE and not self._stray and piece.strip():
+            self._stray = True
         self._size += len(piece)
         if self._size <= self.max_message_bytes:
             self._parts.append(piece)
@@ -87,7 +103,7 @@ class FrameDecoder:
     def _take(self) -> tuple[bytes, int]:
         data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
         size = self._size
-        self._parts, self._size, self._overflowed = [], 0, False
+        self._parts, self._size, self._overflowed, self._stray = [], 0, False, False
         return data, size
 
     def _end_frame(self, out: list[Decoded]) -> None:

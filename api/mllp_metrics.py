@@ -6,6 +6,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 CONNECTIONS = Counter("carelog_mllp_connections", "MLLP connections accepted.")
+CONNECTIONS_REFUSED = Counter(
+    "carelog_mllp_connections_refused",
+    "MLLP connections closed as soon as accepted, by reason (limit: CARELOG_MLLP_MAX_CONNECTIONS).",
+    ["reason"],
+)
 OPEN_CONNECTIONS = Gauge("carelog_mllp_open_connections", "MLLP connections open now.")
 MESSAGES = Counter(
     "carelog_mllp_messages",
@@ -22,4 +27,8 @@ ACK_SECONDS = Histogram(
 
 FRAMES = MESSAGES.labels("frame")
 BROKEN = MESSAGES.labels("broken")
-ACKS_BY_CODE = {code: ACKS.labels(code) for code in ("AA", "AE", "AR")}
+ACKS_WITHHELD = Counter(
+    "carelog_mllp_acks_withheld",
+    "Messages answered with no ACK because their MSH-15 asked for none (NE, ER, SU).",
+)
+ACKS_BY_CODE = {code: ACKS.labels(code) for code in ("AA", "AE", "AR", "CA", "CE", "CR")}

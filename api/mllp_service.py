@@ -9,7 +9,7 @@ from typing import Any
 
 from api.ingest import Ingestor
 from api.mllp import MllpServer
-from api.mllp_tls import context_from_settings
+from api.mllp_tls import context_from_settings, plain_tcp_warning
 from streams.process_metrics import serve_metrics
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -27,6 +27,12 @@ async def serve(
 ) -> None:
     """Listen until SIGINT/SIGTERM, then answer what was received and stop."""
     ssl_context = context_from_settings(settings)
+    if (
+        warning := plain_tcp_warning(
+            settings.model_copy(update={"mllp_host": host, "mllp_port": port})
+        )
+    ) is not None:
+        log.warning(warning)
     producer = EventProducer(settings, **producer_overrides)
     server = MllpServer(Ingestor(producer), settings, host, port, ssl_context)
     try:

@@ -41,6 +41,24 @@ def context_from_settings(settings: Settings) -> ssl.SSLContext | None:
     )
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def plain_tcp_warning(settings: Settings) -> str | None:
+    """What to tell the operator when MLLP would listen beyond loopback without TLS (anyone
+    who reaches the port could send messages as any sender), else None."""
+    host = settings.mllp_host
+    if host in LOOPBACK_HOSTS or host.startswith("127.") or settings.mllp_tls_cert is not None:
+        return None
+    return (
+        f"warning: MLLP listens on {host}:{settings.mllp_port} without TLS: anyone who can "
+        "reach the port can send messages, unauthenticated and unencrypted. Set "
+        "CARELOG_MLLP_TLS_CERT and CARELOG_MLLP_TLS_KEY (TLS), and CARELOG_MLLP_TLS_CLIENT_CA "
+        "so that only senders with a certificate it signed can connect (mutual TLS); or set "
+        "CARELOG_MLLP_HOST=127.0.0.1."
+    )
+
+
 def peer_subject(peercert: dict[str, object] | None) -> str:
     """The client certificate's subject as `CN=...,O=...` (empty without one)."""
     if not peercert:

@@ -4,6 +4,9 @@ Each message is frame-checked (MSH-9, MSH-10, MSH-12) and appended as one Inboun
 holding its exact bytes; nothing is parsed further or translated here. The HTTP status is
 the worst of the per-message outcomes: 200 all AA, 400 some AR, 503 some AE (retry: MSH-10
 is the idempotency key, so resending an already accepted message is harmless downstream).
+A message asking for enhanced acknowledgement (MSH-15/16 valued) is answered CA / CR / CE
+(api/hl7_ack.py); over HTTP every message is answered whatever its MSH-15 (NE, ER, SU
+withhold ACKs over MLLP only), since a request always gets its response.
 """
 
 from __future__ import annotations

@@ -181,10 +181,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"schemas: {publish_schemas(producer)} published to {SCHEMAS}")
     if args.infra_only:
         return 0
+    from api.mllp_tls import plain_tcp_warning
+
+    if (warning := plain_tcp_warning(settings)) is not None:
+        print(warning, file=sys.stderr, flush=True)
     host = settings.gateway_host
+    mllp = f"mllp://{settings.mllp_host}:{settings.mllp_port}"
+    if settings.mllp_tls_cert is not None:
+        mllp += " (TLS)"
     supervisor.services += [
         Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
-        Service("mllp", carelog_command("mllp"), "mllp://127.0.0.1:2575"),
+        Service("mllp", carelog_command("mllp"), mllp),
         Service("worker", carelog_command("worker")),
         Service(
             "projection", carelog_command("projection"), f"FHIR store {settings.fhir_store_file}"
@@ -225,7 +232,9 @@ def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
     from api.mllp_service import run
 
     configure(args.log_level)
-    run(settings, args.host, args.port, args.metrics_port or settings.mllp_metrics_port)
+    host = args.host or settings.mllp_host
+    port = args.port if args.port is not None else settings.mllp_port
+    run(settings, host, port, args.metrics_port or settings.mllp_metrics_port)
     return 0
 
 
@@ -299,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     mllp = sub.add_parser(
         "mllp", help="the MLLP listener: HL7 v2 over TCP/TLS, ACK once on the log"
     )
-    mllp.add_argument("--host", default="127.0.0.1")
-    mllp.add_argument("--port", type=int, default=2575)
+    mllp.add_argument("--host", help="address to listen on (default CARELOG_MLLP_HOST, 127.0.0.1)")
+    mllp.add_argument("--port", type=int, help="port (default CARELOG_MLLP_PORT, 2575)")
     mllp.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     mllp.add_argument("--log-level", default="INFO")
     mllp.set_defaults(func=cmd_mllp)

@@ -4,6 +4,7 @@ last error in its log. Exits 2 when no broker answers."""
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -41,12 +42,18 @@ def components(settings: Settings) -> list[Component]:
     ]
 
 
-def probe(url: str | None, timeout: float = 0.5) -> str:
-    """'up' when the metrics endpoint answers 200, else why not."""
+def probe(url: str | None, timeout: float = 2.0) -> str:
+    """'up' when the metrics endpoint answers 200 within `timeout`; 'slow' when it took the
+    connection but did not answer in time (running, but busy); 'down' when nothing took the
+    connection (refused, or no answer to connecting); 'off' when metrics are turned off."""
     if url is None:
         return "off"
     try:
         answer = httpx.get(url, timeout=timeout)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        return "down"
+    except httpx.TimeoutException:
+        return "slow"
     except httpx.HTTPError:
         return "down"
     return "up" if answer.status_code == 200 else f"HTTP {answer.status_code}"
@@ -80,9 +87,11 @@ def print_status(settings: Settings, out: TextIO | None = None, timeout: float =
               file=out)  # fmt: skip
     log_dir = settings.var_dir / "logs"
     print(f"\nprocesses (metrics endpoint; last error in {log_dir}/<process>.log)", file=out)
-    for component in components(settings):
+    listed = components(settings)
+    with ThreadPoolExecutor(len(listed)) as pool:  # one slow process does not hold up the rest
+        states = list(pool.map(lambda c: probe(c.metrics_url), listed))
+    for component, state in zip(listed, states, strict=True):
         error = last_error(log_dir / f"{component.name}.log") or "-"
-        state = probe(component.metrics_url)
         print(f"{component.name:<11} {state:<5} {component.metrics_url or '':<36} {error}",
               file=out)  # fmt: skip
     return 0

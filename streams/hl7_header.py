@@ -30,6 +30,8 @@ class MshHeader:
     processing_id: str  # MSH-11
     version: str  # MSH-12
     character_set: str  # MSH-18, empty when absent
+    accept_ack_type: str = ""  # MSH-15 (HL7 table 0155: AL, NE, ER, SU), empty when absent
+    application_ack_type: str = ""  # MSH-16 (table 0155), empty when absent
 
     @property
     def component_separator(self) -> str:
@@ -88,6 +90,8 @@ def read_msh(payload: bytes) -> MshHeader:
         processing_id=field(11),
         version=field(12),
         character_set=field(18),
+        accept_ack_type=field(15).strip().upper(),
+        application_ack_type=field(16).strip().upper(),
     )
     if not header.message_type:
         raise HeaderError("MSH-9", "message type is missing")

@@ -1,6 +1,8 @@
 """Prometheus metrics every carelog process serves besides its own: log records by level
-(the errors a process survived) and, for readers of the log, their consumer lag computed
-at scrape time (two small admin requests per scrape, nothing on the hot path)."""
+(the errors a process survived) and, for readers of the log, their consumer lag, read by a
+background thread every `metrics_lag_interval_seconds` (a few small admin requests, nothing
+on the hot path). A scrape serves the last reading, so it answers at once however slow the
+broker is to tell the ends of the log."""
 
 from __future__ import annotations
 
@@ -42,46 +44,106 @@ _registered: dict[str, tuple[logging.Handler, LagCollector | None]] = {}
 
 
 class LagCollector(Collector):
-    """carelog_consumer_lag{reader,topic,partition} and carelog_consumer_next_offset, read
-    when scraped; carelog_consumer_lag_ok is 0 when the broker did not answer."""
+    """carelog_consumer_lag{reader,topic,partition} and carelog_consumer_next_offset as last
+    read by `start()`'s thread; carelog_consumer_lag_ok is 0 until the first reading and
+    when the last one failed (the broker did not answer), and the partitions then shown
+    are the last ones read."""
 
-    def __init__(self, reader: str, read: Callable[[], list[PartitionLag]]) -> None:
+    def __init__(
+        self, reader: str, read: Callable[[], list[PartitionLag]], interval: float = 5.0
+    ) -> None:
         self.reader = reader
         self.read = read
-        self._lock = threading.Lock()  # one scrape at a time talks to the broker
+        self.interval = interval
+        self._last: tuple[list[PartitionLag], bool] = ([], False)  # (partitions, ok), swapped whole
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Read the lag now and then every `interval` seconds, in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"lag-{self.reader}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def refresh(self) -> None:
+        """One reading; what a scrape serves until the next."""
+        try:
+            parts = self.read()
+        except (LogError, OSError) as exc:
+            log.warning("lag of %s not read: %s", self.reader, exc)
+            self._last = (self._last[0], False)
+            return
+        self._last = (parts, True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # a bug in a reader must not end the readings
+                log.exception("lag of %s not read", self.reader)
+                self._last = (self._last[0], False)
+            self._stop.wait(self.interval)
+
+    def add_to(self, families: LagFamilies) -> None:
+        """This reader's series, from the last reading."""
+        parts, read_ok = self._last
+        for p in parts:
+            key = [self.reader, p.topic, str(p.partition)]
+            families.lag.add_metric(key, p.lag)
+            if p.next_offset is not None:
+                families.next_offset.add_metric(key, p.next_offset)
+        families.ok.add_metric([self.reader], 1 if read_ok else 0)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = LagFamilies()
+        self.add_to(families)
+        yield from families
+
+
+class LagFamilies:
+    """The consumer lag metric families, filled by one reader or several."""
+
+    def __init__(self) -> None:
         labels = ["reader", "topic", "partition"]
-        lag = GaugeMetricFamily(
+        self.lag = GaugeMetricFamily(
             "carelog_consumer_lag",
             "Offsets between the reader and the end of the log.",
             labels=labels,
         )
-        nxt = GaugeMetricFamily(
+        self.next_offset = GaugeMetricFamily(
             "carelog_consumer_next_offset",
             "Next offset the reader reads (committed).",
             labels=labels,
         )
-        ok = GaugeMetricFamily(
+        self.ok = GaugeMetricFamily(
             "carelog_consumer_lag_ok",
-            "1 when the lag could be read at this scrape.",
+            "1 when the last reading of the lag (every few seconds, in the background) worked.",
             labels=["reader"],
         )
-        with self._lock:
-            try:
-                parts = self.read()
-            except (LogError, OSError) as exc:
-                log.warning("lag of %s not read: %s", self.reader, exc)
-                ok.add_metric([self.reader], 0)
-                yield ok
-                return
-        for p in parts:
-            key = [self.reader, p.topic, str(p.partition)]
-            lag.add_metric(key, p.lag)
-            if p.next_offset is not None:
-                nxt.add_metric(key, p.next_offset)
-        ok.add_metric([self.reader], 1)
-        yield from (lag, nxt, ok)
+
+    def __iter__(self) -> Iterator[GaugeMetricFamily]:
+        return iter((self.lag, self.next_offset, self.ok))
+
+
+class _ProcessLag(Collector):
+    """Every reader of this process (one, except in tests) as one set of families."""
+
+    def __init__(self) -> None:
+        self.readers: dict[str, LagCollector] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = LagFamilies()
+        for reader in list(self.readers.values()):
+            reader.add_to(families)
+        yield from families
+
+
+_process_lag = _ProcessLag()
 
 
 def serve_metrics(
@@ -99,14 +161,18 @@ def serve_metrics(
     if component not in _registered:
         handler = _CountingHandler(component)
         logging.getLogger().addHandler(handler)
-        collector = LagCollector(component, lag) if lag is not None else None
-        if collector is not None:
-            REGISTRY.register(collector)
+        collector = None
+        if lag is not None:
+            collector = LagCollector(component, lag, settings.metrics_lag_interval_seconds)
+            if not _process_lag.readers:
+                REGISTRY.register(_process_lag)
+            _process_lag.readers[component] = collector
         _registered[component] = (handler, collector)
     else:
         collector = _registered[component][1]
         if collector is not None and lag is not None:
             collector.read = lag
+            collector.interval = settings.metrics_lag_interval_seconds
     try:
         start_http_server(port, addr=settings.metrics_host)
     except OSError as exc:
@@ -115,6 +181,8 @@ def serve_metrics(
             component, settings.metrics_host, port, exc, component.upper(),
         )  # fmt: skip
         return False
+    if collector is not None:
+        collector.start()
     log.info("%s metrics on http://%s:%d/metrics", component, settings.metrics_host, port)
     return True
 

@@ -54,11 +54,31 @@ class Settings(BaseSettings):
     )
 
     # The MLLP listener (api/mllp.py).
+    mllp_host: str = Field(
+        "127.0.0.1",
+        description="Address `carelog mllp` listens on; beyond loopback, use TLS "
+        "(mllp_tls_cert, and mllp_tls_client_ca to authenticate senders).",
+    )
+    mllp_port: int = Field(2575, description="Port `carelog mllp` listens on.")
     mllp_max_message_bytes: int = Field(
-        1_000_000, description="Largest HL7 v2 message over MLLP; larger ones are refused (AR)."
+        1_000_000,
+        description="Largest HL7 v2 message over MLLP; a larger one is refused (AR) and its "
+        "connection closed, whether or not its end block came.",
+    )
+    mllp_max_connections: int = Field(
+        500,
+        description="MLLP connections open at once; one more is closed as soon as accepted "
+        "(logged, counted in carelog_mllp_connections_refused_total).",
     )
     mllp_idle_timeout_seconds: float = Field(
-        300.0, description="Close an MLLP connection after this long without a byte."
+        300.0,
+        description="Close an MLLP connection after this long without a message, an ACK or "
+        "a frame in progress.",
+    )
+    mllp_frame_timeout_seconds: float = Field(
+        30.0,
+        description="A frame must end (FS CR) within this many seconds of its start block, "
+        "else it is refused (AR when its MSH is readable) and the connection closed (0: off).",
     )
     mllp_tls_cert: Path | None = Field(None, description="PEM certificate chain: MLLP over TLS.")
     mllp_tls_key: Path | None = Field(None, description="PEM private key of mllp_tls_cert.")
@@ -79,6 +99,11 @@ class Settings(BaseSettings):
         9103, description="`carelog projection` metrics port (0: off)."
     )
     sink_metrics_port: int = Field(9104, description="`carelog sink` metrics port (0: off).")
+    metrics_lag_interval_seconds: float = Field(
+        5.0,
+        description="How often the worker, projection and sink read their consumer lag (in "
+        "the background); /metrics serves the last reading.",
+    )
 
     # The HTTP gateway (api/).
     gateway_host: str = Field("127.0.0.1", description="Address `carelog gateway` listens on.")

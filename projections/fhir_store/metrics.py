@@ -1,6 +1,7 @@
 """Prometheus metrics of `carelog projection` (default registry, served on
 CARELOG_PROJECTION_METRICS_PORT). The lag and the last applied offsets are read from the
-store file at scrape time (carelog_consumer_lag / _next_offset, reader="projection")."""
+store file by a background thread every few seconds (carelog_consumer_lag / _next_offset,
+reader="projection")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of `carelog sink` (default registry, served on
 CARELOG_SINK_METRICS_PORT). Lag is the sink group's committed offsets against the ends of
-the log, read at scrape time (carelog_consumer_lag, reader="sink"); the committed offsets
-trail the tables by up to a second (the tables are the truth, Kafka's offsets a hint)."""
+the log, read by a background thread every few seconds (carelog_consumer_lag,
+reader="sink"); the committed offsets trail the tables by up to a second (the tables are
+the truth, Kafka's offsets a hint)."""
 
 from __future__ import annotations
 

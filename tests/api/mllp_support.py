@@ -38,6 +38,13 @@ def hl7(control_id: str | None = None, patient: str = "MRN5520") -> tuple[str, b
     return control_id, payload
 
 
+def enhanced(payload: bytes, accept: str, application: str = "") -> bytes:
+    """`payload` (the corpus ORU) asking for enhanced acknowledgement: MSH-15 and MSH-16."""
+    msh_end = b"|P|2.5.1\r"
+    assert msh_end in payload
+    return payload.replace(msh_end, f"|P|2.5.1|||{accept}|{application}\r".encode(), 1)
+
+
 @dataclass(frozen=True)
 class Ack:
     raw: bytes

@@ -87,3 +87,18 @@ def test_new_start_block_inside_a_frame_and_truncated_end() -> None:
 
 def test_end_block_without_cr_still_ends_the_frame() -> None:
     assert decode_all([b"\x0bA\x1c\x0bB\x1c\r"]) == [Frame(b"A"), Frame(b"B")]
+
+
+def test_open_and_overflowing_follow_the_run_in_progress() -> None:
+    decoder = FrameDecoder(64, keep_bytes=16)
+    decoder.feed(b"\r\n")  # whitespace between frames opens nothing
+    assert not decoder.open
+    decoder.feed(b"\x0bMSH|")
+    assert decoder.open and not decoder.overflowing
+    decoder.feed(b"x" * 100)  # no end block within the limit
+    assert decoder.overflowing
+    assert decoder.abandon(Fault.too_large) == Broken(Fault.too_large, b"MSH|" + b"x" * 12, 104)
+    assert not decoder.open and not decoder.overflowing
+    assert decoder.feed(frame(b"MSH|ok")) == [Frame(b"MSH|ok")]
+    decoder.feed(b"junk")  # stray bytes are a run in progress too
+    assert decoder.open

@@ -3,12 +3,13 @@ is refused is on carelog.rejected with its reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from schemas.events import Channel, Format, InboundMessage, Rejected
+from schemas.events import Channel, Event, Format, InboundMessage, Rejected
 from streams.keys import inbound_key
 from tests.api.conftest import auth
 
@@ -77,7 +78,8 @@ def test_wrapped_batch_gets_a_wrapped_ack_per_message(
     assert names == ["FHS", "BHS", "MSH", "MSA", "MSH", "MSA", "BTS", "FTS"]
     bhs = next(s for s in segments(response.content) if s[0] == "BHS")
     assert bhs[11] == "B-42"  # BHS-12 refers to the request's batch
-    assert [m[1] for m in msa(response.content)] == ["AA", "AA"]
+    # The VXU's MSH-15 (ER) asks for enhanced acknowledgement: its stored answer is CA.
+    assert [m[1] for m in msa(response.content)] == ["AA", "CA"]
     events = [e for _, e in appended(Format.hl7v2, headers["X-Request-ID"])]
     assert sorted(e.payload for e in events) == sorted([first, second])
     assert {e.headers["hl7.batch.control_id"] for e in events} == {"B-42"}
@@ -183,3 +185,18 @@ def test_missing_token_is_401_ar_and_wrong_scope_403(
     for h in (headers, fhir_only):
         assert appended(Format.hl7v2, h["X-Request-ID"]) == []
         assert appended("rejected", h["X-Request-ID"]) == []
+
+
+def test_enhanced_mode_is_answered_with_commit_codes(
+    client: TestClient, corpus: Path, appended: Callable[..., list[tuple[bytes | None, Event]]]
+) -> None:
+    """MSH-15 asks for enhanced acknowledgement: CA (stored), over HTTP always answered."""
+    message = (corpus / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()
+    asking = message.replace(b"|P|2.5.1\r", b"|P|2.5.1|||NE|AL\r", 1)
+    headers = auth(**ER7)
+    response = client.post("/hl7v2", content=asking, headers=headers)
+    assert response.status_code == 200
+    [[_, code, control_id, *_]] = msa(response.content)
+    assert (code, control_id) == ("CA", "NWH-LAB-7001")
+    [(_, event)] = appended(Format.hl7v2, headers["X-Request-ID"])
+    assert isinstance(event, InboundMessage) and event.payload == asking

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -105,3 +106,36 @@ def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) ->
     from schemas.catalogue import default_catalogue
 
     assert keys >= {v.fingerprint_hex for v in default_catalogue().all()}
+
+
+def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
+    kafka_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.mllp_tls import plain_tcp_warning
+    from infra.cli import cmd_run
+    from infra.supervisor import Service, Supervisor
+
+    supervised: list[Service] = []
+
+    def run_forever(self: Supervisor, on_tick: object = None) -> None:  # start nothing
+        supervised.extend(self.services)
+
+    monkeypatch.setattr(Supervisor, "run_forever", run_forever)
+    exposed = kafka_settings.model_copy(
+        update={"mllp_host": "0.0.0.0", "mllp_port": 12575, "var_dir": tmp_path}
+    )
+    assert cmd_run(argparse.Namespace(infra_only=False), exposed) == 0
+    err = capsys.readouterr().err
+    assert "warning: MLLP listens on 0.0.0.0:12575 without TLS" in err
+    assert "CARELOG_MLLP_TLS_CERT" in err and "CARELOG_MLLP_TLS_CLIENT_CA" in err
+    [mllp] = [s for s in supervised if s.name == "mllp"]
+    assert mllp.url == "mllp://0.0.0.0:12575"
+
+    for quiet in ({"mllp_host": "127.0.0.1"}, {"mllp_host": "::1"}, {"mllp_host": "localhost"},
+                  {"mllp_tls_cert": tmp_path / "cert.pem"}):  # fmt: skip
+        assert plain_tcp_warning(exposed.model_copy(update=quiet)) is None
+    assert cmd_run(argparse.Namespace(infra_only=False), kafka_settings) == 0  # loopback
+    assert "MLLP listens" not in capsys.readouterr().err

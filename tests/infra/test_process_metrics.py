@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -84,3 +85,38 @@ def test_each_process_serves_its_metrics(kafka_settings: Settings, tmp_path: Pat
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_scrape_answers_at_once_while_the_lag_read_is_slow() -> None:
+    """The lag is read in the background: a broker slow to answer never slows /metrics."""
+    from prometheus_client import REGISTRY
+
+    from streams.lag import PartitionLag
+    from streams.process_metrics import serve_metrics
+
+    release = threading.Event()
+
+    def slow_lag() -> list[PartitionLag]:
+        release.wait(20)  # a broker that takes its time
+        return [PartitionLag("carelog.slow", 0, 5, 0, 12)]
+
+    port = free_port()
+    settings = Settings(_env_file=None, metrics_lag_interval_seconds=0.2)
+    assert serve_metrics("slowreader", settings, port, slow_lag)
+    url = f"http://127.0.0.1:{port}/metrics"
+    lag_series = 'carelog_consumer_lag{partition="0",reader="slowreader",topic="carelog.slow"} 7.0'
+    try:
+        started = time.monotonic()
+        body = httpx.get(url, timeout=15).text
+        assert time.monotonic() - started < 1.0  # served while the read is still waiting
+        assert 'carelog_consumer_lag_ok{reader="slowreader"} 0.0' in body  # not read yet
+        assert lag_series not in body
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while lag_series not in body and time.monotonic() < deadline:
+        time.sleep(0.1)
+        body = httpx.get(url, timeout=5).text
+    assert lag_series in body  # the last value read, served from then on
+    assert 'carelog_consumer_lag_ok{reader="slowreader"} 1.0' in body
+    assert REGISTRY.get_sample_value("carelog_consumer_lag_ok", {"reader": "slowreader"}) == 1.0

@@ -3,6 +3,8 @@ clear failure when no broker answers."""
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -108,3 +110,41 @@ def test_last_error_is_none_without_errors_or_log(tmp_path: Path) -> None:
     (tmp_path / "mllp.log").write_text('{"level": "info", "message": "listening"}\n')
     assert last_error(tmp_path / "mllp.log") is None
     assert last_error(tmp_path / "missing.log") is None
+
+
+def test_probe_tells_a_slow_endpoint_from_one_that_is_down() -> None:
+    from infra.status import probe
+
+    assert probe(f"http://127.0.0.1:{free_port()}/metrics", timeout=2.0) == "down"  # refused
+    with socket.socket() as silent:  # accepts connections (the backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        assert probe(f"http://127.0.0.1:{port}/metrics", timeout=0.5) == "slow"
+
+
+def test_status_reports_a_running_process_as_up_while_its_lag_read_is_slow(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """The probe used to time out at 0.5 s on a scrape that read the lag itself."""
+    from streams.lag import PartitionLag
+    from streams.process_metrics import serve_metrics
+
+    def slow_lag() -> list[PartitionLag]:
+        time.sleep(1.5)  # reading the lag of a busy broker
+        return []
+
+    port = free_port()
+    settings = kafka_settings.model_copy(
+        update={"var_dir": tmp_path, "worker_metrics_port": port, "mllp_metrics_port": 0,
+                "projection_metrics_port": 0, "sink_metrics_port": 0,
+                "gateway_port": free_port()}
+    )  # fmt: skip
+    assert serve_metrics("slowworker", settings, port, slow_lag)
+    out = StringIO()
+    assert print_status(settings, out) == 0
+    rows = {line.split()[0]: line.split()[1] for line in out.getvalue().split("processes")[1]
+            .splitlines()[1:] if line.strip()}  # fmt: skip
+    assert rows["worker"] == "up"
+    assert rows["gateway"] == "down"  # nothing listens there
+    assert rows["sink"] == "off"
