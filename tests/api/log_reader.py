@@ -6,11 +6,27 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas.events import Event, decode_event
 from streams.kafka_config import client_config
 from streams.settings import Settings
+
+
+def high_watermarks(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+    """High watermark per partition; retried while a fresh broker is still electing leaders
+    (NOT_LEADER_FOR_PARTITION on a session's first read)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions
+            }
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 class LogReader:
@@ -27,10 +43,7 @@ class LogReader:
 
     def marks(self, topic: str) -> dict[int, int]:
         """The high watermark of each partition: where records appended from now on start."""
-        return {
-            p: self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in self._partitions(topic)
-        }
+        return high_watermarks(self._consumer, topic, self._partitions(topic))
 
     def find(
         self, topic: str, since: dict[int, int], correlation_id: str

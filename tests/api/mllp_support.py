@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from api.ingest import Ingestor
 from api.mllp import MllpServer
@@ -23,6 +23,7 @@ from schemas.events import Event, decode_event
 from streams.kafka_config import client_config
 from streams.producer import EventProducer
 from streams.settings import PROJECT_ROOT, Settings
+from tests.api.log_reader import high_watermarks
 
 ORU = (
     (PROJECT_ROOT / "tests/corpus/hl7v2/oru_r01_cbc_v2.5.1.hl7").read_bytes().replace(b"\n", b"\r")
@@ -137,20 +138,7 @@ class TopicReader:
         self.start = self._ends()
 
     def _ends(self) -> dict[int, int]:
-        """High watermarks; retried while a fresh broker is still electing partition leaders."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return {
-                    p: self.consumer.get_watermark_offsets(
-                        TopicPartition(self.topic, p), timeout=10
-                    )[1]
-                    for p in self.partitions
-                }
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        return high_watermarks(self.consumer, self.topic, self.partitions)
 
     def read(self) -> list[tuple[bytes | None, Event, int]]:
         """(key, event, partition) appended since this reader was made, in order per partition."""
