@@ -6,13 +6,14 @@ which resources it writes. Prefer only shapes the HTTP answer and is ignored her
 
 - POST /fhir/{type}: create; any client id is ignored (FHIR R4 3.1.0.7) and the id is
   resource_id(type, event_id), so replaying the event recreates the same resource.
-  With If-None-Exist: identifier=system|value the id is resource_id(type, system, value)
-  (see `fhir_request.conditional_id`).
+  With If-None-Exist the id derives from the criteria and the create is create-only: an
+  existing resource is left as it is (see `fhir_request.conditional_id`).
 - PUT /fhir/{type}/{id}: update, or create with the client's id; a body id must match.
 - DELETE /fhir/{type}/{id}: operation "delete".
 - POST /fhir: a transaction or batch Bundle (`fhir_bundle`).
 
-If-Match W/"n" travels as `if_match` for the versioning stage. business_time is None: a
+If-Match W/"n" travels as `if_match` for the versioning stage, If-None-Match: * as
+`if_match` 0 (the resource must not exist). business_time is None: a
 REST write states no time of its own; the event's received time stands in for it.
 """
 
@@ -27,8 +28,9 @@ from processors.fhir_request import (
     check_valid,
     conditional_id,
     fail,
-    parse_if_match,
     parse_json_object,
+    parse_matches,
+    parse_preconditions,
     prepared,
 )
 from processors.ids import resource_id
@@ -56,9 +58,11 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
             "not-supported",
         )
     parts = [p for p in path[len(_BASE) :].split("/") if p]
-    if_match = parse_if_match(headers.get("http.if-match"), "http.if-match")
+    if_match = parse_preconditions(
+        headers.get("http.if-match"), headers.get("http.if-none-match"), "http."
+    )
     if method == "POST" and not parts:
-        return translate_bundle(payload, event_id, MAPPING_VERSION)
+        return translate_bundle(payload, event_id, MAPPING_VERSION, parse_matches(headers))
     if method == "POST" and len(parts) == 1:
         check_type(parts[0], "http.path")
         criteria = headers.get("http.if-none-exist")
@@ -68,7 +72,8 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
             else conditional_id(parts[0], criteria, "http.if-none-exist")
         )
         body = parse_json_object(payload, parts[0])
-        return _one(prepared(body, parts[0], new_id, parts[0]), "upsert", None)
+        resource = prepared(body, parts[0], new_id, parts[0])
+        return _one(resource, "upsert", if_match, if_none_exist=criteria is not None)
     if method in ("PUT", "DELETE") and len(parts) == 2:
         resource_type, target_id = parts
         check_type(resource_type, "http.path")
@@ -85,8 +90,12 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
 
 
 def _one(
-    resource: dict[str, Any], operation: Literal["upsert", "delete"], if_match: int | None
+    resource: dict[str, Any],
+    operation: Literal["upsert", "delete"],
+    if_match: int | None,
+    if_none_exist: bool = False,
 ) -> Translation:
     if operation == "upsert":
         check_valid(resource, str(resource["resourceType"]))
-    return Translation([TranslatedResource(resource, operation, if_match)], None, MAPPING_VERSION)
+    item = TranslatedResource(resource, operation, if_match, if_none_exist)
+    return Translation([item], None, MAPPING_VERSION)

@@ -21,8 +21,12 @@ class TranslatedResource:
 
     resource: dict[str, Any]
     operation: Literal["upsert", "delete"] = "upsert"
-    # Expected current version (from If-Match W/"n"); checked by the versioning stage.
+    # Expected current version (from If-Match W/"n"; 0 from If-None-Match: *); checked by
+    # the versioning stage.
     if_match: int | None = None
+    # A conditional create (If-None-Exist): the versioning stage leaves an existing resource
+    # as it is.
+    if_none_exist: bool = False
 
     @property
     def key(self) -> str:

@@ -7,6 +7,9 @@ Two DICOM outputs are partial views and would destroy data if they replaced it:
 - a Patient from an image header carries an identifier, a name, a birth date and a sex:
   it creates the patient when none exists and never overwrites one (the ADT feed or a FHIR
   write is the authority on demographics).
+
+A conditional create (If-None-Exist) is create-only too, whatever its source: when its
+target exists, FHIR leaves it as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class Policy(Enum):
 
 
 def policy_for(translated: ResourceTranslated) -> Policy:
+    if translated.if_none_exist:
+        return Policy.CREATE_ONLY
     if translated.mapping_version.split("/")[0] == _DICOM:
         if translated.resource_type == "ImagingStudy":
             return Policy.MERGE
