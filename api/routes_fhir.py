@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import write_answer, write_targets
+from api import if_none_exist, write_answer, write_targets
 from api.access import EVENT_ID_KEY
 from api.body import read_body
 from api.errors import GatewayError, json_response
@@ -50,6 +50,7 @@ async def _write(request: Request) -> Response:
         gw.guard.require(principal, [Need(resource_type, _ACTION[request.method])])
     body = b""
     resource: dict[str, Any] | None = None
+    conditions = if_none_exist.Conditions()
     try:
         if request.method != "DELETE":
             body = await read_body(request, gw.settings.max_request_bytes)
@@ -67,16 +68,24 @@ async def _write(request: Request) -> Response:
                 check_resource(
                     resource, resource_type, resource_id if request.method == "PUT" else None
                 )
+        if request.method == "POST":
+            conditions = await if_none_exist.resolve(
+                store_of(request), resource_type, resource, request.headers
+            )
     except GatewayError as exc:
         raise await gw.refuse(
             exc, body, request, format=Format.fhir, sender=principal.subject
         ) from None
+    if resource_type is not None and 0 in conditions.matches:  # found: nothing to write
+        return if_none_exist.answer_match(request, principal, conditions.matches[0],
+                                          answer_type, gw.guard.verifier is not None)  # fmt: skip
 
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.fhir,
         content_type=request.headers.get("content-type", CONTENT_TYPES[0]),
         sender=principal.subject, idempotency_key=request.headers.get("idempotency-key"),
-        correlation_id=request_id(request), headers=_event_headers(request),
+        correlation_id=request_id(request),
+        headers={**_event_headers(request), **conditions.event_headers()},
     )  # fmt: skip
     delivered = await gw.append(event, inbound_key(Format.fhir, body, principal.subject))
     request.scope[EVENT_ID_KEY] = event.event_id
@@ -84,11 +93,13 @@ async def _write(request: Request) -> Response:
     if store is not None:
         if resource_type is None:
             assert resource is not None
-            entries = write_targets.of_bundle(resource, event.event_id)
+            entries = write_targets.of_bundle(resource, event.event_id, conditions.criteria,
+                                              conditions.match_ids)  # fmt: skip
             targets = [t for t in entries if t is not None]
         else:
-            targets = write_targets.single(request.method, resource_type, resource_id, resource,
-                                           event.event_id, request.headers.get("if-none-exist"))  # fmt: skip
+            targets = [write_targets.single(request.method, resource_type, resource_id, resource,
+                                            event.event_id, request.headers,
+                                            conditions.criteria.get(0))]  # fmt: skip
         outcome = await wait_for(store, event.event_id, targets, gw.settings)
         if isinstance(outcome, Refused):
             return write_answer.refused(outcome.rejection, event.event_id)
