@@ -293,6 +293,8 @@ def test_metadata_claims_the_conditional_interactions_that_work(api: TestClient)
     assert patient["conditionalCreate"] is True
     assert patient["conditionalUpdate"] is False
     assert patient["conditionalDelete"] == "not-supported"
+    documentation = statement["rest"][0]["documentation"]
+    assert "If-None-Exist" in documentation and "If-None-Match: *" in documentation
     # what is claimed unsupported is refused, not done some other way
     update = api.put("/fhir/Patient?identifier=a|1", content=b'{"resourceType": "Patient"}',
                      headers=hdr())  # fmt: skip
