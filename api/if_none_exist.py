@@ -7,7 +7,10 @@ store replica. A create that found no match gets the criteria's id
 (api/write_targets.criteria_id), which the versioning stage makes create-only, so
 concurrent identical requests converge on one resource with one version even though each
 searched before any of them was stored. Without a store on this node the criteria are only
-checked, and that same convergence holds.
+checked, and that same convergence holds. When that id already holds a resource that does
+not match the criteria (edited since), the create takes a plain create's id instead, so
+what the client sent is created rather than dropped; the event header IDS_HEADER tells the
+processors what was resolved here (matches in a Bundle, and such fresh ids).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from api.fhir_checks import RESOURCE_TYPE
 from api.scopes import Need
 from api.smart import require_read
 from api.store_handle import StoreHandle
-from api.write_targets import Target
+from api.write_targets import Target, criteria_id
 from api.write_wait import Applied
 from projections.fhir_store import FhirStore, SearchError, StoredResource, StoreError
 from schemas.outcome import Issue
@@ -40,9 +43,11 @@ from schemas.outcome import Issue
 RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_include", "_revinclude", "_summary",
                            "_elements", "_total", "_contained", "_containedType", "_format",
                            "_pretty"})  # fmt: skip
-# Event header: {entry index: id} of the Bundle entries whose criteria matched one resource
-# (= processors.fhir_request.MATCHES_HEADER). Set here only, never copied from a client.
-MATCHES_HEADER = "carelog.if-none-exist.matches"
+# Event header: {entry index: id} of the conditional creates resolved here: the one match,
+# or "" when the criteria's own id holds a resource that does not match them (the create
+# takes a plain create's id). = processors.fhir_request.IDS_HEADER; set here only, never
+# copied from a client.
+IDS_HEADER = "carelog.if-none-exist.ids"
 Criteria = list[tuple[str, str]]
 
 
@@ -54,20 +59,21 @@ class PreconditionFailed(GatewayError):
 @dataclass(frozen=True, slots=True)
 class Conditions:
     """A write's conditional creates by entry index (0 for POST /fhir/{type}): their
-    criteria, and the one resource each matched (absent: no match, or no store here)."""
+    criteria, the one resource each matched (absent: no match, or no store here), and
+    those that matched nothing while their criteria's id holds another resource."""
 
     criteria: dict[int, Criteria] = field(default_factory=dict)
     matches: dict[int, StoredResource] = field(default_factory=dict)
-
-    def event_headers(self) -> dict[str, str]:
-        if not self.matches:
-            return {}
-        ids = {str(index): stored.id for index, stored in sorted(self.matches.items())}
-        return {MATCHES_HEADER: orjson.dumps(ids).decode()}
+    taken: frozenset[int] = frozenset()
 
     @property
-    def match_ids(self) -> dict[int, str]:
-        return {index: stored.id for index, stored in self.matches.items()}
+    def resolved_ids(self) -> dict[int, str]:
+        """{entry index: the match's id, or "" for a create that takes a plain id}."""
+        return {**{i: "" for i in self.taken}, **{i: r.id for i, r in self.matches.items()}}
+
+    def event_headers(self) -> dict[str, str]:
+        ids = {str(index): rid for index, rid in sorted(self.resolved_ids.items())}
+        return {IDS_HEADER: orjson.dumps(ids).decode()} if ids else {}
 
 
 def parse_criteria(criteria: Any, location: str) -> Criteria:
@@ -141,11 +147,22 @@ async def resolve(handle: StoreHandle, resource_type: str | None, body: dict[str
     if store is None:
         return Conditions(criteria)
 
-    def search(s: FhirStore) -> dict[int, StoredResource]:
+    def search(s: FhirStore) -> Conditions:
         found = {i: _match(s, t, params, where) for i, (t, params, where) in requested.items()}
-        return {i: stored for i, stored in found.items() if stored is not None}
+        matches = {i: stored for i, stored in found.items() if stored is not None}
+        taken = frozenset(
+            i for i, (t, params, _) in requested.items()
+            if i not in matches and _held(s, t, criteria_id(t, params))
+        )  # fmt: skip
+        return Conditions(criteria, matches, taken)
 
-    return Conditions(criteria, await anyio.to_thread.run_sync(search, store))
+    return await anyio.to_thread.run_sync(search, store)
+
+
+def _held(store: FhirStore, resource_type: str, resource_id: str) -> bool:
+    """A live resource has this id (so a create-only write to it would change nothing)."""
+    current = store.read(resource_type, resource_id)
+    return current is not None and not current.deleted
 
 
 def _readable(principal: Principal, resource_type: str, checked: bool) -> bool:

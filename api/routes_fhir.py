@@ -94,12 +94,13 @@ async def _write(request: Request) -> Response:
         if resource_type is None:
             assert resource is not None
             entries = write_targets.of_bundle(resource, event.event_id, conditions.criteria,
-                                              conditions.match_ids)  # fmt: skip
+                                              conditions.resolved_ids)  # fmt: skip
             targets = [t for t in entries if t is not None]
         else:
             targets = [write_targets.single(request.method, resource_type, resource_id, resource,
                                             event.event_id, request.headers,
-                                            conditions.criteria.get(0))]  # fmt: skip
+                                            conditions.criteria.get(0),
+                                            conditions.resolved_ids.get(0))]  # fmt: skip
         outcome = await wait_for(store, event.event_id, targets, gw.settings)
         if isinstance(outcome, Refused):
             return write_answer.refused(outcome.rejection, event.event_id)

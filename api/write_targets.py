@@ -49,18 +49,27 @@ def criteria_id(resource_type: str, params: list[tuple[str, str]]) -> str:
     return resource_id(resource_type, "?" + urlencode(sorted(params)))
 
 
+def _conditional_id(resource_type: str, criteria: list[tuple[str, str]], resolved: str | None,
+                    plain_id: str) -> str:  # fmt: skip
+    """= processors.fhir_request.conditional_target: the resolved id ("" gives `plain_id`),
+    else the criteria's."""
+    if resolved is None:
+        return criteria_id(resource_type, criteria)
+    return resolved or plain_id
+
+
 def single(method: str, resource_type: str, target_id: str | None, body: dict[str, Any] | None,
-           event_id: str, headers: Mapping[str, str],
-           criteria: list[tuple[str, str]] | None) -> Target:  # fmt: skip
+           event_id: str, headers: Mapping[str, str], criteria: list[tuple[str, str]] | None,
+           resolved: str | None) -> Target:  # fmt: skip
     """The target of POST /fhir/{type}, PUT or DELETE /fhir/{type}/{id}; `criteria` are a
-    conditional create's (If-None-Exist) that matched nothing."""
+    conditional create's (If-None-Exist) that matched nothing, `resolved` the id the
+    gateway gave it ("": a plain create's), if any."""
     none_match = headers.get("if-none-match", "").strip() == "*"
     if method == "POST":
+        new_id = resource_id(resource_type, event_id)
         if criteria is not None:
-            new_id = criteria_id(resource_type, criteria)
-            return Target(resource_type, new_id, "POST", body, True, none_match)
-        return Target(resource_type, resource_id(resource_type, event_id), "POST", body,
-                      if_none_match=none_match)  # fmt: skip
+            new_id = _conditional_id(resource_type, criteria, resolved, new_id)
+        return Target(resource_type, new_id, "POST", body, criteria is not None, none_match)
     assert target_id is not None
     return Target(resource_type, target_id, method, body if method == "PUT" else None,
                   if_none_match=none_match)  # fmt: skip
@@ -68,9 +77,10 @@ def single(method: str, resource_type: str, target_id: str | None, body: dict[st
 
 def of_bundle(bundle: dict[str, Any], event_id: str,
               criteria: Mapping[int, list[tuple[str, str]]],
-              matches: Mapping[int, str]) -> list[Target | None]:  # fmt: skip
+              resolved: Mapping[int, str]) -> list[Target | None]:  # fmt: skip
     """One target per entry, in entry order (None where the entry names no resource);
-    `criteria` of the conditional creates by entry index, `matches` the ids they matched."""
+    `criteria` of the conditional creates by entry index, `resolved` the ids the gateway
+    gave them (their match, or "" for a plain create's)."""
     out: list[Target | None] = []
     for index, entry in enumerate(bundle.get("entry") or []):
         request = entry.get("request") or {}
@@ -79,12 +89,11 @@ def of_bundle(bundle: dict[str, Any], event_id: str,
         resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else None
         none_match = str(request.get("ifNoneMatch", "")).strip() == "*"
         if method == "POST" and len(parts) == 1:
-            if index in criteria:
-                new_id = matches.get(index) or criteria_id(parts[0], criteria[index])
-                out.append(Target(parts[0], new_id, "POST", resource, True, none_match))
-            else:
-                new_id = resource_id(parts[0], event_id, str(index))
-                out.append(Target(parts[0], new_id, "POST", resource, if_none_match=none_match))
+            new_id = resource_id(parts[0], event_id, str(index))
+            conditional = index in criteria
+            if conditional:
+                new_id = _conditional_id(parts[0], criteria[index], resolved.get(index), new_id)
+            out.append(Target(parts[0], new_id, "POST", resource, conditional, none_match))
         elif method in ("PUT", "DELETE") and len(parts) == 2:
             out.append(Target(parts[0], parts[1], method, resource if method == "PUT" else None,
                               if_none_match=none_match))  # fmt: skip

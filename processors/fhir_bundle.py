@@ -2,7 +2,7 @@
 
 Each entry is a write by request.method: POST (create, id resource_id(type, event_id,
 entry index), or a conditional create with request.ifNoneExist: create-only, with the id
-the gateway matched or the criteria's id, see `fhir_request.conditional_id`), PUT (id from
+the gateway resolved or the criteria's id, see `fhir_request.conditional_id`), PUT (id from
 request.url) or DELETE; request.ifMatch and request.ifNoneMatch "*" as on single writes.
 In a transaction, references to an entry's urn:uuid / urn:oid fullUrl are replaced by the
 "Type/id" assigned to it, wherever a "reference" string holds one in the Bundle. A batch entry may not depend on another (R4 3.1.0.11.1), so there such a
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from processors.fhir_request import (
-    MATCHES_HEADER,
+    IDS_HEADER,
     check_id,
     check_type,
-    conditional_id,
+    conditional_target,
     fail,
     parse_json_object,
     parse_preconditions,
@@ -54,15 +54,15 @@ class _Write:
 
 
 def translate_bundle(
-    payload: bytes, event_id: str, mapping_version: str, matches: dict[int, str] | None = None
+    payload: bytes, event_id: str, mapping_version: str, resolved: dict[int, str] | None = None
 ) -> Translation:
     """The writes of a transaction or batch Bundle; TranslationError names every problem.
 
-    `matches` holds, per entry index, the id of the one resource the gateway found for the
-    entry's request.ifNoneExist: that entry is create-only on it (so it changes nothing
-    while the resource exists), and references to its fullUrl point at it.
+    `resolved` holds, per entry index, the id the gateway resolved the entry's
+    request.ifNoneExist to (fhir_request.IDS_HEADER): the entry is create-only on it (so it
+    changes nothing while the resource exists), and references to its fullUrl point at it.
     """
-    matches = matches or {}
+    resolved = resolved or {}
     bundle = parse_json_object(payload, "Bundle")
     if bundle.get("resourceType") != "Bundle":
         raise fail("POST to the base takes a transaction or batch Bundle", "Bundle.resourceType")
@@ -82,7 +82,7 @@ def translate_bundle(
     placeholders: dict[str, str] = {}
     for index, entry in enumerate(entries):
         try:
-            write = _write(entry, index, event_id, matches.get(index))
+            write = _write(entry, index, event_id, resolved.get(index))
         except TranslationError as exc:
             issues.extend(exc.issues)
             continue
@@ -95,9 +95,9 @@ def translate_bundle(
             placeholders[full_url] = write.key
         writes.append(write)
     conditional = {w.where for w in writes if w.if_none_exist}
-    if any(f"Bundle.entry[{i}]" not in conditional for i in matches):
+    if any(f"Bundle.entry[{i}]" not in conditional for i in resolved):
         why = "names an entry that is not a conditional create (request.ifNoneExist)"
-        issues.append(Issue(why, location=MATCHES_HEADER))
+        issues.append(Issue(why, location=IDS_HEADER))
     issues.extend(_duplicates(writes))
     targets = placeholders if kind == "transaction" else {}
     resources: list[tuple[int, TranslatedResource]] = []
@@ -121,7 +121,7 @@ def translate_bundle(
     return Translation([r for _, r in resources], None, mapping_version)
 
 
-def _write(entry: Any, index: int, event_id: str, match: str | None) -> _Write:
+def _write(entry: Any, index: int, event_id: str, resolved: str | None) -> _Write:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
         raise fail("each entry needs a request (method and url)", f"{where}.request", "required")
@@ -149,11 +149,10 @@ def _write(entry: Any, index: int, event_id: str, match: str | None) -> _Write:
         if len(parts) != 1:
             raise fail("a POST entry's url is the resource type", f"{where}.request.url")
         criteria = request.get("ifNoneExist")
-        if criteria is None:
-            new_id = resource_id(parts[0], event_id, str(index))
-        else:  # the id of the one match the gateway found, else the criteria's own
-            new_id = conditional_id(parts[0], criteria, f"{where}.request.ifNoneExist")
-            new_id = match or new_id
+        new_id = resource_id(parts[0], event_id, str(index))
+        if criteria is not None:
+            where_criteria = f"{where}.request.ifNoneExist"
+            new_id = conditional_target(parts[0], criteria, where_criteria, resolved, new_id)
     else:
         if len(parts) != 2:
             raise fail(f"a {method} entry's url is Type/id", f"{where}.request.url")

@@ -6,8 +6,9 @@ which resources it writes. Prefer only shapes the HTTP answer and is ignored her
 
 - POST /fhir/{type}: create; any client id is ignored (FHIR R4 3.1.0.7) and the id is
   resource_id(type, event_id), so replaying the event recreates the same resource.
-  With If-None-Exist the id derives from the criteria and the create is create-only: an
-  existing resource is left as it is (see `fhir_request.conditional_id`).
+  With If-None-Exist the id derives from the criteria (or is the one the gateway resolved)
+  and the create is create-only: an existing resource is left as it is (see
+  `fhir_request.conditional_id`).
 - PUT /fhir/{type}/{id}: update, or create with the client's id; a body id must match.
 - DELETE /fhir/{type}/{id}: operation "delete".
 - POST /fhir: a transaction or batch Bundle (`fhir_bundle`).
@@ -26,11 +27,11 @@ from processors.fhir_request import (
     check_id,
     check_type,
     check_valid,
-    conditional_id,
+    conditional_target,
     fail,
     parse_json_object,
-    parse_matches,
     parse_preconditions,
+    parse_resolved_ids,
     prepared,
 )
 from processors.ids import resource_id
@@ -62,15 +63,14 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
         headers.get("http.if-match"), headers.get("http.if-none-match"), "http."
     )
     if method == "POST" and not parts:
-        return translate_bundle(payload, event_id, MAPPING_VERSION, parse_matches(headers))
+        return translate_bundle(payload, event_id, MAPPING_VERSION, parse_resolved_ids(headers))
     if method == "POST" and len(parts) == 1:
         check_type(parts[0], "http.path")
         criteria = headers.get("http.if-none-exist")
-        new_id = (
-            resource_id(parts[0], event_id)
-            if criteria is None
-            else conditional_id(parts[0], criteria, "http.if-none-exist")
-        )
+        new_id = resource_id(parts[0], event_id)
+        if criteria is not None:
+            resolved = parse_resolved_ids(headers).get(0)
+            new_id = conditional_target(parts[0], criteria, "http.if-none-exist", resolved, new_id)
         body = parse_json_object(payload, parts[0])
         resource = prepared(body, parts[0], new_id, parts[0])
         return _one(resource, "upsert", if_match, if_none_exist=criteria is not None)

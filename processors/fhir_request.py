@@ -26,9 +26,11 @@ _SERVER_META = ("versionId", "lastUpdated")
 RESULT_PARAMS = frozenset({"_count", "_offset", "_sort", "_include", "_revinclude", "_summary",
                            "_elements", "_total", "_contained", "_containedType", "_format",
                            "_pretty"})  # fmt: skip
-# Event header: {entry index: id} of the Bundle entries whose conditional create criteria
-# the gateway found one resource for (set by the gateway only, never taken from a client).
-MATCHES_HEADER = "carelog.if-none-exist.matches"
+# Event header set by the gateway only (never copied from a client): {entry index (0 for
+# POST /fhir/{type}): id} of the conditional creates it resolved: the id of the one resource
+# the criteria matched, or "" when the criteria's own id is held by a resource that does
+# not match them (the create then takes the id a plain create gets).
+IDS_HEADER = "carelog.if-none-exist.ids"
 
 
 def fail(diagnostics: str, location: str | None = None, code: str = "invalid") -> TranslationError:
@@ -125,9 +127,19 @@ def conditional_id(resource_type: str, criteria: Any, location: str) -> str:
     return resource_id(resource_type, "?" + urlencode(sorted(params)))
 
 
-def parse_matches(headers: dict[str, str]) -> dict[int, str]:
-    """{entry index: id} of the Bundle entries whose criteria the gateway matched once."""
-    raw = headers.get(MATCHES_HEADER)
+def conditional_target(resource_type: str, criteria: Any, location: str,
+                       resolved: str | None, plain_id: str) -> str:  # fmt: skip
+    """The id of a conditional create: the one the gateway resolved it to (IDS_HEADER; ""
+    gives `plain_id`), else the criteria's own (`conditional_id`, which checks them)."""
+    own = conditional_id(resource_type, criteria, location)
+    if resolved is None:
+        return own
+    return resolved or plain_id
+
+
+def parse_resolved_ids(headers: dict[str, str]) -> dict[int, str]:
+    """{entry index: id or ""} of the conditional creates the gateway resolved."""
+    raw = headers.get(IDS_HEADER)
     if raw is None:
         return {}
     try:
@@ -135,10 +147,10 @@ def parse_matches(headers: dict[str, str]) -> dict[int, str]:
     except orjson.JSONDecodeError:
         value = None
     if not isinstance(value, dict) or not all(
-        isinstance(k, str) and k.isdigit() and isinstance(v, str) and FHIR_ID.fullmatch(v)
+        isinstance(k, str) and k.isdigit() and isinstance(v, str) and FHIR_ID.fullmatch(v or "x")
         for k, v in value.items()
     ):
-        raise fail('expected a JSON object {"entry index": "id"}', MATCHES_HEADER, "structure")
+        raise fail('expected a JSON object {"entry index": "id" or ""}', IDS_HEADER, "structure")
     return {int(k): v for k, v in value.items()}
 
 

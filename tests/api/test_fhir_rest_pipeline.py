@@ -225,6 +225,29 @@ def test_a_conditional_create_that_matches_several_answers_412_kept_on_the_log(
     assert [e.stage for _, e in appended("rejected", request_id)] == ["gateway"]
 
 
+def test_a_conditional_create_whose_criteria_id_no_longer_matches_creates_anew(
+    api: TestClient,
+) -> None:
+    """A resource created by conditional create, then edited so that it no longer matches
+    its criteria: the same conditional create again creates a new resource (not a silent
+    200 with the edited one, which would drop what the client sent)."""
+    system, old, new = "urn:oid:1.2.36.146.595", f"O{uid()}", f"N{uid()}"
+    criteria = {"If-None-Exist": f"identifier={system}|{old}"}
+    first = api.post("/fhir/Patient", content=orjson.dumps(_patient(system, old)),
+                     headers=hdr(**criteria))  # fmt: skip
+    assert first.status_code == 201, first.text
+    pid = first.json()["id"]
+    edited = {**_patient(system, new), "id": pid}
+    assert api.put(f"/fhir/Patient/{pid}", content=orjson.dumps(edited),
+                   headers=hdr()).status_code == 200  # fmt: skip
+    again = api.post("/fhir/Patient", content=orjson.dumps(_patient(system, old, gender="male")),
+                     headers=hdr(**criteria))  # fmt: skip
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != pid and again.json()["gender"] == "male"
+    assert _found(api, f"identifier={system}|{old}") == [again.json()["id"]]
+    assert _versions(api, f"Patient/{pid}") == ["2", "1"]
+
+
 def test_conditional_create_by_other_criteria_creates_once_then_finds_it(
     api: TestClient,
 ) -> None:

@@ -4,12 +4,14 @@ as not to import them)."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from api import if_none_exist
 from api.errors import BadRequest
-from api.write_targets import criteria_id
+from api.write_targets import criteria_id, single
 from processors import fhir_request
+from processors.fhir_input import translate_fhir
 from processors.translation import TranslationError
 
 CRITERIA = [
@@ -43,9 +45,9 @@ def test_both_refuse_the_same_criteria(criteria: str) -> None:
         fhir_request.conditional_id("Patient", criteria, "http.if-none-exist")
 
 
-def test_both_share_the_result_parameters_and_the_matches_header() -> None:
+def test_both_share_the_result_parameters_and_the_ids_header() -> None:
     assert if_none_exist.RESULT_PARAMS == fhir_request.RESULT_PARAMS
-    assert if_none_exist.MATCHES_HEADER == fhir_request.MATCHES_HEADER
+    assert if_none_exist.IDS_HEADER == fhir_request.IDS_HEADER
 
 
 def test_identical_criteria_in_any_order_converge_and_others_do_not() -> None:
@@ -53,3 +55,21 @@ def test_identical_criteria_in_any_order_converge_and_others_do_not() -> None:
     assert ids[CRITERIA[0]] == ids[CRITERIA[1]]  # trimmed, as processors/ids.py trims
     assert ids[CRITERIA[4]] == ids[CRITERIA[5]]  # parameter order does not matter
     assert len({ids[c] for c in CRITERIA}) == len(CRITERIA) - 2
+
+
+@pytest.mark.parametrize("resolved", [None, "", "found-1"])
+@pytest.mark.parametrize("criteria", CRITERIA[:5])
+def test_the_gateway_waits_on_the_resource_the_processors_write(
+    criteria: str, resolved: str | None
+) -> None:
+    """Whatever the gateway resolved (nothing, a taken criteria id, a match in a Bundle),
+    the target it waits on is the resource the processors write."""
+    event_id = "9e0c55c4-8f3d-4c55-9b0e-0f6b2f3f1a01"
+    headers = {"http.method": "POST", "http.path": "/fhir/Patient",
+               "http.if-none-exist": criteria}  # fmt: skip
+    if resolved is not None:
+        headers[fhir_request.IDS_HEADER] = orjson.dumps({"0": resolved}).decode()
+    [written] = translate_fhir(b'{"resourceType": "Patient"}', headers, event_id).resources
+    params = if_none_exist.parse_criteria(criteria, "If-None-Exist")
+    target = single("POST", "Patient", None, {}, event_id, {}, params, resolved)
+    assert (target.resource_id, target.if_none_exist) == (written.resource["id"], True)

@@ -188,9 +188,9 @@ def test_conditional_create_criteria_that_select_nothing_are_400_at_the_door(
 
 
 def test_a_client_cannot_name_the_gateway_matches_itself(client: TestClient, appended) -> None:
-    sent = auth(**FHIR, **{"carelog.if-none-exist.matches": '{"0": "p-9"}'})
+    sent = auth(**FHIR, **{"carelog.if-none-exist.ids": '{"0": "p-9"}'})
     response = client.post("/fhir/Patient", content=PATIENT, headers=sent)
     assert response.status_code == 202
     [(_, event)] = appended(Format.fhir, sent["X-Request-ID"])
     assert isinstance(event, InboundMessage)
-    assert "carelog.if-none-exist.matches" not in event.headers
+    assert "carelog.if-none-exist.ids" not in event.headers

@@ -205,6 +205,18 @@ def test_criteria_that_select_nothing_are_refused(criteria: str) -> None:
     assert exc.value.issues[0].code == "not-supported"
 
 
+def test_criteria_whose_id_the_gateway_found_taken_create_with_a_fresh_id() -> None:
+    """The criteria's own id holds a resource that does not match them (edited since):
+    the gateway says so ("" in carelog.if-none-exist.ids) and the create takes the id a
+    plain create gets, so the client's resource is created instead of silently dropped."""
+    headers = {
+        **request("POST", "/fhir/Patient", if_none_exist="identifier=a|1"),
+        "carelog.if-none-exist.ids": '{"0": ""}',
+    }
+    [item] = translate_fhir(body(PATIENT), headers, EVENT).resources
+    assert item.resource["id"] == resource_id("Patient", EVENT) and item.if_none_exist
+
+
 def test_if_none_match_star_expects_no_current_version() -> None:
     headers = request("PUT", "/fhir/Patient/p-1", if_none_match="*")
     [item] = translate_fhir(body(PATIENT), headers, EVENT).resources
@@ -432,8 +444,9 @@ def test_every_bad_entry_is_reported_at_once() -> None:
 
 def test_a_conditional_entry_matched_by_the_gateway_takes_the_match_id() -> None:
     """The gateway found one match for entry 0's criteria (header
-    carelog.if-none-exist.matches): the entry is create-only on that id, and references to
-    its fullUrl point at it; an entry without a match takes the criteria's id."""
+    carelog.if-none-exist.ids): the entry is create-only on that id, and references to
+    its fullUrl point at it; an entry without a match takes the criteria's id, one whose
+    criteria's id the gateway found taken ("") the id a plain create entry would get."""
     full_url = "urn:uuid:5a5c6b0e-0000-4000-8000-000000000001"
     payload = bundle(
         "transaction",
@@ -441,8 +454,10 @@ def test_a_conditional_entry_matched_by_the_gateway_takes_the_match_id() -> None
         entry("POST", "Observation", OBS),
         entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|2"),
         entry("PUT", "Patient/p-3", PATIENT, ifNoneMatch="*"),
+        entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|4"),
     )
-    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.matches": '{"0": "found-1"}'}
+    ids = '{"0": "found-1", "4": ""}'
+    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.ids": ids}
     resources = translate_fhir(payload, headers, EVENT).resources
     by_id = {r.resource["id"]: r for r in resources}
     assert by_id["found-1"].if_none_exist
@@ -451,6 +466,8 @@ def test_a_conditional_entry_matched_by_the_gateway_takes_the_match_id() -> None
     assert observation.resource["subject"] == {"reference": "Patient/found-1"}
     assert not observation.if_none_exist
     assert by_id["p-3"].if_match == 0
+    assert by_id[resource_id("Patient", EVENT, "4")].if_none_exist
+    assert resource_id("Patient", "a", "4") not in by_id
 
 
 @pytest.mark.parametrize("matches", ['{"1": "found-1"}', '{"0": "bad id!"}', "[]", "not json"])
@@ -460,10 +477,10 @@ def test_a_match_header_that_names_no_conditional_entry_is_refused(matches: str)
         entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|1"),
         entry("POST", "Patient", PATIENT),
     )
-    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.matches": matches}
+    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.ids": matches}
     with pytest.raises(TranslationError) as exc:
         translate_fhir(payload, headers, EVENT)
-    assert locations(exc) == {"carelog.if-none-exist.matches"}
+    assert locations(exc) == {"carelog.if-none-exist.ids"}
 
 
 @pytest.mark.parametrize(
