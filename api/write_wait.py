@@ -85,7 +85,7 @@ def _check(store: FhirStore, event_id: str, targets: Sequence[Target],
     rejection = store.rejection_for_inbound(event_id)
     if rejection is not None:
         return Refused(rejection)
-    if not targets:  # the processors will refuse it (criteria they cannot resolve)
+    if not targets:  # the processors will refuse it (no entry names a resource)
         return None
     changes = {(t, i): v for t, i, v in store.change_for_inbound(event_id)}
     results: list[tuple[StoredResource | None, bool]] = []

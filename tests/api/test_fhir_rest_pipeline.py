@@ -206,6 +206,23 @@ def test_a_conditional_create_that_matches_one_resource_answers_it_and_writes_no
     assert _found(api, f"identifier={system}|{value}") == [pid]
 
 
+def test_a_match_is_not_shown_to_a_token_that_may_not_read_it(api: TestClient) -> None:
+    """A write-only token learns where the match is (Location, ETag), not what it holds."""
+    system, value, pid = "urn:oid:1.2.36.146.595", f"W{uid()}", f"w{uid()}"
+    existing = {**_patient(system, value), "id": pid, "birthDate": "1950-05-05"}
+    assert api.put(f"/fhir/Patient/{pid}", content=orjson.dumps(existing),
+                   headers=hdr()).status_code == 201  # fmt: skip
+    writer = mint_token(SECRET, "system/Patient.write", "write-only")
+    headers = {**hdr(**{"If-None-Exist": f"identifier={system}|{value}"}),
+               "Authorization": f"Bearer {writer}"}  # fmt: skip
+    answer = api.post("/fhir/Patient", content=orjson.dumps(_patient(system, value)),
+                      headers=headers)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.content == b"" and answer.headers["location"].endswith(
+        f"/Patient/{pid}/_history/1"
+    )
+
+
 def test_a_conditional_create_that_matches_several_answers_412_kept_on_the_log(
     api: TestClient, appended: Callable[..., Any]
 ) -> None:

@@ -3,7 +3,9 @@ answered 202 with the event id; refusals as OperationOutcomes and on carelog.rej
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -174,7 +176,11 @@ def test_403_names_the_scope_and_no_token_is_401(client: TestClient) -> None:
     ],
 )  # fmt: skip
 def test_conditional_create_criteria_that_select_nothing_are_400_at_the_door(
-    client: TestClient, appended, headers: dict[str, str], body: bytes, location: str
+    client: TestClient,
+    appended: Callable[..., Any],
+    headers: dict[str, str],
+    body: bytes,
+    location: str,
 ) -> None:
     """Checked before anything is appended, even on a node without a FHIR store."""
     sent = auth(**FHIR, **headers)
@@ -187,7 +193,9 @@ def test_conditional_create_criteria_that_select_nothing_are_400_at_the_door(
     assert appended(Format.fhir, sent["X-Request-ID"]) == []
 
 
-def test_a_client_cannot_name_the_gateway_matches_itself(client: TestClient, appended) -> None:
+def test_a_client_cannot_set_the_ids_the_gateway_resolved(
+    client: TestClient, appended: Callable[..., Any]
+) -> None:
     sent = auth(**FHIR, **{"carelog.if-none-exist.ids": '{"0": "p-9"}'})
     response = client.post("/fhir/Patient", content=PATIENT, headers=sent)
     assert response.status_code == 202
