@@ -59,9 +59,11 @@ def _resource(rtype: str, params: list[tuple[str, str, str]]) -> dict[str, Any]:
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": not append_only,
-        "conditionalCreate": True,  # If-None-Exist: identifier=system|value only
-        "conditionalRead": "full-support",
-        "conditionalUpdate": False,
+        # If-None-Exist with any search of the type (api/if_none_exist.py); If-None-Match: *
+        # on update has no flag here (the rest documentation says it).
+        "conditionalCreate": True,
+        "conditionalRead": "full-support",  # If-None-Match / If-Modified-Since: 304
+        "conditionalUpdate": False,  # PUT/DELETE with search parameters: refused
         "conditionalDelete": "not-supported",
         "searchInclude": ["*"],
         "searchRevInclude": ["*"],
@@ -96,7 +98,10 @@ def capability_statement(store: FhirStore | None, settings: Settings, base: str)
                 "documentation": "Writes are appended to the log and answered once the store shows "
                 "them (201/200 with Location and ETag), or 202 with Prefer: "
                 "respond-async. Transactions are applied per resource, not "
-                "atomically.",
+                "atomically. Conditional create (If-None-Exist, request.ifNoneExist): "
+                "no match creates, one match answers 200 with it and writes nothing, "
+                'several answer 412. If-Match W/"n" and If-None-Match: * (create '
+                "only) are checked where versions are assigned: 412 when they fail.",
                 "security": {
                     "cors": False,
                     "service": [

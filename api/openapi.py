@@ -102,8 +102,16 @@ def _fhir_write(
 ) -> dict[str, Any]:
     conditional = [
         {"name": h, "in": "header", "required": False, "schema": {"type": "string"},
-         "description": "Passed to the processors with the event."}
-        for h in ("If-Match", "If-None-Exist", "Prefer")
+         "description": why}
+        for h, why in (
+            ("If-Match", 'W/"n": the version to replace (412 when it is not the current one).'),
+            ("If-None-Exist", "Conditional create (POST): search criteria such as "
+             "identifier=system|value; one match answers 200 with it and writes nothing, "
+             "several answer 412."),
+            ("If-None-Match", "*: create only; 412 when the resource exists."),
+            ("Prefer", "respond-async (202 at once), return=minimal|representation|"
+             "OperationOutcome."),
+        )
     ]  # fmt: skip
     append_only = {} if op_id == "fhirCreate" else {"405": _outcome(
         "AuditEvent is append-only: an update, a delete or a Bundle entry writing one is "
@@ -127,7 +135,11 @@ def _fhir_write(
             "204": {"description": "Deleted."},
             "202": _outcome("Accepted: on the log; X-Event-Id names the event.", X_EVENT_ID),
             **_refusals(400, 401, 403, 406, 413, 415, 422, 429, 503),
-            "412": _outcome("If-Match names a version that is not the current one."),
+            "412": _outcome(
+                "If-Match names a version that is not the current one, "
+                "If-None-Match: * met an existing resource, or If-None-Exist "
+                "matched several."
+            ),
             **append_only,
             "500": _outcome("A processor failed on this write (kept on carelog.rejected)."),
         },

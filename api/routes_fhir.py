@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api import write_answer, write_targets
+from api import if_none_exist, write_answer, write_targets
 from api.access import EVENT_ID_KEY
 from api.body import read_body
 from api.errors import GatewayError, json_response
@@ -49,10 +49,12 @@ async def _write(request: Request) -> Response:
     writes: list[Write] = []  # what will be done: the scope check and the wait both read it
     if resource_type is not None:  # the Bundle route checks per entry, once it has the body
         criteria = request.headers.get("if-none-exist")
-        writes = [single_write(request.method, resource_type, resource_id, criteria)]
+        none_match = request.headers.get("if-none-match", "").strip() == "*"
+        writes = [single_write(request.method, resource_type, resource_id, criteria, none_match)]
         gw.guard.require(principal, [need_of(writes[0])])
     body = b""
     resource: dict[str, Any] | None = None
+    conditions = if_none_exist.Conditions()
     try:
         if request.method != "DELETE":
             body = await read_body(request, gw.settings.max_request_bytes)
@@ -73,22 +75,32 @@ async def _write(request: Request) -> Response:
                     resource, resource_type, resource_id if request.method == "PUT" else None
                 )
                 writes = [replace(writes[0], resource=resource)]
+        if request.method == "POST":
+            conditions = await if_none_exist.resolve(
+                store_of(request), resource_type, resource, request.headers
+            )
     except GatewayError as exc:
         raise await gw.refuse(
             exc, body, request, format=Format.fhir, sender=principal.subject
         ) from None
+    if resource_type is not None and 0 in conditions.matches:  # found: nothing to write
+        return if_none_exist.answer_match(request, principal, conditions.matches[0],
+                                          answer_type, gw.guard.verifier is not None)  # fmt: skip
 
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.fhir,
         content_type=request.headers.get("content-type", CONTENT_TYPES[0]),
         sender=principal.subject, idempotency_key=request.headers.get("idempotency-key"),
-        correlation_id=request_id(request), headers=_event_headers(request),
+        correlation_id=request_id(request),
+        headers={**_event_headers(request), **conditions.event_headers()},
     )  # fmt: skip
     delivered = await gw.append(event, inbound_key(Format.fhir, body, principal.subject))
     request.scope[EVENT_ID_KEY] = event.event_id
     store = _store_to_wait_on(request)
     if store is not None:
-        entries = [write_targets.target_of(w, event.event_id) for w in writes]
+        resolved = conditions.resolved_ids
+        entries = [write_targets.target_of(w, event.event_id, resolved.get(index))
+                   for index, w in enumerate(writes)]  # fmt: skip
         targets = [t for t in entries if t is not None]
         outcome = await wait_for(store, event.event_id, targets, gw.settings)
         if isinstance(outcome, Refused):

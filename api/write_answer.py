@@ -1,6 +1,7 @@
 """The answer to a FHIR write once the wait is over (api/write_wait.py).
 
-Single writes: 201 (created) or 200 (updated, or unchanged) with Location
+Single writes: 201 (created) or 200 (updated, unchanged, or a conditional create that found
+its match) with Location
 (.../Type/id/_history/n), ETag and Last-Modified and the resource (Prefer: return=minimal
 leaves the body out, return=OperationOutcome sends one); a delete answers 204. A Bundle
 answers a transaction-response (or batch-response) with one entry per request entry. A
@@ -55,12 +56,13 @@ def _location(request: Request, stored: StoredResource) -> str:
     return f"{base_url(request)}/{stored.key}/_history/{stored.version}"
 
 
-def single(
-    request: Request, target: Target, applied: Applied, event_id: str, media: str
-) -> Response:
+def single(request: Request, target: Target, applied: Applied, event_id: str | None,
+           media: str, readable: bool = True) -> Response:  # fmt: skip
+    """The answer to one write; `event_id` None when nothing was appended (a conditional
+    create that matched), `readable` False leaves the resource out (as return=minimal)."""
     stored, changed = applied.results[0]
     status = _status(target, stored, changed)
-    headers = {"X-Event-Id": event_id}
+    headers = {"X-Event-Id": event_id} if event_id is not None else {}
     if stored is not None:
         headers.update(version_headers(stored))
         if not stored.deleted:
@@ -68,7 +70,7 @@ def single(
     if status == 204 or stored is None or stored.deleted:
         return Response(status_code=204 if status == 204 else status, headers=headers)
     prefer = request.headers.get("prefer", "")
-    if "return=minimal" in prefer:
+    if "return=minimal" in prefer or not readable:
         return Response(status_code=status, headers=headers)
     if "return=OperationOutcome" in prefer:
         what = "created" if status == 201 else "updated" if changed else "unchanged"

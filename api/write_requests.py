@@ -44,6 +44,7 @@ class Write:
     criteria: str | None  # If-None-Exist / request.ifNoneExist, or a conditional URL's query
     resource: dict[str, Any] | None = None  # the body sent, if any
     entry: int | None = None  # its index in the Bundle; None for a single request
+    if_none_match: bool = False  # If-None-Match: * (request.ifNoneMatch): create only, or 412
 
     @property
     def where(self) -> str:
@@ -51,10 +52,15 @@ class Write:
 
 
 def single_write(
-    method: str, resource_type: str, resource_id: str | None, criteria: str | None
+    method: str,
+    resource_type: str,
+    resource_id: str | None,
+    criteria: str | None,
+    if_none_match: bool = False,
 ) -> Write:
     """POST /fhir/{type} (criteria: its If-None-Exist), PUT or DELETE /fhir/{type}/{id}."""
-    return Write(method, resource_type, resource_id, criteria if method == "POST" else None)
+    criteria = criteria if method == "POST" else None
+    return Write(method, resource_type, resource_id, criteria, if_none_match=if_none_match)
 
 
 def need_of(write: Write) -> Need:
@@ -117,7 +123,8 @@ def _entry_write(entry: Any, index: int) -> Write:
     criteria = request.get("ifNoneExist") if method == "POST" else query
     return Write(method, resource_type, resource_id,
                  criteria if isinstance(criteria, str) else None,
-                 resource if isinstance(resource, dict) else None, index)  # fmt: skip
+                 resource if isinstance(resource, dict) else None, index,
+                 str(request.get("ifNoneMatch", "")).strip() == "*")  # fmt: skip
 
 
 def check_resources(writes: list[Write]) -> None:

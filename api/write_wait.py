@@ -7,7 +7,8 @@ inbound event's id. The wait ends when:
   "conflict" issue is a stale If-Match: 412);
 - every target of the write has a change from the event: Applied, with those versions;
 - the targets still without a change are writes the store already reflects (an update
-  with the content the current version has, a delete of what is gone or never was) and
+  with the content the current version has, a delete of what is gone or never was, a
+  conditional create whose resource exists) and
   CARELOG_FHIR_WRITE_UNCHANGED_SECONDS have passed: the versioning stage appends nothing
   for such a write, so after that long without a change or a rejection it is taken as
   unchanged and answered with the current version;
@@ -61,8 +62,16 @@ def _content(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def reflected(store: FhirStore, target: Target) -> bool:
-    """The store already holds what `target` writes (so the log will get no change)."""
+    """The store already holds what `target` writes (so the log will get no change).
+
+    A conditional create is answered by the resource it found whatever its content (the
+    versioning stage leaves an existing one as it is); If-None-Match: * never is: the write
+    either creates the resource or is refused."""
+    if target.if_none_match:
+        return False
     current = store.read(target.resource_type, target.resource_id)
+    if target.if_none_exist:
+        return current is not None and not current.deleted
     if target.method == "DELETE":
         return current is None or current.deleted
     if current is None or current.deleted or target.resource is None:
@@ -76,7 +85,7 @@ def _check(store: FhirStore, event_id: str, targets: Sequence[Target],
     rejection = store.rejection_for_inbound(event_id)
     if rejection is not None:
         return Refused(rejection)
-    if not targets:  # the processors will refuse it (criteria they cannot resolve)
+    if not targets:  # the processors will refuse it (no entry names a resource)
         return None
     changes = {(t, i): v for t, i, v in store.change_for_inbound(event_id)}
     results: list[tuple[StoredResource | None, bool]] = []

@@ -1,10 +1,11 @@
 """Transaction and batch Bundles (FHIR R4 3.1.0.11) as a list of resource writes.
 
 Each entry is a write by request.method: POST (create, id resource_id(type, event_id,
-entry index), or from request.ifNoneExist, see `fhir_request.conditional_id`), PUT (id from
-request.url) or DELETE. In a transaction, references to an entry's urn:uuid / urn:oid
-fullUrl are replaced by the "Type/id" assigned to it, wherever a "reference" string holds
-one in the Bundle. A batch entry may not depend on another (R4 3.1.0.11.1), so there such a
+entry index), or a conditional create with request.ifNoneExist: create-only, with the id
+the gateway resolved or the criteria's id, see `fhir_request.conditional_id`), PUT (id from
+request.url) or DELETE; request.ifMatch and request.ifNoneMatch "*" as on single writes.
+In a transaction, references to an entry's urn:uuid / urn:oid fullUrl are replaced by the
+"Type/id" assigned to it, wherever a "reference" string holds one in the Bundle. A batch entry may not depend on another (R4 3.1.0.11.1), so there such a
 reference is an error.
 
 The translation is all or nothing for both kinds: the Translation contract has no place
@@ -26,13 +27,14 @@ from typing import Any, Literal
 
 from processors.append_only import check_appendable
 from processors.fhir_request import (
+    IDS_HEADER,
     check_body_type,
     check_id,
     check_type,
-    conditional_id,
+    conditional_target,
     fail,
-    parse_if_match,
     parse_json_object,
+    parse_preconditions,
     prepared,
 )
 from processors.ids import resource_id
@@ -51,14 +53,23 @@ class _Write:
     resource: dict[str, Any] | None  # None for DELETE
     if_match: int | None
     where: str  # the entry's FHIRPath, Bundle.entry[i]
+    if_none_exist: bool = False
 
     @property
     def key(self) -> str:
         return f"{self.resource_type}/{self.resource_id}"
 
 
-def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Translation:
-    """The writes of a transaction or batch Bundle; TranslationError names every problem."""
+def translate_bundle(
+    payload: bytes, event_id: str, mapping_version: str, resolved: dict[int, str] | None = None
+) -> Translation:
+    """The writes of a transaction or batch Bundle; TranslationError names every problem.
+
+    `resolved` holds, per entry index, the id the gateway resolved the entry's
+    request.ifNoneExist to (fhir_request.IDS_HEADER): the entry is create-only on it (so it
+    changes nothing while the resource exists), and references to its fullUrl point at it.
+    """
+    resolved = resolved or {}
     bundle = parse_json_object(payload, "Bundle")
     if bundle.get("resourceType") != "Bundle":
         raise fail("POST to the base takes a transaction or batch Bundle", "Bundle.resourceType")
@@ -78,7 +89,7 @@ def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Tra
     placeholders: dict[str, str] = {}
     for index, entry in enumerate(entries):
         try:
-            write = _write(entry, index, event_id)
+            write = _write(entry, index, event_id, resolved.get(index))
         except TranslationError as exc:
             issues.extend(exc.issues)
             continue
@@ -90,6 +101,10 @@ def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Tra
                 )
             placeholders[full_url] = write.key
         writes.append(write)
+    conditional = {w.where for w in writes if w.if_none_exist}
+    if any(f"Bundle.entry[{i}]" not in conditional for i in resolved):
+        why = "names an entry that is not a conditional create (request.ifNoneExist)"
+        issues.append(Issue(why, location=IDS_HEADER))
     issues.extend(_duplicates(writes))
     targets = placeholders if kind == "transaction" else {}
     resources: list[tuple[int, TranslatedResource]] = []
@@ -103,17 +118,17 @@ def translate_bundle(payload: bytes, event_id: str, mapping_version: str) -> Tra
             operation = "delete"
         else:
             resource = _resolve(write.resource, targets, f"{write.where}.resource", kind, issues)
-        where = f"{write.where}.resource"
-        resources.append(
-            (_ORDER[write.method], TranslatedResource(resource, operation, write.if_match, where))
-        )
+        item = TranslatedResource(resource, operation, write.if_match,
+                                  where=f"{write.where}.resource",
+                                  if_none_exist=write.if_none_exist)  # fmt: skip
+        resources.append((_ORDER[write.method], item))
     if issues:
         raise TranslationError(issues)
     resources.sort(key=lambda pair: pair[0])
     return Translation([r for _, r in resources], None, mapping_version)
 
 
-def _write(entry: Any, index: int, event_id: str) -> _Write:
+def _write(entry: Any, index: int, event_id: str, resolved: str | None) -> _Write:
     where = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict) or not isinstance(entry.get("request"), dict):
         raise fail("each entry needs a request (method and url)", f"{where}.request", "required")
@@ -135,16 +150,17 @@ def _write(entry: Any, index: int, event_id: str) -> _Write:
     parts = url.strip("/").split("/")
     check_type(parts[0], f"{where}.request.url")
     check_appendable(method, parts[0], f"{where}.request.method")
-    if_match = parse_if_match(request.get("ifMatch"), f"{where}.request.ifMatch")
+    if_match = parse_preconditions(
+        request.get("ifMatch"), request.get("ifNoneMatch"), f"{where}.request."
+    )
     if method == "POST":
         if len(parts) != 1:
             raise fail("a POST entry's url is the resource type", f"{where}.request.url")
         criteria = request.get("ifNoneExist")
-        new_id = (
-            resource_id(parts[0], event_id, str(index))
-            if criteria is None
-            else conditional_id(parts[0], criteria, f"{where}.request.ifNoneExist")
-        )
+        new_id = resource_id(parts[0], event_id, str(index))
+        if criteria is not None:
+            where_criteria = f"{where}.request.ifNoneExist"
+            new_id = conditional_target(parts[0], criteria, where_criteria, resolved, new_id)
     else:
         if len(parts) != 2:
             raise fail(f"a {method} entry's url is Type/id", f"{where}.request.url")
@@ -158,7 +174,8 @@ def _write(entry: Any, index: int, event_id: str) -> _Write:
     if method == "PUT" and isinstance(body, dict) and body.get("id", new_id) != new_id:
         raise fail("the resource id must equal the id in request.url", f"{where}.resource.id")
     resource = prepared(body, parts[0], new_id, f"{where}.resource")
-    return _Write(method, parts[0], new_id, resource, if_match, where)
+    conditional = method == "POST" and request.get("ifNoneExist") is not None
+    return _Write(method, parts[0], new_id, resource, if_match, where, conditional)
 
 
 def _duplicates(writes: list[_Write]) -> list[Issue]:

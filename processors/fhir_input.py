@@ -6,14 +6,16 @@ which resources it writes. Prefer only shapes the HTTP answer and is ignored her
 
 - POST /fhir/{type}: create; any client id is ignored (FHIR R4 3.1.0.7) and the id is
   resource_id(type, event_id), so replaying the event recreates the same resource.
-  With If-None-Exist: identifier=system|value the id is resource_id(type, system, value)
-  (see `fhir_request.conditional_id`).
+  With If-None-Exist the id derives from the criteria (or is the one the gateway resolved)
+  and the create is create-only: an existing resource is left as it is (see
+  `fhir_request.conditional_id`).
 - PUT /fhir/{type}/{id}: update, or create with the client's id; a body id must match.
 - DELETE /fhir/{type}/{id}: operation "delete".
 - PUT or DELETE of an AuditEvent: refused, it is append-only (processors/append_only.py).
 - POST /fhir: a transaction or batch Bundle (`fhir_bundle`).
 
-If-Match W/"n" travels as `if_match` for the versioning stage. business_time is None: a
+If-Match W/"n" travels as `if_match` for the versioning stage, If-None-Match: * as
+`if_match` 0 (the resource must not exist). business_time is None: a
 REST write states no time of its own; the event's received time stands in for it.
 """
 
@@ -26,10 +28,11 @@ from processors.fhir_bundle import translate_bundle
 from processors.fhir_request import (
     check_id,
     check_type,
-    conditional_id,
+    conditional_target,
     fail,
-    parse_if_match,
     parse_json_object,
+    parse_preconditions,
+    parse_resolved_ids,
     prepared,
 )
 from processors.ids import resource_id
@@ -57,19 +60,21 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
             "not-supported",
         )
     parts = [p for p in path[len(_BASE) :].split("/") if p]
-    if_match = parse_if_match(headers.get("http.if-match"), "http.if-match")
+    if_match = parse_preconditions(
+        headers.get("http.if-match"), headers.get("http.if-none-match"), "http."
+    )
     if method == "POST" and not parts:
-        return translate_bundle(payload, event_id, MAPPING_VERSION)
+        return translate_bundle(payload, event_id, MAPPING_VERSION, parse_resolved_ids(headers))
     if method == "POST" and len(parts) == 1:
         check_type(parts[0], "http.path")
         criteria = headers.get("http.if-none-exist")
-        new_id = (
-            resource_id(parts[0], event_id)
-            if criteria is None
-            else conditional_id(parts[0], criteria, "http.if-none-exist")
-        )
+        new_id = resource_id(parts[0], event_id)
+        if criteria is not None:
+            resolved = parse_resolved_ids(headers).get(0)
+            new_id = conditional_target(parts[0], criteria, "http.if-none-exist", resolved, new_id)
         body = parse_json_object(payload, parts[0])
-        return _one(prepared(body, parts[0], new_id, parts[0]), "upsert", None)
+        resource = prepared(body, parts[0], new_id, parts[0])
+        return _one(resource, "upsert", if_match, if_none_exist=criteria is not None)
     if method in ("PUT", "DELETE") and len(parts) == 2:
         resource_type, target_id = parts
         check_type(resource_type, "http.path")
@@ -87,6 +92,10 @@ def translate_fhir(payload: bytes, headers: dict[str, str], event_id: str) -> Tr
 
 
 def _one(
-    resource: dict[str, Any], operation: Literal["upsert", "delete"], if_match: int | None
+    resource: dict[str, Any],
+    operation: Literal["upsert", "delete"],
+    if_match: int | None,
+    if_none_exist: bool = False,
 ) -> Translation:
-    return Translation([TranslatedResource(resource, operation, if_match)], None, MAPPING_VERSION)
+    item = TranslatedResource(resource, operation, if_match, if_none_exist=if_none_exist)
+    return Translation([item], None, MAPPING_VERSION)

@@ -120,6 +120,7 @@ def translate_record(record: Record) -> list[Output]:
             operation=Operation(item.operation),
             resource=canonical_json(item.resource) if item.operation == "upsert" else None,
             if_match=item.if_match,
+            if_none_exist=item.if_none_exist,
             inbound_event_id=inbound.event_id,
             inbound_topic=record.topic,
             inbound_partition=record.partition,

@@ -23,11 +23,15 @@ class TranslatedResource:
 
     resource: dict[str, Any]
     operation: Literal["upsert", "delete"] = "upsert"
-    # Expected current version (from If-Match W/"n"); checked by the versioning stage.
+    # Expected current version (from If-Match W/"n"; 0 from If-None-Match: *); checked by
+    # the versioning stage.
     if_match: int | None = None
     # Where the resource was in the input (a FHIRPath such as "Bundle.entry[2].resource"),
     # to locate validation issues; None: its resourceType.
     where: str | None = field(default=None, compare=False)
+    # A conditional create (If-None-Exist): the versioning stage leaves an existing resource
+    # as it is.
+    if_none_exist: bool = False
 
     @property
     def key(self) -> str:

@@ -21,6 +21,8 @@ Some outputs are partial views and would destroy data if they replaced it:
   message then replaces.
 Append-only records (AuditEvent, processors/append_only.py) are never replaced or deleted
 once recorded, whatever the source: such a change is refused (a Rejected event).
+A conditional create (If-None-Exist) is create-only too, whatever its source: when its
+target exists, FHIR leaves it as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Policy(Enum):
 def policy_for(translated: ResourceTranslated) -> Policy:
     if translated.resource_type in APPEND_ONLY_TYPES:
         return Policy.APPEND_ONLY
+    if translated.if_none_exist:
+        return Policy.CREATE_ONLY
     if translated.mapping_version.split("/")[0] == _DICOM:
         if translated.resource_type == "ImagingStudy":
             return Policy.MERGE

@@ -82,7 +82,8 @@ class VersionRefused(ValueError):
 
 
 class VersionConflict(VersionRefused):
-    """If-Match named a version that is not the current one (HTTP 412)."""
+    """If-Match named a version that is not the current one, or If-None-Match: * (if_match
+    0) met an existing resource (HTTP 412)."""
 
     code = "conflict"
 
@@ -113,10 +114,7 @@ def next_change(
         return None, previous  # a redelivery after a crash: applied already
     live = previous if previous is not None and not previous.deleted else None
     if translated.if_match is not None and translated.if_match != (live.version if live else 0):
-        raise VersionConflict(
-            f"{translated.key}: If-Match expects version {translated.if_match}, "
-            f"current is {live.version if live else 'none'}"
-        )
+        raise VersionConflict(_conflict(translated, live))
     version = (previous.version if previous else 0) + 1
     policy = policy_for(translated)
 
@@ -149,6 +147,14 @@ def next_change(
     change = _change(translated, version, Operation.upsert, digest, body)
     kept = resource if policy is Policy.MERGE else None
     return change, _state(previous, translated, version, digest, deleted=False, resource=kept)
+
+
+def _conflict(translated: ResourceTranslated, live: VersionState | None) -> str:
+    if translated.if_match == 0 and live is not None:  # If-None-Match: *
+        return (f"{translated.key} exists (version {live.version}) and the write asked to "
+                "create it only if it did not (If-None-Match: *)")  # fmt: skip
+    return (f"{translated.key}: If-Match expects version {translated.if_match}, "
+            f"current is {live.version if live else 'none'}")  # fmt: skip
 
 
 def _change(

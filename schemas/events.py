@@ -146,6 +146,7 @@ class ResourceTranslated:
     mapping_version: str
     resource: str | None = None
     if_match: int | None = None
+    if_none_exist: bool = False
     business_time: datetime | None = None
     sender: str | None = None
     correlation_id: str | None = None

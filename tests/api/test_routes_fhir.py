@@ -3,7 +3,9 @@ answered 202 with the event id; refusals as OperationOutcomes and on carelog.rej
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -160,3 +162,43 @@ def test_403_names_the_scope_and_no_token_is_401(client: TestClient) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="carelog"'
     assert issues(response)[0]["code"] == "login"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "location"),
+    [
+        ({"If-None-Exist": "_count=1"}, PATIENT, "If-None-Exist"),
+        ({"If-None-Exist": "identifier="}, PATIENT, "If-None-Exist"),
+        ({}, orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Patient"},
+             "request": {"method": "POST", "url": "Patient", "ifNoneExist": "&"}}]}),
+         "Bundle.entry[0].request.ifNoneExist"),
+    ],
+)  # fmt: skip
+def test_conditional_create_criteria_that_select_nothing_are_400_at_the_door(
+    client: TestClient,
+    appended: Callable[..., Any],
+    headers: dict[str, str],
+    body: bytes,
+    location: str,
+) -> None:
+    """Checked before anything is appended, even on a node without a FHIR store."""
+    sent = auth(**FHIR, **headers)
+    path = "/fhir" if location.startswith("Bundle") else "/fhir/Patient"
+    response = client.post(path, content=body, headers=sent)
+    assert response.status_code == 400, response.text
+    [issue] = issues(response)
+    assert issue["expression"] == [location] and issue["code"] == "not-supported"
+    assert [r.original for _, r in appended("rejected", sent["X-Request-ID"])] == [body]
+    assert appended(Format.fhir, sent["X-Request-ID"]) == []
+
+
+def test_a_client_cannot_set_the_ids_the_gateway_resolved(
+    client: TestClient, appended: Callable[..., Any]
+) -> None:
+    sent = auth(**FHIR, **{"carelog.if-none-exist.ids": '{"0": "p-9"}'})
+    response = client.post("/fhir/Patient", content=PATIENT, headers=sent)
+    assert response.status_code == 202
+    [(_, event)] = appended(Format.fhir, sent["X-Request-ID"])
+    assert isinstance(event, InboundMessage)
+    assert "carelog.if-none-exist.ids" not in event.headers

@@ -114,7 +114,7 @@ def test_targets_and_needs_come_from_the_same_parse() -> None:
     ))  # fmt: skip
     targets = [target_of(w, EVENT) for w in writes]
     assert targets == [
-        Target("Patient", resource_id("Patient", "a", "1"), "POST", PATIENT),
+        Target("Patient", resource_id("Patient", "a", "1"), "POST", PATIENT, if_none_exist=True),
         Target("Observation", resource_id("Observation", EVENT, "1"), "POST", OBSERVATION),
         Target("Observation", "o-1", "PUT", {**OBSERVATION, "id": "o-1"}),
         Target("Patient", "x", "DELETE", None),
@@ -130,7 +130,7 @@ def test_a_single_request_shares_the_parse() -> None:
     create = single_write("POST", "Patient", None, "identifier=a|1")
     assert need_of(create) == Need("Patient", "c")
     assert target_of(create, EVENT) == Target("Patient", resource_id("Patient", "a", "1"),
-                                              "POST", None)  # fmt: skip
+                                              "POST", None, if_none_exist=True)  # fmt: skip
     assert need_of(single_write("DELETE", "Patient", "p-1", None)) == Need("Patient", "d")
     assert target_of(single_write("POST", "Patient", None, None), EVENT) == Target(
         "Patient", resource_id("Patient", EVENT), "POST", None

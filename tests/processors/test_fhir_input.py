@@ -70,7 +70,8 @@ def test_transaction_resolves_urn_uuid_and_gives_conditional_create_a_determinis
                     "name": [{"family": "Nakamura", "given": ["Hiro"]}],
                     "gender": "male",
                     "birthDate": "1991-07-22",
-                }
+                },
+                if_none_exist=True,
             ),
             TranslatedResource(
                 {
@@ -169,16 +170,76 @@ def test_create_with_if_none_exist_identifier_takes_the_identifier_id() -> None:
     assert item.resource["id"] == resource_id("Patient", "urn:oid:1.2.3", "42")
 
 
+def test_a_conditional_create_is_create_only() -> None:
+    headers = request("POST", "/fhir/Patient", if_none_exist="identifier=urn:oid:1.2.3%7C42")
+    [item] = translate_fhir(body(PATIENT), headers, EVENT).resources
+    assert item.if_none_exist is True
+    [plain] = translate_fhir(body(PATIENT), request("POST", "/fhir/Patient"), EVENT).resources
+    assert plain.if_none_exist is False
+
+
 @pytest.mark.parametrize(
-    "criteria",
-    ["family=Smith", "identifier=42", "identifier=|42", "identifier=a|1&birthdate=2000-01-01"],
+    ("criteria", "same_as"),
+    [
+        ("family=Smith", "family=Smith"),
+        ("identifier=42", "identifier=42"),
+        ("identifier=|42", "identifier=%7C42"),
+        ("identifier=a|1&birthdate=2000-01-01", "birthdate=2000-01-01&identifier=a%7C1"),
+    ],
 )
-def test_other_conditional_criteria_are_refused(criteria: str) -> None:
+def test_other_criteria_give_the_id_of_their_canonical_form(criteria: str, same_as: str) -> None:
+    """Concurrent identical conditional creates converge on one id, whatever the order of
+    the parameters; the gateway derives the same id (api/write_targets.py)."""
+    [item] = translate_fhir(
+        body(PATIENT), request("POST", "/fhir/Patient", if_none_exist=criteria), EVENT
+    ).resources
+    [again] = translate_fhir(
+        body(PATIENT), request("POST", "/fhir/Patient", if_none_exist=same_as), "other-event"
+    ).resources
+    assert item.resource["id"] == again.resource["id"] != resource_id("Patient", EVENT)
+    assert item.if_none_exist
+
+
+@pytest.mark.parametrize(
+    "criteria", ["", "identifier=", "=42", "_count=1", "identifier=a|1&_sort=name", "&&"]
+)
+def test_criteria_that_select_nothing_are_refused(criteria: str) -> None:
     headers = request("POST", "/fhir/Patient", if_none_exist=criteria)
     with pytest.raises(TranslationError) as exc:
         translate_fhir(body(PATIENT), headers, EVENT)
     assert locations(exc) == {"http.if-none-exist"}
     assert exc.value.issues[0].code == "not-supported"
+
+
+def test_criteria_whose_id_the_gateway_found_taken_create_with_a_fresh_id() -> None:
+    """The criteria's own id holds a resource that does not match them (edited since):
+    the gateway says so ("" in carelog.if-none-exist.ids) and the create takes the id a
+    plain create gets, so the client's resource is created instead of silently dropped."""
+    headers = {
+        **request("POST", "/fhir/Patient", if_none_exist="identifier=a|1"),
+        "carelog.if-none-exist.ids": '{"0": ""}',
+    }
+    [item] = translate_fhir(body(PATIENT), headers, EVENT).resources
+    assert item.resource["id"] == resource_id("Patient", EVENT) and item.if_none_exist
+
+
+def test_if_none_match_star_expects_no_current_version() -> None:
+    headers = request("PUT", "/fhir/Patient/p-1", if_none_match="*")
+    [item] = translate_fhir(body(PATIENT), headers, EVENT).resources
+    assert item.if_match == 0
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "if_match"), [('W/"1"', None), ("*", 'W/"1"'), ("", None)]
+)
+def test_if_none_match_other_than_star_alone_is_refused(
+    if_none_match: str, if_match: str | None
+) -> None:
+    extra = {"if_match": if_match} if if_match else {}
+    headers = request("PUT", "/fhir/Patient/p-1", if_none_match=if_none_match, **extra)
+    with pytest.raises(TranslationError) as exc:
+        translate_fhir(body(PATIENT), headers, EVENT)
+    assert locations(exc) == {"http.if-none-match"}
 
 
 def test_update_keeps_the_url_id_and_carries_if_match() -> None:
@@ -374,7 +435,7 @@ def test_every_bad_entry_is_reported_at_once() -> None:
         entry("POST", "Patient", PATIENT),
         {"resource": PATIENT},
         entry("POST", "Patient?identifier=a|1", PATIENT),
-        entry("POST", "Patient", PATIENT, ifNoneExist="name=x"),
+        entry("POST", "Patient", PATIENT, ifNoneExist="_count=1"),
     )
     with pytest.raises(TranslationError) as exc:
         translate_fhir(payload, request("POST", "/fhir"), EVENT)
@@ -399,6 +460,47 @@ def test_every_invalid_entry_resource_is_reported_at_once() -> None:
         "Bundle.entry[0].resource.gender",
         "Bundle.entry[2].resource.birthDate",
     }
+
+
+def test_a_conditional_entry_matched_by_the_gateway_takes_the_match_id() -> None:
+    """The gateway found one match for entry 0's criteria (header
+    carelog.if-none-exist.ids): the entry is create-only on that id, and references to
+    its fullUrl point at it; an entry without a match takes the criteria's id, one whose
+    criteria's id the gateway found taken ("") the id a plain create entry would get."""
+    full_url = "urn:uuid:5a5c6b0e-0000-4000-8000-000000000001"
+    payload = bundle(
+        "transaction",
+        entry("POST", "Patient", PATIENT, full_url, ifNoneExist="identifier=a|1"),
+        entry("POST", "Observation", OBS),
+        entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|2"),
+        entry("PUT", "Patient/p-3", PATIENT, ifNoneMatch="*"),
+        entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|4"),
+    )
+    ids = '{"0": "found-1", "4": ""}'
+    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.ids": ids}
+    resources = translate_fhir(payload, headers, EVENT).resources
+    by_id = {r.resource["id"]: r for r in resources}
+    assert by_id["found-1"].if_none_exist
+    assert by_id[resource_id("Patient", "a", "2")].if_none_exist
+    observation = by_id[resource_id("Observation", EVENT, "1")]
+    assert observation.resource["subject"] == {"reference": "Patient/found-1"}
+    assert not observation.if_none_exist
+    assert by_id["p-3"].if_match == 0
+    assert by_id[resource_id("Patient", EVENT, "4")].if_none_exist
+    assert resource_id("Patient", "a", "4") not in by_id
+
+
+@pytest.mark.parametrize("matches", ['{"1": "found-1"}', '{"0": "bad id!"}', "[]", "not json"])
+def test_a_match_header_that_names_no_conditional_entry_is_refused(matches: str) -> None:
+    payload = bundle(
+        "transaction",
+        entry("POST", "Patient", PATIENT, ifNoneExist="identifier=a|1"),
+        entry("POST", "Patient", PATIENT),
+    )
+    headers = {**request("POST", "/fhir"), "carelog.if-none-exist.ids": matches}
+    with pytest.raises(TranslationError) as exc:
+        translate_fhir(payload, headers, EVENT)
+    assert locations(exc) == {"carelog.if-none-exist.ids"}
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,13 @@ _offsets = itertools.count(41)  # each translated event comes from the next inbo
 
 def translated(resource: dict[str, object] | None, op: Operation = Operation.upsert,
                if_match: int | None = None, inbound: str = "in-1",
-               offset: int | None = None) -> ResourceTranslated:  # fmt: skip
+               offset: int | None = None, if_none_exist: bool = False) -> ResourceTranslated:  # fmt: skip
     return ResourceTranslated(
         event_id="t-1", resource_type="Patient", resource_id="p1", operation=op,
         resource=canonical_json(resource) if resource is not None else None, if_match=if_match,
         inbound_event_id=inbound, inbound_topic="carelog.inbound.hl7v2", inbound_partition=2,
         inbound_offset=next(_offsets) if offset is None else offset, received_at=T0, mapping_version="test/1",
+        if_none_exist=if_none_exist,
     )  # fmt: skip
 
 
@@ -78,6 +79,32 @@ def test_if_match_must_name_the_current_version() -> None:
     assert ok is not None and ok.version == 2
     with pytest.raises(VersionConflict, match="expects version 3, current is 1"):
         next_change(translated(PATIENT, if_match=3), state)
+
+
+def test_a_conditional_create_of_a_live_resource_emits_nothing() -> None:
+    """If-None-Exist: identical concurrent creates converge on one resource, one version;
+    one with other content leaves the existing resource as it is (create, never update)."""
+    first, state = next_change(translated(PATIENT, if_none_exist=True), None)
+    assert first is not None and first.version == 1
+    for body in (PATIENT, {**PATIENT, "gender": "male"}):
+        change, after = next_change(translated(body, if_none_exist=True), state)
+        assert change is None and after is not None
+        assert (after.version, after.content_hash) == (1, content_hash(PATIENT))
+
+
+def test_a_conditional_create_of_a_deleted_resource_creates_it_again() -> None:
+    _, state = next_change(translated(PATIENT), None)
+    _, state = next_change(translated(None, Operation.delete), state)
+    back, state = next_change(translated(PATIENT, if_none_exist=True), state)
+    assert back is not None and back.version == 3 and back.operation is Operation.upsert
+
+
+def test_if_none_match_star_refuses_an_existing_resource() -> None:
+    """If-None-Match: * travels as if_match=0: the write expects no current version."""
+    created, state = next_change(translated(PATIENT, if_match=0), None)
+    assert created is not None and created.version == 1
+    with pytest.raises(VersionConflict, match=r"Patient/p1 exists \(version 1\)"):
+        next_change(translated({**PATIENT, "active": True}, if_match=0), state)
 
 
 def test_replay_yields_identical_changes() -> None:
