@@ -15,8 +15,9 @@ Two phases of --seconds each, the first --warmup seconds of each not counted:
    one of them audited.
 
 It prints write-to-readable p50/p99 of both phases and their ratio (goal: at most 1.2: reads
-must not starve writes), the read rate achieved, and how many of the phase's reads have
-their AuditEvent readable in the store at the end (every access stays audited).
+must not starve writes), the read rate achieved, how many of the phase's reads have their
+AuditEvent readable in the store at the end (every access stays audited), and the CPU each
+process used per second of each phase (where the reads cost).
 
     .venv/bin/python -m tests.bench.bench_audit_reads [--writes 20] [--reads 500] [--seconds 30]
 """
@@ -39,9 +40,9 @@ import orjson
 
 from api.dev_token import mint_token
 from streams.admin import apply_catalogue
-from tests.bench.bench_e2e import http_request, pace, pct
+from tests.bench.bench_e2e import cpu_by_process, http_request, pace, pct
 from tests.bench.common import RUNS, bench_settings
-from tests.system.harness import SECRET, System
+from tests.system.harness import COMPONENTS, SECRET, System
 
 SCOPES = "system/*.write system/*.read"
 POLL_SECONDS = 0.05
@@ -201,10 +202,15 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 phases = [Phase("quiet", args.writes, 0, args.seconds, args.warmup),
                           Phase("reads", args.writes, args.reads, args.seconds, args.warmup)]  # fmt: skip
                 audits_before = 0
+                cpu: dict[str, float] = {}
                 for phase in phases:
                     audits_before = count_audit_events(system.store_path)
+                    before = cpu_by_process(system)
                     asyncio.run(run_phase(phase, system, token, target, args.connections,
                                           args.drain))  # fmt: skip
+                    after = cpu_by_process(system)
+                    cpu.update({f"cpu {phase.name} {n}": (after[n] - before[n]) / phase.seconds
+                                for n in COMPONENTS})  # fmt: skip
                     if phase.errors:
                         print(f"  {phase.name}: {len(phase.errors)} errors, first: "
                               f"{phase.errors[0]}", flush=True)  # fmt: skip
@@ -230,6 +236,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
             "reads/s": reads.reads_done / reads.seconds,
             "audited": audited, "reads": reads.reads_done,
             "writes unreadable": sum(len(p.sent) - len(p.readable) for p in phases),
+            **cpu,
         }  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -264,7 +271,9 @@ def main() -> None:
                        ("ratio p50", "ratio p50 (goal <= 1.2)"),
                        ("ratio p99", "ratio p99"),
                        ("reads/s", "reads/s achieved"),
-                       ("audited", "AuditEvents of the read phase readable")]:  # fmt: skip
+                       ("audited", "AuditEvents of the read phase readable"),
+                       *((f"cpu {p} {n}", f"CPU s/s of {n}, {p}") for p in ("quiet", "reads")
+                         for n in COMPONENTS)]:  # fmt: skip
         values = [r[key] for r in runs]
         spread = ", ".join(f"{v:,.3f}" for v in values)
         print(f"  {label:<48} {statistics.median(values):>10,.3f}   ({spread})")
