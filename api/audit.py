@@ -86,7 +86,9 @@ def audit_event(principal: Principal, interaction: str, address: str,
 
 def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -> ResourceChanged:
     """The AuditEvent of one access as the record carelog.audit keeps: version 1 of
-    AuditEvent/<access id>, its own lineage (it comes from no inbound message)."""
+    AuditEvent/<access id>. It comes from no inbound message, so its lineage names the
+    access itself: inbound_event_id is the access id, inbound_topic carelog.audit, and
+    inbound_partition / inbound_offset are -1."""
     resource = {**event, "id": access_id}
     return ResourceChanged(
         event_id=access_id,

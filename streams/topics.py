@@ -1,8 +1,8 @@
 """The catalogue of carelog's topics: one place for names, keys, partitions and configs.
 
 The inbound topics, the change log, the audit trail and the dead letters are the record of
-everything that happened, so they are kept forever (retention.ms=-1). carelog.schemas is compacted: the last
-value per fingerprint is all anyone needs.
+everything that happened, so they are kept forever (retention.ms=-1). carelog.schemas is
+compacted: the last value per fingerprint is all anyone needs.
 """
 
 from __future__ import annotations
