@@ -1,10 +1,16 @@
 """Every read or search of FHIR data is itself an event: an AuditEvent appended to the log.
 
 The AuditEvent (FHIR R4) says who (the token's subject), what (the resources returned, or
-the query for a search), when (recorded) and from where (the client's address). It is
-appended as an InboundMessage of format fhir with http.method POST and http.path
-/fhir/AuditEvent, so it flows down like any create. The read never waits for it: the append
-is confirmed in the background, and a failure is logged and counted, not answered.
+the query for a search), when (recorded) and from where (the client's address).
+
+The gateway is the authority for its own audit records, so it appends each one directly to
+carelog.audit as the one and only version of the AuditEvent (a ResourceChanged, version 1,
+whose id is the access's own event id), keyed AuditEvent/id. It does not go through the
+processors: a read costs one small record batched by the producer (linger.ms), not a trip
+through translation, validation and versioning that would queue writes behind reads. The
+FHIR store projection folds carelog.audit like carelog.fhir.changes, so AuditEvents are
+readable over /fhir/AuditEvent. The read never waits for the append: it is confirmed in
+the background, and a failure is logged and counted, not answered.
 """
 
 from __future__ import annotations
@@ -13,22 +19,24 @@ import base64
 import logging
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from api.auth import Principal
 from api.gateway import gateway_of, request_id
 from api.guard import client_ip
 from api.metrics import GatewayMetrics
-from schemas.events import Channel, Format, InboundMessage
-from streams.keys import inbound_key
-from streams.producer import Delivered
+from processors.canonical import canonical_json, content_hash
+from processors.versioning import with_meta
+from schemas.events import Operation, ResourceChanged, encode_event, new_event_id
+from streams.producer import Delivered, Outgoing
+from streams.topics import AUDIT
 
 log = logging.getLogger("carelog.gateway.audit")
 
 MAX_ENTITIES = 100  # a page of 1000 results is summarised by its query, not listed in full
-_PATH = "/fhir/AuditEvent"
+MAPPING_VERSION = "carelog-audit/1"
 # http://hl7.org/fhir/restful-interaction codes; search and $everything "execute" (E).
 _ACTION = {"read": "R", "vread": "R", "history-instance": "R", "history-type": "R",
            "history-system": "R", "search-type": "E", "operation": "E"}  # fmt: skip
@@ -76,20 +84,42 @@ def audit_event(principal: Principal, interaction: str, address: str,
     return event
 
 
+def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -> ResourceChanged:
+    """The AuditEvent of one access as the record carelog.audit keeps: version 1 of
+    AuditEvent/<access id>. It comes from no inbound message, so its lineage names the
+    access itself: inbound_event_id is the access id, inbound_topic carelog.audit, and
+    inbound_partition / inbound_offset are -1."""
+    resource = {**event, "id": access_id}
+    return ResourceChanged(
+        event_id=access_id,
+        resource_type="AuditEvent",
+        resource_id=access_id,
+        version=1,
+        operation=Operation.upsert,
+        content_hash=content_hash(resource),
+        inbound_event_id=access_id,
+        inbound_topic=AUDIT,
+        inbound_partition=-1,
+        inbound_offset=-1,
+        recorded_at=recorded_at,
+        mapping_version=MAPPING_VERSION,
+        resource=canonical_json(with_meta(resource, 1, recorded_at)),
+        business_time=recorded_at,
+    )
+
+
 def audit(request: Request, principal: Principal, interaction: str,
           refs: list[str], query: str | None = None) -> None:  # fmt: skip
-    """Append the AuditEvent of this access without waiting for it."""
+    """Append the AuditEvent of this access to carelog.audit without waiting for it."""
     gw = gateway_of(request)
     if not gw.settings.fhir_audit_reads:
         return
-    body = orjson.dumps(audit_event(principal, interaction, client_ip(request), refs, query))
-    event = InboundMessage.received(
-        body, channel=Channel.http, format=Format.fhir, content_type="application/fhir+json",
-        sender=principal.subject, correlation_id=request_id(request),
-        headers={"http.method": "POST", "http.path": _PATH},
-    )  # fmt: skip
+    event = audit_event(principal, interaction, client_ip(request), refs, query)
+    change = audit_change(event, new_event_id(), datetime.now(UTC))
+    record = Outgoing(AUDIT, change.key, encode_event(change),
+                      headers=[("correlation-id", request_id(request))])  # fmt: skip
     try:
-        future = gw.ingestor.submit(event, inbound_key(Format.fhir, body, principal.subject))
+        future = gw.ingestor.producer.submit(record)
     except Exception as exc:  # could not even queue it: the read is answered all the same
         _failed(gw.metrics, str(exc))
         return

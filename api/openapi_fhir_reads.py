@@ -42,7 +42,7 @@ def _read(summary: str, op_id: str, params: list[dict[str, Any]], statuses: tupl
     operation: dict[str, Any] = {
         "summary": summary, "operationId": op_id,
         "description": "Scope: patient/, user/ or system/<Type>.read (v2: r or s). Appends an "
-        "AuditEvent to the log.",
+        "AuditEvent to carelog.audit.",
         "security": [{"bearerAuth": ["user/<Type>.read"]}],
         "parameters": [*params, _FORMAT, *REQUEST_HEADERS],
         "responses": responses,

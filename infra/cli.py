@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(sub)  # demo: a synthetic stream through a running carelog
 
     projection = sub.add_parser(
-        "projection", help="the FHIR store: fold carelog.fhir.changes into SQLite"
+        "projection", help="the FHIR store: fold carelog.fhir.changes and carelog.audit into SQLite"
     )
     projection.add_argument(
         "action", nargs="?", default="run", choices=["run", "rebuild", "verify"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from confluent_kafka.admin import AdminClient
 
 from projections.fhir_store.offsets_file import applied_offsets
+from projections.fhir_store.runner import TOPICS as STORE_TOPICS
 from schemas.events import Format
 from streams.lag import (
     PartitionLag,
@@ -24,7 +25,7 @@ from streams.lag import (
     watermarks,
 )
 from streams.settings import Settings
-from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
 
 INBOUND = [inbound_topic(f) for f in Format]
 
@@ -57,7 +58,7 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
         ReaderLag(
             "projection",
             f"(store file {store.name})",
-            lag_of(admin, applied_offsets(store), [FHIR_CHANGES, REJECTED], timeout),
+            lag_of(admin, applied_offsets(store), list(STORE_TOPICS), timeout),
         ),
         ReaderLag(
             "sink",

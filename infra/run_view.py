@@ -24,10 +24,10 @@ from infra.status import components
 from infra.supervisor import Service, Supervisor
 from streams.admin import admin_client
 from streams.settings import Settings
-from streams.topics import FHIR_CHANGES, REJECTED
+from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
 
 SAMPLE_SECONDS = 2.0
-THROUGHPUT_TOPICS = [*INBOUND, FHIR_CHANGES, REJECTED]
+THROUGHPUT_TOPICS = [*INBOUND, FHIR_CHANGES, AUDIT, REJECTED]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ def render(state: ViewState) -> RenderableType:
             if state.rates.get(topic):
                 flow.add_row(f"  {topic}", f"{state.rates[topic]:,.1f}")
         flow.add_row(f"out of {FHIR_CHANGES}", f"{state.rates.get(FHIR_CHANGES, 0.0):,.1f}")
+        flow.add_row(f"accesses into {AUDIT}", f"{state.rates.get(AUDIT, 0.0):,.1f}")
         flow.add_row(REJECTED, f"{state.rates.get(REJECTED, 0.0):,.1f}")
 
     kafka = (

@@ -202,7 +202,9 @@ class Settings(BaseSettings):
         "after this long without a change or a rejection.",
     )
     fhir_audit_reads: bool = Field(
-        True, description="Append an AuditEvent to the log for every read or search of FHIR data."
+        True,
+        description="Append an AuditEvent to carelog.audit (straight from the gateway, not "
+        "through the processors) for every read or search of FHIR data.",
     )
     smart_authorization_endpoint: str | None = Field(
         None, description="OAuth authorize URL published in /.well-known/smart-configuration."

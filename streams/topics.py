@@ -1,8 +1,8 @@
 """The catalogue of carelog's topics: one place for names, keys, partitions and configs.
 
-The inbound topics, the change log and the dead letters are the record of everything that
-happened, so they are kept forever (retention.ms=-1). carelog.schemas is compacted: the last
-value per fingerprint is all anyone needs.
+The inbound topics, the change log, the audit trail and the dead letters are the record of
+everything that happened, so they are kept forever (retention.ms=-1). carelog.schemas is
+compacted: the last value per fingerprint is all anyone needs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ INBOUND_PREFIX: Final = "carelog.inbound."
 FHIR_CHANGES: Final = "carelog.fhir.changes"
 FHIR_TRANSLATED: Final = "carelog.fhir.translated"
 REJECTED: Final = "carelog.rejected"
+AUDIT: Final = "carelog.audit"
 SCHEMAS: Final = "carelog.schemas"
 
 KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
@@ -72,6 +73,17 @@ def _base() -> list[Topic]:
             min_insync_replicas=1,
             # Rebuilt by replaying the inbound topics, so it need not be kept forever.
             configs={"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"},
+        ),
+        Topic(
+            AUDIT,
+            key="AuditEvent/id",
+            # The gateway's record of every access to FHIR data, appended directly (not through
+            # the processors) so that reads never queue behind writes.
+            holds="ResourceChanged of AuditEvent, version 1 (Avro single-object)",
+            partitions=6,
+            replication=1,
+            min_insync_replicas=1,
+            configs=dict(KEEP_FOREVER),
         ),
         Topic(
             REJECTED,

@@ -1,6 +1,7 @@
-"""`carelog projection`: read carelog.fhir.changes and carelog.rejected into the store.
+"""`carelog projection`: read carelog.fhir.changes, carelog.audit and carelog.rejected into
+the store (carelog.audit holds the gateway's AuditEvents as ResourceChanged, folded alike).
 
-No consumer group: every replica assigns itself every partition of both topics and starts
+No consumer group: every replica assigns itself every partition of these topics and starts
 after the offsets stored in its own file, so each API node can keep its own copy. Batches
 of up to N events or T milliseconds are applied in one transaction, offsets included.
 The process holds an exclusive lock file beside the store: one writer per store.
@@ -26,11 +27,11 @@ from projections.fhir_store.errors import StoreError
 from projections.fhir_store.store import FhirStore
 from streams.kafka_config import client_config
 from streams.settings import Settings
-from streams.topics import FHIR_CHANGES, REJECTED
+from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
 
 log = logging.getLogger(__name__)
 
-TOPICS = (FHIR_CHANGES, REJECTED)
+TOPICS = (FHIR_CHANGES, AUDIT, REJECTED)
 Offsets = dict[tuple[str, int], int]
 
 

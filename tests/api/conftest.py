@@ -20,7 +20,7 @@ from api.dev_token import mint_token
 from schemas.events import Event, Format
 from streams.producer import EventProducer
 from streams.settings import Settings
-from streams.topics import REJECTED, inbound_topic
+from streams.topics import AUDIT, REJECTED, inbound_topic
 from tests.api.log_reader import LogReader
 
 SECRET = "test-secret-" + "x" * 40
@@ -94,12 +94,14 @@ def log_reader(kafka_settings: Settings) -> Iterator[LogReader]:
 
 @pytest.fixture
 def appended(log_reader: LogReader) -> Callable[..., list[tuple[bytes | None, Event]]]:
-    """appended(format or "rejected", request_id) -> [(key, event)] written since the test began."""
-    topics = [inbound_topic(f) for f in Format] + [REJECTED]
+    """appended(format, "rejected" or "audit", request_id) -> [(key, event)] written since the
+    test began."""
+    named = {"rejected": REJECTED, "audit": AUDIT}
+    topics = [inbound_topic(f) for f in Format] + list(named.values())
     marks = {t: log_reader.marks(t) for t in topics}
 
     def find(where: Format | str, request_id: str) -> list[tuple[bytes | None, Event]]:
-        topic = REJECTED if where == "rejected" else inbound_topic(where)
+        topic = named.get(where) or inbound_topic(where)
         return log_reader.find(topic, marks[topic], request_id)
 
     return find

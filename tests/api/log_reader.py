@@ -1,12 +1,12 @@
 """Reading back what a test appended: every record of a topic after a mark, filtered by
-correlation id, decoded."""
+correlation id (the event's own, else the record's correlation-id header), decoded."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from schemas.events import Event, decode_event
 from streams.kafka_config import client_config
@@ -65,12 +65,27 @@ class LogReader:
             if msg is None or msg.error() is not None:
                 continue
             event = decode_event(msg.value() or b"")
-            if event.correlation_id == correlation_id:
+            if _correlation_id(msg, event) == correlation_id:
                 found.append((msg.key(), event))
-            if msg.offset() + 1 >= todo.get(msg.partition(), 0):
-                todo.pop(msg.partition(), None)
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None  # a record always has both
+            if offset + 1 >= todo.get(partition, 0):
+                todo.pop(partition, None)
         self._consumer.unassign()
         return found
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _correlation_id(msg: Message, event: Event) -> str | None:
+    """InboundMessage and Rejected carry it; a ResourceChanged (an AuditEvent on carelog.audit)
+    has it in the record's headers."""
+    own = getattr(event, "correlation_id", None)
+    if own is not None:
+        return str(own)
+    headers = msg.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == "correlation-id" and value is not None:
+            return value.decode() if isinstance(value, bytes) else value
+    return None

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import KafkaException
 from starlette.testclient import TestClient
 
 from api.audit import audit_event
@@ -20,10 +19,8 @@ from api.dev_token import mint_token
 from api.write_targets import resource_id as api_resource_id
 from processors.ids import resource_id
 from projections.fhir_store import FhirStore
-from schemas.events import Format, InboundMessage
-from streams.topics import REJECTED, inbound_topic
+from schemas.events import ResourceChanged
 from tests.api.conftest import SECRET
-from tests.api.log_reader import LogReader
 from tests.processors.r4b import assert_valid_r4b
 from tests.projections.fhir_store_support import Offsets, changed, uid
 
@@ -248,10 +245,10 @@ def test_a_patient_context_sees_only_its_compartment(api: TestClient, d: Data) -
 def _audits(appended: Callable[..., list[Any]], request_id: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 15  # appended in the background, after the answer
     while time.monotonic() < deadline:
-        found = appended(Format.fhir, request_id)
+        found = appended("audit", request_id)
         if found:
-            return [orjson.loads(e.payload) for _, e in found if isinstance(e, InboundMessage)
-                    and e.headers.get("http.path") == "/fhir/AuditEvent"]  # fmt: skip
+            return [orjson.loads(e.resource or "") for _, e in found if isinstance(e, ResourceChanged)
+                    and e.resource_type == "AuditEvent"]  # fmt: skip
         time.sleep(0.2)
     return []
 
@@ -282,19 +279,3 @@ def test_audit_event_is_valid_r4() -> None:
 def test_the_gateway_predicts_the_ids_the_processors_assign() -> None:
     for parts in [("Patient", "e1"), ("Observation", "e2", "3"), ("Patient", " urn:x ", "v")]:
         assert api_resource_id(*parts) == resource_id(*parts)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def leaders_elected(log_reader: LogReader) -> None:
-    """On a fresh session broker, partition leaders may still be being elected: wait, so
-    that `appended` can read watermarks (it raises NOT_LEADER_FOR_PARTITION until then)."""
-    deadline = time.monotonic() + 60
-    for topic in [inbound_topic(f) for f in Format] + [REJECTED]:
-        while True:
-            try:
-                log_reader.marks(topic)
-                break
-            except KafkaException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)

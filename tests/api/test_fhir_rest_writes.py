@@ -20,7 +20,6 @@ from api.write_targets import resource_id
 from projections.fhir_store import FhirStore
 from schemas.events import Format, InboundMessage, Rejected
 from tests.api.conftest import SECRET
-from tests.api.test_fhir_rest import leaders_elected  # noqa: F401 (autouse fixture)
 from tests.projections.fhir_store_support import Offsets, changed, uid
 
 pytestmark = pytest.mark.kafka

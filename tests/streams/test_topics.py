@@ -4,6 +4,7 @@ import pytest
 
 from schemas.events import Format
 from streams.topics import (
+    AUDIT,
     FHIR_CHANGES,
     FHIR_TRANSLATED,
     REJECTED,
@@ -21,6 +22,7 @@ def test_catalogue_holds_every_required_topic() -> None:
         "carelog.inbound.dicom",
         "carelog.inbound.device",
         FHIR_CHANGES,
+        AUDIT,
         REJECTED,
         SCHEMAS,
     }
