@@ -16,8 +16,7 @@ from projections.fhir_store.models import Rejection, SearchResult, StoredResourc
 from projections.fhir_store.reads import CURRENT, VERSION, stored
 from projections.fhir_store.schema import check_compatible, connect, initialize
 from projections.fhir_store.search import Searcher
-
-MAX_HISTORY_COUNT = 1000
+from projections.fhir_store.search_limits import MAX_HISTORY_COUNT, MAX_OFFSET, MAX_VERSION
 
 
 class FhirStore:
@@ -100,6 +99,8 @@ class FhirStore:
         return None if row is None else stored(row)
 
     def vread(self, resource_type: str, resource_id: str, version: int) -> StoredResource | None:
+        if not 0 <= version <= MAX_VERSION:
+            return None  # no such version (and beyond what SQLite can compare)
         row = (
             self._conn()
             .execute(
@@ -125,6 +126,7 @@ class FhirStore:
         if resource_id is not None and resource_type is None:
             raise StoreError("history of an id needs its resource type")
         count = max(0, min(count, MAX_HISTORY_COUNT))
+        offset = max(0, min(offset, MAX_OFFSET))
         where: list[str] = []
         args: list[Any] = []
         if resource_type is not None:
