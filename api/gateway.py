@@ -29,8 +29,6 @@ from streams.errors import DeliveryFailed
 from streams.producer import Delivered, EventProducer
 from streams.settings import Settings
 
-APPEND_BATCH = 64  # events append_all queues per turn of the event loop
-
 
 class Gateway:
     def __init__(
@@ -96,22 +94,25 @@ class Gateway:
     async def append_all(self, events: Sequence[tuple[InboundMessage, str]]) -> list[Delivered]:
         """Append many (event, key); return once the broker confirmed every one, else 503.
 
-        Queues APPEND_BATCH events per turn of the event loop and wakes the loop once, when
-        the last is confirmed (not once per event): a request of thousands of events never
-        holds the loop that serves every other request for long.
+        Encodes and queues them in a worker thread and wakes the loop once, when the last is
+        confirmed (not once per event): a request of thousands of events never holds the
+        loop that serves every other request.
         """
         if not events:
             return []
         loop = asyncio.get_running_loop()
         all_confirmed: asyncio.Future[None] = loop.create_future()
         countdown = _Countdown(len(events), lambda: _resolve_soon(loop, all_confirmed))
-        futures: list[Future[Delivered]] = []
+
+        def submit_all() -> list[Future[Delivered]]:
+            futures = []
+            for event, key in events:
+                futures.append(self.ingestor.submit(event, key))
+                futures[-1].add_done_callback(countdown.tick)
+            return futures
+
         try:
-            for start in range(0, len(events), APPEND_BATCH):
-                for event, key in events[start : start + APPEND_BATCH]:
-                    futures.append(self.ingestor.submit(event, key))
-                    futures[-1].add_done_callback(countdown.tick)
-                await asyncio.sleep(0)  # let the loop serve other requests between batches
+            futures = await asyncio.to_thread(submit_all)
         except DeliveryFailed as exc:
             raise self._not_confirmed(exc) from None
         await all_confirmed

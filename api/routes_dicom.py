@@ -8,9 +8,9 @@ DICOM JSON: 200 all stored, 202 some failed, 409 none stored; 503 + Retry-After 
 did not confirm (SOP Instance UID is the idempotency key, so a retry is harmless).
 
 Splitting, header parsing, hashing and blob writes run in worker threads, a chunk of parts
-at a time, and Gateway.append_all queues the events a batch per turn of the event loop: a
-request of thousands of instances never holds the loop that serves every other route. A
-request of more than CARELOG_DICOM_MAX_PARTS parts is refused whole (413) and kept on
+at a time, and Gateway.append_all queues the events from a worker thread too: a request of
+thousands of instances never holds the loop that serves every other route. A request of
+more than CARELOG_DICOM_MAX_PARTS parts is refused whole (413) and kept on
 carelog.rejected.
 """
 

@@ -221,14 +221,15 @@ def test_a_large_stow_request_does_not_stall_other_routes(
     [response] = answered
     assert response.status_code == 200, response.text[:300]
     assert len(sop_uids(response.json(), "00081199")) == 2000
-    # Before, header parsing held the event loop: /healthz waited as long as the parse, 1.2 s
-    # and more of a 1.3 s request, and answered twice in all. Now it waits milliseconds (tens
-    # on a busy machine). Relative to the request's own time, so a loaded machine, which
-    # slows both, does not fail it.
+    # Before, header parsing held the event loop: /healthz waited as long as the parse (1.2 to
+    # 1.9 s of a 1.3 to 1.9 s request, over 90 %) and answered twice in all. Now it waits
+    # milliseconds, about 100 on a busy machine (the parsing thread still takes its turns at
+    # the GIL). The bound is also relative to the request's own time, so that a loaded
+    # machine, which slows both, does not fail it.
     print(f"STOW of 2000 took {took:.2f} s; /healthz answered {len(gaps)} times, "
           f"slowest {max(gaps) * 1000:.0f} ms")  # fmt: skip
-    assert len(gaps) >= 5
-    assert max(gaps) < max(0.2, took / 4), (max(gaps), took)
+    assert len(gaps) >= 3
+    assert max(gaps) < max(0.25, took / 3), (max(gaps), took)
 
 
 def test_more_parts_than_the_limit_are_refused_with_413_and_kept_on_rejected(
