@@ -1,14 +1,16 @@
 """What every route shares: settings, the guard, the metrics and the confirmed appends.
 
-`append` and `refuse` are the only two ways a route writes to the log; both return only once
-the broker has confirmed (acks=all), and translate a failed delivery into 503 so that
-nothing is ever acknowledged that is not stored.
+`append` (`append_all` for many events) and `refuse` are the only ways a route writes to the
+log; each returns only once the broker has confirmed (acks=all), and translates a failed
+delivery into 503 so that nothing is ever acknowledged that is not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any
@@ -85,12 +87,47 @@ class Gateway:
         try:
             delivered = await waiter
         except DeliveryFailed as exc:
-            raise Unavailable(
-                f"not stored: the log did not confirm the message ({exc}); retry later",
-                headers=self.retry_after,
-            ) from None
+            raise self._not_confirmed(exc) from None
         self.metrics.appended.labels(event.format.value).inc()
         return delivered
+
+    async def append_all(self, events: Sequence[tuple[InboundMessage, str]]) -> list[Delivered]:
+        """Append many (event, key); return once the broker confirmed every one, else 503.
+
+        Encodes and queues them in a worker thread and wakes the loop once, when the last is
+        confirmed (not once per event): a request of thousands of events never holds the
+        loop that serves every other request.
+        """
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        all_confirmed: asyncio.Future[None] = loop.create_future()
+        countdown = _Countdown(len(events), lambda: _resolve_soon(loop, all_confirmed))
+
+        def submit_all() -> list[Future[Delivered]]:
+            futures = []
+            for event, key in events:
+                futures.append(self.ingestor.submit(event, key))
+                futures[-1].add_done_callback(countdown.tick)
+            return futures
+
+        try:
+            futures = await asyncio.to_thread(submit_all)
+        except DeliveryFailed as exc:
+            raise self._not_confirmed(exc) from None
+        await all_confirmed
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is not None:
+            raise self._not_confirmed(failed)
+        for event, _ in events:
+            self.metrics.appended.labels(event.format.value).inc()
+        return [f.result() for f in futures]
+
+    def _not_confirmed(self, exc: BaseException) -> Unavailable:
+        return Unavailable(
+            f"not stored: the log did not confirm the message ({exc}); retry later",
+            headers=self.retry_after,
+        )
 
     async def refuse(
         self,
@@ -124,6 +161,31 @@ class Gateway:
             )
         self.metrics.rejected_stored.labels(format).inc()
         return exc
+
+
+class _Countdown:
+    """Calls `then` once, from whichever thread completes the last of `count` futures."""
+
+    def __init__(self, count: int, then: Callable[[], None]) -> None:
+        self._left = count
+        self._then = then
+        self._lock = threading.Lock()
+
+    def tick(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._then()
+
+
+def _resolve_soon(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    def resolve() -> None:
+        if not future.done():  # the request went away (client disconnected): nobody to tell
+            future.set_result(None)
+
+    with contextlib.suppress(RuntimeError):  # a closed loop has nobody left to answer
+        loop.call_soon_threadsafe(resolve)
 
 
 def _settle(waiter: asyncio.Future[Delivered], done: Future[Delivered]) -> None:

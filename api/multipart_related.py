@@ -13,6 +13,10 @@ class MultipartError(ValueError):
     """The body or its Content-Type is not a usable multipart/related message."""
 
 
+class TooManyParts(MultipartError):
+    """The body holds more parts than the caller takes."""
+
+
 @dataclass(frozen=True, slots=True)
 class MediaType:
     type: str  # e.g. multipart/related, lower case
@@ -73,11 +77,12 @@ def _headers(block: bytes) -> dict[str, str]:
     return headers
 
 
-def split_parts(body: bytes, boundary: str) -> list[Part]:
+def split_parts(body: bytes, boundary: str, max_parts: int | None = None) -> list[Part]:
     """The parts of a multipart body (preamble and epilogue ignored).
 
     Raises MultipartError when the boundary never appears, a part has no header/body
-    separator, or the closing delimiter is missing.
+    separator, or the closing delimiter is missing; TooManyParts as soon as it finds part
+    number max_parts + 1 (the rest is not split).
     """
     if not boundary or len(boundary) > 70:
         raise MultipartError("the boundary parameter must be 1 to 70 characters")
@@ -94,6 +99,8 @@ def split_parts(body: bytes, boundary: str) -> list[Part]:
     while True:
         if body.startswith(b"--", pos):  # the close delimiter
             return parts
+        if max_parts is not None and len(parts) == max_parts:
+            raise TooManyParts(f"the body holds more than {max_parts} parts")
         line_end = body.find(b"\r\n", pos)
         if line_end < 0 or body[pos:line_end].strip(b" \t"):
             raise MultipartError("a boundary line must end with CRLF")

@@ -28,6 +28,7 @@ from api.gateway import gateway_of
 from api.scopes import Need
 from api.smart import lacking, require_read
 from projections.fhir_store import FhirStore, StoredResource
+from projections.fhir_store.search_limits import MAX_OR_VALUES
 
 HIDDEN_FROM_PATIENTS = frozenset({"AuditEvent"})
 
@@ -116,9 +117,9 @@ def readable(store: FhirStore, reader: Reader, items: list[StoredResource]) -> l
     for rtype, group in by_type.items():
         if rtype != "Patient" and rtype not in store.compartment_params():
             continue
-        ids = ",".join(r.id for r in group)
-        found = store.search(
-            rtype, [("_id", ids), ("_count", "1000"), ("_total", "none")], compartment
-        )
-        kept.update(r.key for r in found.matches)
+        for start in range(0, len(group), MAX_OR_VALUES):  # one search per allowed OR list
+            ids = ",".join(r.id for r in group[start : start + MAX_OR_VALUES])
+            found = store.search(rtype, [("_id", ids), ("_total", "none"),
+                                         ("_count", str(MAX_OR_VALUES))], compartment)  # fmt: skip
+            kept.update(r.key for r in found.matches)
     return [i for i in items if i.key in kept]

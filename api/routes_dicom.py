@@ -6,6 +6,12 @@ CARELOG_BLOB_THRESHOLD_BYTES, a content-addressed reference to them in the blob 
 that are not usable DICOM go to carelog.rejected with the reason. The answer is the STOW-RS
 DICOM JSON: 200 all stored, 202 some failed, 409 none stored; 503 + Retry-After when Kafka
 did not confirm (SOP Instance UID is the idempotency key, so a retry is harmless).
+
+Splitting, header parsing, hashing and blob writes run in worker threads, a chunk of parts
+at a time, and Gateway.append_all queues the events from a worker thread too: a request of
+thousands of instances never holds the loop that serves every other route. A request of
+more than CARELOG_DICOM_MAX_PARTS parts is refused whole (413) and kept on
+carelog.rejected.
 """
 
 from __future__ import annotations
@@ -22,9 +28,21 @@ from api.access import EVENT_ID_KEY
 from api.blobstore import BlobStore, BlobStoreError, blob_store_from_settings
 from api.body import read_body
 from api.dicom_header import DicomHeader, DicomHeaderError, read_dicom_header
-from api.errors import BadRequest, GatewayError, Unavailable, UnsupportedMediaType
+from api.errors import (
+    BadRequest,
+    GatewayError,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from api.gateway import Gateway, gateway_of, request_id
-from api.multipart_related import MultipartError, Part, parse_media_type, split_parts
+from api.multipart_related import (
+    MultipartError,
+    Part,
+    TooManyParts,
+    parse_media_type,
+    split_parts,
+)
 from api.negotiation import negotiate
 from api.scopes import Need
 from api.stow_response import (
@@ -40,6 +58,15 @@ from schemas.outcome import Issue
 DICOM = "application/dicom"
 ANSWER_TYPES = ("application/dicom+json", "application/json")
 NEED = Need("dicom", "c")
+PARSE_CHUNK = 64  # parts read per worker-thread call (the loop serves others in between)
+KEPT_HEAD_BYTES = 65_536  # of refused input above the blob threshold, what the event holds
+
+
+class TooManyInstances(PayloadTooLarge):
+    """More parts than CARELOG_DICOM_MAX_PARTS. Unlike a body over the size limit, it was
+    read: it is kept on carelog.rejected."""
+
+    stored_as_rejected = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +75,26 @@ class Failure:
     reason: str
     code: int
     header: DicomHeader | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What the events of one request share (plain values: read in worker threads)."""
+
+    path: str
+    sender: str
+    correlation_id: str | None
+    study: str | None  # the study posted to, if any
+    blob_threshold_bytes: int
+    blobs: BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One part, checked; its event when it is good."""
+
+    checked: DicomHeader | Failure
+    event: InboundMessage | None
 
 
 def dicom_key(sender: str, header: DicomHeader) -> str:
@@ -67,8 +114,7 @@ def blob_store_of(request: Request, gw: Gateway) -> BlobStore:
     return store
 
 
-def _parts(request: Request, body: bytes) -> list[Part]:
-    content_type = request.headers.get("content-type", "")
+def _parts(content_type: str, body: bytes, max_parts: int) -> list[Part]:
     media = parse_media_type(content_type)
     if media.type != "multipart/related":
         raise UnsupportedMediaType(
@@ -82,7 +128,12 @@ def _parts(request: Request, body: bytes) -> list[Part]:
             'type="application/dicom" (DICOM Part 10 instances)'
         )
     try:
-        parts = split_parts(body, media.params.get("boundary", ""))
+        parts = split_parts(body, media.params.get("boundary", ""), max_parts)
+    except TooManyParts:
+        raise TooManyInstances(
+            f"a STOW-RS request takes at most {max_parts} parts (CARELOG_DICOM_MAX_PARTS); "
+            "send the instances in several requests"
+        ) from None
     except MultipartError as exc:
         raise BadRequest(f"malformed multipart/related body: {exc}") from None
     if not parts:
@@ -106,12 +157,12 @@ def _check(part: Part, study: str | None) -> DicomHeader | Failure:
     return header
 
 
-async def _event(
-    request: Request, gw: Gateway, part: Part, header: DicomHeader, sender: str
-) -> InboundMessage:
+def _event(origin: Origin, part: Part, header: DicomHeader) -> InboundMessage:
+    """The part's InboundMessage: inline, or above the threshold by reference to the blob
+    store (raises BlobStoreError). Runs in a worker thread: it hashes and may write."""
     data = part.content
     headers = {
-        "http.path": request.url.path,
+        "http.path": origin.path,
         "dicom.study_instance_uid": header.study_instance_uid,
         "dicom.series_instance_uid": header.series_instance_uid,
         "dicom.sop_class_uid": header.sop_class_uid,
@@ -121,18 +172,13 @@ async def _event(
         channel=Channel.http,
         format=Format.dicom,
         content_type=DICOM,
-        sender=sender,
+        sender=origin.sender,
         idempotency_key=header.sop_instance_uid,
-        correlation_id=request_id(request),
+        correlation_id=origin.correlation_id,
     )
-    if len(data) <= gw.settings.blob_threshold_bytes:
+    if len(data) <= origin.blob_threshold_bytes:
         return InboundMessage.received(data, headers=headers, **common)  # type: ignore[arg-type]
-    try:
-        blob = await asyncio.to_thread(blob_store_of(request, gw).put, data)
-    except BlobStoreError as exc:
-        raise Unavailable(
-            f"not stored: the blob store failed ({exc}); retry later", headers=gw.retry_after
-        ) from None
+    blob = origin.blobs.put(data)
     return InboundMessage(
         event_id=new_event_id(),
         received_at=utc_now(),
@@ -145,31 +191,55 @@ async def _event(
     )
 
 
-async def _refuse(request: Request, gw: Gateway, failure: Failure, sender: str) -> None:
-    """Keep a failed part on carelog.rejected (big ones: the head, the whole in the blob store)."""
-    data = failure.part.content
-    error = GatewayError(Issue(failure.reason, code="invalid"))
-    original = data
+def _read(origin: Origin, parts: list[Part]) -> list[Read]:
+    """Check each part and make the events of the good ones (in a worker thread)."""
+    out = []
+    for part in parts:
+        checked = _check(part, origin.study)
+        event = _event(origin, part, checked) if isinstance(checked, DicomHeader) else None
+        out.append(Read(checked, event))
+    return out
+
+
+async def _read_all(gw: Gateway, origin: Origin, parts: list[Part]) -> list[Read]:
+    """`_read` off the event loop, PARSE_CHUNK parts per worker-thread call."""
+    out: list[Read] = []
+    for start in range(0, len(parts), PARSE_CHUNK):
+        try:
+            out += await asyncio.to_thread(_read, origin, parts[start : start + PARSE_CHUNK])
+        except BlobStoreError as exc:
+            raise Unavailable(
+                f"not stored: the blob store failed ({exc}); retry later", headers=gw.retry_after
+            ) from None
+    return out
+
+
+async def _keep_refused(
+    request: Request, gw: Gateway, error: GatewayError, data: bytes, sender: str
+) -> GatewayError:
+    """Keep refused input (a part, or the whole request) on carelog.rejected; returns the
+    error to answer with, 503 if it could not be kept. Input bigger than the blob threshold
+    goes to the blob store, and the event holds its first KEPT_HEAD_BYTES."""
+    if not error.stored_as_rejected:
+        return error
+    record, original = error, data
     if len(data) > gw.settings.blob_threshold_bytes:
         try:
             blob = await asyncio.to_thread(blob_store_of(request, gw).put, data)
         except BlobStoreError as exc:
-            raise Unavailable(
-                f"refused ({failure.reason}) and not recorded ({exc}); retry later",
-                headers=gw.retry_after,
-            ) from None
-        original = data[:65_536]
-        error.issues.append(
-            Issue(
-                f"original of {blob.size} bytes (sha256 {blob.sha256}) kept "
-                f"at {blob.uri}; the event holds its first 64 KiB",
-                code="informational",
-                severity="information",
+            return Unavailable(
+                f"refused ({error}) and not recorded ({exc}); retry later", headers=gw.retry_after
             )
+        original = data[:KEPT_HEAD_BYTES]
+        kept_at = Issue(
+            f"original of {blob.size} bytes (sha256 {blob.sha256}) kept at {blob.uri}; the "
+            f"event holds its first {KEPT_HEAD_BYTES // 1024} KiB",
+            code="informational",
+            severity="information",
         )
-    outcome = await gw.refuse(error, original, request, format=Format.dicom, sender=sender)
-    if isinstance(outcome, Unavailable):
-        raise outcome
+        record = type(error)(*error.issues, kept_at)
+    kept = await gw.refuse(record, original, request, format=Format.dicom, sender=sender)
+    return kept if isinstance(kept, Unavailable) else error
 
 
 async def post_studies(request: Request) -> Response:
@@ -180,24 +250,24 @@ async def post_studies(request: Request) -> Response:
     gw.guard.require(principal, [NEED])
     body = await read_body(request, gw.settings.dicom_max_request_bytes)
     sender = principal.subject
-    try:
-        parts = _parts(request, body)
+    content_type = request.headers.get("content-type", "")
+    try:  # off the loop: a body of 256 MB takes a while to split
+        parts = await asyncio.to_thread(_parts, content_type, body, gw.settings.dicom_max_parts)
     except GatewayError as exc:
-        raise await gw.refuse(exc, body, request, format=Format.dicom, sender=sender) from None
+        raise await _keep_refused(request, gw, exc, body, sender) from None
 
-    study = request.path_params.get("study")
-    checked = [_check(part, study) for part in parts]
-    accepted = [(p, c) for p, c in zip(parts, checked, strict=True) if isinstance(c, DicomHeader)]
-    events = [await _event(request, gw, part, header, sender) for part, header in accepted]
-    appended = await asyncio.gather(
-        *(gw.append(e, dicom_key(sender, h)) for e, (_, h) in zip(events, accepted, strict=True)),
-        return_exceptions=True,
-    )
-    failed = next((r for r in appended if isinstance(r, BaseException)), None)
-    if failed is not None:
-        raise failed  # 503 Unavailable: not every instance is on the log; resend them all
-    for failure in (c for c in checked if isinstance(c, Failure)):
-        await _refuse(request, gw, failure, sender)
+    origin = Origin(request.url.path, sender, request_id(request),
+                    request.path_params.get("study"), gw.settings.blob_threshold_bytes,
+                    blob_store_of(request, gw))  # fmt: skip
+    read = await _read_all(gw, origin, parts)
+    events = [(r.event, dicom_key(sender, r.checked)) for r in read
+              if r.event is not None and isinstance(r.checked, DicomHeader)]  # fmt: skip
+    await gw.append_all(events)
+    for failure in (r.checked for r in read if isinstance(r.checked, Failure)):
+        error = GatewayError(Issue(failure.reason, code="invalid"))
+        outcome = await _keep_refused(request, gw, error, failure.part.content, sender)
+        if isinstance(outcome, Unavailable):
+            raise outcome
 
     outcomes = [
         Outcome(c.sop_class_uid, c.sop_instance_uid)
@@ -207,11 +277,11 @@ async def post_studies(request: Request) -> Response:
             c.header.sop_instance_uid if c.header else "",
             c.code,
         )
-        for c in checked
+        for c in (r.checked for r in read)
     ]
     if events:
-        request.scope[EVENT_ID_KEY] = events[0].event_id
-    headers = {"X-Event-Ids": ",".join(e.event_id for e in events)} if events else {}
+        request.scope[EVENT_ID_KEY] = events[0][0].event_id
+    headers = {"X-Event-Ids": ",".join(e.event_id for e, _ in events)} if events else {}
     return Response(
         orjson.dumps(stow_body(outcomes)), stow_status(outcomes), headers, media_type=answer_type
     )
@@ -236,7 +306,9 @@ def _operation(operation_id: str, parameters: list[dict[str, object]]) -> dict[s
         "summary": "Store DICOM instances (DICOMweb STOW-RS)",
         "description": 'Body: multipart/related; type="application/dicom", one DICOM Part 10 '
         "instance per part. Each is frame-checked and appended as one InboundMessage (format "
-        "dicom); big ones go to the blob store by reference. Scope: `system/dicom.write`.",
+        "dicom); big ones go to the blob store by reference. At most CARELOG_DICOM_MAX_PARTS "
+        "parts (1000 by default): more are refused whole with 413 and kept on "
+        "carelog.rejected. Scope: `system/dicom.write`.",
         "operationId": operation_id,
         "security": [{"bearerAuth": ["system/dicom.write"]}],
         "parameters": [*REQUEST_HEADERS, *parameters],

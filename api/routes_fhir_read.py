@@ -13,7 +13,7 @@ the instance history; type and system history are refused to it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,10 +26,25 @@ from api.fhir_checks import check_id, check_type
 from api.fhir_http import answer_type, resource_response
 from api.read_access import Gone, NotFound, admit_read, check_visible
 from api.store_handle import store_of
-from projections.fhir_store import StoredResource
+from projections.fhir_store import SearchError, StoredResource
+from projections.fhir_store.search_limits import (
+    MAX_HISTORY_COUNT,
+    MAX_OFFSET,
+    MAX_VERSION,
+    whole_number,
+)
+from schemas.outcome import Issue
 
 DEFAULT_HISTORY_COUNT = 50
 _HISTORY_PARAMS = {"_since", "_count", "_offset", "_format", "_pretty"}
+
+
+def _whole_number(param: str, value: str, high: int) -> int:
+    """`value` as an integer in [0, high], else 400 naming `param` and the limit."""
+    try:
+        return whole_number(param, value, 0, high)
+    except SearchError as exc:
+        raise BadRequest(Issue(exc.message, code="value", location=exc.param)) from None
 
 
 def _found(resource: StoredResource | None, what: str) -> StoredResource:
@@ -62,12 +77,13 @@ async def vread(request: Request) -> Response:
     media = answer_type(request)
     check_type(rtype)
     check_id(rid)
-    if not vid.isdigit():
+    if not (vid.isascii() and vid.isdigit()):
         raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}: versions are numbers")
+    version = _whole_number("vid", vid, MAX_VERSION)
     store = store_of(request).require()
     check_visible(store, reader, rtype, rid)
-    version = store.vread(rtype, rid, int(vid), reader.compartment)  # None: not in it then
-    resource = _found(version, f"{rtype}/{rid}/_history/{vid}")
+    found = store.vread(rtype, rid, version, reader.compartment)  # None: not in it then
+    resource = _found(found, f"{rtype}/{rid}/_history/{vid}")
     audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
     return resource_response(request, resource, media)
 
@@ -82,15 +98,12 @@ def _history_args(request: Request) -> tuple[datetime | None, int, int]:
     if "_since" in params:
         try:
             since = datetime.fromisoformat(params["_since"].replace("Z", "+00:00"))
-        except ValueError:
+            since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        except (ValueError, OverflowError):  # OverflowError: beyond year 1..9999 in UTC
             raise BadRequest("_since must be an instant (2024-01-02T03:04:05Z)") from None
-    try:
-        count = int(params.get("_count", DEFAULT_HISTORY_COUNT))
-        offset = int(params.get("_offset", 0))
-    except ValueError:
-        raise BadRequest("_count and _offset must be whole numbers") from None
-    if count < 0 or offset < 0:
-        raise BadRequest("_count and _offset cannot be negative")
+    count = _whole_number("_count", params.get("_count", str(DEFAULT_HISTORY_COUNT)),
+                          MAX_HISTORY_COUNT)  # fmt: skip
+    offset = _whole_number("_offset", params.get("_offset", "0"), MAX_OFFSET)
     return since, count, offset
 
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     dicom_max_request_bytes: int = Field(
         256 * 1024 * 1024, description="Largest DICOMweb STOW-RS request body; larger ones get 413."
     )
+    dicom_max_parts: int = Field(
+        1000,
+        description="Most instances (multipart parts) in one STOW-RS request; more get 413 "
+        "and the request is kept on carelog.rejected.",
+    )
 
     # The MLLP listener (api/mllp.py).
     mllp_host: str = Field(

@@ -34,8 +34,8 @@ Python API, for the FHIR REST layer
     follows only references to resources in the compartment). Returns
     SearchResult(matches, included, total, next_offset); for the next page send the same
     params plus ("_offset", str(next_offset)); next_offset is None on the last page. Raises
-    SearchError(param, message) for an unknown or unsupported parameter or modifier, or a
-    bad value: answer 400 with an OperationOutcome.
+    SearchError(param, message) for an unknown or unsupported parameter or modifier, a bad
+    value or a search beyond the limits below: answer 400 with an OperationOutcome.
 `store.change_for_inbound(inbound_event_id) -> list[(type, id, version)]`
     The changes an inbound event produced (read-your-writes: poll until it appears).
 `store.rejection_for_inbound(inbound_event_id) -> Rejection | None`
@@ -77,6 +77,12 @@ parameters are not served.
 
 Order is deterministic (the _sort keys, then the id), so offset paging is stable while the
 store does not change.
+
+Limits (search_limits.py; beyond them a SearchError naming the parameter and the limit): 100
+parameter occurrences per search, 100 comma-separated values per occurrence, 1000 characters
+per value, 10 `_sort` keys, `_count` 0..1000, `_offset` 0..2^31, numbers 0 or 1e-300..1e300 in
+magnitude, 3 chain links, 3 `:iterate` rounds. A search within them that SQLite still
+refuses (its expression depth, ORDER BY terms, bound variables) is a SearchError too.
 """
 
 from projections.fhir_store.errors import RebuildRequired, SearchError, StoreError

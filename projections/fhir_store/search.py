@@ -5,6 +5,8 @@ offset is stable while the store does not change. Result parameters supported: _
 (default 20, at most 1000; 0 answers the total only), _offset (the next page; see
 SearchResult.next_offset), _sort, _include / _revinclude (with :iterate, 3 levels at most),
 _summary=count|data|false, _elements, _total=none|estimate|accurate (default accurate).
+The limits (search_limits.py) are checked as the request is parsed; a search that is within
+them but still beyond what SQLite can run is a SearchError too, never a bare sqlite3 error.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from projections.fhir_store.models import SearchResult, StoredResource
 from projections.fhir_store.reads import current_by_rids
 from projections.fhir_store.schema import INDEX_TABLES
 from projections.fhir_store.search_conditions import Cond, ConditionBuilder, compartment_cond
+from projections.fhir_store.search_limits import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    MAX_INCLUDE_DEPTH,
+    MAX_OFFSET,
+    MAX_SORT_KEYS,
+    check_counts,
+    whole_number,
+)
 
-DEFAULT_COUNT = 20
-MAX_COUNT = 1000
-MAX_INCLUDE_DEPTH = 3
 ESTIMATE_CAP = 2000  # rows a candidate driver is counted up to when choosing one
 IGNORED = frozenset({"_format", "_pretty"})
 # Sort column per index table: (ascending aggregate, descending aggregate).
@@ -54,14 +62,9 @@ class _Request:
     total: str = "accurate"
 
 
-def _int(param: str, value: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SearchError(param, f"not an integer: {value!r}") from None
-    if not low <= number <= high:
-        raise SearchError(param, f"must be between {low} and {high}")
-    return number
+# What SQLite says when a statement is beyond its compile-time limits (expression depth,
+# ORDER BY terms, bound variables, LIKE pattern length, ...): the search's fault, not ours.
+_SQLITE_LIMITS = ("too large", "too many", "too complex", "too big", "too deep", "overflow")
 
 
 class Searcher:
@@ -76,16 +79,20 @@ class Searcher:
         self, resource_type: str, params: list[tuple[str, str]], compartment: tuple[str, str] | None
     ) -> _Request:
         req = _Request()
+        check_counts(params)
         for key, value in params:
             name = key.split(":", 1)[0].split(".", 1)[0]
             if name in IGNORED:
                 continue
             if key == "_count":
-                req.count = _int(key, value, 0, MAX_COUNT)
+                req.count = whole_number(key, value, 0, MAX_COUNT)
             elif key == "_offset":
-                req.offset = _int(key, value, 0, 2**31)
+                req.offset = whole_number(key, value, 0, MAX_OFFSET)
             elif key == "_sort":
-                for item in value.split(","):
+                items = value.split(",")
+                if len(req.sort) + len(items) > MAX_SORT_KEYS:
+                    raise SearchError(key, f"at most {MAX_SORT_KEYS} sort keys")
+                for item in items:
                     item = item.strip()
                     descending = item.startswith("-")
                     req.sort.append((item.lstrip("-"), descending))
@@ -166,6 +173,20 @@ class Searcher:
         if resource_type not in self.registry.by_type:
             raise SearchError("type", f"resource type {resource_type!r} is not served")
         req = self._parse(resource_type, params, compartment)
+        try:
+            return self._run(resource_type, req)
+        except (sqlite3.OperationalError, sqlite3.DataError, OverflowError) as exc:
+            message = str(exc)
+            if isinstance(exc, sqlite3.OperationalError) and not any(
+                limit in message.lower() for limit in _SQLITE_LIMITS
+            ):
+                raise  # the store's own failure (I/O, corruption): not the client's
+            raise SearchError(
+                "", f"this search is too large for the store ({message}); "
+                "use fewer parameters, values or sort keys",
+            ) from None  # fmt: skip
+
+    def _run(self, resource_type: str, req: _Request) -> SearchResult:
         driver = self._pick_driver([c for c in req.conds if c.driver_sql is not None])
         filters = [c for c in req.conds if c is not driver]
         args: list[Any] = []

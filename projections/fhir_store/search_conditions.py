@@ -19,6 +19,7 @@ from projections.fhir_store.errors import SearchError
 from projections.fhir_store.fhir_dates import DateFormatError, date_range
 from projections.fhir_store.index_values import normalize, parse_reference
 from projections.fhir_store.schema import INDEX_TABLES
+from projections.fhir_store.search_limits import MAX_CHAIN_DEPTH
 from projections.fhir_store.search_values import (
     number,
     or_values,
@@ -32,7 +33,6 @@ from projections.fhir_store.search_values import (
 PRIORITY = {"_id": 0, "compartment": 1, "reference": 2, "chain": 3, "token": 4, "uri": 4,
             "string:exact": 5, "string": 6, "quantity": 7, "number": 7, "date": 8,
             "_lastUpdated": 9}  # fmt: skip
-MAX_CHAIN_DEPTH = 3
 TOP = "\U0010ffff"  # sorts after every other character: `x >= v AND x < v || TOP` is starts-with
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from projections.fhir_store.errors import SearchError
+from projections.fhir_store.search_limits import MAX_OR_VALUES, MAX_VALUE_CHARS, decimal_in_range
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 _PREFIXED = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=[0-9+\-.])")
@@ -37,10 +38,16 @@ def unescape(text: str) -> str:
 
 
 def or_values(param: str, raw: str) -> list[str]:
-    """The values of one parameter occurrence (a comma means OR)."""
+    """The values of one parameter occurrence (a comma means OR), within the limits."""
     values = split_unescaped(raw, ",")
+    if len(values) > MAX_OR_VALUES:
+        raise SearchError(
+            param, f"at most {MAX_OR_VALUES} comma-separated values, not {len(values)}"
+        )
     if any(v == "" for v in values):
-        raise SearchError(param, f"empty value in {raw!r}")
+        raise SearchError(param, f"empty value in {raw[:100]!r}")
+    if any(len(v) > MAX_VALUE_CHARS for v in values):
+        raise SearchError(param, f"a value is at most {MAX_VALUE_CHARS} characters long")
     return values
 
 
@@ -65,12 +72,7 @@ def token(value: str) -> tuple[str | None, str | None]:
 
 def number(param: str, text: str) -> tuple[float, float, float]:
     """(value, low, high): the implicit range of the value's precision, e.g. 100 -> [99.5, 100.5)."""
-    try:
-        decimal = Decimal(text)
-    except InvalidOperation:
-        raise SearchError(param, f"not a number: {text!r}") from None
-    if not decimal.is_finite():
-        raise SearchError(param, f"not a number: {text!r}")
+    decimal = decimal_in_range(param, text)
     exponent = decimal.as_tuple().exponent
     assert isinstance(exponent, int)
     half = Decimal(5) * Decimal(10) ** (exponent - 1)

@@ -17,8 +17,7 @@ from projections.fhir_store.models import Rejection, SearchResult, StoredResourc
 from projections.fhir_store.reads import CURRENT, VERSION, stored
 from projections.fhir_store.schema import check_compatible, connect, initialize
 from projections.fhir_store.search import Searcher
-
-MAX_HISTORY_COUNT = 1000
+from projections.fhir_store.search_limits import MAX_HISTORY_COUNT, MAX_OFFSET, MAX_VERSION
 
 
 class FhirStore:
@@ -108,6 +107,8 @@ class FhirStore:
         compartment: tuple[str, str] | None = None,
     ) -> StoredResource | None:
         """That version, or None; with `compartment`, None unless that version was in it."""
+        if not 0 <= version <= MAX_VERSION:
+            return None  # no such version (and beyond what SQLite can compare)
         if compartment is not None:
             kept = in_compartment(self._versions(resource_type, resource_id, version), compartment)
             return kept[-1] if kept and kept[-1].version == version else None
@@ -151,6 +152,7 @@ class FhirStore:
         if resource_id is not None and resource_type is None:
             raise StoreError("history of an id needs its resource type")
         count = max(0, min(count, MAX_HISTORY_COUNT))
+        offset = max(0, min(offset, MAX_OFFSET))
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         if compartment is not None:

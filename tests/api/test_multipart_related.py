@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.multipart_related import MultipartError, Part, parse_media_type, split_parts
+from api.multipart_related import (
+    MultipartError,
+    Part,
+    TooManyParts,
+    parse_media_type,
+    split_parts,
+)
 
 BOUNDARY = "b0undary-42"
 
@@ -55,3 +61,10 @@ def test_media_type_parameters() -> None:
     assert media.type == "multipart/related"
     assert media.params == {"type": "application/dicom", "boundary": 'a;b"c'}
     assert parse_media_type("multipart/related;boundary=xyz").params == {"boundary": "xyz"}
+
+
+def test_more_parts_than_max_parts_raise_too_many_parts() -> None:
+    body = build([Part({}, bytes([i])) for i in range(4)])
+    assert len(split_parts(body, BOUNDARY, max_parts=4)) == 4
+    with pytest.raises(TooManyParts, match="more than 3 parts"):
+        split_parts(body, BOUNDARY, max_parts=3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import orjson
 import pytest
 
 from projections.fhir_store import FhirStore, SearchError
+from projections.fhir_store.schema import connect
+from projections.fhir_store.search import Searcher
 from tests.projections.fhir_store_support import store_with
 
 LOINC = "http://loinc.org"
@@ -276,3 +279,19 @@ def test_supported_search_params_lists_the_official_definitions(store: FhirStore
     assert patient["family"] == "string" and patient["birthdate"] == "date"
     assert patient["_id"] == "token" and patient["_lastUpdated"] == "date"
     assert "code-value-quantity" not in {n for n, _, _ in supported["Observation"]}  # composite
+
+
+def test_a_search_beyond_what_sqlite_runs_is_a_search_error(store: FhirStore) -> None:
+    # Within the search limits, but on a connection whose SQLite expression depth is lowered
+    # to 20: the statement is refused at prepare time, as deep ones are at SQLite's 1000.
+    conn = connect(store.path, readonly=True)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 20)
+    searcher = Searcher(conn, store.registry)
+    try:
+        with pytest.raises(SearchError) as raised:
+            searcher.search("Patient", [("name", ",".join(f"n{i}" for i in range(30)))])
+        assert "too large for the store" in raised.value.message
+        assert "Expression tree is too large" in raised.value.message
+        assert [m.id for m in searcher.search("Patient", [("name", "smith")]).matches] == ["p3"]
+    finally:
+        conn.close()
