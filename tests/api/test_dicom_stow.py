@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 
 from schemas.events import Format, InboundMessage, Rejected
 from tests.api.conftest import auth
-from tests.api.test_fhir_rest import leaders_elected  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.kafka
 
