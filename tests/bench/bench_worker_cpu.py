@@ -9,7 +9,8 @@ message: start-up costs are left out, the idle cost of its commit loop is in.
 `--source DIR` runs the worker from another checkout of carelog (same venv), so that two
 versions of the code are compared on the same machine state in one run: the runs alternate
 between the sources and the ratio of the medians is printed. `--profile FILE` records the
-(last) worker with py-spy (`--format` raw or speedscope) while it works.
+(last) worker with py-spy (`--format` raw or speedscope) while it works; py-spy is not a
+dependency of carelog: install it into the venv first (`uv pip install py-spy`).
 
 Run: .venv/bin/python -m tests.bench.bench_worker_cpu --messages 1500 [--source /tmp/old]
 """
