@@ -35,6 +35,7 @@ app = create_app(
     broker_session_timeout=settings.worker_session_timeout_seconds,
     broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
     broker_commit_interval=settings.worker_commit_interval_seconds,
+    producer_linger=settings.worker_producer_linger_seconds,
 )
 use_source_partition_transactions(app)
 seek_before_resume()
