@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,11 +39,10 @@ _DELETE = {
     table: f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in cols)}"
     for table, cols in _COLUMNS.items()
 }
-_SELECT = {
-    table: f"SELECT {', '.join(cols)} FROM {table} WHERE rid = ?"
-    for table, cols in _COLUMNS.items()
+_SELECT = {  # + " IN (?, ...)"
+    table: f"SELECT {', '.join(cols)} FROM {table} WHERE rid" for table, cols in _COLUMNS.items()
 }
-_LOOKUP_CHUNK = 500  # ids per `IN (...)` when looking up stored versions
+_LOOKUP_CHUNK = 500  # ids per `IN (...)` when looking up stored versions and index rows
 
 
 @dataclass
@@ -182,6 +181,14 @@ class Applier:
                     found[(rtype, rid_id)] = _Current(rid, version, existed=True)
         return found
 
+    def _stored_rows(self, table: str, rids: list[int]) -> Iterator[tuple[Any, ...]]:
+        """The rows `table` holds for these resources."""
+        for i in range(0, len(rids), _LOOKUP_CHUNK):
+            chunk = rids[i : i + _LOOKUP_CHUNK]
+            yield from self._conn.execute(
+                f"{_SELECT[table]} IN ({', '.join('?' * len(chunk))})", chunk
+            )
+
     def _write(
         self,
         current: dict[tuple[str, str], _Current],
@@ -191,8 +198,9 @@ class Applier:
     ) -> None:
         conn = self._conn
         resource_rows = []
-        stale: dict[str, list[tuple[Any, ...]]] = {t: [] for t in ALL_INDEX_TABLES}
         fresh: dict[str, list[tuple[Any, ...]]] = {t: [] for t in ALL_INDEX_TABLES}
+        replaced: dict[str, set[tuple[Any, ...]]] = {t: set() for t in ALL_INDEX_TABLES}
+        replaced_rids: list[int] = []  # resources stored before this batch: rows may differ
         last_of = {row[0]: row for row in version_rows}  # rid -> its last version row
         for (rtype, rid_id), state in current.items():
             if not state.touched:
@@ -200,24 +208,21 @@ class Applier:
             rid = state.rid
             row = last_of[rid]
             resource_rows.append((rid, rtype, rid_id, row[1], row[2], row[3], row[4]))
-            rows: dict[str, list[tuple[Any, ...]]] = {}
-            if state.resource is not None:
-                rows = {
-                    t: [(rid, *r) for r in rs]
-                    for t, rs in index_rows(rtype, state.resource).items()
-                }
-            if not state.existed:
-                for table, new in rows.items():
-                    fresh[table].extend(new)
+            if state.existed:
+                replaced_rids.append(rid)
+            if state.resource is None:
                 continue
-            for table in ALL_INDEX_TABLES:  # only the rows that differ are written
-                old = set(conn.execute(_SELECT[table], (rid,)))
-                new_set = set(rows.get(table, ()))
-                stale[table].extend(old - new_set)
-                fresh[table].extend(new_set - old)
-        for table, gone in stale.items():
-            if gone:
-                conn.executemany(_DELETE[table], gone)
+            for table, rows in index_rows(rtype, state.resource).items():
+                if state.existed:
+                    replaced[table].update([(rid, *r) for r in rows])
+                else:
+                    fresh[table].extend([(rid, *r) for r in rows])
+        for table in ALL_INDEX_TABLES:  # of stored resources, only the rows that differ
+            new = replaced[table]
+            old = set(self._stored_rows(table, replaced_rids))
+            if old - new:
+                conn.executemany(_DELETE[table], old - new)
+            fresh[table].extend(new - old)
         conn.executemany(
             "INSERT INTO versions (rid, version, deleted, last_updated, lu, json, content_hash, "
             "event_id, inbound_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
