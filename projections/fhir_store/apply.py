@@ -212,11 +212,11 @@ class Applier:
                 replaced_rids.append(rid)
             if state.resource is None:
                 continue
-            for table, rows in index_rows(rtype, state.resource).items():
+            for table, rows in index_rows(rtype, state.resource, rid).items():
                 if state.existed:
-                    replaced[table].update([(rid, *r) for r in rows])
+                    replaced[table].update(rows)
                 else:
-                    fresh[table].extend([(rid, *r) for r in rows])
+                    fresh[table].extend(rows)
         for table in ALL_INDEX_TABLES:  # of stored resources, only the rows that differ
             new = replaced[table]
             old = set(self._stored_rows(table, replaced_rids))
