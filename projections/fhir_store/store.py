@@ -52,8 +52,11 @@ class FhirStore:
         registry = load_registry()
         if readonly and not path.exists():
             raise StoreError(f"no FHIR store at {path}: run `carelog projection` first")
-        if bulk and readonly:
-            raise StoreError("a bulk build writes: it cannot be read-only")
+        if bulk and (readonly or path.exists()):
+            raise StoreError(
+                f"a bulk build writes a fresh file nobody reads yet: {path} exists or was "
+                "asked for read-only; rebuild into a new path"
+            )
         store = cls(path, readonly, registry, bulk)
         conn = store._conn()
         if readonly:

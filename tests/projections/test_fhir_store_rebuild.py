@@ -11,7 +11,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from projections.fhir_store import FhirStore
+import pytest
+
+from projections.fhir_store import FhirStore, StoreError
 from projections.fhir_store.rebuild import compare
 from projections.fhir_store.schema import ALL_INDEX_TABLES, connect
 from tests.projections import fhir_samples as samples
@@ -85,6 +87,8 @@ def test_bulk_build_equals_change_by_change(tmp_path: Path) -> None:
 def test_an_unfinished_bulk_store_gets_its_indexes_when_opened_to_write(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     FhirStore.open(path, bulk=True).close()  # as if the build stopped before finishing
+    with pytest.raises(StoreError, match="fresh file"):
+        FhirStore.open(path, bulk=True)  # never without a journal on a file that exists
     with FhirStore.open(path) as store:
         names = {row[1] for row in _indexes(store._conn())}
     assert {"ix_token_value", "versions_inbound", "resources_lu"} <= names
