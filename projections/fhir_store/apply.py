@@ -6,6 +6,10 @@ version at or below the stored one changes nothing (the processors never invent 
 so it can only be a replay). A `Rejected` is recorded by the inbound event it rejects.
 Records at or below the stored offset of their partition are skipped: a batch re-read
 after a crash applies exactly the part that was not committed.
+
+Per batch, not per record: stored versions are looked up with `IN (...)` per resource type,
+index rows are extracted once per resource from its last state in the batch, and of a
+resource stored before, only the index rows that differ are deleted and inserted.
 """
 
 from __future__ import annotations
