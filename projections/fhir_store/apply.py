@@ -6,13 +6,17 @@ version at or below the stored one changes nothing (the processors never invent 
 so it can only be a replay). A `Rejected` is recorded by the inbound event it rejects.
 Records at or below the stored offset of their partition are skipped: a batch re-read
 after a crash applies exactly the part that was not committed.
+
+Per batch, not per record: stored versions are looked up with `IN (...)` per resource type,
+index rows are extracted once per resource from its last state in the batch, and of a
+resource stored before, only the index rows that differ are deleted and inserted.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,11 +33,20 @@ log = logging.getLogger(__name__)
 
 Record = tuple[str, int, int, bytes | None]  # topic, partition, offset, value
 
+_COLUMNS = {table: ("rid", "pid", *cols) for table, cols in INDEX_TABLES.values()}
 _INSERT = {
-    table: f"INSERT OR IGNORE INTO {table} (rid, pid, {', '.join(cols)}) "
-    f"VALUES ({', '.join('?' * (len(cols) + 2))})"
-    for table, cols in INDEX_TABLES.values()
+    table: f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    for table, cols in _COLUMNS.items()
 }
+# Every column of an index table is in its primary key: a row is deleted by its values.
+_DELETE = {
+    table: f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in cols)}"
+    for table, cols in _COLUMNS.items()
+}
+_SELECT = {  # + " IN (?, ...)"
+    table: f"SELECT {', '.join(cols)} FROM {table} WHERE rid" for table, cols in _COLUMNS.items()
+}
+_LOOKUP_CHUNK = 500  # ids per `IN (...)` when looking up stored versions and index rows
 
 
 @dataclass
@@ -50,6 +63,20 @@ class Applied:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _last_updated(resource: dict[str, Any] | None, recorded_at: datetime) -> tuple[str, int]:
+    """The version's meta.lastUpdated (text, microseconds) when it is a valid instant, else
+    the time it was recorded."""
+    if resource is not None:
+        stated = (resource.get("meta") or {}).get("lastUpdated")
+        if type(stated) is str:
+            try:
+                return stated, instant_us(stated)
+            except DateFormatError:
+                pass
+    text = _iso(recorded_at)
+    return text, instant_us(text)
 
 
 @dataclass
@@ -80,70 +107,56 @@ class Applier:
         conn = self._conn
         result = Applied()
         offsets = dict(self._offsets)
-        current: dict[tuple[str, str], _Current] = {}
+        events: list[ResourceChanged | Rejected] = []
+        for topic, partition, offset, value in records:
+            tp = (topic, partition)
+            if offset <= offsets.get(tp, -1):
+                continue
+            offsets[tp] = offset
+            result.records += 1
+            try:
+                event = decode_event(value or b"")
+            except CodecError as exc:
+                result.undecodable += 1
+                log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
+                continue
+            if isinstance(event, ResourceChanged | Rejected):
+                events.append(event)
         version_rows: list[tuple[Any, ...]] = []
         rejection_rows: list[tuple[Any, ...]] = []
-        lookup = conn.execute
         next_rid = self._next_rid
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for topic, partition, offset, value in records:
-                tp = (topic, partition)
-                if offset <= offsets.get(tp, -1):
-                    continue
-                offsets[tp] = offset
-                result.records += 1
-                try:
-                    event = decode_event(value or b"")
-                except CodecError as exc:
-                    result.undecodable += 1
-                    log.error(
-                        "%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc
-                    )
-                    continue
-                if isinstance(event, ResourceChanged):
-                    key = (event.resource_type, event.resource_id)
-                    state = current.get(key)
-                    if state is None:
-                        row = lookup(
-                            "SELECT rid, version FROM resources WHERE type = ? AND id = ?", key
-                        ).fetchone()
-                        if row is None:
-                            state = _Current(next_rid, 0, existed=False)
-                            next_rid += 1
-                        else:
-                            state = _Current(row[0], row[1], existed=True)
-                        current[key] = state
-                    if event.version <= state.version:
-                        result.skipped_versions += 1
-                        continue
-                    deleted = event.operation == Operation.delete or event.resource is None
-                    resource = None if deleted else orjson.loads(event.resource or "{}")
-                    last_updated = _iso(event.recorded_at)
-                    if resource is not None:
-                        stated = (resource.get("meta") or {}).get("lastUpdated")
-                        if type(stated) is str:
-                            last_updated = stated
-                    try:
-                        lu = instant_us(last_updated)
-                    except DateFormatError:
-                        last_updated = _iso(event.recorded_at)
-                        lu = instant_us(last_updated)
-                    state.version = event.version
-                    state.resource = resource
-                    state.touched = True
-                    version_rows.append((
-                        state.rid, event.version, int(deleted), last_updated, lu,
-                        "" if deleted else event.resource, event.content_hash, event.event_id,
-                        event.inbound_event_id,
-                    ))  # fmt: skip
-                    result.versions += 1
-                elif isinstance(event, Rejected):
+            current = self._stored(
+                {(e.resource_type, e.resource_id) for e in events if type(e) is ResourceChanged}
+            )
+            for event in events:
+                if isinstance(event, Rejected):
                     rejection_rows.append((
                         event.event_id, event.original_event_id, event.stage, event.reason,
                         event.operation_outcome, _iso(event.rejected_at),
                     ))  # fmt: skip
                     result.rejections += 1
+                    continue
+                state = current[(event.resource_type, event.resource_id)]
+                if state.rid == 0:  # new to the store: row ids in order of first change
+                    state.rid = next_rid
+                    next_rid += 1
+                if event.version <= state.version:
+                    result.skipped_versions += 1
+                    continue
+                deleted = event.operation == Operation.delete or event.resource is None
+                resource = None if deleted else orjson.loads(event.resource or "{}")
+                last_updated, lu = _last_updated(resource, event.recorded_at)
+                state.version = event.version
+                state.resource = resource
+                state.touched = True
+                version_rows.append((
+                    state.rid, event.version, int(deleted), last_updated, lu,
+                    "" if deleted else event.resource, event.content_hash, event.event_id,
+                    event.inbound_event_id,
+                ))  # fmt: skip
+                result.versions += 1
             self._write(current, version_rows, rejection_rows, offsets)
             conn.execute("COMMIT")
         except BaseException:
@@ -154,6 +167,32 @@ class Applier:
         result.offsets = dict(offsets)
         return result
 
+    def _stored(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], _Current]:
+        """The stored row id and version of each (type, id); rid 0 and version 0 if none."""
+        found = {key: _Current(0, 0, existed=False) for key in keys}
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid_id in keys:
+            by_type.setdefault(rtype, []).append(rid_id)
+        for rtype, ids in by_type.items():
+            for i in range(0, len(ids), _LOOKUP_CHUNK):
+                chunk = ids[i : i + _LOOKUP_CHUNK]
+                rows = self._conn.execute(
+                    "SELECT id, rid, version FROM resources WHERE type = ? AND id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    (rtype, *chunk),
+                )
+                for rid_id, rid, version in rows:
+                    found[(rtype, rid_id)] = _Current(rid, version, existed=True)
+        return found
+
+    def _stored_rows(self, table: str, rids: list[int]) -> Iterator[tuple[Any, ...]]:
+        """The rows `table` holds for these resources."""
+        for i in range(0, len(rids), _LOOKUP_CHUNK):
+            chunk = rids[i : i + _LOOKUP_CHUNK]
+            yield from self._conn.execute(
+                f"{_SELECT[table]} IN ({', '.join('?' * len(chunk))})", chunk
+            )
+
     def _write(
         self,
         current: dict[tuple[str, str], _Current],
@@ -163,23 +202,31 @@ class Applier:
     ) -> None:
         conn = self._conn
         resource_rows = []
-        stale_rids = []
-        index: dict[str, list[tuple[Any, ...]]] = {t: [] for t in ALL_INDEX_TABLES}
+        fresh: dict[str, list[tuple[Any, ...]]] = {t: [] for t in ALL_INDEX_TABLES}
+        replaced: dict[str, set[tuple[Any, ...]]] = {t: set() for t in ALL_INDEX_TABLES}
+        replaced_rids: list[int] = []  # resources stored before this batch: rows may differ
         last_of = {row[0]: row for row in version_rows}  # rid -> its last version row
         for (rtype, rid_id), state in current.items():
             if not state.touched:
                 continue
-            row = last_of[state.rid]
-            resource_rows.append((state.rid, rtype, rid_id, row[1], row[2], row[3], row[4]))
+            rid = state.rid
+            row = last_of[rid]
+            resource_rows.append((rid, rtype, rid_id, row[1], row[2], row[3], row[4]))
             if state.existed:
-                stale_rids.append((state.rid,))
-            if state.resource is not None:
-                rid = state.rid
-                for table, rows in index_rows(rtype, state.resource).items():
-                    index[table].extend((rid, *r) for r in rows)
-        if stale_rids:
-            for table in ALL_INDEX_TABLES:
-                conn.executemany(f"DELETE FROM {table} WHERE rid = ?", stale_rids)
+                replaced_rids.append(rid)
+            if state.resource is None:
+                continue
+            for table, rows in index_rows(rtype, state.resource, rid).items():
+                if state.existed:
+                    replaced[table].update(rows)
+                else:
+                    fresh[table].extend(rows)
+        for table in ALL_INDEX_TABLES:  # of stored resources, only the rows that differ
+            new = replaced[table]
+            old = set(self._stored_rows(table, replaced_rids))
+            if old - new:
+                conn.executemany(_DELETE[table], old - new)
+            fresh[table].extend(new - old)
         conn.executemany(
             "INSERT INTO versions (rid, version, deleted, last_updated, lu, json, content_hash, "
             "event_id, inbound_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -192,9 +239,9 @@ class Applier:
             "last_updated = excluded.last_updated, lu = excluded.lu",
             resource_rows,
         )
-        for table, rows in index.items():
-            if rows:
-                conn.executemany(_INSERT[table], rows)
+        for table, added in fresh.items():
+            if added:
+                conn.executemany(_INSERT[table], added)
         if rejection_rows:
             conn.executemany(
                 "INSERT OR IGNORE INTO rejections (event_id, original_event_id, stage, reason, "

@@ -37,19 +37,50 @@ def extractors(resource_type: str, registry: Registry | None = None) -> tuple[Pa
     return tuple(out)
 
 
-def index_rows(resource_type: str, resource: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
-    """{index table: [(pid, *values), ...]} for one resource."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Which extractors a resource needs, found from its top-level keys."""
+
+    extractors: tuple[ParamExtractor, ...]
+    always: frozenset[int]  # positions of the extractors that run on every resource
+    by_key: dict[str, tuple[int, ...]]  # top-level key -> positions of those reading it
+
+
+@cache
+def _plan(resource_type: str) -> _Plan:
+    found = extractors(resource_type)
+    by_key: dict[str, list[int]] = {}
+    for i, ex in enumerate(found):
+        for key in ex.roots or ():
+            by_key.setdefault(key, []).append(i)
+    always = frozenset(i for i, ex in enumerate(found) if ex.roots is None)
+    return _Plan(found, always, {k: tuple(v) for k, v in by_key.items()})
+
+
+def index_rows(
+    resource_type: str, resource: dict[str, Any], rid: int | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
+    """{index table: [(pid, *values), ...]} for one resource; (rid, pid, *values) with `rid`."""
+    plan = _plan(resource_type)
+    wanted = set(plan.always)
+    by_key = plan.by_key
+    for key in resource:
+        positions = by_key.get(key)
+        if positions is not None:
+            wanted.update(positions)
     out: dict[str, list[tuple[Any, ...]]] = {}
-    keys = resource.keys()
-    for ex in extractors(resource_type):
-        if ex.roots is not None and ex.roots.isdisjoint(keys):
-            continue
+    found = plan.extractors
+    for i in sorted(wanted):  # in parameter order, as without the plan
+        ex = found[i]
         values = ex.extract(resource)
         if not values:
             continue
         rows = ex.rows(values)
         if rows:
-            pid = ex.param.pid
-            bucket = out.setdefault(ex.table, [])
-            bucket.extend((pid, *row) for row in rows)
+            lead = (ex.param.pid,) if rid is None else (rid, ex.param.pid)
+            bucket = out.get(ex.table)
+            if bucket is None:
+                out[ex.table] = [lead + row for row in rows]
+            else:
+                bucket.extend([lead + row for row in rows])
     return out

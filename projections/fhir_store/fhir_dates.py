@@ -9,12 +9,11 @@ time zone are read as UTC (the server's zone).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta
 
 MIN_US = -(2**62)  # an open-ended Period start
 MAX_US = 2**62  # an open-ended Period end
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
@@ -27,8 +26,13 @@ class DateFormatError(ValueError):
     """Not a FHIR date, dateTime or instant."""
 
 
-def _us(moment: datetime) -> int:
-    return (moment - _EPOCH) // _US
+_DAY_US = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _day_us(year: int, month: int, day: int) -> int:
+    """Microseconds from the epoch to the start of that day (UTC); ValueError if invalid."""
+    return (date(year, month, day).toordinal() - _EPOCH_ORDINAL) * _DAY_US
 
 
 def date_range(text: str) -> tuple[int, int]:
@@ -36,34 +40,42 @@ def date_range(text: str) -> tuple[int, int]:
     match = _DATE.match(text.strip())
     if match is None:
         raise DateFormatError(f"not a FHIR date or dateTime: {text!r}")
-    g = match.groupdict()
+    y, m, d, hh, mm, ss, fraction, zone = match.groups()
     try:
-        year = int(g["y"])
-        if g["m"] is None:
-            start = datetime(year, 1, 1, tzinfo=UTC)
-            return _us(start), _us(datetime(year + 1, 1, 1, tzinfo=UTC)) - 1
-        month = int(g["m"])
-        if g["d"] is None:
-            start = datetime(year, month, 1, tzinfo=UTC)
-            end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-            return _us(start), _us(end) - 1
-        day = int(g["d"])
-        if g["H"] is None:
-            start = datetime(year, month, day, tzinfo=UTC)
-            return _us(start), _us(start + timedelta(days=1)) - 1
-        tz: tzinfo = UTC
-        if g["tz"] and g["tz"] != "Z":
-            sign = 1 if g["tz"][0] == "+" else -1
-            hours, minutes = int(g["tz"][1:3]), int(g["tz"][4:6])
-            tz = timezone(timedelta(minutes=sign * (hours * 60 + minutes)))
-        moment = datetime(year, month, day, int(g["H"]), int(g["M"]), tzinfo=tz)
-        if g["S"] is None:
-            return _us(moment), _us(moment + timedelta(minutes=1)) - 1
-        moment = moment.replace(second=int(g["S"]))
-        if g["f"] is None:
-            return _us(moment), _us(moment) + 999_999
-        digits = g["f"][:6]
-        low = _us(moment) + int(digits.ljust(6, "0"))
+        year = int(y)
+        if m is None:
+            start = _day_us(year, 1, 1)
+            return start, _day_us(year, 12, 31) + _DAY_US - 1
+        month = int(m)
+        if d is None:
+            start = _day_us(year, month, 1)
+            if month == 12:
+                return start, _day_us(year, 12, 31) + _DAY_US - 1
+            return start, _day_us(year, month + 1, 1) - 1
+        start = _day_us(year, month, int(d))
+        if hh is None:
+            return start, start + _DAY_US - 1
+        hour, minute = int(hh), int(mm)
+        if hour > 23 or minute > 59:
+            raise ValueError("hour must be in 0..23 and minute in 0..59")
+        offset = 0
+        if zone is not None and zone != "Z":
+            offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000_000
+            if offset >= _DAY_US:
+                raise ValueError("the time zone offset must be under 24 hours")
+            if zone[0] == "-":
+                offset = -offset
+        moment = start + (hour * 3600 + minute * 60) * 1_000_000 - offset
+        if ss is None:
+            return moment, moment + 59_999_999
+        second = int(ss)
+        if second > 59:
+            raise ValueError("second must be in 0..59")
+        moment += second * 1_000_000
+        if fraction is None:
+            return moment, moment + 999_999
+        digits = fraction[:6]
+        low = moment + int(digits.ljust(6, "0"))
         return low, low + 10 ** (6 - len(digits)) - 1
     except ValueError as exc:  # month 13, February 30th...
         raise DateFormatError(f"not a valid date: {text!r} ({exc})") from None

@@ -88,7 +88,7 @@ def _child(name: str) -> Step:
                 if value is None or value == {}:
                     continue
                 if type(value) is list:
-                    out.extend(v for v in value if v is not None and v != {})
+                    out.extend([v for v in value if v is not None and v != {}])
                 else:
                     out.append(value)
         return out
@@ -107,7 +107,7 @@ def _choice(name: str, types: list[str]) -> Step:
                     value = node.get(key)
                     if value is not None and value != {}:
                         if type(value) is list:
-                            out.extend(v for v in value if v is not None and v != {})
+                            out.extend([v for v in value if v is not None and v != {}])
                         else:
                             out.append(value)
         return out

@@ -35,6 +35,8 @@ UriRow = tuple[str]
 
 def normalize(text: str) -> str:
     """Case- and accent-insensitive form used by string search (NFKD, marks dropped)."""
+    if text.isascii():  # NFKD leaves ASCII as it is, and it has no combining marks
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     if not decomposed.isascii():
         decomposed = "".join(c for c in decomposed if not unicodedata.combining(c))

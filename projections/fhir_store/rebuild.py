@@ -1,9 +1,10 @@
 """Rebuilding the store from offset 0, and proving a rebuild equals the live store.
 
-`rebuild` folds the whole log into a fresh file beside the store, then swaps it in with
-one rename (readers that have the old file open keep reading it). `verify` folds the log
-into a fresh file up to exactly the offsets the live store has applied, and compares every
-resource, every version and every rejection of both, in (type, id, version) order.
+`rebuild` folds the whole log into a fresh file beside the store (a bulk build: no journal,
+search indexes created after the load), then swaps it in with one rename (readers that have
+the old file open keep reading it). `verify` folds the log into a fresh file up to exactly
+the offsets the live store has applied, and compares every resource, every version and
+every rejection of both, in (type, id, version) order.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def rebuild(path: Path, settings: Settings) -> RunStats:
     """Rebuild the store at `path` from offset 0 and swap it in atomically."""
     with writer_lock(path):
         fresh = _fresh(path, "rebuild")
-        store = FhirStore.open(fresh)
+        store = FhirStore.open(fresh, bulk=True)
         try:
             stats = consume(store, settings, caught_up=True)
+            store.finish_bulk()
         except BaseException:
             store.close()
             for suffix in ("", "-wal", "-shm"):
@@ -139,7 +141,7 @@ def verify(path: Path, settings: Settings) -> Comparison:
     """Rebuild into a fresh file up to the live store's offsets and compare the two."""
     live = FhirStore.open(path, readonly=True)
     fresh = _fresh(path, "verify")
-    rebuilt = FhirStore.open(fresh)
+    rebuilt = FhirStore.open(fresh, bulk=True)
     try:
         live_conn = live._conn()
         live_conn.execute("BEGIN")  # one snapshot of the live store for offsets and rows
@@ -147,7 +149,7 @@ def verify(path: Path, settings: Settings) -> Comparison:
             (t, p): o
             for t, p, o in live_conn.execute("SELECT topic, partition, offset FROM offsets")
         }
-        consume(rebuilt, settings, until=targets)
+        consume(rebuilt, settings, until=targets)  # compared, never searched: no indexes
         rebuilt_conn = connect(fresh, readonly=True)
         try:
             return compare(live_conn, rebuilt_conn)

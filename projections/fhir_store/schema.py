@@ -17,7 +17,8 @@ from projections.fhir_store.errors import RebuildRequired, StoreError
 
 SCHEMA_VERSION = "1"
 
-DDL = """
+# The tables, with the keys the writer looks rows up by.
+TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
@@ -37,7 +38,6 @@ CREATE TABLE IF NOT EXISTS resources (
     lu INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resources_key ON resources (type, id);
-CREATE INDEX IF NOT EXISTS resources_lu ON resources (type, lu);
 CREATE TABLE IF NOT EXISTS versions (
     rid INTEGER NOT NULL,
     version INTEGER NOT NULL,
@@ -50,8 +50,6 @@ CREATE TABLE IF NOT EXISTS versions (
     inbound_event_id TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS versions_key ON versions (rid, version);
-CREATE INDEX IF NOT EXISTS versions_lu ON versions (lu);
-CREATE INDEX IF NOT EXISTS versions_inbound ON versions (inbound_event_id);
 CREATE TABLE IF NOT EXISTS rejections (
     event_id TEXT PRIMARY KEY,
     original_event_id TEXT,
@@ -60,42 +58,52 @@ CREATE TABLE IF NOT EXISTS rejections (
     operation_outcome TEXT NOT NULL,
     rejected_at TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS rejections_original ON rejections (original_event_id);
 
 CREATE TABLE IF NOT EXISTS ix_string (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, norm TEXT NOT NULL, exact TEXT NOT NULL,
     PRIMARY KEY (rid, pid, norm, exact)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_string_value ON ix_string (pid, norm, rid);
 CREATE TABLE IF NOT EXISTS ix_token (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
     text TEXT NOT NULL,
     PRIMARY KEY (rid, pid, code, system, text)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_token_value ON ix_token (pid, code, system, rid);
 CREATE TABLE IF NOT EXISTS ix_date (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, lo INTEGER NOT NULL, hi INTEGER NOT NULL,
     PRIMARY KEY (rid, pid, lo, hi)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_date_lo ON ix_date (pid, lo, hi, rid);
 CREATE TABLE IF NOT EXISTS ix_reference (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, ttype TEXT NOT NULL, tid TEXT NOT NULL,
     url TEXT NOT NULL,
     PRIMARY KEY (rid, pid, ttype, tid, url)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_reference_target ON ix_reference (pid, tid, ttype, rid);
 CREATE TABLE IF NOT EXISTS ix_number (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, value REAL NOT NULL, system TEXT NOT NULL,
     code TEXT NOT NULL, unit TEXT NOT NULL,
     PRIMARY KEY (rid, pid, value, system, code, unit)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_number_value ON ix_number (pid, value, rid);
 CREATE TABLE IF NOT EXISTS ix_uri (
     rid INTEGER NOT NULL, pid INTEGER NOT NULL, uri TEXT NOT NULL,
     PRIMARY KEY (rid, pid, uri)
 ) WITHOUT ROWID;
+"""
+
+# The indexes only reads use: a bulk build creates them after loading (sorting once is
+# much cheaper than inserting row by row into every index).
+SEARCH_INDEXES = """
+CREATE INDEX IF NOT EXISTS resources_lu ON resources (type, lu);
+CREATE INDEX IF NOT EXISTS versions_lu ON versions (lu);
+CREATE INDEX IF NOT EXISTS versions_inbound ON versions (inbound_event_id);
+CREATE INDEX IF NOT EXISTS rejections_original ON rejections (original_event_id);
+CREATE INDEX IF NOT EXISTS ix_string_value ON ix_string (pid, norm, rid);
+CREATE INDEX IF NOT EXISTS ix_token_value ON ix_token (pid, code, system, rid);
+CREATE INDEX IF NOT EXISTS ix_date_lo ON ix_date (pid, lo, hi, rid);
+CREATE INDEX IF NOT EXISTS ix_reference_target ON ix_reference (pid, tid, ttype, rid);
+CREATE INDEX IF NOT EXISTS ix_number_value ON ix_number (pid, value, rid);
 CREATE INDEX IF NOT EXISTS ix_uri_value ON ix_uri (pid, uri, rid);
 """
+
+DDL = TABLES + SEARCH_INDEXES
 
 # Parameter kind -> (index table, its columns after rid and pid).
 INDEX_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -110,8 +118,13 @@ INDEX_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 ALL_INDEX_TABLES = sorted({table for table, _ in INDEX_TABLES.values()})
 
 
-def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in WAL mode; read-only connections never write, nor create the file."""
+def connect(path: Path | str, readonly: bool = False, bulk: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode; read-only connections never write, nor create the file.
+
+    `bulk`: for building a fresh file that nobody reads until it is finished (a rebuild):
+    no journal and no syncing. A crash leaves a broken file, which the rebuild deletes;
+    `finish_bulk` puts the file in WAL mode once it is complete.
+    """
     if readonly:
         # Not mode=ro: a reader of a WAL database must be able to create the -shm file when
         # no writer is running. query_only keeps this connection from writing.
@@ -122,6 +135,11 @@ def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot open the FHIR store {path}: {exc}") from exc
         conn.execute("PRAGMA query_only = 1")
+    elif bulk:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -137,9 +155,12 @@ def connect(path: Path | str, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def initialize(conn: sqlite3.Connection, registry: Registry) -> None:
-    """Create the tables, or check an existing store matches this code's definitions."""
-    conn.executescript(DDL)
+def initialize(conn: sqlite3.Connection, registry: Registry, bulk: bool = False) -> None:
+    """Create the tables, or check an existing store matches this code's definitions.
+
+    `bulk` leaves out the search indexes (`finish_bulk` creates them after the load).
+    """
+    conn.executescript(TABLES if bulk else DDL)
     rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if not rows:
         conn.execute("BEGIN IMMEDIATE")
@@ -154,6 +175,12 @@ def initialize(conn: sqlite3.Connection, registry: Registry) -> None:
         conn.execute("COMMIT")
         return
     check_compatible(rows, registry)
+
+
+def finish_bulk(conn: sqlite3.Connection) -> None:
+    """Create the search indexes of a bulk-built store and put it in WAL mode."""
+    conn.executescript(SEARCH_INDEXES)
+    conn.execute("PRAGMA journal_mode = WAL")
 
 
 def check_compatible(meta: dict[str, str], registry: Registry) -> None:

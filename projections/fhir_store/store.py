@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from projections.fhir_store.errors import StoreError
 from projections.fhir_store.fhir_dates import instant_us
 from projections.fhir_store.models import Rejection, SearchResult, StoredResource
 from projections.fhir_store.reads import CURRENT, VERSION, stored
-from projections.fhir_store.schema import check_compatible, connect, initialize
+from projections.fhir_store.schema import check_compatible, connect, finish_bulk, initialize
 from projections.fhir_store.search import Searcher
 from projections.fhir_store.search_limits import MAX_HISTORY_COUNT, MAX_OFFSET, MAX_VERSION
 
@@ -27,17 +28,21 @@ class FhirStore:
     opens it writable (one writer per file).
     """
 
-    def __init__(self, path: Path, readonly: bool, registry: Registry) -> None:
+    def __init__(self, path: Path, readonly: bool, registry: Registry, bulk: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self.bulk = bulk
         self.registry = registry
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | str, readonly: bool = False) -> FhirStore:
+    def open(cls, path: Path | str, readonly: bool = False, bulk: bool = False) -> FhirStore:
         """Open (or, writable, create) the store at `path`.
+
+        `bulk=True` builds a fresh file nobody reads yet (rebuild, verify): no journal, and
+        the search indexes are created by `finish_bulk` after the load, in one pass.
 
         Raises StoreError if a read-only store does not exist, RebuildRequired if it was
         built with other search definitions.
@@ -46,7 +51,12 @@ class FhirStore:
         registry = load_registry()
         if readonly and not path.exists():
             raise StoreError(f"no FHIR store at {path}: run `carelog projection` first")
-        store = cls(path, readonly, registry)
+        if bulk and (readonly or path.exists()):
+            raise StoreError(
+                f"a bulk build writes a fresh file nobody reads yet: {path} exists or was "
+                "asked for read-only; rebuild into a new path"
+            )
+        store = cls(path, readonly, registry, bulk)
         conn = store._conn()
         if readonly:
             try:
@@ -55,13 +65,13 @@ class FhirStore:
                 raise StoreError(f"{path} is not a FHIR store: {exc}") from exc
             check_compatible(meta, registry)
         else:
-            initialize(conn, registry)
+            initialize(conn, registry, bulk)
         return store
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, self.readonly)
+            conn = connect(self.path, self.readonly, self.bulk)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -87,6 +97,20 @@ class FhirStore:
         if self.readonly:
             raise StoreError("a read-only FhirStore cannot apply changes")
         return Applier(self._conn())
+
+    def finish_bulk(self) -> None:
+        """End a bulk build: create the search indexes, switch the file to WAL mode.
+
+        Close every other connection to the file first (journal mode changes need that).
+        """
+        if not self.bulk:
+            raise StoreError("finish_bulk is for a store opened with bulk=True")
+        finish_bulk(self._conn())
+        fd = os.open(self.path, os.O_RDONLY)  # it was written without syncing
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     # -- reads -------------------------------------------------------------------------------
 
