@@ -198,7 +198,8 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     try:
         with bench_settings() as settings:
             apply_catalogue(settings=settings)
-            system = System(root, settings.bootstrap, tuned=False, CARELOG_FHIR_AUDIT_READS="true")
+            audit = "true" if args.audit else "false"
+            system = System(root, settings.bootstrap, tuned=False, CARELOG_FHIR_AUDIT_READS=audit)
             try:
                 system.start()
                 target = f"r{system.run}"
@@ -225,7 +226,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 reads_done = sum(p.reads_done for p in phases)
                 deadline = time.monotonic() + args.drain
                 audited = 0
-                while time.monotonic() < deadline:  # every read's AuditEvent, readable
+                while args.audit and time.monotonic() < deadline:  # each read's AuditEvent
                     audited = count_audit_events(system.store_path) - audits_before
                     if audited >= reads_done:
                         break
@@ -261,10 +262,12 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0,
                         help="after a phase, wait at most this long for its writes to land")  # fmt: skip
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--no-audit", dest="audit", action="store_false",
+                        help="reads not audited: the control that shows what reading costs alone")  # fmt: skip
     args = parser.parse_args()
     token = mint_token(SECRET, SCOPES, "bench-audit", ttl=24 * 3600)
     print(f"reads vs writes: {args.writes:g} FHIR PUT/s, then the same with {args.reads:g} "
-          f"audited GET/s, alternating {args.cycles} times; {args.seconds:g}s per phase, first "
+          f"{'audited' if args.audit else 'unaudited'} GET/s, alternating {args.cycles} times; {args.seconds:g}s per phase, first "
           f"{args.warmup:g}s not counted; "
           f"median of {args.runs}; load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     runs = []
