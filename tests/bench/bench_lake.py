@@ -16,6 +16,7 @@ when set, else starts a broker).
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import random
 import shutil
@@ -95,9 +96,11 @@ def settings_for(base: Settings, lake: Path) -> Settings:
     )
 
 
-def throughput(base: Settings, with_silver: bool) -> tuple[float, float, dict[str, float]]:
+def throughput(
+    base: Settings, with_silver: bool, n: int = CHANGES
+) -> tuple[float, float, dict[str, float]]:
     topic = fresh_topic(base, prefix="bench.lake")
-    events = make_changes(CHANGES, seed=1)
+    events = make_changes(n, seed=1)
     with EventProducer(base) as producer:
         producer.send_many(Outgoing(topic, e.key, e.value) for e in events)
     lake = Path(tempfile.mkdtemp(prefix="bench-lake-"))
@@ -105,10 +108,10 @@ def throughput(base: Settings, with_silver: bool) -> tuple[float, float, dict[st
         views = load_views(SHIPPED_VIEWS) if with_silver else []
         sink = LakeSink(settings_for(base, lake), topic=topic, views=views)
         stats = sink.run(idle_timeout=3.0)
-        assert stats.changes == CHANGES, stats
+        assert stats.changes == n, stats
         elapsed = (stats.last_batch_at or 0) - (stats.assigned_at or 0)
         silver_rows = sum(v for k, v in stats.rows.items() if k.startswith("silver/"))
-        return CHANGES / elapsed, silver_rows / elapsed, stats.seconds
+        return n / elapsed, silver_rows / elapsed, stats.seconds
     finally:
         shutil.rmtree(lake, ignore_errors=True)
 
@@ -167,15 +170,21 @@ def freshness(base: Settings) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--changes", type=int, default=CHANGES, help="changes per throughput run")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per figure (median)")
+    parser.add_argument("--no-freshness", action="store_true", help="throughput figures only")
+    args = parser.parse_args()
+    n, runs = args.changes, args.runs
     with bench_settings() as base:
         print(
-            f"lake sink: {CHANGES:,} changes per run, batches of {BATCH_EVENTS:,} "
-            f"or {BATCH_SECONDS}s, median of {RUNS}"
+            f"lake sink: {n:,} changes per run, batches of {BATCH_EVENTS:,} "
+            f"or {BATCH_SECONDS}s, median of {runs}"
         )
-        bronze_runs = [throughput(base, with_silver=False) for _ in range(RUNS)]
+        bronze_runs = [throughput(base, with_silver=False, n=n) for _ in range(runs)]
         rates = [r[0] for r in bronze_runs]
         show("bronze only: changes/s", statistics.median(rates), rates, "changes/s")
-        full_runs = [throughput(base, with_silver=True) for _ in range(RUNS)]
+        full_runs = [throughput(base, with_silver=True, n=n) for _ in range(runs)]
         rates = [r[0] for r in full_runs]
         show("bronze + 13 silver views: changes/s", statistics.median(rates), rates, "changes/s")
         silver_rows = [r[1] for r in full_runs]
@@ -183,9 +192,11 @@ def main() -> None:
         seconds = full_runs[len(full_runs) // 2][2]
         top = sorted(seconds.items(), key=lambda kv: -kv[1])[:5]
         print("  slowest tables (s, one run): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+        if args.no_freshness:
+            return
         print(f"freshness at {RATE:,} changes/s for {SECONDS}s (append -> readable in silver):")
-        runs = [freshness(base) for _ in range(RUNS)]
-        p50s, p99s = [r[0] for r in runs], [r[1] for r in runs]
+        fresh = [freshness(base) for _ in range(runs)]
+        p50s, p99s = [r[0] for r in fresh], [r[1] for r in fresh]
         print(f"  p50 {statistics.median(p50s):.2f} s (runs {', '.join(f'{v:.2f}' for v in p50s)})")
         print(f"  p99 {statistics.median(p99s):.2f} s (runs {', '.join(f'{v:.2f}' for v in p99s)})")
 
