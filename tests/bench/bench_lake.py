@@ -27,6 +27,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from projections.lake.changes import Batch
 from projections.lake.sink import LakeSink
@@ -50,7 +51,7 @@ def make_changes(n: int, seed: int) -> list[Outgoing]:
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:8]
     out: list[Outgoing] = []
-    made: list[tuple[dict, int]] = []
+    made: list[tuple[dict[str, Any], int]] = []
     for i in range(n):
         pid = f"{run}-p{i // 10}"
         if made and rng.random() < 0.1:  # an update of something made earlier
@@ -133,9 +134,11 @@ def _produce_steadily(bootstrap: str, topic: str, rate: int, seconds: int) -> No
 def _restamped(value: bytes) -> bytes:
     from dataclasses import replace
 
-    from schemas.events import decode_event
+    from schemas.events import ResourceChanged, decode_event
 
-    return encode_event(replace(decode_event(value), recorded_at=datetime.now(UTC)))  # type: ignore[type-var]
+    event = decode_event(value)
+    assert isinstance(event, ResourceChanged)
+    return encode_event(replace(event, recorded_at=datetime.now(UTC)))
 
 
 def freshness(base: Settings) -> tuple[float, float]:
