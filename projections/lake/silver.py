@@ -1,11 +1,12 @@
 """Silver tables: the current state of each resource, flattened by a ViewDefinition.
 
 A view can give a resource several rows (forEach), so the current state is kept by one
-MERGE per batch whose source holds, for every resource changed in the batch, a marker row
-(which deletes whatever rows the table has for it) and the rows of its new version (inserted).
-A delete is a marker alone. Versions only grow and each table skips the changes it already
-holds (projections/lake/offsets.py), so a batch of first versions (version 1, the bulk of
-any load) cannot meet rows of the same resource and is simply appended, which costs no scan.
+MERGE per batch whose source holds, for every resource the batch updated or deleted, a marker
+row (which deletes whatever rows the table has for it), and the rows of every new version
+(inserted). A delete is a marker alone. Versions only grow and each table skips the changes it
+already holds (projections/lake/offsets.py), so a first version (version 1, the bulk of any
+load) cannot meet rows of the same resource: it gets no marker, and a batch of first versions
+alone is simply appended, which costs no scan.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ class Flattened:
     """What a batch does to one silver table."""
 
     rows: pa.Table  # rows of the new versions
-    changed_ids: list[str]  # every resource the batch touched (their old rows go)
-    versions: list[int]
-    needs_merge: bool  # False when no touched resource can have rows already
+    changed_ids: list[str]  # every resource the batch touched
+    replaced_ids: list[str]  # ... of which those that can have rows already (their rows go)
+    replaced_versions: list[int]
     failures: int
+
+    @property
+    def needs_merge(self) -> bool:
+        """False when no touched resource can have rows already: a plain append does."""
+        return bool(self.replaced_ids)
 
 
 def flatten(
@@ -52,15 +58,19 @@ def flatten(
     """
     rows: list[dict[str, Any]] = []
     system: dict[str, list[Any]] = {f.name: [] for f in SYSTEM_FIELDS}
-    ids, versions, failures, merge = [], [], 0, False
+    ids: list[str] = []
+    replaced_ids: list[str] = []
+    replaced_versions: list[int] = []
+    failures = 0
     for change in latest_per_resource(
         [c for c in changes if c.event.resource_type == view.resource]
     ):
         event = change.event
         rid = key(event.resource_id)
         ids.append(rid)
-        versions.append(event.version)
-        merge = merge or event.version != 1 or event.operation is Operation.delete
+        if event.version != 1 or event.operation is Operation.delete:
+            replaced_ids.append(rid)
+            replaced_versions.append(event.version)
         resource = change.resource()
         if event.operation is Operation.delete or resource is None:
             continue
@@ -84,7 +94,7 @@ def flatten(
         system["_version"] += [event.version] * len(new)
         # De-identified tables keep no record time: it would date the patient's visits.
         system["_last_updated"] += [event.recorded_at if transform is None else None] * len(new)
-    return Flattened(to_arrow(view, rows, system), ids, versions, merge, failures)
+    return Flattened(to_arrow(view, rows, system), ids, replaced_ids, replaced_versions, failures)
 
 
 def _quote(name: str) -> str:
@@ -111,9 +121,9 @@ def write(
     schema = view.schema
     markers = pa.table(
         {
-            **{f.name: pa.nulls(len(flat.changed_ids), f.type) for f in schema},
-            "_resource_id": pa.array(flat.changed_ids, pa.string()),
-            "_version": pa.array(flat.versions, pa.int64()),
+            **{f.name: pa.nulls(len(flat.replaced_ids), f.type) for f in schema},
+            "_resource_id": pa.array(flat.replaced_ids, pa.string()),
+            "_version": pa.array(flat.replaced_versions, pa.int64()),
         },
         schema=schema,
     )

@@ -1,6 +1,7 @@
 """`carelog sink`: a consumer-group member folding carelog.fhir.changes into Delta tables.
 
-Micro-batches close by count or by time, whichever comes first. Each batch is written to
+Micro-batches close by count or by time, whichever comes first, or at once when a read
+finds the log drained. Each batch is written to
 bronze, then to every silver table, each commit carrying the Kafka positions it reflects
 (projections/lake/offsets.py). A crash between two commits leaves some tables ahead of
 others; on restart every table skips what it holds, so nothing is written twice or lost.
@@ -274,7 +275,8 @@ class LakeSink:
         try:
             while not stop.is_set():
                 wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-                for msg in consumer.consume(min(max_events - len(pending), 10_000), wait):
+                got = consumer.consume(min(max_events - len(pending), 10_000), wait)
+                for msg in got:
                     err = msg.error()
                     if err is None:
                         pending.append(msg)
@@ -283,7 +285,12 @@ class LakeSink:
                 now = time.monotonic()
                 if pending and deadline is None:
                     deadline = now + max_seconds
-                if pending and (len(pending) >= max_events or now >= (deadline or now)):
+                # Closed by count, by time, or as soon as the log is drained (a wait brought
+                # nothing): a backlog's last batch does not sit out the batch time.
+                caught_up = not got
+                if pending and (
+                    caught_up or len(pending) >= max_events or now >= (deadline or now)
+                ):
                     batch = decode_batch(pending)
                     self.write_batch(batch)
                     self.stats.last_batch_at = time.monotonic()

@@ -41,7 +41,6 @@ from pathlib import Path
 import orjson
 
 from api.dev_token import mint_token
-from streams.admin import apply_catalogue
 from tests.bench.bench_e2e import cpu_by_process, http_request, pace, pct
 from tests.bench.common import RUNS, bench_settings
 from tests.system.harness import COMPONENTS, SECRET, System
@@ -197,7 +196,6 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-audit-"))
     try:
         with bench_settings() as settings:
-            apply_catalogue(settings=settings)
             audit = "true" if args.audit else "false"
             system = System(root, settings.bootstrap, tuned=False, CARELOG_FHIR_AUDIT_READS=audit)
             try:

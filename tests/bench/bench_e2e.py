@@ -63,7 +63,6 @@ import pyarrow.parquet as pq
 from api.dev_token import mint_token
 from processors.hl7v2_adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
-from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT
 from tests.bench.common import RUNS, bench_settings
 from tests.system.harness import COMPONENTS, SECRET, Process, System
@@ -526,7 +525,6 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:
         with bench_settings() as settings:
-            apply_catalogue(settings=settings)
             system = System(root, settings.bootstrap, tuned=False)  # the defaults
             try:
                 started = time.monotonic()

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from api.dev_token import mint_token
-from streams.admin import apply_catalogue
 from streams.settings import Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
 from tests.bench.common import RUNS, bench_settings, wait_ready
@@ -112,7 +111,6 @@ def main() -> None:
         "Encounter?patient=x&_include=Encounter:subject": lambda r: f"/fhir/Encounter?patient=p{r.randrange(patients)}&_include=Encounter:subject",
     }  # fmt: skip
     with bench_settings() as settings, tempfile.TemporaryDirectory() as work:
-        apply_catalogue(settings=settings)
         store = Path(work) / "store.sqlite"
         print(f"building a store of {n:,} resources ...", flush=True)
         print(f"  applied in {apply_all(store, generate(n)):.1f}s", flush=True)

@@ -23,7 +23,6 @@ import sys
 import time
 
 from api.dev_token import mint_token
-from streams.admin import apply_catalogue
 from streams.settings import Settings
 from tests.bench.bench_mllp import message_template
 from tests.bench.common import RUNS, bench_settings, wait_ready
@@ -119,7 +118,6 @@ def main() -> None:
         pass
     token = mint_token(SECRET, "system/hl7v2.write", "bench", ttl=3600)
     with bench_settings() as settings:
-        apply_catalogue(settings=settings)
         port = free_port()
         gateway = start_gateway(settings, port, args.workers, not args.no_access_log)
         try:

@@ -16,6 +16,7 @@ when set, else starts a broker).
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import random
 import shutil
@@ -26,6 +27,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from projections.lake.changes import Batch
 from projections.lake.sink import LakeSink
@@ -49,7 +51,7 @@ def make_changes(n: int, seed: int) -> list[Outgoing]:
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:8]
     out: list[Outgoing] = []
-    made: list[tuple[dict, int]] = []
+    made: list[tuple[dict[str, Any], int]] = []
     for i in range(n):
         pid = f"{run}-p{i // 10}"
         if made and rng.random() < 0.1:  # an update of something made earlier
@@ -95,9 +97,11 @@ def settings_for(base: Settings, lake: Path) -> Settings:
     )
 
 
-def throughput(base: Settings, with_silver: bool) -> tuple[float, float, dict[str, float]]:
+def throughput(
+    base: Settings, with_silver: bool, n: int = CHANGES
+) -> tuple[float, float, dict[str, float]]:
     topic = fresh_topic(base, prefix="bench.lake")
-    events = make_changes(CHANGES, seed=1)
+    events = make_changes(n, seed=1)
     with EventProducer(base) as producer:
         producer.send_many(Outgoing(topic, e.key, e.value) for e in events)
     lake = Path(tempfile.mkdtemp(prefix="bench-lake-"))
@@ -105,10 +109,10 @@ def throughput(base: Settings, with_silver: bool) -> tuple[float, float, dict[st
         views = load_views(SHIPPED_VIEWS) if with_silver else []
         sink = LakeSink(settings_for(base, lake), topic=topic, views=views)
         stats = sink.run(idle_timeout=3.0)
-        assert stats.changes == CHANGES, stats
+        assert stats.changes == n, stats
         elapsed = (stats.last_batch_at or 0) - (stats.assigned_at or 0)
         silver_rows = sum(v for k, v in stats.rows.items() if k.startswith("silver/"))
-        return CHANGES / elapsed, silver_rows / elapsed, stats.seconds
+        return n / elapsed, silver_rows / elapsed, stats.seconds
     finally:
         shutil.rmtree(lake, ignore_errors=True)
 
@@ -130,9 +134,11 @@ def _produce_steadily(bootstrap: str, topic: str, rate: int, seconds: int) -> No
 def _restamped(value: bytes) -> bytes:
     from dataclasses import replace
 
-    from schemas.events import decode_event
+    from schemas.events import ResourceChanged, decode_event
 
-    return encode_event(replace(decode_event(value), recorded_at=datetime.now(UTC)))  # type: ignore[type-var]
+    event = decode_event(value)
+    assert isinstance(event, ResourceChanged)
+    return encode_event(replace(event, recorded_at=datetime.now(UTC)))
 
 
 def freshness(base: Settings) -> tuple[float, float]:
@@ -167,15 +173,21 @@ def freshness(base: Settings) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--changes", type=int, default=CHANGES, help="changes per throughput run")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per figure (median)")
+    parser.add_argument("--no-freshness", action="store_true", help="throughput figures only")
+    args = parser.parse_args()
+    n, runs = args.changes, args.runs
     with bench_settings() as base:
         print(
-            f"lake sink: {CHANGES:,} changes per run, batches of {BATCH_EVENTS:,} "
-            f"or {BATCH_SECONDS}s, median of {RUNS}"
+            f"lake sink: {n:,} changes per run, batches of {BATCH_EVENTS:,} "
+            f"or {BATCH_SECONDS}s, median of {runs}"
         )
-        bronze_runs = [throughput(base, with_silver=False) for _ in range(RUNS)]
+        bronze_runs = [throughput(base, with_silver=False, n=n) for _ in range(runs)]
         rates = [r[0] for r in bronze_runs]
         show("bronze only: changes/s", statistics.median(rates), rates, "changes/s")
-        full_runs = [throughput(base, with_silver=True) for _ in range(RUNS)]
+        full_runs = [throughput(base, with_silver=True, n=n) for _ in range(runs)]
         rates = [r[0] for r in full_runs]
         show("bronze + 13 silver views: changes/s", statistics.median(rates), rates, "changes/s")
         silver_rows = [r[1] for r in full_runs]
@@ -183,9 +195,11 @@ def main() -> None:
         seconds = full_runs[len(full_runs) // 2][2]
         top = sorted(seconds.items(), key=lambda kv: -kv[1])[:5]
         print("  slowest tables (s, one run): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+        if args.no_freshness:
+            return
         print(f"freshness at {RATE:,} changes/s for {SECONDS}s (append -> readable in silver):")
-        runs = [freshness(base) for _ in range(RUNS)]
-        p50s, p99s = [r[0] for r in runs], [r[1] for r in runs]
+        fresh = [freshness(base) for _ in range(runs)]
+        p50s, p99s = [r[0] for r in fresh], [r[1] for r in fresh]
         print(f"  p50 {statistics.median(p50s):.2f} s (runs {', '.join(f'{v:.2f}' for v in p50s)})")
         print(f"  p99 {statistics.median(p99s):.2f} s (runs {', '.join(f'{v:.2f}' for v in p99s)})")
 

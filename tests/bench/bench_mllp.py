@@ -20,7 +20,6 @@ import sys
 import time
 from collections import deque
 
-from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.common import RUNS, bench_settings
 from tests.kafka_fixture import free_port
@@ -125,7 +124,6 @@ def main() -> int:
     import uvloop
 
     with bench_settings() as settings:
-        apply_catalogue(settings=settings)
         port = free_port()
         env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap}
         listener = subprocess.Popen(

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from schemas.events import Format, ResourceChanged, encode_event
-from streams.admin import apply_catalogue
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import FHIR_CHANGES, inbound_topic
@@ -131,7 +130,6 @@ def main() -> None:
         os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.bootstrap
         os.environ["CARELOG_ENVIRONMENT"] = "test"
         os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
-        apply_catalogue(settings=settings)
         results: dict[Path, list[float]] = {s: [] for s in sources}
         for run in range(args.runs):
             for source in reversed(sources) if run % 2 else sources:

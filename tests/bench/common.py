@@ -1,4 +1,4 @@
-"""Shared bits of the benchmarks: a broker, fresh topics, medians."""
+"""Shared bits of the benchmarks: a ready broker, fresh topics, medians."""
 
 from __future__ import annotations
 
@@ -6,24 +6,97 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import httpx
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streams.admin import apply_catalogue
+from streams.admin import admin_client, apply_catalogue
+from streams.kafka_config import client_config, producer_config
 from streams.settings import Settings
-from streams.topics import Topic
+from streams.topics import Topic, catalogue
 from tests.kafka_fixture import test_broker
 
 RUNS = 3
+READY_TIMEOUT_SECONDS = 180.0
 
 
 @contextmanager
 def bench_settings() -> Iterator[Settings]:
-    """The configured cluster, or a broker of the benchmark's own (like the test session's)."""
+    """The configured cluster, or a broker of the benchmark's own (like the test session's),
+    ready to measure on: the topic catalogue applied, every partition led, the group and
+    transaction coordinators loaded."""
     with test_broker() as bootstrap:
-        yield Settings(kafka_bootstrap=bootstrap, environment="test")
+        settings = Settings(kafka_bootstrap=bootstrap, environment="test")
+        wait_until_broker_ready(settings)
+        yield settings
+
+
+def wait_until_broker_ready(settings: Settings, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Apply the topic catalogue, then return once a fresh broker serves everything a bench
+    uses (a cold broker answers COORDINATOR_LOAD_IN_PROGRESS / NOT_LEADER for a while, and a
+    producer or worker started then stalls until its timeouts instead of measuring)."""
+    deadline = time.monotonic() + timeout
+    topics = catalogue(settings.environment)
+    apply_catalogue(topics, settings)
+    wait_for_leaders(settings, (t.name for t in topics), deadline)
+    _retry_until(deadline, "the group coordinator", lambda: _group_coordinator_answers(settings))
+    _retry_until(deadline, "the transaction coordinator", lambda: _transactions_work(settings))
+
+
+def wait_for_leaders(settings: Settings, names: Iterable[str], deadline: float) -> None:
+    """Return once every partition of `names` has a leader that answers for its offsets."""
+    wanted = list(names)
+    _retry_until(deadline, f"leaders of {len(wanted)} topics", lambda: _all_led(settings, wanted))
+
+
+def _all_led(settings: Settings, names: list[str]) -> None:
+    meta = admin_client(settings).list_topics(timeout=10)
+    consumer = Consumer(client_config(settings, **{"group.id": f"bench-ready-{uuid.uuid4()}"}))
+    try:
+        for name in names:
+            topic = meta.topics.get(name)
+            if topic is None or topic.error is not None or not topic.partitions:
+                raise KafkaException(f"topic {name} is not there yet")
+            for p, partition in topic.partitions.items():
+                if partition.leader < 0 or partition.error is not None:
+                    raise KafkaException(f"{name}[{p}] has no leader yet")
+                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+    finally:
+        consumer.close()
+
+
+def _group_coordinator_answers(settings: Settings) -> None:
+    """Offset fetch goes to the group coordinator: it fails while __consumer_offsets loads."""
+    name = catalogue(settings.environment)[0].name
+    probe = client_config(settings, **{"group.id": "bench-ready", "enable.auto.commit": False})
+    consumer = Consumer(probe)
+    try:
+        for tp in consumer.committed([TopicPartition(name, 0)], timeout=10):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+    finally:
+        consumer.close()
+
+
+def _transactions_work(settings: Settings) -> None:
+    """One empty transaction: the worker's exactly-once producers need the coordinator."""
+    producer = Producer(producer_config(settings, **{"transactional.id": "bench-ready"}))
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.commit_transaction(30)
+
+
+def _retry_until(deadline: float, what: str, attempt: Callable[[], None]) -> None:
+    while True:
+        try:
+            attempt()
+            return
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the bench broker did not get ready ({what}): {exc}") from exc
+            time.sleep(0.5)
 
 
 def fresh_topic(settings: Settings, partitions: int = 6, prefix: str = "bench") -> str:
@@ -31,6 +104,7 @@ def fresh_topic(settings: Settings, partitions: int = 6, prefix: str = "bench") 
     apply_catalogue(
         [Topic(name, "bench", "bench", partitions, 1, 1, {"retention.ms": "-1"})], settings
     )
+    wait_for_leaders(settings, [name], time.monotonic() + READY_TIMEOUT_SECONDS)
     return name
 
 

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from deltalake import DeltaTable, QueryBuilder
 from pydantic import SecretStr
 
+from projections.lake.changes import Batch
 from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import app_id
 from projections.lake.sink import LakeSink
@@ -431,3 +433,30 @@ def test_lake_by_url_with_storage_options(
     dt = DeltaTable(f"file://{root}/silver/patient", storage_options={"timeout": "30s"})
     assert rows_of(dt.to_pyarrow_table(), "id", {f"{prefix}-p"})
     shutil.rmtree(root)
+
+
+def test_a_caught_up_sink_writes_without_waiting_out_the_batch_time(
+    lake_settings: Settings, producer: EventProducer
+) -> None:
+    """Batches close by count or time, but once the log is drained the sink writes what it
+    holds at once: a backlog is not left waiting `lake_batch_max_seconds` for its last batch."""
+    settings = lake_settings.model_copy(update={"lake_batch_max_seconds": 60.0})
+    tag = uuid.uuid4().hex[:8]
+    ids = {f"caught-up-{tag}-{i}" for i in range(5)}
+    append(producer, [change(fx.patient(rid)) for rid in sorted(ids)])
+    sink = LakeSink(settings)
+    stop = threading.Event()
+    written: set[str] = set()
+
+    def on_batch(batch: Batch, committed: float) -> None:
+        written.update(c.event.resource_id for c in batch.changes)
+        if ids <= written:
+            stop.set()
+
+    runner = threading.Thread(target=lambda: sink.run(stop=stop, on_batch=on_batch))
+    runner.start()
+    stop.wait(20)
+    stop.set()
+    runner.join()
+    assert ids <= written, "the drained backlog waited for the 60 s batch time"
+    assert {r["id"] for r in rows_of(table(settings, "silver/patient"), "id", ids)} == ids
