@@ -15,7 +15,7 @@ error (R4 3.1.0.11.2). Writes come out in the processing order R4 sets: DELETE, 
 What an entry does is read from request.method and request.url only; an entry.resource of
 another type than the url names is refused, on a DELETE too (where the body is otherwise
 ignored), so a decoy body cannot disguise what is done. An entry may not update or delete
-an AuditEvent (processors/append_only.py).
+an AuditEvent, nor create one (processors/append_only.py).
 Each resource carries its entry's path (Bundle.entry[i].resource) for the translate stage's
 validator, which reports every invalid resource at once, once the requests are sound.
 """
@@ -149,7 +149,7 @@ def _write(entry: Any, index: int, event_id: str, resolved: str | None) -> _Writ
         )
     parts = url.strip("/").split("/")
     check_type(parts[0], f"{where}.request.url")
-    check_appendable(method, parts[0], f"{where}.request.method")
+    check_appendable(method, parts[0], f"{where}.request.method", in_bundle=True)
     if_match = parse_preconditions(
         request.get("ifMatch"), request.get("ifNoneMatch"), f"{where}.request."
     )
