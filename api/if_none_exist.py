@@ -15,7 +15,6 @@ processors what was resolved here (matches in a Bundle, and such fresh ids).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,10 +28,10 @@ from api import write_answer
 from api.audit import audit
 from api.auth import Principal
 from api.errors import BadRequest, Forbidden, GatewayError
-from api.fhir_checks import RESOURCE_TYPE
 from api.scopes import Need
 from api.smart import require_read
 from api.store_handle import StoreHandle
+from api.write_requests import Write
 from api.write_targets import Target, criteria_id
 from api.write_wait import Applied
 from projections.fhir_store import FhirStore, SearchError, StoredResource, StoreError
@@ -91,25 +90,15 @@ def parse_criteria(criteria: Any, location: str) -> Criteria:
     return params
 
 
-def _requested(
-    resource_type: str | None, body: dict[str, Any] | None, headers: Mapping[str, str]
-) -> dict[int, tuple[str, Criteria, str]]:
-    """{entry index: (type, criteria, location)} of the conditional creates asked for."""
-    if resource_type is not None:
-        criteria = headers.get("if-none-exist")
-        if criteria is None:
-            return {}
-        return {0: (resource_type, parse_criteria(criteria, "If-None-Exist"), "If-None-Exist")}
+def _requested(writes: list[Write]) -> dict[int, tuple[str, Criteria, str]]:
+    """{entry index (0 for POST /fhir/{type}): (type, criteria, location)} of the
+    conditional creates among `writes` (api/write_requests.py's parse)."""
     out: dict[int, tuple[str, Criteria, str]] = {}
-    for index, entry in enumerate((body or {}).get("entry") or []):
-        request = entry.get("request") if isinstance(entry, dict) else None
-        if not isinstance(request, dict) or request.get("method") != "POST":
+    for write in writes:
+        if write.method != "POST" or write.criteria is None:
             continue
-        target = str(request.get("url", "")).strip("/")
-        if "ifNoneExist" not in request or not RESOURCE_TYPE.fullmatch(target):
-            continue  # not a conditional create, or one the processors refuse (its url)
-        where = f"Bundle.entry[{index}].request.ifNoneExist"
-        out[index] = (target, parse_criteria(request["ifNoneExist"], where), where)
+        where = "If-None-Exist" if write.entry is None else f"{write.where}.request.ifNoneExist"
+        out[write.entry or 0] = (write.resource_type, parse_criteria(write.criteria, where), where)
     return out
 
 
@@ -130,13 +119,12 @@ def _match(store: FhirStore, resource_type: str, criteria: Criteria,
     return found.matches[0] if found.matches else None
 
 
-async def resolve(handle: StoreHandle, resource_type: str | None, body: dict[str, Any] | None,
-                  headers: Mapping[str, str]) -> Conditions:  # fmt: skip
-    """The conditional creates of a POST (resource_type None: a Bundle) and their matches.
+async def resolve(handle: StoreHandle, writes: list[Write]) -> Conditions:
+    """The conditional creates among a request's writes and their matches.
 
     Raises BadRequest (criteria that cannot be searched) or PreconditionFailed (several
     matches)."""
-    requested = _requested(resource_type, body, headers)
+    requested = _requested(writes)
     if not requested:
         return Conditions()
     criteria = {index: params for index, (_, params, _) in requested.items()}

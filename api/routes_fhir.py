@@ -76,9 +76,7 @@ async def _write(request: Request) -> Response:
                 )
                 writes = [replace(writes[0], resource=resource)]
         if request.method == "POST":
-            conditions = await if_none_exist.resolve(
-                store_of(request), resource_type, resource, request.headers
-            )
+            conditions = await if_none_exist.resolve(store_of(request), writes)
     except GatewayError as exc:
         raise await gw.refuse(
             exc, body, request, format=Format.fhir, sender=principal.subject

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from api.errors import BadRequest, MethodNotAllowed
 from api.fhir_checks import RESOURCE_ID, RESOURCE_TYPE
 from api.scopes import AUDIT, Need
@@ -120,9 +122,14 @@ def _entry_write(entry: Any, index: int) -> Write:
         raise _bad("request.url is missing", f"{where}.request.url", code="required")
     resource_type, resource_id, query = _parse_url(method, url, f"{where}.request.url")
     resource = entry.get("resource")
-    criteria = request.get("ifNoneExist") if method == "POST" else query
-    return Write(method, resource_type, resource_id,
-                 criteria if isinstance(criteria, str) else None,
+    if method != "POST":
+        criteria = query
+    elif "ifNoneExist" in request:  # a non-string is kept as text, for the 400 it earns
+        value = request["ifNoneExist"]
+        criteria = value if isinstance(value, str) else orjson.dumps(value).decode()
+    else:
+        criteria = None
+    return Write(method, resource_type, resource_id, criteria,
                  resource if isinstance(resource, dict) else None, index,
                  str(request.get("ifNoneMatch", "")).strip() == "*")  # fmt: skip
 
