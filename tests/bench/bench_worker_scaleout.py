@@ -65,7 +65,7 @@ class LandedCounter:
     def poll(self, seconds: float) -> int:
         for msg in self.consumer.consume(5000, seconds):
             if msg.error() is None:
-                event = decode_event(msg.value())
+                event = decode_event(msg.value() or b"")
                 if isinstance(event, ResourceChanged) and event.inbound_event_id in self.wanted:
                     self.landed.add(event.inbound_event_id)
         return len(self.landed)
