@@ -22,6 +22,8 @@ visible there (the commit file's mtime). Figures of a run:
 
 - messages/s acknowledged, and messages/s through to the FHIR store and to Delta, counted
   over the load after --warmup seconds (the sustained rate);
+- the backlog (acknowledged, not yet readable over /fhir) after the warm-up and at the end
+  of the load: flat when the pipeline keeps up (a sustained rate), growing when it does not;
 - ACK latency p50/p99 (every message), send -> readable over /fhir p50/p99 and
   send -> visible in Delta p50/p99 (samples sent after the warm-up);
 - peak RSS (VmHWM) of each process, and of the bench client;
@@ -410,18 +412,19 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
 
+def value_at(points: list[tuple[float, int]], t: float) -> float:
+    """A counted series at time t (linear interpolation between its points)."""
+    before = [p for p in points if p[0] <= t]
+    after = [p for p in points if p[0] >= t]
+    if not before or not after:
+        return float("nan")
+    (t0, c0), (t1, c1) = before[-1], after[0]
+    return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
+
+
 def rate_between(points: list[tuple[float, int]], start: float, end: float) -> float:
-    """Growth per second of a counted series between two times (linear interpolation)."""
-
-    def at(t: float) -> float:
-        before = [p for p in points if p[0] <= t]
-        after = [p for p in points if p[0] >= t]
-        if not before or not after:
-            return float("nan")
-        (t0, c0), (t1, c1) = before[-1], after[0]
-        return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
-
-    return (at(end) - at(start)) / (end - start)
+    """Growth per second of a counted series between two times."""
+    return (value_at(points, end) - value_at(points, start)) / (end - start)
 
 
 async def measure(load: Load, system: System, token: str, drain: float) -> dict[str, float]:
@@ -457,11 +460,14 @@ async def measure(load: Load, system: System, token: str, drain: float) -> dict[
     lake_points = [(t, i + 1) for i, t in enumerate(sorted(lake_seen.values()))]
     fhir_points = [(t, c - baseline) for t, c in counts]
     after = [t for t in load.samples.values() if t.sent >= warm and t.acked is not None]
+    acks = [(load.started, 0), *ack_points, (end + 60, len(acked))]
+    fhir = [(load.started, 0), *fhir_points]
     return {
-        "acked/s": rate_between(
-            [(load.started, 0), *ack_points, (end + 60, len(acked))], warm, end
-        ),
-        "fhir/s": rate_between([(load.started, 0), *fhir_points], warm, end),
+        "acked/s": rate_between(acks, warm, end),
+        "fhir/s": rate_between(fhir, warm, end),
+        # Acknowledged but not yet readable: flat when the pipeline keeps up, growing when not.
+        "backlog warm": value_at(acks, warm) - value_at(fhir, warm),
+        "backlog end": value_at(acks, end) - value_at(fhir, end),
         "delta/s": rate_between(
             [(load.started, 0), *lake_points, (end + 600, len(lake_seen))], warm, end
         ),
@@ -551,12 +557,15 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-UNITS = {"acked/s": "msg/s", "fhir/s": "msg/s", "delta/s": "msg/s", "ack p50": "ms",
+UNITS = {"acked/s": "msg/s", "fhir/s": "msg/s", "delta/s": "msg/s", "backlog warm": "msg",
+         "backlog end": "msg", "ack p50": "ms",
          "ack p99": "ms", "fhir p50": "s", "fhir p99": "s", "delta p50": "s", "delta p99": "s"}  # fmt: skip
 LABELS = {
     "acked/s": "acknowledged",
     "fhir/s": "through to the FHIR store (readable over /fhir)",
     "delta/s": "through to Delta (silver patient)",
+    "backlog warm": "backlog (acked, not readable) after warm-up",
+    "backlog end": "backlog (acked, not readable) at the end of load",
     "ack p50": "send -> ACK p50",
     "ack p99": "send -> ACK p99",
     "fhir p50": "send -> readable over /fhir p50",
