@@ -34,6 +34,18 @@ def service_request(placer_key: str) -> str:
     return resource_id("ServiceRequest", placer_key)
 
 
+def medication_request(order_key: str) -> str:
+    return resource_id("MedicationRequest", order_key)
+
+
+def medication_dispense(order_key: str, *parts: str) -> str:
+    return resource_id("MedicationDispense", order_key, *parts)
+
+
+def medication_administration(order_key: str, *parts: str) -> str:
+    return resource_id("MedicationAdministration", order_key, *parts)
+
+
 def specimen(specimen_key: str) -> str:
     return resource_id("Specimen", specimen_key)
 
