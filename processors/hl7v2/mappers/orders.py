@@ -38,50 +38,73 @@ class _Order:
     rxrs: list[Segment] = field(default_factory=list)
 
 
-def _orders(msg: ParsedMessage) -> list[_Order]:
+@dataclass
+class _SpecimenGroup:
+    """An SPM that opens a SPECIMEN group (OML^O33, or before any order) and its own OBX."""
+
+    spm: Segment
+    results: list[Result] = field(default_factory=list)
+
+
+def _orders(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
     """An ORC opens an order, the OBR (or RXO) that follows belongs to it; an OBR without an
     ORC of its own opens one too. NTE notes go to the OBX before them, else to the order."""
     code, trigger, _ = msg.message_type
     specimen_first = (code, trigger) in _SPECIMEN_FIRST
     orders: list[_Order] = []
-    shared: list[Segment] = []  # the open SPECIMEN group's SPM (OML^O33)
+    groups: list[_SpecimenGroup] = []
+    current: _Order | _SpecimenGroup | None = None
     for seg in msg.segments():
         name = seg.name
+        shared = [groups[-1].spm] if groups else []
         if name == "ORC":
-            orders.append(_Order(seg, specimens=list(shared)))
+            current = _Order(seg, specimens=shared)
+            orders.append(current)
         elif name in ("OBR", "RXO"):
-            if not orders or orders[-1].detail is not None:
-                orders.append(_Order(None, specimens=list(shared)))
-            orders[-1].detail = seg
+            if not isinstance(current, _Order) or current.detail is not None:
+                current = _Order(None, specimens=shared)
+                orders.append(current)
+            current.detail = seg
         elif name == "SPM":
-            if specimen_first or not orders:
-                shared = [seg]
+            if specimen_first or not isinstance(current, _Order):
+                current = _SpecimenGroup(seg)
+                groups.append(current)
             else:
-                orders[-1].specimens.append(seg)
-        elif not orders:
+                current.specimens.append(seg)
+        elif current is None:
             continue
         elif name == "OBX":
-            orders[-1].results.append((seg, []))
+            current.results.append((seg, []))
         elif name == "NTE":
-            (orders[-1].results[-1][1] if orders[-1].results else orders[-1].notes).append(seg)
-        elif name == "RXR":
-            orders[-1].rxrs.append(seg)
-    return orders
+            if current.results:
+                current.results[-1][1].append(seg)
+            elif isinstance(current, _Order):
+                current.notes.append(seg)
+        elif name == "RXR" and isinstance(current, _Order):
+            current.rxrs.append(seg)
+    return orders, groups
 
 
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
-    orders = _orders(msg)
+    orders, groups = _orders(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")
+    for group in groups:  # the specimen's own observations (OML^O33 SPECIMEN group OBX)
+        specimen = specimens.from_spm(msg, group.spm, patient_reference, ctx, out)
+        for obx, obx_notes in group.results:
+            observation(
+                msg, obx, obx_notes, f"specimen|{group.spm.field(2).raw.strip()}", None,
+                patient_reference, encounter_reference, [specimen], ctx, out, category=None,
+            )  # fmt: skip
     for order in orders:
         if order.detail is not None and order.detail.name == "RXO":
-            group = pharmacy.PharmacyOrder(
+            medication = pharmacy.PharmacyOrder(
                 order.orc, order.detail, rxrs=order.rxrs, notes=order.notes, results=order.results
             )
-            pharmacy.map_group(msg, group, patient_reference, encounter_reference, ctx, out)
+            pharmacy.map_group(msg, medication, patient_reference, encounter_reference, ctx, out)
         else:
             _request(msg, order, patient_reference, encounter_reference, ctx, out)
     return out.resources()
