@@ -52,6 +52,7 @@ Result = tuple[Segment, list[Segment]]
 class _Administration:
     rxa: Segment
     rxrs: list[Segment] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)  # RAS: OBSERVATION after the RXA
 
 
 @dataclass
@@ -89,9 +90,14 @@ def order_groups(msg: ParsedMessage) -> list[PharmacyOrder]:
         elif name == "RXR":
             (group.administrations[-1].rxrs if group.administrations else group.rxrs).append(seg)
         elif name == "OBX":
-            group.results.append((seg, []))
+            owner = group.administrations[-1] if group.administrations else group
+            owner.results.append((seg, []))
         elif name == "NTE":
-            (group.results[-1][1] if group.results else group.notes).append(seg)
+            owner = group.administrations[-1] if group.administrations else group
+            if owner.results:
+                owner.results[-1][1].append(seg)
+            else:
+                group.notes.append(seg)
     return groups
 
 
@@ -145,17 +151,29 @@ def map_group(
         )
         for obx, obx_notes in group.results
     ]
-    request = None
+    # The order's MedicationRequest: written here when RXO/RXE is sent, else the one the
+    # order message (RDE, OMP) wrote under the same order number.
+    request = f"MedicationRequest/{ids.medication_request(key)}"
     if group.give is not None:
-        request = medication_request(
+        medication_request(
             msg, group, key, answers, patient_reference, encounter_reference, ctx, out
         )
+        answers = []  # carried by the request
     for rxd in group.dispenses:
-        _dispense(msg, group, rxd, key, request, patient_reference, encounter_reference, ctx, out)
+        _dispense(
+            msg, group, rxd, key, request, answers, patient_reference, encounter_reference,
+            ctx, out,
+        )  # fmt: skip
     for admin in group.administrations:
-        _administration(
-            msg, group, admin, key, request, patient_reference, encounter_reference, ctx, out
-        )
+        administration = _administration(
+            msg, group, admin, key, request, answers, patient_reference, encounter_reference,
+            ctx, out,
+        )  # fmt: skip
+        for obx, obx_notes in admin.results:
+            observation(
+                msg, obx, obx_notes, administration, None, patient_reference,
+                encounter_reference, [], ctx, out, category=None, part_of=administration,
+            )  # fmt: skip
     if group.give is None and not group.dispenses and not group.administrations:
         where = loc(group.orc, 1, msg) if group.orc is not None else "ORC"
         raise MappingError(where, "the order group has no RXO, RXE, RXD or RXA segment")
@@ -264,7 +282,8 @@ def _dispense(
     group: PharmacyOrder,
     rxd: Segment,
     key: str,
-    request: str | None,
+    request: str,
+    answers: list[str],
     patient_reference: str,
     encounter_reference: str | None,
     ctx: MappingContext,
@@ -292,10 +311,11 @@ def _dispense(
         "subject": ref(patient_reference),
         "context": ref(encounter_reference) if encounter_reference else None,
         "performer": performer,
-        "authorizingPrescription": [ref(request)] if request else None,
+        "supportingInformation": [ref(a) for a in answers],
+        "authorizingPrescription": [ref(request)],
         "quantity": dt.quantity(amount, rxd.field(5).rep(1), loc(rxd, 4, msg)) if amount else None,
         "whenHandedOver": dt.datetime_(rxd.field(3).rep(1), ctx, loc(rxd, 3, msg)),
-        "note": notes(group.notes) if not request else None,
+        "note": notes(group.notes) if group.give is None else None,
     }
     return out.add(dt.prune(resource))
 
@@ -305,7 +325,8 @@ def _administration(
     group: PharmacyOrder,
     admin: _Administration,
     key: str,
-    request: str | None,
+    request: str,
+    answers: list[str],
     patient_reference: str,
     encounter_reference: str | None,
     ctx: MappingContext,
@@ -348,8 +369,9 @@ def _administration(
         "context": ref(encounter_reference) if encounter_reference else None,
         **effective,
         "performer": performer,
-        "request": ref(request) if request else None,
-        "note": notes(group.notes) if not request else None,
+        "supportingInformation": [ref(a) for a in answers],
+        "request": ref(request),
+        "note": notes(group.notes) if group.give is None else None,
         "dosage": {
             **_route(admin.rxrs, ctx),
             "dose": dt.quantity(amount, rxa.field(7).rep(1), loc(rxa, 6, msg))

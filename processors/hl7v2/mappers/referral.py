@@ -7,7 +7,8 @@ date -> authoredOn; RF1-8 expiration -> occurrencePeriod.end; RF1-10 reason -> r
 RF1-11 external referral identifier -> identifier. PRD per provider: role RP (referring) ->
 requester, RT (referred to) / CP (consulting) -> performer. DG1 -> Condition (reasonReference),
 AL1 -> AllergyIntolerance, IN1 -> Coverage (insurance), OBX -> Observation (supportingInfo),
-NTE -> note.
+OBR -> ServiceRequest and OBX -> Observation (supportingInfo), each with the NTEs after it;
+the other NTEs -> note.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .common import (
 )
 from .coverage import coverages
 from .observations import observation
+from .requests import service_request
 
 TRIGGERS = frozenset({"I12", "I14"})
 SNOMED = "http://snomed.info/sct"
@@ -64,6 +66,29 @@ def _provider(msg: ParsedMessage, prd: Segment, ctx: MappingContext, out: Output
     return dt.prune({"reference": out.add(practitioner), "display": display})
 
 
+def _observation_groups(
+    msg: ParsedMessage,
+) -> tuple[list[tuple[Segment, list[Segment]]], list[tuple[Segment, list[Segment]]], list[Segment]]:
+    """(OBR, its NTEs), (OBX, its NTEs) of the OBSERVATION groups, and the referral's own NTEs
+    (those that follow neither an OBR nor an OBX)."""
+    orders: list[tuple[Segment, list[Segment]]] = []
+    results: list[tuple[Segment, list[Segment]]] = []
+    own: list[Segment] = []
+    last: list[Segment] = own
+    for seg in msg.segments():
+        if seg.name == "OBR":
+            orders.append((seg, []))
+            last = orders[-1][1]
+        elif seg.name == "OBX":
+            results.append((seg, []))
+            last = results[-1][1]
+        elif seg.name == "NTE":
+            last.append(seg)
+        elif seg.name in ("PV1", "PV2"):
+            last = own
+    return orders, results, own
+
+
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     rf1 = require(msg, "RF1")
@@ -93,12 +118,23 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         if r["resourceType"] == "Condition" and id(r) not in before
     ]
     key = f"referral|{origin['value']}|{dt.c(rf1.field(6).rep(1), 2)}"
+    orders, results, referral_notes = _observation_groups(msg)
     answers = [
-        observation(
-            msg, obx, [], key, None, patient_reference, encounter_reference, [], ctx, out,
-            category=None,
+        r
+        for r in (
+            service_request(
+                msg, None, obr, obr_notes, patient_reference, encounter_reference, ctx, out,
+                default_status="unknown",
+            )
+            for obr, obr_notes in orders
         )
-        for obx in msg.segments("OBX")
+        if r
+    ] + [
+        observation(
+            msg, obx, obx_notes, key, None, patient_reference, encounter_reference, [], ctx,
+            out, category=None,
+        )
+        for obx, obx_notes in results
     ]  # fmt: skip
     status = _STATUS.get(dt.c(rf1.field(1).rep(1), 1).upper(), "active")
     if msg.message_type[1] == "I14":
@@ -127,7 +163,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "reasonReference": [ref(r) for r in reasons],
         "insurance": [ref(c) for c in coverage_refs],
         "supportingInfo": [ref(a) for a in answers],
-        "note": notes(msg.segments("NTE")),
+        "note": notes(referral_notes),
     }
     out.add(dt.prune(request))
     return out.resources()
