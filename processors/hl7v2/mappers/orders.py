@@ -46,7 +46,7 @@ class _SpecimenGroup:
     results: list[Result] = field(default_factory=list)
 
 
-def _orders(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
+def order_groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
     """An ORC opens an order, the OBR (or RXO) that follows belongs to it; an OBR without an
     ORC of its own opens one too. NTE notes go to the OBX before them, else to the order."""
     code, trigger, _ = msg.message_type
@@ -89,7 +89,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
-    orders, groups = _orders(msg)
+    orders, groups = order_groups(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")
     for group in groups:  # the specimen's own observations (OML^O33 SPECIMEN group OBX)
@@ -100,14 +100,26 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
                 patient_reference, encounter_reference, [specimen], ctx, out, category=None,
             )  # fmt: skip
     for order in orders:
-        if order.detail is not None and order.detail.name == "RXO":
-            medication = pharmacy.PharmacyOrder(
-                order.orc, order.detail, rxrs=order.rxrs, notes=order.notes, results=order.results
-            )
-            pharmacy.map_group(msg, medication, patient_reference, encounter_reference, ctx, out)
-        else:
-            _request(msg, order, patient_reference, encounter_reference, ctx, out)
+        map_order(msg, order, patient_reference, encounter_reference, ctx, out)
     return out.resources()
+
+
+def map_order(
+    msg: ParsedMessage,
+    order: _Order,
+    patient_reference: str,
+    encounter_reference: str | None,
+    ctx: MappingContext,
+    out: Output,
+) -> None:
+    """One ORC group -> its ServiceRequest (or MedicationRequest for RXO) and Observations."""
+    if order.detail is not None and order.detail.name == "RXO":
+        medication = pharmacy.PharmacyOrder(
+            order.orc, order.detail, rxrs=order.rxrs, notes=order.notes, results=order.results
+        )
+        pharmacy.map_group(msg, medication, patient_reference, encounter_reference, ctx, out)
+    else:
+        _request(msg, order, patient_reference, encounter_reference, ctx, out)
 
 
 def _request(

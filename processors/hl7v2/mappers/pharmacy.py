@@ -18,7 +18,7 @@ from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
 from ..errors import MappingError
-from ..parser import ParsedMessage, Segment
+from ..parser import Field, ParsedMessage, Segment
 from .common import (
     JSON,
     Output,
@@ -179,6 +179,11 @@ def map_group(
         raise MappingError(where, "the order group has no RXO, RXE, RXD or RXA segment")
 
 
+def _texts(instructions: Field) -> list[str]:
+    """CWE instructions -> their texts (CWE-2, else CWE-1)."""
+    return [t for t in (dt.c(r, 2) or dt.c(r, 1) for r in dt.reps(instructions)) if t]
+
+
 def _dose(msg: ParsedMessage, seg: Segment, low: int, high: int, units: int) -> JSON | None:
     """Give amount minimum / maximum (RXO-2/3, RXE-3/4) with units -> doseQuantity / doseRange."""
     lo, hi = dt.c(seg.field(low).rep(1), 1), dt.c(seg.field(high).rep(1), 1)
@@ -228,7 +233,9 @@ def medication_request(
             loc(give, code_field, msg), f"{give.name}-{code_field} (give code) is required"
         )
     # RXO-5 / RXE-6 dosage form maps to a contained Medication.form in the IG: not mapped yet.
-    low, high, units, instructions = (3, 4, 5, 7) if encoded else (2, 3, 4, 6)
+    # administration instructions: RXE-7 / RXO-7 -> dosage text; RXO-6 pharmacy instructions
+    # -> note
+    low, high, units, instructions = (3, 4, 5, 7) if encoded else (2, 3, 4, 7)
     dispense_amount, dispense_units, refills, substitution = (
         (10, 11, 12, 9) if encoded else (11, 12, 13, 9)
     )
@@ -241,9 +248,7 @@ def medication_request(
     repeats = dt.c(give.field(refills).rep(1), 1)
     allowed = _SUBSTITUTION.get(dt.c(give.field(substitution).rep(1), 1).upper())
     dosage = {
-        "text": "; ".join(
-            t for t in (dt.c(r, 2) or dt.c(r, 1) for r in dt.reps(give.field(instructions))) if t
-        ),
+        "text": "; ".join(_texts(give.field(instructions))),
         **_route(group.rxrs, ctx),
         "doseAndRate": [_dose(msg, give, low, high, units)],
     }
@@ -262,7 +267,8 @@ def medication_request(
         "supportingInformation": [ref(s) for s in supporting],
         "authoredOn": dt.datetime_(orc.field(9).rep(1), ctx, loc(orc, 9, msg)) if orc else None,
         "requester": requester,
-        "note": notes(group.notes),
+        "note": notes(group.notes)
+        + [{"text": t} for t in (() if encoded else _texts(give.field(6)))],
         "dosageInstruction": [dosage],
         "dispenseRequest": {
             "quantity": dt.quantity(

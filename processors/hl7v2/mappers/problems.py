@@ -1,8 +1,8 @@
 """PPR^PC1/PC2/PC3 (problem add / update / delete) -> Condition per PRB, category
 problem-list-item, with its NTE notes and OBX Observations (Condition.evidence).
 
-PRB-3 problem id (CWE, required) -> code; PRB-4 problem instance id (EI, required) -> identifier
-and the id; PRB-7 established -> recordedDate; PRB-9 resolution -> abatementDateTime; PRB-10
+PRB-3 problem id (CWE, required) -> code; PRB-4 problem instance id (EI) -> identifier and the
+id (without it, the id derives from the patient and PRB-3's code); PRB-7 established -> recordedDate; PRB-9 resolution -> abatementDateTime; PRB-10
 classification -> category; PRB-13 confirmation -> verificationStatus; PRB-14 life cycle
 status -> clinicalStatus; PRB-16 onset -> onsetDateTime. A delete (PC3, or PRB-1 action code
 DE) marks the Condition entered-in-error, without clinicalStatus (FHIR con-5).
@@ -105,9 +105,13 @@ def _condition(
     if code is None:
         raise MappingError(loc(prb, 3, msg), "PRB-3 (problem id) is required")
     instance = dt.ei(prb.field(4).rep(1), ctx)
-    if instance is None:
-        raise MappingError(loc(prb, 4, msg), "PRB-4 (problem instance id) is required")
-    key = f"{instance['value']}|{dt.c(prb.field(4).rep(1), 2)}"
+    if instance is not None:
+        key = f"{instance['value']}|{dt.c(prb.field(4).rep(1), 2)}"
+    else:  # v2.3 senders often leave PRB-4 empty: the patient's problem with that code
+        first = code.get("coding", [{}])[0]
+        key = "|".join(
+            ("patient", patient_reference, first.get("system", ""), first.get("code", ""))
+        )
     evidence = [
         observation(
             msg, obx, obx_notes, f"problem|{key}", None, patient_reference, encounter_reference,
@@ -137,7 +141,7 @@ def _condition(
     resource = {
         "resourceType": "Condition",
         "id": ids.problem(key),
-        "identifier": [instance],
+        "identifier": [instance] if instance else None,
         "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": clinical}]}
         if clinical
         else None,

@@ -331,3 +331,18 @@ def test_every_part_b_trigger_is_translated(mtype: str) -> None:
 
     code, trigger = mtype.split("^")
     assert (code, trigger) in MAPPERS
+
+
+def test_ppr_without_a_problem_instance_id_is_keyed_by_patient_and_code() -> None:
+    prb = seg("PRB", {1: "AD", 3: "596.5^BLADDER DYSFUNCTION^I9", 7: "20040629", 14: "ACTIVE"})
+    first = of_type(mapped("PPR^PC1", PID, prb), "Condition")[0]
+    again = of_type(mapped("PPR^PC2", PID, prb.replace("ACTIVE", "I")), "Condition")[0]
+    assert first["id"] == again["id"] and "identifier" not in first
+    assert again["clinicalStatus"]["coding"][0]["code"] == "inactive"
+
+
+def test_dft_without_an_account_number_still_gives_its_charges() -> None:
+    ft1 = seg("FT1", {1: "1", 4: "20260101", 6: "CG", 7: "FAKE"})
+    resources = mapped("DFT^P03", PID, ft1)
+    assert of_type(resources, "Account") == []
+    assert len(of_type(resources, "ChargeItem")) == 1
