@@ -8,7 +8,7 @@ from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
 from ..errors import MappingError
-from ..parser import ParsedMessage, Segment
+from ..parser import ParsedMessage
 from .attachments import attachment
 from .common import (
     JSON,
@@ -21,6 +21,7 @@ from .common import (
     require,
 )
 from .observations import ENCAPSULATED_TYPES
+from .orders import order_groups
 from .requests import service_request
 
 TRIGGERS = frozenset({"T02"})
@@ -53,20 +54,6 @@ def _text_attachment(lines: list[str]) -> JSON:
     }
 
 
-def _orders(msg: ParsedMessage) -> list[tuple[Segment | None, Segment | None]]:
-    """The COMMON_ORDER groups (ORC, OBR) the document answers."""
-    orders: list[tuple[Segment | None, Segment | None]] = []
-    for seg in msg.segments():
-        if seg.name == "ORC":
-            orders.append((seg, None))
-        elif seg.name == "OBR":
-            if orders and orders[-1][1] is None:
-                orders[-1] = (orders[-1][0], seg)
-            else:
-                orders.append((None, seg))
-    return orders
-
-
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     trigger = msg.message_type[1]
     if trigger not in TRIGGERS:
@@ -97,10 +84,10 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         r
         for r in (
             service_request(
-                msg, orc, obr, [], patient_reference, encounter_reference, ctx, out,
-                default_status="unknown",
+                msg, order.orc, order.detail, order.notes, patient_reference,
+                encounter_reference, ctx, out, default_status="unknown",
             )
-            for orc, obr in _orders(msg)
+            for order in order_groups(msg)[0]
         )
         if r
     ]  # fmt: skip
