@@ -19,6 +19,10 @@ Some outputs are partial views and would destroy data if they replaced it:
   does not make the inactive record active again. The message itself stays on the log, and
   a result that arrives before any ADT still creates the patient, which the next ADT
   message then replaces.
+- likewise the order feed owns its orders: a ServiceRequest from a result or document (ORU,
+  OUL, MDM, DFT: the filler's echo of ORC/OBR, written so that DiagnosticReport.basedOn
+  resolves) and a MedicationRequest from a dispense or administration (RDS, RAS) only
+  create; ORM/OML/OMG (and REF for referrals) and RDE/OMP/ORM replace.
 Append-only records (AuditEvent, processors/append_only.py) are never replaced or deleted
 once recorded, whatever the source: such a change is refused (a Rejected event).
 A conditional create (If-None-Exist) is create-only too, whatever its source: when its
@@ -35,7 +39,13 @@ from processors.hl7v2.context import message_code_of
 from schemas.events import ResourceTranslated
 
 _DICOM = DICOM_MAPPING.split("/")[0]
-_OWNED_BY_ADT = frozenset({"Patient", "Encounter"})
+# resource type -> the HL7 v2 message codes whose translation replaces it; the others only create
+_HL7V2_OWNERS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({"ADT"}),
+    "Encounter": frozenset({"ADT"}),
+    "ServiceRequest": frozenset({"ORM", "OML", "OMG", "REF"}),
+    "MedicationRequest": frozenset({"ORM", "OMP", "RDE"}),
+}
 
 
 class Policy(Enum):
@@ -55,8 +65,9 @@ def policy_for(translated: ResourceTranslated) -> Policy:
             return Policy.MERGE
         if translated.resource_type == "Patient":
             return Policy.CREATE_ONLY
-    if translated.resource_type in _OWNED_BY_ADT:
+    owners = _HL7V2_OWNERS.get(translated.resource_type)
+    if owners is not None:
         message_code = message_code_of(translated.mapping_version)
-        if message_code is not None and message_code != "ADT":
+        if message_code is not None and message_code not in owners:
             return Policy.CREATE_ONLY
     return Policy.REPLACE

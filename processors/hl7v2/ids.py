@@ -34,6 +34,34 @@ def service_request(placer_key: str) -> str:
     return resource_id("ServiceRequest", placer_key)
 
 
+def medication_request(order_key: str) -> str:
+    return resource_id("MedicationRequest", order_key)
+
+
+def medication_dispense(order_key: str, *parts: str) -> str:
+    return resource_id("MedicationDispense", order_key, *parts)
+
+
+def medication_administration(order_key: str, *parts: str) -> str:
+    return resource_id("MedicationAdministration", order_key, *parts)
+
+
+def problem(instance_key: str) -> str:
+    return resource_id("Condition", "problem", instance_key)
+
+
+def account(system: str, value: str) -> str:
+    return resource_id("Account", system, value)
+
+
+def charge_item(account_id: str, *parts: str) -> str:
+    return resource_id("ChargeItem", account_id, *parts)
+
+
+def coverage(patient_id: str, *parts: str) -> str:
+    return resource_id("Coverage", patient_id, *parts)
+
+
 def specimen(specimen_key: str) -> str:
     return resource_id("Specimen", specimen_key)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .context import MappingContext, mapping_version_of
 from .errors import MappingError, UnsupportedMessageType
-from .mappers import adt, mdm, orders, oru, siu, vxu
+from .mappers import adt, financial, mdm, orders, oru, pharmacy, problems, referral, siu, vxu
 from .mappers.common import message_time
 from .parser import ParsedMessage, parse
 
@@ -17,9 +17,12 @@ Mapper = Callable[[ParsedMessage, MappingContext], list[dict[str, Any]]]
 # (message code, trigger event) -> mapper. ADT A01..A40 as listed in mappers/adt.py.
 MAPPERS: dict[tuple[str, str], Mapper] = {
     **{("ADT", t): adt.map_message for t in adt.TRIGGERS},
-    ("ORU", "R01"): oru.map_message,
-    ("ORM", "O01"): orders.map_message,
-    ("OML", "O21"): orders.map_message,
+    **{(code, t): oru.map_message for code, ts in oru.TRIGGERS.items() for t in ts},
+    **{(code, t): orders.map_message for code, ts in orders.TRIGGERS.items() for t in ts},
+    **{(code, t): pharmacy.map_message for code, ts in pharmacy.TRIGGERS.items() for t in ts},
+    **{("PPR", t): problems.map_message for t in problems.TRIGGERS},
+    **{(code, t): financial.map_message for code, ts in financial.TRIGGERS.items() for t in ts},
+    **{("REF", t): referral.map_message for t in referral.TRIGGERS},
     ("VXU", "V04"): vxu.map_message,
     **{("SIU", t): siu.map_message for t in siu.TRIGGERS},
     **{("MDM", t): mdm.map_message for t in mdm.TRIGGERS},

@@ -236,6 +236,8 @@ ORDER_CONTROL_STATUS: Final = {
     "OH": "on-hold",
     "HR": "on-hold",
     "RP": "revoked",
+    "RF": "active",  # refill order request (RDE^O25)
+    "OP": "active",  # notification of order for outside dispense
 }
 # HL7 table 0038 order status (ORC-5) -> ServiceRequest.status, preferred when sent.
 ORDER_STATUS: Final = {

@@ -213,3 +213,35 @@ def encounter_event(resource: dict[str, Any], mapping_version: str) -> ResourceT
         inbound_offset=next(_inbound_offsets), received_at=datetime.now(UTC),
         mapping_version=mapping_version,
     )  # fmt: skip
+
+
+ORDERS = CORPUS / "hl7v2_orders"
+
+
+def test_a_result_never_replaces_the_order_the_order_feed_gave() -> None:
+    """The ServiceRequest an ORU writes from its ORC/OBR (for DiagnosticReport.basedOn) is the
+    filler's echo of the order: it creates the request when no order was seen, and never
+    replaces what the ORM/OML feed said (priority, requester, authoredOn)."""
+    pipeline = Pipeline()
+    order = (CORPUS / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()
+    result = (CORPUS / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()  # same ORD-90001
+    [request] = of_type(pipeline.run(hl7(order))[0], "ServiceRequest")
+    changes, rejected = pipeline.run(hl7(result))
+    assert not rejected and of_type(changes, "ServiceRequest") == []
+    assert of_type(changes, "DiagnosticReport")
+    state = pipeline.states[request.key.encode()]
+    assert state is not None and state.version == 1
+    assert body(request)["priority"] == "routine"
+    created = of_type(Pipeline().run(hl7(result))[0], "ServiceRequest")
+    assert [c.key for c in created] == [request.key]  # without the order, the result creates it
+
+
+def test_a_dispense_never_replaces_the_medication_order() -> None:
+    pipeline = Pipeline()
+    order = (ORDERS / "rde_o25_refill_v2.5.1.hl7").read_bytes()
+    dispense = (ORDERS / "rds_o13_dispense_v2.5.1.hl7").read_bytes()  # same RX-97201
+    [request] = of_type(pipeline.run(hl7(order))[0], "MedicationRequest")
+    changes, rejected = pipeline.run(hl7(dispense))
+    assert not rejected and of_type(changes, "MedicationRequest") == []
+    assert of_type(changes, "MedicationDispense")
+    assert body(request)["status"] == "active"

@@ -9,6 +9,7 @@ from .. import ids
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage
+from .attachments import attachment
 from .common import (
     JSON,
     Output,
@@ -19,6 +20,9 @@ from .common import (
     ref,
     require,
 )
+from .observations import ENCAPSULATED_TYPES
+from .orders import order_groups
+from .requests import service_request
 
 TRIGGERS = frozenset({"T02"})
 # HL7 table 0271 document completion status (TXA-17) -> DocumentReference.docStatus.
@@ -42,6 +46,14 @@ AVAILABILITY = {
 }
 
 
+def _text_attachment(lines: list[str]) -> JSON:
+    text = "\n".join(lines)
+    return {
+        "contentType": "text/plain",
+        "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+    }
+
+
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     trigger = msg.message_type[1]
     if trigger not in TRIGGERS:
@@ -55,16 +67,30 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
 
     lines: list[str] = []
+    encapsulated: list[JSON] = []  # OBX-2 ED / RP: the document itself (a PDF, an image)
     obx_code = None
     for obx in msg.segments("OBX"):
         vt = dt.c(obx.field(2).rep(1), 1).upper()
-        if vt not in ("TX", "FT", "ST"):
+        if vt in ENCAPSULATED_TYPES:
+            encapsulated.append(attachment(obx, msg))
+        elif vt in ("TX", "FT", "ST"):
+            lines.extend(r.value for r in obx.field(5).repetitions)
+        else:
             raise MappingError(loc(obx, 2, msg), f"document text of type {vt!r} is not supported")
-        lines.extend(r.value for r in obx.field(5).repetitions)
         obx_code = obx_code or dt.cwe(obx.field(3).rep(1), ctx)
-    if not lines:
-        raise MappingError("OBX-5", "an MDM^T02 carries its document text in OBX-5")
-    text = "\n".join(lines)
+    if not lines and not encapsulated:
+        raise MappingError("OBX-5", "an MDM carries its document in OBX-5 (text, ED or RP)")
+    related = [
+        r
+        for r in (
+            service_request(
+                msg, order.orc, order.detail, order.notes, patient_reference,
+                encounter_reference, ctx, out, default_status="unknown",
+            )
+            for order in order_groups(msg)[0]
+        )
+        if r
+    ]  # fmt: skip
 
     doc_type = dt.cwe(txa.field(2).rep(1), ctx, "0270")
     if doc_type is not None and obx_code is not None:
@@ -87,6 +113,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
                 ]
             }
             identifiers.append(ident)
+    created_at = dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4))
     document = {
         "resourceType": "DocumentReference",
         "id": ids.document_reference(f"{dt.c(number, 1)}|{dt.c(number, 2)}"),
@@ -100,16 +127,13 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "author": authors,
         "authenticator": authenticator,
         "content": [
-            {
-                "attachment": {
-                    "contentType": "text/plain",
-                    "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
-                    "title": title,
-                    "creation": dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4)),
-                }
-            }
+            {"attachment": {**a, "title": title, "creation": created_at}}
+            for a in (([_text_attachment(lines)] if lines else []) + encapsulated)
         ],
-        "context": {"encounter": [ref(encounter_reference)]} if encounter_reference else None,
+        "context": {
+            "encounter": [ref(encounter_reference)] if encounter_reference else None,
+            "related": [ref(r) for r in related],
+        },
     }
     out.add(dt.prune(document))
     return out.resources()

@@ -1,130 +1,150 @@
-"""ORM^O01 and OML^O21 -> ServiceRequest per ORC/OBR order (with the Patient, requester)."""
+"""Orders: ORM^O01, OML^O21/O33, OMG^O19 -> ServiceRequest per ORC/OBR order (with the Patient,
+requester), Specimen per SPM, Observation per OBX (the request's supportingInfo); an order
+whose detail is RXO (a pharmacy order in an ORM) -> MedicationRequest (mappers/pharmacy.py).
+
+OML^O33 is specimen-centred: each SPM opens a SPECIMEN group whose orders follow it; in the
+other structures an SPM belongs to the order before it.
+"""
 
 from __future__ import annotations
 
-from .. import datatypes as dt
-from .. import ids, vocab
+from dataclasses import dataclass, field
+
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
-from .common import (
-    JSON,
-    Output,
-    encounter_ref_if_known,
-    loc,
-    notes,
-    patient_ref,
-    practitioner_ref,
-    ref,
-)
+from . import pharmacy, specimens
+from .common import JSON, Output, encounter_ref_if_known, loc, patient_ref
+from .observations import observation
+from .requests import order_numbers, service_request
 
-# HL7 table 0027 priority (OBR-5 / TQ1-9 / ORC-7.6) -> ServiceRequest.priority.
-PRIORITY = {"S": "stat", "A": "asap", "R": "routine", "T": "urgent", "P": "urgent"}
+TRIGGERS = {
+    "ORM": frozenset({"O01"}),
+    "OML": frozenset({"O21", "O33"}),
+    "OMG": frozenset({"O19"}),
+}
+_SPECIMEN_FIRST = frozenset({("OML", "O33")})
+
+Result = tuple[Segment, list[Segment]]
 
 
-def _orders(msg: ParsedMessage) -> list[tuple[Segment | None, Segment | None, list[Segment]]]:
-    """(ORC, OBR, NTEs) per order: an ORC opens an order, the OBR that follows belongs to it."""
-    orders: list[tuple[Segment | None, Segment | None, list[Segment]]] = []
+@dataclass
+class _Order:
+    orc: Segment | None
+    detail: Segment | None = None  # OBR, or RXO for a pharmacy order
+    notes: list[Segment] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+    specimens: list[Segment] = field(default_factory=list)
+    rxrs: list[Segment] = field(default_factory=list)
+
+
+@dataclass
+class _SpecimenGroup:
+    """An SPM that opens a SPECIMEN group (OML^O33, or before any order) and its own OBX."""
+
+    spm: Segment
+    results: list[Result] = field(default_factory=list)
+
+
+def order_groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
+    """An ORC opens an order, the OBR (or RXO) that follows belongs to it; an OBR without an
+    ORC of its own opens one too. NTE notes go to the OBX before them, else to the order."""
+    code, trigger, _ = msg.message_type
+    specimen_first = (code, trigger) in _SPECIMEN_FIRST
+    orders: list[_Order] = []
+    groups: list[_SpecimenGroup] = []
+    current: _Order | _SpecimenGroup | None = None
     for seg in msg.segments():
-        if seg.name == "ORC":
-            orders.append((seg, None, []))
-        elif seg.name == "OBR":
-            if orders and orders[-1][1] is None and orders[-1][0] is not None:
-                orc, _, nts = orders[-1]
-                orders[-1] = (orc, seg, nts)
+        name = seg.name
+        shared = [groups[-1].spm] if groups else []
+        if name == "ORC":
+            current = _Order(seg, specimens=shared)
+            orders.append(current)
+        elif name in ("OBR", "RXO"):
+            if not isinstance(current, _Order) or current.detail is not None:
+                current = _Order(None, specimens=shared)
+                orders.append(current)
+            current.detail = seg
+        elif name == "SPM":
+            if specimen_first or not isinstance(current, _Order):
+                current = _SpecimenGroup(seg)
+                groups.append(current)
             else:
-                orders.append((None, seg, []))
-        elif seg.name == "NTE" and orders:
-            orders[-1][2].append(seg)
-    return orders
+                current.specimens.append(seg)
+        elif current is None:
+            continue
+        elif name == "OBX":
+            current.results.append((seg, []))
+        elif name == "NTE":
+            if current.results:
+                current.results[-1][1].append(seg)
+            elif isinstance(current, _Order):
+                current.notes.append(seg)
+        elif name == "RXR" and isinstance(current, _Order):
+            current.rxrs.append(seg)
+    return orders, groups
 
 
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
-    orders = _orders(msg)
+    orders, groups = order_groups(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")
-    for orc, obr, nts in orders:
-        _request(msg, orc, obr, nts, patient_reference, encounter_reference, ctx, out)
+    for group in groups:  # the specimen's own observations (OML^O33 SPECIMEN group OBX)
+        specimen = specimens.from_spm(msg, group.spm, patient_reference, ctx, out)
+        for obx, obx_notes in group.results:
+            observation(
+                msg, obx, obx_notes, f"specimen|{group.spm.field(2).raw.strip()}", None,
+                patient_reference, encounter_reference, [specimen], ctx, out, category=None,
+            )  # fmt: skip
+    for order in orders:
+        map_order(msg, order, patient_reference, encounter_reference, ctx, out)
     return out.resources()
 
 
-def _ei(seg: Segment | None, field_no: int) -> tuple[str, str]:
-    if seg is None:
-        return "", ""
-    rep = seg.field(field_no).rep(1)
-    return dt.c(rep, 1), dt.c(rep, 2)
-
-
-def _identifier(parts: tuple[str, str], kind: str) -> JSON | None:
-    value, ns = parts
-    if not value:
-        return None
-    ident: JSON = {
-        "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
-        "value": value,
-    }
-    if ns:
-        ident["system"] = "urn:carelog:sid:" + ns
-    return ident
-
-
-def _request(
+def map_order(
     msg: ParsedMessage,
-    orc: Segment | None,
-    obr: Segment | None,
-    nts: list[Segment],
+    order: _Order,
     patient_reference: str,
     encounter_reference: str | None,
     ctx: MappingContext,
     out: Output,
 ) -> None:
-    placer = _ei(orc, 2) if _ei(orc, 2)[0] else _ei(obr, 2)
-    filler = _ei(orc, 3) if _ei(orc, 3)[0] else _ei(obr, 3)
-    if not placer[0]:
-        where = loc(orc, 2, msg) if orc is not None else "OBR-2"
-        raise MappingError(where, "the placer order number (ORC-2 / OBR-2) is required")
-    control = dt.c(orc.field(1).rep(1), 1).upper() if orc is not None else "NW"
-    order_status = dt.c(orc.field(5).rep(1), 1).upper() if orc is not None else ""
-    status = vocab.ORDER_STATUS.get(order_status) or vocab.ORDER_CONTROL_STATUS.get(control)
-    if status is None:
-        raise MappingError(
-            loc(orc, 1, msg) if orc else "ORC-1", f"order control {control!r} is not supported"
+    """One ORC group -> its ServiceRequest (or MedicationRequest for RXO) and Observations."""
+    if order.detail is not None and order.detail.name == "RXO":
+        medication = pharmacy.PharmacyOrder(
+            order.orc, order.detail, rxrs=order.rxrs, notes=order.notes, results=order.results
         )
-    code = dt.cwe(obr.field(4).rep(1), ctx) if obr is not None else None
-    requester = None
-    for seg, field_no in ((orc, 12), (obr, 16)):
-        if seg is not None and dt.reps(seg.field(field_no)):
-            requester = practitioner_ref(seg.field(field_no).rep(1), msg, ctx, out)
-            break
-    priority_code = dt.c(obr.field(5).rep(1), 1) if obr is not None else ""
-    if not priority_code and orc is not None:
-        priority_code = dt.c(orc.field(7).rep(1), 6)
-    tq1 = msg.segment("TQ1")
-    if not priority_code and tq1 is not None:
-        priority_code = dt.c(tq1.field(9).rep(1), 1)
-    occurrence = None
-    if obr is not None:
-        for field_no in (6, 7):
-            if dt.c(obr.field(field_no).rep(1), 1):
-                occurrence = dt.datetime_(obr.field(field_no).rep(1), ctx, loc(obr, field_no, msg))
-                break
-    authored = dt.datetime_(orc.field(9).rep(1), ctx, loc(orc, 9, msg)) if orc is not None else None
-    request = {
-        "resourceType": "ServiceRequest",
-        "id": ids.service_request(f"{placer[0]}|{placer[1]}"),
-        "identifier": [i for i in (_identifier(placer, "PLAC"), _identifier(filler, "FILL")) if i],
-        "status": status,
-        "intent": "order",
-        "priority": PRIORITY.get(priority_code.upper()),
-        "code": code,
-        "subject": ref(patient_reference),
-        "encounter": ref(encounter_reference) if encounter_reference else None,
-        "occurrenceDateTime": occurrence,
-        "authoredOn": authored,
-        "requester": requester,
-        "note": notes(nts),
-    }
-    out.add(dt.prune(request))
+        pharmacy.map_group(msg, medication, patient_reference, encounter_reference, ctx, out)
+    else:
+        _request(msg, order, patient_reference, encounter_reference, ctx, out)
+
+
+def _request(
+    msg: ParsedMessage,
+    order: _Order,
+    patient_reference: str,
+    encounter_reference: str | None,
+    ctx: MappingContext,
+    out: Output,
+) -> None:
+    placer, _ = order_numbers(order.orc, order.detail)
+    if not placer[0]:
+        where = loc(order.orc, 2, msg) if order.orc is not None else "OBR-2"
+        raise MappingError(where, "the placer order number (ORC-2 / OBR-2) is required")
+    specimen_refs = [
+        specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+    ]
+    answers = [
+        observation(
+            msg, obx, obx_notes, f"order|{placer[0]}|{placer[1]}", None, patient_reference,
+            encounter_reference, specimen_refs, ctx, out, category=None,
+        )
+        for obx, obx_notes in order.results
+    ]  # fmt: skip
+    service_request(
+        msg, order.orc, order.detail, order.notes, patient_reference, encounter_reference, ctx,
+        out, specimens=specimen_refs, supporting_info=answers,
+    )  # fmt: skip

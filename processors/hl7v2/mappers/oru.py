@@ -1,4 +1,10 @@
-"""ORU^R01 -> DiagnosticReport (OBR), Observation (OBX), Specimen (SPM), and the Patient."""
+"""Results: ORU^R01/R30 and OUL^R22/R23/R24 -> DiagnosticReport (OBR), the ServiceRequest it is
+based on (ORC/OBR), Observation (OBX), DocumentReference (OBX ED/RP), Specimen (SPM, OBR-15).
+
+The message structures differ in where ORC and SPM stand (v2.5.1 ch. 7): ORU puts ORC before
+its OBR and SPM inside the order; OUL puts ORC after its OBR, and OUL^R22/R23 open a SPECIMEN
+group (SPM, its own OBX) that the orders after it belong to.
+"""
 
 from __future__ import annotations
 
@@ -9,47 +15,81 @@ from .. import ids, vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
+from . import specimens
+from .attachments import document_reference
 from .common import (
     JSON,
     Output,
     encounter_ref_if_known,
     loc,
-    notes,
     organization,
     patient_ref,
     ref,
 )
+from .observations import ENCAPSULATED_TYPES, observation, value_type
+from .requests import order_identifier, service_request
 
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
+TRIGGERS = {"ORU": frozenset({"R01", "R30"}), "OUL": frozenset({"R22", "R23", "R24"})}
+_SPECIMEN_FIRST = frozenset({("OUL", "R22"), ("OUL", "R23")})
+
+Result = tuple[Segment, list[Segment]]  # an OBX and the NTEs after it
+
+
+@dataclass
+class _SpecimenGroup:
+    spm: Segment
+    results: list[Result] = field(default_factory=list)
 
 
 @dataclass
 class _Order:
     obr: Segment
+    orc: Segment | None = None
     notes: list[Segment] = field(default_factory=list)
-    results: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     specimens: list[Segment] = field(default_factory=list)
+    group: _SpecimenGroup | None = None
 
 
-def _orders(msg: ParsedMessage) -> list[_Order]:
+def _groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
+    code, trigger, _ = msg.message_type
+    specimen_first = (code, trigger) in _SPECIMEN_FIRST
+    orc_after_obr = code == "OUL"
     orders: list[_Order] = []
+    groups: list[_SpecimenGroup] = []
+    current: _Order | _SpecimenGroup | None = None
+    pending_orc: Segment | None = None
     for seg in msg.segments():
-        if seg.name == "OBR":
-            orders.append(_Order(seg))
-        elif not orders:
-            if seg.name in ("OBX", "SPM"):
-                raise MappingError(loc(seg, 1, msg), f"{seg.name} before any OBR")
-        elif seg.name == "OBX":
-            orders[-1].results.append((seg, []))
-        elif seg.name == "NTE":
-            if orders[-1].results:
-                orders[-1].results[-1][1].append(seg)
+        name = seg.name
+        if name == "OBR":
+            group = current.group if isinstance(current, _Order) else current
+            current = _Order(seg, orc=pending_orc, group=group)
+            pending_orc = None
+            orders.append(current)
+        elif name == "ORC":
+            if orc_after_obr and isinstance(current, _Order) and current.orc is None:
+                current.orc = seg
             else:
-                orders[-1].notes.append(seg)
-        elif seg.name == "SPM":
-            orders[-1].specimens.append(seg)
-    return orders
+                pending_orc = seg
+        elif name == "SPM":
+            if specimen_first:
+                current = _SpecimenGroup(seg)
+                groups.append(current)
+            elif isinstance(current, _Order):
+                current.specimens.append(seg)
+            else:
+                raise MappingError(loc(seg, 1, msg), "SPM before any OBR")
+        elif name == "OBX":
+            if current is None:
+                raise MappingError(loc(seg, 1, msg), "OBX before any OBR")
+            current.results.append((seg, []))
+        elif name == "NTE" and current is not None:
+            if current.results:
+                current.results[-1][1].append(seg)
+            elif isinstance(current, _Order):
+                current.notes.append(seg)
+    return orders, groups
 
 
 def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
@@ -59,29 +99,10 @@ def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
     p = (dt.c(placer, 1), dt.c(placer, 2))
     f = (dt.c(filler, 1), dt.c(filler, 2))
     if f[0]:
-        return "filler|" + "|".join(f), _ident(p, "PLAC"), _ident(f, "FILL")
+        return "filler|" + "|".join(f), order_identifier(p, "PLAC"), order_identifier(f, "FILL")
     if p[0]:
-        return "placer|" + "|".join(p), _ident(p, "PLAC"), None
+        return "placer|" + "|".join(p), order_identifier(p, "PLAC"), None
     raise MappingError("OBR-3", "an OBR needs a filler (OBR-3) or placer (OBR-2) order number")
-
-
-def _ident(parts: tuple[str, str], kind: str) -> JSON | None:
-    value, namespace = parts
-    if not value:
-        return None
-    ident: JSON = {
-        "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
-        "value": value,
-    }
-    if namespace:
-        ident["system"] = "urn:carelog:sid:" + namespace
-    return ident
-
-
-def placer_request_id(obr_or_orc: Segment, field_no: int) -> str | None:
-    rep = obr_or_orc.field(field_no).rep(1)
-    value, ns = dt.c(rep, 1), dt.c(rep, 2)
-    return ids.service_request(f"{value}|{ns}") if value else None
 
 
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
@@ -90,17 +111,29 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
     lab = organization(msg.msh.field(4).rep(1), ctx)
     lab_reference = out.add(lab) if lab else None
-    orders = _orders(msg)
+    orders, groups = _groups(msg)
     if not orders:
-        raise MappingError("OBR", "an ORU^R01 needs at least one OBR")
+        code, trigger, _ = msg.message_type
+        raise MappingError("OBR", f"an {code}^{trigger} needs at least one OBR")
+    group_specimens = {
+        id(g): specimens.from_spm(msg, g.spm, patient_reference, ctx, out) for g in groups
+    }
+    for g in groups:  # the specimen's own observations (OUL SPECIMEN group OBX)
+        for obx, obx_notes in g.results:
+            observation(
+                msg, obx, obx_notes, f"specimen|{g.spm.field(2).raw.strip()}", None,
+                patient_reference, encounter_reference, [group_specimens[id(g)]], ctx, out,
+            )  # fmt: skip
     for order in orders:
-        _report(msg, order, patient_reference, encounter_reference, lab_reference, ctx, out)
+        shared = [group_specimens[id(order.group)]] if order.group is not None else []
+        _report(msg, order, shared, patient_reference, encounter_reference, lab_reference, ctx, out)
     return out.resources()
 
 
 def _report(
     msg: ParsedMessage,
     order: _Order,
+    shared_specimens: list[str],
     patient_reference: str,
     encounter_reference: str | None,
     lab_reference: str | None,
@@ -112,12 +145,32 @@ def _report(
     code = dt.cwe(obr.field(4).rep(1), ctx)
     if code is None:
         raise MappingError(loc(obr, 4, msg), "OBR-4 (universal service identifier) is required")
+    status_code = dt.c(obr.field(25).rep(1), 1).upper()
+    status = vocab.REPORT_STATUS.get(status_code)
+    if status is None:
+        raise MappingError(loc(obr, 25, msg), f"result status {status_code!r} is not in table 0123")
     effective = dt.datetime_(obr.field(7).rep(1), ctx, loc(obr, 7, msg))
-    specimen_refs = [_specimen(msg, spm, patient_reference, ctx, out) for spm in order.specimens]
+    specimen_refs = shared_specimens + [
+        specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+    ]
+    if not specimen_refs:
+        from_obr = specimens.from_obr15(msg, obr, key, patient_reference, ctx, out)
+        specimen_refs = [from_obr] if from_obr else []
+    request_reference = service_request(
+        msg, order.orc, obr, order.notes, patient_reference, encounter_reference, ctx, out,
+        default_status="unknown", specimens=specimen_refs,
+    )  # fmt: skip
+    report_reference = f"DiagnosticReport/{ids.diagnostic_report(key)}"
     result_refs = []
     for obx, obx_notes in order.results:
+        if value_type(obx) in ENCAPSULATED_TYPES:
+            related = [r for r in (request_reference, report_reference) if r]
+            document_reference(
+                msg, obx, key, patient_reference, encounter_reference, ctx, out, related
+            )
+            continue
         result_refs.append(
-            _observation(
+            observation(
                 msg,
                 obx,
                 obx_notes,
@@ -130,18 +183,13 @@ def _report(
                 out,
             )
         )
-    status_code = dt.c(obr.field(25).rep(1), 1).upper()
-    status = vocab.REPORT_STATUS.get(status_code)
-    if status is None:
-        raise MappingError(loc(obr, 25, msg), f"result status {status_code!r} is not in table 0123")
     section = dt.c(obr.field(24).rep(1), 1)
     issued = dt.c(obr.field(22).rep(1), 1)
-    placer_id = placer_request_id(obr, 2)
     report = {
         "resourceType": "DiagnosticReport",
         "id": ids.diagnostic_report(key),
         "identifier": [i for i in (placer, filler) if i],
-        "basedOn": [ref(f"ServiceRequest/{placer_id}")] if placer_id else None,
+        "basedOn": [ref(request_reference)] if request_reference else None,
         "status": status,
         "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": section}]}]
         if section
@@ -156,97 +204,3 @@ def _report(
         "result": [ref(r) for r in result_refs],
     }
     out.add(dt.prune(report))
-
-
-def _observation(
-    msg: ParsedMessage,
-    obx: Segment,
-    obx_notes: list[Segment],
-    report_key: str,
-    report_effective: str | None,
-    patient_reference: str,
-    encounter_reference: str | None,
-    specimen_refs: list[str],
-    ctx: MappingContext,
-    out: Output,
-) -> str:
-    code = dt.cwe(obx.field(3).rep(1), ctx)
-    if code is None:
-        raise MappingError(loc(obx, 3, msg), "OBX-3 (observation identifier) is required")
-    status_code = dt.c(obx.field(11).rep(1), 1).upper()
-    status = vocab.OBSERVATION_STATUS.get(status_code)
-    if status is None:
-        raise MappingError(loc(obx, 11, msg), f"result status {status_code!r} is not in table 0085")
-    value_type = dt.c(obx.field(2).rep(1), 1)
-    value = None
-    if dt.reps(obx.field(5)):
-        if not value_type:
-            raise MappingError(
-                loc(obx, 2, msg), "OBX-2 (value type) is required when OBX-5 is sent"
-            )
-        value = dt.observation_value(
-            value_type, obx.field(5), obx.field(6).rep(1), ctx, loc(obx, 5, msg)
-        )
-    set_id = obx.field(1).value.strip()
-    first = code.get("coding", [{}])[0]
-    effective = dt.datetime_(obx.field(14).rep(1), ctx, loc(obx, 14, msg)) or report_effective
-    ranges = dt.reference_range(obx.field(7).value)
-    if ranges and value and value[0] == "valueQuantity":
-        for side in ("low", "high"):
-            if side in ranges:
-                ranges[side].update(
-                    {k: v for k, v in value[1].items() if k in ("unit", "system", "code")}
-                )
-    observation = {
-        "resourceType": "Observation",
-        "id": ids.observation(
-            report_key, set_id, f"{first.get('system', '')}|{first.get('code', '')}"
-        ),
-        "status": status,
-        "category": [
-            {
-                "coding": [
-                    {"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}
-                ]
-            }
-        ],
-        "code": code,
-        "subject": ref(patient_reference),
-        "encounter": ref(encounter_reference) if encounter_reference else None,
-        "effectiveDateTime": effective,
-        "interpretation": [dt.interpretation(r.value) for r in dt.reps(obx.field(8))],
-        "note": notes(obx_notes),
-        "specimen": ref(specimen_refs[0]) if len(specimen_refs) == 1 else None,
-        "referenceRange": [ranges] if ranges else None,
-    }
-    if value is not None:
-        observation[value[0]] = value[1]
-    return out.add(dt.prune(observation))
-
-
-def _specimen(
-    msg: ParsedMessage, spm: Segment, patient_reference: str, ctx: MappingContext, out: Output
-) -> str:
-    key = spm.field(2).raw.strip()
-    if not key:
-        raise MappingError(loc(spm, 2, msg), "SPM-2 (specimen id) is required")
-    rep = spm.field(2).rep(1)
-    placer, filler = rep.component(1), rep.component(2)
-    identifiers = []
-    for comp, kind in ((placer, "PLAC"), (filler, "FILL")):
-        if dt.text(comp.sub(1)):
-            identifiers.append(_ident((dt.text(comp.sub(1)), dt.text(comp.sub(2))), kind))
-    collected = spm.field(17).rep(1)
-    specimen = {
-        "resourceType": "Specimen",
-        "id": ids.specimen(key),
-        "identifier": identifiers,
-        "type": dt.cwe(spm.field(4).rep(1), ctx, "0487"),
-        "subject": ref(patient_reference),
-        "receivedTime": dt.datetime_(spm.field(18).rep(1), ctx, loc(spm, 18, msg)),
-        "collection": {
-            "collectedDateTime": dt.datetime_(collected, ctx, loc(spm, 17, msg)),
-            "bodySite": dt.cwe(spm.field(8).rep(1), ctx, "0163"),
-        },
-    }
-    return out.add(dt.prune(specimen))

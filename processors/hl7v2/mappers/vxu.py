@@ -1,6 +1,14 @@
-"""VXU^V04 -> Immunization per ORC/RXA/RXR (with the Patient, manufacturer, performer)."""
+"""VXU^V04 -> Immunization per ORC/RXA/RXR (with the Patient, manufacturer, performer), and an
+Observation per OBX of the administration (partOf the Immunization: funding, eligibility, VIS).
+
+Every ORDER group gives its own Immunization: a second group sharing the first's filler order
+number (ORC-3) is keyed by that number and its place among the groups that share it.
+"""
 
 from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
 
 from .. import datatypes as dt
 from .. import ids, vocab
@@ -8,6 +16,7 @@ from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
 from .common import JSON, Output, loc, patient_ref, practitioner_ref, ref
+from .observations import observation
 
 # HL7 table 0322 completion status -> Immunization.status.
 COMPLETION = {"CP": "completed", "PA": "completed", "RE": "not-done", "NA": "not-done"}
@@ -15,18 +24,34 @@ MVX = vocab.CODING_SYSTEMS["MVX"]
 PERFORMER_FUNCTION = vocab.V2 + "0443"
 
 
-def _groups(msg: ParsedMessage) -> list[tuple[Segment | None, Segment, list[Segment]]]:
-    """(ORC, RXA, RXRs) per administration; ORC precedes its RXA in the ORDER group."""
-    groups: list[tuple[Segment | None, Segment, list[Segment]]] = []
+@dataclass
+class _Group:
+    """One ORDER group: ORC (optional), RXA, its RXRs and its OBX (each with its NTEs)."""
+
+    orc: Segment | None
+    rxa: Segment
+    rxrs: list[Segment] = field(default_factory=list)
+    results: list[tuple[Segment, list[Segment]]] = field(default_factory=list)
+
+
+def _groups(msg: ParsedMessage) -> list[_Group]:
+    """ORC precedes its RXA in the ORDER group; RXR and OBX follow it."""
+    groups: list[_Group] = []
     orc: Segment | None = None
     for seg in msg.segments():
         if seg.name == "ORC":
             orc = seg
         elif seg.name == "RXA":
-            groups.append((orc, seg, []))
+            groups.append(_Group(orc, seg))
             orc = None
-        elif seg.name == "RXR" and groups:
-            groups[-1][2].append(seg)
+        elif not groups:
+            continue
+        elif seg.name == "RXR":
+            groups[-1].rxrs.append(seg)
+        elif seg.name == "OBX":
+            groups[-1].results.append((seg, []))
+        elif seg.name == "NTE" and groups[-1].results:
+            groups[-1].results[-1][1].append(seg)
     return groups
 
 
@@ -36,20 +61,27 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     groups = _groups(msg)
     if not groups:
         raise MappingError("RXA", "a VXU^V04 needs at least one RXA")
-    for orc, rxa, rxrs in groups:
-        _immunization(msg, orc, rxa, rxrs, patient_reference, ctx, out)
+    seen: Counter[str] = Counter()
+    for group in groups:
+        immunization = _immunization(msg, group, seen, patient_reference, ctx, out)
+        for obx, obx_notes in group.results:
+            observation(
+                msg, obx, obx_notes, immunization, None, patient_reference, None, [], ctx, out,
+                category=None, part_of=immunization,
+            )  # fmt: skip
     return out.resources()
 
 
 def _immunization(
     msg: ParsedMessage,
-    orc: Segment | None,
-    rxa: Segment,
-    rxrs: list[Segment],
+    group: _Group,
+    seen: Counter[str],
     patient_reference: str,
     ctx: MappingContext,
     out: Output,
-) -> None:
+) -> str:
+    """RXA (+ ORC, RXR) -> Immunization; `seen` counts the groups per order-number key."""
+    orc, rxa, rxrs = group.orc, group.rxa, group.rxrs
     vaccine = dt.cwe(rxa.field(5).rep(1), ctx, "0292")
     if vaccine is None:
         raise MappingError(loc(rxa, 5, msg), "RXA-5 (administered code) is required")
@@ -77,6 +109,9 @@ def _immunization(
     else:
         first = vaccine.get("coding", [{}])[0]
         key = ("administration", patient_reference, first.get("code", ""), dt.c(when_rep, 1))
+    seen["|".join(key)] += 1
+    if seen["|".join(key)] > 1:  # a repeated group sharing the order number: its own resource
+        key = (*key, str(seen["|".join(key)]))
     completion = dt.c(rxa.field(20).rep(1), 1).upper()
     status = COMPLETION.get(completion, "completed")
     if dt.c(rxa.field(21).rep(1), 1).upper() == "D":
@@ -127,6 +162,7 @@ def _immunization(
         "vaccineCode": vaccine,
         "patient": ref(patient_reference),
         "occurrenceDateTime": when,
+        "recorded": _recorded(rxa, ctx),
         "primarySource": source == "00" if source else None,
         "reportOrigin": dt.cwe(rxa.field(9).rep(1), ctx) if source and source != "00" else None,
         "manufacturer": manufacturer,
@@ -137,4 +173,14 @@ def _immunization(
         "doseQuantity": dose,
         "performer": performers,
     }
-    out.add(dt.prune(immunization))
+    return out.add(dt.prune(immunization))
+
+
+def _recorded(rxa: Segment, ctx: MappingContext) -> str | None:
+    """RXA-22 system entry date/time -> Immunization.recorded. The field is optional: a value
+    that is not a date/time (e.g. an action code sent one field late) is left out rather than
+    refusing the immunization (issue 13's warning channel will report it)."""
+    try:
+        return dt.datetime_(rxa.field(22).rep(1), ctx, "RXA-22")
+    except MappingError:
+        return None

@@ -1,0 +1,51 @@
+"""Count the corpus and sample HL7 v2 messages carelog translates vs refuses (not a test).
+
+Translates every tests/corpus/hl7v2*/**/*.hl7 with the translator of `--source` (a checkout of
+carelog; default: this one) and prints, per folder, how many translated (with their resources
+passing processors/validation.py) and how many were refused, with each refusal's reason.
+
+Run: .venv/bin/python tests/bench/count_hl7v2_coverage.py [--source /path/to/other/checkout]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2])
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.source.resolve()))
+    from processors.hl7v2.errors import Hl7v2Error
+    from processors.hl7v2.translate import translate
+    from processors.validation import resource_issues
+
+    totals: Counter[str] = Counter()
+    for folder in sorted(p for p in CORPUS.glob("hl7v2*") if p.is_dir()):
+        counts: Counter[str] = Counter()
+        for path in sorted(folder.glob("*.hl7")):
+            try:
+                resources = translate(path.read_bytes()).resources
+            except Hl7v2Error as exc:
+                counts["refused"] += 1
+                print(f"  refused  {folder.name}/{path.name}: {exc}")
+                continue
+            issues = [i for r in resources for i in resource_issues(r)]
+            if issues:
+                counts["refused"] += 1
+                print(f"  invalid  {folder.name}/{path.name}: {issues[0]}")
+            else:
+                counts["translated"] += 1
+        totals.update(counts)
+        print(f"{folder.name}: {counts['translated']} translated, {counts['refused']} refused")
+    print(f"all: {totals['translated']} translated, {totals['refused']} refused")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Orders, results, pharmacy, problems, financial and referral messages through the real
+worker on the real broker: every corpus message of tests/corpus/hl7v2_orders becomes its
+resources on carelog.fhir.changes, none is rejected, and a type carelog does not translate
+is kept on carelog.rejected as not-supported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from processors.hl7v2.translate import translate
+from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged, encode_event
+from streams.producer import EventProducer, Outgoing
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
+from tests.processors.worker_harness import Worker, read_all, wait_for
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "hl7v2_orders"
+FILES = sorted(CORPUS.glob("*.hl7"))
+UNSUPPORTED = (
+    b"MSH|^~\\&|APP|NWH|CARELOG|CARELOG|20261110090000-0500||QRY^A19^QRY_A19|NWH-QRY-0001|P|2.5.1\r"
+    b"QRD|20261110090000|R|I|Q1|||10^RD|MRN6610^^^NWH^MR|DEM\r"
+)
+
+
+def _event(payload: bytes) -> InboundMessage:
+    control = payload.split(b"\r", 1)[0].split(b"|")[9].decode()
+    return InboundMessage.received(
+        payload, channel=Channel.mllp, format=Format.hl7v2,
+        content_type="x-application/hl7-v2+er7", sender="NWH", idempotency_key=control,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sent(
+    kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Worker, dict[str, InboundMessage]]]:
+    """One worker; every corpus message (and one unsupported type) published once, in order."""
+    events = {f.name: _event(f.read_bytes()) for f in FILES}
+    events["unsupported"] = _event(UNSUPPORTED)
+    worker = Worker(tmp_path_factory.mktemp("worker"))
+    worker.start()
+    with EventProducer(kafka_settings) as producer:
+        producer.send_many(
+            Outgoing(inbound_topic(Format.hl7v2), "NWH|MRN6610", encode_event(e))
+            for e in events.values()
+        )
+    yield worker, events
+    worker.stop()
+
+
+def _changed_ids(settings: Settings) -> set[str]:
+    return {
+        e.resource_id for _, e in read_all(settings, FHIR_CHANGES) if isinstance(e, ResourceChanged)
+    }
+
+
+def _rejections(settings: Settings, event: InboundMessage) -> list[Rejected]:
+    return [
+        e
+        for _, e in read_all(settings, REJECTED)
+        if isinstance(e, Rejected) and e.original_event_id == event.event_id
+    ]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_message_becomes_its_resources_through_the_worker(
+    kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]], path: Path
+) -> None:
+    worker, events = sent
+    expected = {r["id"] for r in translate(path.read_bytes()).resources}
+    wait_for(lambda: expected <= _changed_ids(kafka_settings), 180, worker)
+    assert _rejections(kafka_settings, events[path.name]) == []
+
+
+def test_a_type_carelog_does_not_translate_is_kept_as_not_supported(
+    kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]]
+) -> None:
+    worker, events = sent
+    wait_for(lambda: bool(_rejections(kafka_settings, events["unsupported"])), 180, worker)
+    (rejection,) = _rejections(kafka_settings, events["unsupported"])
+    assert "not-supported" in rejection.operation_outcome
+    assert "QRY^A19" in rejection.reason
