@@ -10,13 +10,13 @@ from ..parser import ParsedMessage, Segment
 from .common import (
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     notes,
     patient_ref,
     practitioner_ref,
     ref,
 )
+from .visit import visit_resources
 
 # HL7 table 0027 priority (OBR-5 / TQ1-9 / ORC-7.6) -> ServiceRequest.priority.
 PRIORITY = {"S": "stat", "A": "asap", "R": "routine", "T": "urgent", "P": "urgent"}
@@ -42,7 +42,7 @@ def _orders(msg: ParsedMessage) -> list[tuple[Segment | None, Segment | None, li
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     orders = _orders(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")

@@ -12,13 +12,13 @@ from ..parser import ParsedMessage, Segment
 from .common import (
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     notes,
     organization,
     patient_ref,
     ref,
 )
+from .visit import visit_resources
 
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
@@ -87,7 +87,7 @@ def placer_request_id(obr_or_orc: Segment, field_no: int) -> str | None:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     lab = organization(msg.msh.field(4).rep(1), ctx)
     lab_reference = out.add(lab) if lab else None
     orders = _orders(msg)
