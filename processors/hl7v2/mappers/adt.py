@@ -83,6 +83,7 @@ VISIT_EVENTS: dict[str, VisitEvent] = {
     "A55": VisitEvent(None),  # cancel change attending doctor
     "A61": VisitEvent(None),  # change consulting doctor (PV1-9)
     "A62": VisitEvent(None),  # cancel change consulting doctor
+    "A60": VisitEvent(None),  # update allergy information (IAM); the PV1 is the current visit
 }
 # Add, update, delete person information: the Patient without a visit.
 PERSON_EVENTS = frozenset({"A28", "A29", "A31"})
@@ -92,7 +93,7 @@ PATIENT_MERGES = frozenset({"A34", "A36", "A39", "A40", "A47"})
 ACCOUNT_MERGES = frozenset({"A35", "A41", "A44"})
 LINKS = {"A24": True, "A37": False}  # link / unlink two patients
 TRIGGERS = frozenset(
-    [*VISIT_EVENTS, *PERSON_EVENTS, *PATIENT_MERGES, *ACCOUNT_MERGES, *LINKS, "A17", "A60"]
+    [*VISIT_EVENTS, *PERSON_EVENTS, *PATIENT_MERGES, *ACCOUNT_MERGES, *LINKS, "A17"]
 )
 
 
@@ -200,44 +201,60 @@ def _merge(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
                 "link": [{"other": ref(survivor_ref), "type": "replaced-by"}],
             }
         )
+        if dt.c(mrg.field(3).rep(1), 1):  # A36: the account numbers merge too
+            _merge_account(msg, pid, mrg, survivor_ref, ctx, out)
     return out.resources()
 
 
 def _account_merge(msg: ParsedMessage, ctx: MappingContext, *, moved: bool) -> list[JSON]:
-    """A35/A41 (merge account): PID-18's Account stays active, MRG-3's becomes inactive (R4's
-    Account has no link to its successor). A44 (move account): MRG-3's Account now has
-    PID's patient as its subject."""
+    """A35/A41 (merge account) and A44 (move account): each PID/MRG pair -> the Patient and
+    the Accounts (see _merge_account)."""
     out = Output()
     for pid, mrg in _pid_pairs(msg, "MRG"):
-        old = account_identifier(mrg.field(3).rep(1), msg, ctx)
-        if old is None:
-            raise MappingError(loc(mrg, 3, msg), "MRG-3 (prior patient account number) is required")
         patient_reference = out.add(patient(msg, pid, ctx))
-        if moved:
-            out.add(
-                {
-                    "resourceType": "Account",
-                    "id": account_id(old),
-                    "identifier": [old],
-                    "status": "active",
-                    "subject": [ref(patient_reference)],
-                }
-            )
-            continue
-        survivor = account(msg, pid, patient_reference, ctx, out)
-        if survivor is None:
-            raise MappingError(loc(pid, 18, msg), "PID-18 (the surviving account) is required")
-        if account_id(old) != survivor.split("/")[1]:
-            out.add(
-                {
-                    "resourceType": "Account",
-                    "id": account_id(old),
-                    "identifier": [old],
-                    "status": "inactive",
-                    "subject": [ref(patient_reference)],
-                }
-            )
+        _merge_account(msg, pid, mrg, patient_reference, ctx, out, moved=moved)
     return out.resources()
+
+
+def _merge_account(
+    msg: ParsedMessage,
+    pid: Segment,
+    mrg: Segment,
+    patient_reference: str,
+    ctx: MappingContext,
+    out: Output,
+    *,
+    moved: bool = False,
+) -> None:
+    """Merge: PID-18's Account stays active, MRG-3's becomes inactive (R4's Account has no
+    link to its successor). Move (A44): MRG-3's Account now has PID's patient as subject."""
+    old = account_identifier(mrg.field(3).rep(1), msg, ctx)
+    if old is None:
+        raise MappingError(loc(mrg, 3, msg), "MRG-3 (prior patient account number) is required")
+    if moved:
+        out.add(
+            {
+                "resourceType": "Account",
+                "id": account_id(old),
+                "identifier": [old],
+                "status": "active",
+                "subject": [ref(patient_reference)],
+            }
+        )
+        return
+    survivor = account(msg, pid, patient_reference, ctx, out)
+    if survivor is None:
+        raise MappingError(loc(pid, 18, msg), "PID-18 (the surviving account) is required")
+    if account_id(old) != survivor.split("/")[1]:
+        out.add(
+            {
+                "resourceType": "Account",
+                "id": account_id(old),
+                "identifier": [old],
+                "status": "inactive",
+                "subject": [ref(patient_reference)],
+            }
+        )
 
 
 def _link(msg: ParsedMessage, ctx: MappingContext, *, linked: bool) -> list[JSON]:

@@ -28,6 +28,9 @@ from .visit import visit_resources
 
 TRIGGERS = frozenset({f"T{n:02d}" for n in range(1, 12)})
 WITH_CONTENT = frozenset({"T02", "T04", "T06", "T08", "T10"})
+# HL7 table 0191 document content presentation (TXA-3) -> the attachment's media type, for
+# a notification that does not carry the text.
+PRESENTATION = {"TX": "text/plain", "FT": "text/x-hl7-ft"}
 # DocumentReference.relatesTo.code towards TXA-13 (parent document number), by trigger.
 RELATES_TO = {
     "T05": "appends",
@@ -120,11 +123,20 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "content": [
             {
                 "attachment": {
-                    "contentType": "text/plain" if lines else None,
+                    "contentType": "text/plain"
+                    if lines
+                    else PRESENTATION.get(dt.c(txa.field(3).rep(1), 1).upper()),
                     "data": base64.b64encode(text.encode("utf-8")).decode("ascii")
                     if lines
                     else None,
-                    "title": title,
+                    # A notification with neither a presentation (TXA-3) nor a title still
+                    # needs an attachment (content is 1..*): it names the document number.
+                    "title": title
+                    or (
+                        None
+                        if lines or dt.c(txa.field(3).rep(1), 1).upper() in PRESENTATION
+                        else dt.c(number, 1)
+                    ),
                     "creation": dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4)),
                 }
             }
