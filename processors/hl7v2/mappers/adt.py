@@ -120,6 +120,8 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     event = VISIT_EVENTS.get(trigger)
     if event is not None and pv1 is not None:
         encounter_reference = _encounter(msg, pv1, patient_reference, event, ctx, out)
+    if trigger == "A50" and encounter_reference is not None:
+        _keep_prior_visit_number(msg, out.get(encounter_reference), ctx)
     if trigger == "A60":
         allergies(msg, patient_reference, ctx, out, segment="IAM")
         return out.resources()
@@ -152,6 +154,15 @@ def _encounter(
         keep_end=event.keep_end,
         admission_event=event.admission,
     )
+
+
+def _keep_prior_visit_number(msg: ParsedMessage, encounter: JSON, ctx: MappingContext) -> None:
+    """A50 (change visit number): MRG-5, the number the visit had, stays an identifier of the
+    Encounter with use old, so a search by the former number still finds it."""
+    mrg = msg.segment("MRG")
+    prior = dt.cx(mrg.field(5).rep(1), ctx, sending_facility(msg)) if mrg is not None else None
+    if prior is not None and prior not in encounter.get("identifier", []):
+        encounter.setdefault("identifier", []).append({**prior, "use": "old"})
 
 
 def _pid_pairs(msg: ParsedMessage, second: str) -> list[tuple[Segment, Segment]]:

@@ -31,6 +31,10 @@ class Output:
         self._items.setdefault(ref, resource)
         return ref
 
+    def get(self, reference: str) -> JSON:
+        """The resource added under `reference` (ResourceType/id)."""
+        return self._items[reference]
+
     def resources(self) -> list[JSON]:
         return list(self._items.values())
 

@@ -380,3 +380,9 @@ def test_mdm_notification_attachment_says_what_it_can_without_the_text() -> None
     assert plain["content"][0]["attachment"] == {"contentType": "text/plain"}
     bare = only(translated("MDM^T03", PID, seg("TXA", {**TXA, 3: ""})), "DocumentReference")
     assert bare["content"][0]["attachment"] == {"title": "D2"}
+
+
+def test_a50_keeps_the_prior_visit_number_as_an_old_identifier() -> None:
+    resources = translated("ADT^A50", PID, seg("MRG", {5: "V099^^^NWH^VN"}), pv1(visit=VISIT))
+    identifiers = only(resources, "Encounter")["identifier"]
+    assert [(i["value"], i.get("use")) for i in identifiers] == [("V100", None), ("V099", "old")]
