@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import datatypes as dt
-from .. import ids
+from .. import ids, vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Repetition, Segment
+from ..timestamps import to_date
 
 JSON = dict[str, Any]
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -29,6 +30,10 @@ class Output:
         ref = f"{resource['resourceType']}/{resource['id']}"
         self._items.setdefault(ref, resource)
         return ref
+
+    def get(self, reference: str) -> JSON:
+        """The resource added under `reference` (ResourceType/id)."""
+        return self._items[reference]
 
     def resources(self) -> list[JSON]:
         return list(self._items.values())
@@ -89,16 +94,13 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
     if not id_reps:
         raise MappingError(loc(pid, 3, msg), "PID-3 (patient identifier list) is required")
     system, value = patient_key(id_reps, ctx, authority)
-    identifiers = [i for i in (dt.cx(r, ctx, authority) for r in id_reps) if i]
-    ssn = dt.c(pid.field(19).rep(1), 1)
-    if ssn:
-        identifiers.append({"system": "http://hl7.org/fhir/sid/us-ssn", "value": ssn})
+    identifiers = patient_identifiers(pid, ctx, authority)
     resource: JSON = {
         "resourceType": "Patient",
         "id": ids.patient(system, value),
         "identifier": identifiers,
         "active": True,
-        "name": [n for n in (dt.xpn(r) for r in dt.reps(pid.field(5))) if n],
+        "name": patient_names(dt.reps(pid.field(5))),
         "telecom": [t for t in (dt.xtn(r, "home") for r in dt.reps(pid.field(13))) if t]
         + [t for t in (dt.xtn(r, "work") for r in dt.reps(pid.field(14))) if t],
         "gender": dt.gender(pid.field(8).value),
@@ -120,6 +122,51 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
     elif dt.c(pid.field(24).rep(1), 1) in ("Y", "N"):
         resource["multipleBirthBoolean"] = dt.c(pid.field(24).rep(1), 1) == "Y"
     return dt.prune(resource)
+
+
+_DRIVERS_LICENSE = {"coding": [{"system": vocab.V2 + "0203", "code": "DL"}]}
+
+
+def _date_or_none(value: str, location: str) -> str | None:
+    return to_date(value, location) if value else None
+
+
+def patient_identifiers(pid: Segment, ctx: MappingContext, authority: str) -> list[JSON]:
+    """PID-3 (the id key), PID-2 external id, PID-4 alternate ids, PID-19 SSN, PID-20 driver's
+    license (DLN-1 number, DLN-2 issuing state as assigner, DLN-3 expiration as period end)."""
+    reps = [*dt.reps(pid.field(3)), *dt.reps(pid.field(2)), *dt.reps(pid.field(4))]
+    identifiers = [i for i in (dt.cx(r, ctx, authority) for r in reps) if i]
+    ssn = dt.c(pid.field(19).rep(1), 1)
+    if ssn:
+        identifiers.append({"system": "http://hl7.org/fhir/sid/us-ssn", "value": ssn})
+    for dln in dt.reps(pid.field(20)):
+        number = dt.c(dln, 1)
+        if number:
+            state = dt.c(dln, 2)
+            identifiers.append(
+                dt.prune(
+                    {
+                        "type": _DRIVERS_LICENSE,
+                        "value": number,
+                        "assigner": {"display": state} if state else None,
+                        "period": {"end": _date_or_none(dt.c(dln, 3), loc(pid, 20))},
+                    }
+                )
+            )
+    return identifiers
+
+
+def patient_names(reps: list[Repetition]) -> list[JSON]:
+    """XPN -> HumanName, and XPN-15 "called by" as a name of its own with use nickname (IG)."""
+    names: list[JSON] = []
+    for rep in reps:
+        name = dt.xpn(rep)
+        if name:
+            names.append(name)
+        called_by = dt.c(rep, 15)
+        if called_by:
+            names.append({"use": "nickname", "given": [called_by]})
+    return names
 
 
 def patient_ref(msg: ParsedMessage, ctx: MappingContext, out: Output) -> str:
@@ -191,30 +238,35 @@ def location_ref(rep: Repetition, ctx: MappingContext, out: Output) -> str | Non
 
 
 def encounter_id(
-    msg: ParsedMessage, pv1: Segment, patient_id: str, ctx: MappingContext
+    msg: ParsedMessage,
+    pv1: Segment,
+    patient_id: str,
+    ctx: MappingContext,
+    *,
+    admission_event: bool = False,
 ) -> str | None:
-    """From PV1-19 visit number (+ authority), else patient + admit time (PV1-44, else EVN-2)."""
+    """From PV1-19 visit number (+ authority), else patient + PV1-44 admit time, so that an
+    A08 without a visit number lands on the A01's encounter. Only an event that is the
+    admission itself (A01, A04, A05, A14) may take its event time (EVN-6, else EVN-2) for the
+    missing admit time; any other message without PV1-19 and PV1-44 names no encounter
+    (None) rather than a second one keyed by its own event time."""
     visit = dt.cx(pv1.field(19).rep(1), ctx, sending_facility(msg))
     if visit is not None:
         return ids.encounter_by_visit(visit.get("system", ""), visit["value"])
     admit = dt.c(pv1.field(44).rep(1), 1)
-    if not admit:
-        evn = msg.segment("EVN")
-        admit = dt.c(evn.field(2).rep(1), 1) if evn is not None else ""
+    evn = msg.segment("EVN")
+    if not admit and admission_event and evn is not None:
+        admit = dt.c(evn.field(6).rep(1), 1) or dt.c(evn.field(2).rep(1), 1)
     if not admit:
         return None
     return ids.encounter_by_admit(patient_id, admit)
 
 
-def encounter_ref_if_known(
-    msg: ParsedMessage, patient_reference: str, ctx: MappingContext
-) -> str | None:
-    """For results, orders and documents: the Encounter a PV1-19 names (not re-emitted)."""
-    pv1 = msg.segment("PV1")
-    if pv1 is None or not dt.c(pv1.field(19).rep(1), 1):
-        return None
-    eid = encounter_id(msg, pv1, patient_reference.split("/")[1], ctx)
-    return f"Encounter/{eid}" if eid else None
+def status_from_visit(pv1: Segment) -> str:
+    """Encounter.status when the trigger event does not convey it (A08 and the like): finished
+    once PV1-45 discharge time is sent, else unknown, as the IG's table 0003 map says for A08
+    (an admit time alone does not tell planned from in-progress)."""
+    return "finished" if dt.c(pv1.field(45).rep(1), 1) else "unknown"
 
 
 _PARTICIPANTS = (
@@ -235,9 +287,12 @@ def encounter(
     *,
     prior_location: bool = False,
     keep_end: bool = True,
+    admission_event: bool = False,
 ) -> str | None:
     """PV1 -> Encounter with `status` (decided by the trigger event). None without an id key."""
-    eid = encounter_id(msg, pv1, patient_reference.split("/")[1], ctx)
+    eid = encounter_id(
+        msg, pv1, patient_reference.split("/")[1], ctx, admission_event=admission_event
+    )
     if eid is None:
         return None
     locations: list[JSON] = []
@@ -325,13 +380,24 @@ _ALLERGY_CRITICALITY = {"SV": "high", "MO": "low", "MI": "low", "U": "unable-to-
 ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 
 
-def allergies(msg: ParsedMessage, patient_reference: str, ctx: MappingContext, out: Output) -> None:
-    """AL1 -> AllergyIntolerance, id from the patient and AL1-3 code."""
+def allergies(
+    msg: ParsedMessage,
+    patient_reference: str,
+    ctx: MappingContext,
+    out: Output,
+    *,
+    segment: str = "AL1",
+) -> None:
+    """AL1 (or IAM, ADT^A60) -> AllergyIntolerance, id from the patient and the allergen code.
+    Fields 2-5 are the same in both; onset is AL1-6 or IAM-11, and an IAM-6 action code D
+    (delete) makes the allergy inactive."""
     pid = patient_reference.split("/")[1]
-    for al1 in msg.segments("AL1"):
+    onset_field = 11 if segment == "IAM" else 6
+    for al1 in msg.segments(segment):
         code = dt.cwe(al1.field(3).rep(1), ctx)
         if code is None:
-            raise MappingError(loc(al1, 3, msg), "AL1-3 (allergen) is required")
+            raise MappingError(loc(al1, 3, msg), f"{segment}-3 (allergen) is required")
+        deleted = segment == "IAM" and dt.c(al1.field(6).rep(1), 1).upper() == "D"
         first = code.get("coding", [{}])[0]
         category = _ALLERGY_CATEGORY.get(dt.c(al1.field(2).rep(1), 1).upper())
         reactions = [{"manifestation": [{"text": r.value.strip()}]} for r in dt.reps(al1.field(5))]
@@ -340,12 +406,16 @@ def allergies(msg: ParsedMessage, patient_reference: str, ctx: MappingContext, o
             "id": ids.allergy(
                 pid, first.get("system", ""), first.get("code", code.get("text", ""))
             ),
-            "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+            "clinicalStatus": {
+                "coding": [
+                    {"system": ALLERGY_CLINICAL, "code": "inactive" if deleted else "active"}
+                ]
+            },
             "category": [category] if category else None,
             "criticality": _ALLERGY_CRITICALITY.get(dt.c(al1.field(4).rep(1), 1).upper()),
             "code": code,
             "patient": ref(patient_reference),
-            "onsetDateTime": dt.date_(al1.field(6).rep(1), loc(al1, 6, msg)),
+            "onsetDateTime": dt.date_(al1.field(onset_field).rep(1), loc(al1, onset_field, msg)),
             "reaction": reactions,
         }
         out.add(dt.prune(resource))

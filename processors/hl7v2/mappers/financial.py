@@ -23,7 +23,6 @@ from .common import (
     JSON,
     Output,
     conditions,
-    encounter_ref_if_known,
     loc,
     patient_ref,
     practitioner_ref,
@@ -34,6 +33,7 @@ from .coverage import coverages
 from .observations import observation
 from .orders import map_order, order_groups
 from .requests import order_numbers
+from .visit import visit_resources
 
 TRIGGERS = {"BAR": frozenset({"P01", "P02", "P12"}), "DFT": frozenset({"P03", "P11"})}
 CHARGE_ITEM_CODE = "http://terminology.hl7.org/CodeSystem/v2-0132"
@@ -42,7 +42,7 @@ CHARGE_ITEM_CODE = "http://terminology.hl7.org/CodeSystem/v2-0132"
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     coverage_refs = coverages(msg, patient_reference, ctx, out)
     account_reference = _account(msg, patient_reference, coverage_refs, ctx, out)
     conditions(msg, patient_reference, encounter_reference, ctx, out)

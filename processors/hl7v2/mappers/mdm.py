@@ -1,4 +1,10 @@
-"""MDM^T02 -> DocumentReference (TXA, OBX TX/FT/ST text as a base64 text/plain attachment)."""
+"""MDM^T01-T11 -> DocumentReference (TXA, OBX TX/FT/ST text as a base64 text/plain attachment).
+
+Per the IG's MDM message maps: the even triggers carry the document (OBX), the odd ones
+(T01, T03, T05, T07, T09, T11) notify about it, so their attachment has no data. An addendum
+(T05/T06) appends to, an edit (T07/T08) or a replacement (T09/T10) replaces, the parent
+document TXA-13; a cancel (T11) makes the document entered-in-error.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,11 @@ from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
 from ..errors import MappingError
-from ..parser import ParsedMessage
+from ..parser import ParsedMessage, Repetition
 from .attachments import attachment
 from .common import (
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     patient_ref,
     practitioner_ref,
@@ -23,8 +28,22 @@ from .common import (
 from .observations import ENCAPSULATED_TYPES
 from .orders import order_groups
 from .requests import service_request
+from .visit import visit_resources
 
-TRIGGERS = frozenset({"T02"})
+TRIGGERS = frozenset({f"T{n:02d}" for n in range(1, 12)})
+WITH_CONTENT = frozenset({"T02", "T04", "T06", "T08", "T10"})
+# HL7 table 0191 document content presentation (TXA-3) -> the attachment's media type, for
+# a notification that does not carry the text.
+PRESENTATION = {"TX": "text/plain", "FT": "text/x-hl7-ft"}
+# DocumentReference.relatesTo.code towards TXA-13 (parent document number), by trigger.
+RELATES_TO = {
+    "T05": "appends",
+    "T06": "appends",
+    "T07": "replaces",
+    "T08": "replaces",
+    "T09": "replaces",
+    "T10": "replaces",
+}
 # HL7 table 0271 document completion status (TXA-17) -> DocumentReference.docStatus.
 DOC_STATUS = {
     "AU": "final",
@@ -64,7 +83,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     if not dt.c(number, 1):
         raise MappingError(loc(txa, 12), "TXA-12 (unique document number) is required")
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
 
     lines: list[str] = []
     encapsulated: list[JSON] = []  # OBX-2 ED / RP: the document itself (a PDF, an image)
@@ -78,8 +97,10 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         else:
             raise MappingError(loc(obx, 2, msg), f"document text of type {vt!r} is not supported")
         obx_code = obx_code or dt.cwe(obx.field(3).rep(1), ctx)
-    if not lines and not encapsulated:
-        raise MappingError("OBX-5", "an MDM carries its document in OBX-5 (text, ED or RP)")
+    if not lines and not encapsulated and trigger in WITH_CONTENT:
+        raise MappingError(
+            "OBX-5", f"an MDM^{trigger} carries its document in OBX-5 (text, ED or RP)"
+        )
     related = [
         r
         for r in (
@@ -114,12 +135,21 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
             }
             identifiers.append(ident)
     created_at = dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4))
+    attachments = ([_text_attachment(lines)] if lines else []) + encapsulated
+    if not attachments:  # a notification (odd trigger): the document is described, not sent
+        presentation = dt.c(txa.field(3).rep(1), 1).upper()
+        # content is 1..*: with neither a presentation (TXA-3) nor a title the attachment
+        # names the document number.
+        named = title or (None if presentation in PRESENTATION else dt.c(number, 1))
+        attachments = [{"contentType": PRESENTATION.get(presentation), "title": named}]
     document = {
         "resourceType": "DocumentReference",
         "id": ids.document_reference(f"{dt.c(number, 1)}|{dt.c(number, 2)}"),
         "masterIdentifier": dt.ei(number, ctx),
         "identifier": identifiers,
-        "status": AVAILABILITY.get(availability, "current"),
+        "status": "entered-in-error"
+        if trigger == "T11"
+        else AVAILABILITY.get(availability, "current"),
         "docStatus": DOC_STATUS.get(dt.c(txa.field(17).rep(1), 1).upper()),
         "type": doc_type,
         "subject": ref(patient_reference),
@@ -127,9 +157,10 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "author": authors,
         "authenticator": authenticator,
         "content": [
-            {"attachment": {**a, "title": title, "creation": created_at}}
-            for a in (([_text_attachment(lines)] if lines else []) + encapsulated)
+            {"attachment": {**a, "title": a.get("title", title), "creation": created_at}}
+            for a in attachments
         ],
+        "relatesTo": _relates_to(trigger, txa.field(13).rep(1)),
         "context": {
             "encounter": [ref(encounter_reference)] if encounter_reference else None,
             "related": [ref(r) for r in related],
@@ -137,3 +168,12 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     }
     out.add(dt.prune(document))
     return out.resources()
+
+
+def _relates_to(trigger: str, parent: Repetition) -> list[JSON] | None:
+    """TXA-13 parent document number -> relatesTo (appends / replaces) for T05-T10."""
+    code = RELATES_TO.get(trigger)
+    if code is None or not dt.c(parent, 1):
+        return None
+    parent_id = ids.document_reference(f"{dt.c(parent, 1)}|{dt.c(parent, 2)}")
+    return [{"code": code, "target": ref(f"DocumentReference/{parent_id}")}]

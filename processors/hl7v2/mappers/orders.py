@@ -14,9 +14,10 @@ from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
 from . import pharmacy, specimens
-from .common import JSON, Output, encounter_ref_if_known, loc, patient_ref
+from .common import JSON, Output, loc, patient_ref
 from .observations import observation
 from .requests import order_numbers, service_request
+from .visit import visit_resources
 
 TRIGGERS = {
     "ORM": frozenset({"O01"}),
@@ -88,7 +89,7 @@ def order_groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     orders, groups = order_groups(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")

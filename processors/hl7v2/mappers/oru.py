@@ -20,7 +20,6 @@ from .attachments import document_reference
 from .common import (
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     organization,
     patient_ref,
@@ -28,6 +27,7 @@ from .common import (
 )
 from .observations import ENCAPSULATED_TYPES, observation, value_type
 from .requests import order_identifier, service_request
+from .visit import visit_resources
 
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
 TRIGGERS = {"ORU": frozenset({"R01", "R30"}), "OUL": frozenset({"R22", "R23", "R24"})}
@@ -108,7 +108,7 @@ def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     lab = organization(msg.msh.field(4).rep(1), ctx)
     lab_reference = out.add(lab) if lab else None
     orders, groups = _groups(msg)

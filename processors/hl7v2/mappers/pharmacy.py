@@ -22,7 +22,6 @@ from ..parser import Field, ParsedMessage, Segment
 from .common import (
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     notes,
     patient_ref,
@@ -31,6 +30,7 @@ from .common import (
 )
 from .observations import observation
 from .requests import entity_id, order_identifier, request_status
+from .visit import visit_resources
 
 TRIGGERS = {
     "RDE": frozenset({"O11", "O25"}),
@@ -114,7 +114,7 @@ def order_key(msg: ParsedMessage, group: PharmacyOrder) -> str:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     groups = order_groups(msg)
     code, trigger, _ = msg.message_type
     if not groups:

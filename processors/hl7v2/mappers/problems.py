@@ -20,13 +20,13 @@ from .common import (
     CONDITION_VERIFICATION,
     JSON,
     Output,
-    encounter_ref_if_known,
     loc,
     notes,
     patient_ref,
     ref,
 )
 from .observations import observation
+from .visit import visit_resources
 
 TRIGGERS = frozenset({"PC1", "PC2", "PC3"})
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -78,7 +78,7 @@ def _problems(msg: ParsedMessage) -> list[Problem]:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     problems = _problems(msg)
     if not problems:
         raise MappingError("PRB", "a PPR message needs at least one PRB")

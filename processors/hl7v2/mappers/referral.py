@@ -23,7 +23,6 @@ from .common import (
     Output,
     allergies,
     conditions,
-    encounter_ref_if_known,
     loc,
     notes,
     patient_ref,
@@ -34,6 +33,7 @@ from .common import (
 from .coverage import coverages
 from .observations import observation
 from .requests import service_request
+from .visit import visit_resources
 
 TRIGGERS = frozenset({"I12", "I14"})
 SNOMED = "http://snomed.info/sct"
@@ -96,7 +96,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     if origin is None:
         raise MappingError(loc(rf1, 6), "RF1-6 (originating referral identifier) is required")
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = encounter_ref_if_known(msg, patient_reference, ctx)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
     requester = None
     performers = []
     for prd in msg.segments("PRD"):

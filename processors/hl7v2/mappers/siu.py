@@ -1,4 +1,4 @@
-"""SIU^S12-S15 -> Appointment (SCH, TQ1, AIS, AIP, AIL) with the Patient, Practitioners, Locations."""
+"""SIU^S12-S17, S26 -> Appointment (SCH, TQ1, AIS, AIP, AIL) with the Patient, Practitioners, Locations."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ from .common import (
     require,
 )
 
-TRIGGERS = frozenset({"S12", "S13", "S14", "S15"})
+# The trigger's own status, before SCH-25: cancel (S15), discontinue (S16: the remaining
+# occurrences will not happen), delete (S17: entered in error), no-show (S26).
+TRIGGER_STATUS = {
+    "S15": "cancelled",
+    "S16": "cancelled",
+    "S17": "entered-in-error",
+    "S26": "noshow",
+}
+TRIGGERS = frozenset({"S12", "S13", "S14", *TRIGGER_STATUS})
 # HL7 table 0278 filler status code (SCH-25) -> Appointment.status.
 FILLER_STATUS = {
     "BOOKED": "booked",
@@ -61,7 +69,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     patient_reference = patient_ref(msg, ctx, out)
 
     status_code = dt.c(sch.field(25).rep(1), 1).upper()
-    status = "cancelled" if trigger == "S15" else FILLER_STATUS.get(status_code, "booked")
+    status = TRIGGER_STATUS.get(trigger) or FILLER_STATUS.get(status_code, "booked")
 
     start, end = _timing(msg, ctx)
     if not (start and end) and status not in ("proposed", "cancelled", "waitlist"):

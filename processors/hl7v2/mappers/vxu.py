@@ -17,6 +17,7 @@ from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
 from .common import JSON, Output, loc, patient_ref, practitioner_ref, ref
 from .observations import observation
+from .visit import visit_resources
 
 # HL7 table 0322 completion status -> Immunization.status.
 COMPLETION = {"CP": "completed", "PA": "completed", "RE": "not-done", "NA": "not-done"}
@@ -58,6 +59,7 @@ def _groups(msg: ParsedMessage) -> list[_Group]:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
+    visit_resources(msg, patient_reference, ctx, out)
     groups = _groups(msg)
     if not groups:
         raise MappingError("RXA", "a VXU^V04 needs at least one RXA")

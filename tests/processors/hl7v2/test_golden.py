@@ -27,9 +27,9 @@ _NESTED = re.compile(r"\{([^{}]*)\}")
 
 def _source(golden: Path) -> Path:
     name = golden.with_suffix(".hl7").name
-    for folder in ("hl7v2", "hl7v2_extra", "hl7v2_orders", "hl7v2_samples"):
-        if (TESTS / "corpus" / folder / name).exists():
-            return TESTS / "corpus" / folder / name
+    for folder in sorted((TESTS / "corpus").glob("hl7v2*")):
+        if (folder / name).exists():
+            return folder / name
     raise FileNotFoundError(name)
 
 

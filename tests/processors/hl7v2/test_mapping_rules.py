@@ -144,7 +144,8 @@ def test_a28_and_a31_update_the_same_patient() -> None:
         ("adt_a05_preadmit_v2.5.1.hl7", "planned", "PRENC"),
         ("adt_a06_out_to_in_v2.5.1.hl7", "in-progress", "IMP"),
         ("adt_a07_in_to_out_v2.5.1.hl7", "in-progress", "AMB"),
-        ("adt_a08_update_nk1_al1_dg1_v2.5.1.hl7", "in-progress", "IMP"),
+        # A08 does not convey the status: the IG maps it to unknown (PV1-44 alone says nothing).
+        ("adt_a08_update_nk1_al1_dg1_v2.5.1.hl7", "unknown", "IMP"),
         ("adt_a11_cancel_admit_v2.5.1.hl7", "cancelled", "IMP"),
         ("adt_a13_cancel_discharge_v2.5.1.hl7", "in-progress", "IMP"),
         ("../hl7v2/adt_a03_discharge_v2.5.1.hl7", "finished", "IMP"),
