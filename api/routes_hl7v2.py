@@ -30,7 +30,7 @@ from api.scopes import Need
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue
 from streams.hl7_header import HeaderError, MshHeader, read_msh
-from streams.keys import inbound_key
+from streams.keys import hl7v2_key
 
 CONTENT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2",
                  "text/plain")  # fmt: skip
@@ -95,14 +95,14 @@ async def _ingest(
     gw: Gateway, request: Request, batch: Hl7Batch, index: int, sender: str
 ) -> Outcome:
     message = batch.messages[index]
-    key = inbound_key(Format.hl7v2, message, sender)
     try:
         header = read_msh(message)
     except HeaderError as err:
         issue = Issue(str(err), code="structure", location=err.field)
         refusal = await gw.refuse(BadRequest(issue), message, request, format=Format.hl7v2,
-                                  sender=sender, key=key)  # fmt: skip
+                                  sender=sender, key=sender)  # fmt: skip
         return Outcome(_code_of(refusal), _error_ack(refusal, None))
+    key = hl7v2_key(message, header, sender)
     try:
         headers = {"http.path": request.url.path}
         if batch.wrapped or len(batch.messages) > 1:
