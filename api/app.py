@@ -85,10 +85,7 @@ def create_app(
     """A gateway app. Pass `producer` to share one (the app then leaves it open)."""
     settings = settings or get_settings()
     metrics = GatewayMetrics()
-    guard = Guard(
-        verifier_from_settings(settings),
-        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-    )
+    guard = Guard(verifier_from_settings(settings), RateLimiter.share_of(settings))
     gateway = Gateway(settings, guard, metrics, producer)
     store = StoreHandle(settings)
     routes: list[BaseRoute] = [*routes_probes.routes, *extra_routes]
