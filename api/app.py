@@ -88,9 +88,12 @@ def create_app(
     guard = Guard(verifier_from_settings(settings), RateLimiter.share_of(settings))
     gateway = Gateway(settings, guard, metrics, producer)
     store = StoreHandle(settings)
-    routes: list[BaseRoute] = [*routes_probes.routes, *extra_routes]
+    # The router tries routes in order: the busiest ingest route first (its path is no
+    # other route's), then the probes, the FHIR reads and the other ingest routes.
+    routes: list[BaseRoute] = [*routes_hl7v2.routes, *routes_probes.routes, *extra_routes]
     for module in (*FHIR_READ_ROUTE_MODULES, *INGEST_ROUTE_MODULES):
-        routes.extend(module.routes)
+        if module is not routes_hl7v2:
+            routes.extend(module.routes)
     app = Starlette(
         routes=routes,
         middleware=[

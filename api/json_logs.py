@@ -43,3 +43,10 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The JSON lines carry none of the caller's file and line, thread or process: skip
+    # working them out for every record (the logging module's documented switches; a
+    # frame walk and two look-ups on each request's access log line otherwise).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -104,7 +104,7 @@ async def _ingest(
         return Outcome(_code_of(refusal), _error_ack(refusal, None))
     key = hl7v2_key(message, header, sender)
     try:
-        headers = {"http.path": request.url.path}
+        headers = {"http.path": request.scope["path"]}  # request.url would parse the URL
         if batch.wrapped or len(batch.messages) > 1:
             headers["hl7.batch.index"] = str(index)
             if batch.batch_control_id:
