@@ -10,12 +10,13 @@ counts only once the broker confirmed it.
 `--source DIR` also starts a gateway from another checkout of carelog (same venv) and
 alternates the runs between the two on one broker, printing the ratio of the medians: the
 way to compare before and after on a machine whose load changes from minute to minute.
+`--workers 1,2` does the same for gateways of one and two processes.
 
 The client is a minimal asyncio HTTP/1.1 client so that it costs the two cores as little as
 possible; gateway, broker and client share this machine.
 
     .venv/bin/python -m tests.bench.bench_gateway_http [--clients 64] [--seconds 10] [--workers 1]
-        [--source /path/to/other/checkout]
+        [--source /path/to/other/checkout] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--workers", default="1", help="gateway worker processes; several (1,2) alternate"
+    )
     parser.add_argument("--no-access-log", action="store_true", help="turn the JSON access log off")
     parser.add_argument("--source", type=Path, help="another checkout to compare with")
     parser.add_argument("--runs", type=int, default=RUNS)
@@ -182,26 +185,28 @@ def main() -> None:
         pass
     token = mint_token(SECRET, "system/hl7v2.write", "bench", ttl=3600)
     sources = [PROJECT_ROOT] + ([args.source.resolve()] if args.source else [])
-    results: dict[Path, list[Run]] = {s: [] for s in sources}
+    counts = [int(w) for w in args.workers.split(",")]
+    setups = [(source, workers) for workers in counts for source in sources]
+    results: dict[tuple[Path, int], list[Run]] = {s: [] for s in setups}
     with bench_settings() as settings:
-        gateways: dict[Path, tuple[subprocess.Popen[bytes], int]] = {}
+        gateways: dict[tuple[Path, int], tuple[subprocess.Popen[bytes], int]] = {}
         try:
-            for source in sources:
+            for source, workers in setups:
                 port = free_port()
-                gateways[source] = (
-                    start_gateway(settings, port, args.workers, not args.no_access_log, source),
+                gateways[source, workers] = (
+                    start_gateway(settings, port, workers, not args.no_access_log, source),
                     port,
                 )
                 asyncio.run(run_clients(port, args.clients, 2.0, token))  # warm up
             for run in range(args.runs):
-                # Alternate the order so that neither source always runs first.
-                for source in reversed(sources) if run % 2 else sources:
-                    gateway, port = gateways[source]
+                # Alternate the order so that no set-up always runs first.
+                for setup in reversed(setups) if run % 2 else setups:
+                    gateway, port = gateways[setup]
                     r = measure(gateway, port, args.clients, args.seconds, token)
-                    results[source].append(r)
+                    results[setup].append(r)
                     print(
-                        f"run {run + 1} {source}: {r.rate:,.0f} msg/s  p50 {r.p50_ms:.1f} ms  "
-                        f"p99 {r.p99_ms:.1f} ms  CPU {r.cpu_ms:.3f} ms/msg",
+                        f"run {run + 1} {setup[0]} x{setup[1]}: {r.rate:,.0f} msg/s  "
+                        f"p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  CPU {r.cpu_ms:.3f} ms/msg",
                         flush=True,
                     )
         finally:
@@ -209,25 +214,44 @@ def main() -> None:
                 gateway.terminate()
                 gateway.wait(timeout=30)
     log = "off" if args.no_access_log else "on"
-    for source in sources:
+    for source, workers in setups:
         print(
-            f"gateway HTTP ingest, 2 KB HL7 v2, {args.clients} clients, {args.workers} worker(s), "
-            f"access log {log}, {source}: {summary(results[source])}"
+            f"gateway HTTP ingest, 2 KB HL7 v2, {args.clients} clients, {workers} worker(s), "
+            f"access log {log}, {source}: {summary(results[source, workers])}"
         )
-    if args.source:
-        new, old = results[sources[0]], results[sources[1]]
+    for one, other in _pairs(setups, bool(args.source)):
+        print(f"ratio {_name(one)} / {_name(other)}: {_ratios(results[one], results[other])}")
 
-        def ratio(field: str) -> float:
-            def median(runs: list[Run]) -> float:
-                return float(statistics.median(getattr(r, field) for r in runs))
 
-            return median(new) / median(old)
+def _pairs(
+    setups: list[tuple[Path, int]], compare_sources: bool
+) -> list[tuple[tuple[Path, int], tuple[Path, int]]]:
+    """This checkout against the other source per worker count, and each worker count
+    against the first, per source."""
+    pairs = []
+    if compare_sources:
+        pairs += [(s, o) for s in setups for o in setups if s[0] == PROJECT_ROOT != o[0]
+                  and s[1] == o[1]]  # fmt: skip
+    first = setups[0][1]
+    pairs += [(s, o) for s in setups for o in setups if s[0] == o[0] and o[1] == first != s[1]]
+    return pairs
 
-        print(
-            f"ratio {sources[0]} / {sources[1]}: msg/s {ratio('rate'):.2f}x, "
-            f"p50 {ratio('p50_ms'):.2f}x, p99 {ratio('p99_ms'):.2f}x, "
-            f"CPU per message {ratio('cpu_ms'):.2f}x"
-        )
+
+def _name(setup: tuple[Path, int]) -> str:
+    return f"{setup[0]} x{setup[1]}"
+
+
+def _ratios(new: list[Run], old: list[Run]) -> str:
+    def ratio(field: str) -> float:
+        def median(runs: list[Run]) -> float:
+            return float(statistics.median(getattr(r, field) for r in runs))
+
+        return median(new) / median(old)
+
+    return (
+        f"msg/s {ratio('rate'):.2f}x, p50 {ratio('p50_ms'):.2f}x, p99 {ratio('p99_ms'):.2f}x, "
+        f"CPU per message {ratio('cpu_ms'):.2f}x"
+    )
 
 
 if __name__ == "__main__":
