@@ -34,7 +34,7 @@ from pathlib import Path
 from api.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_mllp import message_template
-from tests.bench.common import RUNS, bench_settings, wait_ready
+from tests.bench.common import RUNS, bench_settings, tree_cpu_seconds, wait_ready
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "z" * 40
@@ -101,31 +101,6 @@ def measure(gateway: subprocess.Popen[bytes], port: int, clients: int, seconds: 
     count, elapsed, p50, p99 = asyncio.run(run_clients(port, clients, seconds, token))
     cpu = tree_cpu_seconds(gateway.pid) - cpu_before
     return Run(count / elapsed, p50, p99, cpu * 1000 / max(count, 1))
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and every process below it (uvicorn's workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    wanted, total = {pid}, 0.0
-    changed = True
-    while changed:
-        changed = False
-        for child, (parent, _) in stats.items():
-            if parent in wanted and child not in wanted:
-                wanted.add(child)
-                changed = True
-    for member in wanted:
-        total += stats.get(member, (0, 0.0))[1]
-    return total
 
 
 def start_gateway(
