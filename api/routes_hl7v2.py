@@ -26,6 +26,7 @@ from api.gateway import Gateway, gateway_of, request_id
 from api.hl7_ack import AckCode, build_ack
 from api.hl7_batch import Hl7Batch, split_batch, wrap_acks
 from api.negotiation import negotiate, require_content_type
+from api.raw_headers import header_value
 from api.scopes import Need
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue
@@ -111,7 +112,8 @@ async def _ingest(
                 headers["hl7.batch.control_id"] = batch.batch_control_id
         event = InboundMessage.received(
             message, channel=Channel.http, format=Format.hl7v2,
-            content_type=request.headers.get("content-type", CONTENT_TYPES[0]), sender=sender,
+            content_type=header_value(request.scope, b"content-type") or CONTENT_TYPES[0],
+            sender=sender,
             idempotency_key=header.control_id, correlation_id=request_id(request), headers=headers,
         )  # fmt: skip
         await gw.append(event, key)
