@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import shutil
 import signal
@@ -39,11 +40,31 @@ _PR_SET_PDEATHSIG = 1
 
 def worker_count(settings: Settings, workers: int | None = None) -> int:
     """Processes to serve with: `workers` if given, else the setting; 0 means one per core
-    this process may run on, at most MAX_AUTO_WORKERS."""
+    this process may use (its CPU affinity and its cgroup's CPU quota, as in a container
+    with a CPU limit), at most MAX_AUTO_WORKERS."""
     wanted = workers if workers is not None else settings.gateway_workers
     if wanted > 0:
         return wanted
-    return max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS))
+    cores = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, min(cores, MAX_AUTO_WORKERS))
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs this process's cgroup may use (v2 cpu.max, v1 cfs quota); None when unlimited."""
+    try:
+        quota, _, period = (root / "cpu.max").read_text().strip().partition(" ")
+        return None if quota == "max" else int(quota) / int(period or 100_000)
+    except (OSError, ValueError):
+        pass
+    try:
+        v1_quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        v1_period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if v1_quota <= 0 or v1_period <= 0 else v1_quota / v1_period
 
 
 def serve(

@@ -3,6 +3,7 @@ made right for the whole gateway (rate limits, metrics), and no worker outlives 
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from api.dev_token import mint_token
 from api.rate_limit import RateLimiter
-from api.server import MAX_AUTO_WORKERS, worker_count
+from api.server import MAX_AUTO_WORKERS, cgroup_cpu_quota, worker_count
 from streams.settings import Settings
 from tests.kafka_fixture import free_port
 
@@ -26,8 +27,25 @@ def test_worker_count_is_the_setting_or_one_per_core() -> None:
     assert worker_count(Settings(gateway_workers=3)) == 3
     assert worker_count(Settings(gateway_workers=3), workers=1) == 1  # --workers wins
     cores = len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
     assert worker_count(Settings(gateway_workers=0)) == max(1, min(cores, MAX_AUTO_WORKERS))
     assert Settings().gateway_workers == 0  # the default: as many as the machine has cores
+
+
+def test_a_container_cpu_limit_bounds_the_automatic_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2.0
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(tmp_path) is None
 
 
 def test_each_of_n_processes_enforces_a_share_of_the_rate_limit() -> None:
