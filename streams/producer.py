@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -48,10 +49,13 @@ OnDelivery = Callable[[Delivered | DeliveryFailed], None]
 
 
 def _settle_future(future: Future[Delivered], outcome: Delivered | DeliveryFailed) -> None:
-    if isinstance(outcome, DeliveryFailed):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+    # A future its waiter cancelled (asyncio.wrap_future does, when the awaiting task is
+    # cancelled) refuses an outcome: raising here would end the delivery thread itself.
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, DeliveryFailed):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class EventProducer:

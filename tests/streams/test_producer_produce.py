@@ -67,3 +67,14 @@ def test_an_event_the_broker_never_confirms_is_reported_as_delivery_failed() -> 
         producer.close(timeout=1)
     assert isinstance(outcome, DeliveryFailed)
     assert "carelog.test.none" in str(outcome) and "did not confirm" in str(outcome)
+
+
+@pytest.mark.kafka
+def test_a_cancelled_wait_leaves_the_delivery_thread_serving(kafka_settings: Settings) -> None:
+    topic = f"test.produce.{uuid.uuid4().hex[:8]}"
+    apply_catalogue([Topic(topic, "k", "InboundMessage", 1, 1, 1, {})], kafka_settings)
+    with EventProducer(kafka_settings) as producer:
+        abandoned = producer.submit(Outgoing(topic, "k", b"first"))
+        assert abandoned.cancel()  # what asyncio.wrap_future does when its task is cancelled
+        later = producer.submit(Outgoing(topic, "k", b"second"))
+        assert later.result(timeout=30).topic == topic
