@@ -85,15 +85,15 @@ def create_app(
     """A gateway app. Pass `producer` to share one (the app then leaves it open)."""
     settings = settings or get_settings()
     metrics = GatewayMetrics()
-    guard = Guard(
-        verifier_from_settings(settings),
-        RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-    )
+    guard = Guard(verifier_from_settings(settings), RateLimiter.share_of(settings))
     gateway = Gateway(settings, guard, metrics, producer)
     store = StoreHandle(settings)
-    routes: list[BaseRoute] = [*routes_probes.routes, *extra_routes]
+    # The router tries routes in order: the busiest ingest route first (its path is no
+    # other route's), then the probes, the FHIR reads and the other ingest routes.
+    routes: list[BaseRoute] = [*routes_hl7v2.routes, *routes_probes.routes, *extra_routes]
     for module in (*FHIR_READ_ROUTE_MODULES, *INGEST_ROUTE_MODULES):
-        routes.extend(module.routes)
+        if module is not routes_hl7v2:
+            routes.extend(module.routes)
     app = Starlette(
         routes=routes,
         middleware=[

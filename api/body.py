@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api.errors import BadRequest, PayloadTooLarge
+from api.raw_headers import header_value
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -13,7 +14,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = header_value(request.scope, b"content-length")
     if declared is not None:
         try:
             size = int(declared)

@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -83,8 +84,8 @@ class Gateway:
     async def append(self, event: InboundMessage, key: str) -> Delivered:
         # Confirmations reach the loop in batches (one wake-up per burst, not per event).
         waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
-        self._bridge().when_done(self.ingestor.submit(event, key), lambda f: _settle(waiter, f))
         try:
+            self.ingestor.produce(event, key, self._bridge().relay(partial(_settle, waiter)))
             delivered = await waiter
         except DeliveryFailed as exc:
             raise self._not_confirmed(exc) from None
@@ -188,14 +189,13 @@ def _resolve_soon(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None])
         loop.call_soon_threadsafe(resolve)
 
 
-def _settle(waiter: asyncio.Future[Delivered], done: Future[Delivered]) -> None:
+def _settle(waiter: asyncio.Future[Delivered], outcome: Delivered | DeliveryFailed) -> None:
     if waiter.done():  # the request went away (client disconnected): nobody to tell
         return
-    error = done.exception()
-    if error is not None:
-        waiter.set_exception(error)
+    if isinstance(outcome, DeliveryFailed):
+        waiter.set_exception(outcome)
     else:
-        waiter.set_result(done.result())
+        waiter.set_result(outcome)
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -62,10 +62,16 @@ class Guard:
             )
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+def _bearer(request: Request) -> bytes:
+    """The token of the Authorization header, as sent (read from the raw ASGI headers)."""
+    header = b""
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            header = value
+            break
+    scheme, _, token = header.partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
         raise Unauthorized("a bearer token is required (Authorization: Bearer <JWT>)",
                            headers=challenge())  # fmt: skip
-    return token.strip()
+    return token

@@ -8,7 +8,7 @@ from concurrent.futures import Future
 
 from schemas.events import InboundMessage, Rejected, encode_event, new_event_id, utc_now
 from schemas.outcome import Issue, outcome_json, summary
-from streams.producer import Delivered, EventProducer, Outgoing
+from streams.producer import Delivered, EventProducer, OnDelivery, Outgoing
 from streams.topics import REJECTED, inbound_topic
 
 
@@ -22,11 +22,13 @@ class Ingestor:
 
     def submit(self, event: InboundMessage, key: str) -> Future[Delivered]:
         """`accept` without a coroutine: the future resolves once the broker confirmed (or
-        fails with DeliveryFailed). For hot paths that collect confirmations in batches."""
-        return self.producer.submit(Outgoing(
-            inbound_topic(event.format), key, encode_event(event),
-            headers=[("correlation-id", event.correlation_id or "")],
-        ))  # fmt: skip
+        fails with DeliveryFailed)."""
+        return self.producer.submit(_outgoing(event, key))
+
+    def produce(self, event: InboundMessage, key: str, then: OnDelivery) -> None:
+        """`accept` for hot paths: `then` gets where the broker put it (or DeliveryFailed) on
+        the delivery thread; pair it with api.loop_bridge.LoopBridge.relay."""
+        self.producer.produce(_outgoing(event, key), then)
 
     async def reject(
         self,
@@ -57,3 +59,10 @@ class Ingestor:
         )
         out = Outgoing(REJECTED, key, encode_event(event))
         return await self.producer.send_async(out.topic, out.value, out.key)
+
+
+def _outgoing(event: InboundMessage, key: str) -> Outgoing:
+    return Outgoing(
+        inbound_topic(event.format), key, encode_event(event),
+        headers=[("correlation-id", event.correlation_id or "")],
+    )  # fmt: skip

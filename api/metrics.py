@@ -1,7 +1,14 @@
-"""Prometheus metrics of one gateway app (its own registry, so apps never share counters)."""
+"""Prometheus metrics of one gateway app (its own registry, so apps never share counters).
+
+A gateway of several processes (api/server.py) runs prometheus_client in multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR): each process writes its counts to files there, and /metrics,
+whichever process answers it, serves the sum over all of them.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -11,6 +18,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -64,5 +74,24 @@ class GatewayMetrics:
             children[2].inc()
 
     async def endpoint(self, request: Request) -> Response:
-        """Prometheus text exposition of the gateway's metrics."""
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus text exposition of the gateway's metrics (of all its processes)."""
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        registry = self.registry
+        if shared:
+            registry = CollectorRegistry()
+            collector = MultiProcessCollector(None, path=shared)  # type: ignore[no-untyped-call]
+            registry.register(_GatewayOnly(collector))
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _GatewayOnly(Collector):
+    """The gateway's own metrics of a multiprocess collection (modules the gateway imports
+    may define others, which would show as zeros)."""
+
+    def __init__(self, collector: MultiProcessCollector) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._collector.collect():  # type: ignore[no-untyped-call]
+            if metric.name.startswith("carelog_gateway_"):
+                yield metric

@@ -19,7 +19,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Coroutine
-from concurrent.futures import Future
+from functools import partial
 from typing import Any, cast
 
 from api import mllp_metrics as metrics
@@ -32,7 +32,7 @@ from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue
 from streams.errors import DeliveryFailed
 from streams.hl7_header import HeaderError, MshHeader, read_msh
-from streams.keys import inbound_key
+from streams.keys import hl7v2_key
 from streams.producer import Delivered
 from streams.settings import Settings
 
@@ -258,7 +258,11 @@ class MllpConnection(asyncio.Protocol):
         # The hot path: no task per message; the broker's confirmations reach the loop in
         # batches (LoopBridge) and each one settles its reply.
         try:
-            future = self.ingestor.submit(event, inbound_key(Format.hl7v2, payload, sender))
+            self.ingestor.produce(
+                event,
+                hl7v2_key(payload, header, sender),
+                self.server.bridge.relay(partial(self._stored, reply, event, header)),
+            )
         except DeliveryFailed as exc:  # could not even be queued
             reply.data = self._not_stored(event, header, exc)
             self._flush()
@@ -268,19 +272,15 @@ class MllpConnection(asyncio.Protocol):
             reply.data = answer(header, AckCode.error, "internal error")
             self._flush()
             return
-        self.server.bridge.when_done(future, lambda f: self._stored(reply, event, header, f))
 
     def _stored(
-        self, reply: Reply, event: InboundMessage, header: MshHeader, future: Future[Delivered]
-    ) -> None:
-        exc = future.exception()
-        if exc is None:
-            reply.data = answer(header, AckCode.accept)
-        elif isinstance(exc, DeliveryFailed):
-            reply.data = self._not_stored(event, header, exc)
+        self, reply: Reply, event: InboundMessage, header: MshHeader,
+        outcome: Delivered | DeliveryFailed,
+    ) -> None:  # fmt: skip
+        if isinstance(outcome, DeliveryFailed):
+            reply.data = self._not_stored(event, header, outcome)
         else:
-            log.error("mllp append failed", exc_info=exc, extra={"conn": self.id})
-            reply.data = answer(header, AckCode.error, "internal error")
+            reply.data = answer(header, AckCode.accept)
         self._flush()
 
     def _not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> bytes:

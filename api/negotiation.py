@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 
 from api.errors import NotAcceptable, UnsupportedMediaType
+from api.raw_headers import header_value
 
 
 def media_type(value: str | None) -> str:
@@ -16,7 +17,7 @@ def media_type(value: str | None) -> str:
 
 def require_content_type(request: Request, accepted: Sequence[str]) -> str:
     """The request's media type if it is one of `accepted`, else 415."""
-    got = media_type(request.headers.get("content-type"))
+    got = media_type(header_value(request.scope, b"content-type"))
     if got not in accepted:
         shown = got or "none"
         raise UnsupportedMediaType(f"Content-Type {shown} is not accepted here; send one of: "
@@ -33,7 +34,7 @@ def _accepts(pattern: str, offered: str) -> bool:
 
 def negotiate(request: Request, offered: Sequence[str]) -> str:
     """The first of `offered` the client's Accept allows (the first when no Accept), else 406."""
-    header = request.headers.get("accept")
+    header = header_value(request.scope, b"accept")
     if not header or not header.strip():
         return offered[0]
     ranges: list[tuple[float, str]] = []

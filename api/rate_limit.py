@@ -1,6 +1,8 @@
 """Per-client token buckets: `rate` requests per second sustained, `burst` at once.
 
-State is per process (each gateway worker limits on its own); a rate of 0 turns limits off.
+State is per process: a gateway of N processes gives each 1/N of the rate and the burst
+(`share_of`), so that a client never gets more than the configured limit in all. A rate of
+0 turns limits off.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+
+from streams.settings import Settings
 
 
 class RateLimiter:
@@ -23,6 +27,15 @@ class RateLimiter:
         self._clock = clock
         self._max_clients = max_clients
         self._buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill time]
+
+    @classmethod
+    def share_of(cls, settings: Settings) -> RateLimiter:
+        """This process's share of the gateway's limits (CARELOG_GATEWAY_WORKERS processes)."""
+        processes = max(1, settings.gateway_workers)
+        return cls(
+            settings.rate_limit_per_second / processes,
+            math.ceil(settings.rate_limit_burst / processes),
+        )
 
     def take(self, client: str) -> float:
         """Spend one token of `client`: 0.0 when allowed, else seconds until one is available."""

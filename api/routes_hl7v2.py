@@ -26,11 +26,12 @@ from api.gateway import Gateway, gateway_of, request_id
 from api.hl7_ack import AckCode, build_ack
 from api.hl7_batch import Hl7Batch, split_batch, wrap_acks
 from api.negotiation import negotiate, require_content_type
+from api.raw_headers import header_value
 from api.scopes import Need
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue
 from streams.hl7_header import HeaderError, MshHeader, read_msh
-from streams.keys import inbound_key
+from streams.keys import hl7v2_key
 
 CONTENT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2",
                  "text/plain")  # fmt: skip
@@ -95,23 +96,24 @@ async def _ingest(
     gw: Gateway, request: Request, batch: Hl7Batch, index: int, sender: str
 ) -> Outcome:
     message = batch.messages[index]
-    key = inbound_key(Format.hl7v2, message, sender)
     try:
         header = read_msh(message)
     except HeaderError as err:
         issue = Issue(str(err), code="structure", location=err.field)
         refusal = await gw.refuse(BadRequest(issue), message, request, format=Format.hl7v2,
-                                  sender=sender, key=key)  # fmt: skip
+                                  sender=sender, key=sender)  # fmt: skip
         return Outcome(_code_of(refusal), _error_ack(refusal, None))
+    key = hl7v2_key(message, header, sender)
     try:
-        headers = {"http.path": request.url.path}
+        headers = {"http.path": request.scope["path"]}  # request.url would parse the URL
         if batch.wrapped or len(batch.messages) > 1:
             headers["hl7.batch.index"] = str(index)
             if batch.batch_control_id:
                 headers["hl7.batch.control_id"] = batch.batch_control_id
         event = InboundMessage.received(
             message, channel=Channel.http, format=Format.hl7v2,
-            content_type=request.headers.get("content-type", CONTENT_TYPES[0]), sender=sender,
+            content_type=header_value(request.scope, b"content-type") or CONTENT_TYPES[0],
+            sender=sender,
             idempotency_key=header.control_id, correlation_id=request_id(request), headers=headers,
         )  # fmt: skip
         await gw.append(event, key)

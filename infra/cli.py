@@ -319,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", help="address to listen on (default CARELOG_GATEWAY_HOST, 127.0.0.1)"
     )
     gateway.add_argument("--port", type=int, help="port (default CARELOG_GATEWAY_PORT, 8080)")
-    gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    gateway.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port (default CARELOG_GATEWAY_WORKERS, 0: one per core, "
+        "at most 4)",
+    )
     gateway.set_defaults(func=cmd_gateway)
 
     token = sub.add_parser("token", help="print a development HS256 bearer token")

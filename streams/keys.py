@@ -6,7 +6,7 @@ One patient's messages from one sender share a key, so they stay on one partitio
 from __future__ import annotations
 
 from schemas.events import Format
-from streams.hl7_header import HeaderError, patient_identifier, read_msh
+from streams.hl7_header import HeaderError, MshHeader, patient_identifier, read_msh
 
 
 def inbound_key(fmt: Format, payload: bytes, sender: str) -> str:
@@ -16,7 +16,12 @@ def inbound_key(fmt: Format, payload: bytes, sender: str) -> str:
             header = read_msh(payload)
         except HeaderError:
             return sender
-        facility = header.sending_facility or sender
-        patient = patient_identifier(payload, header)
-        return f"{facility}|{patient}" if patient else facility
+        return hl7v2_key(payload, header, sender)
     return sender
+
+
+def hl7v2_key(payload: bytes, header: MshHeader, sender: str) -> str:
+    """`inbound_key` of an HL7 v2 message whose MSH was already read (no second read)."""
+    facility = header.sending_facility or sender
+    patient = patient_identifier(payload, header)
+    return f"{facility}|{patient}" if patient else facility

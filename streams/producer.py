@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -44,6 +45,19 @@ def _delivered(msg: Message) -> Delivered:
     return Delivered(topic, partition, offset)
 
 
+OnDelivery = Callable[[Delivered | DeliveryFailed], None]
+
+
+def _settle_future(future: Future[Delivered], outcome: Delivered | DeliveryFailed) -> None:
+    # A future its waiter cancelled (asyncio.wrap_future does, when the awaiting task is
+    # cancelled) refuses an outcome: raising here would end the delivery thread itself.
+    with contextlib.suppress(InvalidStateError):
+        if isinstance(outcome, DeliveryFailed):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
 class EventProducer:
     """An idempotent, acks=all producer whose sends complete only on the broker's confirmation.
 
@@ -61,28 +75,38 @@ class EventProducer:
         while not self._closed.is_set():
             self._producer.poll(0.05)
 
-    def submit(self, out: Outgoing) -> Future[Delivered]:
-        """Queue one event; the future resolves when the broker confirms it, or fails."""
-        future: Future[Delivered] = Future()
+    def produce(self, out: Outgoing, then: OnDelivery) -> None:
+        """Queue one event; `then` is called once, on the delivery thread, with where the
+        broker put it or with the DeliveryFailed saying why it did not confirm it.
+
+        The hot path (gateway, MLLP): no Future and no lock per event. `then` must be quick
+        and thread-safe (hand the outcome to an event loop, say); raises DeliveryFailed when
+        the event cannot even be queued.
+        """
+        topic = out.topic
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
-                future.set_exception(
-                    DeliveryFailed(f"{out.topic}: broker did not confirm the event: {err.str()}")
-                )
+                then(DeliveryFailed(f"{topic}: broker did not confirm the event: {err.str()}"))
             else:
-                future.set_result(_delivered(msg))
+                then(_delivered(msg))
 
         while True:
             try:
                 self._producer.produce(
-                    out.topic, out.value, out.key, headers=out.headers, on_delivery=on_delivery
+                    topic, out.value, out.key, headers=out.headers, on_delivery=on_delivery
                 )
-                return future
+                return
             except BufferError:  # local queue full: let the poller drain deliveries, then retry
                 time.sleep(0.001)
             except Exception as exc:
-                raise DeliveryFailed(f"{out.topic}: could not queue the event: {exc}") from exc
+                raise DeliveryFailed(f"{topic}: could not queue the event: {exc}") from exc
+
+    def submit(self, out: Outgoing) -> Future[Delivered]:
+        """Queue one event; the future resolves when the broker confirms it, or fails."""
+        future: Future[Delivered] = Future()
+        self.produce(out, partial(_settle_future, future))
+        return future
 
     def send(
         self,

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # The HTTP gateway (api/).
     gateway_host: str = Field("127.0.0.1", description="Address `carelog gateway` listens on.")
     gateway_port: int = Field(8080, description="Port `carelog gateway` listens on.")
+    gateway_workers: int = Field(
+        0,
+        ge=0,
+        description="Processes `carelog gateway` serves with (uvicorn workers sharing the "
+        "port): 0 is one per CPU core this process may use, at most 4; 1 is one process.",
+    )
     gateway_delivery_timeout_ms: int = Field(
         5000,
         description="message.timeout.ms of the gateway's producer: how long a sender waits "
@@ -122,9 +128,13 @@ class Settings(BaseSettings):
         1_000_000, description="Largest request body the gateway reads; larger ones get 413."
     )
     rate_limit_per_second: float = Field(
-        500.0, description="Sustained requests per second per client (JWT sub, else IP)."
+        500.0,
+        description="Sustained requests per second per client (JWT sub, else IP), over all "
+        "the gateway's processes (each of N enforces 1/N of it).",
     )
-    rate_limit_burst: int = Field(1000, description="Requests a client may send at once.")
+    rate_limit_burst: int = Field(
+        1000, description="Requests a client may send at once (each of N processes: 1/N)."
+    )
     access_log: bool = Field(True, description="One JSON log line per gateway request.")
     auth_disabled: bool = Field(
         False, description="Turn bearer-token checks off (development only; logged loudly)."

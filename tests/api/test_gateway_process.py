@@ -39,7 +39,7 @@ def test_dev_token_and_gateway_process(
                                env=env, stderr=log, stdout=log)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # workers (one per core) start in parallel
         while True:
             try:
                 if httpx.get(f"{base}/readyz").status_code == 200:

@@ -4,9 +4,12 @@ Each connection sends 2 KB HL7 v2 messages (the corpus ORU^R01 padded with OBX s
 a fresh MSH-10 each) and, by default, waits for each ACK before sending the next, as MLLP
 senders do; `--window N` lets each connection keep N messages in flight (pipelining).
 Prints throughput (ACKed messages per second) and p50/p99 send-to-ACK latency, median of
-three runs. Every ACK is checked to be AA.
+three runs, and the listener's CPU time per message. Every ACK is checked to be AA.
+`--source DIR` also starts a listener from another checkout (same venv) and alternates the
+runs between the two on one broker, printing the ratio of the medians.
 
     .venv/bin/python -m tests.bench.bench_mllp [--connections 32] [--seconds 10] [--window 1]
+        [--source /path/to/other/checkout]
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import subprocess
 import sys
 import time
 from collections import deque
+from pathlib import Path
 
 from streams.settings import PROJECT_ROOT, Settings
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, tree_cpu_seconds
 from tests.kafka_fixture import free_port
 
 SIZE = 2048
@@ -115,59 +119,74 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def start_listener(settings: Settings, port: int, source: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap, "PYTHONPATH": str(source)}
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "mllp", "--port", str(port), "--log-level", "WARNING"],
+        env=env, cwd=source, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert listener.stdout is not None
+    print(listener.stdout.readline().strip(), flush=True)
+    return listener
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--window", type=int, default=1, help="messages in flight per connection")
+    parser.add_argument("--source", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
     import uvloop
 
+    sources = [PROJECT_ROOT] + ([args.source.resolve()] if args.source else [])
+    runs: dict[Path, list[tuple[float, float, float, float]]] = {s: [] for s in sources}
     with bench_settings() as settings:
-        port = free_port()
-        env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap}
-        listener = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "infra.cli",
-                "mllp",
-                "--port",
-                str(port),
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        listeners: dict[Path, tuple[subprocess.Popen[str], int]] = {}
         try:
-            assert listener.stdout is not None
-            print(listener.stdout.readline().strip(), flush=True)
+            for source in sources:
+                port = free_port()
+                listeners[source] = (start_listener(settings, port, source), port)
             print(
                 f"{args.connections} connections, {SIZE}-byte messages, window {args.window}, "
                 f"{args.seconds:.0f} s per run, broker {settings.bootstrap}",
                 flush=True,
             )
-            uvloop.run(load(port, args.connections, 2.0, args.window))  # warm-up
-            runs = []
+            for _, port in listeners.values():
+                uvloop.run(load(port, args.connections, 2.0, args.window))  # warm-up
             for i in range(RUNS):
-                rate, lat = uvloop.run(load(port, args.connections, args.seconds, args.window))
-                runs.append((rate, pct(lat, 0.5), pct(lat, 0.99), len(lat)))
-                print(
-                    f"run {i + 1}: {rate:8,.0f} msg/s   p50 {runs[-1][1]:6.1f} ms   "
-                    f"p99 {runs[-1][2]:6.1f} ms   ({len(lat):,} ACKs, all AA)",
-                    flush=True,
-                )
-            print(
-                f"median of {RUNS}: {statistics.median(r[0] for r in runs):8,.0f} msg/s   "
-                f"p50 {statistics.median(r[1] for r in runs):6.1f} ms   "
-                f"p99 {statistics.median(r[2] for r in runs):6.1f} ms"
-            )
+                for source in reversed(sources) if i % 2 else sources:
+                    listener, port = listeners[source]
+                    cpu = tree_cpu_seconds(listener.pid)
+                    rate, lat = uvloop.run(load(port, args.connections, args.seconds, args.window))
+                    cpu_ms = (tree_cpu_seconds(listener.pid) - cpu) * 1000 / max(len(lat), 1)
+                    runs[source].append((rate, pct(lat, 0.5), pct(lat, 0.99), cpu_ms))
+                    print(
+                        f"run {i + 1} {source}: {rate:8,.0f} msg/s   p50 {runs[source][-1][1]:6.1f}"
+                        f" ms   p99 {runs[source][-1][2]:6.1f} ms   CPU {cpu_ms:.3f} ms/msg   "
+                        f"({len(lat):,} ACKs, all AA)",
+                        flush=True,
+                    )
         finally:
-            listener.terminate()
-            listener.wait(30)
+            for listener, _ in listeners.values():
+                listener.terminate()
+                listener.wait(30)
+    medians = {
+        source: tuple(statistics.median(r[k] for r in results) for k in range(4))
+        for source, results in runs.items()
+    }
+    for source, (rate, p50, p99, cpu_ms) in medians.items():
+        print(
+            f"median of {RUNS}, {source}: {rate:8,.0f} msg/s   p50 {p50:6.1f} ms   "
+            f"p99 {p99:6.1f} ms   listener CPU {cpu_ms:.3f} ms/msg"
+        )
+    if args.source:
+        new, old = medians[sources[0]], medians[sources[1]]
+        print(
+            f"ratio {sources[0]} / {sources[1]}: msg/s {new[0] / old[0]:.2f}x, "
+            f"p50 {new[1] / old[1]:.2f}x, p99 {new[2] / old[2]:.2f}x, "
+            f"CPU per message {new[3] / old[3]:.2f}x"
+        )
     return 0
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from schemas.events import Format
 from streams.hl7_header import HeaderError, patient_identifier, read_msh
-from streams.keys import inbound_key
+from streams.keys import hl7v2_key, inbound_key
 
 
 def test_reads_the_msh_of_every_corpus_message(corpus: Path) -> None:
@@ -54,3 +54,12 @@ def test_key_keeps_one_patient_of_one_facility_together() -> None:
 def test_any_bytes_give_a_header_or_a_header_error(data: bytes) -> None:
     with contextlib.suppress(HeaderError):
         read_msh(data)
+
+
+def test_key_from_a_read_header_is_the_inbound_key_for_every_corpus_message(corpus: Path) -> None:
+    messages = sorted((corpus / "hl7v2").glob("*.hl7"))
+    assert len(messages) >= 5
+    for path in messages:
+        payload = path.read_bytes()
+        header = read_msh(payload)
+        assert hl7v2_key(payload, header, "s") == inbound_key(Format.hl7v2, payload, "s"), path
