@@ -202,11 +202,8 @@ class Searcher:
             args.extend(cond.args)
         body = f"FROM {source} WHERE {' AND '.join(where)}"
 
-        total: int | None = None
-        if req.summary == "count" or req.count == 0 or req.total != "none":
-            total = self.conn.execute(f"SELECT count(*) {body}", args).fetchone()[0]
         if req.summary == "count" or req.count == 0:
-            return SearchResult([], [], total, None)
+            return SearchResult([], [], self._count(body, args), None)
 
         order, order_args = self._order_by(resource_type, req.sort)
         page = self.conn.execute(
@@ -214,6 +211,12 @@ class Searcher:
             [*args, *order_args, req.count + 1, req.offset],
         ).fetchall()
         more = len(page) > req.count
+        total: int | None = None
+        if req.total != "none":
+            # A page that ends before the limit holds the last match: it gives the total,
+            # unless it is empty past the first page (then the offset may overshoot it).
+            ends = not more and (bool(page) or req.offset == 0)
+            total = req.offset + len(page) if ends else self._count(body, args)
         rids = [row[0] for row in page[: req.count]]
         found = current_by_rids(self.conn, rids)
         matches = [found[rid] for rid in rids if rid in found]
@@ -224,6 +227,10 @@ class Searcher:
         elif req.summary == "data":
             matches = [_replace_json(m, without_text(m.json)) for m in matches]
         return SearchResult(matches, included, total, req.offset + req.count if more else None)
+
+    def _count(self, body: str, args: list[Any]) -> int:
+        count: int = self.conn.execute(f"SELECT count(*) {body}", args).fetchone()[0]
+        return count
 
     # -- _include / _revinclude ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from projections.fhir_store import FhirStore, SearchError
+from projections.fhir_store import FhirStore, SearchError, SearchResult
 from projections.fhir_store.schema import connect
 from projections.fhir_store.search import Searcher
 from tests.projections.fhir_store_support import store_with
@@ -295,3 +295,33 @@ def test_a_search_beyond_what_sqlite_runs_is_a_search_error(store: FhirStore) ->
         assert [m.id for m in searcher.search("Patient", [("name", "smith")]).matches] == ["p3"]
     finally:
         conn.close()
+
+
+def statements_of(store: FhirStore, resource_type: str, params: list[tuple[str, str]]) -> tuple[
+    SearchResult, list[str]
+]:  # fmt: skip
+    """The search's result and every SQL statement it ran."""
+    conn = connect(store.path, readonly=True)
+    ran: list[str] = []
+    conn.set_trace_callback(ran.append)
+    try:
+        return Searcher(conn, store.registry).search(resource_type, params), ran
+    finally:
+        conn.close()
+
+
+def test_a_page_holding_every_match_gives_the_total_without_counting(store: FhirStore) -> None:
+    result, ran = statements_of(store, "Observation", [("subject", "Patient/p1")])
+    assert ([m.id for m in result.matches], result.total) == (["o1", "o2"], 2)
+    assert not [sql for sql in ran if "count(*)" in sql.lower()], ran
+    # A page past the end, or a full one, still counts: the page alone cannot tell.
+    for params, total in (
+        ([("subject", "Patient/p1"), ("_count", "1")], 2),
+        ([("subject", "Patient/p1"), ("_offset", "5")], 2),
+        ([("subject", "Patient/p1"), ("_count", "1"), ("_offset", "1")], 2),
+    ):
+        result, ran = statements_of(store, "Observation", params)
+        assert result.total == total, params
+    result, ran = statements_of(store, "Observation", [("_count", "3"), ("_offset", "3")])
+    assert ([m.id for m in result.matches], result.total) == (["o4"], 4)
+    assert not [sql for sql in ran if "count(*)" in sql.lower()], ran
