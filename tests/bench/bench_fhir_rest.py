@@ -101,7 +101,7 @@ def observation(rnd: random.Random, count: int, patients: int) -> int:
 def build_store(path: Path | None, work: str, n: int) -> Path:
     """The store of `n` generated resources: at `path` when given (built there unless it
     exists), else in `work`."""
-    store = path or Path(work) / "store.sqlite"
+    store = (path or Path(work) / "store.sqlite").resolve()  # the gateways run elsewhere
     if store.exists():
         print(f"reusing the store at {store}", flush=True)
         return store
