@@ -128,21 +128,28 @@ class Searcher:
         return req
 
     def _pick_driver(self, drivers: list[Cond]) -> Cond | None:
-        """The condition to read first: the fewest rows (counted up to a cap), then priority."""
+        """The condition to read first: the fewest rows (counted up to a cap), then priority.
+
+        Candidates are counted in priority order, each only up to the best count so far (a
+        condition with as many rows cannot win): `patient=x&code=c` reads the patient's few
+        index rows, then as many of the common code's, not thousands of them.
+        """
         if len(drivers) < 2:
             return drivers[0] if drivers else None
-        sized = []
-        for cond in drivers:
+        best: Cond | None = None
+        best_rows = ESTIMATE_CAP
+        for cond in sorted(drivers, key=lambda c: c.priority):
             assert cond.driver_sql is not None
             # Without DISTINCT, so that LIMIT stops the scan early (an over-count is fine).
             sample = cond.driver_sql.replace("SELECT DISTINCT ", "SELECT ", 1)
             rows = self.conn.execute(
-                f"SELECT count(*) FROM ({sample} LIMIT {ESTIMATE_CAP})", cond.driver_args
+                f"SELECT count(*) FROM ({sample} LIMIT ?)", [*cond.driver_args, best_rows]
             ).fetchone()[0]
-            sized.append((rows, cond.priority, cond))
-            if rows == 0:
+            if best is None or rows < best_rows:
+                best, best_rows = cond, rows
+            if best_rows == 0:
                 break
-        return min(sized, key=lambda s: (s[0], s[1]))[2]
+        return best
 
     def _order_by(self, resource_type: str, sort: list[tuple[str, bool]]) -> tuple[str, list[Any]]:
         terms = []

@@ -325,3 +325,42 @@ def test_a_page_holding_every_match_gives_the_total_without_counting(store: Fhir
     result, ran = statements_of(store, "Observation", [("_count", "3"), ("_offset", "3")])
     assert ([m.id for m in result.matches], result.total) == (["o4"], 4)
     assert not [sql for sql in ran if "count(*)" in sql.lower()], ran
+
+
+def steps_of(path: Path, resource_type: str, params: list[tuple[str, str]]) -> int:
+    """SQLite virtual machine steps (in thousands, roughly) one search took."""
+    store = FhirStore.open(path, readonly=True)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    try:
+        store._conn().set_progress_handler(count, 1000)
+        store.search(resource_type, params)
+        return steps[0]
+    finally:
+        store.close()
+
+
+def test_choosing_the_driver_costs_what_the_best_one_costs(tmp_path: Path) -> None:
+    # patient=p1&code=X: p1 has one Observation; X is common. Counting X's index rows to
+    # compare with p1's one must stop at one, not read thousands of them.
+    costs = []
+    for common in (50, 3000):
+        resources: list[dict[str, object]] = [{"resourceType": "Patient", "id": "p1"}]
+        resources += [
+            {"resourceType": "Observation", "id": f"o{n}", "status": "final",
+             "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+             "subject": {"reference": f"Patient/{'p1' if n == 0 else 'p2'}"}}
+            for n in range(common)
+        ]  # fmt: skip
+        path = tmp_path / f"store-{common}.sqlite"
+        with store_with(path, resources) as store:
+            found = store.search("Observation", [("patient", "p1"), ("code", f"{LOINC}|8867-4")])
+            assert [m.id for m in found.matches] == ["o0"]
+        costs.append(
+            steps_of(path, "Observation", [("patient", "p1"), ("code", f"{LOINC}|8867-4")])
+        )
+    assert costs[1] <= costs[0] + 2, costs
