@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 MRN = "urn:oid:1.2.36.146.595.217.0.1"
 
-RESOURCES = [
+RESOURCES: list[dict[str, Any]] = [
     {"resourceType": "Patient", "id": "p1", "active": True, "gender": "female",
      "birthDate": "1980-05-03", "identifier": [{"system": MRN, "value": "12345"}],
      "name": [{"family": "Müller", "given": ["Anna", "Maria"]}],
