@@ -128,21 +128,28 @@ class Searcher:
         return req
 
     def _pick_driver(self, drivers: list[Cond]) -> Cond | None:
-        """The condition to read first: the fewest rows (counted up to a cap), then priority."""
+        """The condition to read first: the fewest rows (counted up to a cap), then priority.
+
+        Candidates are counted in priority order, each only up to the best count so far (a
+        condition with as many rows cannot win): `patient=x&code=c` reads the patient's few
+        index rows, then as many of the common code's, not thousands of them.
+        """
         if len(drivers) < 2:
             return drivers[0] if drivers else None
-        sized = []
-        for cond in drivers:
+        best: Cond | None = None
+        best_rows = ESTIMATE_CAP
+        for cond in sorted(drivers, key=lambda c: c.priority):
             assert cond.driver_sql is not None
             # Without DISTINCT, so that LIMIT stops the scan early (an over-count is fine).
             sample = cond.driver_sql.replace("SELECT DISTINCT ", "SELECT ", 1)
             rows = self.conn.execute(
-                f"SELECT count(*) FROM ({sample} LIMIT {ESTIMATE_CAP})", cond.driver_args
+                f"SELECT count(*) FROM ({sample} LIMIT ?)", [*cond.driver_args, best_rows]
             ).fetchone()[0]
-            sized.append((rows, cond.priority, cond))
-            if rows == 0:
+            if best is None or rows < best_rows:
+                best, best_rows = cond, rows
+            if best_rows == 0:
                 break
-        return min(sized, key=lambda s: (s[0], s[1]))[2]
+        return best
 
     def _order_by(self, resource_type: str, sort: list[tuple[str, bool]]) -> tuple[str, list[Any]]:
         terms = []
@@ -202,11 +209,8 @@ class Searcher:
             args.extend(cond.args)
         body = f"FROM {source} WHERE {' AND '.join(where)}"
 
-        total: int | None = None
-        if req.summary == "count" or req.count == 0 or req.total != "none":
-            total = self.conn.execute(f"SELECT count(*) {body}", args).fetchone()[0]
         if req.summary == "count" or req.count == 0:
-            return SearchResult([], [], total, None)
+            return SearchResult([], [], self._count(body, args), None)
 
         order, order_args = self._order_by(resource_type, req.sort)
         page = self.conn.execute(
@@ -214,6 +218,12 @@ class Searcher:
             [*args, *order_args, req.count + 1, req.offset],
         ).fetchall()
         more = len(page) > req.count
+        total: int | None = None
+        if req.total != "none":
+            # A page that ends before the limit holds the last match: it gives the total,
+            # unless it is empty past the first page (then the offset may overshoot it).
+            ends = not more and (bool(page) or req.offset == 0)
+            total = req.offset + len(page) if ends else self._count(body, args)
         rids = [row[0] for row in page[: req.count]]
         found = current_by_rids(self.conn, rids)
         matches = [found[rid] for rid in rids if rid in found]
@@ -224,6 +234,10 @@ class Searcher:
         elif req.summary == "data":
             matches = [_replace_json(m, without_text(m.json)) for m in matches]
         return SearchResult(matches, included, total, req.offset + req.count if more else None)
+
+    def _count(self, body: str, args: list[Any]) -> int:
+        count: int = self.conn.execute(f"SELECT count(*) {body}", args).fetchone()[0]
+        return count
 
     # -- _include / _revinclude ------------------------------------------------------------
 

@@ -7,7 +7,13 @@ keep-alive HTTP/1.1 connection and sends GETs back to back for --seconds per ope
 every answer is checked to be 200. p50/p99 per run, median of three runs. AuditEvents of
 the reads are appended to the broker as in production (--no-audit turns them off).
 
+`--source DIR` also serves the same store from another checkout of carelog (same venv):
+each run measures both gateways one after the other (alternating which goes first) and the
+ratio of the medians is printed. `--store PATH` keeps the built store at PATH and reuses it
+when it exists (iterating on the read path without building 1,000,000 resources each time).
+
     .venv/bin/python -m tests.bench.bench_fhir_rest [--changes 200000] [--clients 32] [--seconds 5]
+        [--workers 1] [--source /tmp/old-checkout] [--store var/bench/store-200k.sqlite] [--bulk]
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from api.dev_token import mint_token
-from streams.settings import Settings
+from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
 from tests.bench.common import RUNS, bench_settings, wait_ready
 from tests.kafka_fixture import free_port
@@ -69,16 +75,16 @@ async def run(port: int, clients: int, seconds: float, token: str,
 
 
 def start_gateway(
-    settings: Settings, port: int, store: Path, audit: bool, workers: int
+    settings: Settings, port: int, store: Path, audit: bool, workers: int, source: Path
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
+    env = {**os.environ, "PYTHONPATH": str(source), "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
            "CARELOG_ENVIRONMENT": "test", "CARELOG_AUTH_HS256_SECRET": SECRET,
            "CARELOG_RATE_LIMIT_PER_SECOND": "0", "CARELOG_ACCESS_LOG": "false",
            "CARELOG_FHIR_STORE_PATH": str(store),
            "CARELOG_FHIR_AUDIT_READS": "true" if audit else "false"}  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", "--port", str(port),
                                 "--workers", str(workers)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                               cwd=source, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     wait_ready(process, port)
     return process
 
@@ -92,6 +98,21 @@ def observation(rnd: random.Random, count: int, patients: int) -> int:
     return n
 
 
+def build_store(path: Path | None, work: str, n: int, bulk: bool) -> Path:
+    """The store of `n` generated resources: at `path` when given (built there unless it
+    exists), else in `work`. `bulk`: built as `carelog projection rebuild` builds (indexes
+    made at the end, so more compact than a store applied change by change), in a fraction
+    of the time."""
+    store = (path or Path(work) / "store.sqlite").resolve()  # the gateways run elsewhere
+    if store.exists():
+        print(f"reusing the store at {store}", flush=True)
+        return store
+    store.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building a store of {n:,} resources{' (bulk)' if bulk else ''} ...", flush=True)
+    print(f"  applied in {apply_all(store, generate(n), bulk=bulk):.1f}s", flush=True)
+    return store
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=200_000)
@@ -100,6 +121,9 @@ def main() -> None:
     parser.add_argument("--no-audit", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--only", help="run only operations whose label contains this")
+    parser.add_argument("--source", type=Path, help="another checkout to compare with")
+    parser.add_argument("--store", type=Path, help="keep (and reuse) the store at this path")
+    parser.add_argument("--bulk", action="store_true", help="build the store as a rebuild does")
     args = parser.parse_args()
     n, patients = args.changes, max(1, args.changes // 5)
     operations: dict[str, Callable[[random.Random], str]] = {
@@ -110,12 +134,12 @@ def main() -> None:
         "Observation?patient=x&code=c&_sort=-date": lambda r: f"/fhir/Observation?patient=p{r.randrange(patients)}&code=http://loinc.org|{r.choice(CODES)}&_sort=-date",
         "Encounter?patient=x&_include=Encounter:subject": lambda r: f"/fhir/Encounter?patient=p{r.randrange(patients)}&_include=Encounter:subject",
     }  # fmt: skip
+    sources = [PROJECT_ROOT] + ([args.source.resolve()] if args.source else [])
     with bench_settings() as settings, tempfile.TemporaryDirectory() as work:
-        store = Path(work) / "store.sqlite"
-        print(f"building a store of {n:,} resources ...", flush=True)
-        print(f"  applied in {apply_all(store, generate(n)):.1f}s", flush=True)
-        port = free_port()
-        gateway = start_gateway(settings, port, store, not args.no_audit, args.workers)
+        store = build_store(args.store, work, n, args.bulk)
+        ports = {source: free_port() for source in sources}
+        gateways = [start_gateway(settings, ports[source], store, not args.no_audit,
+                                  args.workers, source) for source in sources]  # fmt: skip
         token = mint_token(SECRET, "user/*.read", "bench")
         print(f"{args.clients} clients, {args.workers} gateway process(es), {args.seconds:.0f}s per run, audit "
               f"{'off' if args.no_audit else 'on'}; median of {RUNS} runs", flush=True)  # fmt: skip
@@ -123,17 +147,29 @@ def main() -> None:
             for label, path in operations.items():
                 if args.only and args.only not in label:
                     continue
-                runs = [asyncio.run(run(port, args.clients, args.seconds, token, path))
-                        for _ in range(RUNS)]  # fmt: skip
-                rate = statistics.median(r[0] for r in runs)
-                p50 = statistics.median(r[1] for r in runs)
-                p99 = statistics.median(r[2] for r in runs)
-                spread = ", ".join(f"{r[2]:.1f}" for r in runs)
-                print(f"{label:<50} {rate:>7,.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
-                      f"  (p99 runs: {spread})", flush=True)  # fmt: skip
+                runs: dict[Path, list[tuple[float, float, float]]] = {s: [] for s in sources}
+                for run_number in range(RUNS):
+                    for source in reversed(sources) if run_number % 2 else sources:
+                        runs[source].append(asyncio.run(
+                            run(ports[source], args.clients, args.seconds, token, path)))  # fmt: skip
+                p99s = {}
+                for source, measured in runs.items():
+                    rate = statistics.median(r[0] for r in measured)
+                    p50 = statistics.median(r[1] for r in measured)
+                    p99s[source] = p99 = statistics.median(r[2] for r in measured)
+                    spread = ", ".join(f"{r[2]:.1f}" for r in measured)
+                    name = "" if len(sources) == 1 else f"  [{source.name}]"
+                    print(f"{label:<50} {rate:>7,.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+                          f"  (p99 runs: {spread}){name}", flush=True)  # fmt: skip
+                if args.source:
+                    ratio = p99s[sources[1]] / p99s[PROJECT_ROOT]
+                    print(f"{'':<50} p99 {sources[1].name} / {PROJECT_ROOT.name}: {ratio:.2f}x",
+                          flush=True)  # fmt: skip
         finally:
-            gateway.terminate()
-            gateway.wait(30)
+            for gateway in gateways:
+                gateway.terminate()
+            for gateway in gateways:
+                gateway.wait(30)
 
 
 if __name__ == "__main__":

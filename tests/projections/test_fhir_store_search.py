@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from projections.fhir_store import FhirStore, SearchError
+from projections.fhir_store import FhirStore, SearchError, SearchResult
 from projections.fhir_store.schema import connect
 from projections.fhir_store.search import Searcher
 from tests.projections.fhir_store_support import store_with
@@ -18,7 +19,7 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 MRN = "urn:oid:1.2.36.146.595.217.0.1"
 
-RESOURCES = [
+RESOURCES: list[dict[str, Any]] = [
     {"resourceType": "Patient", "id": "p1", "active": True, "gender": "female",
      "birthDate": "1980-05-03", "identifier": [{"system": MRN, "value": "12345"}],
      "name": [{"family": "Müller", "given": ["Anna", "Maria"]}],
@@ -295,3 +296,72 @@ def test_a_search_beyond_what_sqlite_runs_is_a_search_error(store: FhirStore) ->
         assert [m.id for m in searcher.search("Patient", [("name", "smith")]).matches] == ["p3"]
     finally:
         conn.close()
+
+
+def statements_of(store: FhirStore, resource_type: str, params: list[tuple[str, str]]) -> tuple[
+    SearchResult, list[str]
+]:  # fmt: skip
+    """The search's result and every SQL statement it ran."""
+    conn = connect(store.path, readonly=True)
+    ran: list[str] = []
+    conn.set_trace_callback(ran.append)
+    try:
+        return Searcher(conn, store.registry).search(resource_type, params), ran
+    finally:
+        conn.close()
+
+
+def test_a_page_holding_every_match_gives_the_total_without_counting(store: FhirStore) -> None:
+    result, ran = statements_of(store, "Observation", [("subject", "Patient/p1")])
+    assert ([m.id for m in result.matches], result.total) == (["o1", "o2"], 2)
+    assert not [sql for sql in ran if "count(*)" in sql.lower()], ran
+    # A page past the end, or a full one, still counts: the page alone cannot tell.
+    for params, total in (
+        ([("subject", "Patient/p1"), ("_count", "1")], 2),
+        ([("subject", "Patient/p1"), ("_offset", "5")], 2),
+        ([("subject", "Patient/p1"), ("_count", "1"), ("_offset", "1")], 2),
+    ):
+        result, ran = statements_of(store, "Observation", params)
+        assert result.total == total, params
+    result, ran = statements_of(store, "Observation", [("_count", "3"), ("_offset", "3")])
+    assert ([m.id for m in result.matches], result.total) == (["o4"], 4)
+    assert not [sql for sql in ran if "count(*)" in sql.lower()], ran
+
+
+def steps_of(path: Path, resource_type: str, params: list[tuple[str, str]]) -> int:
+    """SQLite virtual machine steps (in thousands, roughly) one search took."""
+    store = FhirStore.open(path, readonly=True)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    try:
+        store._conn().set_progress_handler(count, 1000)
+        store.search(resource_type, params)
+        return steps[0]
+    finally:
+        store.close()
+
+
+def test_choosing_the_driver_costs_what_the_best_one_costs(tmp_path: Path) -> None:
+    # patient=p1&code=X: p1 has one Observation; X is common. Counting X's index rows to
+    # compare with p1's one must stop at one, not read thousands of them.
+    costs = []
+    for common in (50, 3000):
+        resources: list[dict[str, object]] = [{"resourceType": "Patient", "id": "p1"}]
+        resources += [
+            {"resourceType": "Observation", "id": f"o{n}", "status": "final",
+             "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+             "subject": {"reference": f"Patient/{'p1' if n == 0 else 'p2'}"}}
+            for n in range(common)
+        ]  # fmt: skip
+        path = tmp_path / f"store-{common}.sqlite"
+        with store_with(path, resources) as store:
+            found = store.search("Observation", [("patient", "p1"), ("code", f"{LOINC}|8867-4")])
+            assert [m.id for m in found.matches] == ["o0"]
+        costs.append(
+            steps_of(path, "Observation", [("patient", "p1"), ("code", f"{LOINC}|8867-4")])
+        )
+    assert costs[1] <= costs[0] + 2, costs
