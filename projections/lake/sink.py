@@ -21,14 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
@@ -38,6 +31,7 @@ from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
 from projections.lake.tables import BRONZE, Lake
 from projections.lake.views import SHIPPED_VIEWS, View, load_views
+from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import consumer_config
 from streams.settings import Settings, get_settings
 from streams.topics import FHIR_CHANGES
@@ -247,72 +241,34 @@ class LakeSink:
                 "heartbeat.interval.ms": 2_000,
             },
         )
-        consumer = Consumer(config)
-        pending: list[Message] = []
-        assigned = threading.Event()  # idle time counts only once there is something to read
+        reader = BatchReader(
+            Consumer(config),
+            BatchLimits(self.settings.lake_batch_max_events, self.settings.lake_batch_max_seconds),
+        )
 
-        def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+        def start_at(partitions: list[TopicPartition]) -> None:
             resume = self.load_positions([tp.partition for tp in partitions])
             for tp in partitions:
                 start = resume[tp.partition]
                 tp.offset = OFFSET_BEGINNING if start is None else start
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
-            c.assign(partitions)
-            assigned.set()
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
 
-        def on_revoke(c: Consumer, partitions: list[TopicPartition]) -> None:
-            # Another member gets them and resumes from the tables: drop what is not written.
-            gone = {(tp.topic, tp.partition) for tp in partitions}
-            pending[:] = [m for m in pending if (m.topic(), m.partition()) not in gone]
-
-        consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
-        max_events = self.settings.lake_batch_max_events
-        max_seconds = self.settings.lake_batch_max_seconds
+        reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
-        deadline: float | None = None
-        idle_since = time.monotonic()
         try:
-            while not stop.is_set():
-                wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-                got = consumer.consume(min(max_events - len(pending), 10_000), wait)
-                for msg in got:
-                    err = msg.error()
-                    if err is None:
-                        pending.append(msg)
-                    elif err.code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(err)
-                now = time.monotonic()
-                if pending and deadline is None:
-                    deadline = now + max_seconds
-                # Closed by count, by time, or as soon as the log is drained (a wait brought
-                # nothing): a backlog's last batch does not sit out the batch time.
-                caught_up = not got
-                if pending and (
-                    caught_up or len(pending) >= max_events or now >= (deadline or now)
-                ):
-                    batch = decode_batch(pending)
-                    self.write_batch(batch)
-                    self.stats.last_batch_at = time.monotonic()
-                    if on_batch is not None:
-                        on_batch(batch, time.time())
-                    read_total.update(batch.read_up_to)
-                    # Kafka's committed offsets are a hint for tools; the tables are the truth.
-                    consumer.store_offsets(
-                        offsets=[
-                            TopicPartition(t, p, o + 1) for (t, p), o in batch.read_up_to.items()
-                        ]
-                    )
-                    pending.clear()
-                    deadline = None
-                    idle_since = now
-                elif not assigned.is_set():
-                    idle_since = now
-                elif not pending and idle_timeout is not None and now - idle_since > idle_timeout:
-                    break
+            for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
+                batch = decode_batch(messages)
+                self.write_batch(batch)
+                self.stats.last_batch_at = time.monotonic()
+                if on_batch is not None:
+                    on_batch(batch, time.time())
+                read_total.update(batch.read_up_to)
+                # Kafka's committed offsets are a hint for tools; the tables are the truth.
+                reader.mark_handled(messages)
             self.flush_positions(read_total)
         finally:
-            consumer.close()
+            reader.close()
         return self.stats
 
 
