@@ -194,7 +194,7 @@ class LakeSink:
     def _concerns(self, target: Target, changes: list[Change]) -> bool:
         resource = target.name.rsplit("/", 1)[-1]
         view = next(v for v in self.views if v.name == resource)
-        return any(c.event.resource_type == view.resource for c in changes)
+        return any(c.resource_type == view.resource for c in changes)
 
     def _commit(self, target: Target, changes: list[Change], positions: Positions) -> int:
         for attempt in range(COMMIT_RETRIES):
