@@ -3,7 +3,8 @@ the store (carelog.audit holds the gateway's AuditEvents as ResourceChanged, fol
 
 No consumer group: every replica assigns itself every partition of these topics and starts
 after the offsets stored in its own file, so each API node can keep its own copy. Batches
-of up to N events or T milliseconds are applied in one transaction, offsets included.
+of up to N events or T milliseconds (streams/consumer.py) are applied in one transaction,
+offsets included.
 The process holds an exclusive lock file beside the store: one writer per store.
 """
 

@@ -1,9 +1,9 @@
 """`carelog sink`: a consumer-group member folding carelog.fhir.changes into Delta tables.
 
-Micro-batches close by count or by time, whichever comes first, or at once when a read
-finds the log drained. Each batch is written to
-bronze and to every silver table, each commit carrying the Kafka positions it reflects
-(projections/lake/offsets.py); the tables' commits run side by side. A crash between two commits leaves some tables ahead of
+Micro-batches (streams/consumer.py) close by count or by time, whichever comes first, or at
+once when a read finds the log drained. Each batch is written to bronze and to every silver
+table, side by side, each commit carrying the Kafka positions it reflects
+(projections/lake/offsets.py). A crash between two commits leaves some tables ahead of
 others; on restart every table skips what it holds, so nothing is written twice or lost.
 A table that a batch does not touch (no Conditions came) still records its position now and
 then with an empty commit, so that a restart does not re-read the log from far behind.
