@@ -7,7 +7,7 @@ import string
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.catalogue import default_catalogue
@@ -168,6 +168,7 @@ def _micros(value: datetime) -> int:
     return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
+@settings(deadline=None)  # the first plain decode parses the schemas: no timing to hold
 @given(st.one_of(inbound, changed, rejected))
 def test_a_plain_decode_equals_the_full_one_with_times_in_microseconds(
     event: InboundMessage | ResourceChanged | Rejected,
