@@ -7,10 +7,13 @@ its own (newer) schema by Avro's schema resolution rules.
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
-from fastavro import schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.catalogue import Catalogue, SchemaVersion, default_catalogue
 from schemas.errors import CodecError, CorruptEvent, UnknownFingerprint
@@ -51,10 +54,14 @@ class AvroCodec:
             )
         return schema
 
-    def decode(self, data: bytes, reader: str | None = None) -> tuple[str, dict[str, Any]]:
+    def decode(
+        self, data: bytes, reader: str | None = None, *, plain: bool = False
+    ) -> tuple[str, dict[str, Any]]:
         """Decode to (record name, record), read with the current schema of that name.
 
-        `reader` names the record expected; a different record raises CodecError.
+        `reader` names the record expected; a different record raises CodecError. `plain`
+        leaves logical types as Avro stores them (timestamp-micros as an int of microseconds
+        since the epoch): about three times cheaper, for readers that write them on as such.
         """
         writer = self.writer_of(data)
         if reader is not None and writer.name != reader:
@@ -63,10 +70,13 @@ class AvroCodec:
         stream = BytesIO(data)
         stream.seek(HEADER_SIZE)
         try:
-            if current is writer:
-                record = schemaless_reader(stream, writer.parsed, None)
+            if plain:
+                writer_schema, reader_schema = _plain(writer.path), _plain(current.path)
             else:
-                record = schemaless_reader(stream, writer.parsed, current.parsed)
+                writer_schema, reader_schema = writer.parsed, current.parsed
+            record = schemaless_reader(
+                stream, writer_schema, None if current is writer else reader_schema
+            )
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
             raise CorruptEvent(
                 f"bytes after the header are not a valid {writer.name} v{writer.version} datum: "
@@ -79,6 +89,21 @@ class AvroCodec:
             )
         assert isinstance(record, dict)
         return writer.name, record
+
+
+@cache
+def _plain(path: Path) -> Any:
+    """The schema in `path` parsed without logical types (their values read as the base type)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return parse_schema(_without_logical_types(raw), named_schemas={})
+
+
+def _without_logical_types(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_logical_types(n) for n in node]
+    if isinstance(node, dict):
+        return {k: _without_logical_types(v) for k, v in node.items() if k != "logicalType"}
+    return node
 
 
 def encode_with(schema: SchemaVersion, record: dict[str, Any]) -> bytes:

@@ -1,15 +1,144 @@
-"""Reading events from the log, committing an offset only after its event was handled."""
+"""Reading events from the log in batches, the one consumer loop every reader of the log uses.
+
+`BatchReader` polls, skips end-of-partition notices, closes a batch by count, by time, or as
+soon as a read finds the log drained (a backlog's last batch does not sit out the batch
+time), stops when told, when idle too long or when the caller says it is done, and drops
+what it holds of partitions taken away from it. What a batch means is the caller's: the
+projections apply it together with the offsets it reached (their state is the truth); a
+consumer-group member marks it handled so its offsets are committed (`mark_handled`).
+
+`EventConsumer` is a consumer-group member built on it, for handlers of one message at a time.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from streams.kafka_config import consumer_config
 from streams.settings import Settings, get_settings
+
+MAX_PER_READ = 10_000  # messages asked of librdkafka in one call
+PartitionsCallback = Callable[[list[TopicPartition]], None]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """A batch closes at `max_events` messages or `max_seconds` after its first, if sooner."""
+
+    max_events: int
+    max_seconds: float
+    poll_seconds: float = 0.2  # longest wait in one read (how soon `stop` is noticed)
+
+    def __post_init__(self) -> None:
+        if self.max_events < 1 or self.max_seconds <= 0 or self.poll_seconds <= 0:
+            raise ValueError(f"batch limits must be positive, got {self}")
+
+
+class BatchReader:
+    """The consumer loop: batches of messages from partitions assigned or subscribed to."""
+
+    def __init__(self, consumer: Consumer, limits: BatchLimits) -> None:
+        self.consumer = consumer
+        self.limits = limits
+        self._pending: list[Message] = []
+        self._assigned = False  # idle time counts only once there is something to read
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        """Read exactly these partitions from the offsets they carry (no group)."""
+        self.consumer.assign(partitions)
+        self._assigned = True
+
+    def subscribe(self, topics: list[str], start_at: PartitionsCallback | None = None) -> None:
+        """Join the consumer group for `topics`.
+
+        `start_at` sets the offset of each partition this member is given (from the state
+        the caller keeps) before reading starts; without it, reading resumes from the
+        group's committed offsets. Messages held of partitions taken away are dropped: their
+        next owner reads them again.
+        """
+
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if start_at is not None:
+                start_at(partitions)
+                consumer.assign(partitions)
+            self._assigned = True
+
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._pending = [m for m in self._pending if (m.topic(), m.partition()) not in gone]
+
+        self.consumer.subscribe(topics, on_assign=on_assign, on_revoke=on_revoke)
+
+    def batches(
+        self,
+        stop: threading.Event | None = None,
+        idle_timeout: float | None = None,
+        done: Callable[[], bool] | None = None,
+    ) -> Iterator[list[Message]]:
+        """Yield batches until `stop` is set, `idle_timeout` seconds pass with nothing read
+        (once assigned), or `done()` holds between two batches. A batch is yielded before
+        anything more is read: when the caller asks for the next one, the last is handled.
+        """
+        limits = self.limits
+        deadline: float | None = None
+        idle_since = time.monotonic()
+        while stop is None or not stop.is_set():
+            if not self._pending:
+                deadline = None
+                if done is not None and done():
+                    return
+            now = time.monotonic()
+            wait = limits.poll_seconds
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - now))
+            want = min(limits.max_events - len(self._pending), MAX_PER_READ)
+            fresh = self._read(want, wait)
+            now = time.monotonic()
+            if self._pending and deadline is None:
+                deadline = now + limits.max_seconds
+            if self._pending and (
+                not fresh or len(self._pending) >= limits.max_events or now >= (deadline or now)
+            ):
+                batch, self._pending = self._pending, []
+                yield batch
+                idle_since = time.monotonic()
+            elif not self._assigned or self._pending:
+                idle_since = now
+            elif idle_timeout is not None and now - idle_since > idle_timeout:
+                return
+
+    def _read(self, count: int, wait: float) -> int:
+        """Append what one read brings to the pending batch; how many messages came."""
+        fresh = 0
+        for msg in self.consumer.consume(count, wait):
+            err = msg.error()
+            if err is None:
+                self._pending.append(msg)
+                fresh += 1
+            elif err.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(err)
+        return fresh
+
+    def mark_handled(self, messages: list[Message]) -> None:
+        """Make these messages' offsets committable (a group commits them within a second)."""
+        last: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            last[tp] = max(int(msg.offset() or 0), last.get(tp, -1))
+        if last:
+            self.consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            )
+
+    def close(self) -> None:
+        """Leave the group (committing what was marked handled, where auto-commit is on)."""
+        self.consumer.close()
 
 
 class EventConsumer:
@@ -22,34 +151,20 @@ class EventConsumer:
         settings: Settings | None = None,
         **overrides: Any,
     ) -> None:
-        self._consumer = Consumer(
-            consumer_config(settings or get_settings(), group_id, **overrides)
-        )
-        self._consumer.subscribe(topics)
+        consumer = Consumer(consumer_config(settings or get_settings(), group_id, **overrides))
+        self._reader = BatchReader(consumer, BatchLimits(1000, 0.5))
+        self._reader.subscribe(topics)
 
     def batches(
         self, batch_size: int = 1000, idle_timeout: float | None = None, poll_timeout: float = 0.5
     ) -> Iterator[list[Message]]:
         """Yield batches of messages until `idle_timeout` seconds pass with none (or forever)."""
-        idle_since = time.monotonic()
-        while True:
-            msgs = self._consumer.consume(batch_size, poll_timeout)
-            good = []
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    good.append(msg)
-                elif err.code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(err)
-            if good:
-                idle_since = time.monotonic()
-                yield good
-            elif idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
-                return
+        self._reader.limits = BatchLimits(batch_size, poll_timeout, poll_timeout)
+        return self._reader.batches(idle_timeout=idle_timeout)
 
     def handled(self, msg: Message) -> None:
         """Mark a message done: its offset becomes committable (committed within a second)."""
-        self._consumer.store_offsets(message=msg)
+        self._reader.mark_handled([msg])
 
     def run(
         self,
@@ -69,17 +184,17 @@ class EventConsumer:
         return count
 
     def assignment(self) -> list[TopicPartition]:
-        return list(self._consumer.assignment())
+        return list(self._reader.consumer.assignment())
 
     def close(self) -> None:
         """Commit what was handled and leave the group."""
         try:
-            self._consumer.commit(asynchronous=False)
+            self._reader.consumer.commit(asynchronous=False)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
         finally:
-            self._consumer.close()
+            self._reader.close()
 
     def __enter__(self) -> EventConsumer:
         return self

@@ -3,7 +3,8 @@ the store (carelog.audit holds the gateway's AuditEvents as ResourceChanged, fol
 
 No consumer group: every replica assigns itself every partition of these topics and starts
 after the offsets stored in its own file, so each API node can keep its own copy. Batches
-of up to N events or T milliseconds are applied in one transaction, offsets included.
+of up to N events or T milliseconds (streams/consumer.py) are applied in one transaction,
+offsets included.
 The process holds an exclusive lock file beside the store: one writer per store.
 """
 
@@ -20,11 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from projections.fhir_store.apply import Applied, Record
 from projections.fhir_store.errors import StoreError
 from projections.fhir_store.store import FhirStore
+from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import client_config
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
@@ -112,20 +114,22 @@ def consume(
     applied up to that offset (inclusive; unlisted partitions are not read); or after
     `idle_timeout` seconds with nothing new.
     """
-    batch_max = batch_max or settings.fhir_store_batch_max
-    timeout = (batch_ms or settings.fhir_store_batch_ms) / 1000
+    limits = BatchLimits(
+        batch_max or settings.fhir_store_batch_max,
+        (batch_ms or settings.fhir_store_batch_ms) / 1000,
+    )
     applier = store.applier()
-    consumer = _consumer(settings)
+    reader = BatchReader(_consumer(settings), limits)
     stats = RunStats()
     started = time.monotonic()
     try:
-        partitions = _partitions(consumer, TOPICS)
+        partitions = _partitions(reader.consumer, TOPICS)
         if until is not None:
             partitions = [tp for tp in partitions if tp in until]
         if not partitions:
             return stats
         stored = applier.offsets
-        consumer.assign([
+        reader.assign([
             TopicPartition(t, p, stored[(t, p)] + 1 if (t, p) in stored else OFFSET_BEGINNING)
             for t, p in partitions
         ])  # fmt: skip
@@ -134,30 +138,16 @@ def consume(
             targets = {tp: until[tp] + 1 for tp in partitions}
         elif caught_up:
             for t, p in partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
+                _, high = reader.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
                 targets[(t, p)] = high
-        idle_since = time.monotonic()
-        while stop is None or not stop.is_set():
-            if targets and _reached(consumer, targets, applier.offsets):
-                break
-            messages = consumer.consume(batch_max, timeout)
-            records: list[Record] = []
-            for msg in messages:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        continue
-                    raise KafkaException(err)
-                topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-                assert topic is not None and partition is not None and offset is not None
-                if until is not None and offset >= targets[(topic, partition)]:
-                    continue
-                records.append((topic, partition, offset, msg.value()))
+
+        def reached() -> bool:
+            return bool(targets) and _reached(reader.consumer, targets, applier.offsets)
+
+        for batch in reader.batches(stop=stop, idle_timeout=idle_timeout, done=reached):
+            records = _records(batch, targets if until is not None else None)
             if not records:
-                if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
-                    break
                 continue
-            idle_since = time.monotonic()
             applied = applier.apply(records)
             stats.records += applied.records
             stats.versions += applied.versions
@@ -166,9 +156,21 @@ def consume(
             if on_batch is not None:
                 on_batch(applied)
     finally:
-        consumer.close()
+        reader.close()
         stats.seconds = time.monotonic() - started
     return stats
+
+
+def _records(batch: list[Message], below: dict[tuple[str, int], int] | None) -> list[Record]:
+    """The batch as store records; with `below`, only those before each partition's target."""
+    records: list[Record] = []
+    for msg in batch:
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        assert topic is not None and partition is not None and offset is not None
+        if below is not None and offset >= below[(topic, partition)]:
+            continue
+        records.append((topic, partition, offset, msg.value()))
+    return records
 
 
 def _reached(consumer: Consumer, targets: dict[tuple[str, int], int], applied: Offsets) -> bool:

@@ -12,8 +12,10 @@ reader (deltalake, polars, duckdb) prunes on them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from projections.lake.changes import Change
 
@@ -46,31 +48,34 @@ SCHEMA = pa.schema(
 
 
 def to_arrow(changes: list[Change], written_at: datetime | None = None) -> pa.Table:
-    """The bronze rows of a batch, built column by column (no per-row dicts)."""
-    events = [c.event for c in changes]
-    recorded = [e.recorded_at for e in events]
-    n = len(events)
+    """The bronze rows of a batch, built column by column from the Avro records."""
+    records = [c.record for c in changes]
     now = written_at or datetime.now(UTC)
+
+    def column(name: str) -> list[Any]:
+        return [r[name] for r in records]
+
+    recorded = pa.array(column("recorded_at"), TIMESTAMP)  # µs since the epoch
     columns = [
-        [e.resource_type for e in events],
-        [f"{t.year:04d}-{t.month:02d}" for t in recorded],
-        [e.resource_id for e in events],
-        [e.version for e in events],
-        [e.operation.value for e in events],
+        column("resource_type"),
+        pc.strftime(recorded, format="%Y-%m"),
+        column("resource_id"),
+        column("version"),
+        column("operation"),
         recorded,
-        [e.business_time for e in events],
-        [e.resource for e in events],
-        [e.content_hash for e in events],
-        [e.mapping_version for e in events],
-        [e.event_id for e in events],
-        [e.inbound_event_id for e in events],
-        [e.inbound_topic for e in events],
-        [e.inbound_partition for e in events],
-        [e.inbound_offset for e in events],
+        column("business_time"),
+        column("resource"),
+        column("content_hash"),
+        column("mapping_version"),
+        column("event_id"),
+        column("inbound_event_id"),
+        column("inbound_topic"),
+        column("inbound_partition"),
+        column("inbound_offset"),
         [c.topic for c in changes],
         [c.partition for c in changes],
         [c.offset for c in changes],
-        pa.repeat(pa.scalar(now, TIMESTAMP), n) if n else [],
+        pa.repeat(pa.scalar(now, TIMESTAMP), len(records)) if records else [],
     ]
     arrays = [
         col if isinstance(col, pa.Array) else pa.array(col, f.type)

@@ -22,7 +22,6 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from projections.lake.changes import Change, latest_per_resource
 from projections.lake.errors import ViewEvaluationError
 from projections.lake.views import SYSTEM_FIELDS, View, to_arrow
-from schemas.events import Operation
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +61,15 @@ def flatten(
     replaced_ids: list[str] = []
     replaced_versions: list[int] = []
     failures = 0
-    for change in latest_per_resource(
-        [c for c in changes if c.event.resource_type == view.resource]
-    ):
-        event = change.event
-        rid = key(event.resource_id)
+    for change in latest_per_resource([c for c in changes if c.resource_type == view.resource]):
+        rid = key(change.resource_id)
         ids.append(rid)
-        if event.version != 1 or event.operation is Operation.delete:
+        version = change.version
+        if version != 1 or change.is_delete:
             replaced_ids.append(rid)
-            replaced_versions.append(event.version)
+            replaced_versions.append(version)
         resource = change.resource()
-        if event.operation is Operation.delete or resource is None:
+        if change.is_delete or resource is None:
             continue
         if transform is not None:
             resource = transform(resource)
@@ -83,17 +80,18 @@ def flatten(
             log.warning(
                 "view %s: %s/%s v%d gives no rows: %s",
                 view.name,
-                event.resource_type,
-                event.resource_id,
-                event.version,
+                change.resource_type,
+                change.resource_id,
+                version,
                 exc,
             )
             continue
         rows += new
         system["_resource_id"] += [rid] * len(new)
-        system["_version"] += [event.version] * len(new)
+        system["_version"] += [version] * len(new)
         # De-identified tables keep no record time: it would date the patient's visits.
-        system["_last_updated"] += [event.recorded_at if transform is None else None] * len(new)
+        recorded = change.recorded_at_us if transform is None else None  # µs since the epoch
+        system["_last_updated"] += [recorded] * len(new)
     return Flattened(to_arrow(view, rows, system), ids, replaced_ids, replaced_versions, failures)
 
 

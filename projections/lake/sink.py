@@ -1,8 +1,8 @@
 """`carelog sink`: a consumer-group member folding carelog.fhir.changes into Delta tables.
 
-Micro-batches close by count or by time, whichever comes first, or at once when a read
-finds the log drained. Each batch is written to
-bronze, then to every silver table, each commit carrying the Kafka positions it reflects
+Micro-batches (streams/consumer.py) close by count or by time, whichever comes first, or at
+once when a read finds the log drained. Each batch is written to bronze and to every silver
+table, side by side, each commit carrying the Kafka positions it reflects
 (projections/lake/offsets.py). A crash between two commits leaves some tables ahead of
 others; on restart every table skips what it holds, so nothing is written twice or lost.
 A table that a batch does not touch (no Conditions came) still records its position now and
@@ -17,27 +17,22 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from projections.lake import bronze, silver
-from projections.lake.changes import Batch, Change, decode_batch, unseen
+from projections.lake.changes import Batch, Change, by_resource_type, decode_batch, unseen
 from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
 from projections.lake.tables import BRONZE, Lake
 from projections.lake.views import SHIPPED_VIEWS, View, load_views
+from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import consumer_config
 from streams.settings import Settings, get_settings
 from streams.topics import FHIR_CHANGES
@@ -45,6 +40,7 @@ from streams.topics import FHIR_CHANGES
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 COMMIT_RETRIES = 5
+COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
 
 @dataclass
@@ -54,6 +50,7 @@ class Target:
     name: str
     table: DeltaTable
     write: Callable[[DeltaTable, list[Change], Positions], int]  # returns rows written
+    resource: str | None  # the resource type of a silver table's view; None: every change
     positions: Positions = field(default_factory=dict)
     last_commit: float = 0.0
 
@@ -89,6 +86,7 @@ class LakeSink:
         self.deidentifier = Deidentifier(secret.get_secret_value().encode()) if secret else None
         self.stats = Stats()
         self.targets = self._targets()
+        self._committer = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="lake-commit")
 
     # -- tables -----------------------------------------------------------------------------
 
@@ -99,18 +97,19 @@ class LakeSink:
                 BRONZE,
                 self.lake.ensure(BRONZE, bronze.SCHEMA, bronze.PARTITION_BY),
                 self._bronze_writer(opts),
+                None,
             ),
         ]
         for view in self.views:
             name = f"silver/{view.name}"
-            targets.append(
-                Target(name, self.lake.ensure(name, view.schema), self._silver_writer(view, opts))
-            )
+            writer = self._silver_writer(view, opts)
+            targets.append(Target(name, self.lake.ensure(name, view.schema), writer, view.resource))
         if self.deidentifier is not None:
             for view in self.views:
                 name = f"deidentified/silver/{view.name}"
                 writer = self._silver_writer(view, opts, self.deidentifier)
-                targets.append(Target(name, self.lake.ensure(name, view.schema), writer))
+                table = self.lake.ensure(name, view.schema)
+                targets.append(Target(name, table, writer, view.resource))
         return targets
 
     def _bronze_writer(
@@ -163,13 +162,19 @@ class LakeSink:
     # -- writing ----------------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> None:
-        """Write one batch to every table (bronze first), each commit with its positions."""
+        """Write one batch to every table, each commit with its positions.
+
+        Each table records its own positions, so their commits are independent and overlap:
+        Delta writes and merges run outside the GIL while the next table's rows are made.
+        Returns once every commit is done (or raises the first failure, after the rest).
+        """
         self.stats.batches += 1
         self.stats.changes += len(batch.changes)
         self.stats.skipped += batch.skipped
         now = time.monotonic()
+        of_type = by_resource_type(batch.changes)
+        jobs: list[tuple[Target, Future[tuple[int, float]]]] = []
         for target in self.targets:
-            todo = unseen(batch.changes, target.positions)
             behind = {
                 tp: off
                 for tp, off in batch.read_up_to.items()
@@ -177,16 +182,27 @@ class LakeSink:
             }
             if not behind:
                 continue  # the table holds all of it already (a replay after a crash)
-            touched = todo and (target.name == BRONZE or self._concerns(target, todo))
-            if not touched and now - target.last_commit < HEARTBEAT_SECONDS:
+            mine = batch.changes if target.resource is None else of_type.get(target.resource, [])
+            todo = unseen(mine, target.positions)
+            if not todo and now - target.last_commit < HEARTBEAT_SECONDS:
                 continue  # nothing for this table: record the position later, not every batch
-            started = time.perf_counter()
-            rows = self._commit(target, todo, {**target.positions, **behind})
-            self.stats.rows[target.name] = self.stats.rows.get(target.name, 0) + rows
-            self.stats.seconds[target.name] = (
-                self.stats.seconds.get(target.name, 0.0) + time.perf_counter() - started
+            positions = {**target.positions, **behind}
+            jobs.append(
+                (target, self._committer.submit(self._timed_commit, target, todo, positions))
             )
+        wait([job for _, job in jobs])
+        for target, job in jobs:
+            rows, seconds = job.result()
+            self.stats.rows[target.name] = self.stats.rows.get(target.name, 0) + rows
+            self.stats.seconds[target.name] = self.stats.seconds.get(target.name, 0.0) + seconds
             target.last_commit = now
+
+    def _timed_commit(
+        self, target: Target, changes: list[Change], positions: Positions
+    ) -> tuple[int, float]:
+        started = time.perf_counter()
+        rows = self._commit(target, changes, positions)
+        return rows, time.perf_counter() - started
 
     def flush_positions(self, read_up_to: Positions) -> None:
         """Record `read_up_to` in every table that lags it (on shutdown)."""
@@ -196,11 +212,6 @@ class LakeSink:
             }
             if behind:
                 self._commit(target, [], {**target.positions, **behind})
-
-    def _concerns(self, target: Target, changes: list[Change]) -> bool:
-        resource = target.name.rsplit("/", 1)[-1]
-        view = next(v for v in self.views if v.name == resource)
-        return any(c.event.resource_type == view.resource for c in changes)
 
     def _commit(self, target: Target, changes: list[Change], positions: Positions) -> int:
         for attempt in range(COMMIT_RETRIES):
@@ -247,72 +258,34 @@ class LakeSink:
                 "heartbeat.interval.ms": 2_000,
             },
         )
-        consumer = Consumer(config)
-        pending: list[Message] = []
-        assigned = threading.Event()  # idle time counts only once there is something to read
+        reader = BatchReader(
+            Consumer(config),
+            BatchLimits(self.settings.lake_batch_max_events, self.settings.lake_batch_max_seconds),
+        )
 
-        def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+        def start_at(partitions: list[TopicPartition]) -> None:
             resume = self.load_positions([tp.partition for tp in partitions])
             for tp in partitions:
                 start = resume[tp.partition]
                 tp.offset = OFFSET_BEGINNING if start is None else start
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
-            c.assign(partitions)
-            assigned.set()
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
 
-        def on_revoke(c: Consumer, partitions: list[TopicPartition]) -> None:
-            # Another member gets them and resumes from the tables: drop what is not written.
-            gone = {(tp.topic, tp.partition) for tp in partitions}
-            pending[:] = [m for m in pending if (m.topic(), m.partition()) not in gone]
-
-        consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke)
-        max_events = self.settings.lake_batch_max_events
-        max_seconds = self.settings.lake_batch_max_seconds
+        reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
-        deadline: float | None = None
-        idle_since = time.monotonic()
         try:
-            while not stop.is_set():
-                wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-                got = consumer.consume(min(max_events - len(pending), 10_000), wait)
-                for msg in got:
-                    err = msg.error()
-                    if err is None:
-                        pending.append(msg)
-                    elif err.code() != KafkaError._PARTITION_EOF:
-                        raise KafkaException(err)
-                now = time.monotonic()
-                if pending and deadline is None:
-                    deadline = now + max_seconds
-                # Closed by count, by time, or as soon as the log is drained (a wait brought
-                # nothing): a backlog's last batch does not sit out the batch time.
-                caught_up = not got
-                if pending and (
-                    caught_up or len(pending) >= max_events or now >= (deadline or now)
-                ):
-                    batch = decode_batch(pending)
-                    self.write_batch(batch)
-                    self.stats.last_batch_at = time.monotonic()
-                    if on_batch is not None:
-                        on_batch(batch, time.time())
-                    read_total.update(batch.read_up_to)
-                    # Kafka's committed offsets are a hint for tools; the tables are the truth.
-                    consumer.store_offsets(
-                        offsets=[
-                            TopicPartition(t, p, o + 1) for (t, p), o in batch.read_up_to.items()
-                        ]
-                    )
-                    pending.clear()
-                    deadline = None
-                    idle_since = now
-                elif not assigned.is_set():
-                    idle_since = now
-                elif not pending and idle_timeout is not None and now - idle_since > idle_timeout:
-                    break
+            for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
+                batch = decode_batch(messages)
+                self.write_batch(batch)
+                self.stats.last_batch_at = time.monotonic()
+                if on_batch is not None:
+                    on_batch(batch, time.time())
+                read_total.update(batch.read_up_to)
+                # Kafka's committed offsets are a hint for tools; the tables are the truth.
+                reader.mark_handled(messages)
             self.flush_positions(read_total)
         finally:
-            consumer.close()
+            reader.close()
         return self.stats
 
 

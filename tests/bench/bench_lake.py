@@ -147,7 +147,7 @@ def freshness(base: Settings) -> tuple[float, float]:
     lags: list[float] = []
 
     def on_batch(batch: Batch, committed: float) -> None:
-        lags.extend(committed - c.event.recorded_at.timestamp() for c in batch.changes)
+        lags.extend(committed - c.recorded_at_us / 1e6 for c in batch.changes)
 
     try:
         sink = LakeSink(settings_for(base, lake), topic=topic)

@@ -19,7 +19,7 @@ def patient_view() -> View:
 
 def changes(*versions: tuple[str, int], start: int = 0) -> list[Change]:
     events = [change(fx.patient(rid), version) for rid, version in versions]
-    return [Change(e, "t", 0, start + i) for i, e in enumerate(events)]
+    return [Change.of(e, "t", 0, start + i) for i, e in enumerate(events)]
 
 
 def test_a_merge_matches_only_the_resources_that_can_have_rows(tmp_path: Path) -> None:

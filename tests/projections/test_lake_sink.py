@@ -449,7 +449,7 @@ def test_a_caught_up_sink_writes_without_waiting_out_the_batch_time(
     written: set[str] = set()
 
     def on_batch(batch: Batch, committed: float) -> None:
-        written.update(c.event.resource_id for c in batch.changes)
+        written.update(c.resource_id for c in batch.changes)
         if ids <= written:
             stop.set()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.catalogue import default_catalogue
@@ -162,3 +162,22 @@ def test_decoding_as_the_wrong_record_is_refused() -> None:
 def test_encoding_a_record_that_does_not_fit_names_the_schema() -> None:
     with pytest.raises(CodecError, match="Rejected v1"):
         AvroCodec().encode("Rejected", {"event_id": 3})
+
+
+def _micros(value: datetime) -> int:
+    return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+@settings(deadline=None)  # the first plain decode parses the schemas: no timing to hold
+@given(st.one_of(inbound, changed, rejected))
+def test_a_plain_decode_equals_the_full_one_with_times_in_microseconds(
+    event: InboundMessage | ResourceChanged | Rejected,
+) -> None:
+    data = encode_event(event)
+    name, full = AvroCodec().decode(data)
+    plain_name, plain = AvroCodec().decode(data, plain=True)
+    assert plain_name == name
+    assert plain.keys() == full.keys()
+    for key, value in full.items():
+        expected = _micros(value) if isinstance(value, datetime) else value
+        assert plain[key] == expected, key

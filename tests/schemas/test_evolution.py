@@ -45,6 +45,8 @@ def test_data_written_with_each_released_version_reads_with_the_current(
         for key, value in as_written.items():
             if key in read:
                 assert read[key] == value
+        _, plain = codec.decode(data, plain=True)  # the same fields, resolved alike
+        assert set(plain) == set(read)
 
 
 @pytest.mark.parametrize("version", RELEASED, ids=lambda v: v.path.name)

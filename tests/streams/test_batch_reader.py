@@ -1,0 +1,101 @@
+"""The one consumer loop (streams/consumer.py BatchReader), on a real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.admin import apply_catalogue
+from streams.consumer import BatchLimits, BatchReader
+from streams.kafka_config import consumer_config
+from streams.producer import EventProducer, Outgoing
+from streams.settings import Settings
+from streams.topics import Topic
+
+pytestmark = pytest.mark.kafka
+
+
+def _topic_with(settings: Settings, count: int, partitions: int = 1) -> str:
+    name = f"test.batches.{uuid.uuid4().hex[:8]}"
+    apply_catalogue(
+        [Topic(name, "test key", "InboundMessage", partitions, 1, 1, {"retention.ms": "-1"})],
+        settings,
+    )
+    with EventProducer(settings) as producer:
+        producer.send_many(Outgoing(name, f"k{i}", str(i).encode()) for i in range(count))
+    return name
+
+
+def _reader(settings: Settings, limits: BatchLimits, group: str | None = None) -> BatchReader:
+    config = consumer_config(settings, group or f"test-batches-{uuid.uuid4()}")
+    return BatchReader(Consumer(config), limits)
+
+
+def test_batches_close_by_count_and_at_once_when_the_log_is_drained(
+    kafka_settings: Settings,
+) -> None:
+    topic = _topic_with(kafka_settings, 2500)
+    reader = _reader(kafka_settings, BatchLimits(max_events=1000, max_seconds=60))
+    reader.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    started = time.monotonic()
+    try:
+        sizes, values = [], []
+        for batch in reader.batches(idle_timeout=5.0):  # a cold broker is slow to first fetch
+            sizes.append(len(batch))
+            values += [int(m.value() or b"") for m in batch]
+    finally:
+        reader.close()
+    assert sum(sizes) == 2500 and max(sizes) <= 1000
+    assert values == list(range(2500))  # in order, none lost, none twice
+    # The last batch closed when a read found the log drained, not after the batch time.
+    assert time.monotonic() - started < 30
+
+
+def test_done_is_asked_between_batches_and_stops_the_loop(kafka_settings: Settings) -> None:
+    topic = _topic_with(kafka_settings, 300)
+    reader = _reader(kafka_settings, BatchLimits(max_events=100, max_seconds=60))
+    reader.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    seen: list[int] = []
+    try:
+        for batch in reader.batches(idle_timeout=30, done=lambda: len(seen) >= 200):
+            seen.extend(int(m.value() or b"") for m in batch)
+    finally:
+        reader.close()
+    assert seen == list(range(200))
+
+
+def test_a_group_member_starts_where_the_callers_state_says_and_commits_what_was_handled(
+    kafka_settings: Settings,
+) -> None:
+    topic = _topic_with(kafka_settings, 50)
+    group = f"test-batches-{uuid.uuid4()}"
+
+    def from_ten(partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            tp.offset = 10
+
+    first = _reader(kafka_settings, BatchLimits(max_events=20, max_seconds=60), group)
+    first.subscribe([topic], from_ten)
+    try:
+        batches = first.batches(idle_timeout=20)
+        batch = next(batches)
+        first.mark_handled(batch)
+    finally:
+        first.close()
+    assert [int(m.value() or b"") for m in batch] == list(range(10, 30))
+
+    again = _reader(kafka_settings, BatchLimits(max_events=1000, max_seconds=60), group)
+    again.subscribe([topic])  # no state of its own: the group's committed offset
+    try:
+        rest = [int(m.value() or b"") for b in again.batches(idle_timeout=5) for m in b]
+    finally:
+        again.close()
+    assert rest == list(range(30, 50))
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        BatchLimits(max_events=0, max_seconds=1)
