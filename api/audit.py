@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from api.metrics import GatewayMetrics
 from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
 from schemas.events import Operation, ResourceChanged, encode_event, new_event_id
+from streams.errors import DeliveryFailed
 from streams.producer import Delivered, Outgoing
 from streams.topics import AUDIT
 
@@ -118,18 +118,16 @@ def audit(request: Request, principal: Principal, interaction: str,
     change = audit_change(event, new_event_id(), datetime.now(UTC))
     record = Outgoing(AUDIT, change.key, encode_event(change),
                       headers=[("correlation-id", request_id(request))])  # fmt: skip
-    try:
-        future = gw.ingestor.producer.submit(record)
+    metrics = gw.metrics
+
+    def confirmed(outcome: Delivered | DeliveryFailed) -> None:  # on the delivery thread
+        if isinstance(outcome, DeliveryFailed):
+            _failed(metrics, str(outcome))
+
+    try:  # no Future per read: only a failure has anything to do
+        gw.ingestor.producer.produce(record, confirmed)
     except Exception as exc:  # could not even queue it: the read is answered all the same
-        _failed(gw.metrics, str(exc))
-        return
-    future.add_done_callback(lambda f: _confirmed(gw.metrics, f))
-
-
-def _confirmed(metrics: GatewayMetrics, future: Future[Delivered]) -> None:
-    error = future.exception()
-    if error is not None:
-        _failed(metrics, str(error))
+        _failed(metrics, str(exc))
 
 
 def _failed(metrics: GatewayMetrics, why: str) -> None:
