@@ -39,6 +39,7 @@ from processors.fhir_bindings import (
     Binding,
 )
 from processors.plausibility import plausibility_issues
+from processors.structure_shapes import known_valid, learn
 from processors.translation import Translation, TranslationError
 from schemas.outcome import Issue
 
@@ -94,6 +95,15 @@ def resource_model(resource_type: str) -> type[Resource] | None:
 
 
 def _structure_issues(model: type[Resource], resource: dict[str, Any], prefix: str) -> list[Issue]:
+    if known_valid(model, resource):  # the shape of one the model accepted, each leaf checked
+        return []
+    issues = _model_issues(model, resource, prefix)
+    if not issues:
+        learn(model, resource)
+    return issues
+
+
+def _model_issues(model: type[Resource], resource: dict[str, Any], prefix: str) -> list[Issue]:
     try:
         # From JSON text pydantic-core parses and validates in one pass in Rust: about 1.2x
         # faster than model_validate on the dicts (tests/bench/bench_hl7v2_translate.py).
