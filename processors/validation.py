@@ -128,7 +128,32 @@ def _model_issues(model: type[Resource], resource: dict[str, Any], prefix: str) 
                 Issue(error["msg"], code=code, location=f"{prefix}.{path}" if path else prefix)
             )
         return issues
+    except (AttributeError, TypeError) as exc:
+        # fhir.resources reads a string given for a complex element as JSON text; a number
+        # or a list there makes one of its own validators raise instead of reporting.
+        element = _element_the_model_fails_on(model, resource)
+        return [
+            Issue(
+                f"fhir.resources failed on it ({type(exc).__name__}: {str(exc)[:120]}): an "
+                "element holds a value of the wrong kind, e.g. text where an object belongs",
+                code="structure",
+                location=f"{prefix}.{element}" if element else prefix,
+            )
+        ]
     return []
+
+
+def _element_the_model_fails_on(model: type[Resource], resource: dict[str, Any]) -> str | None:
+    """The first element of `resource` that, alone, makes the model raise other than with a
+    ValidationError."""
+    for key, value in resource.items():
+        try:
+            model.model_validate({key: value})
+        except (AttributeError, TypeError):
+            return key
+        except ValidationError:
+            continue
+    return None
 
 
 def _fhirpath(loc: tuple[int | str, ...]) -> str:
