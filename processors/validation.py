@@ -77,7 +77,7 @@ def resource_issues(resource: dict[str, Any], where: str | None = None) -> list[
     issues = _structure_issues(model, resource, prefix)
     for binding in REQUIRED_BINDINGS.get(resource_type, ()):
         issues.extend(_binding_issues(resource, binding, prefix))
-    _check(resource, prefix, "", issues)
+    _check(resource, _Path(prefix), "", issues)
     issues.extend(plausibility_issues(resource, prefix))
     return issues
 
@@ -166,7 +166,22 @@ def _fhirpath(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
+class _Path:
+    """Where `_check` is: the steps below the resource, spelled as FHIRPath only for an issue
+    (most resources have none, and a path per element cost more than the checks)."""
+
+    __slots__ = ("prefix", "steps")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.steps: list[str | int] = []
+
+    def text(self, *more: str) -> str:
+        parts = (f"[{s}]" if isinstance(s, int) else f".{s}" for s in (*self.steps, *more))
+        return self.prefix + "".join(parts)
+
+
+def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
     """Values and data-type bindings of every element below `node`, depth first."""
     if isinstance(node, dict):
         system, code = node.get("system"), node.get("code")
@@ -174,7 +189,7 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
             checker = CODE_SYSTEMS.get(system)
             problem = checker(code) if checker is not None else None
             if problem:
-                issues.append(Issue(problem, "code-invalid", location=f"{path}.code"))
+                issues.append(Issue(problem, "code-invalid", location=path.text("code")))
         for key, value in node.items():
             allowed = DATATYPE_BINDINGS.get((name, key))
             if key == "comparator" and "value" in node:
@@ -185,14 +200,18 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
                         f"{value[:64]!r} is not in the required value set of {name}.{key} "
                         f"({', '.join(sorted(allowed))})",
                         "code-invalid",
-                        location=f"{path}.{key}",
+                        location=path.text(key),
                     )
                 )
                 continue
-            _check(value, f"{path}.{key}", key, issues)
+            path.steps.append(key)
+            _check(value, path, key, issues)
+            path.steps.pop()
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            _check(item, f"{path}[{index}]", name, issues)
+            path.steps.append(index)
+            _check(item, path, name, issues)
+            path.steps.pop()
     elif isinstance(node, str):
         bad = FORBIDDEN_CONTROL.search(node)
         if bad is not None:
@@ -201,18 +220,18 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
                     f"holds the control character U+{ord(bad.group()):04X}, which a FHIR "
                     "string may not contain",
                     "value",
-                    location=path,
+                    location=path.text(),
                 )
             )
     elif isinstance(node, float):
         if not math.isfinite(node):
-            issues.append(Issue(f"{node} is not a finite number", "value", location=path))
+            issues.append(Issue(f"{node} is not a finite number", "value", location=path.text()))
     elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > _INT64:
         issues.append(
             Issue(
                 f"{str(node)[:24]}... is beyond the 64-bit integers carelog stores",
                 "value",
-                location=path,
+                location=path.text(),
             )
         )
 

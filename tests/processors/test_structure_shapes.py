@@ -268,3 +268,24 @@ def test_non_finite_and_huge_numbers_still_reach_the_value_checks() -> None:
         bad = copy.deepcopy(observation)
         bad["valueQuantity"]["value"] = value
         assert any(i.location == "Observation.valueQuantity.value" for i in resource_issues(bad))
+
+
+def fhirpath(resource_type: str, path: tuple[Any, ...]) -> str:
+    return resource_type + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_control_character_anywhere_is_located_at_its_fhirpath(data: st.DataObject) -> None:
+    resources = [json.loads(t) for t in corpus_resources()]
+    valid = [r for r in resources if not resource_issues(r)]
+    resource = data.draw(st.sampled_from(valid))
+    strings = [p for p in leaf_paths(resource) if isinstance(at(resource, p), str)]
+    path = data.draw(st.sampled_from([p for p in strings if p != ("resourceType",)]))
+    parent = at(resource, path[:-1])
+    parent[path[-1]] = parent[path[-1]] + "\x07"
+    issues = resource_issues(resource)
+    expected = fhirpath(resource["resourceType"], path)
+    # the control character, or (a code bound to a value set) the binding, names the place
+    assert expected in {i.location for i in issues}
+    assert {i.location for i in issues if "U+0007" in i.diagnostics} <= {expected}
