@@ -45,6 +45,10 @@ from pydantic import TypeAdapter, ValidationError
 # Shapes remembered at most; an ORU^R01, an ADT or a device reading gives a handful each,
 # FHIR from clients may give many. The oldest is forgotten first.
 MAX_SHAPES = 4096
+# Learning a shape builds two pydantic validators (about 5 ms, 14 kB); a shape is learned the
+# second time the model accepts it, so input whose shapes never repeat (a list one longer
+# each time) costs a walk per resource, not a build.
+SIGHTINGS_TO_LEARN = 2
 
 _DICT, _LIST, _END = object(), object(), object()  # shape tokens, never equal to a key
 _LEAF_TYPES = (str, int, float, bool)
@@ -77,6 +81,7 @@ class _LeafChecks:
 
 _NO_CHECKS = object()  # a shape whose leaves the walk does not follow: the model decides
 _shapes: dict[tuple[Any, ...], _LeafChecks | object] = {}
+_sightings: dict[tuple[Any, ...], int] = {}  # shapes the model accepted, not yet learned
 
 
 def known_valid(model: type[FHIRAbstractModel], resource: dict[str, Any]) -> bool:
@@ -91,13 +96,17 @@ def known_valid(model: type[FHIRAbstractModel], resource: dict[str, Any]) -> boo
 
 
 def learn(model: type[FHIRAbstractModel], resource: dict[str, Any]) -> None:
-    """Remember the shape of `resource`, which `model` has just accepted, with the
-    annotation of each of its leaves."""
+    """Count a sighting of the shape of `resource`, which `model` has just accepted; at
+    SIGHTINGS_TO_LEARN, remember the shape with the annotation of each of its leaves."""
     try:
         key, own, nested = _shape(model, resource)
     except _NotFollowed:
         return
     if key in _shapes:
+        return
+    sightings = _sightings.pop(key, 0) + 1
+    if sightings < SIGHTINGS_TO_LEARN:
+        _remember(_sightings, key, sightings)
         return
     checks: _LeafChecks | object = _NO_CHECKS
     try:
@@ -110,13 +119,18 @@ def learn(model: type[FHIRAbstractModel], resource: dict[str, Any]) -> None:
             checks = learned
     except _NotFollowed:
         pass
-    if len(_shapes) >= MAX_SHAPES:
-        del _shapes[next(iter(_shapes))]
-    _shapes[key] = checks
+    _remember(_shapes, key, checks)
+
+
+def _remember(table: dict[tuple[Any, ...], Any], key: tuple[Any, ...], value: Any) -> None:
+    if len(table) >= MAX_SHAPES:
+        del table[next(iter(table))]
+    table[key] = value
 
 
 def forget_shapes() -> None:
     _shapes.clear()
+    _sightings.clear()
 
 
 def _shape(
