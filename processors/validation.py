@@ -39,6 +39,7 @@ from processors.fhir_bindings import (
     Binding,
 )
 from processors.plausibility import plausibility_issues
+from processors.structure_shapes import known_valid, learn
 from processors.translation import Translation, TranslationError
 from schemas.outcome import Issue
 
@@ -76,7 +77,7 @@ def resource_issues(resource: dict[str, Any], where: str | None = None) -> list[
     issues = _structure_issues(model, resource, prefix)
     for binding in REQUIRED_BINDINGS.get(resource_type, ()):
         issues.extend(_binding_issues(resource, binding, prefix))
-    _check(resource, prefix, "", issues)
+    _check(resource, _Path(prefix), "", issues)
     issues.extend(plausibility_issues(resource, prefix))
     return issues
 
@@ -94,6 +95,15 @@ def resource_model(resource_type: str) -> type[Resource] | None:
 
 
 def _structure_issues(model: type[Resource], resource: dict[str, Any], prefix: str) -> list[Issue]:
+    if known_valid(model, resource):  # the shape of one the model accepted, each leaf checked
+        return []
+    issues = _model_issues(model, resource, prefix)
+    if not issues:
+        learn(model, resource)
+    return issues
+
+
+def _model_issues(model: type[Resource], resource: dict[str, Any], prefix: str) -> list[Issue]:
     try:
         # From JSON text pydantic-core parses and validates in one pass in Rust: about 1.2x
         # faster than model_validate on the dicts (tests/bench/bench_hl7v2_translate.py).
@@ -118,7 +128,32 @@ def _structure_issues(model: type[Resource], resource: dict[str, Any], prefix: s
                 Issue(error["msg"], code=code, location=f"{prefix}.{path}" if path else prefix)
             )
         return issues
+    except (AttributeError, TypeError) as exc:
+        # fhir.resources reads a string given for a complex element as JSON text; a number
+        # or a list there makes one of its own validators raise instead of reporting.
+        element = _element_the_model_fails_on(model, resource)
+        return [
+            Issue(
+                f"fhir.resources failed on it ({type(exc).__name__}: {str(exc)[:120]}): an "
+                "element holds a value of the wrong kind, e.g. text where an object belongs",
+                code="structure",
+                location=f"{prefix}.{element}" if element else prefix,
+            )
+        ]
     return []
+
+
+def _element_the_model_fails_on(model: type[Resource], resource: dict[str, Any]) -> str | None:
+    """The first element of `resource` that, alone, makes the model raise other than with a
+    ValidationError."""
+    for key, value in resource.items():
+        try:
+            model.model_validate({key: value})
+        except (AttributeError, TypeError):
+            return key
+        except ValidationError:
+            continue
+    return None
 
 
 def _fhirpath(loc: tuple[int | str, ...]) -> str:
@@ -131,7 +166,22 @@ def _fhirpath(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
+class _Path:
+    """Where `_check` is: the steps below the resource, spelled as FHIRPath only for an issue
+    (most resources have none, and a path per element cost more than the checks)."""
+
+    __slots__ = ("prefix", "steps")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.steps: list[str | int] = []
+
+    def text(self, *more: str) -> str:
+        parts = (f"[{s}]" if isinstance(s, int) else f".{s}" for s in (*self.steps, *more))
+        return self.prefix + "".join(parts)
+
+
+def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
     """Values and data-type bindings of every element below `node`, depth first."""
     if isinstance(node, dict):
         system, code = node.get("system"), node.get("code")
@@ -139,7 +189,7 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
             checker = CODE_SYSTEMS.get(system)
             problem = checker(code) if checker is not None else None
             if problem:
-                issues.append(Issue(problem, "code-invalid", location=f"{path}.code"))
+                issues.append(Issue(problem, "code-invalid", location=path.text("code")))
         for key, value in node.items():
             allowed = DATATYPE_BINDINGS.get((name, key))
             if key == "comparator" and "value" in node:
@@ -150,14 +200,18 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
                         f"{value[:64]!r} is not in the required value set of {name}.{key} "
                         f"({', '.join(sorted(allowed))})",
                         "code-invalid",
-                        location=f"{path}.{key}",
+                        location=path.text(key),
                     )
                 )
                 continue
-            _check(value, f"{path}.{key}", key, issues)
+            path.steps.append(key)
+            _check(value, path, key, issues)
+            path.steps.pop()
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            _check(item, f"{path}[{index}]", name, issues)
+            path.steps.append(index)
+            _check(item, path, name, issues)
+            path.steps.pop()
     elif isinstance(node, str):
         bad = FORBIDDEN_CONTROL.search(node)
         if bad is not None:
@@ -166,18 +220,18 @@ def _check(node: Any, path: str, name: str, issues: list[Issue]) -> None:
                     f"holds the control character U+{ord(bad.group()):04X}, which a FHIR "
                     "string may not contain",
                     "value",
-                    location=path,
+                    location=path.text(),
                 )
             )
     elif isinstance(node, float):
         if not math.isfinite(node):
-            issues.append(Issue(f"{node} is not a finite number", "value", location=path))
+            issues.append(Issue(f"{node} is not a finite number", "value", location=path.text()))
     elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > _INT64:
         issues.append(
             Issue(
                 f"{str(node)[:24]}... is beyond the 64-bit integers carelog stores",
                 "value",
-                location=path,
+                location=path.text(),
             )
         )
 

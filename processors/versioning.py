@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from processors.canonical import canonical_json, content_hash
+from processors.ids import uuid5_text
 from processors.imaging_study_merge import merge_imaging_study
 from processors.version_policy import Policy, policy_for
 from schemas.events import Operation, ResourceChanged, ResourceTranslated
@@ -96,7 +97,7 @@ class AppendOnlyViolation(VersionRefused):
 
 def lineage_id(translated: ResourceTranslated, version: int) -> str:
     name = f"{translated.inbound_event_id}|{translated.key}|{version}"
-    return str(uuid.uuid5(CHANGE_NAMESPACE, name))
+    return uuid5_text(CHANGE_NAMESPACE, name)
 
 
 def with_meta(resource: dict[str, Any], version: int, recorded_at: datetime) -> dict[str, Any]:

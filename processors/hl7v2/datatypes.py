@@ -43,11 +43,17 @@ def prune(obj: JSON) -> JSON:
         if isinstance(value, dict):
             value = prune(value)
         elif isinstance(value, list):
-            value = [prune(v) if isinstance(v, dict) else v for v in value]
-            value = [v for v in value if v not in (None, "", {}, [])]
-        if value not in (None, "", {}, []):
+            value = [
+                v for v in (prune(v) if isinstance(v, dict) else v for v in value) if not _empty(v)
+            ]
+        if not _empty(value):
             out[key] = value
     return out
+
+
+def _empty(value: object) -> bool:
+    """None, "", [] or {} (a 0 or False is a value)."""
+    return value is None or (not value and isinstance(value, str | dict | list))
 
 
 # --- numbers, times ----------------------------------------------------------------------

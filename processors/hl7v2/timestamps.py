@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from .errors import MappingError
@@ -40,24 +41,36 @@ def _fmt_offset(delta: timedelta) -> str:
 
 def to_datetime(value: str, zone: ZoneInfo, location: str = "", *, instant: bool = False) -> str:
     """A v2 DTM/TS (TS-1 only) as a FHIR dateTime (or instant, which needs seconds)."""
-    text = value.strip()
-    m = _DTM.match(text)
-    if m is None:
-        raise MappingError(location or "DTM", f"{value!r} is not an HL7 date/time")
-    y, mo, d, h, mi, s, f, tz = m.group("y", "mo", "d", "h", "mi", "s", "f", "tz")
     try:
-        date(int(y), int(mo or 1), int(d or 1))
-        if h is None:
-            if instant:
-                raise ValueError("an instant needs a time to the second")
-            return "-".join(p for p in (y, mo, d) if p)
-        if instant and s is None:
-            raise ValueError("an instant needs a time to the second")
-        hh, mm, ss = int(h), int(mi or 0), int(s or 0)
-        local = datetime(int(y), int(mo), int(d), hh, mm, ss)  # validates the ranges
-        offset = _offset(tz) if tz else local.replace(tzinfo=zone).utcoffset() or timedelta(0)
+        return _fhir_datetime(value.strip(), zone, instant)
+    except _NotDTM:
+        raise MappingError(location or "DTM", f"{value!r} is not an HL7 date/time") from None
     except (ValueError, TypeError) as exc:
         raise MappingError(location or "DTM", f"{value!r}: {exc}") from exc
+
+
+class _NotDTM(Exception):
+    """The text does not have the form of a DTM."""
+
+
+@lru_cache(maxsize=4096)
+def _fhir_datetime(text: str, zone: ZoneInfo, instant: bool) -> str:
+    """The conversion itself, remembered: a message repeats its times (MSH-7, OBR-7, each
+    OBX-14), and so does a stream of messages. Raises _NotDTM, ValueError or TypeError."""
+    m = _DTM.match(text)
+    if m is None:
+        raise _NotDTM
+    y, mo, d, h, mi, s, f, tz = m.group("y", "mo", "d", "h", "mi", "s", "f", "tz")
+    date(int(y), int(mo or 1), int(d or 1))
+    if h is None:
+        if instant:
+            raise ValueError("an instant needs a time to the second")
+        return "-".join(p for p in (y, mo, d) if p)
+    if instant and s is None:
+        raise ValueError("an instant needs a time to the second")
+    hh, mm, ss = int(h), int(mi or 0), int(s or 0)
+    local = datetime(int(y), int(mo), int(d), hh, mm, ss)  # validates the ranges
+    offset = _offset(tz) if tz else local.replace(tzinfo=zone).utcoffset() or timedelta(0)
     frac = f".{f}" if f else ""
     return f"{y}-{mo}-{d}T{hh:02d}:{mm:02d}:{ss:02d}{frac}{_fmt_offset(offset)}"
 

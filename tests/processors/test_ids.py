@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.ids import CARELOG_NAMESPACE, resource_id
+from processors.ids import CARELOG_NAMESPACE, resource_id, uuid5_text
 
 
 def test_id_is_uuid5_of_type_and_parts_in_the_carelog_namespace() -> None:
@@ -57,3 +58,15 @@ def test_a_named_authority_has_one_system_whoever_names_it() -> None:
     assert authority_system("NWH", {"NWH": "urn:oid:1.2.3"}) == "urn:oid:1.2.3"
     assert authority_system("SSA", {"SSA": "urn:oid:1.2.4"}) == "urn:oid:1.2.4"  # configured wins
     assert authority_system("NWH", base="urn:other:") == "urn:other:NWH"
+
+
+@given(st.text())
+def test_uuid5_text_is_the_standard_uuid5(name: str) -> None:
+    for namespace in (CARELOG_NAMESPACE, uuid.NAMESPACE_URL):
+        try:
+            expected = str(uuid.uuid5(namespace, name))
+        except UnicodeEncodeError:  # a lone surrogate: neither can encode it
+            with pytest.raises(UnicodeEncodeError):
+                uuid5_text(namespace, name)
+            continue
+        assert uuid5_text(namespace, name) == expected

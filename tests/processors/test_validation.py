@@ -145,3 +145,15 @@ def test_control_characters_in_any_string_are_refused() -> None:
 def test_data_type_bindings_apply_in_every_resource() -> None:
     practitioner = {"resourceType": "Practitioner", "telecom": [{"system": "pigeon"}]}
     assert [i.location for i in validate(practitioner)] == ["Practitioner.telecom[0].system"]
+
+
+@pytest.mark.parametrize("text", ["12.5", "[1]", "true"])
+def test_json_text_where_a_primitive_extension_belongs_is_an_issue_not_a_crash(text: str) -> None:
+    # fhir.resources parses a string given for a complex element as JSON; a number, list or
+    # boolean there made its FHIRPrimitiveExtension validator raise AttributeError, which the
+    # translate stage reported as an internal error instead of naming the element.
+    resource = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "_status": text}  # fmt: skip
+    issues = validate(resource)
+    assert [(i.location, i.code) for i in issues] == [("Observation._status", "structure")]
+    assert "wrong kind" in issues[0].diagnostics

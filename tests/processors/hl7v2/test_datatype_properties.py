@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.hl7v2 import datatypes as dt
+from processors.hl7v2.errors import MappingError
 from processors.hl7v2.escapes import escape_text, unescape
 from processors.hl7v2.parser import parse
 from processors.hl7v2.timestamps import to_datetime
@@ -98,3 +100,71 @@ def test_xpn_takes_family_and_given_in_order(parts: list[str]) -> None:
     name = dt.xpn(seg.field(5).rep(1)) or {}
     assert name.get("family", "") == parts[0]
     assert name.get("given", []) == [p for p in parts[1:3] if p]
+
+
+def _prune_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """prune as first written: the definition the faster one must keep."""
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            value = _prune_spec(value)
+        elif isinstance(value, list):
+            value = [_prune_spec(v) if isinstance(v, dict) else v for v in value]
+            value = [v for v in value if v not in (None, "", {}, [])]
+        if value not in (None, "", {}, []):
+            out[key] = value
+    return out
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.floats()
+    | st.sampled_from(["", " ", "x", "0"])
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.sampled_from("abcd"), _JSON, max_size=4))
+def test_prune_drops_exactly_the_empty_values(obj: dict[str, Any]) -> None:
+    assert repr(dt.prune(obj)) == repr(_prune_spec(obj))
+
+
+@given(
+    st.sampled_from(
+        [
+            "2026",
+            "202611",
+            "20261106",
+            "2026110607",
+            "202611060710",
+            "20261106071015.12",
+            "20261106071015+0100",
+            "20261340",
+            "2026x",
+        ]
+    )
+)
+def test_to_datetime_remembers_values_not_locations_or_errors(value: str) -> None:
+    for location in ("OBX-14", "OBR-7"):
+        for instant in (False, True):
+            try:
+                first: str | Exception = to_datetime(value, UTC, location, instant=instant)
+            except MappingError as exc:
+                first = exc
+            try:
+                again: str | Exception = to_datetime(value, UTC, location, instant=instant)
+            except MappingError as exc:
+                again = exc
+            if isinstance(first, Exception):
+                assert isinstance(again, MappingError) and str(again) == str(first)
+                assert location in str(again)
+            else:
+                assert again == first
