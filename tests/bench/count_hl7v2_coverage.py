@@ -5,6 +5,8 @@ carelog; default: this one) and prints, per folder, how many translated (with th
 passing processors/validation.py) and how many were refused, with each refusal's reason.
 
 Run: .venv/bin/python tests/bench/count_hl7v2_coverage.py [--source /path/to/other/checkout]
+[--quiet]; --source counts this checkout's corpus with another checkout's translator (e.g. a
+`git worktree` of an older commit), so before and after are over the same messages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path(__file__).resolve().parents[2])
+    parser.add_argument("--quiet", action="store_true", help="totals only, no refusal reasons")
     args = parser.parse_args()
     sys.path.insert(0, str(args.source.resolve()))
     from processors.hl7v2.errors import Hl7v2Error
@@ -34,12 +37,14 @@ def main() -> None:
                 resources = translate(path.read_bytes()).resources
             except Hl7v2Error as exc:
                 counts["refused"] += 1
-                print(f"  refused  {folder.name}/{path.name}: {exc}")
+                if not args.quiet:
+                    print(f"  refused  {folder.name}/{path.name}: {exc}")
                 continue
             issues = [i for r in resources for i in resource_issues(r)]
             if issues:
                 counts["refused"] += 1
-                print(f"  invalid  {folder.name}/{path.name}: {issues[0]}")
+                if not args.quiet:
+                    print(f"  invalid  {folder.name}/{path.name}: {issues[0]}")
             else:
                 counts["translated"] += 1
         totals.update(counts)

@@ -31,7 +31,8 @@ from .common import (
     sending_facility,
     status_from_visit,
 )
-from .insurance import account, account_id, account_identifier, coverages
+from .coverage import coverages
+from .insurance import account, account_id, account_identifier
 from .visit import adt_observations, procedures
 
 
@@ -130,8 +131,8 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     conditions(msg, patient_reference, encounter_reference, ctx, out)
     procedures(msg, patient_reference, encounter_reference, ctx, out)
     adt_observations(msg, patient_reference, encounter_reference, ctx, out)
-    coverages(msg, patient_reference, ctx, out)
-    account(msg, pid, patient_reference, ctx, out)
+    coverage_references = coverages(msg, patient_reference, ctx, out)
+    account(msg, pid, patient_reference, ctx, out, coverage_references=coverage_references)
     return out.resources()
 
 

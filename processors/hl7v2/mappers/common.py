@@ -432,9 +432,11 @@ def conditions(
     encounter_reference: str | None,
     ctx: MappingContext,
     out: Output,
-) -> None:
-    """DG1 -> Condition (encounter-diagnosis), id from the patient and DG1-3 code."""
+) -> list[str]:
+    """DG1 -> Condition (encounter-diagnosis), id from the patient and DG1-3 code; returns
+    their references in order."""
     pid = patient_reference.split("/")[1]
+    references = []
     for dg1 in msg.segments("DG1"):
         code = dt.cwe(dg1.field(3).rep(1), ctx)
         if code is None:
@@ -467,7 +469,8 @@ def conditions(
             "encounter": ref(encounter_reference) if encounter_reference else None,
             "onsetDateTime": dt.datetime_(dg1.field(5).rep(1), ctx, loc(dg1, 5, msg)),
         }
-        out.add(dt.prune(resource))
+        references.append(out.add(dt.prune(resource)))
+    return references
 
 
 def notes(segments: Iterable[Segment]) -> list[JSON]:

@@ -1,12 +1,14 @@
 """Financial messages: BAR^P01/P02/P12 and DFT^P03/P11 -> Account, ChargeItem, Coverage.
 
 Account: PID-18 patient account number (the IG's PID[Account] map), else PV1-19 visit number;
-status active, inactive on a purge (BAR^P02); coverage from IN1 (mappers/coverage.py). A BAR
-without either is refused (the account is what it is about); a DFT without either still
-gives its ChargeItems, without an account.
+status active, inactive on a purge (BAR^P02), guarantors from GT1 (mappers/insurance.py, the
+Account builder ADT uses too); coverage from IN1 (mappers/coverage.py). A BAR without either is
+refused (the account is what it is about); a DFT without either still gives its ChargeItems,
+without an account.
 ChargeItem per FT1 (DFT): FT1-7 transaction code -> code (required), FT1-4 -> occurrence,
 FT1-5 -> enteredDate, FT1-10 -> quantity, FT1-11 extended amount -> priceOverride, FT1-20
-performed by -> performer; the Account it is booked on. DG1 -> Condition (common.conditions).
+performed by -> performer; the Account it is booked on. PV1 -> Encounter, DG1 -> Condition,
+PR1 -> Procedure (visit.visit_resources).
 A DFT's COMMON_ORDER groups (ORC/OBR, OBX) -> ServiceRequest and Observation as in orders;
 an OBX of an order without placer or filler number is kept as an Observation of the message.
 """
@@ -22,14 +24,14 @@ from ..timestamps import to_datetime
 from .common import (
     JSON,
     Output,
-    conditions,
     loc,
     patient_ref,
     practitioner_ref,
     ref,
-    sending_facility,
+    require,
 )
 from .coverage import coverages
+from .insurance import account
 from .observations import observation
 from .orders import map_order, order_groups
 from .requests import order_numbers
@@ -42,10 +44,9 @@ CHARGE_ITEM_CODE = "http://terminology.hl7.org/CodeSystem/v2-0132"
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
     coverage_refs = coverages(msg, patient_reference, ctx, out)
     account_reference = _account(msg, patient_reference, coverage_refs, ctx, out)
-    conditions(msg, patient_reference, encounter_reference, ctx, out)
     orders, _ = order_groups(msg)
     for n, order in enumerate(orders, 1):
         placer, filler = order_numbers(order.orc, order.detail)
@@ -67,32 +68,26 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
 def _account(
     msg: ParsedMessage,
     patient_reference: str,
-    coverage_refs: list[str],
+    coverage_references: list[str],
     ctx: MappingContext,
     out: Output,
 ) -> str | None:
-    authority = sending_facility(msg)
-    pid = msg.segment("PID")
-    pv1 = msg.segment("PV1")
-    number = dt.cx(pid.field(18).rep(1), ctx, authority) if pid is not None else None
-    if number is None and pv1 is not None:
-        number = dt.cx(pv1.field(19).rep(1), ctx, authority)
-    if number is None and msg.message_type[0] == "DFT":
-        return None
-    if number is None:
+    """The Account of PID-18, else PV1-19 (insurance.account); inactive on a purge (P02)."""
+    reference = account(
+        msg,
+        require(msg, "PID"),
+        patient_reference,
+        ctx,
+        out,
+        status="inactive" if msg.message_type[1] == "P02" else "active",
+        coverage_references=coverage_references,
+        visit_number_fallback=True,
+    )
+    if reference is None and msg.message_type[0] == "BAR":
         raise MappingError(
             "PID-18", "a financial message needs the patient account number (PID-18 or PV1-19)"
         )
-    purged = msg.message_type[1] == "P02"
-    resource = {
-        "resourceType": "Account",
-        "id": ids.account(number.get("system", ""), number["value"]),
-        "identifier": [number],
-        "status": "inactive" if purged else "active",
-        "subject": [ref(patient_reference)],
-        "coverage": [{"coverage": ref(c), "priority": n} for n, c in enumerate(coverage_refs, 1)],
-    }
-    return out.add(dt.prune(resource))
+    return reference
 
 
 def _money(rep_value: str, currency: str, location: str) -> JSON:

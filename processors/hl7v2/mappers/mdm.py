@@ -83,7 +83,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     if not dt.c(number, 1):
         raise MappingError(loc(txa, 12), "TXA-12 (unique document number) is required")
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
 
     lines: list[str] = []
     encapsulated: list[JSON] = []  # OBX-2 ED / RP: the document itself (a PDF, an image)

@@ -89,7 +89,7 @@ def order_groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
     orders, groups = order_groups(msg)
     if not orders:
         raise MappingError("ORC", "an order message needs at least one ORC or OBR")

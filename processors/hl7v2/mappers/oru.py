@@ -108,7 +108,7 @@ def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
     lab = organization(msg.msh.field(4).rep(1), ctx)
     lab_reference = out.add(lab) if lab else None
     orders, groups = _groups(msg)

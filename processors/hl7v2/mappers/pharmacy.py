@@ -114,7 +114,7 @@ def order_key(msg: ParsedMessage, group: PharmacyOrder) -> str:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
     groups = order_groups(msg)
     code, trigger, _ = msg.message_type
     if not groups:

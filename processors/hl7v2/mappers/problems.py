@@ -78,7 +78,7 @@ def _problems(msg: ParsedMessage) -> list[Problem]:
 def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     out = Output()
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
     problems = _problems(msg)
     if not problems:
         raise MappingError("PRB", "a PPR message needs at least one PRB")

@@ -5,10 +5,10 @@ RF1-6 originating referral identifier (EI, required) -> identifier and the id; R
 type (table 0281) -> category beside "Patient referral" (SNOMED CT 3457005); RF1-7 effective
 date -> authoredOn; RF1-8 expiration -> occurrencePeriod.end; RF1-10 reason -> reasonCode;
 RF1-11 external referral identifier -> identifier. PRD per provider: role RP (referring) ->
-requester, RT (referred to) / CP (consulting) -> performer. DG1 -> Condition (reasonReference),
-AL1 -> AllergyIntolerance, IN1 -> Coverage (insurance), OBX -> Observation (supportingInfo),
-OBR -> ServiceRequest and OBX -> Observation (supportingInfo), each with the NTEs after it;
-the other NTEs -> note.
+requester, RT (referred to) / CP (consulting) -> performer. PV1 -> Encounter, DG1 -> Condition
+(reasonReference) and PR1 -> Procedure (visit.visit_resources); AL1 -> AllergyIntolerance;
+IN1 -> Coverage (insurance); OBR -> ServiceRequest and OBX -> Observation (supportingInfo),
+each with the NTEs after it; the other NTEs -> note.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from .common import (
     JSON,
     Output,
     allergies,
-    conditions,
     loc,
     notes,
     patient_ref,
@@ -96,7 +95,8 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     if origin is None:
         raise MappingError(loc(rf1, 6), "RF1-6 (originating referral identifier) is required")
     patient_reference = patient_ref(msg, ctx, out)
-    encounter_reference = visit_resources(msg, patient_reference, ctx, out)
+    visit = visit_resources(msg, patient_reference, ctx, out)
+    encounter_reference = visit.encounter
     requester = None
     performers = []
     for prd in msg.segments("PRD"):
@@ -110,13 +110,6 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
             performers.append(who)
     coverage_refs = coverages(msg, patient_reference, ctx, out)
     allergies(msg, patient_reference, ctx, out)
-    before = {id(r) for r in out.resources()}
-    conditions(msg, patient_reference, encounter_reference, ctx, out)
-    reasons = [
-        f"Condition/{r['id']}"
-        for r in out.resources()
-        if r["resourceType"] == "Condition" and id(r) not in before
-    ]
     key = f"referral|{origin['value']}|{dt.c(rf1.field(6).rep(1), 2)}"
     orders, results, referral_notes = _observation_groups(msg)
     answers = [
@@ -160,7 +153,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "requester": requester,
         "performer": performers,
         "reasonCode": [dt.cwe(r, ctx, "0336") for r in dt.reps(rf1.field(10))],
-        "reasonReference": [ref(r) for r in reasons],
+        "reasonReference": [ref(r) for r in visit.conditions],
         "insurance": [ref(c) for c in coverage_refs],
         "supportingInfo": [ref(a) for a in answers],
         "note": notes(referral_notes),

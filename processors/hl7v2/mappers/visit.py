@@ -9,6 +9,8 @@ so the ADT feed stays the authority on the visit.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from processors.ids import resource_id
 
 from .. import datatypes as dt
@@ -28,22 +30,31 @@ from .common import (
 )
 
 
+class Visit(NamedTuple):
+    """What visit_resources emitted: the Encounter (None when the PV1 names no visit or there
+    is no PV1) and the DG1 Conditions and PR1 Procedures, as references in message order."""
+
+    encounter: str | None
+    conditions: list[str]
+    procedures: list[str]
+
+
 def visit_resources(
     msg: ParsedMessage, patient_reference: str, ctx: MappingContext, out: Output
-) -> str | None:
+) -> Visit:
     """For a message other than ADT: the Encounter of its PV1 (status from PV1-45, else
-    unknown: such a message does not convey it), its DG1 Conditions and PR1 Procedures.
-    Returns the Encounter reference, or None when the PV1 names no visit (no PV1-19, no
-    PV1-44) or there is no PV1."""
+    unknown: such a message does not convey it), its DG1 Conditions and PR1 Procedures."""
     pv1 = msg.segment("PV1")
     encounter_reference = None
     if pv1 is not None:
         encounter_reference = encounter(
             msg, pv1, patient_reference, status_from_visit(pv1), ctx, out
         )
-    conditions(msg, patient_reference, encounter_reference, ctx, out)
-    procedures(msg, patient_reference, encounter_reference, ctx, out)
-    return encounter_reference
+    return Visit(
+        encounter_reference,
+        conditions(msg, patient_reference, encounter_reference, ctx, out),
+        procedures(msg, patient_reference, encounter_reference, ctx, out),
+    )
 
 
 def procedures(
@@ -52,10 +63,12 @@ def procedures(
     encounter_reference: str | None,
     ctx: MappingContext,
     out: Output,
-) -> None:
+) -> list[str]:
     """PR1 -> Procedure (status completed: PR1 reports a procedure done, as the IG maps it).
-    Id from the patient and PR1-19 procedure identifier, else PR1-3 code and PR1-5 time."""
+    Id from the patient and PR1-19 procedure identifier, else PR1-3 code and PR1-5 time;
+    returns their references in order."""
     patient_id = patient_reference.split("/")[1]
+    references = []
     for pr1 in msg.segments("PR1"):
         code = dt.cwe(pr1.field(3).rep(1), ctx, "0088")
         if code is None:
@@ -92,7 +105,8 @@ def procedures(
             "performedDateTime": dt.datetime_(pr1.field(5).rep(1), ctx, loc(pr1, 5, msg)),
             "performer": performers,
         }
-        out.add(dt.prune(resource))
+        references.append(out.add(dt.prune(resource)))
+    return references
 
 
 def adt_observations(
