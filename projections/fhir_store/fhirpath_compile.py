@@ -211,8 +211,28 @@ def root_keys(expression: str, resource_type: str) -> frozenset[str] | None:
             return None
         name = match.group(1)
         choice = CHOICES.get(f"{resource_type}.{name}")
-        keys.update(name + t[0].upper() + t[1:] for t in choice) if choice else keys.add(name)
+        if choice:
+            narrowed = _narrowed_to(branch, resource_type, name)
+            if narrowed is not None:  # (A.value as Quantity): only valueQuantity is read
+                choice = [t for t in choice if t.lower() == narrowed.lower()]
+            keys.update(name + t[0].upper() + t[1:] for t in choice)
+        else:
+            keys.add(name)
     return frozenset(keys)
+
+
+def _narrowed_to(branch: str, resource_type: str, name: str) -> str | None:
+    """The type `T` of a branch starting `(Type.name as T)` or `Type.name.as(T)`, else None."""
+    text = branch.strip()
+    for pattern in (
+        r"^\(\s*" + resource_type + r"\." + name + r" as (" + _IDENT + r")\)",
+        r"^" + resource_type + r"\." + name + r" as (" + _IDENT + r")$",
+        r"^" + resource_type + r"\." + name + r"\.as\((" + _IDENT + r")\)",
+    ):
+        match = re.match(pattern, text)
+        if match:
+            return match.group(1)
+    return None
 
 
 def compile_expression(expression: str, resource_type: str) -> tuple[Extractor, bool]:

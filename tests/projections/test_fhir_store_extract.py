@@ -226,3 +226,63 @@ def rows_via_fhirpathpy(resource: dict[str, Any]) -> dict[str, list[tuple[Any, .
         if rows:
             out.setdefault(ex.table, []).extend((ex.param.pid, *r) for r in rows)
     return out
+
+
+# -- the per-type plan: shared branches evaluated once, choices narrowed by `as` ----------
+
+
+def test_a_branch_shared_by_parameters_is_one_branch_of_the_plan() -> None:
+    from projections.fhir_store.extract import _plan
+
+    plan = _plan("Observation")
+    pids = {p.name: p.pid for p in load_registry().params("Observation").values()}
+    by_pid = {emit.pid: emit.branches for emit in plan.emits}
+    # `code` is Observation.code; `combo-code` is Observation.code | Observation.component.code
+    assert set(by_pid[pids["code"]]) < set(by_pid[pids["combo-code"]])
+    uses = sum(
+        len(split_union(p.expression)) for p in load_registry().params("Observation").values()
+    )
+    assert len(plan.branches) < uses
+
+
+def test_shared_branches_run_once_per_resource() -> None:
+    from projections.fhir_store.extract import _plan
+
+    plan = _plan("Observation")
+    calls: list[int] = []
+    saved = list(plan.branches)
+    try:
+        for i, branch in enumerate(saved):
+
+            def counted(
+                resource: dict[str, Any], i: int = i, inner: Any = branch.extract
+            ) -> list[Any]:
+                calls.append(i)
+                return inner(resource)  # type: ignore[no-any-return]
+
+            plan.branches[i] = type(branch)(counted, branch.rows, branch.roots)
+        resource = {
+            "resourceType": "Observation", "id": "o", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "valueQuantity": {"value": 60, "unit": "/min"},
+        }  # fmt: skip
+        rows = index_rows("Observation", resource)
+    finally:
+        plan.branches[:] = saved
+    assert len(calls) == len(set(calls))
+    assert rows == rows_via_fhirpathpy(resource)
+
+
+def test_a_choice_narrowed_by_as_reads_only_that_key() -> None:
+    from projections.fhir_store.fhirpath_compile import root_keys
+
+    assert root_keys("(Observation.value as Quantity)", "Observation") == frozenset(
+        {"valueQuantity"}
+    )
+    assert root_keys("Observation.value.as(Quantity)", "Observation") == frozenset(
+        {"valueQuantity"}
+    )
+    assert root_keys(
+        "Condition.onset.as(dateTime) | Condition.onset.as(Period)", "Condition"
+    ) == frozenset({"onsetDateTime", "onsetPeriod"})
+    assert "valueString" in (root_keys("Observation.value", "Observation") or ())
