@@ -26,6 +26,7 @@ import orjson
 from projections.fhir_store.extract import index_rows
 from projections.fhir_store.fhir_dates import DateFormatError, instant_us
 from projections.fhir_store.schema import ALL_INDEX_TABLES, INDEX_TABLES
+from projections.fhir_store.wide_insert import insert_rows
 from schemas.errors import CodecError
 from schemas.events import Operation, Rejected, ResourceChanged, decode_event
 
@@ -35,8 +36,7 @@ Record = tuple[str, int, int, bytes | None]  # topic, partition, offset, value
 
 _COLUMNS = {table: ("rid", "pid", *cols) for table, cols in INDEX_TABLES.values()}
 _INSERT = {
-    table: f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    for table, cols in _COLUMNS.items()
+    table: f"INSERT OR IGNORE INTO {table} ({', '.join(cols)})" for table, cols in _COLUMNS.items()
 }
 # Every column of an index table is in its primary key: a row is deleted by its values.
 _DELETE = {
@@ -227,21 +227,21 @@ class Applier:
             if old - new:
                 conn.executemany(_DELETE[table], old - new)
             fresh[table].extend(new - old)
-        conn.executemany(
+        insert_rows(
+            conn,
             "INSERT INTO versions (rid, version, deleted, last_updated, lu, json, content_hash, "
-            "event_id, inbound_event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "event_id, inbound_event_id)",
             version_rows,
         )
-        conn.executemany(
-            "INSERT INTO resources (rid, type, id, version, deleted, last_updated, lu) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rid) DO UPDATE SET "
-            "version = excluded.version, deleted = excluded.deleted, "
-            "last_updated = excluded.last_updated, lu = excluded.lu",
+        insert_rows(
+            conn,
+            "INSERT INTO resources (rid, type, id, version, deleted, last_updated, lu)",
             resource_rows,
+            " ON CONFLICT (rid) DO UPDATE SET version = excluded.version, "
+            "deleted = excluded.deleted, last_updated = excluded.last_updated, lu = excluded.lu",
         )
         for table, added in fresh.items():
-            if added:
-                conn.executemany(_INSERT[table], added)
+            insert_rows(conn, _INSERT[table], added)
         if rejection_rows:
             conn.executemany(
                 "INSERT OR IGNORE INTO rejections (event_id, original_event_id, stage, reason, "
