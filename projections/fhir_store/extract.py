@@ -16,7 +16,13 @@ from functools import cache
 from typing import Any
 
 from projections.fhir_store.definitions import Registry, SearchParam, load_registry, split_union
-from projections.fhir_store.fhirpath_compile import Extractor, compile_expression, root_keys
+from projections.fhir_store.fhirpath_compile import (
+    Extractor,
+    Step,
+    branch_steps,
+    compile_expression,
+    root_keys,
+)
 from projections.fhir_store.index_values import ROWS
 from projections.fhir_store.schema import INDEX_TABLES
 
@@ -52,7 +58,8 @@ def extractors(resource_type: str, registry: Registry | None = None) -> tuple[Pa
 class _Branch:
     """One distinct union branch of a type with the row builder of its parameters' kind."""
 
-    extract: Extractor
+    node: int  # the step that ends it (its values), or -1 for a whole opaque expression
+    extract: Extractor | None  # the opaque expression (a pattern compiled whole), else None
     rows: RowBuilder
     roots: frozenset[str] | None  # None: evaluated on every resource
 
@@ -70,35 +77,51 @@ class _Emit:
 class _Needed:
     """What a resource with one set of top-level keys needs evaluated, and emits."""
 
+    nodes: tuple[int, ...]  # steps to run, parents first
     branches: tuple[int, ...]
     emits: tuple[_Emit, ...]
 
 
 class _TypePlan:
-    """The distinct branches of a type's parameters, and what each key set needs."""
+    """A type's parameters as one tree of steps (a path prefix shared by branches is walked
+    once), their distinct branches, and what each key set of a resource needs."""
 
     def __init__(self, resource_type: str) -> None:
+        self.parents: list[int] = []  # per step: the step it continues, -1 for the resource
+        self.steps: list[Step] = []
         self.branches: list[_Branch] = []
         self.emits: list[_Emit] = []
+        node_of: dict[tuple[int, str], int] = {}
         position: dict[tuple[str, RowBuilder], int] = {}
         for ex in extractors(resource_type):
             parts = split_union(ex.param.expression) if ex.roots is not None else []
-            if len(parts) <= 1:  # one branch, or a whole expression compiled by pattern
-                keys = [(ex.param.expression, ex.rows)]
-                made = [(ex.extract, ex.roots)]
-            else:
-                keys = [(part, ex.rows) for part in parts]
-                made = [
-                    (compile_expression(part, resource_type)[0], root_keys(part, resource_type))
-                    for part in parts
-                ]
+            keyed = [branch_steps(part, resource_type) for part in parts]
             positions = []
-            for key, (extract, roots) in zip(keys, made, strict=True):
+            if not parts or any(k is None for k in keyed):  # a pattern compiled whole
+                key = (ex.param.expression, ex.rows)
                 if key not in position:
                     position[key] = len(self.branches)
-                    self.branches.append(_Branch(extract, ex.rows, roots))
+                    self.branches.append(_Branch(-1, ex.extract, ex.rows, ex.roots))
                 positions.append(position[key])
-            self.emits.append(_Emit(ex.table, ex.param.pid, tuple(positions)))
+            for part, steps in zip(parts, keyed, strict=True):
+                if steps is None:
+                    continue
+                node = -1
+                for name, step in steps:
+                    found = node_of.get((node, name))
+                    if found is None:
+                        found = node_of[(node, name)] = len(self.steps)
+                        self.parents.append(node)
+                        self.steps.append(step)
+                    node = found
+                key = (f"#{node}", ex.rows)
+                if key not in position:
+                    position[key] = len(self.branches)
+                    self.branches.append(
+                        _Branch(node, None, ex.rows, root_keys(part, resource_type))
+                    )
+                positions.append(position[key])
+            self.emits.append(_Emit(ex.table, ex.param.pid, tuple(dict.fromkeys(positions))))
         self._needed: dict[tuple[str, ...], _Needed] = {}
 
     def needed(self, keys: tuple[str, ...]) -> _Needed:
@@ -110,9 +133,15 @@ class _TypePlan:
                 for i, branch in enumerate(self.branches)
                 if branch.roots is None or not branch.roots.isdisjoint(present)
             )
+            nodes: set[int] = set()
+            for i in wanted:
+                node = self.branches[i].node
+                while node >= 0 and node not in nodes:
+                    nodes.add(node)
+                    node = self.parents[node]
             chosen = set(wanted)
             emits = tuple(e for e in self.emits if not chosen.isdisjoint(e.branches))
-            found = _Needed(wanted, emits)
+            found = _Needed(tuple(sorted(nodes)), wanted, emits)
             if len(self._needed) < _PLANS_PER_TYPE:
                 self._needed[keys] = found
         return found
@@ -129,13 +158,21 @@ def index_rows(
     """{index table: [(pid, *values), ...]} for one resource; (rid, pid, *values) with `rid`."""
     plan = _plan(resource_type)
     needed = plan.needed(tuple(resource))
+    parents, steps = plan.parents, plan.steps
+    top = [resource]
+    values: dict[int, list[Any]] = {}
+    for node in needed.nodes:  # parents come first: a step's input is ready
+        parent = parents[node]
+        found = top if parent < 0 else values.get(parent)
+        if found:
+            values[node] = steps[node](found)
     branches = plan.branches
     rows_of: dict[int, list[Any]] = {}
     for i in needed.branches:
         branch = branches[i]
-        values = branch.extract(resource)
-        if values:
-            rows = branch.rows(values)
+        selected = values.get(branch.node) if branch.extract is None else branch.extract(resource)
+        if selected:
+            rows = branch.rows(selected)
             if rows:
                 rows_of[i] = rows
     out: dict[str, list[tuple[Any, ...]]] = {}

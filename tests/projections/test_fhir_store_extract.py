@@ -245,31 +245,37 @@ def test_a_branch_shared_by_parameters_is_one_branch_of_the_plan() -> None:
     assert len(plan.branches) < uses
 
 
-def test_shared_branches_run_once_per_resource() -> None:
+def test_each_step_runs_at_most_once_per_resource() -> None:
+    """`Patient.address.city` and `Patient.address.state` walk `Patient.address` once."""
     from projections.fhir_store.extract import _plan
+    from projections.fhir_store.fhirpath_compile import branch_steps
 
-    plan = _plan("Observation")
+    plan = _plan("Patient")
+    params = load_registry().params("Patient").values()
+    walked = sum(
+        len(branch_steps(b, "Patient") or ()) for p in params for b in split_union(p.expression)
+    )
+    assert len(plan.steps) < walked
     calls: list[int] = []
-    saved = list(plan.branches)
+    saved = list(plan.steps)
     try:
-        for i, branch in enumerate(saved):
+        for i, step in enumerate(saved):
 
-            def counted(
-                resource: dict[str, Any], i: int = i, inner: Any = branch.extract
-            ) -> list[Any]:
+            def counted(nodes: list[Any], i: int = i, inner: Any = step) -> list[Any]:
                 calls.append(i)
-                return inner(resource)  # type: ignore[no-any-return]
+                return inner(nodes)  # type: ignore[no-any-return]
 
-            plan.branches[i] = type(branch)(counted, branch.rows, branch.roots)
+            plan.steps[i] = counted
         resource = {
-            "resourceType": "Observation", "id": "o", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-            "valueQuantity": {"value": 60, "unit": "/min"},
+            "resourceType": "Patient", "id": "p",
+            "address": [{"city": "Lyon", "state": "Rhone", "postalCode": "69001"}],
+            "name": [{"family": "Dupont", "given": ["Jean"]}],
+            "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "a@b"}],
         }  # fmt: skip
-        rows = index_rows("Observation", resource)
+        rows = index_rows("Patient", resource)
     finally:
-        plan.branches[:] = saved
-    assert len(calls) == len(set(calls))
+        plan.steps[:] = saved
+    assert calls and len(calls) == len(set(calls))
     assert rows == rows_via_fhirpathpy(resource)
 
 
