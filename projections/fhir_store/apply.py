@@ -14,9 +14,11 @@ resource stored before, only the index rows that differ are deleted and inserted
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -79,6 +81,24 @@ def _last_updated(resource: dict[str, Any] | None, recorded_at: datetime) -> tup
     return text, instant_us(text)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is folded.
+
+    A batch makes a few hundred thousand short-lived dicts, lists and tuples (decoded
+    events, parsed resources, index rows) that reference counting frees; the collector's
+    passes over them, and over everything else the process holds, cost about a fifth of
+    the apply. Cycles made meanwhile are collected once it is back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class _Current:
     rid: int
@@ -104,6 +124,10 @@ class Applier:
 
     def apply(self, records: Iterable[Record]) -> Applied:
         """Apply records (in log order per partition) in one transaction."""
+        with _collector_paused():
+            return self._apply(records)
+
+    def _apply(self, records: Iterable[Record]) -> Applied:
         conn = self._conn
         result = Applied()
         offsets = dict(self._offsets)
