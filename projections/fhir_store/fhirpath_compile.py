@@ -134,8 +134,9 @@ def _where_system(system: str) -> Step:
     return step
 
 
-def _compile_branch(branch: str, resource_type: str) -> Extractor | None:
-    """A closure for one union branch, or None when it is not of the simple forms."""
+def branch_steps(branch: str, resource_type: str) -> list[tuple[str, Step]] | None:
+    """The steps of one union branch, each with a key naming what it does (equal keys, equal
+    steps), or None when the branch is not of the simple forms."""
     text = branch.strip()
     wrapped = _AS_WRAPPED.match(text)
     if wrapped:  # (A.b as T).rest  ->  A.b.as(T).rest
@@ -149,7 +150,7 @@ def _compile_branch(branch: str, resource_type: str) -> Extractor | None:
     if raw_steps[0] != resource_type:
         return None
     path = resource_type
-    steps: list[Step] = []
+    steps: list[tuple[str, Step]] = []
     index = 1
     while index < len(raw_steps):
         raw = raw_steps[index]
@@ -164,29 +165,38 @@ def _compile_branch(branch: str, resource_type: str) -> Extractor | None:
                     matching = [t for t in choice if t.lower() == wanted.lower()]
                     if not matching:
                         return None
-                    steps.append(_choice(raw, matching))
+                    steps.append((f"choice {raw} {' '.join(matching)}", _choice(raw, matching)))
                     path = f"{path}[{wanted}]"
                     index += 2
                     continue
-                steps.append(_choice(raw, choice))
+                steps.append((f"choice {raw} {' '.join(choice)}", _choice(raw, choice)))
                 path = f"{path}[x]"
             else:
-                steps.append(_child(raw))
+                steps.append((f"child {raw}", _child(raw)))
             index += 1
             continue
         resolved = _STEP_RESOLVE.match(raw)
         if resolved:
-            steps.append(_where_reference_to(resolved.group(1)))
+            steps.append((f"resolve {resolved.group(1)}", _where_reference_to(resolved.group(1))))
             index += 1
             continue
         system = _STEP_SYSTEM.match(raw)
         if system:
-            steps.append(_where_system(system.group(1)))
+            steps.append((f"system {system.group(1)}", _where_system(system.group(1))))
             index += 1
             continue
         return None  # as() off a choice, functions, operators: leave to fhirpathpy
     if any(p.endswith("[x]") for p in path.split(".")[:-1]):
         return None  # navigating into an un-typed choice: fhirpathpy knows the model
+    return steps
+
+
+def _compile_branch(branch: str, resource_type: str) -> Extractor | None:
+    """A closure for one union branch, or None when it is not of the simple forms."""
+    keyed = branch_steps(branch, resource_type)
+    if keyed is None:
+        return None
+    steps = [step for _, step in keyed]
 
     def extract(resource: dict[str, Any]) -> list[Any]:
         nodes: list[Any] = [resource]
@@ -211,8 +221,28 @@ def root_keys(expression: str, resource_type: str) -> frozenset[str] | None:
             return None
         name = match.group(1)
         choice = CHOICES.get(f"{resource_type}.{name}")
-        keys.update(name + t[0].upper() + t[1:] for t in choice) if choice else keys.add(name)
+        if choice:
+            narrowed = _narrowed_to(branch, resource_type, name)
+            if narrowed is not None:  # (A.value as Quantity): only valueQuantity is read
+                choice = [t for t in choice if t.lower() == narrowed.lower()]
+            keys.update(name + t[0].upper() + t[1:] for t in choice)
+        else:
+            keys.add(name)
     return frozenset(keys)
+
+
+def _narrowed_to(branch: str, resource_type: str, name: str) -> str | None:
+    """The type `T` of a branch starting `(Type.name as T)` or `Type.name.as(T)`, else None."""
+    text = branch.strip()
+    for pattern in (
+        r"^\(\s*" + resource_type + r"\." + name + r" as (" + _IDENT + r")\)",
+        r"^" + resource_type + r"\." + name + r" as (" + _IDENT + r")$",
+        r"^" + resource_type + r"\." + name + r"\.as\((" + _IDENT + r")\)",
+    ):
+        match = re.match(pattern, text)
+        if match:
+            return match.group(1)
+    return None
 
 
 def compile_expression(expression: str, resource_type: str) -> tuple[Extractor, bool]:

@@ -226,3 +226,69 @@ def rows_via_fhirpathpy(resource: dict[str, Any]) -> dict[str, list[tuple[Any, .
         if rows:
             out.setdefault(ex.table, []).extend((ex.param.pid, *r) for r in rows)
     return out
+
+
+# -- the per-type plan: shared branches evaluated once, choices narrowed by `as` ----------
+
+
+def test_a_branch_shared_by_parameters_is_one_branch_of_the_plan() -> None:
+    from projections.fhir_store.extract import _plan
+
+    plan = _plan("Observation")
+    pids = {p.name: p.pid for p in load_registry().params("Observation").values()}
+    by_pid = {emit.pid: emit.branches for emit in plan.emits}
+    # `code` is Observation.code; `combo-code` is Observation.code | Observation.component.code
+    assert set(by_pid[pids["code"]]) < set(by_pid[pids["combo-code"]])
+    uses = sum(
+        len(split_union(p.expression)) for p in load_registry().params("Observation").values()
+    )
+    assert len(plan.branches) < uses
+
+
+def test_each_step_runs_at_most_once_per_resource() -> None:
+    """`Patient.address.city` and `Patient.address.state` walk `Patient.address` once."""
+    from projections.fhir_store.extract import _plan
+    from projections.fhir_store.fhirpath_compile import branch_steps
+
+    plan = _plan("Patient")
+    params = load_registry().params("Patient").values()
+    walked = sum(
+        len(branch_steps(b, "Patient") or ()) for p in params for b in split_union(p.expression)
+    )
+    assert len(plan.steps) < walked
+    calls: list[int] = []
+    saved = list(plan.steps)
+    try:
+        for i, step in enumerate(saved):
+
+            def counted(nodes: list[Any], i: int = i, inner: Any = step) -> list[Any]:
+                calls.append(i)
+                return inner(nodes)  # type: ignore[no-any-return]
+
+            plan.steps[i] = counted
+        resource = {
+            "resourceType": "Patient", "id": "p",
+            "address": [{"city": "Lyon", "state": "Rhone", "postalCode": "69001"}],
+            "name": [{"family": "Dupont", "given": ["Jean"]}],
+            "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "a@b"}],
+        }  # fmt: skip
+        rows = index_rows("Patient", resource)
+    finally:
+        plan.steps[:] = saved
+    assert calls and len(calls) == len(set(calls))
+    assert rows == rows_via_fhirpathpy(resource)
+
+
+def test_a_choice_narrowed_by_as_reads_only_that_key() -> None:
+    from projections.fhir_store.fhirpath_compile import root_keys
+
+    assert root_keys("(Observation.value as Quantity)", "Observation") == frozenset(
+        {"valueQuantity"}
+    )
+    assert root_keys("Observation.value.as(Quantity)", "Observation") == frozenset(
+        {"valueQuantity"}
+    )
+    assert root_keys(
+        "Condition.onset.as(dateTime) | Condition.onset.as(Period)", "Condition"
+    ) == frozenset({"onsetDateTime", "onsetPeriod"})
+    assert "valueString" in (root_keys("Observation.value", "Observation") or ())
