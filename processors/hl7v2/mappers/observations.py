@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from processors.ids import resource_id
+
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
@@ -39,9 +41,12 @@ def observation(
     *,
     category: JSON | None = LABORATORY,
     part_of: str | None = None,
+    visit_key: str | None = None,
 ) -> str:
     """OBX -> Observation, id from the group it belongs to (a report, an order, an
-    immunization), OBX-1 set id and OBX-3 code."""
+    immunization), OBX-1 set id and OBX-3 code. An ADT's OBX (height, weight, a screening
+    answer) belongs to no group: `visit_key` (the visit, else the patient) keys it with the
+    code and OBX-14, so a later A08 repeating the observation updates it."""
     code = dt.cwe(obx.field(3).rep(1), ctx)
     if code is None:
         raise MappingError(loc(obx, 3, msg), "OBX-3 (observation identifier) is required")
@@ -71,6 +76,13 @@ def observation(
         "resourceType": "Observation",
         "id": ids.observation(
             group_key, set_id, f"{first.get('system', '')}|{first.get('code', '')}"
+        )
+        if visit_key is None
+        else resource_id(
+            "Observation",
+            visit_key,
+            f"{first.get('system', '')}|{first.get('code', code.get('text', ''))}",
+            dt.c(obx.field(14).rep(1), 1),
         ),
         "partOf": [ref(part_of)] if part_of else None,
         "status": status,

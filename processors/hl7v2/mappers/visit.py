@@ -14,7 +14,6 @@ from typing import NamedTuple
 from processors.ids import resource_id
 
 from .. import datatypes as dt
-from .. import vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
@@ -23,11 +22,11 @@ from .common import (
     conditions,
     encounter,
     loc,
-    notes,
     practitioner_ref,
     ref,
     status_from_visit,
 )
+from .observations import observation
 
 
 class Visit(NamedTuple):
@@ -116,50 +115,14 @@ def adt_observations(
     ctx: MappingContext,
     out: Output,
 ) -> None:
-    """OBX in an ADT message (height, weight, a screening answer) -> Observation. OBX-3 and
-    OBX-11 are required as in results; the id is keyed by the visit (else the patient), the
-    code and OBX-14, so a later A08 with the same observation updates it."""
-    subject_key = encounter_reference or patient_reference
+    """OBX in an ADT message -> Observation (observations.observation, keyed by the visit,
+    else the patient; no category: an ADT does not say what kind of observation it is)."""
+    visit_key = encounter_reference or patient_reference
     for obx, obx_notes in _results_with_notes(msg):
-        code = dt.cwe(obx.field(3).rep(1), ctx)
-        if code is None:
-            raise MappingError(loc(obx, 3, msg), "OBX-3 (observation identifier) is required")
-        status_code = dt.c(obx.field(11).rep(1), 1).upper()
-        status = vocab.OBSERVATION_STATUS.get(status_code)
-        if status is None:
-            raise MappingError(
-                loc(obx, 11, msg), f"result status {status_code!r} is not in table 0085"
-            )
-        value_type = dt.c(obx.field(2).rep(1), 1)
-        value = None
-        if dt.reps(obx.field(5)):
-            if not value_type:
-                raise MappingError(
-                    loc(obx, 2, msg), "OBX-2 (value type) is required when OBX-5 is sent"
-                )
-            value = dt.observation_value(
-                value_type, obx.field(5), obx.field(6).rep(1), ctx, loc(obx, 5, msg)
-            )
-        first = code.get("coding", [{}])[0]
-        observation = {
-            "resourceType": "Observation",
-            "id": resource_id(
-                "Observation",
-                subject_key,
-                f"{first.get('system', '')}|{first.get('code', code.get('text', ''))}",
-                dt.c(obx.field(14).rep(1), 1),
-            ),
-            "status": status,
-            "code": code,
-            "subject": ref(patient_reference),
-            "encounter": ref(encounter_reference) if encounter_reference else None,
-            "effectiveDateTime": dt.datetime_(obx.field(14).rep(1), ctx, loc(obx, 14, msg)),
-            "interpretation": [dt.interpretation(r.value) for r in dt.reps(obx.field(8))],
-            "note": notes(obx_notes),
-        }
-        if value is not None:
-            observation[value[0]] = value[1]
-        out.add(dt.prune(observation))
+        observation(
+            msg, obx, obx_notes, "", None, patient_reference, encounter_reference, [], ctx,
+            out, category=None, visit_key=visit_key,
+        )  # fmt: skip
 
 
 def _results_with_notes(msg: ParsedMessage) -> list[tuple[Segment, list[Segment]]]:
