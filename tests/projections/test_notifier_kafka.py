@@ -51,8 +51,8 @@ def append(settings: Settings, *resources: tuple[dict[str, Any], int]) -> None:
 def subscribe(settings: Settings, notifier: NotifierProcess, *subs: dict[str, Any]) -> None:
     """Append Subscriptions and wait until the notifier serves them, as a client would."""
     append(settings, *[(sub, 1) for sub in subs])
-    for sub in subs:
-        wait_for(lambda: "status" in notifier.status(sub["id"]), 30, f"Subscription {sub['id']}")
+    for sub_id in [sub["id"] for sub in subs]:
+        wait_for(lambda i=sub_id: "status" in notifier.status(i), 30, f"Subscription {sub_id}")
 
 
 @pytest.fixture(scope="module")
