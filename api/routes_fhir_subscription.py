@@ -34,7 +34,10 @@ async def _ask_notifier(request: Request, method: str, what: str) -> dict[str, o
             answer = await client.request(method, url)
     except httpx.HTTPError:
         raise Unavailable("the notifier does not answer; try again later") from None
-    body: dict[str, object] = answer.json()
+    try:
+        body: dict[str, object] = answer.json()
+    except ValueError:
+        raise Unavailable("the notifier answered something else than JSON") from None
     if answer.status_code == 404:
         raise NotFound(str(body.get("error")))
     if answer.status_code != 200:
