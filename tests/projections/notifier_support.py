@@ -106,7 +106,7 @@ class Receiver:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.received: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.received: list[tuple[str, dict[str, Any], dict[str, str], float]] = []
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -115,7 +115,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((self.path, orjson.loads(body), dict(self.headers)))
+                received.append((self.path, orjson.loads(body), dict(self.headers), time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -137,10 +137,12 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def bundles(self, path: str, kind: str = "event-notification") -> list[dict[str, Any]]:
-        return [b for p, b, _ in list(self.received) if p == path and notification_type(b) == kind]
+        return [
+            b for p, b, _, _ in list(self.received) if p == path and notification_type(b) == kind
+        ]
 
     def headers(self, path: str) -> list[dict[str, str]]:
-        return [h for p, _, h in list(self.received) if p == path]
+        return [h for p, _, h, _ in list(self.received) if p == path]
 
 
 def status_params(bundle: dict[str, Any]) -> list[dict[str, Any]]:
