@@ -42,6 +42,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification
     try:
         return run(settings)
     except (StoreError, KafkaException, OSError) as exc:

@@ -90,6 +90,15 @@ class Delivery:
             waiter.cancel()
 
     async def _serve(self, sub_id: str) -> None:
+        try:
+            await self._deliver(sub_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # said here; supervise() starts it again within a second
+            log.exception("subscription %s: delivery stopped", sub_id)
+            raise
+
+    async def _deliver(self, sub_id: str) -> None:
         last_sent = time.monotonic()
         while True:
             row = self.state.subscription(sub_id)
@@ -158,7 +167,9 @@ class Delivery:
         return None if sent else "no websocket client took the notification"
 
     def bind(self, sub_id: str, conn: ServerConnection) -> None:
+        """A client took the handshake: the subscription is active, its backlog goes out."""
         self.sockets.setdefault(sub_id, set()).add(conn)
+        self.state.delivered(sub_id, [])
         self.wake()
 
     def unbind(self, sub_id: str, conn: ServerConnection) -> None:

@@ -168,6 +168,12 @@ def test_id_only_heartbeat_and_invalid_endpoint(
     wait_for(lambda: bool(receiver.bundles(path, "heartbeat")), 10, "a heartbeat")
     refused = notifier.status(bad)
     assert refused["status"] == "error" and "http(s)" in refused["error"]["text"]
+    append(kafka_settings, ({**subscription(sub, "Observation?code=x"), "status": "off"}, 2))
+    wait_for(lambda: notifier.status(sub)["status"] == "off", 10, "status off")
+    time.sleep(1.2)  # a heartbeat period: none comes once it is off
+    count = len(receiver.bundles(path, "heartbeat"))
+    time.sleep(1.2)
+    assert len(receiver.bundles(path, "heartbeat")) == count
 
 
 def test_websocket_binds_and_receives(kafka_settings: Settings, notifier: NotifierProcess) -> None:
