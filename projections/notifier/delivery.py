@@ -25,6 +25,7 @@ from projections.notifier import metrics
 from projections.notifier.bundles import notification
 from projections.notifier.state import Event, State, SubscriptionRow
 from projections.notifier.subscriptions import (
+    NOT_SERVED,
     Channel,
     Content,
     InvalidSubscription,
@@ -34,10 +35,10 @@ from projections.notifier.subscriptions import (
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-NOT_SERVED = "not served"  # prefix of the error of a Subscription that cannot be served
 
 
 def served(row: SubscriptionRow) -> Subscription | None:
+    """The Subscription to deliver for, or None (off, or refused when it came)."""
     if row.status == "off" or (row.error or "").startswith(NOT_SERVED):
         return None
     try:

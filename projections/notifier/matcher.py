@@ -28,6 +28,7 @@ from projections.fhir_store.apply import Record
 from projections.fhir_store.runner import log_partitions
 from projections.notifier.state import Batch, State
 from projections.notifier.subscriptions import (
+    NOT_SERVED,
     InvalidSubscription,
     Subscription,
     parse_subscription,
@@ -59,7 +60,7 @@ class Matcher:
         self.applier = store.applier()
         self.active: dict[str, Subscription] = {}
         for row in state.subscriptions():
-            if row.status != "off":
+            if row.status != "off" and not (row.error or "").startswith(NOT_SERVED):
                 with contextlib.suppress(InvalidSubscription):
                     self.active[row.id] = parse_subscription(orjson.loads(row.json))
 
@@ -80,7 +81,7 @@ class Matcher:
             self.store.search(sub.resource_type, [*sub.params, ("_count", "0")])
         except (InvalidSubscription, SearchError) as exc:
             self.active.pop(sub_id, None)
-            batch.subscriptions[sub_id] = (change.resource, "error", f"not served: {exc}")
+            batch.subscriptions[sub_id] = (change.resource, "error", f"{NOT_SERVED}: {exc}")
             return
         self.active[sub_id] = sub
         batch.subscriptions[sub_id] = (change.resource, "requested", None)

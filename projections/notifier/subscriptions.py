@@ -34,6 +34,9 @@ class Channel(StrEnum):
     websocket = "websocket"
 
 
+NOT_SERVED = "not served"  # how the error of a Subscription that cannot be served begins
+
+
 class InvalidSubscription(ValueError):
     """The Subscription cannot be served; the message says why (shown in $status)."""
 
