@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.errors import LogError
 from streams.kafka_config import client_config
@@ -45,6 +45,7 @@ def scan_consumer(settings: Settings) -> Consumer:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
+                "enable.partition.eof": True,  # the end of a partition is told, not waited for
             },
         )
     )
@@ -118,8 +119,11 @@ def _headers(raw: Any) -> dict[str, bytes]:
 def _until_ends(consumer: Consumer, ends: dict[Position, int]) -> Iterator[LogRecord]:
     pending = dict(ends)
     while pending:
-        for msg in consumer.consume(500, 1.0):
-            if msg.error() is not None:
+        for msg in consumer.consume(500, 0.5):
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    pending.pop((msg.topic() or "", msg.partition() or 0), None)
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None and partition is not None and offset is not None
