@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.history.log_read import LogRecord, read_log, read_one
+from infra.history.log_read import CLOCK_SKEW_MS, LogRecord, read_events, read_one
 from infra.history.redrive import REDRIVE_HEADER
 from infra.render import safe_value
 from processors.payloads import PayloadMissing, read_payload
 from projections.fhir_store.store import FhirStore
-from schemas.errors import CodecError
 from schemas.events import InboundMessage, ResourceChanged, ResourceTranslated, decode_event
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
@@ -77,23 +76,17 @@ def _since_ms(store_path: Path | None, rtype: str, rid: str, version: int | None
         found = store.vread(rtype, rid, version) if version else store.read(rtype, rid)
     if found is None:
         return None
-    return int(found.last_updated.timestamp() * 1000)
+    return int(found.last_updated.timestamp() * 1000) - CLOCK_SKEW_MS
 
 
 def find_change(
     settings: Settings, rtype: str, rid: str, version: int | None, since_ms: int | None
 ) -> tuple[LogRecord, ResourceChanged]:
-    key = f"{rtype}/{rid}".encode()
     best: tuple[LogRecord, ResourceChanged] | None = None
-    for record in read_log(settings, [FHIR_CHANGES], since_ms=since_ms):
-        if record.key != key:
-            continue
-        try:
-            event = decode_event(record.value)
-        except CodecError:
-            continue
-        if not isinstance(event, ResourceChanged):
-            continue
+    key = f"{rtype}/{rid}".encode()
+    for record, event in read_events(
+        settings, [FHIR_CHANGES], ResourceChanged, key=key, since_ms=since_ms
+    ):
         if version is not None and event.version == version:
             return record, event
         if version is None and (best is None or event.version > best[1].version):
@@ -107,18 +100,10 @@ def find_change(
 def find_translated(
     settings: Settings, changed: ResourceChanged, since_ms: int
 ) -> tuple[LogRecord, ResourceTranslated] | None:
-    key = changed.key.encode()
-    for record in read_log(settings, [FHIR_TRANSLATED], since_ms=since_ms):
-        if record.key != key:
-            continue
-        try:
-            event = decode_event(record.value)
-        except CodecError:
-            continue
-        if (
-            isinstance(event, ResourceTranslated)
-            and event.inbound_event_id == changed.inbound_event_id
-        ):
+    for record, event in read_events(
+        settings, [FHIR_TRANSLATED], ResourceTranslated, key=changed.key.encode(), since_ms=since_ms
+    ):
+        if event.inbound_event_id == changed.inbound_event_id:
             return record, event
     return None
 
@@ -127,7 +112,7 @@ def lineage(settings: Settings, reference: str, store_path: Path | None) -> Line
     rtype, rid, version = parse_reference(reference)
     since_ms = _since_ms(store_path, rtype, rid, version)
     change, changed = find_change(settings, rtype, rid, version, since_ms)
-    received_ms = int(changed.recorded_at.timestamp() * 1000)
+    received_ms = int(changed.recorded_at.timestamp() * 1000) - CLOCK_SKEW_MS
     translated = find_translated(settings, changed, received_ms)
     inbound = read_one(
         settings, changed.inbound_topic, changed.inbound_partition, changed.inbound_offset

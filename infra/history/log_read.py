@@ -10,15 +10,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+from schemas.errors import CodecError
+from schemas.events import (
+    InboundMessage,
+    Rejected,
+    ResourceChanged,
+    ResourceTranslated,
+    decode_event,
+)
+from streams.admin import admin_client
 from streams.errors import LogError
 from streams.kafka_config import client_config
+from streams.lag import partitions_of, watermarks
 from streams.settings import Settings
 
 Position = tuple[str, int]  # topic, partition
+# Record timestamps are the producing host's clock; a scan from a time another host wrote
+# starts this much earlier.
+CLOCK_SKEW_MS = 300_000
+E = TypeVar("E", InboundMessage, ResourceChanged, ResourceTranslated, Rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +66,13 @@ def scan_consumer(settings: Settings) -> Consumer:
     )
 
 
-def partitions_of(consumer: Consumer, topics: Iterable[str]) -> list[Position]:
+def existing_partitions(admin: AdminClient, topics: Iterable[str]) -> list[Position]:
     """Every partition of `topics`; raises LogError naming a topic that does not exist."""
-    meta = consumer.list_topics(timeout=15)
-    found: list[Position] = []
-    for topic in topics:
-        tmeta = meta.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            raise LogError(f"topic {topic} does not exist (carelog topics list)")
-        found.extend((topic, p) for p in sorted(tmeta.partitions))
+    topics = list(topics)
+    found = partitions_of(admin, topics, timeout=15)
+    missing = set(topics) - {t for t, _ in found}
+    if missing:
+        raise LogError(f"topic {', '.join(sorted(missing))} does not exist (carelog topics list)")
     return found
 
 
@@ -85,9 +98,10 @@ def read_log(
     Start: `starts[(topic, partition)]` when given (unlisted partitions are not read), else
     the first record at or after `since_ms`, else offset 0. `partitions` limits the scan.
     """
+    admin = admin_client(settings)
     consumer = scan_consumer(settings)
     try:
-        positions = partitions_of(consumer, topics)
+        positions = existing_partitions(admin, topics)
         if partitions is not None:
             positions = [tp for tp in positions if tp in partitions]
         if starts is not None:
@@ -96,11 +110,8 @@ def read_log(
             begin = starts_at_time(consumer, positions, since_ms)
         else:
             begin = dict.fromkeys(positions, 0)
-        ends: dict[Position, int] = {}
-        for tp, start in begin.items():
-            _, high = consumer.get_watermark_offsets(TopicPartition(*tp), timeout=15)
-            if start < high:
-                ends[tp] = high
+        marks = watermarks(admin, begin, timeout=15)  # ends: last stable offsets
+        ends = {tp: marks[tp][1] for tp, start in begin.items() if start < marks[tp][1]}
         if not ends:
             return
         consumer.assign([TopicPartition(t, p, begin[(t, p)]) for t, p in ends])
@@ -149,3 +160,24 @@ def read_one(settings: Settings, topic: str, partition: int, offset: int) -> Log
     for record in read_log(settings, [topic], starts={(topic, partition): offset}):
         return record if record.offset == offset else None
     return None
+
+
+def read_events(
+    settings: Settings,
+    topics: Iterable[str],
+    kind: type[E],
+    *,
+    key: bytes | None = None,
+    since_ms: int | None = None,
+) -> Iterator[tuple[LogRecord, E]]:
+    """`read_log`'s records holding a `kind` event (with `key`, when given), decoded; records
+    that do not decode are passed over (`carelog tail` shows them)."""
+    for record in read_log(settings, topics, since_ms=since_ms):
+        if key is not None and record.key != key:
+            continue
+        try:
+            event = decode_event(record.value)
+        except CodecError:
+            continue
+        if isinstance(event, kind):
+            yield record, event

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from infra.history.log_read import read_log, read_one
+from infra.history.log_read import CLOCK_SKEW_MS, read_log, read_one
 from infra.history.rejections import Found, held_event
 from schemas.errors import CodecError
 from schemas.events import Format, InboundMessage, ResourceTranslated, decode_event, encode_event
@@ -138,7 +138,7 @@ def redrive(settings: Settings, selected: list[Found], *, again: bool = False) -
     plans, refused = plan(settings, selected)
     outcome = Outcome(refused=refused)
     if not again and plans:
-        earliest = min(f.record.timestamp_ms for f in selected)
+        earliest = min(f.record.timestamp_ms for f in selected) - CLOCK_SKEW_MS
         marked = marked_since(settings, REDRIVE_HEADER, earliest)
         outcome.already = {i: marked[i] for p in plans for i in p.rejected_ids if i in marked}
         plans = [p for p in plans if not any(i in outcome.already for i in p.rejected_ids)]

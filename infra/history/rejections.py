@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from infra.history.log_read import LogRecord, read_log
+from infra.history.log_read import LogRecord, read_events
 from infra.render import safe_value
 from schemas.errors import CodecError
 from schemas.events import InboundMessage, Rejected, ResourceTranslated, decode_event
@@ -55,12 +55,8 @@ class Found:
 def rejections(settings: Settings, selection: Selection) -> Iterator[Found]:
     """The rejections on carelog.rejected that match, per partition in log order."""
     since_ms = int(selection.since.timestamp() * 1000) if selection.since else None
-    for record in read_log(settings, [REJECTED], since_ms=since_ms):
-        try:
-            event = decode_event(record.value)
-        except CodecError:
-            continue  # not ours to list: `carelog tail carelog.rejected` shows it
-        if isinstance(event, Rejected) and selection.matches(event):
+    for record, event in read_events(settings, [REJECTED], Rejected, since_ms=since_ms):
+        if selection.matches(event):
             yield Found(record, event)
 
 

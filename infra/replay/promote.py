@@ -23,11 +23,10 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from infra.history.log_read import Position, read_log
+from infra.history.log_read import Position, read_events, read_log
 from infra.history.redrive import Resend, append_again, marked_since
 from infra.replay.diff import StoreDiff
 from infra.replay.names import Shadow
-from schemas.errors import CodecError
 from schemas.events import InboundMessage, ResourceChanged, decode_event
 from streams.settings import Settings
 
@@ -47,14 +46,8 @@ def inbound_positions(
 ) -> set[tuple[str, int, int]]:
     """Inbound positions of the shadow's changes to `keys`."""
     found: set[tuple[str, int, int]] = set()
-    for record in read_log(settings, [shadow.changes]):
-        if (record.key or b"").decode() not in keys:
-            continue
-        try:
-            event = decode_event(record.value)
-        except CodecError:
-            continue
-        if isinstance(event, ResourceChanged):
+    for record, event in read_events(settings, [shadow.changes], ResourceChanged):
+        if (record.key or b"").decode() in keys:
             found.add((event.inbound_topic, event.inbound_partition, event.inbound_offset))
     return found
 
