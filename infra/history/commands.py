@@ -39,6 +39,7 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     show = actions.add_parser("show", help="one rejection: outcome, original bytes, origin")
     show.add_argument("id", help="the Rejected event id (carelog rejected list)")
+    show.add_argument("--json", action="store_true", help="one JSON object")
     redrive = actions.add_parser(
         "redrive", help="send rejected originals through the pipeline again, once each"
     )
@@ -80,7 +81,11 @@ def cmd_rejected(args: argparse.Namespace, settings: Settings) -> int:
         if found is None:
             print(f"carelog: no rejection {args.id} on carelog.rejected", file=sys.stderr)
             return 1
-        print(orjson.dumps(details(found), option=orjson.OPT_INDENT_2).decode())
+        shown = details(found)
+        if args.json:
+            print(orjson.dumps(shown).decode())
+        else:
+            _show(shown)
         return 0
     return _redrive(args, settings)
 
@@ -104,6 +109,21 @@ def _redrive(args: argparse.Namespace, settings: Settings) -> int:
     for rejected_id, why in outcome.refused.items():
         print(f"{rejected_id}: not re-driven: {why}")
     return 1 if missing or outcome.refused else 0
+
+
+def _show(shown: dict[str, Any]) -> None:
+    labels = ("id", "rejected_at", "stage", "reason", "sender", "correlation_id", "format",
+              "content_type", "original", "original_event_id", "original_key", "on", "held")  # fmt: skip
+    for label in labels:
+        print(f"{label + ':':<19}{shown[label] if shown[label] is not None else '-'}")
+    print("operation outcome:")
+    print(orjson.dumps(shown["operation_outcome"], option=orjson.OPT_INDENT_2).decode())
+    original = shown["original_bytes"]
+    print("original:")
+    if isinstance(original, str):  # HL7 v2 segments end in CR: one per line here
+        print(original.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n"))
+    else:
+        print(orjson.dumps(original).decode())
 
 
 def _table(rows: list[dict[str, Any]]) -> None:

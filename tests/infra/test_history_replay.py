@@ -132,7 +132,9 @@ def test_a_mapping_rejection_is_listed_shown_and_redriven_once(
     code, table = carelog(capsys, "rejected", "list", "--since", since, "--stage", "translate")
     assert code == 0 and env.rejected_id in table
 
-    code, out = carelog(capsys, "rejected", "show", env.rejected_id)
+    code, text = carelog(capsys, "rejected", "show", env.rejected_id)
+    assert code == 0 and f'"value":"{MARK.decode()}-{env.pid}"' in text  # the bytes, as text
+    code, out = carelog(capsys, "rejected", "show", env.rejected_id, "--json")
     shown = orjson.loads(out)
     assert code == 0
     assert f"{MARK.decode()}-{env.pid}" in shown["original_bytes"]
