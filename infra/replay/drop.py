@@ -7,7 +7,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 
-from infra.replay.names import SHADOW_PREFIX, Shadow
+from infra.replay.names import Shadow
 from streams.admin import admin_client, existing_topics
 from streams.settings import Settings
 
@@ -15,8 +15,7 @@ from streams.settings import Settings
 def drop(settings: Settings, shadow: Shadow, timeout: float = 30.0) -> list[str]:
     """What was removed."""
     admin = admin_client(settings)
-    prefix = f"{SHADOW_PREFIX}{shadow.name}."
-    topics = [name for name in existing_topics(admin) if name.startswith(prefix)]
+    topics = [name for name in existing_topics(admin) if name.startswith(shadow.prefix)]
     removed: list[str] = []
     if topics:
         for name, future in admin.delete_topics(topics, operation_timeout=timeout).items():

@@ -32,9 +32,14 @@ class Shadow:
             )
         return cls(name, settings.var_dir / "shadow")
 
+    @property
+    def prefix(self) -> str:
+        """What every topic of this shadow, and no other, begins with."""
+        return f"{SHADOW_PREFIX}{self.name}."
+
     def topic(self, live: str) -> str:
         """carelog.fhir.changes -> carelog.shadow.<name>.fhir.changes"""
-        return SHADOW_PREFIX + self.name + "." + live.removeprefix("carelog.")
+        return self.prefix + live.removeprefix("carelog.")
 
     @property
     def changes(self) -> str:

@@ -31,7 +31,7 @@ from projections.fhir_store.apply import Applier
 from projections.fhir_store.schema import connect
 from projections.fhir_store.store import FhirStore
 from schemas.events import ResourceTranslated, decode_event, utc_now
-from streams.admin import apply_catalogue
+from streams.admin import admin_client, apply_catalogue, existing_topics
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_TRANSLATED
@@ -103,7 +103,8 @@ def write_manifest(shadow: Shadow, **fields: object) -> None:
 
 def replay(settings: Settings, shadow: Shadow, start: Start, live_store: Path) -> ReplayStats:
     """Replay into `shadow` (which must not exist yet); returns what it did."""
-    if shadow.manifest.exists() or shadow.store.exists():
+    left = [t for t in existing_topics(admin_client(settings)) if t.startswith(shadow.prefix)]
+    if shadow.manifest.exists() or shadow.store.exists() or left:
         raise ShadowError(f"shadow {shadow.name} exists: `carelog replay drop {shadow.name}`")
     shadow.var_dir.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
