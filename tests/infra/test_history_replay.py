@@ -28,7 +28,7 @@ from streams.lag import committed_offsets, count_pending, group_lag, partitions_
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.infra.mapping_switch import BIRTH_DATE, MARK, switched
-from tests.processors.test_worker_pipeline import publish
+from tests.processors.test_worker_pipeline import fhir_put, publish
 from tests.processors.worker_harness import Worker, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -164,6 +164,37 @@ def test_a_mapping_rejection_is_listed_shown_and_redriven_once(
     with FhirStore.open(env.store, readonly=True) as store:
         found = store.read("Patient", env.pid)
         assert found is not None and found.version == 1
+
+
+def test_a_version_stage_rejection_redrives_the_inbound_message_behind_it(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid = str(uuid.uuid4())
+    put = fhir_put({"resourceType": "Patient", "id": pid, "active": True}, if_match=7)
+    publish(env.settings, [put])  # If-Match 7 on a patient that does not exist: refused
+    since = env.began.isoformat()
+    rows: list[dict[str, str]] = []
+
+    def listed() -> bool:
+        _, out = carelog(capsys, "rejected", "list", "--since", since, "--stage", "version",
+                         "--reason", pid, "--json")  # fmt: skip
+        rows[:] = [orjson.loads(line) for line in out.splitlines()]
+        return bool(rows)
+
+    wait_for(listed, 60, env.worker)
+    code, out = carelog(capsys, "rejected", "show", rows[0]["id"], "--json")
+    assert code == 0 and orjson.loads(out)["held"] == "ResourceTranslated"
+    code, out = carelog(capsys, "rejected", "redrive", "--stage", "version", "--reason", pid,
+                        "--since", since)  # fmt: skip
+    assert code == 0 and "re-sent as carelog.inbound.fhir[" in out
+    [resent] = [
+        r for r in read_log(env.settings, [inbound_topic(Format.fhir)],
+                            since_ms=int(env.began.timestamp() * 1000))
+        if r.headers.get(REDRIVE_HEADER) == rows[0]["id"].encode()
+    ]  # fmt: skip
+    event = decode_event(resent.value)
+    assert isinstance(event, InboundMessage) and event.payload == put.payload
+    assert event.headers == put.headers and event.event_id != put.event_id
 
 
 def test_lineage_leads_from_a_resource_to_its_inbound_bytes(
