@@ -8,6 +8,7 @@ aborted transactions never show), then the scan stops.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -92,8 +93,10 @@ def read_log(
     since_ms: int | None = None,
     starts: dict[Position, int] | None = None,
     partitions: set[Position] | None = None,
+    by_time: bool = False,
 ) -> Iterator[LogRecord]:
-    """The records of `topics` from their starts to their current ends, per partition in order.
+    """The records of `topics` from their starts to their current ends, per partition in order
+    (with `by_time`, all partitions merged in the order they were appended).
 
     Start: `starts[(topic, partition)]` when given (unlisted partitions are not read), else
     the first record at or after `since_ms`, else offset 0. `partitions` limits the scan.
@@ -115,7 +118,11 @@ def read_log(
         if not ends:
             return
         consumer.assign([TopicPartition(t, p, begin[(t, p)]) for t, p in ends])
-        yield from _until_ends(consumer, ends)
+        stream = _until_ends(consumer, ends)
+        if by_time:
+            yield from _by_time(stream, ends)
+        else:
+            yield from (r for r in stream if isinstance(r, LogRecord))
     finally:
         consumer.close()
 
@@ -127,14 +134,17 @@ def _headers(raw: Any) -> dict[str, bytes]:
     return out
 
 
-def _until_ends(consumer: Consumer, ends: dict[Position, int]) -> Iterator[LogRecord]:
+def _until_ends(consumer: Consumer, ends: dict[Position, int]) -> Iterator[LogRecord | Position]:
+    """Each partition's records up to its end, and its Position once it has no more."""
     pending = dict(ends)
     while pending:
         for msg in consumer.consume(500, 0.5):
             error = msg.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.pop((msg.topic() or "", msg.partition() or 0), None)
+                done = (msg.topic() or "", msg.partition() or 0)
+                if error.code() == KafkaError._PARTITION_EOF and done in pending:
+                    del pending[done]
+                    yield done
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             assert topic is not None and partition is not None and offset is not None
@@ -142,17 +152,48 @@ def _until_ends(consumer: Consumer, ends: dict[Position, int]) -> Iterator[LogRe
             end = pending.get(tp)
             if end is None or offset >= end:
                 continue
-            if offset + 1 >= end:
-                del pending[tp]
             yield LogRecord(
                 topic, partition, offset, msg.timestamp()[1], msg.key(), msg.value() or b"",
                 _headers(msg.headers()),
             )  # fmt: skip
+            if offset + 1 >= end:
+                del pending[tp]
+                yield tp
         if pending:  # past aborted transactions or control records: positions move on
-            positions = consumer.position([TopicPartition(t, p) for t, p in pending])
-            for pos in positions:
-                if pos.offset >= 0 and pos.offset >= pending[(pos.topic, pos.partition)]:
-                    del pending[(pos.topic, pos.partition)]
+            for pos in consumer.position([TopicPartition(t, p) for t, p in pending]):
+                tp = (pos.topic, pos.partition)
+                if pos.offset >= 0 and pos.offset >= pending[tp]:
+                    del pending[tp]
+                    yield tp
+
+
+def _append_order(record: LogRecord) -> tuple[int, str, int, int]:
+    return record.timestamp_ms, record.topic, record.partition, record.offset
+
+
+def _by_time(
+    stream: Iterator[LogRecord | Position], ends: Iterable[Position]
+) -> Iterator[LogRecord]:
+    """The records of all partitions merged in append order (timestamp, then position).
+
+    A record is let out once every partition still being read has one buffered: none of
+    them can bring an earlier one (a partition's timestamps only grow). Holds what the
+    consumer fetched ahead, not the whole history.
+    """
+    buffers: dict[Position, deque[LogRecord]] = {tp: deque() for tp in ends}
+    reading = set(buffers)
+    for item in stream:
+        if isinstance(item, LogRecord):
+            buffers[(item.topic, item.partition)].append(item)
+        else:
+            reading.discard(item)
+        while all(buffers[tp] for tp in reading):
+            heads = [b for b in buffers.values() if b]
+            if not heads:
+                break
+            yield min(heads, key=lambda b: _append_order(b[0])).popleft()
+    rest = [r for b in buffers.values() for r in b]
+    yield from sorted(rest, key=_append_order)
 
 
 def read_one(settings: Settings, topic: str, partition: int, offset: int) -> LogRecord | None:

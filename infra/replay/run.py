@@ -8,7 +8,7 @@ copy, so versions continue where the live ones are and only what the replayed me
 change differs.
 
 Inbound records are replayed in the order they were appended (Kafka timestamp, then
-position), each partition in its own order, like the live worker's interleaving.
+position; each partition in its own order), streamed: memory holds a batch, not the history.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 
 from infra.history.log_read import LogRecord, read_log
@@ -92,10 +93,6 @@ def _copy_store(live: Path, to: Path) -> None:
         source.close()
 
 
-def _ordered(records: list[LogRecord]) -> list[LogRecord]:
-    return sorted(records, key=lambda r: (r.timestamp_ms, r.topic, r.partition, r.offset))
-
-
 def write_manifest(shadow: Shadow, **fields: object) -> None:
     current = json.loads(shadow.manifest.read_text()) if shadow.manifest.exists() else {}
     shadow.manifest.write_text(json.dumps({**current, **fields}, indent=2, default=str))
@@ -117,18 +114,19 @@ def replay(settings: Settings, shadow: Shadow, start: Start, live_store: Path) -
     apply_catalogue(shadow.topics(settings.environment), settings)
     if seeded:
         _copy_store(live_store, shadow.store)
-    records = _ordered(list(read_log(
-        settings, INBOUND_TOPICS, since_ms=start.since_ms, starts=start.offsets
-    )))  # fmt: skip
-    stats = ReplayStats(inbound=len(records))
+    records = read_log(
+        settings, INBOUND_TOPICS, since_ms=start.since_ms, starts=start.offsets, by_time=True
+    )
+    stats = ReplayStats()
     store = FhirStore.open(shadow.store)
     seed = connect(shadow.store, readonly=True) if seeded else None
     try:
         applier = store.applier()
         versions = ShadowVersions(seed)
         with EventProducer(settings) as producer:
-            for i in range(0, len(records), BATCH):
-                _replay_batch(records[i : i + BATCH], shadow, producer, versions, applier, stats)
+            while batch := list(islice(records, BATCH)):
+                stats.inbound += len(batch)
+                _replay_batch(batch, shadow, producer, versions, applier, stats)
     finally:
         if seed is not None:
             seed.close()

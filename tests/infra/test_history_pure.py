@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -78,3 +79,25 @@ def test_shadow_names_stay_under_their_own_prefix(tmp_path: object) -> None:
     for bad in ("", "Upper", "a.b", "../x", "x" * 50):
         with pytest.raises(ShadowError):
             Shadow.named(bad, settings)
+
+
+def test_partitions_merge_in_append_order_without_waiting_for_the_whole_log() -> None:
+    from infra.history.log_read import LogRecord, Position, _by_time
+
+    def rec(partition: int, offset: int, ts: int) -> LogRecord:
+        return LogRecord("t", partition, offset, ts, None, b"")
+
+    stream: list[LogRecord | Position] = [
+        rec(0, 0, 10), rec(0, 1, 30), rec(1, 0, 20), ("t", 0), rec(1, 1, 40), ("t", 1),
+    ]  # fmt: skip
+    seen: list[LogRecord | Position] = []
+
+    def feed() -> Iterator[LogRecord | Position]:
+        for item in stream:
+            seen.append(item)
+            yield item
+
+    merged = _by_time(feed(), [("t", 0), ("t", 1)])
+    assert next(merged).timestamp_ms == 10
+    assert len(seen) == 3  # let out as soon as partition 1 had a record: not the whole log
+    assert [r.timestamp_ms for r in merged] == [20, 30, 40]
