@@ -43,3 +43,6 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) var/test
+
+# Benchmarks added by later changes (recipes expand BENCHES when they run).
+BENCHES += bench_replay

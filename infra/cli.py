@@ -356,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_demo_command(sub)  # demo: a synthetic stream through a running carelog
 
+    from infra.history.commands import add_commands as add_history_commands
+
+    add_history_commands(sub)  # rejected list|show|redrive, lineage
+
+    from infra.replay.commands import add_commands as add_replay_commands
+
+    add_replay_commands(sub)  # replay --into, replay diff|promote|drop
+
     projection = sub.add_parser(
         "projection", help="the FHIR store: fold carelog.fhir.changes and carelog.audit into SQLite"
     )

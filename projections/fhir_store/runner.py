@@ -129,17 +129,17 @@ def consume(
         if not partitions:
             return stats
         stored = applier.offsets
+        targets: dict[tuple[str, int], int] = {}  # next offset to reach, per partition
+        if until is not None:
+            targets = {tp: until[tp] + 1 for tp in partitions}
+        elif caught_up:  # asked before assigning: once fetching, each answer waits a fetch out
+            for t, p in partitions:
+                _, high = reader.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
+                targets[(t, p)] = high
         reader.assign([
             TopicPartition(t, p, stored[(t, p)] + 1 if (t, p) in stored else OFFSET_BEGINNING)
             for t, p in partitions
         ])  # fmt: skip
-        targets: dict[tuple[str, int], int] = {}  # next offset to reach, per partition
-        if until is not None:
-            targets = {tp: until[tp] + 1 for tp in partitions}
-        elif caught_up:
-            for t, p in partitions:
-                _, high = reader.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
-                targets[(t, p)] = high
 
         def reached() -> bool:
             return bool(targets) and _reached(reader.consumer, targets, applier.offsets)
