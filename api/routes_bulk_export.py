@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -33,9 +34,10 @@ from api.fhir_bundles import base_url
 from api.fhir_checks import check_id, check_type
 from api.gateway import gateway_of
 from api.read_access import Gone, NotFound
-from api.scopes import Need, missing
+from api.scopes import PSEUDO_TYPES, Need, missing
 from api.store_handle import store_of
 from projections.fhir_store.bulk_export import Level, compartment_types
+from projections.fhir_store.definitions import load_registry
 from projections.fhir_store.fhir_dates import DateFormatError, instant_us
 from schemas.outcome import Issue, operation_outcome
 
@@ -108,9 +110,9 @@ async def _kick_off(request: Request, level: Level, group: str | None = None) ->
         check_type(rtype)
     if group is not None:
         check_id(group)
-    store = store_of(request).require()
+    registry = load_registry()  # the definitions the store is checked against when opened
     if level != "system":
-        outside = sorted(set(asked) - set(compartment_types(store.registry)))
+        outside = sorted(set(asked) - set(compartment_types(registry)))
         if outside:
             raise BadRequest(Issue(f"{', '.join(outside)} resources are never in a patient's "
                                    "compartment", code="value", location="_type"))  # fmt: skip
@@ -121,13 +123,14 @@ async def _kick_off(request: Request, level: Level, group: str | None = None) ->
                         + " needs system/<Type>.read or system/*.read")  # fmt: skip
     if not types and checked and missing(principal.scopes, [Need("*", "r")]):
         # Not every type: export those the token names (system/Patient.read...).
-        named = sorted({_scope_type(s) for s in principal.scopes} - {"", "*"})
+        named = sorted({_scope_type(s) for s in principal.scopes} - {"", "*"} - PSEUDO_TYPES)
         if level != "system":
-            named = [t for t in named if t in compartment_types(store.registry)]
+            named = [t for t in named if t in compartment_types(registry)]
         types = _readable(principal, named, checked)
         if not types:
             raise Forbidden("insufficient scope: $export needs system/*.read or "
                             "system/<Type>.read")  # fmt: skip
+    store = store_of(request).require()  # after the scopes: a 503 tells nothing to strangers
     if group is not None:
         found = store.read("Group", group)
         if found is None:
@@ -203,7 +206,8 @@ async def status(request: Request) -> Response:
         "extension": {"carelog:position": job.status["position"]},
     }  # fmt: skip
     expires = job.status["finished"] + jobs.expire_seconds
-    return json_response(manifest, 200, {"Expires": _http_date(expires)})
+    headers = {"Expires": _http_date(expires)}
+    return Response(orjson.dumps(manifest), 200, headers, media_type="application/json")
 
 
 def _http_date(seconds: float) -> str:
