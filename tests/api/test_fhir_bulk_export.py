@@ -15,6 +15,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from api.bulk_jobs import JobDirectory, write_status
 from api.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
@@ -211,3 +212,19 @@ def test_delete_removes_the_job_and_its_files(setup: tuple[Data, Path, Path, Tes
     running = kick_off(api, "/fhir/$export")  # deleted at once, whether it ran or not
     assert api.delete(running, headers=hdr()).status_code == 202
     assert api.get(running, headers=hdr()).status_code == 404
+
+
+def test_another_gateway_process_serves_the_job_and_finished_jobs_expire(
+    setup: tuple[Data, Path, Path, TestClient], make_client: Callable[..., TestClient]
+) -> None:
+    d, path, jobs, api = setup
+    other = make_client(fhir_store_path=path, bulk_export_dir=jobs, bulk_export_expire_seconds=0)
+    location = kick_off(api, "/fhir/$export?_type=Practitioner")
+    manifest = wait(other, location)  # kicked off on one app, polled and fetched on another
+    assert ids(lines(other, manifest)) == {f"Practitioner/{d.doc}"}
+    kick_off(other, "/fhir/$export?_type=Practitioner")  # sweeps what finished 0 s ago
+    assert api.get(location, headers=hdr()).status_code == 404
+    lost = JobDirectory(jobs, 3600).create({"owner": "bulk-client", "exported": 0})
+    write_status(lost.directory, {**lost.status, "heartbeat": time.time() - 3600})
+    reply = api.get(f"/fhir/$export-status/{lost.id}", headers=hdr())
+    assert reply.status_code == 500 and "process is gone" in reply.text
