@@ -54,7 +54,8 @@ class JobDirectory:
     def create(self, status: dict[str, Any]) -> Job:
         job_id = secrets.token_hex(16)
         directory = self.root / job_id
-        directory.mkdir(parents=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.mkdir(mode=0o700)  # the files hold patient data: the service's user only
         now = time.time()
         status = {**status, "id": job_id, "state": "running", "created": now, "heartbeat": now}
         write_status(directory, status)

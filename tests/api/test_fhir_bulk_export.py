@@ -183,7 +183,8 @@ def test_scopes_tokens_and_parameters_are_enforced(
     narrow = api.get("/fhir/$export?_type=Observation", headers=hdr("system/Patient.read"))
     assert narrow.status_code == 403
     for query in ("_typeFilter=Observation%3Fstatus%3Dfinal", "_outputFormat=text/csv",
-                  "_since=2024-01-01", "_elements=id"):  # fmt: skip
+                  "_since=2024-01-01", "_since=T", "_since=2024-13-01T00:00:00Z",
+                  "_elements=id"):  # fmt: skip
         answer = api.get(f"/fhir/$export?{query}", headers=hdr())
         assert answer.status_code == 400, query
         assert answer.json()["resourceType"] == "OperationOutcome"
