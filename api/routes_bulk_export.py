@@ -87,6 +87,32 @@ def _since(value: str) -> int:
         raise BadRequest(Issue(str(exc), code="value", location="_since")) from None
 
 
+def _export_types(principal: Principal, asked: list[str], level: Level, checked: bool) -> list[str]:
+    """The types to export: those asked (each needs a read scope, else 403), or without
+    _type every type the token's system scopes read ([] meaning all of them)."""
+    registry = load_registry()  # the definitions the store is checked against when opened
+    if level != "system":
+        outside = sorted(set(asked) - set(compartment_types(registry)))
+        if outside:
+            raise BadRequest(Issue(f"{', '.join(outside)} resources are never in a patient's "
+                                   "compartment", code="value", location="_type"))  # fmt: skip
+    types = sorted(set(asked))
+    lacking = sorted(set(types) - set(_readable(principal, types, checked)))
+    if lacking:
+        raise Forbidden("insufficient scope: exporting " + ", ".join(lacking)
+                        + " needs system/<Type>.read or system/*.read")  # fmt: skip
+    if not types and checked and missing(principal.scopes, [Need("*", "r")]):
+        # Not every type: export those the token names (system/Patient.read...).
+        named = sorted({_scope_type(s) for s in principal.scopes} - {"", "*"} - PSEUDO_TYPES)
+        if level != "system":
+            named = [t for t in named if t in compartment_types(registry)]
+        types = _readable(principal, named, checked)
+        if not types:
+            raise Forbidden("insufficient scope: $export needs system/*.read or "
+                            "system/<Type>.read")  # fmt: skip
+    return types
+
+
 async def _kick_off(request: Request, level: Level, group: str | None = None) -> Response:
     gw = gateway_of(request)
     principal = await gw.guard.admit(request)
@@ -112,26 +138,7 @@ async def _kick_off(request: Request, level: Level, group: str | None = None) ->
         check_type(rtype)
     if group is not None:
         check_id(group)
-    registry = load_registry()  # the definitions the store is checked against when opened
-    if level != "system":
-        outside = sorted(set(asked) - set(compartment_types(registry)))
-        if outside:
-            raise BadRequest(Issue(f"{', '.join(outside)} resources are never in a patient's "
-                                   "compartment", code="value", location="_type"))  # fmt: skip
-    types: list[str] = sorted(set(asked))
-    lacking = sorted(set(types) - set(_readable(principal, types, checked)))
-    if lacking:
-        raise Forbidden("insufficient scope: exporting " + ", ".join(lacking)
-                        + " needs system/<Type>.read or system/*.read")  # fmt: skip
-    if not types and checked and missing(principal.scopes, [Need("*", "r")]):
-        # Not every type: export those the token names (system/Patient.read...).
-        named = sorted({_scope_type(s) for s in principal.scopes} - {"", "*"} - PSEUDO_TYPES)
-        if level != "system":
-            named = [t for t in named if t in compartment_types(registry)]
-        types = _readable(principal, named, checked)
-        if not types:
-            raise Forbidden("insufficient scope: $export needs system/*.read or "
-                            "system/<Type>.read")  # fmt: skip
+    types = _export_types(principal, asked, level, checked)
     store = store_of(request).require()  # after the scopes: a 503 tells nothing to strangers
     if group is not None:
         found = store.read("Group", group)
