@@ -90,6 +90,10 @@ async def vread(request: Request) -> Response:
     if not (vid.isascii() and vid.isdigit()):
         raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}: versions are numbers")
     version = _whole_number("vid", vid, MAX_VERSION)
+    if "_at" in request.query_params:  # never ignored: the version is named already
+        raise BadRequest(Issue("_at is for a read (GET {type}/{id}?_at=) or a history, not "
+                               "a vread of a named version", code="not-supported",
+                               location="_at"))  # fmt: skip
     store = store_of(request).require()
     check_visible(store, reader, rtype, rid)
     found = store.vread(rtype, rid, version, reader.compartment)  # None: not in it then

@@ -137,6 +137,9 @@ async def everything(request: Request) -> Response:
     reader = await admit_read(request, ["Patient"], "r")
     media = answer_type(request)
     check_id(pid)
+    if "_at" in request.query_params:  # never ignored: it answers the current state only
+        raise BadRequest(Issue("$everything does not support _at", code="not-supported",
+                               location="_at"))  # fmt: skip
     types = [t for v in request.query_params.getlist("_type") for t in v.split(",") if t]
     handle = store_of(request)
     store = handle.require()

@@ -84,6 +84,8 @@ def test_read_at_answers_the_version_current_then(setup: tuple[Data, TestClient]
     assert family(reply) == "Three" and reply.headers["etag"] == 'W/"3"'
     assert get(api, f"{url}?_at={z(at(4, 1))}").status_code == 410  # deleted then
     assert get(api, url).status_code == 410
+    assert get(api, f"{url}/_history/1?_at={z(at(2))}").status_code == 400  # not ignored
+    assert get(api, f"/fhir/Patient/{d.other}/$everything?_at=2026-11-02").status_code == 400
     for bad in ("_at=yesterday", f"_at={z(at(1))}&_at={z(at(2))}", "_at=gt2026-11-01"):
         reply = get(api, f"{url}?{bad}")
         assert reply.status_code == 400 and reply.json()["resourceType"] == "OperationOutcome"
