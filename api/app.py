@@ -28,6 +28,7 @@ from api import (
     routes_fhir_meta,
     routes_fhir_read,
     routes_fhir_search,
+    routes_fhir_subscription,
     routes_hl7v2,
     routes_probes,
 )
@@ -49,6 +50,7 @@ INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devic
 # FHIR REST reads from the store; before the writes, whose /fhir/{type}/{id} they refine.
 FHIR_READ_ROUTE_MODULES: tuple[Any, ...] = (
     routes_bulk_export,  # first: /fhir/$export would otherwise be taken for a search
+    routes_fhir_subscription,
     routes_fhir_meta,
     routes_fhir_read,
     routes_fhir_search,

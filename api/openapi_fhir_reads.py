@@ -82,7 +82,19 @@ def fhir_read_paths() -> dict[str, Any]:
             "Patient/$everything", "fhirEverything", [ID_PARAM], (410, *common))},
         "/fhir/{type}/_search": {"post": _read(
             "Search (form body)", "fhirSearchPost", [TYPE_PARAM], (413, 415, *common), form)},
+        "/fhir/Subscription/{id}/$status": {"get": _notifier(
+            "Subscription $status (backport IG)", "fhirSubscriptionStatus")},
+        "/fhir/Subscription/{id}/$get-ws-binding-token": {
+            "get": _notifier("Websocket binding token", "fhirSubscriptionTokenGet"),
+            "post": _notifier("Websocket binding token", "fhirSubscriptionTokenPost")},
     }  # fmt: skip
+
+
+def _notifier(summary: str, op_id: str) -> dict[str, Any]:
+    """An operation answered by `carelog notifier` (api/routes_fhir_subscription.py)."""
+    operation = _read(summary, op_id, [ID_PARAM], (400, 401, 403, 404, 429))
+    operation["responses"]["503"] = _outcome("The notifier does not answer; retry later.")
+    return operation
 
 
 def merge_reads(paths: dict[str, Any]) -> dict[str, Any]:

@@ -201,6 +201,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             carelog_command("sink"),
             f"Delta tables {settings.lake_uri or settings.var_dir / 'lake'}",
         ),
+        Service(
+            "notifier",
+            carelog_command("notifier"),
+            f"Subscriptions ws://{settings.notifier_host}:{settings.notifier_port}/ws",
+        ),
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "
           "carelog token --scope 'system/*.write system/hl7v2.write system/device.write'")  # fmt: skip
@@ -342,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     from projections.lake.commands import add_commands as add_lake_commands
 
     add_lake_commands(sub)  # sink, lake tables|optimize
+
+    from projections.notifier.command import add_commands as add_notifier_commands
+
+    add_notifier_commands(sub)  # notifier: FHIR Subscriptions
 
     from infra.demo.command import add_command as add_demo_command
 

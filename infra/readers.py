@@ -32,7 +32,7 @@ INBOUND = [inbound_topic(f) for f in Format]
 
 @dataclass(frozen=True)
 class ReaderLag:
-    name: str  # the process: worker, projection, sink
+    name: str  # the process: worker, projection, sink, notifier
     group: str  # its consumer group, or where it keeps its offsets
     partitions: list[PartitionLag] = field(default_factory=list)
 
@@ -45,7 +45,7 @@ class ReaderLag:
 
 
 def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) -> list[ReaderLag]:
-    """Lag of the worker, the projection and the sink. Raises BrokerUnavailable."""
+    """Lag of the worker, the projection, the sink and the notifier. Raises BrokerUnavailable."""
     store = settings.fhir_store_file
     readers = [
         ReaderLag(
@@ -64,6 +64,11 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
             "sink",
             settings.lake_group_id,
             group_lag(settings, admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
+        ),
+        ReaderLag(
+            "notifier",
+            settings.notifier_group_id,
+            group_lag(settings, admin, settings.notifier_group_id, [FHIR_CHANGES], timeout),
         ),
     ]
     # Count what really waits where the gap may be only commit markers (streams/lag.py).

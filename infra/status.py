@@ -39,6 +39,7 @@ def components(settings: Settings) -> list[Component]:
         Component("worker", url(settings.worker_metrics_port)),
         Component("projection", url(settings.projection_metrics_port)),
         Component("sink", url(settings.sink_metrics_port)),
+        Component("notifier", url(settings.notifier_metrics_port)),
     ]
 
 

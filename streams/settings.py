@@ -198,6 +198,47 @@ class Settings(BaseSettings):
     lake_deidentify_secret: SecretStr | None = Field(
         None, description="When set, also write de-identified tables, ids hashed with this key."
     )
+
+    # `carelog notifier`: FHIR Subscriptions (projections/notifier/).
+    notifier_dir: Path | None = Field(
+        None, description="The notifier's state (its SQLite files); default <var_dir>/notifier."
+    )
+    notifier_group_id: str = Field(
+        "carelog-notifier", description="Consumer group of the notifier."
+    )
+    notifier_host: str = Field(
+        "127.0.0.1", description="Address the notifier's websocket and control port listen on."
+    )
+    notifier_port: int = Field(8091, description="The notifier's websocket port (path /ws).")
+    notifier_control_port: int = Field(
+        8092,
+        description="The notifier's control port ($status, binding tokens): the gateway's only.",
+    )
+    notifier_url: str = Field(
+        "http://127.0.0.1:8092",
+        description="Where the gateway reaches the notifier's control port.",
+    )
+    notifier_ws_url: str = Field(
+        "ws://127.0.0.1:8091/ws", description="The websocket URL clients are told to connect to."
+    )
+    notifier_fhir_base: str = Field(
+        "http://127.0.0.1:8080/fhir", description="FHIR base URL named in notification bundles."
+    )
+    notifier_metrics_port: int = Field(
+        9105, description="`carelog notifier` metrics port (0: off)."
+    )
+    notifier_batch_ms: int = Field(20, description="Changes matched together within this time.")
+    notifier_max_events: int = Field(100, description="Most events in one notification bundle.")
+    notifier_backoff_min_seconds: float = Field(
+        1.0, description="First wait after a failed delivery; doubled per failure..."
+    )
+    notifier_backoff_max_seconds: float = Field(300.0, description="...up to this many seconds.")
+    notifier_delivery_timeout_seconds: float = Field(
+        10.0, description="A rest-hook POST that takes longer has failed."
+    )
+    notifier_token_ttl_seconds: int = Field(
+        300, description="How long a websocket binding token may be used."
+    )
     lake_vacuum_retention_hours: int = Field(
         168, description="`carelog lake optimize` removes unreferenced files older than this."
     )
@@ -261,6 +302,10 @@ class Settings(BaseSettings):
     @property
     def bulk_export_root(self) -> Path:
         return self.bulk_export_dir or self.var_dir / "bulk-export"
+
+    @property
+    def notifier_state_dir(self) -> Path:
+        return self.notifier_dir or self.var_dir / "notifier"
 
 
 @cache

@@ -84,7 +84,7 @@ def _consumer(settings: Settings) -> Consumer:
     )
 
 
-def _partitions(consumer: Consumer, topics: tuple[str, ...]) -> list[tuple[str, int]]:
+def log_partitions(consumer: Consumer, topics: tuple[str, ...]) -> list[tuple[str, int]]:
     meta = consumer.list_topics(timeout=15)
     found: list[tuple[str, int]] = []
     for topic in topics:
@@ -123,7 +123,7 @@ def consume(
     stats = RunStats()
     started = time.monotonic()
     try:
-        partitions = _partitions(reader.consumer, TOPICS)
+        partitions = log_partitions(reader.consumer, TOPICS)
         if until is not None:
             partitions = [tp for tp in partitions if tp in until]
         if not partitions:

@@ -154,7 +154,7 @@ def test_every_kubernetes_container_runs_a_real_carelog_subcommand() -> None:
     for where, container in containers():
         _check_command(where, container["command"])
         seen.add(container["command"][1])
-    assert {"gateway", "mllp", "worker", "projection", "sink", "run"} <= seen
+    assert {"gateway", "mllp", "worker", "projection", "sink", "notifier", "run"} <= seen
 
 
 def test_every_compose_service_runs_a_real_carelog_subcommand() -> None:
@@ -312,6 +312,7 @@ def test_metrics_ports_declared_are_the_ones_the_processes_serve() -> None:
         "worker": defaults["worker_metrics_port"].default,
         "projection": defaults["projection_metrics_port"].default,
         "sink": defaults["sink_metrics_port"].default,
+        "notifier": defaults["notifier_metrics_port"].default,
     }
     config = yaml.safe_load((K8S / "config.yaml").read_text())["data"]
     assert config["CARELOG_METRICS_HOST"] == "0.0.0.0"  # reachable by the scraper

@@ -65,4 +65,5 @@ def test_prometheus_scrapes_every_process_on_its_default_port() -> None:
         "worker": settings.worker_metrics_port,
         "projection": settings.projection_metrics_port,
         "sink": settings.sink_metrics_port,
+        "notifier": settings.notifier_metrics_port,
     }

@@ -1,6 +1,6 @@
 """Every process other than the gateway serves Prometheus metrics on its own port: the MLLP
-listener, the worker, the projection and the sink, started as `carelog` subprocesses on the
-real broker (all four at once, to keep the test short)."""
+listener, the worker, the projection, the sink and the notifier, started as `carelog`
+subprocesses on the real broker (all at once, to keep the test short)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ EXPECTED = {
     "sink": ["carelog_sink_changes_total", "carelog_sink_batches_total",
              'carelog_consumer_lag{partition="0",reader="sink",topic="carelog.fhir.changes"}',
              'carelog_consumer_lag_ok{reader="sink"} 1.0'],
+    "notifier": ["carelog_notifier_changes_total", "carelog_notifier_matched_total",
+                 "carelog_notifier_latency_seconds_bucket",
+                 'carelog_consumer_lag{partition="0",reader="notifier",topic="carelog.fhir.changes"}',
+                 'carelog_consumer_lag_ok{reader="notifier"} 1.0'],
 }  # fmt: skip
 
 
@@ -43,6 +47,9 @@ def test_each_process_serves_its_metrics(kafka_settings: Settings, tmp_path: Pat
         **os.environ,
         "CARELOG_VAR_DIR": str(tmp_path),
         "CARELOG_LAKE_GROUP_ID": f"test-metrics-sink-{uuid.uuid4().hex[:8]}",
+        "CARELOG_NOTIFIER_GROUP_ID": f"test-metrics-notifier-{uuid.uuid4().hex[:8]}",
+        "CARELOG_NOTIFIER_PORT": str(free_port()),
+        "CARELOG_NOTIFIER_CONTROL_PORT": str(free_port()),
         **{f"CARELOG_{name.upper()}_METRICS_PORT": str(port) for name, port in ports.items()},
     }
     commands = {
@@ -50,6 +57,7 @@ def test_each_process_serves_its_metrics(kafka_settings: Settings, tmp_path: Pat
         "worker": ["worker", "--log-level", "warn"],
         "projection": ["projection"],
         "sink": ["sink"],
+        "notifier": ["notifier"],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     logs = {name: tmp_path / f"{name}.log" for name in commands}
