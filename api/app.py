@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from api import (
+    routes_bulk_export,
     routes_devices,
     routes_dicom,
     routes_fhir,
@@ -48,6 +49,7 @@ from streams.settings import Settings, get_settings
 INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devices, routes_dicom)
 # FHIR REST reads from the store; before the writes, whose /fhir/{type}/{id} they refine.
 FHIR_READ_ROUTE_MODULES: tuple[Any, ...] = (
+    routes_bulk_export,  # first: /fhir/$export would otherwise be taken for a search
     routes_fhir_subscription,
     routes_fhir_meta,
     routes_fhir_read,

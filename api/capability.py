@@ -29,6 +29,13 @@ _INTERACTIONS = [
     "search-type",
 ]
 _EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+_BULK = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+_AT_DOC = (
+    "Point in time (api/point_in_time.py): a read with _at answers the version current "
+    "then (404 before it existed, 410 while deleted); history keeps the versions current "
+    "during the period; a search with _at takes only _id, _count and _offset, any other "
+    "parameter answers 400."
+)
 
 
 def _oauth(settings: Settings) -> list[dict[str, Any]]:
@@ -69,10 +76,14 @@ def _resource(rtype: str, params: list[tuple[str, str, str]]) -> dict[str, Any]:
         "searchRevInclude": ["*"],
         "searchParam": [
             {"name": n, "type": t, **({"documentation": d} if d else {})} for n, t, d in params
-        ],
+        ]
+        + [{"name": "_at", "type": "date", "documentation": _AT_DOC}],
     }
     if rtype == "Patient":
-        entry["operation"] = [{"name": "everything", "definition": _EVERYTHING}]
+        entry["operation"] = [
+            {"name": "everything", "definition": _EVERYTHING},
+            {"name": "export", "definition": f"{_BULK}/patient-export"},
+        ]
     return entry
 
 
@@ -121,6 +132,11 @@ def capability_statement(store: FhirStore | None, settings: Settings, base: str)
                     {"code": "transaction"},
                     {"code": "batch"},
                     {"code": "history-system"},
+                ],
+                # Bulk Data $export (api/routes_bulk_export.py); Group/{id}/$export too.
+                "operation": [
+                    {"name": "export", "definition": f"{_BULK}/export"},
+                    {"name": "group-export", "definition": f"{_BULK}/group-export"},
                 ],
             }
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.openapi import ID_PARAM, JSON_TYPES, REQUEST_HEADERS, TYPE_PARAM, _outcome
+from api.openapi_bulk_export import bulk_export_paths
 
 _ANY = {"schema": {"type": "object", "additionalProperties": True}}
 _FORMAT = {"name": "_format", "in": "query", "required": False, "schema": {"type": "string"},
@@ -13,7 +14,9 @@ _FORMAT = {"name": "_format", "in": "query", "required": False, "schema": {"type
 _VID = {"name": "vid", "in": "path", "required": True, "description": "Version number.",
         "schema": {"type": "string"}}  # fmt: skip
 _HISTORY = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-            for n in ("_since", "_count", "_offset")]  # fmt: skip
+            for n in ("_since", "_at", "_count", "_offset")]  # fmt: skip
+_AT = {"name": "_at", "in": "query", "required": False, "schema": {"type": "string"},
+       "description": "Point in time (FHIR date): the version current then."}  # fmt: skip
 _TEXT = {
     304: "Not modified (If-None-Match / If-Modified-Since).",
     400: "Bad request: unknown or unsupported parameter, bad value or id.",
@@ -96,10 +99,10 @@ def _notifier(summary: str, op_id: str) -> dict[str, Any]:
 
 def merge_reads(paths: dict[str, Any]) -> dict[str, Any]:
     """`paths` with GET (read, search) added beside the writes of the same templates."""
-    reads = fhir_read_paths()
+    reads = {**fhir_read_paths(), **bulk_export_paths()}
     out = {**paths, **reads}
     out["/fhir/{type}"] = {**paths.get("/fhir/{type}", {}), "get": _read(
         "Search", "fhirSearch", [TYPE_PARAM], (400, 401, 403, 406, 429, 503))}  # fmt: skip
     out["/fhir/{type}/{id}"] = {**paths.get("/fhir/{type}/{id}", {}), "get": _read(
-        "Read", "fhirRead", [TYPE_PARAM, ID_PARAM], (304, 410, *(400, 401, 403, 404, 406, 429, 503)))}  # fmt: skip
+        "Read", "fhirRead", [TYPE_PARAM, ID_PARAM, _AT], (304, 410, *(400, 401, 403, 404, 406, 429, 503)))}  # fmt: skip
     return out

@@ -5,6 +5,10 @@ GET /fhir/{type}/{id}/_history/{vid}       vread
 GET /fhir/{type}/{id}/_history             instance history
 GET /fhir/{type}/_history, /fhir/_history  type and system history (_since, _count, _offset)
 
+`_at` (api/point_in_time.py) reads the version current at that time (404 before the
+resource existed, 410 while it was deleted); on history it keeps the versions that were
+current at some moment of the given period.
+
 Every answer that shows data appends an AuditEvent (api/audit.py). A token limited to a
 patient's compartment sees, of a resource in it, only the versions that were in it too
 (api/read_access.py): others answer 404 on vread and are neither listed nor counted in
@@ -24,6 +28,7 @@ from api.errors import BadRequest, Forbidden
 from api.fhir_bundles import base_url, history, page_url
 from api.fhir_checks import check_id, check_type
 from api.fhir_http import answer_type, resource_response
+from api.point_in_time import at_range
 from api.read_access import Gone, NotFound, admit_read, check_visible
 from api.store_handle import store_of
 from projections.fhir_store import SearchError, StoredResource
@@ -36,7 +41,7 @@ from projections.fhir_store.search_limits import (
 from schemas.outcome import Issue
 
 DEFAULT_HISTORY_COUNT = 50
-_HISTORY_PARAMS = {"_since", "_count", "_offset", "_format", "_pretty"}
+_HISTORY_PARAMS = {"_since", "_at", "_count", "_offset", "_format", "_pretty"}
 
 
 def _whole_number(param: str, value: str, high: int) -> int:
@@ -62,10 +67,15 @@ async def read(request: Request) -> Response:
     media = answer_type(request)
     check_type(rtype)
     check_id(rid)
+    at = at_range(request)
     store = store_of(request).require()
-    stored = store.read(rtype, rid)
+    stored = store.read(rtype, rid) if at is None else store.read_at(rtype, rid, at[1])
     check_visible(store, reader, rtype, rid)  # first: a deleted one is not shown as 410 to it
-    resource = _found(stored, f"{rtype}/{rid}")
+    if at is not None and stored is not None and reader.compartment is not None:
+        stored = store.vread(rtype, rid, stored.version, reader.compartment)  # in it then?
+    resource = _found(
+        stored, f"{rtype}/{rid}" + (f" at {request.query_params['_at']}" if at else "")
+    )
     audit(request, reader.principal, "read", [resource.key])
     return resource_response(request, resource, media)
 
@@ -80,6 +90,10 @@ async def vread(request: Request) -> Response:
     if not (vid.isascii() and vid.isdigit()):
         raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}: versions are numbers")
     version = _whole_number("vid", vid, MAX_VERSION)
+    if "_at" in request.query_params:  # never ignored: the version is named already
+        raise BadRequest(Issue("_at is for a read (GET {type}/{id}?_at=) or a history, not "
+                               "a vread of a named version", code="not-supported",
+                               location="_at"))  # fmt: skip
     store = store_of(request).require()
     check_visible(store, reader, rtype, rid)
     found = store.vread(rtype, rid, version, reader.compartment)  # None: not in it then
@@ -88,12 +102,12 @@ async def vread(request: Request) -> Response:
     return resource_response(request, resource, media)
 
 
-def _history_args(request: Request) -> tuple[datetime | None, int, int]:
+def _history_args(request: Request) -> tuple[datetime | None, int, int, tuple[int, int] | None]:
     params = request.query_params
     unknown = sorted(set(params) - _HISTORY_PARAMS)
     if unknown:
         raise BadRequest(f"history does not support {', '.join(unknown)}; it takes _since, "
-                         "_count and _offset")  # fmt: skip
+                         "_at, _count and _offset")  # fmt: skip
     since = None
     if "_since" in params:
         try:
@@ -104,7 +118,7 @@ def _history_args(request: Request) -> tuple[datetime | None, int, int]:
     count = _whole_number("_count", params.get("_count", str(DEFAULT_HISTORY_COUNT)),
                           MAX_HISTORY_COUNT)  # fmt: skip
     offset = _whole_number("_offset", params.get("_offset", "0"), MAX_OFFSET)
-    return since, count, offset
+    return since, count, offset, at_range(request)
 
 
 async def _history(request: Request, rtype: str | None, rid: str | None) -> Response:
@@ -114,7 +128,7 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
         check_type(rtype)
     if rid is not None:
         check_id(rid)
-    since, count, offset = _history_args(request)
+    since, count, offset, at = _history_args(request)
     handle = store_of(request)
     store = handle.require()
     if reader.compartment is not None:
@@ -124,9 +138,9 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
         assert rtype is not None
         check_visible(store, reader, rtype, rid)
     versions, total = await handle.run(
-        lambda s: s.history(rtype, rid, since, count, offset, reader.compartment)
+        lambda s: s.history(rtype, rid, since, count, offset, reader.compartment, at)
     )
-    if rid is not None and total == 0:
+    if rid is not None and total == 0 and (at is None or store.read(rtype or "", rid) is None):
         raise NotFound(f"{rtype}/{rid} is not known")
     base = base_url(request)
     url = "/".join(p for p in (base, rtype, rid, "_history") if p)

@@ -5,7 +5,9 @@ answer a searchset Bundle: matches, then what _include/_revinclude added, the to
 self/next links (next carries _offset; the order is stable while the store does not
 change). A token limited to a patient searches within that compartment, and what an
 _include brings from outside it, or of a type the token cannot read, is left out
-(api/read_access.py). GET /fhir/Patient/{id}/$everything answers
+(api/read_access.py). With `_at` (a point in time, api/point_in_time.py) the search runs on
+the version history: it takes _id, _count and _offset only (the search indexes hold the
+current versions), anything else answers 400. GET /fhir/Patient/{id}/$everything answers
 the patient and its compartment (one Bundle, _type limits the types).
 """
 
@@ -25,11 +27,13 @@ from api.fhir_checks import check_id, check_type
 from api.fhir_http import answer_type
 from api.gateway import gateway_of
 from api.negotiation import require_content_type
-from api.read_access import Gone, NotFound, admit_read, readable, refuse_hidden
+from api.point_in_time import date_range_of
+from api.read_access import Gone, NotFound, Reader, admit_read, readable, refuse_hidden
 from api.scopes import Need
 from api.smart import require_read
 from api.store_handle import store_of
 from projections.fhir_store import FhirStore, SearchError, SearchResult, StoredResource
+from projections.fhir_store.search_limits import MAX_OFFSET, whole_number
 from schemas.outcome import Issue
 
 _FORM = "application/x-www-form-urlencoded"
@@ -58,6 +62,8 @@ async def search(request: Request) -> Response:
     media = answer_type(request)
     check_type(rtype)
     params = await _params(request)
+    if any(k == "_at" for k, _ in params):
+        return await _search_at(request, reader, rtype, params, media)
     compartment = reader.compartment
     handle = store_of(request)
     store = handle.require()
@@ -85,12 +91,55 @@ async def search(request: Request) -> Response:
     return Response(body, 200, media_type=media)
 
 
+_AT_PARAMS = frozenset({"_at", "_id", "_count", "_offset", "_format", "_pretty"})
+DEFAULT_AT_COUNT = 50
+MAX_AT_COUNT = 1000
+
+
+async def _search_at(request: Request, reader: Reader, rtype: str,
+                     params: list[tuple[str, str]], media: str) -> Response:  # fmt: skip
+    """A search as of `_at`: the resources of the type that existed then, as they were."""
+    unknown = sorted({k for k, _ in params} - _AT_PARAMS)
+    if unknown:
+        raise BadRequest(Issue(f"a search with _at takes only _id, _count and _offset (the "
+                               f"version history is not indexed), not {', '.join(unknown)}",
+                               code="not-supported", location=unknown[0]))  # fmt: skip
+    if reader.compartment is not None:
+        raise Forbidden("a search with _at is not available to a token limited to a patient's "
+                        "compartment; read one resource with _at instead")  # fmt: skip
+    values = {k: [v for key, v in params if key == k] for k in ("_at", "_id", "_count", "_offset")}
+    if any(len(v) > 1 for v in values.values()):
+        raise BadRequest("with _at, each parameter may be given once")
+    at = date_range_of(values["_at"][0])
+    ids = [i for i in values["_id"][0].split(",") if i] if values["_id"] else None
+    try:
+        count = whole_number("_count", (values["_count"] or [str(DEFAULT_AT_COUNT)])[0], 0,
+                             MAX_AT_COUNT)  # fmt: skip
+        offset = whole_number("_offset", (values["_offset"] or ["0"])[0], 0, MAX_OFFSET)
+    except SearchError as exc:
+        raise _search_error(exc) from None
+    matches, total = await store_of(request).run(
+        lambda s: s.search_at(rtype, at[1], ids, count, offset)
+    )
+    base = base_url(request)
+    url = f"{base}/{rtype}"
+    links = [("self", page_url(url, params, offset or None))]
+    if offset + len(matches) < total and count > 0:
+        links.append(("next", page_url(url, params, offset + len(matches))))
+    audit(request, reader.principal, "search-type", [r.key for r in matches],
+          f"{rtype}?{urlencode(params)}")  # fmt: skip
+    return Response(searchset(base, matches, [], total, links), 200, media_type=media)
+
+
 async def everything(request: Request) -> Response:
     """GET /fhir/Patient/{id}/$everything."""
     pid = request.path_params["id"]
     reader = await admit_read(request, ["Patient"], "r")
     media = answer_type(request)
     check_id(pid)
+    if "_at" in request.query_params:  # never ignored: it answers the current state only
+        raise BadRequest(Issue("$everything does not support _at", code="not-supported",
+                               location="_at"))  # fmt: skip
     types = [t for v in request.query_params.getlist("_type") for t in v.split(",") if t]
     handle = store_of(request)
     store = handle.require()

@@ -269,6 +269,16 @@ class Settings(BaseSettings):
         description="Append an AuditEvent to carelog.audit (straight from the gateway, not "
         "through the processors) for every read or search of FHIR data.",
     )
+    bulk_export_dir: Path | None = Field(
+        None,
+        description="Where FHIR $export jobs write their files; default <var_dir>/bulk-export.",
+    )
+    bulk_export_expire_seconds: float = Field(
+        86400.0, description="A finished $export job (and its files) is deleted after this long."
+    )
+    bulk_export_file_max_resources: int = Field(
+        100_000, description="An $export NDJSON file holds at most this many resources."
+    )
     smart_authorization_endpoint: str | None = Field(
         None, description="OAuth authorize URL published in /.well-known/smart-configuration."
     )
@@ -288,6 +298,10 @@ class Settings(BaseSettings):
     @property
     def fhir_store_file(self) -> Path:
         return self.fhir_store_path or self.var_dir / "fhir-store.sqlite"
+
+    @property
+    def bulk_export_root(self) -> Path:
+        return self.bulk_export_dir or self.var_dir / "bulk-export"
 
     @property
     def notifier_state_dir(self) -> Path:

@@ -15,6 +15,7 @@ from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
 from projections.fhir_store.errors import StoreError
 from projections.fhir_store.fhir_dates import instant_us
 from projections.fhir_store.models import Rejection, SearchResult, StoredResource
+from projections.fhir_store.point_in_time import NEXT_LU, current_during, search_at, version_at
 from projections.fhir_store.reads import CURRENT, VERSION, stored
 from projections.fhir_store.schema import check_compatible, connect, finish_bulk, initialize
 from projections.fhir_store.search import Searcher
@@ -123,6 +124,19 @@ class FhirStore:
         )
         return None if row is None else stored(row)
 
+    def read_at(self, resource_type: str, resource_id: str, at_us: int) -> StoredResource | None:
+        """The version current at `at_us` (µs since the epoch): `deleted=True` if it was
+        deleted then, None if it did not exist yet."""
+        return version_at(self._conn(), resource_type, resource_id, at_us)
+
+    def search_at(
+        self, resource_type: str, at_us: int, ids: list[str] | None, count: int, offset: int
+    ) -> tuple[list[StoredResource], int]:
+        """The resources of a type as they were at `at_us` (live then), by id; a page and
+        the total. Point-in-time search selects by type and _id only (the indexes hold the
+        current versions)."""
+        return search_at(self._conn(), resource_type, at_us, ids, count, offset)
+
     def vread(
         self,
         resource_type: str,
@@ -166,8 +180,12 @@ class FhirStore:
         count: int = 50,
         offset: int = 0,
         compartment: tuple[str, str] | None = None,
+        at: tuple[int, int] | None = None,
     ) -> tuple[list[StoredResource], int]:
         """Versions newest first (instance, type or system history) and how many in all.
+
+        `at` (lo, hi in µs, the FHIR `_at` period): only the versions that were current at
+        some moment of it.
 
         Deleted versions are included (`deleted=True`), as _history shows them. With
         `compartment` (one resource's history only), only the versions that were in it are
@@ -182,7 +200,11 @@ class FhirStore:
         if compartment is not None:
             if resource_type is None or resource_id is None:
                 raise StoreError("history within a compartment is served for one resource only")
-            kept = in_compartment(self._versions(resource_type, resource_id), compartment)
+            every = self._versions(resource_type, resource_id)
+            kept = in_compartment(every, compartment)
+            if at is not None:
+                during = current_during(every, *at)
+                kept = [v for v in kept if v.version in during]
             if since is not None:
                 kept = [v for v in kept if v.last_updated >= since]
             kept.sort(key=lambda v: (v.last_updated, v.version), reverse=True)
@@ -198,6 +220,9 @@ class FhirStore:
         if since is not None:
             where.append("v.lu >= ?")
             args.append(instant_us(since.astimezone(UTC).isoformat()))
+        if at is not None:
+            where.append(f"v.lu <= ? AND {NEXT_LU} > ?")
+            args += [at[1], at[0]]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         conn = self._conn()
         total = conn.execute(
