@@ -7,8 +7,11 @@
   the reason (and kept on carelog.rejected by the translate stage).
 - drop-field: the field is emptied, as if the sender had left it out, and the message is
   mapped again; the element it fed is missing and a warning names the field.
-- drop-segment: the segment is removed (its element cannot exist without the field, e.g. a
-  Specimen without SPM-2); what follows it in the message is still mapped.
+- drop-segment: the segment is removed (its element cannot exist without the field, e.g. an
+  AllergyIntolerance without AL1-3); what follows it in the message is still mapped.
+- drop-element: the mapper leaves the element out itself and calls `dropped` (used where
+  removing the segment would orphan its children: a SPM without SPM-2 gives no Specimen,
+  and its OBX are still mapped).
 
 A field not in the table is optional (drop-field): the required ones are listed explicitly.
 A location that names no field (a missing segment, a group) refuses the message.
@@ -18,13 +21,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
 from schemas.outcome import Issue
 
-from .errors import MappingError
+from .errors import MappingError, StructureError
 from .parser import ParsedMessage, parse
 
 T = TypeVar("T")
@@ -34,6 +38,7 @@ class Action(StrEnum):
     REQUIRED = "required"
     DROP_FIELD = "drop-field"
     DROP_SEGMENT = "drop-segment"
+    DROP_ELEMENT = "drop-element"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class Rule:
     why: str
 
 
-_R, _F, _S = Action.REQUIRED, Action.DROP_FIELD, Action.DROP_SEGMENT
+_R, _F, _S, _E = Action.REQUIRED, Action.DROP_FIELD, Action.DROP_SEGMENT, Action.DROP_ELEMENT
 
 # field -> what a malformed or unknown value does. Keep it sorted by segment.
 POLICY: dict[str, Rule] = {
@@ -95,7 +100,7 @@ POLICY: dict[str, Rule] = {
     "RXO-1": Rule(_R, "CWE", "meaning: what was ordered"),
     "SCH-1": Rule(_R, "EI", "identity: the appointment"),
     "SCH-11": Rule(_R, "TQ", "meaning: a booked appointment's start and end"),
-    "SPM-2": Rule(_S, "EIP", "the specimen id: no Specimen without it"),
+    "SPM-2": Rule(_E, "EIP", "the specimen id: no Specimen, its OBX kept"),
     "SPM-17": Rule(_F, "DR", "collection time"),
     "SPM-18": Rule(_F, "DTM", "received time"),
     "TXA-12": Rule(_R, "EI", "identity: the document"),
@@ -115,41 +120,73 @@ def rule_for(location: str) -> Rule | None:
     return POLICY.get(f"{m['seg']}-{m['field']}", OTHER_FIELD)
 
 
-def tolerant(msg: ParsedMessage, map_message: Callable[[ParsedMessage], T]) -> tuple[T, list[Issue]]:
+def dropped(msg: ParsedMessage, location: str, message: str) -> None:
+    """Record that the mapper left out the element of an optional field (drop-element)."""
+    rule = rule_for(location)
+    if rule is None or rule.action is not Action.DROP_ELEMENT:
+        raise MappingError(location, message)
+    warnings, warning = _WARNINGS.get(), _warning(msg, location, message, rule.action)
+    if warning not in warnings:  # a segment some maps read twice (a shared SPM) warns once
+        warnings.append(warning)
+
+
+_WARNINGS: ContextVar[list[Issue]] = ContextVar("hl7v2_warnings")
+
+
+def tolerant(
+    msg: ParsedMessage, map_message: Callable[[ParsedMessage], T]
+) -> tuple[T, list[Issue]]:
     """`map_message(msg)`, dropping what POLICY lets drop until it maps; the warnings name
     each dropped field. Raises the MappingError of a required field (or a segment)."""
     warnings: list[Issue] = []
     while True:
+        in_place: list[Issue] = []
+        token = _WARNINGS.set(in_place)
         try:
-            return map_message(msg), warnings
+            return map_message(msg), warnings + in_place
+        except StructureError:
+            raise
         except MappingError as exc:
             rule = rule_for(exc.location)
             if rule is None or rule.action is Action.REQUIRED or len(warnings) >= MAX_DROPS:
                 raise
-            edited, where = _edited(msg, exc.location, rule.action)
+            edited = _edited(msg, exc.location, rule.action)
             if edited is None:  # nothing left to drop there: the mapper needs it after all
                 raise
-            warnings.append(
-                Issue(
-                    f"{exc.message}; {_DONE[rule.action]}, the rest of the message is mapped",
-                    code="value",
-                    severity="warning",
-                    location=where,
-                )
-            )
+            warnings.append(_warning(msg, exc.location, exc.message, rule.action))
             msg = parse(edited)
+        finally:
+            _WARNINGS.reset(token)
 
 
-_DONE = {Action.DROP_FIELD: "the field is dropped", Action.DROP_SEGMENT: "the segment is dropped"}
+_DONE = {
+    Action.DROP_FIELD: "the field is dropped",
+    Action.DROP_SEGMENT: "the segment is dropped",
+    Action.DROP_ELEMENT: "its element is left out",
+}
 
 
-def _edited(msg: ParsedMessage, location: str, action: Action) -> tuple[str | None, str]:
-    """The message text without that field (or segment), and the location as SEG[n]-f; None
-    when there is nothing to drop."""
+def _warning(msg: ParsedMessage, location: str, message: str, action: Action) -> Issue:
+    return Issue(
+        f"{message}; {_DONE[action]}, the rest of the message is mapped",
+        code="value",
+        severity="warning",
+        location=_normalized(location),
+    )
+
+
+def _normalized(location: str) -> str:
+    """AL1-6 -> AL1[1]-6: the warning always says which occurrence."""
+    m = _LOCATION.match(location)
+    assert m is not None
+    return f"{m['seg']}[{m['nth'] or 1}]-{m['field']}"
+
+
+def _edited(msg: ParsedMessage, location: str, action: Action) -> str | None:
+    """The message text without that field (or segment); None when there is nothing to drop."""
     m = _LOCATION.match(location)
     assert m is not None
     name, nth, number = m["seg"], int(m["nth"] or 1), int(m["field"])
-    where = f"{name}[{nth}]-{number}"
     fs = msg.encoding.field
     lines = msg.text.split("\r")
     seen = 0
@@ -161,12 +198,12 @@ def _edited(msg: ParsedMessage, location: str, action: Action) -> tuple[str | No
             continue
         if action is Action.DROP_SEGMENT:
             del lines[i]
-            return "\r".join(lines), where
+            return "\r".join(lines)
         fields = line.split(fs)
         index = number - 1 if name == "MSH" else number  # MSH-1 is the separator itself
-        if index >= len(fields) or not fields[index]:
-            return None, where
+        if action is not Action.DROP_FIELD or index >= len(fields) or not fields[index]:
+            return None
         fields[index] = ""
         lines[i] = fs.join(fields)
-        return "\r".join(lines), where
-    return None, where
+        return "\r".join(lines)
+    return None

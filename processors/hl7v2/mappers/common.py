@@ -94,7 +94,7 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
     if not id_reps:
         raise MappingError(loc(pid, 3, msg), "PID-3 (patient identifier list) is required")
     system, value = patient_key(id_reps, ctx, authority)
-    identifiers = patient_identifiers(pid, ctx, authority)
+    identifiers = patient_identifiers(msg, pid, ctx, authority)
     resource: JSON = {
         "resourceType": "Patient",
         "id": ids.patient(system, value),
@@ -104,7 +104,7 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
         "telecom": [t for t in (dt.xtn(r, "home") for r in dt.reps(pid.field(13))) if t]
         + [t for t in (dt.xtn(r, "work") for r in dt.reps(pid.field(14))) if t],
         "gender": dt.gender(pid.field(8).value),
-        "birthDate": dt.date_(pid.field(7).rep(1), loc(pid, 7)),
+        "birthDate": dt.date_(pid.field(7).rep(1), loc(pid, 7, msg)),
         "address": [a for a in (dt.xad(r) for r in dt.reps(pid.field(11))) if a],
         "maritalStatus": dt.marital_status(pid.field(16).rep(1)),
     }
@@ -113,7 +113,7 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
         resource["extension"] = [race]
     death_time = dt.c(pid.field(29).rep(1), 1)
     if death_time:
-        resource["deceasedDateTime"] = dt.datetime_(pid.field(29).rep(1), ctx, loc(pid, 29))
+        resource["deceasedDateTime"] = dt.datetime_(pid.field(29).rep(1), ctx, loc(pid, 29, msg))
     elif dt.c(pid.field(30).rep(1), 1) in ("Y", "N"):
         resource["deceasedBoolean"] = dt.c(pid.field(30).rep(1), 1) == "Y"
     order = dt.c(pid.field(25).rep(1), 1)
@@ -131,7 +131,9 @@ def _date_or_none(value: str, location: str) -> str | None:
     return to_date(value, location) if value else None
 
 
-def patient_identifiers(pid: Segment, ctx: MappingContext, authority: str) -> list[JSON]:
+def patient_identifiers(
+    msg: ParsedMessage, pid: Segment, ctx: MappingContext, authority: str
+) -> list[JSON]:
     """PID-3 (the id key), PID-2 external id, PID-4 alternate ids, PID-19 SSN, PID-20 driver's
     license (DLN-1 number, DLN-2 issuing state as assigner, DLN-3 expiration as period end)."""
     reps = [*dt.reps(pid.field(3)), *dt.reps(pid.field(2)), *dt.reps(pid.field(4))]
@@ -149,7 +151,7 @@ def patient_identifiers(pid: Segment, ctx: MappingContext, authority: str) -> li
                         "type": _DRIVERS_LICENSE,
                         "value": number,
                         "assigner": {"display": state} if state else None,
-                        "period": {"end": _date_or_none(dt.c(dln, 3), loc(pid, 20))},
+                        "period": {"end": _date_or_none(dt.c(dln, 3), loc(pid, 20, msg))},
                     }
                 )
             )
@@ -321,8 +323,8 @@ def encounter(
                         "individual": who,
                     }
                 )
-    start = dt.datetime_(pv1.field(44).rep(1), ctx, loc(pv1, 44))
-    end = dt.datetime_(pv1.field(45).rep(1), ctx, loc(pv1, 45)) if keep_end else None
+    start = dt.datetime_(pv1.field(44).rep(1), ctx, loc(pv1, 44, msg))
+    end = dt.datetime_(pv1.field(45).rep(1), ctx, loc(pv1, 45, msg)) if keep_end else None
     service = dt.c(pv1.field(10).rep(1), 1)
     admit_source = dt.c(pv1.field(14).rep(1), 1)
     resource = {
