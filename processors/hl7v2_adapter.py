@@ -30,4 +30,5 @@ def translate_hl7v2(payload: bytes, event_id: str) -> Translation:
         resources=[TranslatedResource(r) for r in result.resources],
         business_time=_instant(result.business_time),
         mapping_version=result.mapping_version,
+        warnings=result.warnings,
     )
