@@ -45,9 +45,9 @@ def ref(reference: str, display: str = "") -> JSON:
 
 def loc(seg: Segment, field: int, msg: ParsedMessage | None = None) -> str:
     """An HL7 location for errors: PID-3, or OBX[2]-5 when the segment repeats."""
-    if msg is not None and len(msg.segments(seg.name)) > 1:
-        nth = msg.segments(seg.name).index(seg) + 1
-        return f"{seg.name}[{nth}]-{field}"
+    same = msg.segments(seg.name) if msg is not None else ()
+    if len(same) > 1:
+        return f"{seg.name}[{same.index(seg) + 1}]-{field}"
     return f"{seg.name}-{field}"
 
 
