@@ -62,6 +62,7 @@ POLICY: dict[str, Rule] = {
     "IAM-3": Rule(_S, "CWE", "the allergen: no AllergyIntolerance without it"),
     "IAM-11": Rule(_F, "DT", "onset date"),
     "MRG-1": Rule(_R, "CX", "identity: the patient merged away"),
+    "NTE-3": Rule(_E, "FT", "a comment no element takes (after PID): reported, not mapped"),
     "MRG-3": Rule(_R, "CX", "identity: the account merged away"),
     "MSH-7": Rule(_F, "DTM", "message time (business time unknown)"),
     "MSH-9": Rule(_R, "MSG", "message type: picks the map"),
@@ -122,10 +123,10 @@ def rule_for(location: str) -> Rule | None:
 
 def dropped(msg: ParsedMessage, location: str, message: str) -> None:
     """Record that the mapper left out the element of an optional field (drop-element)."""
-    rule = rule_for(location)
-    if rule is None or rule.action is not Action.DROP_ELEMENT:
-        raise MappingError(location, message)
-    warnings, warning = _WARNINGS.get(), _warning(msg, location, message, rule.action)
+    rule, warnings = rule_for(location), _WARNINGS.get(None)
+    if rule is None or rule.action is not Action.DROP_ELEMENT or warnings is None:
+        raise MappingError(location, message)  # outside `tolerant`: strict
+    warning = _warning(msg, location, message, rule.action)
     if warning not in warnings:  # a segment some maps read twice (a shared SPM) warns once
         warnings.append(warning)
 

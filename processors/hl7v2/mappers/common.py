@@ -15,6 +15,7 @@ from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Repetition, Segment
 from ..timestamps import to_date
+from ..tolerance import dropped
 
 JSON = dict[str, Any]
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -108,6 +109,9 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
         "address": [a for a in (dt.xad(r) for r in dt.reps(pid.field(11))) if a],
         "maritalStatus": dt.marital_status(pid.field(16).rep(1)),
     }
+    for nte in trailing(msg, pid, skip=frozenset({"PD1"})):
+        # FHIR Patient has no note: the comment is not lost silently, the sender is told.
+        dropped(msg, loc(nte, 3, msg), "a patient note (NTE after PID) has no place in Patient")
     race = dt.race_extension(dt.reps(pid.field(10)), ctx)
     if race:
         resource["extension"] = [race]
@@ -419,6 +423,10 @@ def allergies(
             "patient": ref(patient_reference),
             "onsetDateTime": dt.date_(al1.field(onset_field).rep(1), loc(al1, onset_field, msg)),
             "reaction": reactions,
+            # ADT_A60's adverse reaction group: IAM, NTE*, IAR*; AL1 has no notes.
+            "note": notes(trailing(msg, al1, skip=frozenset({"IAR"})))
+            if segment == "IAM"
+            else None,
         }
         out.add(dt.prune(resource))
 
@@ -473,6 +481,17 @@ def conditions(
         }
         references.append(out.add(dt.prune(resource)))
     return references
+
+
+def trailing(msg: ParsedMessage, seg: Segment, skip: frozenset[str] = frozenset()) -> list[Segment]:
+    """The NTE segments right after `seg` (past any segment named in `skip`): its notes."""
+    found = []
+    for after in msg.segment_list[seg.index + 1 :]:
+        if after.name == "NTE":
+            found.append(after)
+        elif after.name not in skip:
+            break
+    return found
 
 
 def notes(segments: Iterable[Segment]) -> list[JSON]:
