@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.hl7v2.errors import Hl7v2Error, MappingError
-from processors.hl7v2.tolerance import POLICY, Action, rule_for
+from processors.hl7v2.errors import Hl7v2Error, MappingError, StructureError
+from processors.hl7v2.parser import parse
+from processors.hl7v2.tolerance import POLICY, Action, dropped, rule_for
 from processors.hl7v2.translate import translate
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
@@ -225,3 +226,53 @@ def test_an_empty_spm2_drops_the_specimen_and_keeps_its_observations() -> None:
     kinds = [r["resourceType"] for r in result.resources]
     assert kinds.count("Specimen") == [r["resourceType"] for r in before].count("Specimen") - 1
     assert kinds.count("Observation") == [r["resourceType"] for r in before].count("Observation")
+
+
+# The edges of the policy itself.
+
+MSH = "MSH|^~\\&|LAB|NWH|CARELOG|CARELOG|20261110090000-0500||{type}|C1|P|2.5.1"
+PID = "PID|1||MRN1^^^NWH^MR||Doe^Jane||19700101|F"
+
+
+def _er7(mtype: str, *segments: str) -> bytes:
+    return "\r".join([MSH.format(type=mtype), *segments]).encode()
+
+
+def test_a_segment_out_of_place_refuses_the_message_even_at_an_optional_field() -> None:
+    with pytest.raises(StructureError) as info:  # reported at OBX-1, which is not required
+        translate(_er7("ORU^R01^ORU_R01", PID, "OBX|1|NM|718-7^Hb^LN||13|g/dL|||||F"))
+    assert rule_for(info.value.location) is not None
+    assert rule_for(info.value.location).action is not Action.REQUIRED  # type: ignore[union-attr]
+
+
+def test_a_location_naming_no_field_refuses() -> None:
+    assert rule_for("MRG") is None and rule_for("DTM") is None
+    with pytest.raises(MappingError) as info:
+        translate(_er7("ADT^A40^ADT_A39", PID))
+    assert info.value.location == "MRG"
+
+
+def test_every_bad_optional_field_of_a_message_is_dropped_and_named() -> None:
+    result = translate(
+        _er7(
+            "ADT^A08^ADT_A01",
+            "PID|1||MRN1^^^NWH^MR||Doe^Jane||1970XX01|F" + "|" * 21 + "not-a-time",
+            "AL1|1|DA|PCN^Penicillin^L|SV|hives|MI",
+            "AL1|2|DA|^^L|SV|hives",
+        )
+    )
+    assert [w.location for w in result.warnings] == [
+        "PID[1]-7",
+        "PID[1]-29",
+        "AL1[1]-6",
+        "AL1[2]-3",
+    ]
+    kinds = [r["resourceType"] for r in result.resources]
+    assert kinds.count("AllergyIntolerance") == 1
+
+
+def test_an_element_drop_outside_the_tolerant_mapping_is_strict() -> None:
+    msg = parse(_er7("ORU^R01^ORU_R01", PID, "SPM|1"))
+    with pytest.raises(MappingError) as info:
+        dropped(msg, "SPM-2", "SPM-2 (specimen id) is empty")
+    assert info.value.location == "SPM-2"
