@@ -25,7 +25,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
-from api.blobstore import BlobStore, BlobStoreError, blob_store_from_settings
 from api.body import read_body
 from api.dicom_header import DicomHeader, DicomHeaderError, read_dicom_header
 from api.errors import (
@@ -54,6 +53,7 @@ from api.stow_response import (
 )
 from schemas.events import Channel, Format, InboundMessage, new_event_id, utc_now
 from schemas.outcome import Issue
+from streams.blobstore import BlobStore, BlobStoreError, blob_store_from_settings
 
 DICOM = "application/dicom"
 ANSWER_TYPES = ("application/dicom+json", "application/json")

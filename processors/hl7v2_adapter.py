@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from processors.attachment_blobs import externalize_big_attachments
 from processors.hl7v2.errors import Hl7v2Error
 from processors.hl7v2.translate import translate
 from processors.translation import TranslatedResource, Translation, TranslationError
@@ -27,7 +28,8 @@ def translate_hl7v2(payload: bytes, event_id: str) -> Translation:
         code = "not-supported" if "not a message type" in exc.message else "invalid"
         raise TranslationError([Issue(exc.message, code=code, location=exc.location)]) from exc
     return Translation(
-        resources=[TranslatedResource(r) for r in result.resources],
+        resources=[TranslatedResource(r) for r in externalize_big_attachments(result.resources)],
         business_time=_instant(result.business_time),
         mapping_version=result.mapping_version,
+        warnings=result.warnings,
     )

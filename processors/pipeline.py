@@ -109,6 +109,7 @@ def translate_record(record: Record) -> list[Output]:
         return [rejection(record, "translate", [issue], inbound)]
 
     outputs = []
+    warnings = outcome_json(*translation.warnings) if translation.warnings else None
     for index, item in enumerate(translation.resources):
         resource_type, resource_id = item.resource["resourceType"], item.resource["id"]
         event = ResourceTranslated(
@@ -130,6 +131,7 @@ def translate_record(record: Record) -> list[Output]:
             mapping_version=translation.mapping_version,
             sender=inbound.sender,
             correlation_id=inbound.correlation_id,
+            warnings=warnings,
         )
         outputs.append(Output(FHIR_TRANSLATED, item.key.encode(), encode_event(event)))
     return outputs

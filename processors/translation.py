@@ -46,6 +46,8 @@ class Translation:
     resources: list[TranslatedResource]
     business_time: datetime | None  # when it happened per the source, if known
     mapping_version: str  # e.g. "device-fhir/1.0.0"
+    # Optional input the translator dropped because it was malformed (severity warning).
+    warnings: tuple[Issue, ...] = ()
 
 
 class TranslationError(ValueError):

@@ -181,6 +181,7 @@ def _change(
         mapping_version=translated.mapping_version,
         resource=resource,
         business_time=translated.business_time,
+        warnings=translated.warnings,
     )
 
 

@@ -106,6 +106,7 @@ class ResourceChanged:
     mapping_version: str
     resource: str | None = None
     business_time: datetime | None = None
+    warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v2)
 
     @property
     def key(self) -> str:
@@ -150,6 +151,7 @@ class ResourceTranslated:
     business_time: datetime | None = None
     sender: str | None = None
     correlation_id: str | None = None
+    warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v3)
 
     @property
     def key(self) -> str:

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     blob_uri: str | None = Field(
         None, description="Where big payloads go (file:///path); default file://<var_dir>/blobs."
     )
+    attachment_inline_max_bytes: int = Field(
+        262_144,
+        description="Largest document (HL7 v2 OBX ED, e.g. a PDF) kept inline in "
+        "DocumentReference.content.attachment.data; bigger ones go to the blob store and the "
+        "attachment carries its url, size and hash. Keep it well below message_max_bytes.",
+    )
     dicom_max_request_bytes: int = Field(
         256 * 1024 * 1024, description="Largest DICOMweb STOW-RS request body; larger ones get 413."
     )

@@ -22,3 +22,8 @@ class MappingError(Hl7v2Error):
 
 class UnsupportedMessageType(MappingError):
     """MSH-9 names a message type/trigger carelog does not translate."""
+
+
+class StructureError(MappingError):
+    """The segments are not in an order the message's structure allows (OBX before any OBR):
+    never an optional field, so the message is refused (processors/hl7v2/tolerance.py)."""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from schemas.outcome import Issue
 
 from .context import MappingContext, mapping_version_of
 from .errors import MappingError, UnsupportedMessageType
 from .mappers import adt, financial, mdm, orders, oru, pharmacy, problems, referral, siu, vxu
 from .mappers.common import message_time
 from .parser import ParsedMessage, parse
+from .tolerance import tolerant
 
 Mapper = Callable[[ParsedMessage, MappingContext], list[dict[str, Any]]]
 
@@ -38,6 +41,8 @@ class Translation:
     message_type: str  # e.g. "ORU^R01"
     control_id: str  # MSH-10
     mapping_version: str  # the message map that produced them: hl7v2-fhir/1.0.0/ORU_R01
+    # Optional fields dropped because their value was malformed or unknown (tolerance.py).
+    warnings: tuple[Issue, ...] = ()
 
 
 def mapper_for(msg: ParsedMessage) -> Mapper:
@@ -56,6 +61,14 @@ def mapper_for(msg: ParsedMessage) -> Mapper:
 
 
 def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+    """Map `msg`; a bad optional field is dropped with a warning (tolerance.POLICY)."""
+    translation, warnings = tolerant(msg, lambda m: _mapped(m, ctx))
+    return replace(translation, warnings=tuple(warnings)) if warnings else translation
+
+
+def _mapped(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+    if not msg.control_id.strip():
+        raise MappingError("MSH-10", "the message control id is required")
     resources = mapper_for(msg)(msg, ctx)
     code, trigger, _ = msg.message_type
     return Translation(

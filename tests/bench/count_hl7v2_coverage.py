@@ -2,7 +2,8 @@
 
 Translates every tests/corpus/hl7v2*/**/*.hl7 with the translator of `--source` (a checkout of
 carelog; default: this one) and prints, per folder, how many translated (with their resources
-passing processors/validation.py) and how many were refused, with each refusal's reason.
+passing processors/validation.py; how many of them with warnings, i.e. an optional field
+dropped) and how many were refused, with each refusal's reason.
 
 Run: .venv/bin/python tests/bench/count_hl7v2_coverage.py [--source /path/to/other/checkout]
 [--quiet]; --source counts this checkout's corpus with another checkout's translator (e.g. a
@@ -34,7 +35,8 @@ def main() -> None:
         counts: Counter[str] = Counter()
         for path in sorted(folder.glob("*.hl7")):
             try:
-                resources = translate(path.read_bytes()).resources
+                result = translate(path.read_bytes())
+                resources = result.resources
             except Hl7v2Error as exc:
                 counts["refused"] += 1
                 if not args.quiet:
@@ -47,9 +49,22 @@ def main() -> None:
                     print(f"  invalid  {folder.name}/{path.name}: {issues[0]}")
             else:
                 counts["translated"] += 1
+                # an optional field dropped (processors/hl7v2/tolerance.py); older checkouts: none
+                warnings = getattr(result, "warnings", ())
+                if warnings:
+                    counts["with warnings"] += 1
+                    if not args.quiet:
+                        where = ", ".join(str(w.location) for w in warnings)
+                        print(f"  warned   {folder.name}/{path.name}: {where}")
         totals.update(counts)
-        print(f"{folder.name}: {counts['translated']} translated, {counts['refused']} refused")
-    print(f"all: {totals['translated']} translated, {totals['refused']} refused")
+        print(
+            f"{folder.name}: {counts['translated']} translated "
+            f"({counts['with warnings']} with warnings), {counts['refused']} refused"
+        )
+    print(
+        f"all: {totals['translated']} translated ({totals['with warnings']} with warnings), "
+        f"{totals['refused']} refused"
+    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Orders, results, pharmacy, problems, financial and referral messages through the real
 worker on the real broker: every corpus message of tests/corpus/hl7v2_orders becomes its
 resources on carelog.fhir.changes, none is rejected, and a type carelog does not translate
-is kept on carelog.rejected as not-supported."""
+is kept on carelog.rejected as not-supported; a malformed optional field reaches the change
+events as a warning naming it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from processors.hl7v2.translate import translate
@@ -22,6 +24,15 @@ FILES = sorted(CORPUS.glob("*.hl7"))
 UNSUPPORTED = (
     b"MSH|^~\\&|APP|NWH|CARELOG|CARELOG|20261110090000-0500||QRY^A19^QRY_A19|NWH-QRY-0001|P|2.5.1\r"
     b"QRD|20261110090000|R|I|Q1|||10^RD|MRN6610^^^NWH^MR|DEM\r"
+)
+
+# OBX-14 of the first OBX is not a date/time: dropped, the rest mapped, a warning on the events.
+TOLERATED = (
+    b"MSH|^~\\&|LAB|NWH|CARELOG|CARELOG|20261110090000-0500||ORU^R01^ORU_R01|NWH-TOL-0001|P|2.5.1\r"
+    b"PID|1||MRN7710^^^NWH^MR||Tolerant^Tess||19700101|F\r"
+    b"OBR|1||FTOL-1^LAB|718-7^Hemoglobin^LN|||20261110080000-0500||||||||||||||||||F\r"
+    b"OBX|1|NM|718-7^Hemoglobin^LN||13.9|g/dL|||||F|||yesterday\r"
+    b"OBX|2|NM|4544-3^Hematocrit^LN||41|%|||||F\r"
 )
 
 
@@ -40,6 +51,7 @@ def sent(
     """One worker; every corpus message (and one unsupported type) published once, in order."""
     events = {f.name: _event(f.read_bytes()) for f in FILES}
     events["unsupported"] = _event(UNSUPPORTED)
+    events["tolerated"] = _event(TOLERATED)
     worker = Worker(tmp_path_factory.mktemp("worker"))
     worker.start()
     with EventProducer(kafka_settings) as producer:
@@ -83,3 +95,27 @@ def test_a_type_carelog_does_not_translate_is_kept_as_not_supported(
     (rejection,) = _rejections(kafka_settings, events["unsupported"])
     assert "not-supported" in rejection.operation_outcome
     assert "QRY^A19" in rejection.reason
+
+
+def test_a_malformed_optional_field_arrives_as_a_warning_on_the_changes(
+    kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]]
+) -> None:
+    worker, events = sent
+    event = events["tolerated"]
+    shared = {"Organization"}  # the lab: the other results changed it first
+    expected = {r["id"] for r in translate(TOLERATED).resources if r["resourceType"] not in shared}
+
+    def changes() -> list[ResourceChanged]:
+        return [
+            e
+            for _, e in read_all(kafka_settings, FHIR_CHANGES)
+            if isinstance(e, ResourceChanged) and e.inbound_event_id == event.event_id
+        ]
+
+    wait_for(lambda: expected <= {c.resource_id for c in changes()}, 180, worker)
+    assert _rejections(kafka_settings, event) == []
+    for change in changes():
+        outcome = orjson.loads(change.warnings or "{}")
+        assert [(i["severity"], i["location"]) for i in outcome["issue"]] == [
+            ("warning", ["OBX[1]-14"])
+        ], change.resource_type

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
-from ..errors import MappingError
+from ..errors import MappingError, StructureError
 from ..parser import ParsedMessage, Segment
 from .common import (
     JSON,
@@ -175,7 +175,7 @@ def _pid_pairs(msg: ParsedMessage, second: str) -> list[tuple[Segment, Segment]]
             current = seg
         elif seg.name == second:
             if current is None:
-                raise MappingError(loc(seg, 1, msg), f"{second} without a PID before it")
+                raise StructureError(loc(seg, 1, msg), f"{second} without a PID before it")
             pairs.append((current, seg))
             current = None
     if not pairs:

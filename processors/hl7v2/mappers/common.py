@@ -15,6 +15,7 @@ from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Repetition, Segment
 from ..timestamps import to_date
+from ..tolerance import dropped
 
 JSON = dict[str, Any]
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -45,9 +46,9 @@ def ref(reference: str, display: str = "") -> JSON:
 
 def loc(seg: Segment, field: int, msg: ParsedMessage | None = None) -> str:
     """An HL7 location for errors: PID-3, or OBX[2]-5 when the segment repeats."""
-    if msg is not None and len(msg.segments(seg.name)) > 1:
-        nth = msg.segments(seg.name).index(seg) + 1
-        return f"{seg.name}[{nth}]-{field}"
+    same = msg.segments(seg.name) if msg is not None else ()
+    if len(same) > 1:
+        return f"{seg.name}[{same.index(seg) + 1}]-{field}"
     return f"{seg.name}-{field}"
 
 
@@ -94,7 +95,7 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
     if not id_reps:
         raise MappingError(loc(pid, 3, msg), "PID-3 (patient identifier list) is required")
     system, value = patient_key(id_reps, ctx, authority)
-    identifiers = patient_identifiers(pid, ctx, authority)
+    identifiers = patient_identifiers(msg, pid, ctx, authority)
     resource: JSON = {
         "resourceType": "Patient",
         "id": ids.patient(system, value),
@@ -104,16 +105,19 @@ def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:
         "telecom": [t for t in (dt.xtn(r, "home") for r in dt.reps(pid.field(13))) if t]
         + [t for t in (dt.xtn(r, "work") for r in dt.reps(pid.field(14))) if t],
         "gender": dt.gender(pid.field(8).value),
-        "birthDate": dt.date_(pid.field(7).rep(1), loc(pid, 7)),
+        "birthDate": dt.date_(pid.field(7).rep(1), loc(pid, 7, msg)),
         "address": [a for a in (dt.xad(r) for r in dt.reps(pid.field(11))) if a],
         "maritalStatus": dt.marital_status(pid.field(16).rep(1)),
     }
+    for nte in trailing(msg, pid, skip=frozenset({"PD1"})):
+        # FHIR Patient has no note: the comment is not lost silently, the sender is told.
+        dropped(msg, loc(nte, 3, msg), "a patient note (NTE after PID) has no place in Patient")
     race = dt.race_extension(dt.reps(pid.field(10)), ctx)
     if race:
         resource["extension"] = [race]
     death_time = dt.c(pid.field(29).rep(1), 1)
     if death_time:
-        resource["deceasedDateTime"] = dt.datetime_(pid.field(29).rep(1), ctx, loc(pid, 29))
+        resource["deceasedDateTime"] = dt.datetime_(pid.field(29).rep(1), ctx, loc(pid, 29, msg))
     elif dt.c(pid.field(30).rep(1), 1) in ("Y", "N"):
         resource["deceasedBoolean"] = dt.c(pid.field(30).rep(1), 1) == "Y"
     order = dt.c(pid.field(25).rep(1), 1)
@@ -131,7 +135,9 @@ def _date_or_none(value: str, location: str) -> str | None:
     return to_date(value, location) if value else None
 
 
-def patient_identifiers(pid: Segment, ctx: MappingContext, authority: str) -> list[JSON]:
+def patient_identifiers(
+    msg: ParsedMessage, pid: Segment, ctx: MappingContext, authority: str
+) -> list[JSON]:
     """PID-3 (the id key), PID-2 external id, PID-4 alternate ids, PID-19 SSN, PID-20 driver's
     license (DLN-1 number, DLN-2 issuing state as assigner, DLN-3 expiration as period end)."""
     reps = [*dt.reps(pid.field(3)), *dt.reps(pid.field(2)), *dt.reps(pid.field(4))]
@@ -149,7 +155,7 @@ def patient_identifiers(pid: Segment, ctx: MappingContext, authority: str) -> li
                         "type": _DRIVERS_LICENSE,
                         "value": number,
                         "assigner": {"display": state} if state else None,
-                        "period": {"end": _date_or_none(dt.c(dln, 3), loc(pid, 20))},
+                        "period": {"end": _date_or_none(dt.c(dln, 3), loc(pid, 20, msg))},
                     }
                 )
             )
@@ -321,8 +327,8 @@ def encounter(
                         "individual": who,
                     }
                 )
-    start = dt.datetime_(pv1.field(44).rep(1), ctx, loc(pv1, 44))
-    end = dt.datetime_(pv1.field(45).rep(1), ctx, loc(pv1, 45)) if keep_end else None
+    start = dt.datetime_(pv1.field(44).rep(1), ctx, loc(pv1, 44, msg))
+    end = dt.datetime_(pv1.field(45).rep(1), ctx, loc(pv1, 45, msg)) if keep_end else None
     service = dt.c(pv1.field(10).rep(1), 1)
     admit_source = dt.c(pv1.field(14).rep(1), 1)
     resource = {
@@ -417,6 +423,10 @@ def allergies(
             "patient": ref(patient_reference),
             "onsetDateTime": dt.date_(al1.field(onset_field).rep(1), loc(al1, onset_field, msg)),
             "reaction": reactions,
+            # ADT_A60's adverse reaction group: IAM, NTE*, IAR*; AL1 has no notes.
+            "note": notes(trailing(msg, al1, skip=frozenset({"IAR"})))
+            if segment == "IAM"
+            else None,
         }
         out.add(dt.prune(resource))
 
@@ -471,6 +481,17 @@ def conditions(
         }
         references.append(out.add(dt.prune(resource)))
     return references
+
+
+def trailing(msg: ParsedMessage, seg: Segment, skip: frozenset[str] = frozenset()) -> list[Segment]:
+    """The NTE segments right after `seg` (past any segment named in `skip`): its notes."""
+    found = []
+    for after in msg.segment_list[seg.index + 1 :]:
+        if after.name == "NTE":
+            found.append(after)
+        elif after.name not in skip:
+            break
+    return found
 
 
 def notes(segments: Iterable[Segment]) -> list[JSON]:

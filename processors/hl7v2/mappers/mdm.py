@@ -81,7 +81,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     txa = require(msg, "TXA")
     number = txa.field(12).rep(1)
     if not dt.c(number, 1):
-        raise MappingError(loc(txa, 12), "TXA-12 (unique document number) is required")
+        raise MappingError(loc(txa, 12, msg), "TXA-12 (unique document number) is required")
     patient_reference = patient_ref(msg, ctx, out)
     encounter_reference = visit_resources(msg, patient_reference, ctx, out).encounter
 
@@ -134,7 +134,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
                 ]
             }
             identifiers.append(ident)
-    created_at = dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4))
+    created_at = dt.datetime_(txa.field(4).rep(1), ctx, loc(txa, 4, msg))
     attachments = ([_text_attachment(lines)] if lines else []) + encapsulated
     if not attachments:  # a notification (odd trigger): the document is described, not sent
         presentation = dt.c(txa.field(3).rep(1), 1).upper()
@@ -153,7 +153,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "docStatus": DOC_STATUS.get(dt.c(txa.field(17).rep(1), 1).upper()),
         "type": doc_type,
         "subject": ref(patient_reference),
-        "date": dt.timestamp_instant(created, ctx, loc(txa, 4)) if created else None,
+        "date": dt.timestamp_instant(created, ctx, loc(txa, 4, msg)) if created else None,
         "author": authors,
         "authenticator": authenticator,
         "content": [

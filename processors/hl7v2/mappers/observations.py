@@ -91,11 +91,14 @@ def observation(
         "subject": ref(patient_reference),
         "encounter": ref(encounter_reference) if encounter_reference else None,
         "effectiveDateTime": effective,
-        "interpretation": [dt.interpretation(r.value) for r in dt.reps(obx.field(8))],
+        "interpretation": [
+            i for i in (dt.interpretation(r.value) for r in dt.reps(obx.field(8))) if i
+        ],
         "note": notes(obx_notes),
         "specimen": ref(specimen_refs[0]) if len(specimen_refs) == 1 else None,
         "referenceRange": [ranges] if ranges else None,
     }
     if value is not None:
-        resource[value[0]] = value[1]
-    return out.add(dt.prune(resource))
+        resource[value[0]] = dt.prune(value[1]) if isinstance(value[1], dict) else value[1]
+    # Every nested value above is built clean: only the first level can hold empties.
+    return out.add(dt.prune_top(resource))

@@ -97,8 +97,9 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         specimen = specimens.from_spm(msg, group.spm, patient_reference, ctx, out)
         for obx, obx_notes in group.results:
             observation(
-                msg, obx, obx_notes, f"specimen|{group.spm.field(2).raw.strip()}", None,
-                patient_reference, encounter_reference, [specimen], ctx, out, category=None,
+                msg, obx, obx_notes, f"specimen|{specimens.spm_key(msg, group.spm)}", None,
+                patient_reference, encounter_reference, [specimen] if specimen else [], ctx,
+                out, category=None,
             )  # fmt: skip
     for order in orders:
         map_order(msg, order, patient_reference, encounter_reference, ctx, out)
@@ -136,7 +137,11 @@ def _request(
         where = loc(order.orc, 2, msg) if order.orc is not None else "OBR-2"
         raise MappingError(where, "the placer order number (ORC-2 / OBR-2) is required")
     specimen_refs = [
-        specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+        s
+        for s in (
+            specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+        )
+        if s is not None
     ]
     answers = [
         observation(

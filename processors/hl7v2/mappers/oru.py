@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
-from ..errors import MappingError
+from ..errors import MappingError, StructureError
 from ..parser import ParsedMessage, Segment
 from . import specimens
 from .attachments import document_reference
@@ -79,10 +79,10 @@ def _groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
             elif isinstance(current, _Order):
                 current.specimens.append(seg)
             else:
-                raise MappingError(loc(seg, 1, msg), "SPM before any OBR")
+                raise StructureError(loc(seg, 1, msg), "SPM before any OBR")
         elif name == "OBX":
             if current is None:
-                raise MappingError(loc(seg, 1, msg), "OBX before any OBR")
+                raise StructureError(loc(seg, 1, msg), "OBX before any OBR")
             current.results.append((seg, []))
         elif name == "NTE" and current is not None:
             if current.results:
@@ -90,6 +90,10 @@ def _groups(msg: ParsedMessage) -> tuple[list[_Order], list[_SpecimenGroup]]:
             elif isinstance(current, _Order):
                 current.notes.append(seg)
     return orders, groups
+
+
+def _present(reference: str | None) -> list[str]:
+    return [reference] if reference is not None else []
 
 
 def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
@@ -121,11 +125,12 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     for g in groups:  # the specimen's own observations (OUL SPECIMEN group OBX)
         for obx, obx_notes in g.results:
             observation(
-                msg, obx, obx_notes, f"specimen|{g.spm.field(2).raw.strip()}", None,
-                patient_reference, encounter_reference, [group_specimens[id(g)]], ctx, out,
+                msg, obx, obx_notes, f"specimen|{specimens.spm_key(msg, g.spm)}", None,
+                patient_reference, encounter_reference, _present(group_specimens[id(g)]), ctx,
+                out,
             )  # fmt: skip
     for order in orders:
-        shared = [group_specimens[id(order.group)]] if order.group is not None else []
+        shared = _present(group_specimens[id(order.group)]) if order.group is not None else []
         _report(msg, order, shared, patient_reference, encounter_reference, lab_reference, ctx, out)
     return out.resources()
 
@@ -151,7 +156,11 @@ def _report(
         raise MappingError(loc(obr, 25, msg), f"result status {status_code!r} is not in table 0123")
     effective = dt.datetime_(obr.field(7).rep(1), ctx, loc(obr, 7, msg))
     specimen_refs = shared_specimens + [
-        specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+        s
+        for s in (
+            specimens.from_spm(msg, spm, patient_reference, ctx, out) for spm in order.specimens
+        )
+        if s is not None
     ]
     if not specimen_refs:
         from_obr = specimens.from_obr15(msg, obr, key, patient_reference, ctx, out)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
-from ..errors import MappingError
+from ..errors import MappingError, StructureError
 from ..parser import Field, ParsedMessage, Segment
 from .common import (
     JSON,
@@ -176,7 +176,7 @@ def map_group(
             )  # fmt: skip
     if group.give is None and not group.dispenses and not group.administrations:
         where = loc(group.orc, 1, msg) if group.orc is not None else "ORC"
-        raise MappingError(where, "the order group has no RXO, RXE, RXD or RXA segment")
+        raise StructureError(where, "the order group has no RXO, RXE, RXD or RXA segment")
 
 
 def _texts(instructions: Field) -> list[str]:

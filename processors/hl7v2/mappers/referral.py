@@ -93,7 +93,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
     rf1 = require(msg, "RF1")
     origin = dt.ei(rf1.field(6).rep(1), ctx)
     if origin is None:
-        raise MappingError(loc(rf1, 6), "RF1-6 (originating referral identifier) is required")
+        raise MappingError(loc(rf1, 6, msg), "RF1-6 (originating referral identifier) is required")
     patient_reference = patient_ref(msg, ctx, out)
     visit = visit_resources(msg, patient_reference, ctx, out)
     encounter_reference = visit.encounter
@@ -134,7 +134,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         status = "revoked"
     referral_type = dt.cwe(rf1.field(3).rep(1), ctx, "0281")
     external = dt.ei(rf1.field(11).rep(1), ctx)
-    expires = dt.datetime_(rf1.field(8).rep(1), ctx, loc(rf1, 8))
+    expires = dt.datetime_(rf1.field(8).rep(1), ctx, loc(rf1, 8, msg))
     request = {
         "resourceType": "ServiceRequest",
         "id": ids.service_request(key),
@@ -149,7 +149,7 @@ def map_message(msg: ParsedMessage, ctx: MappingContext) -> list[JSON]:
         "subject": ref(patient_reference),
         "encounter": ref(encounter_reference) if encounter_reference else None,
         "occurrencePeriod": {"end": expires} if expires else None,
-        "authoredOn": dt.datetime_(rf1.field(7).rep(1), ctx, loc(rf1, 7)),
+        "authoredOn": dt.datetime_(rf1.field(7).rep(1), ctx, loc(rf1, 7, msg)),
         "requester": requester,
         "performer": performers,
         "reasonCode": [dt.cwe(r, ctx, "0336") for r in dt.reps(rf1.field(10))],

@@ -63,9 +63,9 @@ def request_id(placer: tuple[str, str], filler: tuple[str, str]) -> str | None:
 def request_status(msg: ParsedMessage, orc: Segment | None, default: str | None) -> str:
     """ORC-5 order status (table 0038), else ORC-1 order control (table 0119).
 
-    Orders pass default None: without an ORC an order is new (active), and an order control
-    carelog does not know refuses the message. Results and documents pass "unknown": their
-    ORC, when sent, only echoes the order.
+    Orders pass default None: without an ORC an order is new (active); an order control
+    carelog does not know is an error at ORC-1, which tolerance.POLICY drops (the status is
+    then unknown). Results and documents pass "unknown": their ORC only echoes the order.
     """
     if orc is None:
         return default or "active"
@@ -76,6 +76,8 @@ def request_status(msg: ParsedMessage, orc: Segment | None, default: str | None)
         return status
     if default is not None:
         return default
+    if not control:
+        return "unknown"
     raise MappingError(loc(orc, 1, msg), f"order control {control!r} is not supported")
 
 

@@ -157,6 +157,6 @@ def _timing(msg: ParsedMessage, ctx: MappingContext) -> tuple[str | None, str | 
         return None, None
     tq = sch.field(11).rep(1)
     return (
-        dt.timestamp_instant(dt.c(tq, 4), ctx, loc(sch, 11)),
-        dt.timestamp_instant(dt.c(tq, 5), ctx, loc(sch, 11)),
+        dt.timestamp_instant(dt.c(tq, 4), ctx, loc(sch, 11, msg)),
+        dt.timestamp_instant(dt.c(tq, 5), ctx, loc(sch, 11, msg)),
     )

@@ -5,19 +5,26 @@ from __future__ import annotations
 from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
-from ..errors import MappingError
 from ..parser import ParsedMessage, Repetition, Segment
+from ..tolerance import dropped
 from .common import JSON, Output, loc, ref
 from .requests import order_identifier
 
 
+def spm_key(msg: ParsedMessage, spm: Segment) -> str:
+    """What keys a SPM group's observations: SPM-2, else the SPM's place in the message (the
+    specimen has no id then, so its results stay apart from another group's)."""
+    return spm.field(2).raw.strip() or f"{msg.control_id}|SPM{msg.segments('SPM').index(spm) + 1}"
+
+
 def from_spm(
     msg: ParsedMessage, spm: Segment, patient_reference: str, ctx: MappingContext, out: Output
-) -> str:
-    """SPM -> Specimen, id from SPM-2 (placer^filler specimen ids)."""
+) -> str | None:
+    """SPM -> Specimen, id from SPM-2 (placer^filler specimen ids); None without SPM-2."""
     key = spm.field(2).raw.strip()
     if not key:
-        raise MappingError(loc(spm, 2, msg), "SPM-2 (specimen id) is required")
+        dropped(msg, loc(spm, 2, msg), "SPM-2 (specimen id) is empty: no Specimen")
+        return None
     rep = spm.field(2).rep(1)
     placer, filler = rep.component(1), rep.component(2)
     identifiers = []

@@ -164,7 +164,8 @@ def _immunization(
         "vaccineCode": vaccine,
         "patient": ref(patient_reference),
         "occurrenceDateTime": when,
-        "recorded": _recorded(rxa, ctx),
+        # RXA-22 system entry time: optional, a bad value is dropped (tolerance.POLICY).
+        "recorded": dt.datetime_(rxa.field(22).rep(1), ctx, loc(rxa, 22, msg)),
         "primarySource": source == "00" if source else None,
         "reportOrigin": dt.cwe(rxa.field(9).rep(1), ctx) if source and source != "00" else None,
         "manufacturer": manufacturer,
@@ -176,13 +177,3 @@ def _immunization(
         "performer": performers,
     }
     return out.add(dt.prune(immunization))
-
-
-def _recorded(rxa: Segment, ctx: MappingContext) -> str | None:
-    """RXA-22 system entry date/time -> Immunization.recorded. The field is optional: a value
-    that is not a date/time (e.g. an action code sent one field late) is left out rather than
-    refusing the immunization (issue 13's warning channel will report it)."""
-    try:
-        return dt.datetime_(rxa.field(22).rep(1), ctx, "RXA-22")
-    except MappingError:
-        return None

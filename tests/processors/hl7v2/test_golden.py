@@ -75,3 +75,7 @@ def test_golden(golden: Path) -> None:
         assert got == exp, got["resourceType"]
     assert result.business_time == expected["business_time"]
     assert [i for r in result.resources for i in resource_issues(r)] == []
+    # A malformed optional field is dropped with a warning naming it (tolerance.POLICY).
+    assert [
+        {"location": w.location, "severity": w.severity} for w in result.warnings
+    ] == expected.get("warnings", [])

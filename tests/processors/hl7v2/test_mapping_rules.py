@@ -230,10 +230,10 @@ def test_naive_time_takes_the_context_zone_with_dst() -> None:
     assert one(summer, "ServiceRequest")["authoredOn"] == "2026-07-15T10:00:00-05:00"
 
 
-def test_invalid_date_names_the_field() -> None:
-    with pytest.raises(MappingError) as info:
-        translate(msg("ADT^A28", "PID|1||P1^^^FAC^MR||Doe||20261341"))
-    assert info.value.location == "PID-7"
+def test_invalid_optional_date_is_dropped_with_a_warning_naming_the_field() -> None:
+    result = translate(msg("ADT^A28", "PID|1||P1^^^FAC^MR||Doe||20261341"))
+    assert "birthDate" not in one(result.resources, "Patient")
+    assert [(w.location, w.severity) for w in result.warnings] == [("PID[1]-7", "warning")]
 
 
 # --- results ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.blobstore import (
+from streams.blobstore import (
     BlobStoreError,
     LocalBlobStore,
     StoredBlob,
