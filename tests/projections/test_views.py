@@ -97,7 +97,7 @@ def test_bad_definitions_are_refused_loudly() -> None:
         parse_view({"resourceType": "ViewDefinition", "name": "Bad Name", "resource": "Patient"})
     with pytest.raises(ViewDefinitionError, match="duplicate"):
         view([ID, ID])
-    with pytest.raises(ViewDefinitionError, match="lower-case"):
+    with pytest.raises(ViewDefinitionError, match="letters, digits"):
         view([{"column": [{"name": "_x", "path": "id"}]}])
 
 
