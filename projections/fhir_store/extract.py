@@ -21,7 +21,7 @@ from projections.fhir_store.schema import INDEX_TABLES
 from projections.fhirpath import Fn, compile_path
 from projections.fhirpath.search import branch_steps, root_keys
 
-Extractor = Callable[[dict[str, Any]], list[Any]]
+Extractor = Callable[..., list[Any]]  # a resource (and variables, unused here) to values
 RowBuilder = Callable[[list[Any]], list[Any]]
 _PLANS_PER_TYPE = 4096  # distinct top-level key sets remembered per type
 

@@ -63,5 +63,5 @@ def boundary(value: Any, kind: str, high: bool) -> Any:
         return f"{_day(year, month, day, high)}T{_clock(hh, mi, ss, frac, high)}{zone}"
     if kind == "time":
         m = _TIME.match(value)
-        return _clock(*m.groups(), high) if m else None  # type: ignore[misc]
+        return _clock(m.group(1), m.group(2), m.group(3), m.group(4), high) if m else None
     return None

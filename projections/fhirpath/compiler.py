@@ -32,7 +32,6 @@ class Fn(Protocol):
     def __call__(self, coll: Collection, env: Env = ..., /) -> Collection: ...
 
 
-
 class Unsupported(Exception):
     """Outside the compiled subset: fhirpathpy evaluates the expression."""
 
@@ -240,9 +239,13 @@ class Compiler:
                     continue
                 following = steps[i + 1] if i + 1 < len(steps) else None
                 wanted = None
-                if following is not None and following[0] == "call" and len(following[2]) == 1:
-                    if following[1] in ("ofType", "as"):
-                        wanted = _type_argument(following[2][0])
+                if (
+                    following is not None
+                    and following[0] == "call"
+                    and following[1] in ("ofType", "as")
+                    and len(following[2]) == 1
+                ):
+                    wanted = _type_argument(following[2][0])
                 if wanted is not None:
                     matching = [t for t in choices if t.lower() == wanted.lower()]
                     if not matching:
@@ -325,7 +328,9 @@ class Compiler:
             raise Unsupported(f"%{name}")
         raise UndefinedVariable(f"%{name} is not defined (no constant of that name)")
 
-    def type_operator(self, op: str, operand: Node, type_name: str, context: str | None) -> Compiled:
+    def type_operator(
+        self, op: str, operand: Node, type_name: str, context: str | None
+    ) -> Compiled:
         if op == "is" and operand == _RESOLVE:
             # `resolve() is X` on a lone resource: does the reference point at an X?
             def points_at(coll: Collection, env: Env = NO_ENV) -> Collection:
@@ -432,7 +437,11 @@ class Compiler:
             return Compiled(_not, "boolean", True)
         if name == "join" and len(args) <= 1:
             sep = self.node(args[0], None).fn([], NO_ENV) if args else [""]
-            if (args and args[0][0] not in ("lit", "var")) or len(sep) != 1 or type(sep[0]) is not str:
+            if (
+                (args and args[0][0] not in ("lit", "var"))
+                or len(sep) != 1
+                or type(sep[0]) is not str
+            ):
                 raise Unsupported("join separator")
             separator = sep[0]
             return Compiled(lambda c, env=NO_ENV: [separator.join(str(v) for v in c)], "string")

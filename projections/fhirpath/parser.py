@@ -44,7 +44,7 @@ def _tokens(expression: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise FHIRPathSyntaxError(f"unexpected {text[pos:pos + 10]!r} in {expression!r}")
+            raise FHIRPathSyntaxError(f"unexpected {text[pos : pos + 10]!r} in {expression!r}")
         kind = m.lastgroup or ""
         value = m.group(kind)
         if kind == "id" and value.startswith("`"):

@@ -26,7 +26,7 @@ def branch_steps(branch: str, resource_type: str) -> list[tuple[str, Fn]] | None
     if trees is None or len(trees) != 1:
         return None
     tree = trees[0]
-    steps = tree[2] if tree[0] == "path" and tree[1] is None else ()
+    steps: tuple[Node, ...] = tree[2] if tree[0] == "path" and tree[1] is None else ()
     if not steps or steps[0] != ("member", resource_type):
         return None
     try:
@@ -45,7 +45,7 @@ def root_keys(expression: str, resource_type: str) -> frozenset[str] | None:
         return None
     keys: set[str] = set()
     for tree in trees:
-        steps = tree[2] if tree[0] == "path" and tree[1] is None else ()
+        steps: tuple[Node, ...] = tree[2] if tree[0] == "path" and tree[1] is None else ()
         if len(steps) < 2 or steps[0] != ("member", resource_type) or steps[1][0] != "member":
             return None
         name = steps[1][1]

@@ -102,7 +102,7 @@ def test_conformance_tally() -> None:
             try:
                 run_case(*key)
                 passed.append(key)
-            except Exception:  # noqa: BLE001 - any failure is a failed case here
+            except Exception:  # any failure is a failed case here
                 failed.append(key)
     total = len(passed) + len(failed)
     print(f"SQL-on-FHIR v2: {len(passed)}/{total} pass")
