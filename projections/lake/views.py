@@ -72,6 +72,7 @@ class Select:
     or_null: bool
     repeat: tuple[CompiledPath, ...]  # from the node the select runs on
     repeat_again: tuple[CompiledPath, ...]  # the same paths, from an item they reached
+    indexed: bool  # a path below reads %rowIndex: each item gets its own variables
     selects: tuple[Select, ...]
     union_all: tuple[Select, ...]
 
@@ -192,6 +193,10 @@ def _select_rows(select: Select, node: Any, env: Env) -> list[dict[str, Any]]:
                 row[col.name] = 0
         return [row]
     rows: list[dict[str, Any]] = []
+    if not select.indexed:
+        for item in items:
+            rows += _column_rows(select, item, env)
+        return rows
     for index, item in enumerate(items):
         rows += _column_rows(select, item, {**env, "rowIndex": index})
     return rows
@@ -254,7 +259,8 @@ def _parse_select(
     selects = tuple(_parse_select(s, inner, constants, where) for s in spec.get("select", []))
     union = tuple(_parse_select(s, inner, constants, where) for s in spec.get("unionAll", []))
     or_null = bool(spec.get("forEachOrNull"))
-    result = Select(tuple(columns), for_each, or_null, repeat, again, selects, union)
+    indexed = b"%rowIndex" in orjson.dumps(spec)
+    result = Select(tuple(columns), for_each, or_null, repeat, again, indexed, selects, union)
     if union and len({tuple(u.names()) for u in union}) != 1:
         raise ViewDefinitionError(f"{where}: unionAll branches must have the same columns")
     return result
