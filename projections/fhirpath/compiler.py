@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from projections.fhirpath.boundaries import DATE_KINDS, NUMBER_KINDS, boundary
 from projections.fhirpath.model import cap, member, reference_key
-from projections.fhirpath.parser import FHIRPathSyntaxError, Node, as_path
+from projections.fhirpath.parser import FHIRPathSyntaxError, Node, Unsupported, as_path
 
 Collection = list[Any]
 Env = Mapping[str, Any]
@@ -30,10 +30,6 @@ class Fn(Protocol):
     """A compiled node: the input collection (and variables) to the output collection."""
 
     def __call__(self, coll: Collection, env: Env = ..., /) -> Collection: ...
-
-
-class Unsupported(Exception):
-    """Outside the compiled subset: fhirpathpy evaluates the expression."""
 
 
 class Defer(Exception):

@@ -18,10 +18,9 @@ from projections.fhirpath.compiler import (
     Defer,
     Env,
     Fn,
-    Unsupported,
 )
 from projections.fhirpath.model import R4, reference_key
-from projections.fhirpath.parser import FHIRPathSyntaxError, parse
+from projections.fhirpath.parser import FHIRPathSyntaxError, Unsupported, parse
 
 
 class FHIRPathEvaluationError(ValueError):
@@ -131,8 +130,8 @@ def compile_path(
         return fhirpathpy_path(expression, context, constants)
     except FHIRPathSyntaxError as exc:
         if type(exc) is not FHIRPathSyntaxError:
-            raise  # an undefined variable: the definition is wrong, whoever evaluates it
-        return fhirpathpy_path(expression, context, constants)
+            raise  # an undefined variable: the message says which
+        raise FHIRPathSyntaxError(f"FHIRPath {expression!r} does not parse: {exc}") from exc
     fn = compiled.fn
     if not compiled.may_defer:
 

@@ -3,8 +3,10 @@
 Nodes: ("path", head, steps) where head is None (the input) or a term node and steps are
 ("member", name) | ("call", name, args) | ("index", node); ("lit", value); ("empty",);
 ("var", name); ("this",); ("op", symbol, left, right); ("type", "is"|"as", node, type);
-("neg", node). What the grammar allows and this does not parse raises FHIRPathSyntaxError,
-and the caller hands the expression to fhirpathpy, which has the whole grammar.
+("neg", node). What the grammar allows and this does not parse (date, time and quantity
+literals, $index, $total) raises Unsupported, and the caller hands the expression to
+fhirpathpy; what the grammar does not allow raises FHIRPathSyntaxError (fhirpathpy's parser
+recovers from some errors silently, so this one decides).
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ Node = tuple[Any, ...]
 
 
 class FHIRPathSyntaxError(ValueError):
-    """The expression is outside the grammar this parser knows."""
+    """The expression is not FHIRPath."""
+
+
+class Unsupported(Exception):
+    """Valid FHIRPath outside the compiled subset: fhirpathpy evaluates the expression."""
 
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+(?:\.\d+)?)|(?P<date>@[0-9T:.+\-Z]*)"
-    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*|`[^`]*`)|(?P<var>%[A-Za-z_][A-Za-z0-9_]*|%`[^`]*`)"
+    r"|(?P<id>[A-Za-z_][A-Za-z0-9_]*|`[^`]*`)|(?P<var>%[A-Za-z_][A-Za-z0-9_]*|%`[^`]*`|%'[^']*')"
     r"|(?P<this>\$this|\$index|\$total)|(?P<op><=|>=|!=|!~|[-+*/&|=~<>.()\[\]{},]))"
+)
+_CALENDAR_UNITS = frozenset(
+    f"{unit}{plural}"
+    for unit in ("year", "month", "week", "day", "hour", "minute", "second", "millisecond")
+    for plural in ("", "s")
 )
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "f": "\f"}
 # Binary operators by binding strength (FHIRPath spec, "Operator precedence").
@@ -132,16 +143,19 @@ class _Parser:
             return ("lit", _unescape(text)), []
         if kind == "num":
             self.pos += 1
+            unit = self.peek()
+            if unit is not None and (unit[0] == "str" or unit[1] in _CALENDAR_UNITS):
+                raise Unsupported("quantity literals")
             return ("lit", Decimal(text) if "." in text else int(text)), []
         if kind == "date":
-            raise FHIRPathSyntaxError("date and time literals")
+            raise Unsupported("date and time literals")
         if kind == "var":
             self.pos += 1
-            name = text[1:].strip("`")
+            name = text[1:].strip("`'")
             return ("var", name), []
         if kind == "this":
             if text != "$this":
-                raise FHIRPathSyntaxError(text)
+                raise Unsupported(text)
             self.pos += 1
             return ("this",), []
         if tok == ("op", "("):

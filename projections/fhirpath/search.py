@@ -8,15 +8,22 @@ keys a branch reads (a resource with none of them yields nothing).
 
 from __future__ import annotations
 
-from projections.fhirpath.compiler import Compiler, Fn, Unsupported
+from projections.fhirpath.compiler import Compiler, Fn
 from projections.fhirpath.model import CHOICES, cap
-from projections.fhirpath.parser import FHIRPathSyntaxError, Node, as_path, parse, union_branches
+from projections.fhirpath.parser import (
+    FHIRPathSyntaxError,
+    Node,
+    Unsupported,
+    as_path,
+    parse,
+    union_branches,
+)
 
 
 def _branches(expression: str) -> list[Node] | None:
     try:
         return [as_path(b) for b in union_branches(parse(expression))]
-    except FHIRPathSyntaxError:
+    except (FHIRPathSyntaxError, Unsupported):
         return None
 
 
