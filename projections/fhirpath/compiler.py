@@ -55,39 +55,37 @@ class Compiled:
 
 
 def _navigate(keys: tuple[str, ...]) -> Fn:
-    if len(keys) == 1:
-        key = keys[0]
-
-        def child(coll: Collection, env: Env = NO_ENV) -> Collection:
-            out: Collection = []
-            for node in coll:
-                if type(node) is dict:
-                    value = node.get(key)
-                    if value is None or value == {}:
-                        continue
-                    if type(value) is list:
-                        out.extend([v for v in value if v is not None and v != {}])
-                    else:
-                        out.append(value)
-            return out
-
-        return child
+    """Members `keys` of each node (value[x]: each of its type's keys), lists flattened."""
+    members = {key: _member(key) for key in keys}
+    if len(members) == 1:
+        return members[keys[0]]
 
     def choice(coll: Collection, env: Env = NO_ENV) -> Collection:
         out: Collection = []
-        for node in coll:
+        for node in coll:  # node by node: the order of the input is kept
             if type(node) is dict:
                 for key in keys:
-                    value = node.get(key)
-                    if value is None or value == {}:
-                        continue
-                    if type(value) is list:
-                        out.extend([v for v in value if v is not None and v != {}])
-                    else:
-                        out.append(value)
+                    if key in node:  # one of the keys at most, in valid FHIR
+                        out += members[key]([node])
         return out
 
     return choice
+
+
+def _member(key: str) -> Fn:
+    def member_of(coll: Collection, env: Env = NO_ENV) -> Collection:
+        out: Collection = []
+        for node in coll:
+            value = node.get(key) if type(node) is dict else None
+            if value is None or value == {}:
+                continue
+            if type(value) is list:
+                out.extend([v for v in value if v is not None and v != {}])
+            else:
+                out.append(value)
+        return out
+
+    return member_of
 
 
 def _single(coll: Collection) -> Any:

@@ -76,7 +76,7 @@ def normalise(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: normalise(v) for k, v in value.items()}
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return float(value)
+        return round(float(value), 9)  # Decimal arithmetic (fhirpathpy) against float's
     return value
 
 

@@ -21,7 +21,7 @@ from projections.fhir_store.definitions import load_registry
 from projections.fhirpath import FHIRPathEvaluationError, compile_path, fhirpathpy_path
 from projections.lake.views import SHIPPED_VIEWS, Select, load_views
 from tests.processors.test_structure_shapes import corpus_resources
-from tests.projections.test_fhirpath import SAMPLES
+from tests.projections.test_fhirpath import SAMPLES, normalise
 
 CONSTANTS = {"idx": 1, "use": "official", "limit": 5}
 RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
@@ -67,16 +67,6 @@ NEWLY_COMPILED = [
     ("Observation", "(value as Quantity).unit"),
     ("Observation", "interpretation.coding.code.first().not()"),
 ]
-
-
-def normalise(value: Any) -> Any:
-    if isinstance(value, list):
-        return [normalise(v) for v in value]
-    if isinstance(value, dict):
-        return {k: normalise(v) for k, v in value.items()}
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return round(float(value), 9)
-    return value
 
 
 @cache
