@@ -34,6 +34,8 @@ def suite_files() -> list[Path]:
 
 
 def suite_cases() -> list[Any]:
+    if not suite_files():  # one failing case rather than an empty (skipped) parametrization
+        return [pytest.param("<missing>", "<missing>", id="suite-missing")]
     cases = []
     for path in suite_files():
         doc = orjson.loads(path.read_bytes())
@@ -52,6 +54,7 @@ def suite_cases() -> list[Any]:
 
 def run_case(file_name: str, title: str) -> None:
     """Raises AssertionError when carelog's answer differs from the suite's."""
+    assert (SUITE / file_name).is_file(), f"SQL-on-FHIR v2 suite not found in {SUITE}"
     doc = orjson.loads((SUITE / file_name).read_bytes())
     test = next(t for t in doc["tests"] if t["title"] == title)
     if test.get("expectError"):
