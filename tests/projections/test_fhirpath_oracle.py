@@ -179,3 +179,19 @@ def test_compiled_agrees_with_fhirpathpy_on_mutated_corpus(
 ) -> None:
     expression, resource = case
     assert_agree(resource["resourceType"], expression, resource)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Patient", "Group", "p1", "", "_history", "2", "http:", "x.org"]),
+        max_size=6,
+    ).map("/".join)
+)
+def test_compiled_and_fallback_read_a_reference_alike(reference: str) -> None:
+    """`resolve() is Patient`: reference_key (compiled) and the regex fhirpathpy is given."""
+    resource = {"resourceType": "Observation", "subject": {"reference": reference}}
+    expression = "Observation.subject.where(resolve() is Patient)"
+    assert compile_path(expression, "Observation")(resource) == (
+        fhirpathpy_path(expression, "Observation")(resource)
+    )
