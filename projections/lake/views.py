@@ -188,9 +188,10 @@ def _select_rows(select: Select, node: Any, env: Env) -> list[dict[str, Any]]:
         if not select.or_null:
             return []
         row = dict.fromkeys(select.names())
-        for col in select.columns:  # %rowIndex is 0 on the row of nulls
-            if col.path.expression.strip() == "%rowIndex":
-                row[col.name] = 0
+        for col in select.columns:  # on the row of nulls, %rowIndex is 0
+            if "%rowIndex" in col.path.expression:
+                values = col.path({}, {**env, "rowIndex": 0})
+                row[col.name] = values[0] if len(values) == 1 else None
         return [row]
     rows: list[dict[str, Any]] = []
     if not select.indexed:
