@@ -567,7 +567,6 @@ _SIMPLE: dict[str, tuple[Fn, bool]] = {
     "exists": (lambda c, env=NO_ENV: [bool(c)], False),
     "empty": (lambda c, env=NO_ENV: [not c], False),
     "count": (lambda c, env=NO_ENV: [len(c)], False),
-    "hasValue": (lambda c, env=NO_ENV: [len(c) == 1 and type(c[0]) is not dict], False),
     "getResourceKey": (
         lambda c, env=NO_ENV: [d["id"] for d in c if type(d) is dict and "id" in d],
         False,

@@ -52,6 +52,7 @@ NEWLY_COMPILED = [
     ("Patient", "name.where(family.exists()).exists()"),
     ("Patient", "name.exists(given.exists())"),
     ("Patient", "name.first().given | name.last().given"),
+    ("Patient", "name.tail().family"),
     ("Patient", "name.given.where($this != 'Adam')"),
     ("Observation", "value.ofType(Quantity).value > %limit"),
     ("Observation", "value.ofType(Quantity).value <= 7.2"),
