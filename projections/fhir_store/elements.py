@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from projections.fhir_store.fhirpath_compile import CHOICES
+from projections.fhirpath import CHOICES
 
 SUBSETTED = {
     "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",

@@ -16,16 +16,12 @@ from functools import cache
 from typing import Any
 
 from projections.fhir_store.definitions import Registry, SearchParam, load_registry, split_union
-from projections.fhir_store.fhirpath_compile import (
-    Extractor,
-    Step,
-    branch_steps,
-    compile_expression,
-    root_keys,
-)
 from projections.fhir_store.index_values import ROWS
 from projections.fhir_store.schema import INDEX_TABLES
+from projections.fhirpath import Fn, compile_path
+from projections.fhirpath.search import branch_steps, root_keys
 
+Extractor = Callable[..., list[Any]]  # a resource (and variables, unused here) to values
 RowBuilder = Callable[[list[Any]], list[Any]]
 _PLANS_PER_TYPE = 4096  # distinct top-level key sets remembered per type
 
@@ -45,7 +41,8 @@ def extractors(resource_type: str, registry: Registry | None = None) -> tuple[Pa
     registry = registry or load_registry()
     out = []
     for param in registry.params(resource_type).values():
-        extract, compiled = compile_expression(param.expression, resource_type)
+        path = compile_path(param.expression, resource_type)
+        extract, compiled = path.evaluate, path.compiled
         table = INDEX_TABLES[param.kind][0]
         # `X.exists() and ...` yields false on an absent X: it must run on every resource.
         plain_path = compiled and "exists()" not in param.expression
@@ -88,7 +85,7 @@ class _TypePlan:
 
     def __init__(self, resource_type: str) -> None:
         self.parents: list[int] = []  # per step: the step it continues, -1 for the resource
-        self.steps: list[Step] = []
+        self.steps: list[Fn] = []
         self.branches: list[_Branch] = []
         self.emits: list[_Emit] = []
         node_of: dict[tuple[int, str], int] = {}

@@ -2,8 +2,10 @@
 
 A view is evaluated as the specification says: `where` filters resources, sibling `select`s
 are cross-joined, `forEach` yields a row per item (none when there is no item),
-`forEachOrNull` a row of nulls when there is no item, `unionAll` concatenates. Paths are
-compiled once (projections/lake/fhirpath.py). Each column gets an Arrow type from its FHIR
+`forEachOrNull` a row of nulls when there is no item, `repeat` a row per item reached by
+applying its paths again and again (depth first), `unionAll` concatenates; %rowIndex is the
+item's position in its forEach/repeat. Paths are compiled once by the FHIRPath engine
+(projections/fhirpath). Each column gets an Arrow type from its FHIR
 `type`; date and dateTime stay strings because FHIR keeps their precision ("1980" is not
 1980-01-01), instants become UTC timestamps.
 """
@@ -20,11 +22,18 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from projections.fhirpath import (
+    CompiledPath,
+    Env,
+    FHIRPathEvaluationError,
+    FHIRPathSyntaxError,
+    compile_path,
+)
 from projections.lake.errors import ViewDefinitionError, ViewEvaluationError
-from projections.lake.fhirpath import CompiledPath, compile_path
 
 SHIPPED_VIEWS = Path(__file__).resolve().parent.parent / "views"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a view's name: its silver table's
+_COLUMN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # the specification's column names
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
@@ -61,6 +70,9 @@ class Select:
     columns: tuple[Column, ...]
     for_each: CompiledPath | None
     or_null: bool
+    repeat: tuple[CompiledPath, ...]  # from the node the select runs on
+    repeat_again: tuple[CompiledPath, ...]  # the same paths, from an item they reached
+    indexed: bool  # a path below reads %rowIndex: each item gets its own variables
     selects: tuple[Select, ...]
     union_all: tuple[Select, ...]
 
@@ -102,10 +114,20 @@ class View:
 
     def rows(self, resource: dict[str, Any]) -> list[dict[str, Any]]:
         """The rows of one resource (none when a `where` is not true)."""
-        for test in self.where:
-            if test(resource) != [True]:
+        env = {"rowIndex": 0, "resource": resource}
+        try:
+            for test in self.where:
+                got = test(resource, env)
+                if got == [True]:
+                    continue
+                if got and (len(got) != 1 or type(got[0]) is not bool):
+                    raise ViewEvaluationError(
+                        f"where {test.expression!r} gives {got!r}, not a boolean"
+                    )
                 return []
-        return _select_rows(self.root, resource)
+            return _select_rows(self.root, resource, env)
+        except FHIRPathEvaluationError as exc:
+            raise ViewEvaluationError(str(exc)) from exc
 
 
 def _cross(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,10 +137,10 @@ def _cross(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> list[dict
     return [{**a, **b} for a in left for b in right]
 
 
-def _column_rows(select: Select, node: Any) -> list[dict[str, Any]]:
+def _column_rows(select: Select, node: Any, env: Env) -> list[dict[str, Any]]:
     row: dict[str, Any] = {}
     for col in select.columns:
-        values = col.path._evaluate(node)  # the hot loop: skip a call layer
+        values = col.path.evaluate(node, env)  # the hot loop: skip a call layer
         if col.collection:
             row[col.name] = values
         elif not values:
@@ -132,26 +154,52 @@ def _column_rows(select: Select, node: Any) -> list[dict[str, Any]]:
             )
     rows = [row]
     for sub in select.selects:
-        rows = _cross(rows, _select_rows(sub, node))
+        rows = _cross(rows, _select_rows(sub, node, env))
         if not rows:
             return rows
     if select.union_all:
         union: list[dict[str, Any]] = []
         for option in select.union_all:
-            union += _select_rows(option, node)
+            union += _select_rows(option, node, env)
         rows = _cross(rows, union)
     return rows
 
 
-def _select_rows(select: Select, node: Any) -> list[dict[str, Any]]:
-    if select.for_each is None:
-        return _column_rows(select, node)
-    items = select.for_each(node)
+def _repeated(
+    paths: tuple[CompiledPath, ...], again: tuple[CompiledPath, ...], node: Any, env: Env
+) -> list[Any]:
+    """The items the paths reach from `node`, again from each of those, depth first."""
+    out: list[Any] = []
+    for path in paths:
+        for item in path(node, env):
+            out.append(item)
+            out += _repeated(again, again, item, env)
+    return out
+
+
+def _select_rows(select: Select, node: Any, env: Env) -> list[dict[str, Any]]:
+    if select.for_each is None and not select.repeat:
+        return _column_rows(select, node, env)
+    if select.repeat:
+        items = _repeated(select.repeat, select.repeat_again, node, env)
+    else:
+        items = select.for_each(node, env)  # type: ignore[misc]
     if not items:
-        return [dict.fromkeys(select.names())] if select.or_null else []
+        if not select.or_null:
+            return []
+        row = dict.fromkeys(select.names())
+        for col in select.columns:  # on the row of nulls, %rowIndex is 0
+            if "%rowIndex" in col.path.expression:
+                values = col.path({}, {**env, "rowIndex": 0})
+                row[col.name] = values[0] if len(values) == 1 else None
+        return [row]
     rows: list[dict[str, Any]] = []
-    for item in items:
-        rows += _column_rows(select, item)
+    if not select.indexed:
+        for item in items:
+            rows += _column_rows(select, item, env)
+        return rows
+    for index, item in enumerate(items):
+        rows += _column_rows(select, item, {**env, "rowIndex": index})
     return rows
 
 
@@ -165,56 +213,89 @@ def _constants(definition: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _path(
+    expression: Any, context: str | None, constants: dict[str, Any], where: str
+) -> CompiledPath:
+    if not isinstance(expression, str) or not expression.strip():
+        raise ViewDefinitionError(f"{where}: path {expression!r} is not a FHIRPath expression")
+    try:
+        return compile_path(expression, context, constants)
+    except FHIRPathSyntaxError as exc:
+        raise ViewDefinitionError(f"{where}: {exc}") from exc
+
+
 def _parse_select(
     spec: dict[str, Any], context: str | None, constants: dict[str, Any], where: str
 ) -> Select:
     path = spec.get("forEach") or spec.get("forEachOrNull")
-    if spec.get("forEach") and spec.get("forEachOrNull"):
-        raise ViewDefinitionError(f"{where}: forEach and forEachOrNull together")
-    if "repeat" in spec:
-        raise ViewDefinitionError(f"{where}: repeat is not supported")
-    for_each = compile_path(path, context, constants) if path else None
+    if sum(1 for k in ("forEach", "forEachOrNull", "repeat") if spec.get(k)) > 1:
+        raise ViewDefinitionError(f"{where}: only one of forEach, forEachOrNull and repeat")
+    for_each = _path(path, context, constants, where) if path else None
+    repeat_spec = spec.get("repeat") or []
+    if not isinstance(repeat_spec, list):
+        raise ViewDefinitionError(f"{where}: repeat must be a list of paths")
+    repeat = tuple(_path(p, context, constants, where) for p in repeat_spec)
     inner = for_each.result_context if for_each else context
+    if repeat:  # the items reached must be of one type for the columns' paths to compile
+        reached = {r.result_context for r in repeat}
+        inner = reached.pop() if len(reached) == 1 else None
+    again = tuple(_path(p, inner, constants, where) for p in repeat_spec)
     columns = []
     for col in spec.get("column", []):
         name = col.get("name")
-        if not isinstance(name, str) or not _NAME.match(name) or name.startswith("_"):
+        if not isinstance(name, str) or not _COLUMN.match(name):
             raise ViewDefinitionError(
-                f"{where}: column name {name!r} must be lower-case letters, digits and _"
+                f"{where}: column name {name!r} must be letters, digits and _ (not first)"
             )
         if "path" not in col:
             raise ViewDefinitionError(f"{where}: column {name} has no path")
         columns.append(
             Column(
                 name=name,
-                path=compile_path(col["path"], inner, constants),
+                path=_path(col["path"], inner, constants, where),
                 fhir_type=col.get("type", "string"),
                 collection=bool(col.get("collection", False)),
             )
         )
     selects = tuple(_parse_select(s, inner, constants, where) for s in spec.get("select", []))
     union = tuple(_parse_select(s, inner, constants, where) for s in spec.get("unionAll", []))
-    result = Select(tuple(columns), for_each, bool(spec.get("forEachOrNull")), selects, union)
+    or_null = bool(spec.get("forEachOrNull"))
+    indexed = b"%rowIndex" in orjson.dumps(spec)
+    result = Select(tuple(columns), for_each, or_null, repeat, again, indexed, selects, union)
     if union and len({tuple(u.names()) for u in union}) != 1:
         raise ViewDefinitionError(f"{where}: unionAll branches must have the same columns")
     return result
 
 
-def parse_view(definition: dict[str, Any], source: str = "<memory>") -> View:
-    """A View from a ViewDefinition resource (JSON already parsed)."""
-    if definition.get("resourceType") != "ViewDefinition":
-        raise ViewDefinitionError(f"{source}: resourceType is not ViewDefinition")
-    name, resource = definition.get("name"), definition.get("resource")
+def _table_name(definition: dict[str, Any], source: str) -> str:
+    """The view's name, else one derived from its file or its resource type (both optional)."""
+    name = definition.get("name")
+    if name is None:
+        stem = Path(source).stem if source.endswith(".json") else ""
+        base = stem or str(definition.get("resource", "view"))
+        name = re.sub(r"[^a-z0-9_]", "_", re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower())
+        return name if _NAME.match(name) else f"view_{name}"
     if not isinstance(name, str) or not _NAME.match(name):
         raise ViewDefinitionError(f"{source}: name {name!r} must be lower-case letters, digits, _")
+    return name
+
+
+def parse_view(definition: dict[str, Any], source: str = "<memory>") -> View:
+    """A View from a ViewDefinition resource (JSON already parsed)."""
+    if definition.get("resourceType", "ViewDefinition") != "ViewDefinition":
+        raise ViewDefinitionError(f"{source}: resourceType is not ViewDefinition")
+    resource = definition.get("resource")
     if not isinstance(resource, str) or not resource[:1].isupper():
         raise ViewDefinitionError(f"{source}: resource {resource!r} is not a FHIR resource type")
+    name = _table_name(definition, source)
     constants = _constants(definition)
     root = _parse_select({"select": definition.get("select", [])}, resource, constants, source)
     names = root.names()
     if len(names) != len(set(names)):
         raise ViewDefinitionError(f"{source}: duplicate column names in {names}")
-    where = tuple(compile_path(w["path"], resource, constants) for w in definition.get("where", []))
+    where = tuple(
+        _path(w.get("path"), resource, constants, source) for w in definition.get("where", [])
+    )
     canonical = orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)
     return View(name, resource, root, where, hashlib.sha256(canonical).hexdigest()[:16], source)
 

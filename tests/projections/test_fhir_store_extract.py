@@ -12,11 +12,8 @@ from hypothesis import strategies as st
 
 from projections.fhir_store.definitions import RESOURCE_TYPES, load_registry, split_union
 from projections.fhir_store.extract import extractors, index_rows
-from projections.fhir_store.fhirpath_compile import (
-    CHOICES,
-    compile_expression,
-    fhirpathpy_extractor,
-)
+from projections.fhirpath import CHOICES, compile_path, fhirpathpy_path
+from projections.fhirpath.search import branch_steps, root_keys
 from tests.projections.test_fhir_store_search import RESOURCES
 
 
@@ -37,7 +34,7 @@ def canonical(values: list[Any]) -> set[bytes]:
 
 def assert_same(resource: dict[str, Any]) -> None:
     for ex in extractors(resource["resourceType"]):
-        reference = fhirpathpy_extractor(ex.param.expression)
+        reference = fhirpathpy_path(ex.param.expression, ex.param.base)
         try:
             expected = reference(resource)
         except ValueError as exc:
@@ -58,7 +55,7 @@ def test_nearly_every_definition_compiles() -> None:
         f"{t}.{name}"
         for t, params in registry.by_type.items()
         for name, p in params.items()
-        if not compile_expression(p.expression, t)[1]
+        if not compile_path(p.expression, t).compiled
     ]
     assert total > 300
     assert fallback == []  # the one odd form (Patient.deceased) is compiled by pattern
@@ -219,7 +216,7 @@ def rows_via_fhirpathpy(resource: dict[str, Any]) -> dict[str, list[tuple[Any, .
     out: dict[str, list[tuple[Any, ...]]] = {}
     for ex in extractors(resource["resourceType"]):
         try:
-            values = fhirpathpy_extractor(ex.param.expression)(resource)
+            values = fhirpathpy_path(ex.param.expression, ex.param.base)(resource)
         except ValueError:  # `as` on several items: see assert_same
             values = ex.extract(resource)
         rows = ex.rows(values)
@@ -248,7 +245,6 @@ def test_a_branch_shared_by_parameters_is_one_branch_of_the_plan() -> None:
 def test_each_step_runs_at_most_once_per_resource() -> None:
     """`Patient.address.city` and `Patient.address.state` walk `Patient.address` once."""
     from projections.fhir_store.extract import _plan
-    from projections.fhir_store.fhirpath_compile import branch_steps
 
     plan = _plan("Patient")
     params = load_registry().params("Patient").values()
@@ -280,8 +276,6 @@ def test_each_step_runs_at_most_once_per_resource() -> None:
 
 
 def test_a_choice_narrowed_by_as_reads_only_that_key() -> None:
-    from projections.fhir_store.fhirpath_compile import root_keys
-
     assert root_keys("(Observation.value as Quantity)", "Observation") == frozenset(
         {"valueQuantity"}
     )
@@ -292,3 +286,18 @@ def test_a_choice_narrowed_by_as_reads_only_that_key() -> None:
         "Condition.onset.as(dateTime) | Condition.onset.as(Period)", "Condition"
     ) == frozenset({"onsetDateTime", "onsetPeriod"})
     assert "valueString" in (root_keys("Observation.value", "Observation") or ())
+
+
+def test_index_rows_on_the_corpus_equal_fhirpathpy_rows() -> None:
+    """Every resource the translators make of the corpus: the compiled plan's index rows are
+    the rows computed from fhirpathpy's values, parameter by parameter."""
+    from tests.processors.test_structure_shapes import corpus_resources
+
+    checked = 0
+    for text in corpus_resources():
+        resource = orjson.loads(text)
+        if resource["resourceType"] not in RESOURCE_TYPES:
+            continue
+        assert index_rows(resource["resourceType"], resource) == rows_via_fhirpathpy(resource)
+        checked += 1
+    assert checked > 100

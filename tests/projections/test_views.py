@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 
 from projections.lake.deidentify import Deidentifier, shift_date
 from projections.lake.errors import ViewDefinitionError, ViewEvaluationError
-from projections.lake.views import SHIPPED_VIEWS, load_views, parse_view, to_arrow
+from projections.lake.views import SHIPPED_VIEWS, load_view, load_views, parse_view, to_arrow
 from tests.projections import fhir_samples as fx
 
 
@@ -97,7 +98,7 @@ def test_bad_definitions_are_refused_loudly() -> None:
         parse_view({"resourceType": "ViewDefinition", "name": "Bad Name", "resource": "Patient"})
     with pytest.raises(ViewDefinitionError, match="duplicate"):
         view([ID, ID])
-    with pytest.raises(ViewDefinitionError, match="lower-case"):
+    with pytest.raises(ViewDefinitionError, match="letters, digits"):
         view([{"column": [{"name": "_x", "path": "id"}]}])
 
 
@@ -154,3 +155,58 @@ def test_date_shift_is_never_zero() -> None:
     shifts = {deid.shift_days(f"Patient/{i}") for i in range(5000)}
     assert 0 not in shifts
     assert min(shifts) >= -MAX_SHIFT_DAYS and max(shifts) <= MAX_SHIFT_DAYS
+
+
+def test_a_view_without_name_or_resource_type_gets_a_table_name(tmp_path: Any) -> None:
+    bare = {"resource": "MedicationRequest", "select": [ID]}
+    assert parse_view(bare).name == "medication_request"
+    path = tmp_path / "my_requests.json"
+    path.write_bytes(orjson.dumps(bare))
+    assert load_view(path).name == "my_requests"
+    with pytest.raises(ViewDefinitionError, match="resourceType"):
+        parse_view({**bare, "resourceType": "Patient"})
+
+
+def test_mistakes_are_refused_when_the_view_is_loaded() -> None:
+    with pytest.raises(ViewDefinitionError, match="%nope is not defined"):
+        view([{"column": [{"name": "x", "path": "name.where(use = %nope).family"}]}])
+    with pytest.raises(ViewDefinitionError, match="not a FHIRPath expression"):
+        view([{"forEach": 1, "column": [{"name": "x", "path": "family"}]}])
+    with pytest.raises(ViewDefinitionError, match="does not parse"):
+        view([{"column": [{"name": "x", "path": "name.(("}]}])
+
+
+def test_a_where_that_is_not_boolean_is_an_error_not_zero_rows() -> None:
+    family = view([ID], where=[{"path": "name.family.first()"}])
+    with pytest.raises(ViewEvaluationError, match="not a boolean"):
+        family.rows(fx.patient("p"))
+
+
+def test_repeat_walks_nested_items_with_their_row_index() -> None:
+    answers = parse_view(
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [
+                {
+                    "repeat": ["item", "answer.item"],
+                    "column": [
+                        {"name": "link", "path": "linkId"},
+                        {"name": "n", "path": "%rowIndex", "type": "integer"},
+                    ],
+                }
+            ],
+        }
+    )
+    qr = {
+        "resourceType": "QuestionnaireResponse",
+        "item": [
+            {"linkId": "1", "item": [{"linkId": "1.1", "answer": [{"item": [{"linkId": "a"}]}]}]},
+            {"linkId": "2"},
+        ],
+    }
+    assert answers.rows(qr) == [
+        {"link": "1", "n": 0},
+        {"link": "1.1", "n": 1},
+        {"link": "a", "n": 2},
+        {"link": "2", "n": 3},
+    ]
