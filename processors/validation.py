@@ -5,7 +5,7 @@ HL7 v2, FHIR, device and DICOM alike, so that a resource the log holds has passe
 
 1. structure: the fhir.resources R4B model (types, cardinality, unknown elements, regexes).
    carelog speaks R4 (4.0.1); fhir.resources 8 ships R4B, whose models match R4 for the
-   resources carelog produces (DESIGN.md, "Processors");
+   resources carelog produces (projections/fhir_store/definitions.py, RESOURCE_TYPES);
 2. required bindings, the one set of tables in `processors.fhir_bindings`: per resource type,
    per data type, and the code systems checked offline (LOINC check digit, SNOMED CT Verhoeff,
    ICD-10 shape, UCUM grammar and atoms);
