@@ -23,7 +23,7 @@ import pyarrow as pa
 from projections.lake.errors import ViewDefinitionError, ViewEvaluationError
 from projections.lake.fhirpath import CompiledPath, compile_path
 
-SHIPPED_VIEWS = Path(__file__).resolve().parent.parent / "views"
+SHIPPED_VIEWS = Path(__file__).resolve().parent / "views"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
