@@ -20,7 +20,6 @@ Issues are located by FHIRPath under where the resource was in the input, e.g.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -38,14 +37,12 @@ from processors.fhir_bindings import (
     REQUIRED_BINDINGS,
     Binding,
 )
-from processors.plausibility import plausibility_issues
 from processors.structure_shapes import known_valid, learn
 from processors.translation import Translation, TranslationError
+from schemas.fhir_string import FORBIDDEN_CONTROL
 from schemas.outcome import Issue
+from schemas.plausibility import plausibility_issues
 
-# FHIR R4 string: "Strings SHALL NOT contain Unicode character points below 32, except for
-# u0009 (horizontal tab), u0010 (carriage return) and u0013 (line feed)."
-FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _INT64 = 2**63 - 1
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processors.terminology import ucum
 from schemas.hl7v2.patient import hd_uri
+from schemas.terminology import ucum
 
 from . import vocab
 from .context import MappingContext
