@@ -1,6 +1,6 @@
 """carelog's one validator of the FHIR resources it produces, whatever the format they came in.
 
-The translate stage (`processors.translate`) calls `validated` once on every translation,
+The translate stage (`processors.translators`) calls `validated` once on every translation,
 HL7 v2, FHIR, device and DICOM alike, so that a resource the log holds has passed:
 
 1. structure: the fhir.resources R4B model (types, cardinality, unknown elements, regexes).

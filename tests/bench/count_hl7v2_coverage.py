@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(args.source.resolve()))
     from processors.hl7v2.errors import Hl7v2Error
-    from processors.hl7v2.translate import translate
+    from processors.hl7v2.mapping import map_hl7v2
     from processors.validation import resource_issues
 
     totals: Counter[str] = Counter()
@@ -34,7 +34,7 @@ def main() -> None:
         counts: Counter[str] = Counter()
         for path in sorted(folder.glob("*.hl7")):
             try:
-                resources = translate(path.read_bytes()).resources
+                resources = map_hl7v2(path.read_bytes()).resources
             except Hl7v2Error as exc:
                 counts["refused"] += 1
                 if not args.quiet:

@@ -376,9 +376,9 @@ def test_arbitrary_bytes_raise_nothing_but_translation_error(payload: bytes) -> 
 
 
 def hl7_patients(message: bytes) -> dict[str, dict[str, Any]]:
-    from processors.hl7v2.translate import translate
+    from processors.hl7v2.mapping import map_hl7v2
 
-    resources = translate(message).resources
+    resources = map_hl7v2(message).resources
     return {f"Patient/{r['id']}": r for r in resources if r["resourceType"] == "Patient"}
 
 

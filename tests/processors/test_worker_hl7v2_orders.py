@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
@@ -70,7 +70,7 @@ def test_message_becomes_its_resources_through_the_worker(
     kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]], path: Path
 ) -> None:
     worker, events = sent
-    expected = {r["id"] for r in translate(path.read_bytes()).resources}
+    expected = {r["id"] for r in map_hl7v2(path.read_bytes()).resources}
     wait_for(lambda: expected <= _changed_ids(kafka_settings), 180, worker)
     assert _rejections(kafka_settings, events[path.name]) == []
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processors.hl7v2.context import MappingContext
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.ids import LOCAL_SYSTEM_BASE
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "hl7v2"
@@ -53,7 +53,7 @@ MESSAGES["rde_o11_inline"] = "\r".join(RDE).encode()
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))
 def test_order_numbers_follow_the_configured_authority(name: str) -> None:
-    default = order_identifiers(translate(MESSAGES[name]).resources)
+    default = order_identifiers(map_hl7v2(MESSAGES[name]).resources)
     namespaces = {
         i["system"].removeprefix(LOCAL_SYSTEM_BASE)
         for i in default
@@ -61,6 +61,6 @@ def test_order_numbers_follow_the_configured_authority(name: str) -> None:
     }
     assert namespaces, f"{name} carries no order number with a namespace"
     configured = {ns: f"https://orders.example/{ns}" for ns in namespaces}
-    resources = translate(MESSAGES[name], MappingContext(authorities=configured)).resources
+    resources = map_hl7v2(MESSAGES[name], MappingContext(authorities=configured)).resources
     systems = {i.get("system") for i in order_identifiers(resources) if "system" in i}
     assert systems == set(configured.values())

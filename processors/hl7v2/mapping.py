@@ -30,7 +30,7 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Translation:
+class MappedMessage:
     """The resources of one message and what the ResourceChanged events need besides them."""
 
     resources: list[dict[str, Any]]
@@ -55,10 +55,10 @@ def mapper_for(msg: ParsedMessage) -> Mapper:
     return mapper
 
 
-def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+def map_parsed(msg: ParsedMessage, ctx: MappingContext) -> MappedMessage:
     resources = mapper_for(msg)(msg, ctx)
     code, trigger, _ = msg.message_type
-    return Translation(
+    return MappedMessage(
         resources=resources,
         business_time=message_time(msg, ctx),
         message_type=f"{code}^{trigger}",
@@ -67,6 +67,6 @@ def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
     )
 
 
-def translate(payload: bytes, ctx: MappingContext | None = None) -> Translation:
+def map_hl7v2(payload: bytes, ctx: MappingContext | None = None) -> MappedMessage:
     """Parse and map one message. Raises ParseError or MappingError (with `location`)."""
-    return translate_message(parse(payload), ctx or MappingContext())
+    return map_parsed(parse(payload), ctx or MappingContext())
