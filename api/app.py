@@ -1,9 +1,11 @@
 """The gateway app: routes, middleware and shared state wired together, nothing else.
 
-Ingest routes come from the modules in INGEST_ROUTE_MODULES; each provides `routes`, and its
-OpenAPI paths go into the document. DICOMweb STOW-RS (api/routes_dicom.py) mounts by adding
-its module to that tuple and its paths to `extra_paths` of openapi_document (or passing
-`extra_routes` / `extra_paths` to create_app).
+Routes come from the modules in INGEST_ROUTE_MODULES (HL7 v2, FHIR writes, device readings,
+DICOMweb STOW-RS) and FHIR_READ_ROUTE_MODULES (metadata, read, search), each providing
+`routes`, plus the probes; POST /hl7v2 is tried first, as the busiest route. The OpenAPI
+document is api/openapi.py's paths, the STOW-RS paths (routes_dicom.openapi_paths) and the
+FHIR reads merged in; create_app's `extra_routes` / `extra_paths` add more. Refusals
+(GatewayError), 404/405 and unexpected errors are all answered as OperationOutcomes.
 """
 
 from __future__ import annotations

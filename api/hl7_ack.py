@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from streams.hl7_header import MshHeader
+from schemas.hl7v2.frame import MshHeader
 
 
 class AckCode(StrEnum):
@@ -69,6 +69,18 @@ ERROR_CODES = {
     "unsupported_message_type": ("200", "Unsupported message type"),
     "application_error": ("207", "Application internal error"),
 }
+
+
+def error_of(location: str) -> str:
+    """The ERROR_CODES entry of a refusal at `location`: the HL7 v2 contract's locations
+    (schemas.hl7v2.frame) by what is wrong, anything else an application error."""
+    if location in ("MSH-9", "MSH-10", "MSH-12"):
+        return "required_field_missing"
+    if location in ("MSH-1", "MSH-2", "MSH-18"):
+        return "data_type"
+    if location == "MSH" or location.startswith("segment "):
+        return "segment_sequence"
+    return "application_error"
 
 
 def _escape(text: str, header: MshHeader | None) -> str:

@@ -23,15 +23,16 @@ from functools import partial
 from typing import Any, cast
 
 from api import mllp_metrics as metrics
-from api.hl7_ack import AckCode, accept_ack_wanted, answer_code, build_ack
+from api.hl7_ack import AckCode, accept_ack_wanted, answer_code, build_ack, error_of
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.mllp_framing import Broken, Fault, Frame, FrameDecoder, frame
 from api.mllp_tls import peer_subject
 from schemas.events import Channel, Format, InboundMessage
+from schemas.hl7v2.errors import FormatError
+from schemas.hl7v2.frame import MshHeader, read_er7, read_msh
 from schemas.outcome import Issue
 from streams.errors import DeliveryFailed
-from streams.hl7_header import HeaderError, MshHeader, read_msh
 from streams.keys import hl7v2_key
 from streams.producer import Delivered
 from streams.settings import Settings
@@ -46,7 +47,6 @@ MAX_IN_FLIGHT = 512  # messages a connection may have awaiting Kafka before read
 LINGER_SECONDS = 2.0
 
 # Which HL7 error condition (table 0357) answers which MSH fault.
-_MSH_ERRORS = {"MSH": "segment_sequence", "MSH-1": "data_type", "MSH-2": "data_type"}
 _ids = itertools.count(1)
 
 
@@ -71,7 +71,7 @@ def answer(
 def _header_or_none(data: bytes) -> MshHeader | None:
     try:
         return read_msh(data)
-    except HeaderError:
+    except FormatError:
         return None
 
 
@@ -234,13 +234,17 @@ class MllpConnection(asyncio.Protocol):
     def _on_frame(self, payload: bytes) -> None:
         metrics.FRAMES.inc()
         try:
-            header = read_msh(payload)
-        except HeaderError as exc:
-            reason = f"unusable MSH segment: {exc}"
-            issue = Issue(reason, code="structure", location=exc.field)
-            error = _MSH_ERRORS.get(exc.field, "required_field_missing")
-            self._enqueue(self._refuse_bytes(payload, len(payload), issue, None, error, exc.field))
+            er7 = read_er7(payload)
+        except FormatError as exc:
+            reason = f"not a well-formed HL7 v2 message: {exc}"
+            issue = Issue(reason, code="structure", location=exc.location)
+            header = _header_or_none(payload)
+            error = error_of(exc.location)
+            self._enqueue(
+                self._refuse_bytes(payload, len(payload), issue, header, error, exc.location)
+            )
             return
+        header = er7.header
         self.seq += 1
         sender = sender_of(header, self.peer)
         event = InboundMessage.received(
@@ -260,7 +264,7 @@ class MllpConnection(asyncio.Protocol):
         try:
             self.ingestor.produce(
                 event,
-                hl7v2_key(payload, header, sender),
+                hl7v2_key(er7, sender),
                 self.server.bridge.relay(partial(self._stored, reply, event, header)),
             )
         except DeliveryFailed as exc:  # could not even be queued

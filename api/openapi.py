@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api import routes_devices, routes_fhir, routes_hl7v2
-from api.device_batch import DeviceBatch
+from schemas.device_batch import DeviceBatch
 
 JSON_TYPES = ("application/fhir+json", "application/json")
 OUTCOME = {"$ref": "#/components/schemas/OperationOutcome"}

@@ -1,4 +1,5 @@
-"""POST /devices/readings: a batch of device readings, schema-checked, appended as one event."""
+"""POST /devices/readings: a batch of device readings, checked by the contract the processor
+reads it by (schemas.device_batch), appended as one event."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
 from api.body import read_body
-from api.device_batch import validate_batch
-from api.errors import GatewayError, json_response
+from api.errors import BadRequest, GatewayError, Unprocessable, json_response
 from api.gateway import gateway_of, request_id
 from api.negotiation import negotiate, require_content_type
 from api.scopes import Need
+from schemas.device_batch import BatchRefused, DeviceBatch, read_batch
 from schemas.events import Channel, Format, InboundMessage
 from streams.keys import inbound_key
 
@@ -51,6 +52,14 @@ async def post_readings(request: Request) -> Response:
     response = json_response(answer, 202, {"X-Event-Id": event.event_id})
     response.headers["content-type"] = answer_type
     return response
+
+
+def validate_batch(body: bytes) -> DeviceBatch:
+    """The batch, or 422 with one issue per field at fault (400 when not JSON at all)."""
+    try:
+        return read_batch(body)
+    except BatchRefused as exc:
+        raise (BadRequest if exc.not_json else Unprocessable)(*exc.issues) from None
 
 
 routes = [Route("/devices/readings", post_readings, methods=["POST"])]

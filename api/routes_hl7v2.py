@@ -1,7 +1,9 @@
 """POST /hl7v2: HL7 v2 messages in ER7, one or a batch, answered with HL7 ACKs.
 
-Each message is frame-checked (MSH-9, MSH-10, MSH-12) and appended as one InboundMessage
-holding its exact bytes; nothing is parsed further or translated here. The HTTP status is
+Each message is checked by the HL7 v2 contract the processor parses by (schemas.hl7v2.frame:
+MSH and its separators, MSH-9, MSH-10, MSH-12, the character set, segment names) and
+appended as one InboundMessage holding its exact bytes, keyed by sender and the PID-3
+identifier the Patient id derives from (streams.keys); nothing is translated here. The HTTP status is
 the worst of the per-message outcomes: 200 all AA, 400 some AR, 503 some AE (retry: MSH-10
 is the idempotency key, so resending an already accepted message is harmless downstream).
 A message asking for enhanced acknowledgement (MSH-15/16 valued) is answered CA / CR / CE
@@ -23,14 +25,15 @@ from api.access import EVENT_ID_KEY
 from api.body import read_body
 from api.errors import BadRequest, GatewayError
 from api.gateway import Gateway, gateway_of, request_id
-from api.hl7_ack import AckCode, build_ack
+from api.hl7_ack import AckCode, build_ack, error_of
 from api.hl7_batch import Hl7Batch, split_batch, wrap_acks
 from api.negotiation import negotiate, require_content_type
 from api.raw_headers import header_value
 from api.scopes import Need
 from schemas.events import Channel, Format, InboundMessage
+from schemas.hl7v2.errors import FormatError
+from schemas.hl7v2.frame import MshHeader, read_er7, read_msh
 from schemas.outcome import Issue
-from streams.hl7_header import HeaderError, MshHeader, read_msh
 from streams.keys import hl7v2_key
 
 CONTENT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2",
@@ -97,13 +100,14 @@ async def _ingest(
 ) -> Outcome:
     message = batch.messages[index]
     try:
-        header = read_msh(message)
-    except HeaderError as err:
-        issue = Issue(str(err), code="structure", location=err.field)
+        er7 = read_er7(message)
+    except FormatError as err:
+        issue = Issue(str(err), code="structure", location=err.location)
         refusal = await gw.refuse(BadRequest(issue), message, request, format=Format.hl7v2,
                                   sender=sender, key=sender)  # fmt: skip
-        return Outcome(_code_of(refusal), _error_ack(refusal, None))
-    key = hl7v2_key(message, header, sender)
+        return Outcome(_code_of(refusal), _error_ack(refusal, _msh_or_none(message)))
+    header = er7.header
+    key = hl7v2_key(er7, sender)
     try:
         headers = {"http.path": request.scope["path"]}  # request.url would parse the URL
         if batch.wrapped or len(batch.messages) > 1:
@@ -128,23 +132,22 @@ def _code_of(exc: GatewayError) -> AckCode:
 
 
 def _error_ack(exc: GatewayError, header: MshHeader | None) -> str:
-    issue = exc.issues[0]
-    location = issue.location or ""
-    if location in ("MSH-9", "MSH-10", "MSH-12", "MSH-2"):
-        error = "required_field_missing"
-    elif location.startswith("MSH"):
-        error = "segment_sequence"
-    else:
-        error = "application_error"
-    return build_ack(header, _code_of(exc), str(exc), error, location)
+    location = exc.issues[0].location or ""
+    return build_ack(header, _code_of(exc), str(exc), error_of(location), location)
+
+
+def _msh_or_none(message: bytes) -> MshHeader | None:
+    """A message's MSH, so that even its refusal's ACK echoes MSH-10."""
+    try:
+        return read_msh(message)
+    except FormatError:
+        return None
 
 
 def _header_or_none(body: bytes) -> MshHeader | None:
-    """The first message's MSH, so that even a refused request's ACK echoes MSH-10."""
-    try:
-        return read_msh(split_batch(body).messages[0]) if body else None
-    except (HeaderError, IndexError):
-        return None
+    """The first message's MSH, for the ACK of a request refused as a whole."""
+    messages = split_batch(body).messages if body else []
+    return _msh_or_none(messages[0]) if messages else None
 
 
 def _ack_response(ack: str, status: int, media_type: str, headers: Mapping[str, str]) -> Response:

@@ -1,6 +1,6 @@
 """Which resources a FHIR write will touch, known before the processors run.
 
-Ids are deterministic (DESIGN.md, "Identity, versions, idempotency"): a create gets
+Ids are deterministic (the rule is processors/ids.py): a create gets
 uuid5(carelog namespace, "Type|event id"), a Bundle POST entry "Type|event id|index", a
 conditional create the id of the one resource the gateway matched, else "Type|system|value"
 for identifier=system|value and "Type|?criteria" (sorted, URL-encoded) for other criteria.

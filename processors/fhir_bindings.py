@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from processors.terminology import icd10, loinc, snomed, ucum
+from schemas.terminology import icd10, loinc, snomed, ucum
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,17 @@
 """Deterministic FHIR ids: the same business identifiers always give the same id.
 
 An id is a UUIDv5 in carelog's own namespace over `ResourceType|part|part...`, so the
-same message processed twice yields the same resources with the same ids
-(DESIGN.md, "Identity, versions, idempotency").
+same message processed twice yields the same resources with the same ids. This module is
+the rule (every translator and api/write_targets.py follow it; README, "HL7 v2 → FHIR: what
+is translated", Identity, tells which identifiers each id comes from).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 from urllib.parse import quote
 
 # uuid5(NAMESPACE_URL, "https://carelog/fhir-ids"). Fixed forever: changing it would change
@@ -69,3 +70,26 @@ def patient_id(system: str, value: str) -> str:
     """Every translator derives a Patient's id the same way, from Identifier.system|value, so
     one patient sent as HL7, DICOM, device readings or FHIR lands on one resource."""
     return resource_id("Patient", system, value)
+
+
+# HL7 table 0203 (identifier type), as FHIR names it.
+IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def order_identifier(
+    number: tuple[str, str], kind: str, system_of: Callable[[str], str]
+) -> dict[str, Any] | None:
+    """An order number (EI-1 value, EI-2 namespace) as an Identifier typed `kind` (PLAC, FILL;
+    table 0203), or None without a value. The namespace is an assigning authority like any
+    other: `system_of` is the configured rule (MappingContext.authority_system, i.e.
+    authority_system with the configured systems and base), never a prefix of its own."""
+    value, namespace = number
+    if not value:
+        return None
+    identifier: dict[str, Any] = {
+        "type": {"coding": [{"system": IDENTIFIER_TYPE_SYSTEM, "code": kind}]},
+        "value": value,
+    }
+    if namespace:
+        identifier["system"] = system_of(namespace)
+    return identifier

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from processors.canonical import canonical_json
 from processors.payloads import PayloadMissing, read_payload
-from processors.translate import translate
 from processors.translation import TranslationError
+from processors.translators import translate_event
 from processors.versioning import VersionRefused, VersionState, next_change
 from schemas.errors import CodecError
 from schemas.events import (
@@ -44,7 +44,7 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class Output:
+class OutputRecord:
     topic: str
     key: bytes | None
     value: bytes
@@ -59,7 +59,7 @@ def rejection(
     original_event_id: str | None = None,
     correlation_id: str | None = None,
     sender: str | None = None,
-) -> Output:
+) -> OutputRecord:
     event = Rejected(
         event_id=str(
             uuid.uuid5(
@@ -82,10 +82,10 @@ def rejection(
         original_key=record.key,
         headers=dict(inbound.headers) if inbound else {},
     )
-    return Output(REJECTED, record.key, encode_event(event))
+    return OutputRecord(REJECTED, record.key, encode_event(event))
 
 
-def translate_record(record: Record) -> list[Output]:
+def translate_record(record: Record) -> list[OutputRecord]:
     """One inbound record -> its translated resources, or one Rejected. Never raises for bad
     input: a poison message becomes a Rejected event and the partition moves on."""
     try:
@@ -96,7 +96,7 @@ def translate_record(record: Record) -> list[Output]:
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])]
     try:
         payload = read_payload(inbound)
-        translation = translate(inbound, payload)
+        translation = translate_event(inbound, payload)
     except TranslationError as exc:
         return [rejection(record, "translate", exc.issues, inbound)]
     except PayloadMissing as exc:
@@ -133,13 +133,13 @@ def translate_record(record: Record) -> list[Output]:
             correlation_id=inbound.correlation_id,
             warnings=warnings,
         )
-        outputs.append(Output(FHIR_TRANSLATED, item.key.encode(), encode_event(event)))
+        outputs.append(OutputRecord(FHIR_TRANSLATED, item.key.encode(), encode_event(event)))
     return outputs
 
 
 def version_record(
     record: Record, previous: VersionState | None
-) -> tuple[list[Output], VersionState | None]:
+) -> tuple[list[OutputRecord], VersionState | None]:
     """One translated resource -> its ResourceChanged (if the content changed) and new state."""
     try:
         translated = decode_event(record.value)
@@ -158,4 +158,4 @@ def version_record(
         return [out], previous
     if change is None:
         return [], state
-    return [Output(FHIR_CHANGES, change.key.encode(), encode_event(change))], state
+    return [OutputRecord(FHIR_CHANGES, change.key.encode(), encode_event(change))], state

@@ -2,7 +2,7 @@
 
 Every translator (FHIR input, device readings, DICOM headers, HL7 v2) is a pure function
 that returns a `Translation` or raises `TranslationError`; none validates its output: the
-translate stage (`processors.translate`) runs the one validator on every translation. The
+translate stage (`processors.translators`) runs the one validator on every translation. The
 agents around them only read, call and write; the versioning stage turns each
 `TranslatedResource` into a `ResourceChanged` event, and a `TranslationError` into a
 `Rejected` one.

@@ -1,11 +1,11 @@
 """carelog's one validator of the FHIR resources it produces, whatever the format they came in.
 
-The translate stage (`processors.translate`) calls `validated` once on every translation,
+The translate stage (`processors.translators`) calls `validated` once on every translation,
 HL7 v2, FHIR, device and DICOM alike, so that a resource the log holds has passed:
 
 1. structure: the fhir.resources R4B model (types, cardinality, unknown elements, regexes).
    carelog speaks R4 (4.0.1); fhir.resources 8 ships R4B, whose models match R4 for the
-   resources carelog produces (DESIGN.md, "Processors");
+   resources carelog produces (projections/fhir_store/definitions.py, RESOURCE_TYPES);
 2. required bindings, the one set of tables in `processors.fhir_bindings`: per resource type,
    per data type, and the code systems checked offline (LOINC check digit, SNOMED CT Verhoeff,
    ICD-10 shape, UCUM grammar and atoms);
@@ -20,7 +20,6 @@ Issues are located by FHIRPath under where the resource was in the input, e.g.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -38,14 +37,12 @@ from processors.fhir_bindings import (
     REQUIRED_BINDINGS,
     Binding,
 )
-from processors.plausibility import plausibility_issues
 from processors.structure_shapes import known_valid, learn
 from processors.translation import Translation, TranslationError
+from schemas.fhir_string import FORBIDDEN_CONTROL
 from schemas.outcome import Issue
+from schemas.plausibility import plausibility_issues
 
-# FHIR R4 string: "Strings SHALL NOT contain Unicode character points below 32, except for
-# u0009 (horizontal tab), u0010 (carriage return) and u0013 (line feed)."
-FORBIDDEN_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _INT64 = 2**63 - 1
 
 

@@ -14,7 +14,7 @@ import faust
 
 from processors import worker_metrics as metrics
 from processors.faust_recovery import seek_before_resume
-from processors.pipeline import Output, Record, translate_record, version_record
+from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
 from processors.versioning import VersionState
 from schemas.events import Format
@@ -62,7 +62,7 @@ def _record(event: faust.EventT[Any]) -> Record:
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
 
 
-async def _send(items: list[Output]) -> None:
+async def _send(items: list[OutputRecord]) -> None:
     for item in items:
         await outputs[item.topic].send(key=item.key, value=item.value)
         metrics.OUTPUTS_BY_TOPIC[item.topic].inc()

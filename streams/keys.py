@@ -1,27 +1,31 @@
 """Kafka keys of inbound events: they decide which messages keep their order.
 
 One patient's messages from one sender share a key, so they stay on one partition in order.
+For HL7 v2 the patient is the HL7 v2 contract's choice from PID-3 (schemas.hl7v2.patient),
+the one the processor derives the Patient id from.
 """
 
 from __future__ import annotations
 
 from schemas.events import Format
-from streams.hl7_header import HeaderError, MshHeader, patient_identifier, read_msh
+from schemas.hl7v2.errors import FormatError
+from schemas.hl7v2.frame import Er7, read_er7
+from schemas.hl7v2.patient import message_patient
 
 
 def inbound_key(fmt: Format, payload: bytes, sender: str) -> str:
-    """`sender|patient` for HL7 v2 with a PID, else the sender (or MSH-4 facility)."""
+    """`facility|value^authority` for HL7 v2 with a PID, else the facility (MSH-4) or sender."""
     if fmt is Format.hl7v2:
         try:
-            header = read_msh(payload)
-        except HeaderError:
+            er7 = read_er7(payload)
+        except FormatError:
             return sender
-        return hl7v2_key(payload, header, sender)
+        return hl7v2_key(er7, sender)
     return sender
 
 
-def hl7v2_key(payload: bytes, header: MshHeader, sender: str) -> str:
-    """`inbound_key` of an HL7 v2 message whose MSH was already read (no second read)."""
-    facility = header.sending_facility or sender
-    patient = patient_identifier(payload, header)
-    return f"{facility}|{patient}" if patient else facility
+def hl7v2_key(er7: Er7, sender: str) -> str:
+    """`inbound_key` of an HL7 v2 message already read (no second read)."""
+    facility = er7.header.sending_facility or sender
+    patient = message_patient(er7)
+    return f"{facility}|{patient.key}" if patient else facility

@@ -25,7 +25,7 @@ from infra.history.redrive import INBOUND_TOPICS
 from infra.replay.names import Shadow, ShadowError
 from infra.replay.start import Start
 from processors.canonical import content_of
-from processors.pipeline import Output, Record, translate_record, version_record
+from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.version_policy import Policy, policy_for
 from processors.versioning import VersionState
 from projections.fhir_store.apply import Applier
@@ -151,7 +151,7 @@ def _replay_batch(
     ]
     placed = producer.send_many(_to_shadow(shadow, outputs))
     folded: list[tuple[str, int, int, bytes | None]] = []
-    versioned: list[Output] = []
+    versioned: list[OutputRecord] = []
     for out, at in zip(outputs, placed, strict=True):
         if out.topic != FHIR_TRANSLATED:  # a translate-stage rejection
             folded.append((at.topic, at.partition, at.offset, out.value))
@@ -176,5 +176,5 @@ def _replay_batch(
         applier.apply(folded)
 
 
-def _to_shadow(shadow: Shadow, outputs: list[Output]) -> list[Outgoing]:
+def _to_shadow(shadow: Shadow, outputs: list[OutputRecord]) -> list[Outgoing]:
     return [Outgoing(shadow.topic(o.topic), o.key, o.value) for o in outputs]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from processors.terminology import ucum
+from schemas.hl7v2.patient import hd_uri
+from schemas.terminology import ucum
 
 from . import vocab
 from .context import MappingContext
@@ -93,14 +94,8 @@ def date_(rep: Repetition, location: str) -> str | None:
 
 def hd_system(namespace: str, universal_id: str, universal_type: str, ctx: MappingContext) -> str:
     """HD -> a URI naming the authority: urn:oid / urn:uuid / the URI itself / the namespace."""
-    kind = universal_type.upper()
-    if universal_id and kind == "ISO":
-        return f"urn:oid:{universal_id}"
-    if universal_id and kind == "UUID":
-        return f"urn:uuid:{universal_id.lower()}"
-    if universal_id and kind in ("URI", "URL"):
-        return universal_id
-    return ctx.authority_system(namespace or universal_id)
+    uri = hd_uri(namespace, universal_id, universal_type)  # the HL7 v2 contract's rule
+    return uri or ctx.authority_system(namespace or universal_id)
 
 
 def cx(rep: Repetition, ctx: MappingContext, default_authority: str = "") -> JSON | None:

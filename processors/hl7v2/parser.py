@@ -13,45 +13,15 @@ are special: their value is the separator characters themselves, never split or 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
 
-from .charset import decode, msh18
+from schemas.hl7v2.errors import FormatError
+from schemas.hl7v2.frame import Encoding, Er7, er7_of_text, read_er7
+
 from .errors import ParseError
-from .escapes import unescape
 
-_NAME = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 _PATH = re.compile(
     r"^(?P<seg>[A-Z][A-Z0-9]{2})-(?P<f>\d+)(?:\[(?P<r>\d+)\])?(?:\.(?P<c>\d+))?(?:\.(?P<s>\d+))?$"
 )
-_LEADING: Final = b"\x0b \t\r\n"  # MLLP start block, stray whitespace
-_TRAILING: Final = b"\x1c\r\n"  # MLLP end block, last segment terminator
-
-
-@dataclass(frozen=True, slots=True)
-class Encoding:
-    """The separators of one message (MSH-1, MSH-2) and its character set codec."""
-
-    field: str = "|"
-    component: str = "^"
-    repetition: str = "~"
-    escape: str = "\\"
-    subcomponent: str = "&"
-    truncation: str = ""
-    codec: str = "utf-8"
-
-    def unescape(self, text: str) -> str:
-        if not self.escape or self.escape not in text:
-            return text
-        return unescape(
-            text,
-            self.field,
-            self.component,
-            self.repetition,
-            self.escape,
-            self.subcomponent,
-            self.codec,
-        )
 
 
 class Component:
@@ -108,6 +78,10 @@ class Repetition:
         if self._comps is None:
             self._comps = self.raw.split(self._enc.component)
         return self._comps
+
+    @property
+    def encoding(self) -> Encoding:
+        return self._enc
 
     def component(self, n: int) -> Component:
         comps = self.components
@@ -299,57 +273,25 @@ def get(seg: Segment, path: str) -> str:
 def parse(payload: bytes | str) -> ParsedMessage:
     """Parse one ER7 message from its exact bytes (or already decoded text).
 
-    MSH-18 chooses the character set (no MSH-18: UTF-8, else Latin-1). Segments end with CR;
-    LF and CRLF are tolerated. MLLP framing bytes and a UTF-8 BOM around the message are ignored.
+    Whether the bytes are a message at all is the contract's verdict (schemas.hl7v2.frame,
+    the one the gateway and MLLP accept by): MSH-18 chooses the character set (no MSH-18:
+    UTF-8, else Latin-1), segments end with CR (LF and CRLF tolerated), MLLP framing bytes and
+    a UTF-8 BOM around the message are ignored. Raises ParseError naming the field at fault.
     """
-    if isinstance(payload, bytes):
-        data = payload.lstrip(_LEADING).rstrip(_TRAILING)
-        if data.startswith(b"\xef\xbb\xbf"):
-            data = data[3:]
-        if not data.startswith(b"MSH"):
-            raise ParseError("MSH", "the message must start with an MSH segment")
-        end = data.find(b"\r")
-        nl = data.find(b"\n")
-        if end < 0 or 0 <= nl < end:
-            end = nl
-        first = data if end < 0 else data[:end]
-        text, codec = decode(data, msh18(first))
-    else:
-        text = payload.lstrip("\x0b \t\r\n\ufeff").rstrip("\x1c\r\n")
-        codec = "utf-8"
-        if not text.startswith("MSH"):
-            raise ParseError("MSH", "the message must start with an MSH segment")
-    if "\n" in text:
-        text = text.replace("\r\n", "\r").replace("\n", "\r")
-    lines = text.split("\r")
-    if len(lines[0]) < 8:
-        raise ParseError("MSH", "the MSH segment is too short to hold MSH-1 and MSH-2")
-    msh = lines[0]
-    fs = msh[3]
-    if fs.isalnum() or fs.isspace():
-        raise ParseError("MSH-1", f"field separator {fs!r} is not valid")
-    parts = msh.split(fs)
-    enc_chars = parts[1]
-    if len(enc_chars) < 2 or len(enc_chars) > 5:
-        raise ParseError("MSH-2", f"encoding characters {enc_chars!r} are not valid")
-    if len(set(enc_chars + fs)) != len(enc_chars) + 1:
-        raise ParseError("MSH-2", f"encoding characters {enc_chars!r} repeat a separator")
-    enc = Encoding(
-        field=fs,
-        component=enc_chars[0],
-        repetition=enc_chars[1],
-        escape=enc_chars[2] if len(enc_chars) > 2 else "",
-        subcomponent=enc_chars[3] if len(enc_chars) > 3 else "",
-        truncation=enc_chars[4] if len(enc_chars) > 4 else "",
-        codec=codec,
-    )
-    segments: list[Segment] = [Segment("MSH", ["MSH", fs, *parts[1:]], enc, 0)]
-    for line in lines[1:]:
-        if not line or line.isspace():
-            continue
+    try:
+        er7 = read_er7(payload) if isinstance(payload, bytes) else er7_of_text(payload)
+    except FormatError as exc:
+        raise ParseError(exc.location, exc.message) from None
+    return parsed(er7)
+
+
+def parsed(er7: Er7) -> ParsedMessage:
+    """The tree of a message the contract accepted."""
+    enc = er7.encoding
+    fs = enc.field
+    first, *rest = er7.segments
+    segments: list[Segment] = [Segment("MSH", ["MSH", fs, *first.split(fs)[1:]], enc, 0)]
+    for line in rest:
         fields = line.split(fs)
-        name = fields[0]
-        if not _NAME.match(name):
-            raise ParseError(f"segment {len(segments) + 1}", f"{name[:10]!r} is not a segment name")
-        segments.append(Segment(name, fields, enc, len(segments)))
-    return ParsedMessage(segments, enc, text)
+        segments.append(Segment(fields[0], fields, enc, len(segments)))
+    return ParsedMessage(segments, enc, er7.text)

@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 SEARCH_PARAMETERS_FILE = HERE / "search-parameters.r4.json"
 PATIENT_COMPARTMENT_FILE = HERE / "compartmentdefinition-patient.r4.json"
 
-# The resource types carelog produces (DESIGN.md, "Processors"); the store serves these.
+# The resource types carelog's translators produce (processors/: hl7v2/mappers, fhir_input,
+# device_readings, dicom_header) and the gateway's AuditEvents; the store serves these.
 RESOURCE_TYPES: tuple[str, ...] = (
     "AllergyIntolerance", "Appointment", "AuditEvent", "Condition", "Device",
     "DiagnosticReport", "DocumentReference", "Encounter", "ImagingStudy", "Immunization",

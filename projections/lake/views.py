@@ -31,7 +31,7 @@ from projections.fhirpath import (
 )
 from projections.lake.errors import ViewDefinitionError, ViewEvaluationError
 
-SHIPPED_VIEWS = Path(__file__).resolve().parent.parent / "views"
+SHIPPED_VIEWS = Path(__file__).resolve().parent / "views"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a view's name: its silver table's
 _COLUMN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # the specification's column names
 

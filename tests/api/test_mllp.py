@@ -137,6 +137,12 @@ def test_broken_framing_is_refused_with_ar_and_kept_on_rejected(
         (b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101|||CTRL2|P|2.5.1", "MSH-9"),
         (b"PID|1||X^^^Y", "MSH"),
         (b"MSH\rPID|1||X^^^Y", "MSH-1"),
+        # Separators the processor's parser would refuse are refused here, not acknowledged.
+        (b"MSH|^^\\&|LAB|FAC|CARELOG|CARELOG|20260101||ORU^R01|CTRL3|P|2.5.1\rPID|1||X", "MSH-2"),
+        (
+            b"MSH|^~\\&|LAB|FAC|CARELOG|CARELOG|20260101||ORU^R01|CTRL4|P|2.5.1\rpid|1||X",
+            "segment 2",
+        ),
     ],
 )
 def test_unparseable_msh_gets_ar_naming_the_field(

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from processors.hl7v2.errors import ParseError
+from processors.hl7v2.parser import parse
 from schemas.events import Channel, Event, Format, InboundMessage, Rejected
 from streams.keys import inbound_key
 from tests.api.conftest import auth
@@ -118,6 +120,28 @@ def test_bad_message_in_a_batch_is_refused_alone(
     assert isinstance(rejected, Rejected)
     assert rejected.original == bad
     assert "MSH-10" in rejected.reason and rejected.stage == "gateway"
+
+
+def test_repeated_separators_are_refused_at_the_edge_as_the_parser_refuses_them(
+    client: TestClient, appended
+) -> None:
+    """MSH-2 repeating a separator: the processor could not parse it, so the gateway must not
+    answer AA (it used to, and the sender later found a Rejected it was never told about)."""
+    bad = b"MSH|^^\\&|LAB|NWH|CARELOG|CARELOG|20261103||ORU^R01|C77|P|2.5.1\rPID|1||MRN1\r"
+    with pytest.raises(ParseError) as parsed:
+        parse(bad)
+    headers = auth(**ER7)
+    response = client.post("/hl7v2", content=bad, headers=headers)
+
+    assert response.status_code == 400
+    [[_, code, *_]] = msa(response.content)
+    err = next(s for s in segments(response.content) if s[0] == "ERR")
+    assert code == "AR" and err[2] == "MSH^1^2" == parsed.value.location.replace("-", "^1^")
+    assert err[3].startswith("102^")  # data type error
+    assert appended(Format.hl7v2, headers["X-Request-ID"]) == []
+    [(_, rejected)] = appended("rejected", headers["X-Request-ID"])
+    assert isinstance(rejected, Rejected)
+    assert rejected.original == bad and "MSH-2" in rejected.reason
 
 
 def test_not_hl7_is_refused_with_ar_and_kept(client: TestClient, appended) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 
 from processors.hl7v2.context import MappingContext
+from processors.hl7v2.mapping import map_parsed
 from processors.hl7v2.parser import parse
-from processors.hl7v2.translate import translate_message
 from processors.validation import resource_issues, resource_model
 
 OBX = [
@@ -95,7 +95,7 @@ def main() -> None:
     payload = oru_10_obx()
     ctx = MappingContext()
     msg = parse(payload)
-    resources = translate_message(msg, ctx).resources
+    resources = map_parsed(msg, ctx).resources
     assert not [i for r in resources for i in resource_issues(r)]
     classes = [resource_model(r["resourceType"]) for r in resources]
     blobs = [orjson.dumps(r) for r in resources]
@@ -121,7 +121,7 @@ def main() -> None:
 
     def end_to_end() -> None:
         m = parse(payload)
-        for r in translate_message(m, ctx).resources:
+        for r in map_parsed(m, ctx).resources:
             resource_issues(r)
 
     n = 300
@@ -133,7 +133,7 @@ def main() -> None:
             ],
             1000,
         ),
-        "map (parsed -> 13 resources)": per_call_ms(lambda: translate_message(msg, ctx), n),
+        "map (parsed -> 13 resources)": per_call_ms(lambda: map_parsed(msg, ctx), n),
         "validate: full (the one validator)": per_call_ms(validate_full, n),
         "validate: model_validate_json only": per_call_ms(validate_json, n),
         "validate: model_validate only": per_call_ms(validate_model, n),

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from processors.pipeline import Record, translate_record, version_record
-from processors.translate import translate
+from processors.translators import translate_event
 from processors.versioning import VersionState
 from schemas.events import (
     Channel,
@@ -86,7 +86,7 @@ def stage_costs() -> None:
         return (time.perf_counter() - start) / N_STAGES * 1000
 
     decode_ms = per_message(lambda: (decode_event(r.value) for r in records))
-    translate_ms = per_message(lambda: (translate(e, e.payload or b"") for e in events))
+    translate_ms = per_message(lambda: (translate_event(e, e.payload or b"") for e in events))
     whole_ms = per_message(lambda: (translate_record(r) for r in records))
     outputs = [o for r in records for o in translate_record(r)]
     out_records = [

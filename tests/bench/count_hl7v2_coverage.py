@@ -27,7 +27,11 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(args.source.resolve()))
     from processors.hl7v2.errors import Hl7v2Error
-    from processors.hl7v2.translate import translate
+
+    try:
+        from processors.hl7v2.mapping import map_hl7v2
+    except ImportError:  # a checkout from before the rename
+        from processors.hl7v2.translate import translate as map_hl7v2
     from processors.validation import resource_issues
 
     totals: Counter[str] = Counter()
@@ -35,7 +39,7 @@ def main() -> None:
         counts: Counter[str] = Counter()
         for path in sorted(folder.glob("*.hl7")):
             try:
-                result = translate(path.read_bytes())
+                result = map_hl7v2(path.read_bytes())
                 resources = result.resources
             except Hl7v2Error as exc:
                 counts["refused"] += 1

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from processors import translate as translate_module
+from processors import translators as translate_module
 from processors.translation import Translation, TranslationError
 from schemas.events import InboundMessage
 from schemas.outcome import Issue

@@ -14,7 +14,7 @@ from infra.demo.plan import Plan, make_plan
 from infra.demo.rejections import held_bytes
 from processors.pipeline import Record, translate_record
 from schemas.events import Channel, InboundMessage, Rejected, decode_event, encode_event
-from streams.hl7_header import read_msh
+from schemas.hl7v2.frame import read_msh
 from streams.topics import REJECTED
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from processors import attachment_blobs
-from processors.hl7v2.translate import translate
-from processors.hl7v2_adapter import translate_hl7v2
+from processors.hl7v2.adapter import translate_hl7v2
+from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 from streams.blobstore import LocalBlobStore
 
@@ -27,7 +27,7 @@ def _attachment(resources: list[dict]) -> dict:
 
 
 def test_a_document_over_the_limit_goes_to_the_blob_store(tmp_path: Path) -> None:
-    resources = translate(MDM_PDF.read_bytes()).resources
+    resources = map_hl7v2(MDM_PDF.read_bytes()).resources
     inline = _attachment(resources)
     raw = base64.b64decode(inline["data"])
     store = LocalBlobStore(tmp_path)
@@ -47,7 +47,7 @@ def test_a_document_over_the_limit_goes_to_the_blob_store(tmp_path: Path) -> Non
 
 
 def test_a_document_within_the_limit_stays_inline(tmp_path: Path) -> None:
-    resources = translate(MDM_PDF.read_bytes()).resources
+    resources = map_hl7v2(MDM_PDF.read_bytes()).resources
     raw = base64.b64decode(_attachment(resources)["data"])
     assert attachment_blobs.externalized(resources, LocalBlobStore(tmp_path), len(raw)) == (
         resources

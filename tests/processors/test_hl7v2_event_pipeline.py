@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
@@ -38,7 +38,7 @@ def _own_identifiers(payload: bytes, tag: str) -> bytes:
 def _expected(event: InboundMessage) -> set[str]:
     return {
         f"{r['resourceType']}/{r['id']}"
-        for r in translate(event.payload or b"").resources
+        for r in map_hl7v2(event.payload or b"").resources
         if r["resourceType"] not in _SHARED
     }
 

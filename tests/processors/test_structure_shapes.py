@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from processors import structure_shapes, validation
 from processors.device_readings import translate_device
 from processors.fhir_input import translate_fhir
-from processors.hl7v2_adapter import translate_hl7v2
+from processors.hl7v2.adapter import translate_hl7v2
 from processors.translation import TranslationError
 from processors.validation import resource_issues, resource_model
 from schemas.outcome import Issue

@@ -142,19 +142,19 @@ def device_batch(**reading: Any) -> bytes:
 @pytest.mark.parametrize("value", [-5, 1e308])
 def test_device_heart_rate_outside_any_plausible_range_is_rejected(value: float) -> None:
     found = issues(rejected(stage(Format.device, device_batch(value=value))))
-    reason = found["Observation.valueQuantity.value"]
+    reason = found["readings[0].value"]  # by the contract, as the gateway refuses it
     assert "Heart rate" in reason and "/min" in reason
 
 
 def test_device_reading_with_an_unknown_ucum_unit_is_rejected() -> None:
     batch = device_batch(code="2339-0", display="Glucose", value=5, unit="furlongs")
     found = issues(rejected(stage(Format.device, batch)))
-    assert "furlongs" in found["Observation.valueQuantity.code"]
+    assert "furlongs" in found["readings[0].unit"]
 
 
 def test_device_reading_with_a_wrong_loinc_check_digit_is_rejected() -> None:
     found = issues(rejected(stage(Format.device, device_batch(code="8867-5"))))
-    assert "8867-5" in found["Observation.code.coding[0].code"]
+    assert "8867-5" in found["readings[0].code"]
 
 
 def test_the_device_corpus_batch_passes() -> None:

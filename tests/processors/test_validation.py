@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.terminology import icd10, loinc, snomed, ucum
 from processors.validation import resource_issues as validate
+from schemas.terminology import icd10, loinc, snomed, ucum
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
@@ -82,7 +82,7 @@ def test_message_becomes_its_resources_through_the_worker(
     kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]], path: Path
 ) -> None:
     worker, events = sent
-    expected = {r["id"] for r in translate(path.read_bytes()).resources}
+    expected = {r["id"] for r in map_hl7v2(path.read_bytes()).resources}
     wait_for(lambda: expected <= _changed_ids(kafka_settings), 180, worker)
     assert _rejections(kafka_settings, events[path.name]) == []
 
@@ -103,7 +103,7 @@ def test_a_malformed_optional_field_arrives_as_a_warning_on_the_changes(
     worker, events = sent
     event = events["tolerated"]
     shared = {"Organization"}  # the lab: the other results changed it first
-    expected = {r["id"] for r in translate(TOLERATED).resources if r["resourceType"] not in shared}
+    expected = {r["id"] for r in map_hl7v2(TOLERATED).resources if r["resourceType"] not in shared}
 
     def changes() -> list[ResourceChanged]:
         return [

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from schemas.hl7v2.patient import choose, sending_authority
+
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
@@ -61,8 +63,7 @@ def require(msg: ParsedMessage, name: str) -> Segment:
 
 def sending_facility(msg: ParsedMessage) -> str:
     """MSH-4 namespace (or universal id): the implied authority of unqualified identifiers."""
-    f = msg.msh.field(4)
-    return dt.c(f.rep(1), 1) or dt.c(f.rep(1), 2) or dt.c(msg.msh.field(3).rep(1), 1)
+    return sending_authority(msg.msh.fields, msg.encoding)  # the contract's rule, as the edge's
 
 
 def message_time(msg: ParsedMessage, ctx: MappingContext) -> str | None:
@@ -79,13 +80,12 @@ def message_time(msg: ParsedMessage, ctx: MappingContext) -> str | None:
 
 
 def patient_key(reps: list[Repetition], ctx: MappingContext, authority: str) -> tuple[str, str]:
-    """(system, value) of the identifier a Patient id derives from: first MR, else first."""
-    chosen = next((r for r in reps if dt.c(r, 5).upper() == "MR" and dt.c(r, 1)), None)
-    chosen = chosen or next((r for r in reps if dt.c(r, 1)), None)
+    """(system, value) of the identifier a Patient id derives from: the HL7 v2 contract's
+    choice (schemas.hl7v2.patient), the one the edge keys the message by."""
+    chosen = choose([r.raw for r in reps], reps[0].encoding, authority) if reps else None
     if chosen is None:
         raise MappingError("PID-3", "no patient identifier")
-    ident = dt.cx(chosen, ctx, authority) or {}
-    return ident.get("system", ""), ident["value"]
+    return chosen.system(ctx.authority_system), chosen.value
 
 
 def patient(msg: ParsedMessage, pid: Segment, ctx: MappingContext) -> JSON:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processors.ids import order_identifier
+
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
@@ -26,7 +28,7 @@ from .common import (
     ref,
 )
 from .observations import ENCAPSULATED_TYPES, observation, value_type
-from .requests import order_identifier, service_request
+from .requests import service_request
 from .visit import visit_resources
 
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
@@ -96,16 +98,20 @@ def _present(reference: str | None) -> list[str]:
     return [reference] if reference is not None else []
 
 
-def order_key(obr: Segment) -> tuple[str, JSON | None, JSON | None]:
+def order_key(obr: Segment, ctx: MappingContext) -> tuple[str, JSON | None, JSON | None]:
     """(id key, placer identifier, filler identifier) of an OBR: filler OBR-3, else placer OBR-2."""
     placer = obr.field(2).rep(1)
     filler = obr.field(3).rep(1)
     p = (dt.c(placer, 1), dt.c(placer, 2))
     f = (dt.c(filler, 1), dt.c(filler, 2))
     if f[0]:
-        return "filler|" + "|".join(f), order_identifier(p, "PLAC"), order_identifier(f, "FILL")
+        return (
+            "filler|" + "|".join(f),
+            order_identifier(p, "PLAC", ctx.authority_system),
+            order_identifier(f, "FILL", ctx.authority_system),
+        )
     if p[0]:
-        return "placer|" + "|".join(p), order_identifier(p, "PLAC"), None
+        return "placer|" + "|".join(p), order_identifier(p, "PLAC", ctx.authority_system), None
     raise MappingError("OBR-3", "an OBR needs a filler (OBR-3) or placer (OBR-2) order number")
 
 
@@ -146,7 +152,7 @@ def _report(
     out: Output,
 ) -> None:
     obr = order.obr
-    key, placer, filler = order_key(obr)
+    key, placer, filler = order_key(obr, ctx)
     code = dt.cwe(obr.field(4).rep(1), ctx)
     if code is None:
         raise MappingError(loc(obr, 4, msg), "OBR-4 (universal service identifier) is required")

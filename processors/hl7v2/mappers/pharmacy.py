@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from processors.ids import order_identifier
+
 from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
@@ -29,7 +31,7 @@ from .common import (
     ref,
 )
 from .observations import observation
-from .requests import entity_id, order_identifier, request_status
+from .requests import entity_id, request_status
 from .visit import visit_resources
 
 TRIGGERS = {
@@ -257,7 +259,12 @@ def medication_request(
         "resourceType": "MedicationRequest",
         "id": ids.medication_request(key),
         "identifier": [
-            i for i in (order_identifier(placer, "PLAC"), order_identifier(filler, "FILL")) if i
+            i
+            for i in (
+                order_identifier(placer, "PLAC", ctx.authority_system),
+                order_identifier(filler, "FILL", ctx.authority_system),
+            )
+            if i
         ],
         "status": _REQUEST_STATUS.get(status, status),
         "intent": "order",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from processors.ids import order_identifier
+
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
-from .common import JSON, Output, loc, notes, practitioner_ref, ref
+from .common import Output, loc, notes, practitioner_ref, ref
 
 # HL7 table 0027 priority (OBR-5 / TQ1-9 / ORC-7.6) -> ServiceRequest.priority.
 PRIORITY = {"S": "stat", "A": "asap", "R": "routine", "T": "urgent", "P": "urgent"}
@@ -26,20 +28,6 @@ def entity_id(seg: Segment | None, field_no: int) -> tuple[str, str]:
         return "", ""
     rep = seg.field(field_no).rep(1)
     return dt.c(rep, 1), dt.c(rep, 2)
-
-
-def order_identifier(parts: tuple[str, str], kind: str) -> JSON | None:
-    """An order number as an Identifier typed PLAC / FILL (table 0203)."""
-    value, ns = parts
-    if not value:
-        return None
-    ident: JSON = {
-        "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
-        "value": value,
-    }
-    if ns:
-        ident["system"] = "urn:carelog:sid:" + ns
-    return ident
 
 
 def order_numbers(
@@ -124,7 +112,12 @@ def service_request(
         "resourceType": "ServiceRequest",
         "id": rid,
         "identifier": [
-            i for i in (order_identifier(placer, "PLAC"), order_identifier(filler, "FILL")) if i
+            i
+            for i in (
+                order_identifier(placer, "PLAC", ctx.authority_system),
+                order_identifier(filler, "FILL", ctx.authority_system),
+            )
+            if i
         ],
         "status": status,
         "intent": "order",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from processors.ids import order_identifier
+
 from .. import datatypes as dt
 from .. import ids
 from ..context import MappingContext
 from ..parser import ParsedMessage, Repetition, Segment
 from ..tolerance import dropped
 from .common import JSON, Output, loc, ref
-from .requests import order_identifier
 
 
 def spm_key(msg: ParsedMessage, spm: Segment) -> str:
@@ -30,7 +31,8 @@ def from_spm(
     identifiers = []
     for comp, kind in ((placer, "PLAC"), (filler, "FILL")):
         if dt.text(comp.sub(1)):
-            identifiers.append(order_identifier((dt.text(comp.sub(1)), dt.text(comp.sub(2))), kind))
+            number = (dt.text(comp.sub(1)), dt.text(comp.sub(2)))
+            identifiers.append(order_identifier(number, kind, ctx.authority_system))
     collected = spm.field(17).rep(1)
     specimen = {
         "resourceType": "Specimen",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from processors.ids import order_identifier
+
 from .. import datatypes as dt
 from .. import ids, vocab
 from ..context import MappingContext
@@ -95,14 +97,9 @@ def _immunization(
     identifiers = []
     filler = (dt.c(orc.field(3).rep(1), 1), dt.c(orc.field(3).rep(1), 2)) if orc else ("", "")
     placer = (dt.c(orc.field(2).rep(1), 1), dt.c(orc.field(2).rep(1), 2)) if orc else ("", "")
-    for (value, ns), kind in ((placer, "PLAC"), (filler, "FILL")):
-        if value:
-            ident: JSON = {
-                "type": {"coding": [{"system": vocab.V2 + "0203", "code": kind}]},
-                "value": value,
-            }
-            if ns:
-                ident["system"] = "urn:carelog:sid:" + ns
+    for number, kind in ((placer, "PLAC"), (filler, "FILL")):
+        ident = order_identifier(number, kind, ctx.authority_system)
+        if ident:
             identifiers.append(ident)
     if filler[0]:
         key = ("filler", *filler)

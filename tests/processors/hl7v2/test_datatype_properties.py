@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from processors.hl7v2 import datatypes as dt
 from processors.hl7v2.errors import MappingError
-from processors.hl7v2.escapes import escape_text, unescape
 from processors.hl7v2.parser import parse
 from processors.hl7v2.timestamps import to_datetime
+from schemas.hl7v2.escapes import escape_text, unescape
 
 UTC = ZoneInfo("UTC")
 

@@ -16,7 +16,7 @@ import pytest
 
 from processors.hl7v2 import ids
 from processors.hl7v2.errors import MappingError
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 
 TESTS = Path(__file__).resolve().parents[2]
@@ -62,11 +62,11 @@ def test_golden(golden: Path) -> None:
     payload = _source(golden).read_bytes()
     if "error" in expected:
         with pytest.raises(MappingError) as info:
-            translate(payload)
+            map_hl7v2(payload)
         assert type(info.value).__name__ == expected["error"]["type"]
         assert info.value.location == expected["error"]["location"]
         return
-    result = translate(payload)
+    result = map_hl7v2(payload)
     want = resolve(expected["resources"])
     assert [f"{r['resourceType']}/{r['id']}" for r in result.resources] == [
         f"{r['resourceType']}/{r['id']}" for r in want

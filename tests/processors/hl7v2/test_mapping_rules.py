@@ -10,7 +10,7 @@ import pytest
 
 from processors.hl7v2.context import MappingContext
 from processors.hl7v2.errors import MappingError, ParseError, UnsupportedMessageType
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 
 EXTRA = Path(__file__).resolve().parents[2] / "corpus" / "hl7v2_extra"
@@ -19,7 +19,7 @@ PID = "PID|1||P1^^^FAC^MR||Doe^Jane||19800101|F"
 
 
 def extra(name: str, ctx: MappingContext | None = None) -> list[dict[str, Any]]:
-    resources = translate((EXTRA / name).read_bytes(), ctx).resources
+    resources = map_hl7v2((EXTRA / name).read_bytes(), ctx).resources
     assert [i for r in resources for i in resource_issues(r)] == []
     return resources
 
@@ -51,7 +51,7 @@ def msg(mtype: str, *segments: str) -> bytes:
 )
 def test_sex_table_0001(code: str, gender: str | None) -> None:
     pid = f"PID|1||P1^^^FAC^MR||Doe^Jane||19800101|{code}"
-    patient = one(translate(msg("ADT^A28", pid)).resources, "Patient")
+    patient = one(map_hl7v2(msg("ADT^A28", pid)).resources, "Patient")
     assert patient.get("gender") == gender
 
 
@@ -79,7 +79,7 @@ def test_pid_repetitions_identifiers_names_telecom_race() -> None:
 def test_latin1_msh18() -> None:
     data = (EXTRA.parent / "hl7v2" / "adt_a01_latin1_zseg_v2.6.hl7").read_bytes()
     assert "Lefèvre".encode("latin-1") in data  # the file really is ISO-8859-1
-    patient = one(translate(data).resources, "Patient")
+    patient = one(map_hl7v2(data).resources, "Patient")
     assert patient["name"][0]["family"] == "Lefèvre"
 
 
@@ -87,42 +87,42 @@ def test_declared_ascii_with_8bit_bytes_is_rejected_naming_msh18() -> None:
     header = MSH.format(type="ADT^A28") + "|" * 6 + "ASCII"
     payload = (header + "\r" + PID.replace("Doe", "Dö")).encode("latin-1")
     with pytest.raises(ParseError) as info:
-        translate(payload)
+        map_hl7v2(payload)
     assert info.value.location == "MSH-18"
 
 
 def test_z_segment_ignored() -> None:
-    with_z = translate(msg("ADT^A28", PID, "ZPI|1|VIP")).resources
-    without = translate(msg("ADT^A28", PID)).resources
+    with_z = map_hl7v2(msg("ADT^A28", PID, "ZPI|1|VIP")).resources
+    without = map_hl7v2(msg("ADT^A28", PID)).resources
     assert with_z == without
 
 
 def test_missing_optional_fields_are_left_out() -> None:
-    patient = one(translate(msg("ADT^A28", "PID|1||P1^^^FAC^MR")).resources, "Patient")
+    patient = one(map_hl7v2(msg("ADT^A28", "PID|1||P1^^^FAC^MR")).resources, "Patient")
     assert set(patient) == {"resourceType", "id", "identifier", "active"}
 
 
 def test_missing_pid3_names_pid3() -> None:
     with pytest.raises(MappingError) as info:
-        translate(msg("ADT^A28", "PID|1||||Doe^Jane"))
+        map_hl7v2(msg("ADT^A28", "PID|1||||Doe^Jane"))
     assert info.value.location == "PID-3"
 
 
 def test_unsupported_message_type() -> None:
     with pytest.raises(UnsupportedMessageType) as info:
-        translate(msg("ADT^A99", PID))
+        map_hl7v2(msg("ADT^A99", PID))
     assert info.value.location == "MSH-9"
 
 
 def test_escapes_in_names() -> None:
     pid = "PID|1||P1^^^FAC^MR||O\\T\\Brien\\F\\X^Ann\\S\\Marie"
-    name = one(translate(msg("ADT^A28", pid)).resources, "Patient")["name"][0]
+    name = one(map_hl7v2(msg("ADT^A28", pid)).resources, "Patient")["name"][0]
     assert name == {"family": "O&Brien|X", "given": ["Ann^Marie"]}
 
 
 def test_same_message_twice_same_ids() -> None:
-    a = translate(msg("ADT^A28", PID)).resources
-    b = translate(msg("ADT^A28", PID)).resources
+    a = map_hl7v2(msg("ADT^A28", PID)).resources
+    b = map_hl7v2(msg("ADT^A28", PID)).resources
     assert a == b
 
 
@@ -218,20 +218,20 @@ def test_nk1_al1_dg1() -> None:
 )
 def test_timestamp_precision_and_offset(hl7: str, fhir: str) -> None:
     obx = seg("OBX", {1: "1", 2: "DTM", 3: "X^x^L", 5: hl7, 11: "F"})
-    obs = one(translate(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")
+    obs = one(map_hl7v2(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")
     assert obs["valueDateTime"] == fhir
 
 
 def test_naive_time_takes_the_context_zone_with_dst() -> None:
     ctx = MappingContext(timezone="America/Chicago")
-    winter = translate(msg("ORM^O01", PID, "ORC|NW|O1^CPOE|||||||202601151000"), ctx).resources
-    summer = translate(msg("ORM^O01", PID, "ORC|NW|O1^CPOE|||||||202607151000"), ctx).resources
+    winter = map_hl7v2(msg("ORM^O01", PID, "ORC|NW|O1^CPOE|||||||202601151000"), ctx).resources
+    summer = map_hl7v2(msg("ORM^O01", PID, "ORC|NW|O1^CPOE|||||||202607151000"), ctx).resources
     assert one(winter, "ServiceRequest")["authoredOn"] == "2026-01-15T10:00:00-06:00"
     assert one(summer, "ServiceRequest")["authoredOn"] == "2026-07-15T10:00:00-05:00"
 
 
 def test_invalid_optional_date_is_dropped_with_a_warning_naming_the_field() -> None:
-    result = translate(msg("ADT^A28", "PID|1||P1^^^FAC^MR||Doe||20261341"))
+    result = map_hl7v2(msg("ADT^A28", "PID|1||P1^^^FAC^MR||Doe||20261341"))
     assert "birthDate" not in one(result.resources, "Patient")
     assert [(w.location, w.severity) for w in result.warnings] == [("PID[1]-7", "warning")]
 
@@ -277,13 +277,13 @@ def test_oru_value_types_statuses_specimen() -> None:
 def test_obx11_table_0085(flag: str, status: str) -> None:
     obx = seg("OBX", {1: "1", 2: "NM", 3: "X^x^L", 5: "1", 11: flag})
     assert (
-        one(translate(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")["status"] == status
+        one(map_hl7v2(msg("ORU^R01", PID, OBR, obx)).resources, "Observation")["status"] == status
     )
 
 
 def test_obr25_unknown_status_names_obr25() -> None:
     with pytest.raises(MappingError) as info:
-        translate(msg("ORU^R01", PID, seg("OBR", {1: "1", 3: "F1^LAB", 4: "X^x^L", 25: "Q"})))
+        map_hl7v2(msg("ORU^R01", PID, seg("OBR", {1: "1", 3: "F1^LAB", 4: "X^x^L", 25: "Q"})))
     assert info.value.location == "OBR-25"
 
 
@@ -292,7 +292,7 @@ def test_obr25_unknown_status_names_obr25() -> None:
 
 def test_orm_cancel_revokes_the_same_request() -> None:
     original = one(
-        translate((EXTRA.parent / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()).resources,
+        map_hl7v2((EXTRA.parent / "hl7v2" / "orm_o01_order_v2.4.hl7").read_bytes()).resources,
         "ServiceRequest",
     )
     cancel = one(extra("orm_o01_cancel_v2.4.hl7"), "ServiceRequest")
@@ -363,7 +363,7 @@ def test_vxu_not_done() -> None:
             20: "RE",
         },
     )
-    imm = one(translate(msg("VXU^V04", PID, rxa)).resources, "Immunization")
+    imm = one(map_hl7v2(msg("VXU^V04", PID, rxa)).resources, "Immunization")
     assert imm["status"] == "not-done"
     assert imm["primarySource"] is False
     assert "doseQuantity" not in imm  # 999 = unknown amount

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processors.hl7v2.errors import MappingError
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 
 MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
@@ -24,7 +24,7 @@ def seg(name: str, fields: dict[int, str]) -> str:
 
 def mapped(mtype: str, *segments: str) -> list[dict[str, Any]]:
     payload = "\r".join([MSH.format(type=mtype), *segments]).encode()
-    resources = translate(payload).resources
+    resources = map_hl7v2(payload).resources
     assert [i for r in resources for i in resource_issues(r)] == []
     return resources
 
@@ -127,7 +127,7 @@ def test_reference_pointer_becomes_an_attachment_url() -> None:
 def test_encapsulated_data_that_does_not_decode_names_obx5() -> None:
     obx = seg("OBX", {1: "1", 2: "ED", 3: "X^x^L", 5: "LAB^AP^PDF^Base64^not base64!", 11: "F"})
     with pytest.raises(MappingError) as info:
-        translate("\r".join([MSH.format(type="ORU^R01"), PID, OBR, obx]).encode())
+        map_hl7v2("\r".join([MSH.format(type="ORU^R01"), PID, OBR, obx]).encode())
     assert info.value.location == "OBX-5"
 
 
@@ -295,7 +295,7 @@ def test_dft_charge_items_are_booked_on_the_account_of_pid18() -> None:
 
 def test_bar_without_an_account_number_names_pid18() -> None:
     with pytest.raises(MappingError) as info:
-        translate("\r".join([MSH.format(type="BAR^P01"), PID]).encode())
+        map_hl7v2("\r".join([MSH.format(type="BAR^P01"), PID]).encode())
     assert info.value.location == "PID-18"
 
 
@@ -327,7 +327,7 @@ def test_ref_i14_revokes_the_referral_of_i12() -> None:
      "BAR^P12", "DFT^P03", "DFT^P11", "REF^I12", "REF^I14"],
 )  # fmt: skip
 def test_every_part_b_trigger_is_translated(mtype: str) -> None:
-    from processors.hl7v2.translate import MAPPERS
+    from processors.hl7v2.mapping import MAPPERS
 
     code, trigger = mtype.split("^")
     assert (code, trigger) in MAPPERS

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 
 MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
@@ -21,7 +21,7 @@ def seg(name: str, fields: dict[int, str]) -> str:
 
 def mapped(mtype: str, *segments: str) -> list[dict[str, Any]]:
     payload = "\r".join([MSH.format(type=mtype), *segments]).encode()
-    resources = translate(payload).resources
+    resources = map_hl7v2(payload).resources
     assert [i for r in resources for i in resource_issues(r)] == []
     return resources
 

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.hl7v2.errors import Hl7v2Error, MappingError, StructureError
+from processors.hl7v2.mapping import map_hl7v2
 from processors.hl7v2.parser import parse
 from processors.hl7v2.tolerance import POLICY, Action, dropped, rule_for
-from processors.hl7v2.translate import translate
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 # Values no v2 parser accepts for the datatype; "" for a field whose absence is the fault.
@@ -74,7 +74,7 @@ def _valid_corpus() -> list[tuple[str, str]]:
     for path in sorted(CORPUS.glob("hl7v2*/*.hl7")):
         text = _text(path)
         try:
-            result = translate(text.encode("latin-1"))
+            result = map_hl7v2(text.encode("latin-1"))
         except Hl7v2Error:
             continue
         if not result.warnings and text[3] == "|":
@@ -107,12 +107,12 @@ OPTIONAL = _candidates(optional=True)
 
 
 def _resources(text: str) -> list[dict[str, Any]]:
-    return translate(text.encode("latin-1")).resources
+    return map_hl7v2(text.encode("latin-1")).resources
 
 
 def _meaning(text: str) -> tuple[list[dict[str, Any]], str | None]:
     """What a message says: its resources and its business time."""
-    result = translate(text.encode("latin-1"))
+    result = map_hl7v2(text.encode("latin-1"))
     return result.resources, result.business_time
 
 
@@ -129,7 +129,7 @@ def test_a_bad_optional_field_is_dropped_with_a_warning(
     name, text, seg, nth, number = case
     rule = POLICY[f"{seg}-{number}"]
     bad = data.draw(st.sampled_from(BAD[rule.datatype]), label="bad value")
-    corrupted = translate(_with_field(text, seg, nth, number, bad).encode("latin-1"))
+    corrupted = map_hl7v2(_with_field(text, seg, nth, number, bad).encode("latin-1"))
     dropped = _with_field(
         text, seg, nth, number, None if rule.action is Action.DROP_SEGMENT else ""
     )
@@ -168,7 +168,7 @@ def test_a_bad_required_field_refuses_the_message_with_the_reason(
 ) -> None:
     name, text, seg, number, bad = case
     with pytest.raises(MappingError) as info:
-        translate(_with_field(text, seg, 1, number, bad).encode("latin-1"))
+        map_hl7v2(_with_field(text, seg, 1, number, bad).encode("latin-1"))
     assert rule_for(info.value.location) is not None, name
     assert info.value.location.split("[")[0].split("-")[0] == seg, name
     assert info.value.location.rsplit("-", 1)[1] == str(number), name
@@ -201,7 +201,7 @@ def test_issue_cases_drop_the_element_and_warn(
     seg: str, number: int, sent: str | None, bad: str, element: tuple[str, str]
 ) -> None:
     text, nth = _first(seg, number, sent)
-    result = translate(_with_field(text, seg, nth, number, bad).encode("latin-1"))
+    result = map_hl7v2(_with_field(text, seg, nth, number, bad).encode("latin-1"))
     rtype, path = element
     before = {r["id"]: r for r in _resources(text) if r["resourceType"] == rtype}
     after = {r["id"]: r for r in result.resources if r["resourceType"] == rtype}
@@ -221,7 +221,7 @@ def test_issue_cases_drop_the_element_and_warn(
 def test_an_empty_spm2_drops_the_specimen_and_keeps_its_observations() -> None:
     text, nth = _first("SPM", 2)
     before = _resources(text)
-    result = translate(_with_field(text, "SPM", nth, 2, "").encode("latin-1"))
+    result = map_hl7v2(_with_field(text, "SPM", nth, 2, "").encode("latin-1"))
     assert [w.location for w in result.warnings] == [f"SPM[{nth}]-2"]
     kinds = [r["resourceType"] for r in result.resources]
     assert kinds.count("Specimen") == [r["resourceType"] for r in before].count("Specimen") - 1
@@ -240,7 +240,7 @@ def _er7(mtype: str, *segments: str) -> bytes:
 
 def test_a_segment_out_of_place_refuses_the_message_even_at_an_optional_field() -> None:
     with pytest.raises(StructureError) as info:  # reported at OBX-1, which is not required
-        translate(_er7("ORU^R01^ORU_R01", PID, "OBX|1|NM|718-7^Hb^LN||13|g/dL|||||F"))
+        map_hl7v2(_er7("ORU^R01^ORU_R01", PID, "OBX|1|NM|718-7^Hb^LN||13|g/dL|||||F"))
     assert rule_for(info.value.location) is not None
     assert rule_for(info.value.location).action is not Action.REQUIRED  # type: ignore[union-attr]
 
@@ -248,12 +248,12 @@ def test_a_segment_out_of_place_refuses_the_message_even_at_an_optional_field() 
 def test_a_location_naming_no_field_refuses() -> None:
     assert rule_for("MRG") is None and rule_for("DTM") is None
     with pytest.raises(MappingError) as info:
-        translate(_er7("ADT^A40^ADT_A39", PID))
+        map_hl7v2(_er7("ADT^A40^ADT_A39", PID))
     assert info.value.location == "MRG"
 
 
 def test_every_bad_optional_field_of_a_message_is_dropped_and_named() -> None:
-    result = translate(
+    result = map_hl7v2(
         _er7(
             "ADT^A08^ADT_A01",
             "PID|1||MRN1^^^NWH^MR||Doe^Jane||1970XX01|F" + "|" * 21 + "not-a-time",

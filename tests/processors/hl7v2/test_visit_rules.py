@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from processors.hl7v2.adapter import translate_hl7v2
 from processors.hl7v2.errors import UnsupportedMessageType
-from processors.hl7v2.translate import MAPPERS, translate
-from processors.hl7v2_adapter import translate_hl7v2
+from processors.hl7v2.mapping import MAPPERS, map_hl7v2
 from processors.translation import TranslationError
 from processors.validation import resource_issues
 from tests.processors.hl7v2.test_mapping_rules import seg
@@ -30,7 +30,7 @@ def translated(mtype: str, *segments: str, time: str = "20261201080000-0500") ->
     trigger = mtype.split("^")[1]
     evn = f"EVN|{trigger}|{time}"
     header = MSH.format(time=time, type=mtype, control=f"C-{trigger}-{time}")
-    resources = translate("\r".join([header, evn, *segments]).encode()).resources
+    resources = map_hl7v2("\r".join([header, evn, *segments]).encode()).resources
     assert [i for r in resources for i in resource_issues(r)] == []
     return resources
 
@@ -67,7 +67,7 @@ def test_new_message_types_are_registered(code: str, trigger: str) -> None:
 def test_a_type_still_not_translated_is_refused_as_not_supported(mtype: str) -> None:
     payload = "\r".join([MSH.format(time="20261201", type=mtype, control="X"), PID]).encode()
     with pytest.raises(UnsupportedMessageType):
-        translate(payload)
+        map_hl7v2(payload)
     with pytest.raises(TranslationError) as info:
         translate_hl7v2(payload, "event-1")
     assert info.value.issues[0].code == "not-supported"

@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import Format
-from streams.hl7_header import HeaderError, patient_identifier, read_msh
+from schemas.hl7v2.errors import FormatError
+from schemas.hl7v2.frame import read_er7, read_msh
+from schemas.hl7v2.patient import message_patient
 from streams.keys import hl7v2_key, inbound_key
 
 
@@ -23,7 +25,8 @@ def test_latin1_message_keeps_its_character_set(corpus: Path) -> None:
     header = read_msh(payload)
     assert header.character_set == "8859/1"
     assert header.trigger == ("ADT", "A01")
-    assert patient_identifier(payload, header) == "SE0099812^SAINT_ETIENNE"
+    patient = message_patient(read_er7(payload))
+    assert patient is not None and patient.key == "SE0099812^SAINT_ETIENNE"
 
 
 @pytest.mark.parametrize(
@@ -33,14 +36,17 @@ def test_latin1_message_keeps_its_character_set(corpus: Path) -> None:
         (b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|CTRL|P", "MSH-12"),
         (b"MSH|^~\\&|A|B|C|D|20260101|||CTRL|P|2.5", "MSH-9"),
         (b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01||P|2.5", "MSH-10"),
-        (b"MSH|", "MSH"),
+        (b"MSH|", "MSH-2"),
         (b"MSHA^~\\&|", "MSH-1"),
+        (b"MSH|^^\\&|A|B|C|D|20260101||ADT^A01|CTRL|P|2.5", "MSH-2"),
+        (b"MSH|^|\\&|A|B|C|D|20260101||ADT^A01|CTRL|P|2.5", "MSH-2"),
+        (b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|C|P|2.5||||||NOPE", "MSH-18"),
     ],
 )
 def test_missing_required_msh_fields_are_named(message: bytes, field: str) -> None:
-    with pytest.raises(HeaderError) as err:
+    with pytest.raises(FormatError) as err:
         read_msh(message)
-    assert err.value.field == field
+    assert err.value.location == field
 
 
 def test_key_keeps_one_patient_of_one_facility_together() -> None:
@@ -51,9 +57,11 @@ def test_key_keeps_one_patient_of_one_facility_together() -> None:
 
 
 @given(st.binary(max_size=300))
-def test_any_bytes_give_a_header_or_a_header_error(data: bytes) -> None:
-    with contextlib.suppress(HeaderError):
+def test_any_bytes_give_a_header_or_a_format_error(data: bytes) -> None:
+    with contextlib.suppress(FormatError):
         read_msh(data)
+    with contextlib.suppress(FormatError):
+        read_er7(data)
 
 
 def test_key_from_a_read_header_is_the_inbound_key_for_every_corpus_message(corpus: Path) -> None:
@@ -61,5 +69,4 @@ def test_key_from_a_read_header_is_the_inbound_key_for_every_corpus_message(corp
     assert len(messages) >= 5
     for path in messages:
         payload = path.read_bytes()
-        header = read_msh(payload)
-        assert hl7v2_key(payload, header, "s") == inbound_key(Format.hl7v2, payload, "s"), path
+        assert hl7v2_key(read_er7(payload), "s") == inbound_key(Format.hl7v2, payload, "s"), path

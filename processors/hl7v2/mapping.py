@@ -33,7 +33,7 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Translation:
+class MappedMessage:
     """The resources of one message and what the ResourceChanged events need besides them."""
 
     resources: list[dict[str, Any]]
@@ -60,18 +60,18 @@ def mapper_for(msg: ParsedMessage) -> Mapper:
     return mapper
 
 
-def translate_message(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+def map_parsed(msg: ParsedMessage, ctx: MappingContext) -> MappedMessage:
     """Map `msg`; a bad optional field is dropped with a warning (tolerance.POLICY)."""
-    translation, warnings = tolerant(msg, lambda m: _mapped(m, ctx))
-    return replace(translation, warnings=tuple(warnings)) if warnings else translation
+    mapped, warnings = tolerant(msg, lambda m: _mapped(m, ctx))
+    return replace(mapped, warnings=tuple(warnings)) if warnings else mapped
 
 
-def _mapped(msg: ParsedMessage, ctx: MappingContext) -> Translation:
+def _mapped(msg: ParsedMessage, ctx: MappingContext) -> MappedMessage:
     if not msg.control_id.strip():
         raise MappingError("MSH-10", "the message control id is required")
     resources = mapper_for(msg)(msg, ctx)
     code, trigger, _ = msg.message_type
-    return Translation(
+    return MappedMessage(
         resources=resources,
         business_time=message_time(msg, ctx),
         message_type=f"{code}^{trigger}",
@@ -80,6 +80,6 @@ def _mapped(msg: ParsedMessage, ctx: MappingContext) -> Translation:
     )
 
 
-def translate(payload: bytes, ctx: MappingContext | None = None) -> Translation:
+def map_hl7v2(payload: bytes, ctx: MappingContext | None = None) -> MappedMessage:
     """Parse and map one message. Raises ParseError or MappingError (with `location`)."""
-    return translate_message(parse(payload), ctx or MappingContext())
+    return map_parsed(parse(payload), ctx or MappingContext())

@@ -70,29 +70,33 @@ def _measurement(node: dict[str, Any], where: str) -> list[Issue]:
     value, unit = quantity.get("value"), quantity.get("code")
     if known is None or quantity.get("system") != UCUM or not isinstance(unit, str):
         return []
-    bounds = known.ranges.get(unit)
-    if bounds is None:
-        units = ", ".join(known.ranges)
-        return [
-            Issue(
-                f"{unit[:32]!r} is not a unit of {known.name} ({units})",
-                "value",
-                location=f"{where}.valueQuantity.code",
-            )
-        ]
+    unit_problem = wrong_unit(known, unit)
+    if unit_problem:
+        return [Issue(unit_problem, "value", location=f"{where}.valueQuantity.code")]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return []
-    low, high = bounds
-    if not low <= value <= high:
-        return [
-            Issue(
-                f"{str(value)[:32]} {unit} is not a possible {known.name} "
-                f"(plausible range {low:g} to {high:g} {unit})",
-                "value",
-                location=f"{where}.valueQuantity.value",
-            )
-        ]
+    value_problem = implausible(known, unit, value)
+    if value_problem:
+        return [Issue(value_problem, "value", location=f"{where}.valueQuantity.value")]
     return []
+
+
+def wrong_unit(known: Plausible, unit: str) -> str | None:
+    """Why `unit` (UCUM) is not one `known` is measured in, or None."""
+    if unit in known.ranges:
+        return None
+    return f"{unit[:32]!r} is not a unit of {known.name} ({', '.join(known.ranges)})"
+
+
+def implausible(known: Plausible, unit: str, value: float) -> str | None:
+    """Why `value` in `unit` (one of known's) is no possible `known`, or None."""
+    low, high = known.ranges[unit]
+    if low <= value <= high:
+        return None
+    return (
+        f"{str(value)[:32]} {unit} is not a possible {known.name} "
+        f"(plausible range {low:g} to {high:g} {unit})"
+    )
 
 
 def _known(code: Any) -> Plausible | None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from processors.attachment_blobs import externalize_big_attachments
 from processors.hl7v2.errors import Hl7v2Error
-from processors.hl7v2.translate import translate
+from processors.hl7v2.mapping import map_hl7v2
 from processors.translation import TranslatedResource, Translation, TranslationError
 from schemas.outcome import Issue
 
@@ -23,7 +23,7 @@ def _instant(value: str | None) -> datetime | None:
 def translate_hl7v2(payload: bytes, event_id: str) -> Translation:
     """Raises TranslationError naming the segment and field (or FHIRPath) at fault."""
     try:
-        result = translate(payload)
+        result = map_hl7v2(payload)
     except Hl7v2Error as exc:
         code = "not-supported" if "not a message type" in exc.message else "invalid"
         raise TranslationError([Issue(exc.message, code=code, location=exc.location)]) from exc

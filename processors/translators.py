@@ -8,7 +8,7 @@ from processors.validation import validated
 from schemas.events import Format, InboundMessage
 
 
-def translate(event: InboundMessage, payload: bytes) -> Translation:
+def translate_event(event: InboundMessage, payload: bytes) -> Translation:
     """Translate the bytes of `event` (read from the blob store if it carries a reference).
 
     Raises:
@@ -19,7 +19,7 @@ def translate(event: InboundMessage, payload: bytes) -> Translation:
 
 def _translated(event: InboundMessage, payload: bytes) -> Translation:
     if event.format is Format.hl7v2:
-        from processors.hl7v2_adapter import translate_hl7v2
+        from processors.hl7v2.adapter import translate_hl7v2
 
         return translate_hl7v2(payload, event.event_id)
     if event.format is Format.fhir:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import ParseError
+from schemas.hl7v2.errors import FormatError
 
 # HL7 table 0211 (alternate character sets) -> Python codec.
 CHARSETS: dict[str, str] = {
@@ -52,10 +52,10 @@ def decode(payload: bytes, declared: str) -> tuple[str, str]:
             return payload.decode("latin-1"), "latin-1"
     codec = CHARSETS.get(declared.upper())
     if codec is None:
-        raise ParseError("MSH-18", f"unsupported character set {declared!r}")
+        raise FormatError("MSH-18", f"unsupported character set {declared!r}")
     try:
         return payload.decode(codec), codec
     except UnicodeDecodeError as exc:
-        raise ParseError(
+        raise FormatError(
             "MSH-18", f"the bytes are not valid {declared} ({codec}): {exc.reason} at {exc.start}"
         ) from exc
