@@ -16,8 +16,8 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.guard import CLIENT_KEY
 from api.metrics import GatewayMetrics
+from api.security.guard import CLIENT_KEY
 
 REQUEST_ID_KEY = "carelog.request_id"
 EVENT_ID_KEY = "carelog.event_id"

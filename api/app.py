@@ -22,28 +22,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from api import (
-    routes_bulk_export,
-    routes_devices,
-    routes_dicom,
-    routes_fhir,
-    routes_fhir_meta,
-    routes_fhir_read,
-    routes_fhir_search,
-    routes_fhir_subscription,
-    routes_hl7v2,
-    routes_probes,
-)
+from api import routes_probes
 from api.access import AccessMiddleware
-from api.auth import verifier_from_settings
+from api.devices import routes as routes_devices
+from api.dicomweb import routes as routes_dicom
 from api.errors import GatewayError, gateway_error_handler, json_response
+from api.fhir import bulk_export_routes as routes_bulk_export
+from api.fhir import meta_routes as routes_fhir_meta
+from api.fhir import read_routes as routes_fhir_read
+from api.fhir import search_routes as routes_fhir_search
+from api.fhir import subscription_routes as routes_fhir_subscription
+from api.fhir import write_routes as routes_fhir
+from api.fhir.openapi_reads import merge_reads
+from api.fhir.store_handle import StoreHandle
 from api.gateway import Gateway
-from api.guard import Guard
+from api.hl7v2 import routes as routes_hl7v2
 from api.metrics import GatewayMetrics
 from api.openapi import openapi_document
-from api.openapi_fhir_reads import merge_reads
-from api.rate_limit import RateLimiter
-from api.store_handle import StoreHandle
+from api.security.auth import verifier_from_settings
+from api.security.guard import Guard
+from api.security.rate_limit import RateLimiter
 from schemas.outcome import Issue, operation_outcome
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings

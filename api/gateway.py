@@ -20,11 +20,11 @@ from starlette.requests import Request
 
 from api.access import REQUEST_ID_KEY
 from api.errors import GatewayError, Unavailable
-from api.guard import Guard
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.metrics import GatewayMetrics
 from api.readiness import Readiness
+from api.security.guard import Guard
 from schemas.events import InboundMessage
 from streams.errors import DeliveryFailed
 from streams.producer import Delivered, EventProducer

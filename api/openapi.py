@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api import routes_devices, routes_fhir, routes_hl7v2
+from api.devices import routes as routes_devices
+from api.fhir import write_routes as routes_fhir
+from api.hl7v2 import routes as routes_hl7v2
 from schemas.device_batch import DeviceBatch
 
 JSON_TYPES = ("application/fhir+json", "application/json")

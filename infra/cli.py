@@ -181,7 +181,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"schemas: {publish_schemas(producer)} published to {SCHEMAS}")
     if args.infra_only:
         return 0
-    from api.mllp_tls import plain_tcp_warning
+    from api.mllp.tls import plain_tcp_warning
 
     if (warning := plain_tcp_warning(settings)) is not None:
         print(warning, file=sys.stderr, flush=True)
@@ -234,7 +234,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
     from api.json_logs import configure
-    from api.mllp_service import run
+    from api.mllp.service import run
 
     configure(args.log_level)
     host = args.host or settings.mllp_host
@@ -251,7 +251,7 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
-    from api.dev_token import dev_secret_file, mint_token, signing_secret
+    from api.security.dev_token import dev_secret_file, mint_token, signing_secret
 
     if settings.auth_hs256_secret is None:
         print(

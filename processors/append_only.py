@@ -23,7 +23,7 @@ def check_appendable(
 ) -> None:
     """Raises a TranslationError when `method` would update or delete an append-only record,
     or (`in_bundle`) write one from a Bundle entry: an audit source creates its records with
-    single POSTs, as the gateway requires (api/write_requests.py answers such entries 405)."""
+    single POSTs, as the gateway requires (api/fhir/write_requests.py answers such entries 405)."""
     if resource_type in APPEND_ONLY_TYPES and in_bundle:
         raise TranslationError([Issue(
             f"{resource_type} is append-only: a record is created with a single POST, never "

@@ -118,7 +118,7 @@ def conditional_id(resource_type: str, criteria: Any, location: str) -> str:
     one resource with one version: `identifier=system|value` gives resource_id(type,
     system, value) (the id the other channels give that identifier), any other criteria
     resource_id(type, "?" + the parameters sorted and URL-encoded).
-    api/write_targets.py repeats this rule for the gateway (a test proves them equal).
+    api/fhir/write_targets.py repeats this rule for the gateway (a test proves them equal).
     """
     params = criteria_params(criteria, location)
     if len(params) == 1 and params[0][0] == "identifier":

@@ -2,7 +2,7 @@
 
 An id is a UUIDv5 in carelog's own namespace over `ResourceType|part|part...`, so the
 same message processed twice yields the same resources with the same ids. This module is
-the rule (every translator and api/write_targets.py follow it; README, "HL7 v2 → FHIR: what
+the rule (every translator and api/fhir/write_targets.py follow it; README, "HL7 v2 → FHIR: what
 is translated", Identity, tells which identifiers each id comes from).
 """
 

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         "and the request is kept on carelog.rejected.",
     )
 
-    # The MLLP listener (api/mllp.py).
+    # The MLLP listener (api/mllp/listener.py).
     mllp_host: str = Field(
         "127.0.0.1",
         description="Address `carelog mllp` listens on; beyond loopback, use TLS "

@@ -36,7 +36,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Target:
 
 
 def _dev_token(settings: Settings) -> str:
-    from api.dev_token import mint_token, signing_secret
+    from api.security.dev_token import mint_token, signing_secret
 
     if settings.auth_hs256_secret is None and (settings.auth_jwks_url or settings.auth_public_key):
         raise DemoError(

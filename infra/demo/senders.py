@@ -18,7 +18,7 @@ from typing import Literal
 import httpx
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.mllp_framing import END, frame
+from api.mllp.framing import END, frame
 from infra.demo.outgoing import Outgoing
 from infra.demo.plan import Plan
 

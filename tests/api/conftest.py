@@ -16,7 +16,7 @@ with warnings.catch_warnings():  # starlette prefers httpx2 now; httpx still ser
     from starlette.testclient import TestClient
 
 from api.app import create_app
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from schemas.events import Event, Format
 from streams.producer import EventProducer
 from streams.settings import Settings

@@ -17,8 +17,8 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from api.ingest import Ingestor
-from api.mllp import MllpServer
-from api.mllp_framing import END, frame
+from api.mllp.framing import END, frame
+from api.mllp.listener import MllpServer
 from schemas.events import Event, decode_event
 from streams.kafka_config import client_config
 from streams.producer import EventProducer

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from schemas.events import Format
 from tests.api.conftest import PATIENT_JSON, SECRET, auth
 

@@ -1,4 +1,4 @@
-"""/fhir/metadata claims only what works (api/capability.py), here for the append-only
+"""/fhir/metadata claims only what works (api/fhir/capability.py), here for the append-only
 AuditEvent: read and search, and create (with system/audit.write), never update or delete."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from api.capability import capability_statement
+from api.fhir.capability import capability_statement
 from projections.fhir_store import FhirStore
 from streams.settings import Settings
 

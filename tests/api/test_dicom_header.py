@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from api.dicom_header import DicomHeaderError, read_dicom_header
+from api.dicomweb.header import DicomHeaderError, read_dicom_header
 
 CT = Path(str(get_testdata_file("CT_small.dcm"))).read_bytes()
 

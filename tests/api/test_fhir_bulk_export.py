@@ -15,8 +15,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.bulk_jobs import JobDirectory, write_status
-from api.dev_token import mint_token
+from api.fhir.bulk_jobs import JobDirectory, write_status
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
 from tests.projections.fhir_store_support import T0, Offsets, changed, uid

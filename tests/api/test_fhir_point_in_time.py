@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
 from tests.projections.fhir_store_support import Offsets, changed, uid

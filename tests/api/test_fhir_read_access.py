@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.audit import audit_event
-from api.auth import Principal
-from api.dev_token import mint_token
+from api.fhir.audit import audit_event
+from api.security.auth import Principal
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
 from tests.projections.fhir_store_support import Offsets, changed, uid

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.audit import audit_event
-from api.auth import Principal
-from api.dev_token import mint_token
-from api.write_targets import resource_id as api_resource_id
+from api.fhir.audit import audit_event
+from api.fhir.write_targets import resource_id as api_resource_id
+from api.security.auth import Principal
+from api.security.dev_token import mint_token
 from processors.ids import resource_id
 from projections.fhir_store import FhirStore
 from schemas.events import ResourceChanged

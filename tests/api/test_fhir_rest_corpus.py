@@ -34,7 +34,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from schemas.events import (
     Channel,

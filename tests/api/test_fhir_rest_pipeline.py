@@ -17,7 +17,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from streams.settings import PROJECT_ROOT, Settings
 from tests.api.conftest import SECRET

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
-from api.write_targets import resource_id
+from api.fhir.write_targets import resource_id
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from schemas.events import Format, InboundMessage, Rejected
 from tests.api.conftest import SECRET

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from projections.fhir_store.search_limits import (
     MAX_OR_VALUES,

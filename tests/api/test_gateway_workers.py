@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.dev_token import mint_token
-from api.rate_limit import RateLimiter
+from api.security.dev_token import mint_token
+from api.security.rate_limit import RateLimiter
 from api.server import MAX_AUTO_WORKERS, cgroup_cpu_quota, worker_count
 from streams.settings import Settings
 from tests.kafka_fixture import free_port

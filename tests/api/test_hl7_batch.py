@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.hl7_batch import split_batch, wrap_acks
+from api.hl7v2.batch import split_batch, wrap_acks
 
 A = b"MSH|^~\\&|A|F|R|RF|20260101||ADT^A01|C1|P|2.5.1\rPID|1||M1\r"
 B = b"MSH|^~\\&|A|F|R|RF|20260101||ADT^A08|C2|P|2.5.1\nPID|1||M2\n"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from api import if_none_exist
 from api.errors import BadRequest
-from api.write_requests import single_write
-from api.write_targets import criteria_id, target_of
+from api.fhir import if_none_exist
+from api.fhir.write_requests import single_write
+from api.fhir.write_targets import criteria_id, target_of
 from processors import fhir_request
 from processors.fhir_input import translate_fhir
 from processors.translation import TranslationError

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.mllp import MllpServer
+from api.mllp.listener import MllpServer
 from schemas.events import Channel, Format, InboundMessage, Rejected
 from streams.keys import inbound_key
 from streams.settings import Settings

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.mllp_framing import Broken, Decoded, Fault, Frame, FrameDecoder, frame
+from api.mllp.framing import Broken, Decoded, Fault, Frame, FrameDecoder, frame
 
 # Bytes that make framing interesting turn up often; the rest is arbitrary.
 framing_bytes = st.lists(

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from api.mllp_tls import server_context
+from api.mllp.tls import server_context
 from schemas.events import Format, InboundMessage
 from streams.settings import Settings
 from streams.topics import inbound_topic

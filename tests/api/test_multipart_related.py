@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.multipart_related import (
+from api.dicomweb.multipart_related import (
     MultipartError,
     Part,
     TooManyParts,

@@ -53,7 +53,7 @@ _er7 = st.one_of(
 )
 for _type in ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2"):
     schemathesis.openapi.media_type(_type, _er7)
-# DICOMweb STOW-RS bodies (api/routes_dicom.py): arbitrary bytes as multipart/related.
+# DICOMweb STOW-RS bodies (api/dicomweb/routes.py): arbitrary bytes as multipart/related.
 schemathesis.openapi.media_type("multipart/related", st.binary(max_size=300))
 
 

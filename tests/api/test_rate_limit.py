@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.rate_limit import RateLimiter
+from api.security.rate_limit import RateLimiter
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.scopes import Need, grants, missing
+from api.security.scopes import Need, grants, missing
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from typing import Any
 import jwt
 import pytest
 
-from api.auth import TokenVerifier
-from api.dev_token import mint_token
 from api.errors import Unauthorized
+from api.security.auth import TokenVerifier
+from api.security.dev_token import mint_token
 
 SECRET = "cache-secret-" + "c" * 40
 

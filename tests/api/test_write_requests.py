@@ -1,4 +1,4 @@
-"""What a FHIR write does, parsed once from its method and URL (api/write_requests.py): the
+"""What a FHIR write does, parsed once from its method and URL (api/fhir/write_requests.py): the
 scope it needs and the resource the gateway waits on come from that one parse (pure)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from api.errors import BadRequest, MethodNotAllowed
-from api.scopes import Need, missing
-from api.write_requests import Write, bundle_writes, check_resources, need_of, single_write
-from api.write_targets import Target, resource_id, target_of
+from api.fhir.write_requests import Write, bundle_writes, check_resources, need_of, single_write
+from api.fhir.write_targets import Target, resource_id, target_of
+from api.security.scopes import Need, missing
 
 EVENT = "9a8b7c6d-0000-4000-8000-000000000001"
 OBSERVATION = {"resourceType": "Observation", "status": "final", "code": {"text": "pulse"}}

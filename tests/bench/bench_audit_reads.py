@@ -40,7 +40,7 @@ from pathlib import Path
 
 import orjson
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from tests.bench.bench_e2e import cpu_by_process, http_request, pace, pct
 from tests.bench.common import RUNS, bench_settings
 from tests.system.harness import COMPONENTS, SECRET, System

@@ -62,7 +62,7 @@ import httpx
 import orjson
 import pyarrow.parquet as pq
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from processors.hl7v2.adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
 from streams.settings import PROJECT_ROOT

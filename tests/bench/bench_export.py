@@ -3,7 +3,7 @@
 The store is built with the FHIR store benchmark's generator (20% Patient, 70%
 Observation, 10% Encounter) as `carelog projection rebuild` builds it (--bulk there).
 Each run is what a kick-off starts: a job directory with its status file, then the export
-process (`python -m api.bulk_export_worker`), timed from its start to its exit, with its
+process (`python -m api.fhir.bulk_export_worker`), timed from its start to its exit, with its
 peak anonymous memory (sampled every 50 ms) (the files are streamed from a cursor: memory stays flat whatever the size).
 The manifest's counts are checked to add up to every resource. Median of 3 runs.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from api.bulk_jobs import STATUS, JobDirectory
+from api.fhir.bulk_jobs import STATUS, JobDirectory
 from tests.bench.bench_fhir_rest import build_store
 from tests.bench.common import RUNS
 
@@ -37,7 +37,7 @@ def export_once(store: Path, jobs: JobDirectory, level: str) -> tuple[float, flo
                          "max_per_file": 100_000},
     })  # fmt: skip
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "api.bulk_export_worker",
+    process = subprocess.Popen([sys.executable, "-m", "api.fhir.bulk_export_worker",
                                 str(job.directory), str(store)])  # fmt: skip
     peak = 0
     while process.poll() is None:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
 from tests.bench.common import RUNS, bench_settings, wait_ready

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_mllp import message_template
 from tests.bench.common import RUNS, bench_settings, tree_cpu_seconds, wait_ready

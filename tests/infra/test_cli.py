@@ -114,7 +114,7 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from api.mllp_tls import plain_tcp_warning
+    from api.mllp.tls import plain_tcp_warning
     from infra.cli import cmd_run
     from infra.supervisor import Service, Supervisor
 

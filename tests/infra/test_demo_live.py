@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.dev_token import dev_secret
-from api.dev_token import mint_token as mint
+from api.security.dev_token import dev_secret
+from api.security.dev_token import mint_token as mint
 from infra.demo.plan import make_plan
 from infra.demo.rejections import find_rejections, marks
 from streams.settings import PROJECT_ROOT, Settings

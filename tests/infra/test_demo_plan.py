@@ -8,7 +8,7 @@ from functools import cache
 
 import pytest
 
-from api.dicom_header import read_dicom_header
+from api.dicomweb.header import read_dicom_header
 from infra.demo.outgoing import Outgoing
 from infra.demo.plan import Plan, make_plan
 from infra.demo.rejections import held_bytes

@@ -8,7 +8,7 @@ import re
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import api.mllp_metrics
+import api.mllp.metrics
 import processors.worker_metrics
 import projections.fhir_store.metrics
 import projections.lake.metrics
@@ -31,7 +31,7 @@ def _series_names(registry: CollectorRegistry) -> set[str]:
 
 
 def test_dashboard_queries_name_only_metrics_the_processes_export() -> None:
-    assert api.mllp_metrics and processors.worker_metrics and streams.process_metrics
+    assert api.mllp.metrics and processors.worker_metrics and streams.process_metrics
     assert projections.fhir_store.metrics and projections.lake.metrics
     lag = CollectorRegistry()
     lag.register(LagCollector("sink", lambda: [PartitionLag("t", 0, 1, 0, 2)]))

@@ -12,8 +12,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.devices.routes import validate_batch
 from api.errors import GatewayError
-from api.routes_devices import validate_batch
 from processors.device_readings import translate_device
 from processors.translation import TranslationError
 from processors.validation import validated

@@ -189,7 +189,7 @@ def test_a_conditional_create_is_create_only() -> None:
 )
 def test_other_criteria_give_the_id_of_their_canonical_form(criteria: str, same_as: str) -> None:
     """Concurrent identical conditional creates converge on one id, whatever the order of
-    the parameters; the gateway derives the same id (api/write_targets.py)."""
+    the parameters; the gateway derives the same id (api/fhir/write_targets.py)."""
     [item] = translate_fhir(
         body(PATIENT), request("POST", "/fhir/Patient", if_none_exist=criteria), EVENT
     ).resources

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from api.audit import audit_change, audit_event
-from api.auth import Principal
+from api.fhir.audit import audit_change, audit_event
+from api.security.auth import Principal
 from projections.fhir_store import FhirStore
 from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import TOPICS, consume

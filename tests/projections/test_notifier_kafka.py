@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from websockets.sync.client import connect
 
 from api.app import create_app
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from schemas.events import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings

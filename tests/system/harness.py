@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from deltalake import DeltaTable
 
-from api.dev_token import mint_token
+from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Format, InboundMessage, Rejected, ResourceChanged, decode_event
 from streams.settings import PROJECT_ROOT

@@ -1,0 +1,1 @@
+"""Device readings: POST /devices/readings."""

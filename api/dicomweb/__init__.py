@@ -1,0 +1,1 @@
+"""DICOMweb STOW-RS: multipart/related DICOM instances in, the STOW answer out."""

@@ -1,0 +1,135 @@
+"""Every read or search of FHIR data is itself an event: an AuditEvent appended to the log.
+
+The AuditEvent (FHIR R4) says who (the token's subject), what (the resources returned, or
+the query for a search), when (recorded) and from where (the client's address).
+
+The gateway is the authority for its own audit records, so it appends each one directly to
+carelog.audit as the one and only version of the AuditEvent (a ResourceChanged, version 1,
+whose id is the access's own event id), keyed AuditEvent/id. It does not go through the
+processors: a read costs one small record batched by the producer (linger.ms), not a trip
+through translation, validation and versioning that would queue writes behind reads. The
+FHIR store projection folds carelog.audit like carelog.fhir.changes, so AuditEvents are
+readable over /fhir/AuditEvent. The read never waits for the append: it is confirmed in
+the background, and a failure is logged and counted, not answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from api.gateway import gateway_of, request_id
+from api.metrics import GatewayMetrics
+from api.security.auth import Principal
+from api.security.guard import client_ip
+from processors.canonical import canonical_json, content_hash
+from processors.versioning import with_meta
+from schemas.events import Operation, ResourceChanged, encode_event, new_event_id
+from streams.errors import DeliveryFailed
+from streams.producer import Delivered, Outgoing
+from streams.topics import AUDIT
+
+log = logging.getLogger("carelog.gateway.audit")
+
+MAX_ENTITIES = 100  # a page of 1000 results is summarised by its query, not listed in full
+MAPPING_VERSION = "carelog-audit/1"
+# http://hl7.org/fhir/restful-interaction codes; search and $everything "execute" (E).
+_ACTION = {"read": "R", "vread": "R", "history-instance": "R", "history-type": "R",
+           "history-system": "R", "search-type": "E", "operation": "E"}  # fmt: skip
+
+
+def audit_event(principal: Principal, interaction: str, address: str,
+                refs: list[str], query: str | None) -> dict[str, object]:  # fmt: skip
+    """The AuditEvent resource for one access."""
+    entities: list[dict[str, object]] = [
+        {"what": {"reference": ref},
+         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                  "code": "2", "display": "System Object"}}
+        for ref in refs[:MAX_ENTITIES]
+    ]  # fmt: skip
+    if query is not None:
+        entities.append({
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                     "code": "2", "display": "System Object"},
+            "description": query[:1024],
+            "query": base64.b64encode(query.encode()).decode(),
+        })  # fmt: skip
+    agent: dict[str, object] = {
+        "who": {"identifier": {"system": "urn:carelog:token-subject", "value": principal.subject}},
+        "requestor": True,
+        "network": {"address": address, "type": "2"},
+    }
+    event: dict[str, object] = {
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                 "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
+        "action": _ACTION.get(interaction, "R"),
+        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "outcome": "0",
+        "agent": [agent],
+        "source": {"observer": {"display": "carelog FHIR API"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                             "code": "3", "display": "Web Server"}]},
+    }  # fmt: skip
+    if entities:
+        event["entity"] = entities
+    if principal.patient:
+        event["extension"] = [{"url": "urn:carelog:smart-patient-context",
+                               "valueString": principal.patient}]  # fmt: skip
+    return event
+
+
+def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -> ResourceChanged:
+    """The AuditEvent of one access as the record carelog.audit keeps: version 1 of
+    AuditEvent/<access id>. It comes from no inbound message, so its lineage names the
+    access itself: inbound_event_id is the access id, inbound_topic carelog.audit, and
+    inbound_partition / inbound_offset are -1."""
+    resource = {**event, "id": access_id}
+    return ResourceChanged(
+        event_id=access_id,
+        resource_type="AuditEvent",
+        resource_id=access_id,
+        version=1,
+        operation=Operation.upsert,
+        content_hash=content_hash(resource),
+        inbound_event_id=access_id,
+        inbound_topic=AUDIT,
+        inbound_partition=-1,
+        inbound_offset=-1,
+        recorded_at=recorded_at,
+        mapping_version=MAPPING_VERSION,
+        resource=canonical_json(with_meta(resource, 1, recorded_at)),
+        business_time=recorded_at,
+    )
+
+
+def audit(request: Request, principal: Principal, interaction: str,
+          refs: list[str], query: str | None = None) -> None:  # fmt: skip
+    """Append the AuditEvent of this access to carelog.audit without waiting for it."""
+    gw = gateway_of(request)
+    if not gw.settings.fhir_audit_reads:
+        return
+    event = audit_event(principal, interaction, client_ip(request), refs, query)
+    change = audit_change(event, new_event_id(), datetime.now(UTC))
+    record = Outgoing(AUDIT, change.key, encode_event(change),
+                      headers=[("correlation-id", request_id(request))])  # fmt: skip
+    metrics = gw.metrics
+
+    def confirmed(outcome: Delivered | DeliveryFailed) -> None:  # on the delivery thread
+        if isinstance(outcome, DeliveryFailed):
+            _failed(metrics, str(outcome))
+
+    try:  # no Future per read: only a failure has anything to do
+        gw.ingestor.producer.produce(record, confirmed)
+    except Exception as exc:  # could not even queue it: the read is answered all the same
+        _failed(metrics, str(exc))
+
+
+def _failed(metrics: GatewayMetrics, why: str) -> None:
+    log.error("an AuditEvent was not appended to the log: %s", why)
+    metrics.audit_failed.inc()

@@ -1,0 +1,1 @@
+"""Who may do what: bearer tokens, SMART scopes, rate limits, read access."""
