@@ -19,7 +19,7 @@ from infra.history.log_read import read_log
 from infra.history.redrive import REDRIVE_HEADER
 from infra.replay.names import Shadow
 from infra.replay.promote import REPLAY_HEADER
-from processors import translate as translate_module
+from processors import translators as translate_module
 from projections.fhir_store.runner import consume
 from projections.fhir_store.store import FhirStore
 from schemas.events import Channel, Format, InboundMessage, ResourceChanged, decode_event
