@@ -8,11 +8,26 @@ import pytest
 
 from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT, Settings, get_settings
-from tests.kafka_fixture import TEST_VAR, test_broker
+from tests.kafka_fixture import TEST_VAR, UNIT_RUN_ENV, refuse_broker_in_unit_run, test_broker
 
 # A copy of the shared sample corpus (tests/corpus/README.md says what each file exercises),
 # kept in the repository because CI clones the project alone.
 CORPUS = PROJECT_ROOT / "tests" / "corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `-m "not kafka"` is a unit run whichever way it was typed (`make test-unit` sets the env).
+    if config.option.markexpr.replace(" ", "") == "notkafka":
+        os.environ[UNIT_RUN_ENV] = "1"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A unit run refuses, naming the test, any test that reaches the broker fixture unmarked."""
+    if "kafka_settings" in getattr(item, "fixturenames", ()):
+        try:
+            refuse_broker_in_unit_run(item.nodeid)
+        except RuntimeError as refused:
+            pytest.fail(str(refused), pytrace=False)
 
 
 @pytest.fixture(scope="session")

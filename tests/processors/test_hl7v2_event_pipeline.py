@@ -21,6 +21,8 @@ from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
 from tests.processors.worker_harness import Worker, read_all, wait_for
 
+pytestmark = pytest.mark.kafka
+
 EVENTS = Path(__file__).resolve().parents[1] / "corpus" / "hl7v2_events"
 CASES = sorted(EVENTS.glob("*.hl7"))
 # Business identifiers in the corpus messages: patients, visits, accounts, documents, slots.

@@ -17,6 +17,8 @@ from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
 from tests.processors.worker_harness import Worker, read_all, wait_for
 
+pytestmark = pytest.mark.kafka
+
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "hl7v2_orders"
 FILES = sorted(CORPUS.glob("*.hl7"))
 UNSUPPORTED = (

@@ -22,6 +22,8 @@ from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
 from tests.processors.worker_harness import Worker, read_all, wait_for
 
+pytestmark = pytest.mark.kafka
+
 
 def fhir_put(resource: dict[str, object], if_match: int | None = None) -> InboundMessage:
     headers = {
