@@ -12,6 +12,7 @@ import faust
 from faust.serializers import codecs
 
 from schemas.events import Event, decode_event, encode_event
+from streams.json_logs import faust_logging_config
 from streams.settings import Settings, get_settings
 
 CODEC_NAME = "carelog-avro"
@@ -45,5 +46,6 @@ def create_app(app_id: str, settings: Settings | None = None, **options: Any) ->
         "topic_replication_factor": 3 if settings.environment == "production" else 1,
         "producer_acks": -1,
         "web_enabled": False,
+        "logging_config": faust_logging_config(),  # carelog's JSON lines, as every process
     }
     return faust.App(app_id, **{**defaults, **options})

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.json_logs import JsonFormatter
+from streams.json_logs import JsonFormatter
 from schemas.events import Format
 from tests.api.conftest import PATIENT_JSON, auth, token
 
