@@ -120,7 +120,7 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from api.mllp_tls import plain_tcp_warning
-    from infra.cli import cmd_run
+    from infra.commands import cmd_run
     from infra.supervisor import Service, Supervisor
 
     supervised: list[Service] = []
