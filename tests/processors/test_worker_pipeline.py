@@ -21,7 +21,7 @@ from schemas.events import (
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
-from tests.processors.worker_harness import Worker, read_all, wait_for
+from tests.processors.worker_harness import SharedWorker, Worker, read_all, wait_for
 from tests.streams.test_json_logs import parse_log_line
 
 pytestmark = pytest.mark.kafka
@@ -58,12 +58,9 @@ def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceCha
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One worker for the module's tests (each uses resource ids of its own)."""
-    w = Worker(tmp_path_factory.mktemp("worker"))
-    w.start()
-    yield w
-    w.stop()
+def worker(shared_worker: SharedWorker, tmp_path_factory: pytest.TempPathFactory) -> Worker:
+    """The session's shared worker (each test uses resource ids of its own)."""
+    return shared_worker.running(lambda: tmp_path_factory.mktemp("worker"))
 
 
 def patient(pid: str, **extra: object) -> dict[str, object]:
