@@ -6,13 +6,14 @@ ResourceChanged or Rejected objects; what they send is encoded the same way.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
 from faust.serializers import codecs
 
 from schemas.events import Event, decode_event, encode_event
-from streams.json_logs import faust_logging_config
+from streams.json_logs import JsonFormatter, faust_logging_config
 from streams.settings import Settings, get_settings
 
 CODEC_NAME = "carelog-avro"
@@ -49,3 +50,11 @@ def create_app(app_id: str, settings: Settings | None = None, **options: Any) ->
         "logging_config": faust_logging_config(),  # carelog's JSON lines, as every process
     }
     return faust.App(app_id, **{**defaults, **options})
+
+
+def keep_log_handlers(app: faust.App) -> None:
+    """Faust's worker replaces the root logger's handlers when it starts (by its JSON one,
+    faust_logging_config): hand it the others there are now to add back after it."""
+    app.conf.loghandlers = [
+        h for h in logging.getLogger().handlers if not isinstance(h.formatter, JsonFormatter)
+    ]

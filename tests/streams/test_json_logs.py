@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -14,7 +15,9 @@ from mode.utils.logging import setup_logging
 
 from api.json_logs import BatchedLineHandler
 from api.json_logs import configure as configure_gateway
+from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import JsonFormatter, configure, faust_logging_config
+from streams.settings import Settings
 
 KEYS = ["time", "level", "logger", "message"]
 
@@ -93,3 +96,24 @@ def test_every_process_kind_writes_the_same_keys(
         "[^Worker]: Starting...",
     ]
     assert {b["level"] for b in bodies} == {"info"}
+
+
+def test_the_worker_keeps_its_other_log_handlers_when_faust_sets_up_logging(
+    restore_root: logging.Logger, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    app = create_app("test-logging", Settings(var_dir=tmp_path))
+    configure("info")
+    counted: list[str] = []
+
+    class Count(logging.Handler):  # as serve_metrics' count of warnings and errors
+        def emit(self, record: logging.LogRecord) -> None:
+            counted.append(record.levelname)
+
+    restore_root.addHandler(Count(logging.WARNING))
+    keep_log_handlers(app)
+    # What Faust's worker does at start (mode.Worker._setup_logging).
+    setup_logging(loglevel="info", logging_config=dict(app.conf.logging_config),
+                  loghandlers=app.conf.loghandlers)  # fmt: skip
+    logging.getLogger("faust.worker").warning("slow")
+    assert counted == ["WARNING"]
+    assert parse_log_line(capsys.readouterr().err.splitlines()[-1])["message"] == "slow"
