@@ -35,6 +35,15 @@ class CarelogAvroCodec(codecs.Codec):
 codecs.register(CODEC_NAME, CarelogAvroCodec())
 
 
+class SpinnerlessWorker(faust.Worker):
+    """Faust's worker without its terminal spinner: at --loglevel warn and above it writes
+    cursor codes to stdout, between the JSON log lines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
+
+
 def create_app(app_id: str, settings: Settings | None = None, **options: Any) -> faust.App:
     """A Faust app on carelog's cluster. Tables and changelogs live under var/faust/<app_id>."""
     settings = settings or get_settings()
@@ -48,6 +57,7 @@ def create_app(app_id: str, settings: Settings | None = None, **options: Any) ->
         "producer_acks": -1,
         "web_enabled": False,
         "logging_config": faust_logging_config(),  # carelog's JSON lines, as every process
+        "Worker": SpinnerlessWorker,
     }
     return faust.App(app_id, **{**defaults, **options})
 

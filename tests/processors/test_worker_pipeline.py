@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections import defaultdict
 
@@ -22,11 +21,9 @@ from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
 from tests.processors.worker_harness import SharedWorker, Worker, read_all, wait_for
-from tests.streams.test_json_logs import parse_log_line
+from tests.streams.test_json_logs import LIBRDKAFKA, parse_log_line
 
 pytestmark = pytest.mark.kafka
-
-LIBRDKAFKA = re.compile(r"^%\d\|")
 
 
 def fhir_put(resource: dict[str, object], if_match: int | None = None) -> InboundMessage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from streams.json_logs import JsonFormatter, configure, faust_logging_config
 from streams.settings import Settings
 
 KEYS = ["time", "level", "logger", "message"]
+# librdkafka (the C library under confluent-kafka) writes its own lines straight to stderr.
+LIBRDKAFKA = re.compile(r"^%\d\|")
 
 
 def parse_log_line(line: str) -> dict[str, object]:
