@@ -7,7 +7,7 @@ UV := $(UV_HOME)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test bench lint clean stop
+.PHONY: setup run test test-unit bench lint clean stop
 
 $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
@@ -28,6 +28,11 @@ stop: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The tests that need no broker and no JVM (under a minute). A test that reaches the broker
+# fixture without `pytest.mark.kafka` fails here, named, instead of starting a broker.
+test-unit: setup
+	CARELOG_TEST_UNIT=1 $(BIN)/pytest -m "not kafka"
 
 # Figures, printed (median of three runs each); kept apart from the tests.
 BENCHES := bench_log bench_gateway_http bench_mllp bench_hl7v2_translate bench_hl7v2_map_cpu \

@@ -1,7 +1,8 @@
 """The last error a process wrote to its log (var/logs/<process>.log, kept by `carelog run`).
 
-Processes log in three shapes: JSON lines (gateway, MLLP: "level": "error"), Python/Faust
-text lines (ERROR, CRITICAL) and tracebacks, whose last line names the exception. Only the
+Processes log JSON lines ("level": "error", streams/json_logs.py); a log may still hold
+text lines (librdkafka's, or an older carelog's: ERROR, CRITICAL) and tracebacks written
+outside logging, whose last line names the exception. Only the
 tail of the file is read: a long-running process's log can be large.
 """
 

@@ -23,15 +23,24 @@ import asyncio
 from typing import Any, cast
 
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import Consumer
 from faust.types import TP
 
+from processors.patched_shapes import require_names, require_source
+
 _PATCHED = "_carelog_seek_before_resume"
+_ACK_RECORDS = ("_acked", "_acked_index", "_gap")
+
+# on_recovery_completed below is faust-streaming's, reordered: it replaces that source.
+if not getattr(Recovery, _PATCHED, False):
+    require_source(Recovery, "on_recovery_completed", "6ef567acf072e46d", __name__)
+require_names(Consumer, "__init__", _ACK_RECORDS, __name__)
 
 
 def _forget_acks(consumer: Any, tps: set[TP]) -> None:
     """Drop the consumer's record of acked / skipped offsets of `tps`: after a seek to the
     committed offsets they are read again and acknowledged anew."""
-    for name in ("_acked", "_acked_index", "_gap"):
+    for name in _ACK_RECORDS:
         held = getattr(consumer, name, None)
         if held is not None:
             for tp in tps:

@@ -18,8 +18,15 @@ from typing import Any
 
 import faust
 from faust.transport.consumer import TransactionManager
-from faust.transport.drivers.aiokafka import Transport
+from faust.transport.drivers.aiokafka import Producer, Transport
 from faust.types import RecordMetadata
+
+from processors.patched_shapes import require_source
+
+# send below overrides TransactionManager.send (falling back to it outside agents) and calls
+# the aiokafka driver's Producer.send with a transactional_id of its own choosing.
+require_source(TransactionManager, "send", "b8d126be9f10fc69", __name__)
+require_source(Producer, "send", "0b5bd08f52e5e2a9", __name__)
 
 
 class SourcePartitionTransactions(TransactionManager):

@@ -18,7 +18,8 @@ from processors.pipeline import OutputRecord, Record, translate_record, version_
 from processors.transactions import use_source_partition_transactions
 from processors.versioning import VersionState
 from schemas.events import Format
-from streams.faust_app import create_app
+from streams.faust_app import create_app, keep_log_handlers
+from streams.json_logs import configure
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, catalogue, inbound_topic
@@ -99,9 +100,11 @@ async def version(stream: faust.StreamT[Any]) -> None:
 
 
 def main() -> None:
+    configure()  # JSON lines before Faust's worker starts (it then sets up its own, alike)
     input_topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]
     lag = group_lag_reader(settings, APP_ID, input_topics)  # Faust's group id is its app id
     serve_metrics("worker", settings, settings.worker_metrics_port, lag)
+    keep_log_handlers(app)  # serve_metrics' count of warnings and errors
     app.main()
 
 

@@ -8,11 +8,49 @@ import pytest
 
 from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT, Settings, get_settings
-from tests.kafka_fixture import TEST_VAR, test_broker
+from tests.kafka_fixture import TEST_VAR, UNIT_RUN_ENV, refuse_broker_in_unit_run, test_broker
+from tests.processors.worker_harness import SHARED_WORKER, SharedWorker
 
 # A copy of the shared sample corpus (tests/corpus/README.md says what each file exercises),
 # kept in the repository because CI clones the project alone.
 CORPUS = PROJECT_ROOT / "tests" / "corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `-m "not kafka"` is a unit run whichever way it was typed (`make test-unit` sets the env).
+    if config.option.markexpr.replace(" ", "") == "notkafka":
+        os.environ[UNIT_RUN_ENV] = "1"
+
+
+def _shares_the_worker(item: pytest.Item | None) -> bool:
+    return item is not None and "shared_worker" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests sharing the session's worker run one after the other, where the first of
+    them stood (each module's tests stay in their order): the worker starts once for all."""
+    sharing = [item for item in items if _shares_the_worker(item)]
+    if sharing:
+        at = items.index(sharing[0])
+        rest = [item for item in items if not _shares_the_worker(item)]
+        items[:] = rest[:at] + sharing + rest[at:]
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' own teardown
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared worker after the last test sharing it: the next tests may start or
+    kill workers of the same group, and expect none other."""
+    if _shares_the_worker(item) and not _shares_the_worker(nextitem):
+        SHARED_WORKER.stop()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A unit run refuses, naming the test, any test that reaches the broker fixture unmarked."""
+    if "kafka_settings" in getattr(item, "fixturenames", ()):
+        try:
+            refuse_broker_in_unit_run(item.nodeid)
+        except RuntimeError as refused:
+            pytest.fail(str(refused), pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +88,14 @@ def kafka_settings() -> Iterator[Settings]:
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def shared_worker(kafka_settings: Settings) -> Iterator[SharedWorker]:
+    """The session's shared `carelog worker` (tests/processors/worker_harness.SharedWorker);
+    a module-scoped fixture takes the process with `.running(...)`."""
+    yield SHARED_WORKER
+    SHARED_WORKER.stop()
 
 
 @pytest.fixture(scope="session")

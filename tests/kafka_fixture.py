@@ -19,6 +19,22 @@ from streams.settings import PROJECT_ROOT, Settings
 
 TEST_VAR = PROJECT_ROOT / "var" / "test"
 
+# Set by `make test-unit` (and by conftest for `-m "not kafka"`): a unit run must not start a
+# broker, so a test that needs one without carrying `pytest.mark.kafka` fails instead.
+UNIT_RUN_ENV = "CARELOG_TEST_UNIT"
+
+
+class BrokerInUnitRun(RuntimeError):
+    """A test of a unit run (no broker) asked for the broker."""
+
+
+def refuse_broker_in_unit_run(requester: str) -> None:
+    if os.environ.get(UNIT_RUN_ENV) == "1":
+        raise BrokerInUnitRun(
+            f"{requester} needs the Kafka broker but runs in a unit run ({UNIT_RUN_ENV}=1, "
+            "`make test-unit`): mark it `pytest.mark.kafka`"
+        )
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -38,6 +54,7 @@ def docker_answers() -> bool:
 @contextmanager
 def test_broker() -> Iterator[str]:
     """Yield the bootstrap address of a running broker for this session."""
+    refuse_broker_in_unit_run("the session broker")
     configured = os.environ.get("CARELOG_KAFKA_BOOTSTRAP")
     if configured:
         yield configured
@@ -55,6 +72,7 @@ def test_broker() -> Iterator[str]:
 @contextmanager
 def private_broker() -> Iterator[str]:
     """A local broker of its own on free ports (and a folder of its own), stopped after."""
+    refuse_broker_in_unit_run("a private broker")
     port = free_port()
     var_dir = TEST_VAR / f"broker-{port}"
     broker = LocalBroker(

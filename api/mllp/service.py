@@ -44,10 +44,7 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         if ready is not None:
             ready.set()
-        print(
-            f"carelog mllp listening on {server.address}{' (TLS)' if ssl_context else ''}",
-            flush=True,
-        )
+        log.info("mllp listening", extra={"address": str(server.address), "tls": bool(ssl_context)})
         await stop.wait()
         log.info("mllp stopping", extra={"open_connections": len(server.connections)})
         await server.close()

@@ -11,7 +11,7 @@ from streams.settings import Settings
 SCOPES = "system/*.write system/*.read system/hl7v2.write system/device.write system/dicom.write"
 
 
-def add_command(sub: Any) -> None:
+def add_commands(sub: Any) -> None:
     demo = sub.add_parser(
         "demo", help="send a synthetic hospital stream through a running carelog, then show it"
     )

@@ -1,4 +1,5 @@
-"""`carelog projection [run|rebuild|verify]`: the FHIR store's command-line actions."""
+"""`carelog projection [run|rebuild|verify]`: the FHIR store's command-line actions (the
+work; projections/fhir_store/commands.py declares the command)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import TOPICS, consume, writer_lock
 from projections.fhir_store.store import FhirStore
 from streams.admin import admin_client
+from streams.json_logs import configure
 from streams.lag import PartitionLag, count_pending, lag_of
 from streams.process_metrics import serve_metrics
 from streams.settings import Settings
@@ -39,8 +41,8 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
     with writer_lock(path):
         store = FhirStore.open(path)
         offsets = store.applied_offsets()
-        print(f"fhir store {path}: {len(offsets)} partitions applied so far; reading "
-              f"{settings.bootstrap}", flush=True)  # fmt: skip
+        log.info("fhir store %s: %d partitions applied so far; reading %s",
+                 path, len(offsets), settings.bootstrap)  # fmt: skip
 
         serve_metrics("projection", settings, settings.projection_metrics_port,
                       store_lag_reader(settings, path))  # fmt: skip
@@ -54,8 +56,8 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
             stats = consume(store, settings, stop=stop, idle_timeout=idle, on_batch=on_batch)
         finally:
             store.close()
-    print(f"stopped: {stats.records} events applied ({stats.versions} versions, "
-          f"{stats.rejections} rejections) in {stats.seconds:.1f}s", flush=True)  # fmt: skip
+    log.info("stopped: %d events applied (%d versions, %d rejections) in %.1fs",
+             stats.records, stats.versions, stats.rejections, stats.seconds)  # fmt: skip
     return 0
 
 
@@ -68,7 +70,7 @@ def store_lag_reader(settings: Settings, path: Path) -> Callable[[], list[Partit
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure()
     path: Path = args.store or settings.fhir_store_file
     try:
         if args.action == "run":

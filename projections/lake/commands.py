@@ -34,9 +34,11 @@ def add_commands(sub: Any) -> None:
 def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from projections.lake import metrics
     from projections.lake.sink import describe, run_sink
+    from streams.json_logs import configure
     from streams.process_metrics import group_lag_reader, serve_metrics
     from streams.topics import FHIR_CHANGES
 
+    configure()  # before serve_metrics adds its error counter to the root logger
     lag = group_lag_reader(settings, settings.lake_group_id, [FHIR_CHANGES])
     serve_metrics("sink", settings, settings.sink_metrics_port, lag)
     stats = run_sink(settings, idle_timeout=args.idle, on_batch=metrics.observe)

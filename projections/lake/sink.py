@@ -294,9 +294,6 @@ def run_sink(
     idle_timeout: float | None = None,
     on_batch: Callable[[Batch, float], None] | None = None,
 ) -> Stats:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     sink = LakeSink(settings)
     started = datetime.now(UTC)
     log.info("lake %s: %d tables; reading %s", sink.lake.uri, len(sink.targets), sink.topic)

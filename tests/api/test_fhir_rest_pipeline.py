@@ -21,7 +21,7 @@ from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from streams.settings import PROJECT_ROOT, Settings
 from tests.api.conftest import SECRET
-from tests.processors.worker_harness import Worker
+from tests.processors.worker_harness import SharedWorker
 from tests.projections.fhir_store_support import uid
 
 pytestmark = pytest.mark.kafka
@@ -30,13 +30,13 @@ SCOPES = "system/*.write system/*.read"
 
 @pytest.fixture(scope="module")
 def store_path(
-    kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    kafka_settings: Settings, shared_worker: SharedWorker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
-    """A worker and a projection for the module; the path of the store the projection keeps."""
+    """The shared worker and a projection for the module; the path of the store the
+    projection keeps."""
     root = tmp_path_factory.mktemp("pipeline")
     path = root / "store.sqlite"
-    worker = Worker(root / "worker")
-    worker.start()
+    shared_worker.running(lambda: root / "worker")
     with (root / "projection.log").open("ab") as log:
         projection = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "projection", "--store", str(path)],
@@ -51,7 +51,6 @@ def store_path(
     finally:
         projection.terminate()
         projection.wait(30)
-        worker.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from api.json_logs import JsonFormatter
 from schemas.events import Format
+from streams.json_logs import JsonFormatter
 from tests.api.conftest import PATIENT_JSON, auth, token
 
 pytestmark = pytest.mark.kafka

@@ -233,7 +233,7 @@ def test_metrics_count_acks_by_code_and_logs_hold_no_patient_data(
 ) -> None:
     from prometheus_client import REGISTRY
 
-    from api.json_logs import JsonFormatter
+    from streams.json_logs import JsonFormatter
 
     def acks(code: str) -> float:
         return REGISTRY.get_sample_value("carelog_mllp_acks_total", {"code": code}) or 0.0

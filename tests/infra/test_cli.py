@@ -53,6 +53,7 @@ def fetch(settings: Settings, topic: str, partition: int, offset: int) -> bytes:
         consumer.close()
 
 
+@pytest.mark.kafka
 @pytest.mark.parametrize(
     ("fmt", "name"),
     [
@@ -86,18 +87,21 @@ def test_published_file_reads_back_byte_for_byte(
         assert mine[0]["payload"] == path.read_text()
 
 
+@pytest.mark.kafka
 def test_topics_list_shows_the_catalogue(kafka_settings: Settings) -> None:
     done = carelog("topics", "list")
     assert done.returncode == 0, done.stderr
     assert "carelog.fhir.changes" in done.stdout and "retention.ms=-1" in done.stdout
 
 
+@pytest.mark.kafka
 def test_with_a_configured_cluster_kafka_up_starts_nothing(kafka_settings: Settings) -> None:
     done = carelog("kafka", "up")
     assert done.returncode == 0
     assert f"CARELOG_KAFKA_BOOTSTRAP={kafka_settings.bootstrap}" in done.stdout
 
 
+@pytest.mark.kafka
 def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) -> None:
     done = carelog("run", "--infra-only")
     assert done.returncode == 0, done.stderr
@@ -108,6 +112,7 @@ def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) ->
     assert keys >= {v.fingerprint_hex for v in default_catalogue().all()}
 
 
+@pytest.mark.kafka
 def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     kafka_settings: Settings,
     tmp_path: Path,
@@ -115,7 +120,7 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from api.mllp.tls import plain_tcp_warning
-    from infra.cli import cmd_run
+    from infra.commands import cmd_run
     from infra.supervisor import Service, Supervisor
 
     supervised: list[Service] = []

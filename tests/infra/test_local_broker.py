@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streams.admin import admin_client, existing_topics
 from streams.settings import Settings
 from streams.topics import catalogue
+
+pytestmark = pytest.mark.kafka
 
 BROKER_DEFAULTS = {"cleanup.policy": "delete"}  # not listed among a topic's own configs
 

@@ -18,6 +18,7 @@ import pytest
 
 from streams.settings import PROJECT_ROOT, Settings
 from tests.kafka_fixture import free_port
+from tests.streams.test_json_logs import LIBRDKAFKA, parse_log_line
 
 pytestmark = pytest.mark.kafka
 
@@ -83,6 +84,12 @@ def test_each_process_serves_its_metrics(kafka_settings: Settings, tmp_path: Pat
         assert not pending, f"missing {pending}; logs: " + "".join(
             f"\n--- {n}\n{logs[n].read_text()[-1500:]}" for n in pending
         )
+        # One log format for every process: JSON lines with the same keys (librdkafka's own
+        # lines, `%<level>|...`, are written by the C library straight to stderr).
+        for name, log_file in logs.items():
+            for line in log_file.read_text().splitlines():
+                if line and not LIBRDKAFKA.match(line):
+                    assert parse_log_line(line), (name, line)
     finally:
         for proc in procs.values():
             if proc.poll() is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,9 @@ from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceCh
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
-from tests.processors.worker_harness import Worker, read_all, wait_for
+from tests.processors.worker_harness import SharedWorker, read_all, wait_for
+
+pytestmark = pytest.mark.kafka
 
 EVENTS = Path(__file__).resolve().parents[1] / "corpus" / "hl7v2_events"
 CASES = sorted(EVENTS.glob("*.hl7"))
@@ -62,12 +63,11 @@ Outcome = tuple[dict[str, InboundMessage], dict[str, set[str]], set[str]]
 
 @pytest.fixture(scope="module")
 def outcome(
-    kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Outcome]:
-    """Start a worker, publish every corpus message once and wait until each is either
-    rejected or has changed what it maps to; yield (messages, changes, rejections)."""
-    worker = Worker(tmp_path_factory.mktemp("worker"))
-    worker.start()
+    kafka_settings: Settings, shared_worker: SharedWorker, tmp_path_factory: pytest.TempPathFactory
+) -> Outcome:
+    """With the shared worker running, publish every corpus message once and wait until each
+    is either rejected or has changed what it maps to; (messages, changes, rejections)."""
+    worker = shared_worker.running(lambda: tmp_path_factory.mktemp("worker"))
     tag = uuid.uuid4().hex[:8]
     messages = {
         path.stem: InboundMessage.received(
@@ -94,11 +94,8 @@ def outcome(
         seen[2].update(rejected)
         return all(i in rejected or want <= changed.get(i, set()) for i, want in expected.items())
 
-    try:
-        wait_for(settled, 240, worker, every=2.0)
-    finally:
-        worker.stop()
-    yield seen
+    wait_for(settled, 240, worker, every=2.0)
+    return seen
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)

@@ -9,10 +9,13 @@ import uuid
 from pathlib import Path
 
 import orjson
+import pytest
 
 from streams.settings import Settings
 from tests.processors.test_worker_pipeline import changes_for, fhir_put, patient, publish
 from tests.processors.worker_harness import Worker, wait_for
+
+pytestmark = pytest.mark.kafka
 
 
 def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(

@@ -6,6 +6,8 @@ events as a warning naming it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceCh
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
-from tests.processors.worker_harness import Worker, read_all, wait_for
+from tests.processors.worker_harness import SharedWorker, Worker, read_all, wait_for
+
+pytestmark = pytest.mark.kafka
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "hl7v2_orders"
 FILES = sorted(CORPUS.glob("*.hl7"))
@@ -46,21 +50,20 @@ def _event(payload: bytes) -> InboundMessage:
 
 @pytest.fixture(scope="module")
 def sent(
-    kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    kafka_settings: Settings, shared_worker: SharedWorker, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Worker, dict[str, InboundMessage]]]:
-    """One worker; every corpus message (and one unsupported type) published once, in order."""
+    """The shared worker; every corpus message (and one unsupported type) published once, in
+    order."""
     events = {f.name: _event(f.read_bytes()) for f in FILES}
     events["unsupported"] = _event(UNSUPPORTED)
     events["tolerated"] = _event(TOLERATED)
-    worker = Worker(tmp_path_factory.mktemp("worker"))
-    worker.start()
+    worker = shared_worker.running(lambda: tmp_path_factory.mktemp("worker"))
     with EventProducer(kafka_settings) as producer:
         producer.send_many(
             Outgoing(inbound_topic(Format.hl7v2), "NWH|MRN6610", encode_event(e))
             for e in events.values()
         )
     yield worker, events
-    worker.stop()
 
 
 def _changed_ids(settings: Settings) -> set[str]:
@@ -69,30 +72,56 @@ def _changed_ids(settings: Settings) -> set[str]:
     }
 
 
-def _rejections(settings: Settings, event: InboundMessage) -> list[Rejected]:
-    return [
-        e
-        for _, e in read_all(settings, REJECTED)
-        if isinstance(e, Rejected) and e.original_event_id == event.event_id
-    ]
+def _rejections(settings: Settings) -> dict[str, list[Rejected]]:
+    """Rejections on the log, by the id of the event rejected."""
+    found: dict[str, list[Rejected]] = defaultdict(list)
+    for _, e in read_all(settings, REJECTED):
+        if isinstance(e, Rejected) and e.original_event_id:
+            found[e.original_event_id].append(e)
+    return found
+
+
+def _resource_ids(path: Path) -> set[str]:
+    return {r["id"] for r in map_hl7v2(path.read_bytes()).resources}
+
+
+Outcome = tuple[set[str], dict[str, list[Rejected]]]
+
+
+@pytest.fixture(scope="module")
+def outcome(kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]]) -> Outcome:
+    """Wait once (at most 180 s) until every message's resources changed and the unsupported
+    type was rejected, then read the log once for all the tests: (changed ids, rejections)."""
+    worker, events = sent
+    expected = set().union(*map(_resource_ids, FILES))
+    unsupported = events["unsupported"].event_id
+
+    def settled() -> bool:
+        return expected <= _changed_ids(kafka_settings) and unsupported in _rejections(
+            kafka_settings
+        )
+
+    with contextlib.suppress(AssertionError):  # a test names what is missing, with the log
+        wait_for(settled, 180, worker)
+    return _changed_ids(kafka_settings), _rejections(kafka_settings)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_message_becomes_its_resources_through_the_worker(
-    kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]], path: Path
+    sent: tuple[Worker, dict[str, InboundMessage]], outcome: Outcome, path: Path
 ) -> None:
     worker, events = sent
-    expected = {r["id"] for r in map_hl7v2(path.read_bytes()).resources}
-    wait_for(lambda: expected <= _changed_ids(kafka_settings), 180, worker)
-    assert _rejections(kafka_settings, events[path.name]) == []
+    changed, rejections = outcome
+    assert _resource_ids(path) <= changed, worker.tail()
+    assert rejections.get(events[path.name].event_id, []) == []
 
 
 def test_a_type_carelog_does_not_translate_is_kept_as_not_supported(
-    kafka_settings: Settings, sent: tuple[Worker, dict[str, InboundMessage]]
+    sent: tuple[Worker, dict[str, InboundMessage]], outcome: Outcome
 ) -> None:
     worker, events = sent
-    wait_for(lambda: bool(_rejections(kafka_settings, events["unsupported"])), 180, worker)
-    (rejection,) = _rejections(kafka_settings, events["unsupported"])
+    (rejection,) = outcome[1].get(events["unsupported"].event_id, []) or [None]
+    assert rejection is not None, worker.tail()
     assert "not-supported" in rejection.operation_outcome
     assert "QRY^A19" in rejection.reason
 
@@ -113,7 +142,7 @@ def test_a_malformed_optional_field_arrives_as_a_warning_on_the_changes(
         ]
 
     wait_for(lambda: expected <= {c.resource_id for c in changes()}, 180, worker)
-    assert _rejections(kafka_settings, event) == []
+    assert _rejections(kafka_settings).get(event.event_id, []) == []
     for change in changes():
         outcome = orjson.loads(change.warnings or "{}")
         assert [(i["severity"], i["location"]) for i in outcome["issue"]] == [

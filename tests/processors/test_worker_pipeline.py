@@ -20,7 +20,10 @@ from schemas.events import (
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic
-from tests.processors.worker_harness import Worker, read_all, wait_for
+from tests.processors.worker_harness import SharedWorker, Worker, read_all, wait_for
+from tests.streams.test_json_logs import LIBRDKAFKA, parse_log_line
+
+pytestmark = pytest.mark.kafka
 
 
 def fhir_put(resource: dict[str, object], if_match: int | None = None) -> InboundMessage:
@@ -52,12 +55,9 @@ def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceCha
 
 
 @pytest.fixture(scope="module")
-def worker(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One worker for the module's tests (each uses resource ids of its own)."""
-    w = Worker(tmp_path_factory.mktemp("worker"))
-    w.start()
-    yield w
-    w.stop()
+def worker(shared_worker: SharedWorker, tmp_path_factory: pytest.TempPathFactory) -> Worker:
+    """The session's shared worker (each test uses resource ids of its own)."""
+    return shared_worker.running(lambda: tmp_path_factory.mktemp("worker"))
 
 
 def patient(pid: str, **extra: object) -> dict[str, object]:
@@ -199,3 +199,13 @@ def test_a_lab_result_does_not_wipe_the_demographics_the_adt_feed_gave(
     assert {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-88-7777"} in current[
         "identifier"
     ]
+
+
+def test_the_worker_logs_json_lines_faust_included(worker: Worker) -> None:
+    """The worker's log (stdout and stderr) is carelog's JSON lines, Faust's own lines too;
+    librdkafka writes its own lines (`%<level>|...`) straight to stderr, outside Python."""
+    wait_for(lambda: "Worker ready" in worker.log.read_text(), 120, worker)
+    lines = [line for line in worker.log.read_text().splitlines() if not LIBRDKAFKA.match(line)]
+    bodies = [parse_log_line(line) for line in lines]
+    assert any(str(b["logger"]).startswith("faust.") for b in bodies)
+    assert any("Worker ready" in str(b["message"]) for b in bodies)

@@ -49,6 +49,37 @@ class Worker:
         return self.log.read_text(errors="replace")[-8000:] if self.log.exists() else ""
 
 
+class SharedWorker:
+    """One `carelog worker` for the test modules that can share it (each uses resource ids of
+    its own): a worker's start (imports, joining the group, its first transactions) costs
+    10-25 s, so it starts once for all of them. tests/conftest.py runs the tests asking for
+    it one after the other and stops it after the last, so that no other test (one that
+    kills its own worker, or starts another member of the group) meets it."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+
+    def running(self, var_dir: Callable[[], Path]) -> Worker:
+        """The shared worker, started on first use (in the folder `var_dir()` makes)."""
+        if self.worker is None:
+            self.worker = Worker(var_dir())
+            self.worker.start()
+        proc = self.worker.proc
+        # A worker that died must fail the test that meets it, not be replaced unnoticed.
+        assert proc is not None and proc.poll() is None, (
+            f"the shared worker exited\n{self.worker.tail()}"
+        )
+        return self.worker
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
+SHARED_WORKER = SharedWorker()
+
+
 def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]:
     """Every committed event on `topic` now (read_committed: aborted transactions are skipped)."""
     consumer = Consumer(

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+import pytest
 
 from schemas.events import (
     Channel,
@@ -25,6 +26,8 @@ from streams.consumer import EventConsumer
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import Topic
+
+pytestmark = pytest.mark.kafka
 
 
 def test_faust_worker_translates_events_with_the_avro_codec(

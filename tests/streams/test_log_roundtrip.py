@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections import defaultdict
 
+import pytest
 from confluent_kafka import Message
 
 from schemas.events import Channel, Format, InboundMessage, decode_event, encode_event
@@ -14,6 +15,8 @@ from streams.consumer import EventConsumer
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import Topic
+
+pytestmark = pytest.mark.kafka
 
 COUNT = 10_000
 KEYS = 50
