@@ -25,8 +25,8 @@ from typing import Any, cast
 from api.hl7v2.ack import AckCode, accept_ack_wanted, answer_code, build_ack, error_of
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
+from api.mllp import metrics
 from api.mllp.framing import Broken, Fault, Frame, FrameDecoder, frame
-from api.mllp.listener import metrics
 from api.mllp.tls import peer_subject
 from schemas.events import Channel, Format, InboundMessage
 from schemas.hl7v2.errors import FormatError
