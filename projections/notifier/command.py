@@ -41,7 +41,9 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from streams.json_logs import configure
+
+    configure()  # JSON lines, as every carelog process logs
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per notification
     try:
         return run(settings)
@@ -82,9 +84,9 @@ def run(settings: Settings) -> int:
         ready.wait(30)
         lag = group_lag_reader(settings, settings.notifier_group_id, [FHIR_CHANGES])
         serve_metrics("notifier", settings, settings.notifier_metrics_port, lag)
-        print(f"notifier: websocket ws://{settings.notifier_host}:{settings.notifier_port}/ws, "
-              f"control http://{settings.notifier_host}:{settings.notifier_control_port}, "
-              f"state {folder}; reading {settings.bootstrap}", flush=True)  # fmt: skip
+        log.info(f"notifier: websocket ws://{settings.notifier_host}:{settings.notifier_port}/ws, "
+                 f"control http://{settings.notifier_host}:{settings.notifier_control_port}, "
+                 f"state {folder}; reading {settings.bootstrap}")  # fmt: skip
 
         def on_batch(changes: int, matched: int) -> None:
             metrics.matched(changes, matched)
@@ -100,5 +102,5 @@ def run(settings: Settings) -> int:
             control.shutdown()
             store.close()
             state.close()
-    print(f"stopped: {stats.changes} changes matched, {stats.matched} events", flush=True)
+    log.info(f"stopped: {stats.changes} changes matched, {stats.matched} events")
     return 0
