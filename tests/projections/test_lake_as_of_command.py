@@ -1,0 +1,64 @@
+"""`carelog lake as-of`: the version of each table at a position, as text and as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from projections.lake.changes import Batch, Change
+from projections.lake.sink import LakeSink
+from projections.lake.views import SHIPPED_VIEWS, load_views
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES
+from tests.projections import fhir_samples as fx
+from tests.projections.lake_support import change
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake written in three batches of two Patients each (offsets 0-1, 2-3, 4-5)."""
+    root = tmp_path_factory.mktemp("as-of-command") / "lake"
+    views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
+    sink = LakeSink(Settings(environment="test", lake_uri=str(root)), views=views)
+    for start in (0, 2, 4):
+        events = [change(fx.patient(f"p{i}")) for i in (start, start + 1)]
+        changes = [Change.of(e, FHIR_CHANGES, 0, start + i) for i, e in enumerate(events)]
+        sink.write_batch(Batch(changes, {(FHIR_CHANGES, 0): start + 1}))
+    return root
+
+
+def as_of(lake: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    carelog = str(Path(sys.executable).with_name("carelog"))
+    env = {**os.environ, "CARELOG_LAKE_URI": str(lake)}
+    return subprocess.run(
+        [carelog, "lake", "as-of", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_json_names_the_version_of_each_table_at_a_batch_end(lake: Path) -> None:
+    done = as_of(lake, "--position", "0:3", "--json")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    # version 0 created the table, each batch committed one version
+    assert found["versions"] == {"bronze/resource_changes": 2, "silver/patient": 2}
+    assert found["position"] == {"0": 3}
+    assert found["exact"] is True
+
+
+def test_text_for_the_latest_position(lake: Path) -> None:
+    done = as_of(lake)
+    assert done.returncode == 0, done.stderr
+    assert "as of carelog.fhir.changes 0:5 (asked: latest)" in done.stdout
+    assert f"{lake}/silver/patient" in done.stdout and "version 3" in done.stdout
+
+
+def test_a_position_inside_a_batch_exits_1_showing_the_batch_end_before_it(lake: Path) -> None:
+    done = as_of(lake, "--position", "0:2")
+    assert done.returncode == 1
+    assert "as of carelog.fhir.changes 0:1 (asked: 0:2)" in done.stdout
+    assert "no batch ended at the position asked" in done.stdout
