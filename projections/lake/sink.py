@@ -19,12 +19,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
@@ -360,7 +360,20 @@ class LakeSink:
             BatchLimits(self.settings.lake_batch_max_events, self.settings.lake_batch_max_seconds),
         )
 
+        # Batch n's commits run while batch n+1 is read and decoded: the Delta writes wait
+        # on storage and Rust outside the GIL, decoding is Python. One batch in flight at a
+        # time keeps each table's commits in log order.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="lake-batch")
+        in_flight: Future[None] | None = None
+
+        def finish_in_flight() -> None:
+            nonlocal in_flight
+            if in_flight is not None:
+                done, in_flight = in_flight, None
+                done.result()  # raises the batch's failure here, before anything more is read
+
         def start_at(partitions: list[TopicPartition]) -> None:
+            finish_in_flight()  # positions are read from the tables: let the last commit land
             resume = self.load_positions([tp.partition for tp in partitions])
             for tp in partitions:
                 start = resume[tp.partition]
@@ -368,20 +381,28 @@ class LakeSink:
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
 
+        def write(batch: Batch, messages: list[Message]) -> None:
+            self.write_batch(batch)
+            self.stats.last_batch_at = time.monotonic()
+            if on_batch is not None:
+                on_batch(batch, time.time())
+            # Kafka's committed offsets are a hint for tools; the tables are the truth.
+            reader.mark_handled(messages)
+
         reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
         try:
             for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
                 batch = decode_batch(messages)
-                self.write_batch(batch)
-                self.stats.last_batch_at = time.monotonic()
-                if on_batch is not None:
-                    on_batch(batch, time.time())
+                finish_in_flight()
+                in_flight = writer.submit(write, batch, messages)
                 read_total.update(batch.read_up_to)
-                # Kafka's committed offsets are a hint for tools; the tables are the truth.
-                reader.mark_handled(messages)
+            finish_in_flight()
             self.flush_positions(read_total)
         finally:
+            if in_flight is not None:
+                wait([in_flight])  # a failure elsewhere: let the running commits end first
+            writer.shutdown()
             reader.close()
         return self.stats
 
