@@ -171,9 +171,12 @@ def _version_at(
     def within(held: Position) -> bool:
         return all(off <= position.get(p, -1) for p, off in held.items())
 
-    low, high = 0, table.version()
+    low, high = _earliest(lake, name, table.version()), table.version()
     if not within(at(low)):
-        raise AsOfError(f"{name} holds nothing as early as {format_position(position)}")
+        raise AsOfError(
+            f"{name} keeps nothing as early as {format_position(position)}: its oldest version "
+            f"kept, {low}, reflects {format_position(at(low))}"
+        )
     while low < high:  # invariant: `low` is within, everything after `high` is not
         middle = (low + high + 1) // 2
         if within(at(middle)):
@@ -182,6 +185,24 @@ def _version_at(
             high = middle - 1
     exact = _starts_after(lake, name, table, low, position, topic)
     return TableAsOf(name, low, at(low), exact)
+
+
+def _earliest(lake: Lake, name: str, current: int) -> int:
+    """The oldest version whose log is still kept (Delta drops old log files after a while)."""
+    try:
+        _load(lake, name, 0)
+        return 0
+    except AsOfError:
+        pass
+    low, high = 1, current  # versions from some checkpoint on load; the current one does
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            _load(lake, name, middle)
+            high = middle
+        except AsOfError:
+            low = middle + 1
+    return low
 
 
 def _starts_after(

@@ -1,4 +1,5 @@
-"""`carelog lake as-of`: the version of each table at a position, as text and as JSON."""
+"""`carelog lake as-of`: the version of each table at a position, as text and as JSON; and
+as-of on a table whose oldest log files Delta has dropped (tables written without a broker)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
+from projections.lake.as_of import AsOfError, versions_at
 from projections.lake.changes import Batch, Change
 from projections.lake.sink import LakeSink
+from projections.lake.tables import Lake
 from projections.lake.views import SHIPPED_VIEWS, load_views
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES
@@ -19,16 +23,20 @@ from tests.projections import fhir_samples as fx
 from tests.projections.lake_support import change
 
 
-@pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_lake(root: Path) -> None:
     """A lake written in three batches of two Patients each (offsets 0-1, 2-3, 4-5)."""
-    root = tmp_path_factory.mktemp("as-of-command") / "lake"
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
     sink = LakeSink(Settings(environment="test", lake_uri=str(root)), views=views)
     for start in (0, 2, 4):
         events = [change(fx.patient(f"p{i}")) for i in (start, start + 1)]
         changes = [Change.of(e, FHIR_CHANGES, 0, start + i) for i, e in enumerate(events)]
         sink.write_batch(Batch(changes, {(FHIR_CHANGES, 0): start + 1}))
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("as-of-command") / "lake"
+    write_lake(root)
     return root
 
 
@@ -62,3 +70,18 @@ def test_a_position_inside_a_batch_exits_1_showing_the_batch_end_before_it(lake:
     assert done.returncode == 1
     assert "as of carelog.fhir.changes 0:1 (asked: 0:2)" in done.stdout
     assert "no batch ended at the position asked" in done.stdout
+
+
+def test_as_of_starts_from_the_oldest_version_kept(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    write_lake(root)
+    names = ["bronze/resource_changes", "silver/patient"]
+    for name in names:  # a checkpoint at version 2, then the log before it dropped
+        DeltaTable(str(root / name), version=2).create_checkpoint()
+        for old in ("00000000000000000000.json", "00000000000000000001.json"):
+            (root / name / "_delta_log" / old).unlink()
+    lake = Lake(str(root))
+    assert versions_at({0: 5}, lake, names) == {n: 3 for n in names}
+    assert versions_at({0: 3}, lake, names) == {n: 2 for n in names}
+    with pytest.raises(AsOfError, match="keeps nothing as early as 0:1"):
+        versions_at({0: 1}, lake, names)
