@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from itertools import pairwise
 
+import duckdb
+import polars as pl
 import pytest
 from deltalake import DeltaTable
 
@@ -190,3 +192,20 @@ def test_parse_position() -> None:
     assert parse_position("latest") is None
     with pytest.raises(AsOfError, match="partition:offset"):
         parse_position("0=120")
+
+
+def test_polars_and_duckdb_read_the_versions_as_the_readme_shows(written: Written) -> None:
+    position = _bronze_positions(written)[len(_bronze_positions(written)) // 2]
+    versions = versions_at(position, written.lake, TABLES, written.topic)
+    expected = _up_to(written, position)
+
+    patients = pl.read_delta(written.lake.uri_of(PATIENT), version=versions[PATIENT])
+    assert dict(zip(patients["id"], patients["family"], strict=True)) == _families(expected)
+
+    files = DeltaTable(written.lake.uri_of(BRONZE), version=versions[BRONZE]).file_uris()
+    counted = duckdb.sql(
+        "SELECT resource_type, count(*) FROM read_parquet($files, hive_partitioning = true) "
+        "GROUP BY resource_type",
+        params={"files": files},
+    ).fetchall()
+    assert counted == [("Patient", len(expected))]
