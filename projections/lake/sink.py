@@ -278,6 +278,9 @@ class LakeSink:
 
     def _run_commits(self, jobs: list[tuple[Target, list[Change], Positions]]) -> None:
         now = time.monotonic()
+        # Largest first: the batch waits for its last commit, so the long ones should not
+        # start last (bronze and silver/observation take most of a batch's changes).
+        jobs = sorted(jobs, key=lambda job: -len(job[1]))
         running = [
             (target, self._committer.submit(self._timed_commit, target, todo, positions))
             for target, todo, positions in jobs
