@@ -85,9 +85,14 @@ def resolve(
         if requested is not None
         else _plain(table_positions(bronze, topic, partitions))
     )
-    at_bronze = _version_at(lake, BRONZE, bronze, wanted, topic)
-    boundary = at_bronze.positions
-    complete = _starts_after(lake, BRONZE, bronze, at_bronze.version, wanted, topic)
+    found = _version_at(lake, BRONZE, bronze, wanted, topic)
+    boundary, complete = found.positions, found.exact  # exact at `wanted`: no change between
+    at_bronze = TableAsOf(
+        BRONZE,
+        found.version,
+        boundary,
+        complete or _starts_after(lake, BRONZE, bronze, found.version, boundary, topic),
+    )
     tables = [
         at_bronze if name == BRONZE else _version_at(lake, name, _open(lake, name), boundary, topic)
         for name in names

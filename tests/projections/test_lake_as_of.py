@@ -172,6 +172,7 @@ def test_a_position_inside_a_batch_is_refused_naming_the_batch_end_before_it(
     found = resolve(inside, written.lake, TABLES, written.topic)
     assert not found.complete
     assert found.position == before
+    assert all(t.exact for t in found.tables)
     with pytest.raises(AsOfError, match="no batch of the sink ended"):
         versions_at(inside, written.lake, TABLES, written.topic)
 
