@@ -86,3 +86,28 @@ def test_as_of_starts_from_the_oldest_version_kept(tmp_path: Path) -> None:
     assert versions_at({0: 3}, lake, names) == {n: 2 for n in names}
     with pytest.raises(AsOfError, match="keeps nothing as early as 0:1"):
         versions_at({0: 1}, lake, names)
+
+
+def test_a_view_added_later_is_exact_from_the_position_where_it_caught_up(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    write_lake(root)  # bronze and silver/patient at offsets 1, 3 and 5
+    settings = Settings(environment="test", lake_uri=str(root), lake_batch_max_events=1)
+    views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "patient_identifier")]
+    sink = LakeSink(settings, views=views)  # patient_identifier is new: it reads from offset 0
+    assert sink.load_positions([0]) == {0: None}
+    for offset in range(6):  # read again one at a time: more than it may hold (4 x 1)
+        event = change(fx.patient(f"p{offset}"))
+        sink.write_batch(
+            Batch([Change.of(event, FHIR_CHANGES, 0, offset)], {(FHIR_CHANGES, 0): offset})
+        )
+
+    lake = Lake(str(root))
+    identifiers = DeltaTable(str(root / "silver/patient_identifier"))
+    assert identifiers.to_pyarrow_table().num_rows == 2 * 6
+    # held offsets 0-3, gave up holding at 4 (committed up to 4), then caught up to 5 exactly
+    assert identifiers.version() == 2
+    names = ["bronze/resource_changes", "silver/patient", "silver/patient_identifier"]
+    assert versions_at({0: 5}, lake, names)["silver/patient_identifier"] == identifiers.version()
+    with pytest.raises(AsOfError, match="silver/patient_identifier cannot be shown exactly at 0:3"):
+        versions_at({0: 3}, lake, names)
+    assert versions_at({0: 3}, lake, names[:2]) == {n: 2 for n in names[:2]}
