@@ -7,14 +7,21 @@ batch boundaries: the sink commits bronze and every silver table a batch changes
 positions, so the bronze table's version at p names the boundary b <= p, and each table's
 version at b holds exactly the changes up to b. Each commit also records where its data
 starts, so that claim is checked, not assumed: a table is `exact` when its next version's
-data starts after b. `complete` says whether b is the position asked for, i.e. whether the
-bronze table holds no change between b and p.
+data starts after b. A table still at its latest version short of b (a table commits only
+when a batch has changes for it, or every 10 s) is exact when bronze holds no change of its
+resource type in between; one whose commit has not landed yet (or that a crash left behind
+until the sink restarts) is not. `complete` says whether bronze holds no change between b
+and p, so the tables show p itself; past bronze's latest commit it is unknown, so false.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from projections.lake.errors import LakeError
@@ -75,8 +82,15 @@ def resolve(
     lake: Lake,
     names: list[str],
     topic: str = FHIR_CHANGES,
+    resources: Mapping[str, str] | None = None,
 ) -> AsOf:
-    """The version of each of `names` at `position` (bronze first decides the boundary)."""
+    """The version of each of `names` at `position` (bronze first decides the boundary).
+
+    `resources` maps each silver table to its view's resource type (default: the views in
+    the settings); it tells whether a table still at its latest version, behind the boundary,
+    has changes of its own in between (a commit not landed yet) or none (nothing came).
+    """
+    resources = resources if resources is not None else _view_resources()
     bronze = _open(lake, BRONZE)
     partitions = sorted(current_positions(bronze, topic))
     requested = position
@@ -85,16 +99,21 @@ def resolve(
         if requested is not None
         else _plain(table_positions(bronze, topic, partitions))
     )
-    found = _version_at(lake, BRONZE, bronze, wanted, topic)
+    # Past bronze's latest commit the log may hold changes the sink has not written yet.
+    found = _version_at(lake, BRONZE, bronze, wanted, topic, lambda held, upto: True)
     boundary, complete = found.positions, found.exact  # exact at `wanted`: no change between
-    at_bronze = TableAsOf(
-        BRONZE,
-        found.version,
-        boundary,
-        complete or _starts_after(lake, BRONZE, bronze, found.version, boundary, topic),
-    )
+    at_bronze = TableAsOf(BRONZE, found.version, boundary, True)  # at its own position
+
+    def pending_of(name: str) -> Callable[[Position, Position], bool]:
+        resource = resources.get(name)
+        if resource is None:
+            return lambda held, upto: True  # not a view's table: cannot tell
+        return lambda held, upto: _bronze_has(lake, found.version, resource, held, upto, topic)
+
     tables = [
-        at_bronze if name == BRONZE else _version_at(lake, name, _open(lake, name), boundary, topic)
+        at_bronze
+        if name == BRONZE
+        else _version_at(lake, name, _open(lake, name), boundary, topic, pending_of(name))
         for name in names
     ]
     return AsOf(requested, boundary, complete, tables)
@@ -116,7 +135,8 @@ def versions_at(
     if not found.complete:
         raise AsOfError(
             f"no batch of the sink ended at {format_position(position or {})}: the tables hold "
-            f"the changes up to {format_position(found.position)}, the last batch end before it"
+            f"the changes up to {format_position(found.position)}, the last batch end before it "
+            "(or the sink has not reached the position yet)"
         )
     inexact = [t.name for t in found.tables if not t.exact]
     if inexact:
@@ -165,9 +185,18 @@ def _load(lake: Lake, name: str, version: int) -> DeltaTable:
 
 
 def _version_at(
-    lake: Lake, name: str, table: DeltaTable, position: Position, topic: str
+    lake: Lake,
+    name: str,
+    table: DeltaTable,
+    position: Position,
+    topic: str,
+    pending: Callable[[Position, Position], bool],
 ) -> TableAsOf:
-    """The last version of the table whose positions are all at most `position`."""
+    """The last version of the table whose positions are all at most `position`.
+
+    `pending(held, position)` says whether changes of the table's own may lie between what
+    its latest version holds and `position` (asked only of the latest version).
+    """
     partitions = sorted(current_positions(table, topic))
 
     def at(version: int) -> Position:
@@ -188,8 +217,14 @@ def _version_at(
             low = middle
         else:
             high = middle - 1
-    exact = _starts_after(lake, name, table, low, position, topic)
-    return TableAsOf(name, low, at(low), exact)
+    held = at(low)
+    if low < table.version():
+        exact = _starts_after(lake, name, table, low, position, topic)
+    elif all(held.get(p, -1) >= off for p, off in position.items()):
+        exact = True  # the latest version reached the position itself
+    else:
+        exact = not pending(held, position)
+    return TableAsOf(name, low, held, exact)
 
 
 def _earliest(lake: Lake, name: str, current: int) -> int:
@@ -210,12 +245,39 @@ def _earliest(lake: Lake, name: str, current: int) -> int:
     return low
 
 
+def _bronze_has(
+    lake: Lake, version: int, resource: str, after: Position, upto: Position, topic: str
+) -> bool:
+    """Whether bronze at `version` holds changes to `resource` after `after`, up to `upto`."""
+    rows = _load(lake, BRONZE, version).to_pyarrow_dataset()
+    between = [
+        (pc.field("kafka_partition") == p)
+        & (pc.field("kafka_offset") > after.get(p, -1))
+        & (pc.field("kafka_offset") <= off)
+        for p, off in upto.items()
+        if off > after.get(p, -1)
+    ]
+    if not between:
+        return False
+    wanted = (pc.field("resource_type") == resource) & (pc.field("kafka_topic") == topic)
+    return bool(rows.count_rows(filter=wanted & functools.reduce(operator.or_, between)) > 0)
+
+
+def _view_resources() -> dict[str, str]:
+    """{silver table: its view's resource type}, for the views in the settings."""
+    from projections.lake.views import SHIPPED_VIEWS, load_views
+    from streams.settings import get_settings
+
+    out: dict[str, str] = {}
+    for view in load_views(SHIPPED_VIEWS, get_settings().lake_views_dir):
+        out[f"silver/{view.name}"] = out[f"deidentified/silver/{view.name}"] = view.resource
+    return out
+
+
 def _starts_after(
     lake: Lake, name: str, table: DeltaTable, version: int, position: Position, topic: str
 ) -> bool:
-    """Whether the data of the version after `version` starts after `position` (or none came)."""
-    if version >= table.version():
-        return True
+    """Whether the data of the version after `version` (not the latest) starts after `position`."""
     partitions = sorted(current_positions(table, topic))
     starts = _plain(data_from(_load(lake, name, version + 1), topic, partitions))
     if not starts:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,35 @@ def test_a_view_added_later_is_exact_from_the_position_where_it_caught_up(tmp_pa
     with pytest.raises(AsOfError, match="silver/patient_identifier cannot be shown exactly at 0:3"):
         versions_at({0: 3}, lake, names)
     assert versions_at({0: 3}, lake, names[:2]) == {n: 2 for n in names[:2]}
+
+
+def test_a_table_behind_at_its_latest_version_is_exact_only_without_changes_of_its_own(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "lake"
+    write_lake(root)  # bronze and silver/patient at offsets 1, 3 and 5
+    views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
+    sink = LakeSink(Settings(environment="test", lake_uri=str(root)), views=views)
+    sink.load_positions([0])
+    sink.targets[1].last_commit = time.monotonic()  # as if it committed just now
+    # Offsets 6-7: Observations only; silver/patient has nothing to commit and waits.
+    observations = [change(fx.observation(f"o{i}", "p0", value=1.0)) for i in (6, 7)]
+    changes = [Change.of(e, FHIR_CHANGES, 0, i) for i, e in zip((6, 7), observations, strict=True)]
+    sink.write_batch(Batch(changes, {(FHIR_CHANGES, 0): 7}))
+    lake = Lake(str(root))
+    names = ["bronze/resource_changes", "silver/patient"]
+    assert versions_at({0: 7}, lake, names) == {"bronze/resource_changes": 4, "silver/patient": 3}
+
+    # Offsets 8-9: a Patient whose silver commit has not landed (failed, or still running).
+    def fail(*_: object) -> int:
+        raise OSError("not landed")
+
+    sink.targets[1].write = fail
+    patients = [Change.of(change(fx.patient(f"p{i}")), FHIR_CHANGES, 0, i) for i in (8, 9)]
+    with pytest.raises(OSError):
+        sink.write_batch(Batch(patients, {(FHIR_CHANGES, 0): 9}))
+    with pytest.raises(AsOfError, match="silver/patient cannot be shown exactly at 0:9"):
+        versions_at({0: 9}, lake, names)
+    assert versions_at({0: 7}, lake, names) == {"bronze/resource_changes": 4, "silver/patient": 3}
+    with pytest.raises(AsOfError, match="not reached the position yet"):
+        versions_at({0: 12}, lake, names)
