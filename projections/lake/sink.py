@@ -367,16 +367,22 @@ class LakeSink:
         # on storage and Rust outside the GIL, decoding is Python. One batch in flight at a
         # time keeps each table's commits in log order.
         writer = ThreadPoolExecutor(1, thread_name_prefix="lake-batch")
-        in_flight: Future[None] | None = None
+        in_flight: tuple[Future[None], list[Message]] | None = None
 
-        def finish_in_flight() -> None:
+        def finish_in_flight(mark: bool = True) -> None:
             nonlocal in_flight
             if in_flight is not None:
-                done, in_flight = in_flight, None
+                (done, messages), in_flight = in_flight, None
                 done.result()  # raises the batch's failure here, before anything more is read
+                if mark:
+                    # Kafka's committed offsets are a hint for tools; the tables are the
+                    # truth. Only this thread touches the consumer (a rebalance callback runs
+                    # inside its reads, and a store from another thread then would wait).
+                    reader.mark_handled(messages)
 
         def start_at(partitions: list[TopicPartition]) -> None:
-            finish_in_flight()  # positions are read from the tables: let the last commit land
+            # Positions are read from the tables: let the last commit land first.
+            finish_in_flight(mark=False)
             resume = self.load_positions([tp.partition for tp in partitions])
             for tp in partitions:
                 start = resume[tp.partition]
@@ -384,13 +390,11 @@ class LakeSink:
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
 
-        def write(batch: Batch, messages: list[Message]) -> None:
+        def write(batch: Batch) -> None:
             self.write_batch(batch)
             self.stats.last_batch_at = time.monotonic()
             if on_batch is not None:
                 on_batch(batch, time.time())
-            # Kafka's committed offsets are a hint for tools; the tables are the truth.
-            reader.mark_handled(messages)
 
         reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
@@ -398,13 +402,13 @@ class LakeSink:
             for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
                 batch = decode_batch(messages)
                 finish_in_flight()
-                in_flight = writer.submit(write, batch, messages)
+                in_flight = (writer.submit(write, batch), messages)
                 read_total.update(batch.read_up_to)
             finish_in_flight()
             self.flush_positions(read_total)
         finally:
             if in_flight is not None:
-                wait([in_flight])  # a failure elsewhere: let the running commits end first
+                wait([in_flight[0]])  # a failure elsewhere: let the running commits end first
             writer.shutdown()
             reader.close()
         return self.stats
