@@ -118,6 +118,16 @@ def unseen(changes: list[Change], positions: Positions) -> list[Change]:
     return [c for c in changes if c.offset > positions.get((c.topic, c.partition), -1)]
 
 
+def first_offsets(changes: Iterable[Change]) -> Positions:
+    """The lowest offset of each partition among `changes` (where a commit's data starts)."""
+    out: Positions = {}
+    for c in changes:
+        tp = (c.topic, c.partition)
+        if c.offset < out.get(tp, c.offset + 1):
+            out[tp] = c.offset
+    return out
+
+
 def by_resource_type(changes: list[Change]) -> dict[str, list[Change]]:
     """The changes of each resource type, in log order."""
     groups: dict[str, list[Change]] = {}

@@ -1,4 +1,4 @@
-"""The lake's subcommands of `carelog`: `sink`, `lake optimize`, `lake tables`.
+"""The lake's subcommands of `carelog`: `sink`, `lake optimize`, `lake tables`, `lake as-of`.
 
 Registered by infra/cli.py; heavy imports (deltalake, pyarrow) wait until a command runs.
 """
@@ -20,9 +20,20 @@ def add_commands(sub: Any) -> None:
     sink.add_argument("--idle", type=float, help="stop after this many seconds without changes")
     sink.set_defaults(func=cmd_sink)
 
-    lake = sub.add_parser("lake", help="the Delta tables: list them, compact and vacuum them")
-    lake.add_argument("action", choices=["tables", "optimize"])
-    lake.add_argument("--json", action="store_true", help="tables: one JSON object per table")
+    lake = sub.add_parser(
+        "lake",
+        help="the Delta tables: list them, compact and vacuum them, open them as of a position",
+    )
+    lake.add_argument("action", choices=["tables", "optimize", "as-of"])
+    lake.add_argument(
+        "--json", action="store_true", help="tables: one JSON object per table; as-of: one object"
+    )
+    lake.add_argument(
+        "--position",
+        default="latest",
+        help="as-of: partition:offset,... of carelog.fhir.changes (last offset included), "
+        "or latest (the default)",
+    )
     lake.add_argument(
         "--retention-hours",
         type=int,
@@ -66,6 +77,8 @@ def cmd_lake(args: argparse.Namespace, settings: Settings) -> int:
 
     lake = Lake.from_settings(settings)
     names = _table_names(settings)
+    if args.action == "as-of":
+        return _as_of(args, lake, [n for n in names if lake.open(n) is not None])
     if args.action == "optimize":
         hours = (
             args.retention_hours
@@ -88,3 +101,39 @@ def cmd_lake(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  offsets of {FHIR_CHANGES} (partition:last offset): {offsets}")
         print("  columns: " + ", ".join(f"{n} {t}" for n, t in info.columns))
     return 0
+
+
+def _as_of(args: argparse.Namespace, lake: Any, names: list[str]) -> int:
+    """Print each table's version at the position; status 1 unless they hold it exactly."""
+    from projections.lake.as_of import AsOfError, format_position, parse_position, resolve
+
+    try:
+        found = resolve(parse_position(args.position), lake, names)
+    except AsOfError as exc:
+        print(f"carelog lake as-of: {exc}")
+        return 2
+    exact = found.complete and all(t.exact for t in found.tables)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "requested": found.requested,
+                    "position": found.position,
+                    "complete": found.complete,
+                    "exact": exact,
+                    "versions": found.versions,
+                    "inexact": [t.name for t in found.tables if not t.exact],
+                }
+            )
+        )
+        return 0 if exact else 1
+    asked = "latest" if found.requested is None else format_position(found.requested)
+    print(f"as of carelog.fhir.changes {format_position(found.position)} (asked: {asked})")
+    if not found.complete:
+        print("  no batch ended at the position asked: these versions hold the changes up to")
+        print("  the last batch end before it, shown above")
+    width = max((len(t.name) for t in found.tables), default=0)
+    for t in found.tables:
+        note = "" if t.exact else "  (not exact: filled from the log past this position at once)"
+        print(f"{lake.uri_of(t.name):<{width + len(lake.uri) + 3}} version {t.version}{note}")
+    return 0 if exact else 1

@@ -5,6 +5,12 @@ read up to: app id "carelog.lake:<topic>:<partition>", version = the last offset
 The data and the position commit atomically, so a table says exactly which events it holds;
 Kafka's committed offsets are only a hint. On start the sink seeks each partition to just
 after the lowest position any table reports, and every table skips what it already has.
+
+Each commit also records, per partition, where its data starts ("carelog.lake.from:<topic>:
+<partition>": the lowest offset it wrote, or its position + 1 when it wrote nothing of that
+partition). A version then says by itself whether the table held exactly the changes up to a
+position p: its own positions are at most p and the next version's data starts after p
+(projections/lake/as_of.py).
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ def app_id(topic: str, partition: int) -> str:
     return f"carelog.lake:{topic}:{partition}"
 
 
+def data_from_app_id(topic: str, partition: int) -> str:
+    return f"carelog.lake.from:{topic}:{partition}"
+
+
 def table_positions(table: DeltaTable, topic: str, partitions: Iterable[int]) -> Positions:
     """The last offset of each partition the table holds (absent: nothing from it yet)."""
     out: Positions = {}
@@ -30,12 +40,29 @@ def table_positions(table: DeltaTable, topic: str, partitions: Iterable[int]) ->
     return out
 
 
+def data_from(table: DeltaTable, topic: str, partitions: Iterable[int]) -> Positions:
+    """Where the data of the table's last commit starts, per partition (see the module doc)."""
+    out: Positions = {}
+    for p in partitions:
+        version = table.transaction_version(data_from_app_id(topic, p))
+        if version is not None:
+            out[(topic, p)] = int(version)
+    return out
+
+
 def commit_properties(
-    positions: Mapping[tuple[str, int], int], **metadata: str
+    positions: Mapping[tuple[str, int], int],
+    starts: Mapping[tuple[str, int], int] | None = None,
+    **metadata: str,
 ) -> CommitProperties:
+    """A commit reaching `positions`, whose data starts at `starts` (lowest offset written)."""
+    starts = starts or {}
+    ordered = sorted(positions.items())
     return CommitProperties(
-        app_transactions=[
-            Transaction(app_id(t, p), off) for (t, p), off in sorted(positions.items())
+        app_transactions=[Transaction(app_id(t, p), off) for (t, p), off in ordered]
+        + [
+            Transaction(data_from_app_id(t, p), starts.get((t, p), off + 1))
+            for (t, p), off in ordered
         ],
         custom_metadata={"carelog.writer": "carelog sink", **metadata},
     )

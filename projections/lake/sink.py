@@ -4,7 +4,9 @@ Micro-batches (streams/consumer.py) close by count or by time, whichever comes f
 once when a read finds the log drained. Each batch is written to bronze and to every silver
 table, side by side, each commit carrying the Kafka positions it reflects
 (projections/lake/offsets.py). A crash between two commits leaves some tables ahead of
-others; on restart every table skips what it holds, so nothing is written twice or lost.
+others; on restart every table skips what it holds, so nothing is written twice or lost, and
+the tables behind first commit up to exactly the leading table's position, so that any
+position the tables hold opens a consistent set of versions (projections/lake/as_of.py).
 A table that a batch does not touch (no Conditions came) still records its position now and
 then with an empty commit, so that a restart does not re-read the log from far behind.
 """
@@ -22,12 +24,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from projections.lake import bronze, silver
-from projections.lake.changes import Batch, Change, by_resource_type, decode_batch, unseen
+from projections.lake.changes import (
+    Batch,
+    Change,
+    by_resource_type,
+    decode_batch,
+    first_offsets,
+    unseen,
+)
 from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
 from projections.lake.tables import BRONZE, Lake
@@ -40,6 +49,7 @@ from streams.topics import FHIR_CHANGES
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 COMMIT_RETRIES = 5
+HOLD_BATCHES = 4  # how many batches' worth of changes a table catching up may hold
 COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
 
@@ -86,6 +96,8 @@ class LakeSink:
         self.deidentifier = Deidentifier(secret.get_secret_value().encode()) if secret else None
         self.stats = Stats()
         self.targets = self._targets()
+        self._held: Batch | None = None  # changes read again below the leading table's position
+        self._read: Positions = {}  # the furthest offset read of each partition since assigned
         self._committer = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="lake-commit")
 
     # -- tables -----------------------------------------------------------------------------
@@ -122,7 +134,7 @@ class LakeSink:
                 rows,
                 mode="append",
                 partition_by=bronze.PARTITION_BY,
-                commit_properties=commit_properties(positions),
+                commit_properties=commit_properties(positions, first_offsets(changes)),
                 storage_options=opts,
             )
             return int(rows.num_rows)
@@ -136,17 +148,18 @@ class LakeSink:
 
         def write(table: DeltaTable, changes: list[Change], positions: Positions) -> int:
             flat = silver.flatten(view, changes, transform=deid, key=key)
+            starts = first_offsets(changes)
             if not flat.changed_ids:
                 write_deltalake(
                     table,
                     flat.rows,
                     mode="append",
                     storage_options=opts,
-                    commit_properties=commit_properties(positions),
+                    commit_properties=commit_properties(positions, starts),
                 )
                 return 0
             silver.write(
-                table, view, flat, commit_properties(positions, view=view.fingerprint), opts
+                table, view, flat, commit_properties(positions, starts, view=view.fingerprint), opts
             )
             return int(flat.rows.num_rows)
 
@@ -154,6 +167,7 @@ class LakeSink:
 
     def load_positions(self, partitions: list[int]) -> dict[int, int | None]:
         """Refresh what each table holds; where to resume reading each partition."""
+        self._held, self._read = None, {}  # the reader starts again from the tables
         for target in self.targets:
             target.table.update_incremental()
             target.positions = table_positions(target.table, self.topic, partitions)
@@ -167,13 +181,86 @@ class LakeSink:
         Each table records its own positions, so their commits are independent and overlap:
         Delta writes and merges run outside the GIL while the next table's rows are made.
         Returns once every commit is done (or raises the first failure, after the rest).
+
+        Tables that a crash left behind the others first catch up to exactly the leading
+        table's position, in a commit of their own, so that every position a table holds is
+        one the others hold too (or pass with nothing of theirs in between): the same
+        position opens a consistent set of versions (projections/lake/as_of.py).
         """
         self.stats.batches += 1
         self.stats.changes += len(batch.changes)
         self.stats.skipped += batch.skipped
+        for tp, off in batch.read_up_to.items():
+            self._read[tp] = max(off, self._read.get(tp, -1))
+        if self._held is not None:
+            batch = Batch(
+                self._held.changes + batch.changes,
+                {**self._held.read_up_to, **batch.read_up_to},
+            )
+            self._held = None
+        lead = self._lead()
+        if any(self._read.get(tp, -1) < off for tp, off in self._lagging(lead).items()):
+            kept = self._needed(batch.changes)
+            if len(kept) <= HOLD_BATCHES * self.settings.lake_batch_max_events:
+                # Re-reading the log below the leading table's position: wait for all of it.
+                self._held = Batch(kept, batch.read_up_to)
+                return
+            # Too far behind to hold in memory (a new view filling from the whole log): its
+            # commits fall between the others' positions, which its data-start ids record.
+            log.warning("%d changes behind the leading table: catching up without it", len(kept))
+        else:
+            self._run_commits(self._catch_up_jobs(batch, lead))
+        self._run_commits(self._batch_jobs(batch))
+
+    def _lead(self) -> Positions:
+        """The furthest position any table holds, partition by partition."""
+        lead: Positions = {}
+        for target in self.targets:
+            for tp, off in target.positions.items():
+                lead[tp] = max(off, lead.get(tp, -1))
+        return lead
+
+    def _lagging(self, lead: Positions) -> Positions:
+        """The partitions of `lead` that some table has not reached."""
+        return {
+            tp: off
+            for tp, off in lead.items()
+            if any(t.positions.get(tp, -1) < off for t in self.targets)
+        }
+
+    def _needed(self, changes: list[Change]) -> list[Change]:
+        """The changes some table still has to write (those every table holds are dropped)."""
+        return [
+            c
+            for c in changes
+            if any(
+                c.offset > t.positions.get(c.position, -1)
+                for t in self.targets
+                if t.resource is None or t.resource == c.resource_type
+            )
+        ]
+
+    def _catch_up_jobs(
+        self, batch: Batch, lead: Positions
+    ) -> list[tuple[Target, list[Change], Positions]]:
+        """Commits that bring the tables with changes up to `lead` exactly to it."""
+        below = [c for c in batch.changes if c.offset <= lead.get(c.position, -1)]
+        if not below:
+            return []  # the usual case: nothing was read again
+        of_type = by_resource_type(below)
+        jobs = []
+        for target in self.targets:
+            mine = below if target.resource is None else of_type.get(target.resource, [])
+            todo = unseen(mine, target.positions)
+            if todo:  # a table with nothing in between holds `lead` as it is
+                jobs.append((target, todo, {**target.positions, **lead}))
+        return jobs
+
+    def _batch_jobs(self, batch: Batch) -> list[tuple[Target, list[Change], Positions]]:
+        """A commit per table that the batch takes further (or whose position is stale)."""
         now = time.monotonic()
         of_type = by_resource_type(batch.changes)
-        jobs: list[tuple[Target, Future[tuple[int, float]]]] = []
+        jobs = []
         for target in self.targets:
             behind = {
                 tp: off
@@ -186,12 +273,20 @@ class LakeSink:
             todo = unseen(mine, target.positions)
             if not todo and now - target.last_commit < HEARTBEAT_SECONDS:
                 continue  # nothing for this table: record the position later, not every batch
-            positions = {**target.positions, **behind}
-            jobs.append(
-                (target, self._committer.submit(self._timed_commit, target, todo, positions))
-            )
-        wait([job for _, job in jobs])
-        for target, job in jobs:
+            jobs.append((target, todo, {**target.positions, **behind}))
+        return jobs
+
+    def _run_commits(self, jobs: list[tuple[Target, list[Change], Positions]]) -> None:
+        now = time.monotonic()
+        # Largest first: the batch waits for its last commit, so the long ones should not
+        # start last (bronze and silver/observation take most of a batch's changes).
+        jobs = sorted(jobs, key=lambda job: -len(job[1]))
+        running = [
+            (target, self._committer.submit(self._timed_commit, target, todo, positions))
+            for target, todo, positions in jobs
+        ]
+        wait([job for _, job in running])
+        for target, job in running:
             rows, seconds = job.result()
             self.stats.rows[target.name] = self.stats.rows.get(target.name, 0) + rows
             self.stats.seconds[target.name] = self.stats.seconds.get(target.name, 0.0) + seconds
@@ -205,7 +300,12 @@ class LakeSink:
         return rows, time.perf_counter() - started
 
     def flush_positions(self, read_up_to: Positions) -> None:
-        """Record `read_up_to` in every table that lags it (on shutdown)."""
+        """Record `read_up_to` in every table that lags it (on shutdown).
+
+        Not while changes are held for a table catching up: the next start reads them again.
+        """
+        if self._held is not None:
+            return
         for target in self.targets:
             behind = {
                 tp: off for tp, off in read_up_to.items() if off > target.positions.get(tp, -1)
@@ -263,7 +363,26 @@ class LakeSink:
             BatchLimits(self.settings.lake_batch_max_events, self.settings.lake_batch_max_seconds),
         )
 
+        # Batch n's commits run while batch n+1 is read and decoded: the Delta writes wait
+        # on storage and Rust outside the GIL, decoding is Python. One batch in flight at a
+        # time keeps each table's commits in log order.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="lake-batch")
+        in_flight: tuple[Future[None], list[Message]] | None = None
+
+        def finish_in_flight(mark: bool = True) -> None:
+            nonlocal in_flight
+            if in_flight is not None:
+                (done, messages), in_flight = in_flight, None
+                done.result()  # raises the batch's failure here, before anything more is read
+                if mark:
+                    # Kafka's committed offsets are a hint for tools; the tables are the
+                    # truth. Only this thread touches the consumer (a rebalance callback runs
+                    # inside its reads, and a store from another thread then would wait).
+                    reader.mark_handled(messages)
+
         def start_at(partitions: list[TopicPartition]) -> None:
+            # Positions are read from the tables: let the last commit land first.
+            finish_in_flight(mark=False)
             resume = self.load_positions([tp.partition for tp in partitions])
             for tp in partitions:
                 start = resume[tp.partition]
@@ -271,20 +390,26 @@ class LakeSink:
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
 
+        def write(batch: Batch) -> None:
+            self.write_batch(batch)
+            self.stats.last_batch_at = time.monotonic()
+            if on_batch is not None:
+                on_batch(batch, time.time())
+
         reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
         try:
             for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
                 batch = decode_batch(messages)
-                self.write_batch(batch)
-                self.stats.last_batch_at = time.monotonic()
-                if on_batch is not None:
-                    on_batch(batch, time.time())
+                finish_in_flight()
+                in_flight = (writer.submit(write, batch), messages)
                 read_total.update(batch.read_up_to)
-                # Kafka's committed offsets are a hint for tools; the tables are the truth.
-                reader.mark_handled(messages)
+            finish_in_flight()
             self.flush_positions(read_total)
         finally:
+            if in_flight is not None:
+                wait([in_flight[0]])  # a failure elsewhere: let the running commits end first
+            writer.shutdown()
             reader.close()
         return self.stats
 

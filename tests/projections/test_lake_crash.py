@@ -2,7 +2,9 @@
 
 Small batches make a kill land between the bronze commit and the silver commits (or inside
 one) most of the time; the test records how often the tables disagreed right after a kill.
-At the end every change is in bronze exactly once and silver holds exactly the current state.
+At the end every change is in bronze exactly once and silver holds exactly the current state,
+and every position bronze committed at opens silver at a version holding exactly the changes
+up to it (the tables a kill left behind caught up to exactly bronze's position).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from projections.lake.as_of import resolve
 from projections.lake.maintenance import positions
+from projections.lake.tables import Lake
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES
@@ -120,3 +124,10 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
         wanted,
     )
     assert len(idents) == 2 * len(wanted - deleted)
+
+    bronze_uri = str(lake / "bronze/resource_changes")
+    tables = ["bronze/resource_changes", "silver/patient", "silver/patient_identifier"]
+    for version in range(1, DeltaTable(bronze_uri).version() + 1):
+        at = positions(DeltaTable(bronze_uri, version=version), FHIR_CHANGES)
+        found = resolve(at, Lake(str(lake)), tables)
+        assert found.complete and all(t.exact for t in found.tables), (at, found.tables)
