@@ -14,6 +14,7 @@ from processors.hl7v2.adapter import translate_hl7v2
 from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 from streams.blobstore import LocalBlobStore
+from streams.settings import get_settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MDM_PDF = next(CORPUS.glob("hl7v2*/mdm_t02_encapsulated_pdf_v2.5.1.hl7"))
@@ -60,11 +61,15 @@ def test_the_translate_stage_uses_the_configured_store_and_limit(
 ) -> None:
     monkeypatch.setenv("CARELOG_BLOB_URI", tmp_path.as_uri())
     monkeypatch.setenv("CARELOG_ATTACHMENT_INLINE_MAX_BYTES", "16")
+    # Settings are read once per process: forget what earlier tests of the session read.
+    get_settings.cache_clear()
     attachment_blobs._configured.cache_clear()
     try:
         translation = translate_hl7v2(MDM_PDF.read_bytes(), "event-1")
     finally:
         attachment_blobs._configured.cache_clear()
+        monkeypatch.undo()
+        get_settings.cache_clear()
     attachment = _attachment([t.resource for t in translation.resources])
     assert attachment["url"].startswith(tmp_path.as_uri())
     assert LocalBlobStore(tmp_path).get(attachment["url"])[:5] == b"%PDF-"
