@@ -42,7 +42,7 @@ import orjson
 
 from api.security.dev_token import mint_token
 from tests.bench.bench_e2e import cpu_by_process, http_request, pace, pct
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, http_response
 from tests.system.harness import COMPONENTS, SECRET, System
 
 SCOPES = "system/*.write system/*.read"
@@ -109,12 +109,7 @@ async def read_load(phase: Phase, port: int, token: str, target: str, lane: int,
                 return
             await pace(due)
             stream.write(request)
-            status = await reader.readuntil(b"\r\n")
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            status, _ = await http_response(reader)
             if status.startswith(b"HTTP/1.1 200"):
                 phase.reads_done += 1
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -157,3 +158,14 @@ def tree_cpu_seconds(pid: int) -> float:
     for member in wanted:
         total += stats.get(member, (0, 0.0))[1]
     return total
+
+
+async def http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response read off a kept-alive connection: its status line and body
+    (the servers benched answer with Content-Length, never chunked)."""
+    status = await reader.readuntil(b"\r\n")
+    length = 0
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)
