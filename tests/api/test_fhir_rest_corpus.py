@@ -35,7 +35,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.security.dev_token import mint_token
-from projections.fhir_store import FhirStore
 from schemas.events import (
     Channel,
     Format,
@@ -47,7 +46,7 @@ from schemas.events import (
 from streams.settings import PROJECT_ROOT
 from tests.api.conftest import SECRET
 from tests.processors.pipeline_driver import Pipeline
-from tests.projections.fhir_store_support import Offsets
+from tests.projections.fhir_store_support import write_store
 
 pytestmark = pytest.mark.kafka  # the gateway appends an AuditEvent per read to the real log
 
@@ -152,8 +151,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     ]
     changes += deletion
     path = tmp_path_factory.mktemp("fhir-rest-corpus") / "store.sqlite"
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records(changes))
+    write_store(path, changes)
     return Run(path, produced, rejected, changes, condition)
 
 
