@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams.admin import admin_client, apply_catalogue
@@ -20,6 +19,7 @@ from streams.kafka_config import client_config, producer_config
 from streams.settings import Settings
 from streams.topics import Topic, catalogue
 from tests.kafka_fixture import test_broker
+from tests.system.harness import gateway_ready
 
 RUNS = 3
 READY_TIMEOUT_SECONDS = 180.0
@@ -125,11 +125,8 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60.
     """Return once the gateway on `port` answers /readyz with 200; kill it after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if gateway_ready(f"http://127.0.0.1:{port}"):
+            return
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("the gateway did not become ready")
