@@ -215,16 +215,22 @@ def identifier(*names: str) -> Callable[[Json], list[str]]:
                       if "system" in i and "value" in i]  # fmt: skip
 
 
+def _at(r: Json, paths: tuple[str, ...]) -> list[Any]:
+    """The values at dotted `paths` of `r`, lists followed at every step."""
+    found: list[Any] = []
+    for path in paths:
+        nodes: list[Any] = [r]
+        for step in path.split("."):
+            nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
+        found += nodes
+    return found
+
+
 def reference(*paths: str, target: str | None = None) -> Callable[[Json], list[str]]:
     """The literal Type/id references at dotted `paths` (lists followed), of `target` type."""
 
     def refs(r: Json) -> list[str]:
-        found: list[str] = []
-        for path in paths:
-            nodes: list[Any] = [r]
-            for step in path.split("."):
-                nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
-            found += [n["reference"] for n in nodes if isinstance(n, dict) and "reference" in n]
+        found = [n["reference"] for n in _at(r, paths) if isinstance(n, dict) and "reference" in n]
         return [
             f for f in found if f.count("/") == 1 and (target is None or f.startswith(f"{target}/"))
         ]
@@ -233,16 +239,7 @@ def reference(*paths: str, target: str | None = None) -> Callable[[Json], list[s
 
 
 def string(*paths: str) -> Callable[[Json], list[str]]:
-    def values(r: Json) -> list[str]:
-        out: list[str] = []
-        for path in paths:
-            nodes: list[Any] = [r]
-            for step in path.split("."):
-                nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
-            out += [n for n in nodes if isinstance(n, str)]
-        return out
-
-    return values
+    return lambda r: [n for n in _at(r, paths) if isinstance(n, str)]
 
 
 def date(*names: str) -> Callable[[Json], list[str]]:
