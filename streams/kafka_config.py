@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from streams.settings import Settings
@@ -49,6 +50,22 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
             "auto.commit.interval.ms": 1000,
             "isolation.level": "read_committed",
             "fetch.max.bytes": 52_428_800,
+            **overrides,
+        },
+    )
+
+
+def reader_config(settings: Settings, purpose: str, **overrides: Any) -> dict[str, Any]:
+    """A reader that assigns itself partitions and keeps its own position (a scan, a
+    projection with offsets in its own file): a fresh group id it never joins, nothing
+    committed to the broker, and only committed records (aborted transactions never show)."""
+    return client_config(
+        settings,
+        **{
+            "group.id": f"carelog-{purpose}-{uuid.uuid4()}",  # never joined: assign() only
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
             **overrides,
         },
     )

@@ -14,7 +14,6 @@ would otherwise be mistaken for work.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -30,7 +29,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from streams.errors import BrokerUnavailable
-from streams.kafka_config import client_config
+from streams.kafka_config import client_config, reader_config
 from streams.settings import Settings
 
 TP = tuple[str, int]
@@ -161,12 +160,7 @@ def count_pending(
     small = {(p.topic, p.partition): p for p in lags if 0 < p.lag <= COUNT_LIMIT}
     if not small:
         return lags
-    consumer = Consumer(client_config(settings, **{
-        "group.id": f"carelog-lag-{uuid.uuid4()}",  # never joined: assign() only
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    }))  # fmt: skip
+    consumer = Consumer(reader_config(settings, "lag", **{"enable.partition.eof": True}))
     counted = dict.fromkeys(small, 0)
     done: set[TP] = set()
     try:

@@ -10,7 +10,6 @@ holds them.
 from __future__ import annotations
 
 import time
-import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -18,23 +17,14 @@ from infra.demo.outgoing import Outgoing
 from schemas.errors import CodecError
 from schemas.events import InboundMessage, Rejected, decode_event
 from streams.admin import admin_client
-from streams.kafka_config import client_config
+from streams.kafka_config import reader_config
 from streams.lag import partitions_of, watermarks
 from streams.settings import Settings
 from streams.topics import REJECTED
 
 
 def _consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        client_config(
-            settings,
-            **{
-                "group.id": f"carelog-demo-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            },
-        )
-    )
+    return Consumer(reader_config(settings, "demo"))
 
 
 def marks(settings: Settings) -> dict[int, int]:

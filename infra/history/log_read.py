@@ -7,7 +7,6 @@ aborted transactions never show), then the scan stops.
 
 from __future__ import annotations
 
-import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from schemas.events import (
 )
 from streams.admin import admin_client
 from streams.errors import LogError
-from streams.kafka_config import client_config
+from streams.kafka_config import reader_config
 from streams.lag import partitions_of, watermarks
 from streams.settings import Settings
 
@@ -53,18 +52,8 @@ class LogRecord:
 
 
 def scan_consumer(settings: Settings) -> Consumer:
-    return Consumer(
-        client_config(
-            settings,
-            **{
-                "group.id": f"carelog-scan-{uuid.uuid4()}",  # never joined: assign() only
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,  # the end of a partition is told, not waited for
-            },
-        )
-    )
+    # The end of a partition is told, not waited for.
+    return Consumer(reader_config(settings, "scan", **{"enable.partition.eof": True}))
 
 
 def existing_partitions(admin: AdminClient, topics: Iterable[str]) -> list[Position]:

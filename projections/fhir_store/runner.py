@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from projections.fhir_store.apply import Applied, Record
 from projections.fhir_store.errors import StoreError
 from projections.fhir_store.store import FhirStore
 from streams.consumer import BatchLimits, BatchReader
-from streams.kafka_config import client_config
+from streams.kafka_config import reader_config
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
 
@@ -69,13 +68,10 @@ def writer_lock(store_path: Path) -> Iterator[None]:
 
 def _consumer(settings: Settings) -> Consumer:
     return Consumer(
-        client_config(
+        reader_config(
             settings,
+            "fhir-store",
             **{
-                "group.id": f"carelog-fhir-store-{uuid.uuid4()}",  # never joined: assign() only
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
                 "fetch.max.bytes": 52_428_800,
                 "max.partition.fetch.bytes": 10_485_760,
                 "queued.min.messages": 100_000,

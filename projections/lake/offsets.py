@@ -15,7 +15,7 @@ position p: its own positions are at most p and the next version's data starts a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from deltalake import CommitProperties, DeltaTable, Transaction
 
@@ -32,19 +32,23 @@ def data_from_app_id(topic: str, partition: int) -> str:
 
 def table_positions(table: DeltaTable, topic: str, partitions: Iterable[int]) -> Positions:
     """The last offset of each partition the table holds (absent: nothing from it yet)."""
-    out: Positions = {}
-    for p in partitions:
-        version = table.transaction_version(app_id(topic, p))
-        if version is not None:
-            out[(topic, p)] = int(version)
-    return out
+    return _transaction_versions(table, topic, partitions, app_id)
 
 
 def data_from(table: DeltaTable, topic: str, partitions: Iterable[int]) -> Positions:
     """Where the data of the table's last commit starts, per partition (see the module doc)."""
+    return _transaction_versions(table, topic, partitions, data_from_app_id)
+
+
+def _transaction_versions(
+    table: DeltaTable,
+    topic: str,
+    partitions: Iterable[int],
+    app_id_of: Callable[[str, int], str],
+) -> Positions:
     out: Positions = {}
     for p in partitions:
-        version = table.transaction_version(data_from_app_id(topic, p))
+        version = table.transaction_version(app_id_of(topic, p))
         if version is not None:
             out[(topic, p)] = int(version)
     return out

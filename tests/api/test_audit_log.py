@@ -22,7 +22,7 @@ from streams.settings import Settings
 from streams.topics import AUDIT
 from tests.api.conftest import token
 from tests.api.log_reader import LogReader
-from tests.projections.fhir_store_support import Offsets, changed, uid
+from tests.projections.fhir_store_support import changed, uid, write_store
 
 pytestmark = pytest.mark.kafka
 
@@ -51,8 +51,7 @@ def test_a_read_is_audited_on_carelog_audit_and_readable_without_the_processors(
 ) -> None:
     pid = f"a{uid()}"
     data = tmp_path / "data.sqlite"
-    with FhirStore.open(data) as store:
-        store.applier().apply(Offsets().records([changed({"resourceType": "Patient", "id": pid})]))
+    write_store(data, [changed({"resourceType": "Patient", "id": pid})])
     gateway = make_client(fhir_store_path=data)
     headers = reading()
     assert gateway.get(f"/fhir/Patient/{pid}", headers=headers).status_code == 200
@@ -90,8 +89,7 @@ def test_a_failed_audit_append_is_counted_and_the_read_still_answered(
 ) -> None:
     pid = f"f{uid()}"
     data = tmp_path / "data.sqlite"
-    with FhirStore.open(data) as store:
-        store.applier().apply(Offsets().records([changed({"resourceType": "Patient", "id": pid})]))
+    write_store(data, [changed({"resourceType": "Patient", "id": pid})])
     # Its own producer, towards a broker that is not there: every append fails fast.
     gateway = make_client(share_producer=False, fhir_store_path=data,
                           kafka_bootstrap="127.0.0.1:9", gateway_delivery_timeout_ms=300)  # fmt: skip

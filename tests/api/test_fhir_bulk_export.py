@@ -19,7 +19,7 @@ from api.fhir.bulk_jobs import JobDirectory, write_status
 from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
-from tests.projections.fhir_store_support import T0, Offsets, changed, uid
+from tests.projections.fhir_store_support import T0, changed, uid, write_store
 
 pytestmark = pytest.mark.kafka
 EXPORT = "system/*.read"
@@ -69,8 +69,7 @@ def setup(
 ) -> tuple[Data, Path, Path, TestClient]:
     work = tmp_path_factory.mktemp("bulk-export")
     d = Data()
-    with FhirStore.open(work / "store.sqlite") as store:
-        store.applier().apply(Offsets().records(d.events()))
+    write_store(work / "store.sqlite", d.events())
     api = make_client(fhir_store_path=work / "store.sqlite", bulk_export_dir=work / "jobs",
                       bulk_export_file_max_resources=2)  # fmt: skip
     return d, work / "store.sqlite", work / "jobs", api

@@ -12,9 +12,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.security.dev_token import mint_token
-from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
-from tests.projections.fhir_store_support import Offsets, changed, uid
+from tests.projections.fhir_store_support import changed, uid, write_store
 
 pytestmark = pytest.mark.kafka
 DAY1 = datetime(2026, 11, 1, 10, tzinfo=UTC)  # versions 1..4 of the patient, a day apart
@@ -58,8 +57,7 @@ def setup(
 ) -> tuple[Data, TestClient]:
     path = tmp_path_factory.mktemp("point-in-time") / "store.sqlite"
     d = Data()
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records(d.events()))
+    write_store(path, d.events())
     return d, make_client(fhir_store_path=path)
 
 

@@ -14,9 +14,8 @@ from starlette.testclient import TestClient
 from api.fhir.audit import audit_event
 from api.security.auth import Principal
 from api.security.dev_token import mint_token
-from projections.fhir_store import FhirStore
 from tests.api.conftest import SECRET
-from tests.projections.fhir_store_support import Offsets, changed, uid
+from tests.projections.fhir_store_support import changed, uid, write_store
 
 pytestmark = pytest.mark.kafka
 
@@ -53,8 +52,7 @@ class Data:
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Data, Path]:
     path = tmp_path_factory.mktemp("read-access") / "store.sqlite"
     d = Data()
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records(d.events()))
+    write_store(path, d.events())
     return d, path
 
 

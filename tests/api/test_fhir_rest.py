@@ -18,11 +18,10 @@ from api.fhir.write_targets import resource_id as api_resource_id
 from api.security.auth import Principal
 from api.security.dev_token import mint_token
 from processors.ids import resource_id
-from projections.fhir_store import FhirStore
 from schemas.events import ResourceChanged
 from tests.api.conftest import SECRET
 from tests.processors.r4b import assert_valid_r4b
-from tests.projections.fhir_store_support import Offsets, changed, uid
+from tests.projections.fhir_store_support import changed, uid, write_store
 
 pytestmark = pytest.mark.kafka
 READ_ALL = "user/*.read"
@@ -63,8 +62,7 @@ class Data:
 def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Data, Path]]:
     path = tmp_path_factory.mktemp("fhir-rest") / "store.sqlite"
     d = Data()
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records(d.events()))
+    write_store(path, d.events())
     yield d, path
 
 

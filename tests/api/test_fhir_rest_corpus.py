@@ -35,7 +35,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.security.dev_token import mint_token
-from projections.fhir_store import FhirStore
 from schemas.events import (
     Channel,
     Format,
@@ -47,7 +46,7 @@ from schemas.events import (
 from streams.settings import PROJECT_ROOT
 from tests.api.conftest import SECRET
 from tests.processors.pipeline_driver import Pipeline
-from tests.projections.fhir_store_support import Offsets
+from tests.projections.fhir_store_support import write_store
 
 pytestmark = pytest.mark.kafka  # the gateway appends an AuditEvent per read to the real log
 
@@ -152,8 +151,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     ]
     changes += deletion
     path = tmp_path_factory.mktemp("fhir-rest-corpus") / "store.sqlite"
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records(changes))
+    write_store(path, changes)
     return Run(path, produced, rejected, changes, condition)
 
 
@@ -217,16 +215,22 @@ def identifier(*names: str) -> Callable[[Json], list[str]]:
                       if "system" in i and "value" in i]  # fmt: skip
 
 
+def _at(r: Json, paths: tuple[str, ...]) -> list[Any]:
+    """The values at dotted `paths` of `r`, lists followed at every step."""
+    found: list[Any] = []
+    for path in paths:
+        nodes: list[Any] = [r]
+        for step in path.split("."):
+            nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
+        found += nodes
+    return found
+
+
 def reference(*paths: str, target: str | None = None) -> Callable[[Json], list[str]]:
     """The literal Type/id references at dotted `paths` (lists followed), of `target` type."""
 
     def refs(r: Json) -> list[str]:
-        found: list[str] = []
-        for path in paths:
-            nodes: list[Any] = [r]
-            for step in path.split("."):
-                nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
-            found += [n["reference"] for n in nodes if isinstance(n, dict) and "reference" in n]
+        found = [n["reference"] for n in _at(r, paths) if isinstance(n, dict) and "reference" in n]
         return [
             f for f in found if f.count("/") == 1 and (target is None or f.startswith(f"{target}/"))
         ]
@@ -235,16 +239,7 @@ def reference(*paths: str, target: str | None = None) -> Callable[[Json], list[s
 
 
 def string(*paths: str) -> Callable[[Json], list[str]]:
-    def values(r: Json) -> list[str]:
-        out: list[str] = []
-        for path in paths:
-            nodes: list[Any] = [r]
-            for step in path.split("."):
-                nodes = [x for n in nodes if isinstance(n, dict) for x in _list(n.get(step))]
-            out += [n for n in nodes if isinstance(n, str)]
-        return out
-
-    return values
+    return lambda r: [n for n in _at(r, paths) if isinstance(n, str)]
 
 
 def date(*names: str) -> Callable[[Json], list[str]]:

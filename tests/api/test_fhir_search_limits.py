@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from api.security.dev_token import mint_token
-from projections.fhir_store import FhirStore
 from projections.fhir_store.search_limits import (
     MAX_OR_VALUES,
     MAX_PARAMS,
@@ -24,7 +23,7 @@ from projections.fhir_store.search_limits import (
     MAX_VERSION,
 )
 from tests.api.conftest import SECRET
-from tests.projections.fhir_store_support import Offsets, changed
+from tests.projections.fhir_store_support import changed, write_store
 
 pytestmark = pytest.mark.kafka
 
@@ -43,8 +42,7 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                              "code": "/min"}}  # fmt: skip
     patient = {"resourceType": "Patient", "id": PATIENT, "name": [{"family": "Limit"}],
                "birthDate": "1970-01-01"}  # fmt: skip
-    with FhirStore.open(path) as store:
-        store.applier().apply(Offsets().records([changed(patient, 1), changed(obs, 1)]))
+    write_store(path, [changed(patient, 1), changed(obs, 1)])
     yield path
 
 

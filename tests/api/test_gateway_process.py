@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.kafka_fixture import free_port
+from tests.system.harness import gateway_ready, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -39,15 +39,8 @@ def test_dev_token_and_gateway_process(
                                env=env, stderr=log, stdout=log)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90  # workers (one per core) start in parallel
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "gateway did not become ready"
-            time.sleep(0.2)
+        # Workers (one per core) start in parallel.
+        wait_until(lambda: gateway_ready(base), 90, lambda: "gateway did not become ready")
         message = (corpus / "hl7v2" / "oru_r01_cbc_v2.5.1.hl7").read_bytes()
         headers = {"content-type": "x-application/hl7-v2+er7", "authorization": f"Bearer {token}"}
         response = httpx.post(f"{base}/hl7v2", content=message, headers=headers)

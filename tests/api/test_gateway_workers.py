@@ -19,6 +19,7 @@ from api.security.rate_limit import RateLimiter
 from api.server import MAX_AUTO_WORKERS, cgroup_cpu_quota, worker_count
 from streams.settings import Settings
 from tests.kafka_fixture import free_port
+from tests.system.harness import gateway_ready
 
 SECRET = "workers-secret-" + "w" * 40
 
@@ -94,7 +95,7 @@ def test_two_workers_count_every_request_and_die_with_the_gateway(
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 90
-        while len(workers) < 2 or not _ready(base):
+        while len(workers) < 2 or not gateway_ready(base):
             assert gateway.poll() is None and time.monotonic() < deadline, "gateway not ready"
             workers = _children(gateway.pid) - {gateway.pid}
             time.sleep(0.2)
@@ -127,13 +128,6 @@ def test_two_workers_count_every_request_and_die_with_the_gateway(
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _sample(exposition: str, name: str, *labels: str) -> float:

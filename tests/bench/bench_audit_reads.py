@@ -35,6 +35,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import orjson
 
 from api.security.dev_token import mint_token
 from tests.bench.bench_e2e import cpu_by_process, http_request, pace, pct
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, http_response
 from tests.system.harness import COMPONENTS, SECRET, System
 
 SCOPES = "system/*.write system/*.read"
@@ -69,6 +70,16 @@ class Phase:
         return [self.readable[p] - s for p, s in self.sent.items()
                 if s >= counted and p in self.readable]  # fmt: skip
 
+    async def paced(self, rate: float, lane: int, lanes: int) -> AsyncIterator[int]:
+        """Lane `lane` of `lanes` sharing `rate` requests/s: each request number when due,
+        until the phase ends."""
+        for n in itertools.count(lane, lanes):
+            due = self.started + n / rate
+            if due >= self.started + self.seconds:
+                return
+            await pace(due)
+            yield n
+
 
 def patient(pid: str) -> bytes:
     return orjson.dumps({"resourceType": "Patient", "id": pid, "gender": "unknown",
@@ -82,11 +93,7 @@ def auth(token: str) -> bytes:
 async def writer(phase: Phase, port: int, token: str, run: str, lane: int, lanes: int) -> None:
     reader, stream = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for n in itertools.count(lane, lanes):
-            due = phase.started + n / phase.writes
-            if due >= phase.started + phase.seconds:
-                return
-            await pace(due)
+        async for n in phase.paced(phase.writes, lane, lanes):
             pid = f"w{run}-{phase.name}-{n}"
             head = (b"PUT /fhir/Patient/%s HTTP/1.1\r\n" % pid.encode() + auth(token)
                     + b"Content-Type: application/fhir+json\r\nPrefer: respond-async\r\n")  # fmt: skip
@@ -103,18 +110,9 @@ async def read_load(phase: Phase, port: int, token: str, target: str, lane: int,
     reader, stream = await asyncio.open_connection("127.0.0.1", port)
     request = f"GET /fhir/Patient/{target} HTTP/1.1\r\n".encode() + auth(token) + b"\r\n"
     try:
-        for n in itertools.count(lane, lanes):
-            due = phase.started + n / phase.reads
-            if due >= phase.started + phase.seconds:
-                return
-            await pace(due)
+        async for _ in phase.paced(phase.reads, lane, lanes):
             stream.write(request)
-            status = await reader.readuntil(b"\r\n")
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            status, _ = await http_response(reader)
             if status.startswith(b"HTTP/1.1 200"):
                 phase.reads_done += 1
             else:

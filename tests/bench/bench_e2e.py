@@ -66,7 +66,7 @@ from api.security.dev_token import mint_token
 from processors.hl7v2.adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
 from streams.settings import PROJECT_ROOT
-from tests.bench.common import RUNS, bench_settings
+from tests.bench.common import RUNS, bench_settings, http_response
 from tests.system.harness import COMPONENTS, SECRET, Process, System
 
 SCOPES = "system/*.write system/hl7v2.write system/*.read"
@@ -256,12 +256,7 @@ async def mllp_sender(load: Load, port: int, schedule: Iterator[tuple[int, float
 async def http_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        head: bytes, body: bytes) -> tuple[bytes, bytes]:  # fmt: skip
     writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    status = await reader.readuntil(b"\r\n")
-    length = 0
-    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    return status, await reader.readexactly(length)
+    return await http_response(reader)
 
 
 async def http_sender(load: Load, port: int, token: str, fhir: bool,

@@ -33,7 +33,7 @@ from pathlib import Path
 from api.security.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
-from tests.bench.common import RUNS, bench_settings, wait_ready
+from tests.bench.common import RUNS, bench_settings, http_response, wait_ready
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "f" * 40
@@ -50,12 +50,7 @@ async def client(port: int, stop_at: float, token: str, path: Callable[[random.R
                        f"Authorization: Bearer {token}\r\n\r\n").encode()  # fmt: skip
             started = perf()
             writer.write(request)
-            status = await reader.readuntil(b"\r\n")
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
+            status, body = await http_response(reader)
             latencies.append(perf() - started)
             if not status.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(f"{path(rnd)}: {status!r} {body[:300]!r}")

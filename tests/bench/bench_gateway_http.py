@@ -34,7 +34,13 @@ from pathlib import Path
 from api.security.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_mllp import message_template
-from tests.bench.common import RUNS, bench_settings, tree_cpu_seconds, wait_ready
+from tests.bench.common import (
+    RUNS,
+    bench_settings,
+    http_response,
+    tree_cpu_seconds,
+    wait_ready,
+)
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "z" * 40
@@ -56,12 +62,7 @@ async def client(port: int, n: int, stop_at: float, token: str, latencies: list[
             seq += 1
             started = perf()
             writer.write(request_head + head + b"H%03d-%015d" % (n, seq) + tail)
-            status_line = await reader.readuntil(b"\r\n")
-            length = 0
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length)
+            status_line, body = await http_response(reader)
             latencies.append(perf() - started)
             if not status_line.startswith(b"HTTP/1.1 200") or b"MSA|AA|" not in body:
                 raise RuntimeError(f"not acknowledged: {status_line!r} {body[:200]!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import subprocess
@@ -11,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streams.admin import admin_client, apply_catalogue
@@ -19,6 +19,7 @@ from streams.kafka_config import client_config, producer_config
 from streams.settings import Settings
 from streams.topics import Topic, catalogue
 from tests.kafka_fixture import test_broker
+from tests.system.harness import gateway_ready
 
 RUNS = 3
 READY_TIMEOUT_SECONDS = 180.0
@@ -124,11 +125,8 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60.
     """Return once the gateway on `port` answers /readyz with 200; kill it after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if gateway_ready(f"http://127.0.0.1:{port}"):
+            return
         time.sleep(0.2)
     process.kill()
     raise RuntimeError("the gateway did not become ready")
@@ -157,3 +155,14 @@ def tree_cpu_seconds(pid: int) -> float:
     for member in wanted:
         total += stats.get(member, (0, 0.0))[1]
     return total
+
+
+async def http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response read off a kept-alive connection: its status line and body
+    (the servers benched answer with Content-Length, never chunked)."""
+    status = await reader.readuntil(b"\r\n")
+    length = 0
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status, await reader.readexactly(length)

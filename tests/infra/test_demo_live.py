@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,6 +19,7 @@ from infra.demo.plan import make_plan
 from infra.demo.rejections import find_rejections, marks
 from streams.settings import PROJECT_ROOT, Settings
 from tests.kafka_fixture import free_port
+from tests.system.harness import gateway_ready, wait_until
 
 pytestmark = pytest.mark.kafka
 SEED, PATIENTS = 11, 3
@@ -72,15 +72,7 @@ def carelog(
         system.start("sink", "sink")
         system.start("gateway", "gateway", "--port", str(system.http_port))
         system.start("mllp", "mllp", "--port", str(system.mllp_port))
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{system.gateway}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, system.logs()
-            time.sleep(0.2)
+        wait_until(lambda: gateway_ready(system.gateway), 60, system.logs)
         yield system
 
 

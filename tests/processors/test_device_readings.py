@@ -19,6 +19,7 @@ from processors.translation import TranslatedResource, TranslationError
 from processors.validation import validated
 from schemas.plausibility import PLAUSIBLE
 from tests.conftest import CORPUS
+from tests.processors.json_values import json_values
 from tests.processors.r4b import assert_valid_r4b
 
 EVENT = "5f1d2c3b-0000-4000-8000-00000000d001"
@@ -324,17 +325,7 @@ def test_any_valid_value_round_trips_into_value_quantity(value: float, time: dat
     assert validated(translation) == translation
 
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
+JSON = json_values(key_size=10)
 READING_KEYS = ["code", "system", "display", "value", "unit", "time"]
 
 

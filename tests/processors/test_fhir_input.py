@@ -15,6 +15,7 @@ from processors.ids import resource_id
 from processors.translation import TranslatedResource, Translation, TranslationError
 from processors.validation import validated
 from tests.conftest import CORPUS
+from tests.processors.json_values import json_values
 from tests.processors.r4b import assert_valid_r4b
 
 EVENT = "0b7d3f52-3c3e-4a57-9a43-2f2f0c6f8f10"
@@ -531,17 +532,7 @@ def test_same_input_twice_gives_identical_output() -> None:
     )
 
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
+JSON = json_values(key_size=12)
 KEYS = st.sampled_from(
     [
         "resourceType",

@@ -39,11 +39,9 @@ def fhir_put(resource: dict[str, object], if_match: int | None = None) -> Inboun
     )  # fmt: skip
 
 
-def publish(settings: Settings, events: list[InboundMessage]) -> None:
+def publish(settings: Settings, events: list[InboundMessage], key: str = "test-app") -> None:
     with EventProducer(settings) as producer:
-        producer.send_many(
-            Outgoing(inbound_topic(e.format), "test-app", encode_event(e)) for e in events
-        )
+        producer.send_many(Outgoing(inbound_topic(e.format), key, encode_event(e)) for e in events)
 
 
 def changes_for(settings: Settings, ids: set[str]) -> dict[str, list[ResourceChanged]]:
@@ -114,51 +112,49 @@ def test_stale_if_match_is_rejected_by_the_versioning_stage(
 
 
 def adt(trigger: str, control: str, mrn: str, street: str) -> InboundMessage:
-    message = "\r".join([
+    segments = [
         f"MSH|^~\\&|EPICADT|NWH|CARELOG|CARELOG|20261107083000-0500||ADT^{trigger}^ADT_A01|{control}|P|2.5.1",
         f"EVN|{trigger}|20261107083000-0500",
         f"PID|1||{mrn}^^^NWH^MR||Haddad^Omar^Y||19880217|M|||{street}^^Madison^WI^53711^USA",
         f"PV1|1|I|4W^412^B^NWH||||1234567890^Kim^Ana^^^Dr^^^NPI|||||||||||V{mrn}^^^NWH^VN",
-    ]) + "\r"  # fmt: skip
-    return InboundMessage.received(
-        message.encode(), channel=Channel.mllp, format=Format.hl7v2,
-        content_type="x-application/hl7-v2+er7", sender="EPICADT", idempotency_key=control,
-    )  # fmt: skip
+    ]  # fmt: skip
+    return hl7_message(*segments, control=control, sender="EPICADT")
 
 
 def test_hl7_a01_then_a08_gives_patient_version_2_and_a_resend_changes_nothing(
     kafka_settings: Settings, worker: Worker
 ) -> None:
-    from processors.ids import local_system, patient_id
-
     mrn = f"MRN{uuid.uuid4().hex[:10]}"
     a01 = adt("A01", "C1", mrn, "9 Pine Ct")
     a08 = adt("A08", "C2", mrn, "12 Oak Ave")
-    with EventProducer(kafka_settings) as producer:
-        producer.send_many(
-            Outgoing(inbound_topic(Format.hl7v2), f"NWH|{mrn}", encode_event(e))
-            for e in (a01, a01, a08)
-        )
-    pid = patient_id(local_system("NWH"), mrn)
-    wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
-    versions = changes_for(kafka_settings, {pid})[pid]
+    publish(kafka_settings, [a01, a01, a08], key=f"NWH|{mrn}")
+    versions = patient_versions(kafka_settings, worker, mrn, 2)
     assert [c.version for c in versions] == [1, 2]
     assert [c.inbound_event_id for c in versions] == [a01.event_id, a08.event_id]
     assert orjson.loads(versions[1].resource or "")["address"][0]["line"] == ["12 Oak Ave"]
 
 
-def hl7_message(*segments: str, control: str) -> InboundMessage:
+def hl7_message(*segments: str, control: str, sender: str = "NWH") -> InboundMessage:
     return InboundMessage.received(
         ("\r".join(segments) + "\r").encode(), channel=Channel.mllp, format=Format.hl7v2,
-        content_type="x-application/hl7-v2+er7", sender="NWH", idempotency_key=control,
+        content_type="x-application/hl7-v2+er7", sender=sender, idempotency_key=control,
     )  # fmt: skip
+
+
+def patient_versions(
+    settings: Settings, worker: Worker, mrn: str, count: int
+) -> list[ResourceChanged]:
+    """The changes of the NWH patient `mrn`, once there are at least `count`."""
+    from processors.ids import local_system, patient_id
+
+    pid = patient_id(local_system("NWH"), mrn)
+    wait_for(lambda: len(changes_for(settings, {pid}).get(pid, [])) >= count, 120, worker)
+    return changes_for(settings, {pid})[pid]
 
 
 def test_a_lab_result_does_not_wipe_the_demographics_the_adt_feed_gave(
     kafka_settings: Settings, worker: Worker
 ) -> None:
-    from processors.ids import local_system, patient_id
-
     mrn = f"MRN{uuid.uuid4().hex[:10]}"
 
     def a08(control: str, street: str) -> InboundMessage:
@@ -180,14 +176,8 @@ def test_a_lab_result_does_not_wipe_the_demographics_the_adt_feed_gave(
         control=f"R-{mrn}",
     )  # fmt: skip
     moved = a08(f"A08B-{mrn}", "12 Oak Ave")
-    with EventProducer(kafka_settings) as producer:
-        producer.send_many(
-            Outgoing(inbound_topic(Format.hl7v2), f"NWH|{mrn}", encode_event(e))
-            for e in (rich, thin, moved)
-        )
-    pid = patient_id(local_system("NWH"), mrn)
-    wait_for(lambda: len(changes_for(kafka_settings, {pid}).get(pid, [])) >= 2, 120, worker)
-    versions = changes_for(kafka_settings, {pid})[pid]
+    publish(kafka_settings, [rich, thin, moved], key=f"NWH|{mrn}")
+    versions = patient_versions(kafka_settings, worker, mrn, 2)
     assert [c.inbound_event_id for c in versions] == [rich.event_id, moved.event_id]
     assert [c.version for c in versions] == [1, 2]
     rejected = [e for _, e in read_all(kafka_settings, REJECTED) if isinstance(e, Rejected)]

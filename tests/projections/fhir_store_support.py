@@ -28,8 +28,11 @@ def changed(
     delete: bool = False,
     inbound_event_id: str | None = None,
     at: datetime | None = None,
+    inbound_topic: str = "carelog.inbound.fhir",
+    mapping_version: str = "test",
 ) -> ResourceChanged:
-    """A ResourceChanged for `resource` (which must have resourceType and id)."""
+    """A ResourceChanged for `resource` (which must have resourceType and id), as the
+    versioning stage writes it (a delete has no body and an empty content hash)."""
     recorded_at = at or (T0 + timedelta(seconds=version))
     body: str | None = None
     if not delete:
@@ -42,13 +45,13 @@ def changed(
         resource_id=resource["id"],
         version=version,
         operation=Operation.delete if delete else Operation.upsert,
-        content_hash=hashlib.sha256((body or "").encode()).hexdigest(),
+        content_hash=hashlib.sha256(body.encode()).hexdigest() if body is not None else "",
         inbound_event_id=inbound_event_id or str(uuid.uuid4()),
-        inbound_topic="carelog.inbound.fhir",
+        inbound_topic=inbound_topic,
         inbound_partition=0,
         inbound_offset=0,
         recorded_at=recorded_at,
-        mapping_version="test",
+        mapping_version=mapping_version,
         resource=body,
         business_time=None,
     )
@@ -82,6 +85,12 @@ class Offsets:
         for event in events:
             yield self.topic, self.partition, self.next, encode_event(event)
             self.next += 1
+
+
+def write_store(path: Path, events: Iterable[ResourceChanged | Rejected]) -> None:
+    """A store file at `path` with `events` applied in order (offsets 0, 1, ...), closed."""
+    with FhirStore.open(path) as store:
+        store.applier().apply(Offsets().records(events))
 
 
 def store_with(path: Path, resources: Iterable[dict[str, Any]]) -> FhirStore:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from schemas.events import Operation, ResourceChanged, encode_event
+from schemas.events import ResourceChanged, encode_event
 from streams.producer import Delivered, EventProducer, Outgoing
 from streams.topics import FHIR_CHANGES
+from tests.projections.fhir_store_support import changed
 
 
 def change(
@@ -25,32 +23,13 @@ def change(
     recorded_at: datetime | None = None,
 ) -> ResourceChanged:
     """The ResourceChanged of `resource` at `version` (None with rtype/rid: a delete)."""
-    now = recorded_at or datetime.now(UTC)
-    rtype = rtype or (resource or {})["resourceType"]
-    rid = rid or (resource or {})["id"]
-    body = None
-    if resource is not None:
-        meta = {
-            **resource.get("meta", {}),
-            "versionId": str(version),
-            "lastUpdated": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        }
-        body = orjson.dumps({**resource, "meta": meta}, option=orjson.OPT_SORT_KEYS).decode()
-    return ResourceChanged(
-        event_id=str(uuid.uuid4()),
-        resource_type=rtype,
-        resource_id=rid,
-        version=version,
-        operation=Operation.upsert if resource is not None else Operation.delete,
-        content_hash=hashlib.sha256(body.encode()).hexdigest() if body else "",
-        inbound_event_id=str(uuid.uuid4()),
+    return changed(
+        resource or {"resourceType": rtype, "id": rid},
+        version,
+        delete=resource is None,
+        at=recorded_at or datetime.now(UTC),
         inbound_topic="carelog.inbound.hl7v2",
-        inbound_partition=0,
-        inbound_offset=0,
-        recorded_at=now,
         mapping_version="tests/1",
-        resource=body,
-        business_time=None,
     )
 
 

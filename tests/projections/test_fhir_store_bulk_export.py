@@ -12,7 +12,7 @@ import pytest
 from projections.fhir_store import FhirStore, bulk_export
 from projections.fhir_store.bulk_export import ExportCancelled, ExportRequest, export
 from projections.fhir_store.errors import StoreError
-from tests.projections.fhir_store_support import Offsets, changed
+from tests.projections.fhir_store_support import Offsets, changed, write_store
 
 
 def patient(n: int) -> dict[str, object]:
@@ -62,8 +62,7 @@ def test_a_snapshot_split_into_files_at_the_log_position(
 def test_pretty_printed_json_is_written_on_one_line(tmp_path: Path) -> None:
     event = changed(patient(1))
     pretty = orjson.dumps(orjson.loads(event.resource or ""), option=orjson.OPT_INDENT_2).decode()
-    with FhirStore.open(tmp_path / "s.sqlite") as store:
-        store.applier().apply(Offsets().records([dataclasses.replace(event, resource=pretty)]))
+    write_store(tmp_path / "s.sqlite", [dataclasses.replace(event, resource=pretty)])
     out = tmp_path / "out"
     out.mkdir()
     result = export(tmp_path / "s.sqlite", ExportRequest("system", ("Patient",)), out)
@@ -72,8 +71,7 @@ def test_pretty_printed_json_is_written_on_one_line(tmp_path: Path) -> None:
 
 
 def test_cancel_and_an_unknown_group(tmp_path: Path) -> None:
-    with FhirStore.open(tmp_path / "s.sqlite") as store:
-        store.applier().apply(Offsets().records(changed(patient(n)) for n in range(5)))
+    write_store(tmp_path / "s.sqlite", [changed(patient(n)) for n in range(5)])
     with pytest.raises(ExportCancelled):
         export(tmp_path / "s.sqlite", ExportRequest("system", ()), tmp_path, lambda n: False)
     with pytest.raises(StoreError, match="Group/g1 is not known"):

@@ -73,6 +73,14 @@ def wait_until(what: Callable[[], bool], timeout: float, explain: Callable[[], s
     raise AssertionError(f"timed out after {timeout:.0f}s\n{explain()}")
 
 
+def gateway_ready(base: str) -> bool:
+    """Whether the gateway at `base` (http://host:port) answers /readyz with 200."""
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 # -- processes --------------------------------------------------------------------------------
 
 
@@ -272,10 +280,7 @@ class System:
         wait_until(ready, timeout, proc.tail)
 
     def _gateway_ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.gateway_url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return gateway_ready(self.gateway_url)
 
     def _mllp_ready(self) -> bool:
         try:

@@ -17,7 +17,7 @@ from .. import ids
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Repetition, Segment
-from .common import JSON, Output, loc, ref
+from .common import JSON, Output, loc, ref, required_code
 
 # (HL7 table 0191 type of data, table 0291 subtype) -> MIME type; the subtype alone decides
 # when it is specific, a sender's MIME type ("application/pdf") in the subtype is taken as is.
@@ -104,9 +104,7 @@ def document_reference(
 ) -> str:
     """An ED/RP OBX -> DocumentReference (id from its group, OBX-1 and OBX-3); `related` are
     the order and report it belongs to (R4 DocumentReference has no basedOn)."""
-    code = dt.cwe(obx.field(3).rep(1), ctx)
-    if code is None:
-        raise MappingError(loc(obx, 3, msg), "OBX-3 (observation identifier) is required")
+    code = required_code(obx, 3, "observation identifier", msg, ctx)
     first = code.get("coding", [{}])[0]
     key = f"{group_key}|{obx.field(1).value.strip()}|{first.get('code', code.get('text', ''))}"
     observed = dt.timestamp_instant(dt.c(obx.field(14).rep(1), 1), ctx, loc(obx, 14, msg))

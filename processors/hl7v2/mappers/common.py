@@ -61,6 +61,38 @@ def require(msg: ParsedMessage, name: str) -> Segment:
     return seg
 
 
+def required_code(
+    seg: Segment, field: int, what: str, msg: ParsedMessage, ctx: MappingContext, table: str = ""
+) -> JSON:
+    """A required coded field (CWE/CE/CNE, first repetition) -> CodeableConcept; `table`
+    names the HL7 table of a code sent without a system."""
+    code = dt.cwe(seg.field(field).rep(1), ctx, table)
+    if code is None:
+        raise MappingError(loc(seg, field, msg), f"{seg.name}-{field} ({what}) is required")
+    return code
+
+
+def required_time(
+    seg: Segment, field: int, what: str, msg: ParsedMessage, ctx: MappingContext
+) -> str | None:
+    """A required TS/DTM field -> FHIR dateTime."""
+    rep = seg.field(field).rep(1)
+    if not dt.c(rep, 1):
+        raise MappingError(loc(seg, field, msg), f"{seg.name}-{field} ({what}) is required")
+    return dt.datetime_(rep, ctx, loc(seg, field, msg))
+
+
+def result_status(
+    seg: Segment, field: int, statuses: dict[str, str], table: str, msg: ParsedMessage
+) -> str:
+    """A result status code (OBX-11, OBR-25) -> its FHIR status via `statuses` (HL7 `table`)."""
+    code = dt.c(seg.field(field).rep(1), 1).upper()
+    status = statuses.get(code)
+    if status is None:
+        raise MappingError(loc(seg, field, msg), f"result status {code!r} is not in table {table}")
+    return status
+
+
 def sending_facility(msg: ParsedMessage) -> str:
     """MSH-4 namespace (or universal id): the implied authority of unqualified identifiers."""
     return sending_authority(msg.msh.fields, msg.encoding)  # the contract's rule, as the edge's
@@ -400,9 +432,7 @@ def allergies(
     pid = patient_reference.split("/")[1]
     onset_field = 11 if segment == "IAM" else 6
     for al1 in msg.segments(segment):
-        code = dt.cwe(al1.field(3).rep(1), ctx)
-        if code is None:
-            raise MappingError(loc(al1, 3, msg), f"{segment}-3 (allergen) is required")
+        code = required_code(al1, 3, "allergen", msg, ctx)
         deleted = segment == "IAM" and dt.c(al1.field(6).rep(1), 1).upper() == "D"
         first = code.get("coding", [{}])[0]
         category = _ALLERGY_CATEGORY.get(dt.c(al1.field(2).rep(1), 1).upper())
@@ -448,9 +478,7 @@ def conditions(
     pid = patient_reference.split("/")[1]
     references = []
     for dg1 in msg.segments("DG1"):
-        code = dt.cwe(dg1.field(3).rep(1), ctx)
-        if code is None:
-            raise MappingError(loc(dg1, 3, msg), "DG1-3 (diagnosis code) is required")
+        code = required_code(dg1, 3, "diagnosis code", msg, ctx)
         first = code.get("coding", [{}])[0]
         verification = _DIAGNOSIS_VERIFICATION.get(dt.c(dg1.field(6).rep(1), 1).upper())
         resource = {

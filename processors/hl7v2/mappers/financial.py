@@ -21,15 +21,7 @@ from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
 from ..timestamps import to_datetime
-from .common import (
-    JSON,
-    Output,
-    loc,
-    patient_ref,
-    practitioner_ref,
-    ref,
-    require,
-)
+from .common import JSON, Output, loc, patient_ref, practitioner_ref, ref, require, required_code
 from .coverage import coverages
 from .insurance import account
 from .observations import observation
@@ -104,9 +96,7 @@ def _charge_item(
     ctx: MappingContext,
     out: Output,
 ) -> None:
-    code = dt.cwe(ft1.field(7).rep(1), ctx, "0132")
-    if code is None:
-        raise MappingError(loc(ft1, 7, msg), "FT1-7 (transaction code) is required")
+    code = required_code(ft1, 7, "transaction code", msg, ctx, "0132")
     when = ft1.field(4).rep(1)  # DR: start ^ end
     start = dt.datetime_(when, ctx, loc(ft1, 4, msg))
     end = to_datetime(dt.c(when, 2), ctx.zone, loc(ft1, 4, msg)) if dt.c(when, 2) else None

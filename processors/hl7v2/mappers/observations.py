@@ -14,7 +14,7 @@ from .. import ids, vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
-from .common import JSON, Output, loc, notes, ref
+from .common import JSON, Output, loc, notes, ref, required_code, result_status
 
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 LABORATORY: JSON = {
@@ -47,13 +47,8 @@ def observation(
     immunization), OBX-1 set id and OBX-3 code. An ADT's OBX (height, weight, a screening
     answer) belongs to no group: `visit_key` (the visit, else the patient) keys it with the
     code and OBX-14, so a later A08 repeating the observation updates it."""
-    code = dt.cwe(obx.field(3).rep(1), ctx)
-    if code is None:
-        raise MappingError(loc(obx, 3, msg), "OBX-3 (observation identifier) is required")
-    status_code = dt.c(obx.field(11).rep(1), 1).upper()
-    status = vocab.OBSERVATION_STATUS.get(status_code)
-    if status is None:
-        raise MappingError(loc(obx, 11, msg), f"result status {status_code!r} is not in table 0085")
+    code = required_code(obx, 3, "observation identifier", msg, ctx)
+    status = result_status(obx, 11, vocab.OBSERVATION_STATUS, "0085", msg)
     vt = dt.c(obx.field(2).rep(1), 1)
     value = None
     if dt.reps(obx.field(5)):

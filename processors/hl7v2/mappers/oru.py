@@ -19,14 +19,7 @@ from ..errors import MappingError, StructureError
 from ..parser import ParsedMessage, Segment
 from . import specimens
 from .attachments import document_reference
-from .common import (
-    JSON,
-    Output,
-    loc,
-    organization,
-    patient_ref,
-    ref,
-)
+from .common import JSON, Output, loc, organization, patient_ref, ref, required_code, result_status
 from .observations import ENCAPSULATED_TYPES, observation, value_type
 from .requests import service_request
 from .visit import visit_resources
@@ -153,13 +146,8 @@ def _report(
 ) -> None:
     obr = order.obr
     key, placer, filler = order_key(obr, ctx)
-    code = dt.cwe(obr.field(4).rep(1), ctx)
-    if code is None:
-        raise MappingError(loc(obr, 4, msg), "OBR-4 (universal service identifier) is required")
-    status_code = dt.c(obr.field(25).rep(1), 1).upper()
-    status = vocab.REPORT_STATUS.get(status_code)
-    if status is None:
-        raise MappingError(loc(obr, 25, msg), f"result status {status_code!r} is not in table 0123")
+    code = required_code(obr, 4, "universal service identifier", msg, ctx)
+    status = result_status(obr, 25, vocab.REPORT_STATUS, "0123", msg)
     effective = dt.datetime_(obr.field(7).rep(1), ctx, loc(obr, 7, msg))
     specimen_refs = shared_specimens + [
         s

@@ -29,6 +29,8 @@ from .common import (
     patient_ref,
     practitioner_ref,
     ref,
+    required_code,
+    required_time,
 )
 from .observations import observation
 from .requests import entity_id, request_status
@@ -229,11 +231,7 @@ def medication_request(
     assert give is not None
     encoded = give.name == "RXE"
     code_field = 2 if encoded else 1
-    medication = dt.cwe(give.field(code_field).rep(1), ctx)
-    if medication is None:
-        raise MappingError(
-            loc(give, code_field, msg), f"{give.name}-{code_field} (give code) is required"
-        )
+    medication = required_code(give, code_field, "give code", msg, ctx)
     # RXO-5 / RXE-6 dosage form maps to a contained Medication.form in the IG: not mapped yet.
     # administration instructions: RXE-7 / RXO-7 -> dosage text; RXO-6 pharmacy instructions
     # -> note
@@ -304,9 +302,7 @@ def _dispense(
 ) -> str:
     """RXD -> MedicationDispense: RXD-2 code, RXD-3 handed over, RXD-4/5 quantity, RXD-7
     prescription number, RXD-10 dispensing provider."""
-    medication = dt.cwe(rxd.field(2).rep(1), ctx)
-    if medication is None:
-        raise MappingError(loc(rxd, 2, msg), "RXD-2 (dispense/give code) is required")
+    medication = required_code(rxd, 2, "dispense/give code", msg, ctx)
     amount = dt.c(rxd.field(4).rep(1), 1)
     prescription = dt.c(rxd.field(7).rep(1), 1)
     dispensed = dt.c(rxd.field(3).rep(1), 1)
@@ -348,13 +344,8 @@ def _administration(
     """RXA -> MedicationAdministration: RXA-3/4 period, RXA-5 code, RXA-6/7 dose, RXA-10
     performer, RXA-20 completion status (table 0322), RXA-21 action code D -> entered-in-error."""
     rxa = admin.rxa
-    medication = dt.cwe(rxa.field(5).rep(1), ctx)
-    if medication is None:
-        raise MappingError(loc(rxa, 5, msg), "RXA-5 (administered code) is required")
-    start_rep = rxa.field(3).rep(1)
-    if not dt.c(start_rep, 1):
-        raise MappingError(loc(rxa, 3, msg), "RXA-3 (start of administration) is required")
-    start = dt.datetime_(start_rep, ctx, loc(rxa, 3, msg))
+    medication = required_code(rxa, 5, "administered code", msg, ctx)
+    start = required_time(rxa, 3, "start of administration", msg, ctx)
     end = dt.datetime_(rxa.field(4).rep(1), ctx, loc(rxa, 4, msg))
     status = _ADMINISTRATION_STATUS.get(dt.c(rxa.field(20).rep(1), 1).upper(), "completed")
     if dt.c(rxa.field(21).rep(1), 1).upper() == "D":
@@ -373,7 +364,10 @@ def _administration(
     resource = {
         "resourceType": "MedicationAdministration",
         "id": ids.medication_administration(
-            key, rxa.field(1).value.strip(), rxa.field(2).value.strip(), dt.c(start_rep, 1)
+            key,
+            rxa.field(1).value.strip(),
+            rxa.field(2).value.strip(),
+            dt.c(rxa.field(3).rep(1), 1),
         ),
         "status": status,
         "statusReason": [dt.cwe(rxa.field(18).rep(1), ctx)] if status == "not-done" else None,

@@ -24,6 +24,7 @@ from .common import (
     notes,
     patient_ref,
     ref,
+    required_code,
 )
 from .observations import observation
 from .visit import visit_resources
@@ -101,9 +102,7 @@ def _condition(
     ctx: MappingContext,
     out: Output,
 ) -> None:
-    code = dt.cwe(prb.field(3).rep(1), ctx)
-    if code is None:
-        raise MappingError(loc(prb, 3, msg), "PRB-3 (problem id) is required")
+    code = required_code(prb, 3, "problem id", msg, ctx)
     instance = dt.ei(prb.field(4).rep(1), ctx)
     if instance is not None:
         key = f"{instance['value']}|{dt.c(prb.field(4).rep(1), 2)}"

@@ -15,7 +15,6 @@ from processors.ids import resource_id
 
 from .. import datatypes as dt
 from ..context import MappingContext
-from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
 from .common import (
     Output,
@@ -24,6 +23,7 @@ from .common import (
     loc,
     practitioner_ref,
     ref,
+    required_code,
     status_from_visit,
 )
 from .observations import observation
@@ -69,9 +69,7 @@ def procedures(
     patient_id = patient_reference.split("/")[1]
     references = []
     for pr1 in msg.segments("PR1"):
-        code = dt.cwe(pr1.field(3).rep(1), ctx, "0088")
-        if code is None:
-            raise MappingError(loc(pr1, 3, msg), "PR1-3 (procedure code) is required")
+        code = required_code(pr1, 3, "procedure code", msg, ctx, "0088")
         description = dt.c(pr1.field(4).rep(1), 1)
         if description and "text" not in code:
             code["text"] = description

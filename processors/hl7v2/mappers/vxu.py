@@ -17,7 +17,16 @@ from .. import ids, vocab
 from ..context import MappingContext
 from ..errors import MappingError
 from ..parser import ParsedMessage, Segment
-from .common import JSON, Output, loc, patient_ref, practitioner_ref, ref
+from .common import (
+    JSON,
+    Output,
+    loc,
+    patient_ref,
+    practitioner_ref,
+    ref,
+    required_code,
+    required_time,
+)
 from .observations import observation
 from .visit import visit_resources
 
@@ -86,13 +95,8 @@ def _immunization(
 ) -> str:
     """RXA (+ ORC, RXR) -> Immunization; `seen` counts the groups per order-number key."""
     orc, rxa, rxrs = group.orc, group.rxa, group.rxrs
-    vaccine = dt.cwe(rxa.field(5).rep(1), ctx, "0292")
-    if vaccine is None:
-        raise MappingError(loc(rxa, 5, msg), "RXA-5 (administered code) is required")
-    when_rep = rxa.field(3).rep(1)
-    if not dt.c(when_rep, 1):
-        raise MappingError(loc(rxa, 3, msg), "RXA-3 (start of administration) is required")
-    when = dt.datetime_(when_rep, ctx, loc(rxa, 3, msg))
+    vaccine = required_code(rxa, 5, "administered code", msg, ctx, "0292")
+    when = required_time(rxa, 3, "start of administration", msg, ctx)
     key: tuple[str, ...]
     identifiers = []
     filler = (dt.c(orc.field(3).rep(1), 1), dt.c(orc.field(3).rep(1), 2)) if orc else ("", "")
@@ -107,7 +111,12 @@ def _immunization(
         key = ("placer", *placer)
     else:
         first = vaccine.get("coding", [{}])[0]
-        key = ("administration", patient_reference, first.get("code", ""), dt.c(when_rep, 1))
+        key = (
+            "administration",
+            patient_reference,
+            first.get("code", ""),
+            dt.c(rxa.field(3).rep(1), 1),
+        )
     seen["|".join(key)] += 1
     if seen["|".join(key)] > 1:  # a repeated group sharing the order number: its own resource
         key = (*key, str(seen["|".join(key)]))

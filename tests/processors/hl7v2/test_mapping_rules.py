@@ -13,9 +13,10 @@ from processors.hl7v2.errors import MappingError, ParseError, UnsupportedMessage
 from processors.hl7v2.mapping import map_hl7v2
 from processors.validation import resource_issues
 
+from .builders import MSH, PID, seg
+from .builders import message as msg
+
 EXTRA = Path(__file__).resolve().parents[2] / "corpus" / "hl7v2_extra"
-MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
-PID = "PID|1||P1^^^FAC^MR||Doe^Jane||19800101|F"
 
 
 def extra(name: str, ctx: MappingContext | None = None) -> list[dict[str, Any]]:
@@ -30,16 +31,7 @@ def one(resources: list[dict[str, Any]], rtype: str) -> dict[str, Any]:
     return found[0]
 
 
-def seg(name: str, fields: dict[int, str]) -> str:
-    """A segment from {position: value}, so that no test miscounts its pipes."""
-    return "|".join([name, *(fields.get(i, "") for i in range(1, max(fields) + 1))])
-
-
 OBR = seg("OBR", {1: "1", 3: "F1^LAB", 4: "X^x^L", 25: "F"})
-
-
-def msg(mtype: str, *segments: str) -> bytes:
-    return "\r".join([MSH.format(type=mtype), *segments]).encode()
 
 
 # --- Patient ------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from processors.hl7v2.context import MappingContext
 from processors.hl7v2.mapping import map_hl7v2
 from processors.ids import LOCAL_SYSTEM_BASE
 
+from .builders import MSH, PID
+
 CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "hl7v2"
-MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
-PID = "PID|1||P1^^^FAC^MR||Doe^Jane||19800101|F"
 RDE = [
     MSH.format(type="RDE^O11^RDE_O11"),
     PID,

@@ -10,23 +10,10 @@ import pytest
 
 from processors.hl7v2.errors import MappingError
 from processors.hl7v2.mapping import map_hl7v2
-from processors.validation import resource_issues
 
-MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
-PID = "PID|1||P1^^^FAC^MR||Doe^Jane||19800101|F"
+from .builders import MSH, PID, mapped, seg
+
 PDF = b"%PDF-1.4\n%%EOF\n"
-
-
-def seg(name: str, fields: dict[int, str]) -> str:
-    """A segment from {position: value}, so that no test miscounts its pipes."""
-    return "|".join([name, *(fields.get(i, "") for i in range(1, max(fields) + 1))])
-
-
-def mapped(mtype: str, *segments: str) -> list[dict[str, Any]]:
-    payload = "\r".join([MSH.format(type=mtype), *segments]).encode()
-    resources = map_hl7v2(payload).resources
-    assert [i for r in resources for i in resource_issues(r)] == []
-    return resources
 
 
 def of_type(resources: list[dict[str, Any]], rtype: str) -> list[dict[str, Any]]:

@@ -8,22 +8,7 @@ from typing import Any
 
 import pytest
 
-from processors.hl7v2.mapping import map_hl7v2
-from processors.validation import resource_issues
-
-MSH = "MSH|^~\\&|APP|FAC|CARELOG|CARELOG|20260101120000-0500||{type}|C1|P|2.5.1"
-
-
-def seg(name: str, fields: dict[int, str]) -> str:
-    """A segment from {position: value}, so that no test miscounts its pipes."""
-    return "|".join([name, *(fields.get(i, "") for i in range(1, max(fields) + 1))])
-
-
-def mapped(mtype: str, *segments: str) -> list[dict[str, Any]]:
-    payload = "\r".join([MSH.format(type=mtype), *segments]).encode()
-    resources = map_hl7v2(payload).resources
-    assert [i for r in resources for i in resource_issues(r)] == []
-    return resources
+from .builders import mapped, seg
 
 
 def only(resources: list[dict[str, Any]], rtype: str) -> dict[str, Any]:
