@@ -21,6 +21,8 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Transport
 from faust.types import RecordMetadata
 
+from processors.faust_offsets import MarkerGapConsumer
+
 
 class SourcePartitionTransactions(TransactionManager):
     async def send(
@@ -52,6 +54,7 @@ class SourcePartitionTransactions(TransactionManager):
 
 class SourcePartitionTransport(Transport):
     TransactionManager = SourcePartitionTransactions
+    Consumer = MarkerGapConsumer  # commits past transaction markers (processors/faust_offsets.py)
 
 
 def use_source_partition_transactions(app: faust.App) -> None:

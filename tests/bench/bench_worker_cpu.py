@@ -9,7 +9,7 @@ message: start-up costs are left out, the idle cost of its commit loop is in.
 `--source DIR` runs the worker from another checkout of carelog (same venv), so that two
 versions of the code are compared on the same machine state in one run: the runs alternate
 between the sources and the ratio of the medians is printed. `--profile FILE` records the
-(last) worker with py-spy (`--format` raw or speedscope) while it works; py-spy is not a
+worker of every run with py-spy (FILE.runN.EXT) (`--format` raw or speedscope) while it works; py-spy is not a
 dependency of carelog: install it into the venv first (`uv pip install py-spy`).
 
 Run: .venv/bin/python -m tests.bench.bench_worker_cpu --messages 1500 [--source /tmp/old]
@@ -35,6 +35,7 @@ from tests.bench.common import bench_settings
 from tests.processors.worker_harness import read_all
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IDLE_SECONDS = 3.0
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -79,6 +80,9 @@ def one_run(
     try:
         wait_ready(var_dir)
         time.sleep(2)  # let the first commits and the changelog recovery settle
+        idle_before = sum(cpu_seconds(worker.pid))
+        time.sleep(IDLE_SECONDS)
+        idle_rate = (sum(cpu_seconds(worker.pid)) - idle_before) / IDLE_SECONDS
         tag = time.time_ns()
         events = [inbound(hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]
         wanted = {e.event_id for e in events}
@@ -86,7 +90,7 @@ def one_run(
         if profile is not None:
             path, fmt = profile
             spy = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                [os.environ.get("PY_SPY", str(Path(sys.executable).parent / "py-spy")), "record", "--pid",
                  str(worker.pid), "--format", fmt, "--output", str(path), "--rate", "200",
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -96,13 +100,19 @@ def one_run(
                 Outgoing(inbound_topic(Format.hl7v2), f"NWH|{i}", encode_event(e))
                 for i, e in enumerate(events)
             )
-        while landed(settings, wanted) < messages:
+        started = time.monotonic()
+        while True:
+            polled = time.monotonic()
+            if landed(settings, wanted) >= messages:
+                break
             time.sleep(1)
         user_after, system_after = cpu_seconds(worker.pid)
+        wall, poll = time.monotonic() - started, time.monotonic() - polled
         user, system = user_after - user, system_after - system
         print(
             f"  user {user / messages * 1000:.2f} ms, system {system / messages * 1000:.2f} ms "
-            "per message", flush=True,
+            f"per message; {wall:.1f} s wall (last poll of the changes {poll:.1f} s), "
+            f"idle worker {idle_rate * 1000:.0f} ms CPU/s", flush=True,
         )  # fmt: skip
     finally:
         if spy is not None:
@@ -122,7 +132,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--source", type=Path, help="another checkout to compare with")
-    parser.add_argument("--profile", type=Path, help="py-spy output of the last run")
+    parser.add_argument("--profile", type=Path, help="py-spy output, one file per run")
     parser.add_argument("--format", default="raw", choices=["raw", "speedscope", "flamegraph"])
     args = parser.parse_args()
     sources = [PROJECT_ROOT] + ([args.source.resolve()] if args.source else [])
@@ -133,8 +143,10 @@ def main() -> None:
         results: dict[Path, list[float]] = {s: [] for s in sources}
         for run in range(args.runs):
             for source in reversed(sources) if run % 2 else sources:
-                last = run == args.runs - 1 and source == PROJECT_ROOT
-                profile = (args.profile, args.format) if args.profile and last else None
+                # every run of this tree is profiled, one file each: growth shows between them
+                mine = args.profile is not None and source == PROJECT_ROOT
+                path = args.profile.with_suffix(f".run{run + 1}{args.profile.suffix}") if mine else None
+                profile = (path, args.format) if path is not None else None
                 ms = one_run(settings, source, args.messages, profile)
                 results[source].append(ms)
                 print(f"run {run + 1} {source}: {ms:.2f} ms CPU per message", flush=True)
