@@ -145,7 +145,11 @@ def main() -> None:
             for source in reversed(sources) if run % 2 else sources:
                 # every run of this tree is profiled, one file each: growth shows between them
                 mine = args.profile is not None and source == PROJECT_ROOT
-                path = args.profile.with_suffix(f".run{run + 1}{args.profile.suffix}") if mine else None
+                path = (
+                    args.profile.with_suffix(f".run{run + 1}{args.profile.suffix}")
+                    if mine
+                    else None
+                )
                 profile = (path, args.format) if path is not None else None
                 ms = one_run(settings, source, args.messages, profile)
                 results[source].append(ms)
