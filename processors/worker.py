@@ -36,6 +36,8 @@ app = create_app(
     broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
     broker_commit_interval=settings.worker_commit_interval_seconds,
     producer_linger=settings.worker_producer_linger_seconds,
+    producer_max_batch_size=settings.worker_producer_max_batch_bytes,
+    producer_compression_type=settings.worker_producer_compression,
 )
 use_source_partition_transactions(app)
 seek_before_resume()

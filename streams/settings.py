@@ -181,6 +181,17 @@ class Settings(BaseSettings):
         "went in a produce request of its own, and those requests were a quarter of the "
         "worker's CPU; it also bounds a write's added latency.",
     )
+    worker_producer_max_batch_bytes: int = Field(
+        16384,
+        description="Largest batch of records for one partition that `carelog worker`'s "
+        "producers send in one request (Faust's default, 16 KiB). A full batch is sent "
+        "without waiting for the linger time.",
+    )
+    worker_producer_compression: str | None = Field(
+        None,
+        description="Compression of what `carelog worker` produces (none, or gzip, snappy, "
+        "lz4, zstd); readers decompress whatever they find.",
+    )
 
     # The Delta Lake sink (projections/lake/).
     lake_uri: str | None = Field(
