@@ -45,7 +45,7 @@ class SourcePartitionTransactions(TransactionManager):
             topic,
             key,
             value,
-            self.consumer.key_partition(topic, key, partition),
+            partition,  # None: the producer's partitioner, the one key_partition would use
             timestamp,
             headers,
             transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",

@@ -175,17 +175,18 @@ class Settings(BaseSettings):
         "(a FHIR PUT waits for two commits and the projection). Faust's default is 2.8 s.",
     )
     worker_producer_linger_seconds: float = Field(
-        0.005,
+        0.05,
         description="How long `carelog worker`'s producers gather records before sending them "
         "in one request. With 0 (Faust's default) each of the ~26 records an ORU^R01 gives "
         "went in a produce request of its own, and those requests were a quarter of the "
-        "worker's CPU; it also bounds a write's added latency.",
+        "worker's CPU; 0.05 with 512 KiB batches took 0.77x the CPU of 0.005 with 16 KiB. "
+        "It bounds what a write waits for per stage, beside the commit interval.",
     )
     worker_producer_max_batch_bytes: int = Field(
-        16384,
+        524288,
         description="Largest batch of records for one partition that `carelog worker`'s "
-        "producers send in one request (Faust's default, 16 KiB). A full batch is sent "
-        "without waiting for the linger time.",
+        "producers send in one request (Faust's default is 16 KiB, a few ORU^R01 resources). "
+        "A full batch is sent without waiting for the linger time.",
     )
     worker_producer_compression: str | None = Field(
         None,

@@ -1,16 +1,20 @@
 """Benchmark (not a test): CPU seconds a real `carelog worker` spends per ORU^R01 (10 OBX).
 
-Starts a broker of its own (or uses CARELOG_KAFKA_BOOTSTRAP), starts a worker on an empty
-log and waits until it is ready, then appends N ORU^R01 with distinct patients and orders to
-carelog.inbound.hl7v2 and waits until every one is on carelog.fhir.changes. The worker's CPU
-(user + system, from /proc) between "ready" and "all landed", divided by N, is its CPU per
-message: start-up costs are left out, the idle cost of its commit loop is in.
+Starts a broker of its own (or uses CARELOG_KAFKA_BOOTSTRAP), starts a worker and waits until
+it is ready and has caught up with any input an earlier worker left uncommitted, then appends
+N ORU^R01 with distinct patients and orders to carelog.inbound.hl7v2 and waits until every
+one is on carelog.fhir.changes. The worker's CPU (user + system, from /proc) from the first
+append to "all landed", divided by N, is its CPU per message: start-up and catching up are
+left out (and printed), the idle cost of its commit loop is in. Each run also prints the
+worker's idle CPU rate and the translated records it left uncommitted (none, unless the
+worker's offset commits fall behind: a successor reads those again).
 
-`--source DIR` runs the worker from another checkout of carelog (same venv), so that two
-versions of the code are compared on the same machine state in one run: the runs alternate
-between the sources and the ratio of the medians is printed. `--profile FILE` records the
-worker of every run with py-spy (FILE.runN.EXT) (`--format` raw or speedscope) while it works; py-spy is not a
-dependency of carelog: install it into the venv first (`uv pip install py-spy`).
+`--source DIR` (repeatable) runs the worker from another checkout of carelog (same venv) and
+`--env KEY=VALUE` (repeatable) this tree with those settings, so that versions or settings
+are compared on the same machine state in one run: the runs alternate between the variants
+and the ratios of the medians are printed. `--profile FILE` records the worker of every run
+of this tree with py-spy (FILE.runN.EXT; `--format` raw or speedscope); py-spy is not a
+dependency of carelog: point PY_SPY at an install of it (e.g. a venv of its own).
 
 Run: .venv/bin/python -m tests.bench.bench_worker_cpu --messages 1500 [--source /tmp/old]
 """
@@ -169,7 +173,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--source", type=Path, help="another checkout to compare with")
+    parser.add_argument(
+        "--source", type=Path, action="append", default=[],
+        help="another checkout to compare with (repeatable)",
+    )  # fmt: skip
     parser.add_argument(
         "--env", action="append", default=[], metavar="KEY=VALUE",
         help="compare with this tree run with these environment variables (repeatable)",
@@ -178,8 +185,7 @@ def main() -> None:
     parser.add_argument("--format", default="raw", choices=["raw", "speedscope", "flamegraph"])
     args = parser.parse_args()
     variants = [Variant(PROJECT_ROOT)]
-    if args.source:
-        variants.append(Variant(args.source.resolve()))
+    variants.extend(Variant(source.resolve()) for source in args.source)
     if args.env:
         pairs = tuple((k, v) for k, _, v in (e.partition("=") for e in args.env))
         variants.append(Variant(PROJECT_ROOT, pairs))
