@@ -21,6 +21,7 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer, Transport
 from faust.types import RecordMetadata
 
+from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and calls
@@ -50,7 +51,7 @@ class SourcePartitionTransactions(TransactionManager):
             topic,
             key,
             value,
-            self.consumer.key_partition(topic, key, partition),
+            partition,  # None: the producer's partitioner, the one key_partition would use
             timestamp,
             headers,
             transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
@@ -59,6 +60,7 @@ class SourcePartitionTransactions(TransactionManager):
 
 class SourcePartitionTransport(Transport):
     TransactionManager = SourcePartitionTransactions
+    Consumer = MarkerGapConsumer  # commits past transaction markers (processors/faust_offsets.py)
 
 
 def use_source_partition_transactions(app: faust.App) -> None:

@@ -22,7 +22,7 @@ from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
-from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, catalogue, inbound_topic
+from streams.topics import FHIR_TRANSLATED, catalogue, inbound_topic
 
 settings = get_settings()
 APP_ID = settings.processors_app_id
@@ -37,6 +37,8 @@ app = create_app(
     broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
     broker_commit_interval=settings.worker_commit_interval_seconds,
     producer_linger=settings.worker_producer_linger_seconds,
+    producer_max_batch_size=settings.worker_producer_max_batch_bytes,
+    producer_compression_type=settings.worker_producer_compression,
 )
 use_source_partition_transactions(app)
 seek_before_resume()
@@ -52,7 +54,6 @@ inbound = app.topic(
     *[inbound_topic(f) for f in Format], key_serializer="raw", value_serializer="raw"
 )
 translated = _raw_topic(FHIR_TRANSLATED)
-outputs = {name: _raw_topic(name) for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)}
 # Changelog keys and values are plain JSON ("Patient/123" -> {"version": 2, ...}); no
 # key_type/value_type, since Faust would then expect Record models when recovering.
 versions = app.Table("resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED])
@@ -64,8 +65,13 @@ def _record(event: faust.EventT[Any]) -> Record:
 
 
 async def _send(items: list[OutputRecord]) -> None:
+    # Straight to the transaction manager, which puts each record in the transaction of the
+    # event's input partition (processors/transactions.py). Faust's Topic.send would wrap
+    # every record in a FutureMessage with sensors and callbacks first; the transaction's
+    # commit still waits for every record to be acknowledged, or fails.
+    producer = app.consumer.transactions
     for item in items:
-        await outputs[item.topic].send(key=item.key, value=item.value)
+        await producer.send(item.topic, item.key, item.value, None, None, None)
         metrics.OUTPUTS_BY_TOPIC[item.topic].inc()
 
 

@@ -175,11 +175,24 @@ class Settings(BaseSettings):
         "(a FHIR PUT waits for two commits and the projection). Faust's default is 2.8 s.",
     )
     worker_producer_linger_seconds: float = Field(
-        0.005,
+        0.25,
         description="How long `carelog worker`'s producers gather records before sending them "
         "in one request. With 0 (Faust's default) each of the ~26 records an ORU^R01 gives "
         "went in a produce request of its own, and those requests were a quarter of the "
-        "worker's CPU; it also bounds a write's added latency.",
+        "worker's CPU; 0.25 took 0.88x the CPU of 0.05 (same run). A write waits no longer "
+        "for it: records are readable only when their transaction commits (every "
+        "worker_commit_interval_seconds), and a commit sends every lingering batch first.",
+    )
+    worker_producer_max_batch_bytes: int = Field(
+        524288,
+        description="Largest batch of records for one partition that `carelog worker`'s "
+        "producers send in one request (Faust's default is 16 KiB, a few ORU^R01 resources). "
+        "A full batch is sent without waiting for the linger time.",
+    )
+    worker_producer_compression: str | None = Field(
+        None,
+        description="Compression of what `carelog worker` produces (none, or gzip, snappy, "
+        "lz4, zstd); readers decompress whatever they find.",
     )
 
     # The Delta Lake sink (projections/lake/).
