@@ -55,7 +55,10 @@ def _needs(request: Request) -> list[Need]:
 INTAKE = Intake(Format.fhir, CONTENT_TYPES, CONTENT_TYPES, needs=_needs)
 
 
-async def _write(call: Admitted) -> Response:
+@INTAKE.route
+async def write(call: Admitted) -> Response:
+    """Create (POST /fhir/{type}), update (PUT /fhir/{type}/{id}), delete (DELETE
+    /fhir/{type}/{id}) or a transaction/batch Bundle (POST /fhir)."""
     request, gw, body, answer_type = call.request, call.gateway, call.body, call.answer_type
     principal = call.principal
     params = request.path_params
@@ -149,33 +152,9 @@ def _event_headers(request: Request) -> dict[str, str]:
     return headers
 
 
-@INTAKE.route
-async def create(call: Admitted) -> Response:
-    """Create a resource: POST /fhir/{type}."""
-    return await _write(call)
-
-
-@INTAKE.route
-async def update(call: Admitted) -> Response:
-    """Update (or create with a client id) a resource: PUT /fhir/{type}/{id}."""
-    return await _write(call)
-
-
-@INTAKE.route
-async def delete(call: Admitted) -> Response:
-    """Delete a resource: DELETE /fhir/{type}/{id}."""
-    return await _write(call)
-
-
-@INTAKE.route
-async def bundle(call: Admitted) -> Response:
-    """A transaction or batch Bundle: POST /fhir."""
-    return await _write(call)
-
-
 routes = [
-    Route("/fhir", bundle, methods=["POST"]),
-    Route("/fhir/{type}", create, methods=["POST"]),
-    Route("/fhir/{type}/{id}", update, methods=["PUT"]),
-    Route("/fhir/{type}/{id}", delete, methods=["DELETE"]),
+    Route("/fhir", write, methods=["POST"]),
+    Route("/fhir/{type}", write, methods=["POST"]),
+    Route("/fhir/{type}/{id}", write, methods=["PUT"]),
+    Route("/fhir/{type}/{id}", write, methods=["DELETE"]),
 ]

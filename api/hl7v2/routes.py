@@ -96,15 +96,7 @@ class HttpDoor:
         kept = await self.call.refuse(BadRequest(issue), message, key=self.call.sender)
         return None if kept.stored_as_rejected else str(kept)
 
-    def answer(
-        self,
-        header: MshHeader | None,
-        outcome: AckCode,
-        text: str = "",
-        error: str = "application_error",
-        location: str = "",
-    ) -> str:
-        return build_ack(header, outcome, text, error, location)
+    answer = staticmethod(build_ack)  # every message is answered over HTTP
 
 
 def _render_refusal(exc: GatewayError, body: bytes, answer_type: str) -> Response:

@@ -294,15 +294,7 @@ class MllpConnection(asyncio.Protocol):
     ) -> Coroutine[Any, Any, str | None]:
         return self._keep(message, len(message), issue, header, location)
 
-    def answer(
-        self,
-        header: MshHeader | None,
-        outcome: AckCode,
-        text: str = "",
-        error: str = "application_error",
-        location: str = "",
-    ) -> bytes:
-        return answer(header, outcome, text, error, location)
+    answer = staticmethod(answer)  # framed, or b"" when MSH-15 asks for none
 
     def _on_broken(self, item: Broken) -> None:
         metrics.BROKEN.inc()
