@@ -8,7 +8,10 @@ the worst of the per-message outcomes: 200 all AA, 400 some AR, 503 some AE (ret
 is the idempotency key, so resending an already accepted message is harmless downstream).
 A message asking for enhanced acknowledgement (MSH-15/16 valued) is answered CA / CR / CE
 (api/hl7v2/ack.py); over HTTP every message is answered whatever its MSH-15 (NE, ER, SU
-withhold ACKs over MLLP only), since a request always gets its response.
+withhold ACKs over MLLP only), since a request always gets its response. The route runs the
+preamble (api/preamble.py) and then each message through the HL7 v2 ingest sequence
+(api/hl7v2/ingest_sequence.py) the MLLP listener runs too; what is its own is the batch
+splitting and the HTTP answer.
 """
 
 from __future__ import annotations

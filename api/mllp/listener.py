@@ -7,7 +7,10 @@ carelog.inbound.hl7v2; AR means the input can never be accepted as sent (broken 
 usable MSH, too large) and has been kept on carelog.rejected with the reason; AE means it
 could not be stored now (Kafka did not confirm) and the sender should retry. A message
 asking for enhanced acknowledgement (MSH-15/16) is answered CA / CR / CE instead, or not at
-all when its MSH-15 says so (api/hl7v2/ack.py).
+all when its MSH-15 says so (api/hl7v2/ack.py). Each frame goes through the HL7 v2 ingest
+sequence (api/hl7v2/ingest_sequence.py, the same as POST /hl7v2's), the connection being
+its door; what is the listener's own is the framing, the framing faults and the ordered
+replies.
 """
 
 from __future__ import annotations
