@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -29,6 +29,8 @@ from schemas.events import InboundMessage
 from streams.errors import DeliveryFailed
 from streams.producer import Delivered, EventProducer
 from streams.settings import Settings
+
+T = TypeVar("T")
 
 
 class Gateway:
@@ -75,20 +77,22 @@ class Gateway:
                 self._producer.close(timeout=self.settings.gateway_delivery_timeout_ms / 1000)
                 self._producer = self._ingestor = None
 
-    def _bridge(self) -> LoopBridge:
+    def relay(self, callback: Callable[[T], None]) -> Callable[[T], None]:
+        """`callback` run on the running loop when called from the delivery thread: what
+        Ingestor.produce wants as `then` (LoopBridge: one wake-up per burst)."""
         loop = asyncio.get_running_loop()
         if self._loop_bridge is None or self._loop_bridge_loop is not loop:
             self._loop_bridge, self._loop_bridge_loop = LoopBridge(loop), loop
-        return self._loop_bridge
+        return self._loop_bridge.relay(callback)
 
     async def append(self, event: InboundMessage, key: str) -> Delivered:
         # Confirmations reach the loop in batches (one wake-up per burst, not per event).
         waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         try:
-            self.ingestor.produce(event, key, self._bridge().relay(partial(_settle, waiter)))
+            self.ingestor.produce(event, key, self.relay(partial(_settle, waiter)))
             delivered = await waiter
         except DeliveryFailed as exc:
-            raise self._not_confirmed(exc) from None
+            raise self.not_confirmed(exc) from None
         self.metrics.appended.labels(event.format.value).inc()
         return delivered
 
@@ -115,16 +119,17 @@ class Gateway:
         try:
             futures = await asyncio.to_thread(submit_all)
         except DeliveryFailed as exc:
-            raise self._not_confirmed(exc) from None
+            raise self.not_confirmed(exc) from None
         await all_confirmed
         failed = next((f.exception() for f in futures if f.exception() is not None), None)
         if failed is not None:
-            raise self._not_confirmed(failed)
+            raise self.not_confirmed(failed)
         for event, _ in events:
             self.metrics.appended.labels(event.format.value).inc()
         return [f.result() for f in futures]
 
-    def _not_confirmed(self, exc: BaseException) -> Unavailable:
+    def not_confirmed(self, exc: BaseException) -> Unavailable:
+        """The 503 answering an event the broker did not confirm."""
         return Unavailable(
             f"not stored: the log did not confirm the message ({exc}); retry later",
             headers=self.retry_after,

@@ -3,15 +3,13 @@ reads it by (schemas.device_batch), appended as one event."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
-from api.body import read_body
 from api.errors import BadRequest, GatewayError, Unprocessable, json_response
-from api.gateway import gateway_of, request_id
-from api.negotiation import negotiate, require_content_type
+from api.gateway import request_id
+from api.preamble import Admitted, Intake
 from api.security.scopes import Need
 from schemas.device_batch import BatchRefused, DeviceBatch, read_batch
 from schemas.events import Channel, Format, InboundMessage
@@ -20,37 +18,32 @@ from streams.keys import inbound_key
 CONTENT_TYPES = ("application/json",)
 ANSWER_TYPES = ("application/json", "application/fhir+json")
 NEED = Need("device", "c")
+INTAKE = Intake(Format.device, ANSWER_TYPES, CONTENT_TYPES, needs=[NEED])
 
 
-async def post_readings(request: Request) -> Response:
+@INTAKE.route
+async def post_readings(call: Admitted) -> Response:
     """Ingest a batch of device readings (JSON)."""
-    gw = gateway_of(request)
-    principal = await gw.guard.admit(request)
-    answer_type = negotiate(request, ANSWER_TYPES)
-    gw.guard.require(principal, [NEED])
-    body = await read_body(request, gw.settings.max_request_bytes)
+    request, body = call.request, call.body
     try:
-        require_content_type(request, CONTENT_TYPES)
         batch = validate_batch(body)
     except GatewayError as exc:
-        raise await gw.refuse(
-            exc, body, request, format=Format.device, sender=principal.subject
-        ) from None
+        raise await call.refuse(exc) from None
 
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.device,
         content_type=request.headers.get("content-type", CONTENT_TYPES[0]),
-        sender=principal.subject, idempotency_key=request.headers.get("idempotency-key"),
+        sender=call.sender, idempotency_key=request.headers.get("idempotency-key"),
         correlation_id=request_id(request),
         headers={"http.path": request.url.path, "device.id": batch.device.id,
                  "readings": str(len(batch.readings))},
     )  # fmt: skip
-    delivered = await gw.append(event, inbound_key(Format.device, body, principal.subject))
+    delivered = await call.gateway.append(event, inbound_key(Format.device, body, call.sender))
     request.scope[EVENT_ID_KEY] = event.event_id
     answer = {"status": "accepted", "eventId": event.event_id, "topic": delivered.topic,
               "readings": len(batch.readings)}  # fmt: skip
     response = json_response(answer, 202, {"X-Event-Id": event.event_id})
-    response.headers["content-type"] = answer_type
+    response.headers["content-type"] = call.answer_type
     return response
 
 

@@ -25,7 +25,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
-from api.body import read_body
 from api.dicomweb.header import DicomHeader, DicomHeaderError, read_dicom_header
 from api.dicomweb.multipart_related import (
     MultipartError,
@@ -48,12 +47,13 @@ from api.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
-from api.gateway import Gateway, gateway_of, request_id
-from api.negotiation import negotiate
+from api.gateway import Gateway, request_id
+from api.preamble import Admitted, Intake
 from api.security.scopes import Need
 from schemas.events import Channel, Format, InboundMessage, new_event_id, utc_now
 from schemas.outcome import Issue
 from streams.blobstore import BlobStore, BlobStoreError, blob_store_from_settings
+from streams.settings import Settings
 
 DICOM = "application/dicom"
 ANSWER_TYPES = ("application/dicom+json", "application/json")
@@ -214,18 +214,17 @@ async def _read_all(gw: Gateway, origin: Origin, parts: list[Part]) -> list[Read
     return out
 
 
-async def _keep_refused(
-    request: Request, gw: Gateway, error: GatewayError, data: bytes, sender: str
-) -> GatewayError:
+async def _keep_refused(call: Admitted, error: GatewayError, data: bytes) -> GatewayError:
     """Keep refused input (a part, or the whole request) on carelog.rejected; returns the
     error to answer with, 503 if it could not be kept. Input bigger than the blob threshold
     goes to the blob store, and the event holds its first KEPT_HEAD_BYTES."""
     if not error.stored_as_rejected:
         return error
+    gw = call.gateway
     record, original = error, data
     if len(data) > gw.settings.blob_threshold_bytes:
         try:
-            blob = await asyncio.to_thread(blob_store_of(request, gw).put, data)
+            blob = await asyncio.to_thread(blob_store_of(call.request, gw).put, data)
         except BlobStoreError as exc:
             return Unavailable(
                 f"refused ({error}) and not recorded ({exc}); retry later", headers=gw.retry_after
@@ -238,23 +237,27 @@ async def _keep_refused(
             severity="information",
         )
         record = type(error)(*error.issues, kept_at)
-    kept = await gw.refuse(record, original, request, format=Format.dicom, sender=sender)
+    kept = await call.refuse(record, original)
     return kept if isinstance(kept, Unavailable) else error
 
 
-async def post_studies(request: Request) -> Response:
+def _dicom_body_limit(settings: Settings) -> int:
+    return settings.dicom_max_request_bytes
+
+
+# The media type is read by _parts: multipart/related with its type and boundary parameters.
+INTAKE = Intake(Format.dicom, ANSWER_TYPES, None, needs=[NEED], body_limit=_dicom_body_limit)
+
+
+@INTAKE.route
+async def post_studies(call: Admitted) -> Response:
     """Store DICOM instances (STOW-RS)."""
-    gw = gateway_of(request)
-    principal = await gw.guard.admit(request)
-    answer_type = negotiate(request, ANSWER_TYPES)
-    gw.guard.require(principal, [NEED])
-    body = await read_body(request, gw.settings.dicom_max_request_bytes)
-    sender = principal.subject
+    request, gw, body, sender = call.request, call.gateway, call.body, call.sender
     content_type = request.headers.get("content-type", "")
     try:  # off the loop: a body of 256 MB takes a while to split
         parts = await asyncio.to_thread(_parts, content_type, body, gw.settings.dicom_max_parts)
     except GatewayError as exc:
-        raise await _keep_refused(request, gw, exc, body, sender) from None
+        raise await _keep_refused(call, exc, body) from None
 
     origin = Origin(request.url.path, sender, request_id(request),
                     request.path_params.get("study"), gw.settings.blob_threshold_bytes,
@@ -265,7 +268,7 @@ async def post_studies(request: Request) -> Response:
     await gw.append_all(events)
     for failure in (r.checked for r in read if isinstance(r.checked, Failure)):
         error = GatewayError(Issue(failure.reason, code="invalid"))
-        outcome = await _keep_refused(request, gw, error, failure.part.content, sender)
+        outcome = await _keep_refused(call, error, failure.part.content)
         if isinstance(outcome, Unavailable):
             raise outcome
 
@@ -283,7 +286,10 @@ async def post_studies(request: Request) -> Response:
         request.scope[EVENT_ID_KEY] = events[0][0].event_id
     headers = {"X-Event-Ids": ",".join(e.event_id for e, _ in events)} if events else {}
     return Response(
-        orjson.dumps(stow_body(outcomes)), stow_status(outcomes), headers, media_type=answer_type
+        orjson.dumps(stow_body(outcomes)),
+        stow_status(outcomes),
+        headers,
+        media_type=call.answer_type,
     )
 
 

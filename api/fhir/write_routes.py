@@ -20,7 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
-from api.body import read_body
 from api.errors import GatewayError, json_response
 from api.fhir import if_none_exist, write_answer, write_targets
 from api.fhir.checks import check_id, check_resource, check_type, parse_resource
@@ -28,7 +27,8 @@ from api.fhir.store_handle import store_of
 from api.fhir.write_requests import Write, bundle_writes, check_resources, need_of, single_write
 from api.fhir.write_wait import Applied, Refused, wait_for
 from api.gateway import gateway_of, request_id
-from api.negotiation import negotiate, require_content_type
+from api.preamble import Admitted, Intake
+from api.security.scopes import Need
 from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue, operation_outcome
@@ -39,26 +39,36 @@ CONTENT_TYPES = ("application/fhir+json", "application/json")
 CONDITIONAL_HEADERS = ("if-match", "if-none-exist", "if-none-match", "if-modified-since", "prefer")
 
 
-async def _write(request: Request) -> Response:
-    gw = gateway_of(request)
-    principal = await gw.guard.admit(request)
-    answer_type = negotiate(request, CONTENT_TYPES)
+def _single_write(request: Request) -> Write:
+    """The write a /fhir/{type}[/{id}] request asks for (not a Bundle)."""
+    params = request.path_params
+    criteria = request.headers.get("if-none-exist")
+    none_match = request.headers.get("if-none-match", "").strip() == "*"
+    return single_write(request.method, params["type"], params.get("id"), criteria, none_match)
+
+
+def _needs(request: Request) -> list[Need]:
+    # A Bundle's needs are its entries': the route checks them once it has read the body.
+    return [need_of(_single_write(request))] if "type" in request.path_params else []
+
+
+INTAKE = Intake(Format.fhir, CONTENT_TYPES, CONTENT_TYPES, needs=_needs)
+
+
+@INTAKE.route
+async def write(call: Admitted) -> Response:
+    """Create (POST /fhir/{type}), update (PUT /fhir/{type}/{id}), delete (DELETE
+    /fhir/{type}/{id}) or a transaction/batch Bundle (POST /fhir)."""
+    request, gw, body, answer_type = call.request, call.gateway, call.body, call.answer_type
+    principal = call.principal
     params = request.path_params
     resource_type: str | None = params.get("type")
     resource_id: str | None = params.get("id")
-    writes: list[Write] = []  # what will be done: the scope check and the wait both read it
-    if resource_type is not None:  # the Bundle route checks per entry, once it has the body
-        criteria = request.headers.get("if-none-exist")
-        none_match = request.headers.get("if-none-match", "").strip() == "*"
-        writes = [single_write(request.method, resource_type, resource_id, criteria, none_match)]
-        gw.guard.require(principal, [need_of(writes[0])])
-    body = b""
+    # What will be done: the scope check and the wait both read it.
+    writes = [_single_write(request)] if resource_type is not None else []
     resource: dict[str, Any] | None = None
     conditions = if_none_exist.Conditions()
     try:
-        if request.method != "DELETE":
-            body = await read_body(request, gw.settings.max_request_bytes)
-            require_content_type(request, CONTENT_TYPES)
         if resource_type is not None:
             check_type(resource_type)
         if resource_id is not None:
@@ -78,9 +88,7 @@ async def _write(request: Request) -> Response:
         if request.method == "POST":
             conditions = await if_none_exist.resolve(store_of(request), writes)
     except GatewayError as exc:
-        raise await gw.refuse(
-            exc, body, request, format=Format.fhir, sender=principal.subject
-        ) from None
+        raise await call.refuse(exc) from None
     if resource_type is not None and 0 in conditions.matches:  # found: nothing to write
         return if_none_exist.answer_match(request, principal, conditions.matches[0],
                                           answer_type, gw.guard.verifier is not None)  # fmt: skip
@@ -88,11 +96,11 @@ async def _write(request: Request) -> Response:
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.fhir,
         content_type=request.headers.get("content-type", CONTENT_TYPES[0]),
-        sender=principal.subject, idempotency_key=request.headers.get("idempotency-key"),
+        sender=call.sender, idempotency_key=request.headers.get("idempotency-key"),
         correlation_id=request_id(request),
         headers={**_event_headers(request), **conditions.event_headers()},
     )  # fmt: skip
-    delivered = await gw.append(event, inbound_key(Format.fhir, body, principal.subject))
+    delivered = await gw.append(event, inbound_key(Format.fhir, body, call.sender))
     request.scope[EVENT_ID_KEY] = event.event_id
     store = _store_to_wait_on(request)
     if store is not None:
@@ -144,29 +152,9 @@ def _event_headers(request: Request) -> dict[str, str]:
     return headers
 
 
-async def create(request: Request) -> Response:
-    """Create a resource: POST /fhir/{type}."""
-    return await _write(request)
-
-
-async def update(request: Request) -> Response:
-    """Update (or create with a client id) a resource: PUT /fhir/{type}/{id}."""
-    return await _write(request)
-
-
-async def delete(request: Request) -> Response:
-    """Delete a resource: DELETE /fhir/{type}/{id}."""
-    return await _write(request)
-
-
-async def bundle(request: Request) -> Response:
-    """A transaction or batch Bundle: POST /fhir."""
-    return await _write(request)
-
-
 routes = [
-    Route("/fhir", bundle, methods=["POST"]),
-    Route("/fhir/{type}", create, methods=["POST"]),
-    Route("/fhir/{type}/{id}", update, methods=["PUT"]),
-    Route("/fhir/{type}/{id}", delete, methods=["DELETE"]),
+    Route("/fhir", write, methods=["POST"]),
+    Route("/fhir/{type}", write, methods=["POST"]),
+    Route("/fhir/{type}/{id}", write, methods=["PUT"]),
+    Route("/fhir/{type}/{id}", write, methods=["DELETE"]),
 ]

@@ -8,33 +8,36 @@ the worst of the per-message outcomes: 200 all AA, 400 some AR, 503 some AE (ret
 is the idempotency key, so resending an already accepted message is harmless downstream).
 A message asking for enhanced acknowledgement (MSH-15/16 valued) is answered CA / CR / CE
 (api/hl7v2/ack.py); over HTTP every message is answered whatever its MSH-15 (NE, ER, SU
-withhold ACKs over MLLP only), since a request always gets its response.
+withhold ACKs over MLLP only), since a request always gets its response. The route runs the
+preamble (api/preamble.py) and then each message through the HL7 v2 ingest sequence
+(api/hl7v2/ingest_sequence.py) the MLLP listener runs too; what is its own is the batch
+splitting and the HTTP answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.access import EVENT_ID_KEY
-from api.body import read_body
 from api.errors import BadRequest, GatewayError
-from api.gateway import Gateway, gateway_of, request_id
+from api.gateway import request_id
 from api.hl7v2.ack import AckCode, build_ack, error_of
 from api.hl7v2.batch import Hl7Batch, split_batch, wrap_acks
-from api.negotiation import negotiate, require_content_type
+from api.hl7v2.ingest_sequence import Answer, ingest, msh_or_none
+from api.preamble import Admitted, Intake
 from api.raw_headers import header_value
 from api.security.scopes import Need
 from schemas.events import Channel, Format, InboundMessage
 from schemas.hl7v2.errors import FormatError
-from schemas.hl7v2.frame import MshHeader, read_er7, read_msh
+from schemas.hl7v2.frame import MshHeader
 from schemas.outcome import Issue
-from streams.keys import hl7v2_key
+from streams.errors import DeliveryFailed
+from streams.producer import Delivered
 
 CONTENT_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "application/hl7-v2",
                  "text/plain")  # fmt: skip
@@ -43,87 +46,108 @@ _STATUS = {AckCode.accept: 200, AckCode.reject: 400, AckCode.error: 503}
 _SEVERITY = {AckCode.accept: 0, AckCode.reject: 1, AckCode.error: 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    code: AckCode
-    ack: str
-    event_id: str | None = None
+class HttpDoor:
+    """The HTTP side of the ingest sequence: the caller is the sender, its request the
+    origin of every message of the batch; ACKs are ER7 text, one per message."""
+
+    def __init__(self, call: Admitted, batch: Hl7Batch) -> None:
+        self.call = call
+        self.gw = call.gateway
+        self.batch = batch
+        scope = call.request.scope
+        self.content_type = header_value(scope, b"content-type") or CONTENT_TYPES[0]
+        self.path = scope["path"]  # request.url would parse the URL
+        self.batched = batch.wrapped or len(batch.messages) > 1
+        self.index = 0  # of the message being taken in
+
+    def sender(self, header: MshHeader | None) -> str:
+        return self.call.sender
+
+    def frame_fault(self, exc: FormatError) -> str:
+        return str(exc)
+
+    def event(self, message: bytes, header: MshHeader, sender: str) -> InboundMessage:
+        headers = {"http.path": self.path}
+        if self.batched:
+            headers["hl7.batch.index"] = str(self.index)
+            if self.batch.batch_control_id:
+                headers["hl7.batch.control_id"] = self.batch.batch_control_id
+        return InboundMessage.received(
+            message, channel=Channel.http, format=Format.hl7v2, content_type=self.content_type,
+            sender=sender, idempotency_key=header.control_id,
+            correlation_id=request_id(self.call.request), headers=headers,
+        )  # fmt: skip
+
+    def produce(
+        self, event: InboundMessage, key: str, then: Callable[[Delivered | DeliveryFailed], None]
+    ) -> None:
+        appended = self.gw.metrics.appended
+
+        def confirmed(outcome: Delivered | DeliveryFailed) -> None:
+            if not isinstance(outcome, DeliveryFailed):
+                appended.labels(Format.hl7v2.value).inc()
+            then(outcome)
+
+        self.gw.ingestor.produce(event, key, self.gw.relay(confirmed))
+
+    def not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> str:
+        return str(self.gw.not_confirmed(exc))
+
+    async def keep_refused(
+        self, message: bytes, issue: Issue, header: MshHeader | None, location: str
+    ) -> str | None:
+        kept = await self.call.refuse(BadRequest(issue), message, key=self.call.sender)
+        return None if kept.stored_as_rejected else str(kept)
+
+    answer = staticmethod(build_ack)  # every message is answered over HTTP
 
 
-async def post_hl7v2(request: Request) -> Response:
+def _render_refusal(exc: GatewayError, body: bytes, answer_type: str) -> Response:
+    """A request refused whole, before its messages are looked at: one ACK, answering the
+    first message's MSH when there is one."""
+    return _ack_response(_error_ack(exc, _header_or_none(body)), exc.status, answer_type,
+                         exc.headers)  # fmt: skip
+
+
+INTAKE = Intake(Format.hl7v2, CONTENT_TYPES, CONTENT_TYPES, needs=[NEED], render=_render_refusal)
+
+
+@INTAKE.route
+async def post_hl7v2(call: Admitted) -> Response:
     """Ingest HL7 v2 messages (ER7); answers with an ACK per message."""
-    gw = gateway_of(request)
-    answer_type = CONTENT_TYPES[0]
-    body = b""
-    try:
-        principal = await gw.guard.admit(request)
-        answer_type = negotiate(request, CONTENT_TYPES)
-        gw.guard.require(principal, [NEED])
-        body = await read_body(request, gw.settings.max_request_bytes)
-        try:
-            require_content_type(request, CONTENT_TYPES)
-        except GatewayError as exc:
-            raise await gw.refuse(exc, body, request, format=Format.hl7v2,
-                                  sender=principal.subject) from None  # fmt: skip
-    except GatewayError as exc:
-        return _ack_response(
-            _error_ack(exc, _header_or_none(body)), exc.status, answer_type, exc.headers
-        )
-
-    batch = split_batch(body)
+    batch = split_batch(call.body)
     if not batch.messages:  # an envelope with nothing inside
         empty = BadRequest(Issue("the body holds no HL7 v2 message (no MSH segment)",
                                  code="structure", location="MSH"))  # fmt: skip
-        refusal = await gw.refuse(
-            empty, body, request, format=Format.hl7v2, sender=principal.subject
-        )
+        refusal = await call.refuse(empty)
         ack = _error_ack(refusal, None)
-        return _ack_response(ack, refusal.status, answer_type, refusal.headers)
+        return _ack_response(ack, refusal.status, call.answer_type, refusal.headers)
+    door = HttpDoor(call, batch)
     if len(batch.messages) == 1:  # the common case, without the cost of a task
-        outcomes = [await _ingest(gw, request, batch, 0, principal.subject)]
+        outcomes = [await _ingest(door, 0)]
     else:
-        # Tasks start in order and each queues its produce before its first await, so the
-        # log keeps the batch's order for messages that share a key.
-        outcomes = await asyncio.gather(
-            *(_ingest(gw, request, batch, i, principal.subject) for i in range(len(batch.messages)))
-        )
+        # Each message is queued as it is taken in, in order, so the log keeps the batch's
+        # order for messages that share a key; then their answers are awaited together.
+        outcomes = await asyncio.gather(*[_ingest(door, i) for i in range(len(batch.messages))])
     worst = max((o.code for o in outcomes), key=_SEVERITY.__getitem__)
     if len(outcomes) == 1 and outcomes[0].event_id:
-        request.scope[EVENT_ID_KEY] = outcomes[0].event_id
-    headers = gw.retry_after if worst is AckCode.error else {}
+        call.request.scope[EVENT_ID_KEY] = outcomes[0].event_id
+    headers = door.gw.retry_after if worst is AckCode.error else {}
     reply = wrap_acks(batch, [o.ack for o in outcomes])
-    return _ack_response(reply, _STATUS[worst], answer_type, headers)
+    return _ack_response(reply, _STATUS[worst], call.answer_type, headers)
 
 
-async def _ingest(
-    gw: Gateway, request: Request, batch: Hl7Batch, index: int, sender: str
-) -> Outcome:
-    message = batch.messages[index]
-    try:
-        er7 = read_er7(message)
-    except FormatError as err:
-        issue = Issue(str(err), code="structure", location=err.location)
-        refusal = await gw.refuse(BadRequest(issue), message, request, format=Format.hl7v2,
-                                  sender=sender, key=sender)  # fmt: skip
-        return Outcome(_code_of(refusal), _error_ack(refusal, _msh_or_none(message)))
-    header = er7.header
-    key = hl7v2_key(er7, sender)
-    try:
-        headers = {"http.path": request.scope["path"]}  # request.url would parse the URL
-        if batch.wrapped or len(batch.messages) > 1:
-            headers["hl7.batch.index"] = str(index)
-            if batch.batch_control_id:
-                headers["hl7.batch.control_id"] = batch.batch_control_id
-        event = InboundMessage.received(
-            message, channel=Channel.http, format=Format.hl7v2,
-            content_type=header_value(request.scope, b"content-type") or CONTENT_TYPES[0],
-            sender=sender,
-            idempotency_key=header.control_id, correlation_id=request_id(request), headers=headers,
-        )  # fmt: skip
-        await gw.append(event, key)
-    except GatewayError as exc:
-        return Outcome(_code_of(exc), _error_ack(exc, header))
-    return Outcome(AckCode.accept, build_ack(header, AckCode.accept), event.event_id)
+def _ingest(door: HttpDoor, index: int) -> Awaitable[Answer[str]]:
+    """Take message `index` in now (queued before this returns); await its answer."""
+    door.index = index
+    answered: asyncio.Future[Answer[str]] = asyncio.get_running_loop().create_future()
+    refusal = ingest(door, door.batch.messages[index], partial(_settle, answered))
+    return refusal if refusal is not None else answered
+
+
+def _settle(answered: asyncio.Future[Answer[str]], answer: Answer[str]) -> None:
+    if not answered.done():  # the request went away (client disconnected): nobody to tell
+        answered.set_result(answer)
 
 
 def _code_of(exc: GatewayError) -> AckCode:
@@ -136,18 +160,10 @@ def _error_ack(exc: GatewayError, header: MshHeader | None) -> str:
     return build_ack(header, _code_of(exc), str(exc), error_of(location), location)
 
 
-def _msh_or_none(message: bytes) -> MshHeader | None:
-    """A message's MSH, so that even its refusal's ACK echoes MSH-10."""
-    try:
-        return read_msh(message)
-    except FormatError:
-        return None
-
-
 def _header_or_none(body: bytes) -> MshHeader | None:
     """The first message's MSH, for the ACK of a request refused as a whole."""
     messages = split_batch(body).messages if body else []
-    return _msh_or_none(messages[0]) if messages else None
+    return msh_or_none(messages[0]) if messages else None
 
 
 def _ack_response(ack: str, status: int, media_type: str, headers: Mapping[str, str]) -> Response:

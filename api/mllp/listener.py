@@ -7,7 +7,10 @@ carelog.inbound.hl7v2; AR means the input can never be accepted as sent (broken 
 usable MSH, too large) and has been kept on carelog.rejected with the reason; AE means it
 could not be stored now (Kafka did not confirm) and the sender should retry. A message
 asking for enhanced acknowledgement (MSH-15/16) is answered CA / CR / CE instead, or not at
-all when its MSH-15 says so (api/hl7v2/ack.py).
+all when its MSH-15 says so (api/hl7v2/ack.py). Each frame goes through the HL7 v2 ingest
+sequence (api/hl7v2/ingest_sequence.py, the same as POST /hl7v2's), the connection being
+its door; what is the listener's own is the framing, the framing faults and the ordered
+replies.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import logging
 import ssl
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, cast
 
-from api.hl7v2.ack import AckCode, accept_ack_wanted, answer_code, build_ack, error_of
+from api.hl7v2.ack import AckCode, accept_ack_wanted, answer_code, build_ack
+from api.hl7v2.ingest_sequence import Answer, ingest, msh_or_none, refuse
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.mllp import metrics
@@ -30,10 +34,9 @@ from api.mllp.framing import Broken, Fault, Frame, FrameDecoder, frame
 from api.mllp.tls import peer_subject
 from schemas.events import Channel, Format, InboundMessage
 from schemas.hl7v2.errors import FormatError
-from schemas.hl7v2.frame import MshHeader, read_er7, read_msh
+from schemas.hl7v2.frame import MshHeader
 from schemas.outcome import Issue
 from streams.errors import DeliveryFailed
-from streams.keys import hl7v2_key
 from streams.producer import Delivered
 from streams.settings import Settings
 
@@ -46,7 +49,6 @@ MAX_IN_FLIGHT = 512  # messages a connection may have awaiting Kafka before read
 # would reset the connection, and a reset can destroy the ACK before the sender reads it.
 LINGER_SECONDS = 2.0
 
-# Which HL7 error condition (table 0357) answers which MSH fault.
 _ids = itertools.count(1)
 
 
@@ -68,11 +70,10 @@ def answer(
     return frame(ack.encode("latin-1", "replace"))
 
 
-def _header_or_none(data: bytes) -> MshHeader | None:
-    try:
-        return read_msh(data)
-    except FormatError:
-        return None
+async def _unanswered(keep: Coroutine[Any, Any, str | None]) -> Answer[bytes]:
+    """Keep refused input whose sender gets no ACK (gone, or its MSH unreadable)."""
+    await keep
+    return Answer(AckCode.reject, b"")
 
 
 def sender_of(header: MshHeader | None, peer: str) -> str:
@@ -193,7 +194,7 @@ class MllpConnection(asyncio.Protocol):
         for item in self.decoder.close():  # a frame cut off by the end of input
             assert isinstance(item, Broken)
             metrics.BROKEN.inc()
-            self._enqueue(self._refuse(item, _header_or_none(item.head)))
+            self._enqueue(self._refuse(item, msh_or_none(item.head)))
         if not self.pending and self.transport is not None:
             self.transport.close()
         return True  # half-close: keep the write side open for the ACKs still owed
@@ -233,22 +234,37 @@ class MllpConnection(asyncio.Protocol):
 
     def _on_frame(self, payload: bytes) -> None:
         metrics.FRAMES.inc()
+        reply = Reply()
+        self.pending.append(reply)
+        # The hot path: no task per message; the broker's confirmations reach the loop in
+        # batches (LoopBridge) and each one settles its reply.
         try:
-            er7 = read_er7(payload)
-        except FormatError as exc:
-            reason = f"not a well-formed HL7 v2 message: {exc}"
-            issue = Issue(reason, code="structure", location=exc.location)
-            header = _header_or_none(payload)
-            error = error_of(exc.location)
-            self._enqueue(
-                self._refuse_bytes(payload, len(payload), issue, header, error, exc.location)
-            )
+            refusal = ingest(self, payload, partial(self._settle, reply))
+        except Exception:  # a bug, not the sender's fault: answer AE in turn, keep serving
+            log.exception("mllp append failed", extra={"conn": self.id})
+            if reply.data is None:
+                reply.data = answer(msh_or_none(payload), AckCode.error, "internal error")
+                self._flush()
             return
-        header = er7.header
+        if refusal is not None:
+            self._settle_later(reply, refusal)
+
+    def _settle(self, reply: Reply, outcome: Answer[bytes]) -> None:
+        reply.data = outcome.ack
+        self._flush()
+
+    # -- the ingest sequence's door (api/hl7v2/ingest_sequence.py) --------------------------
+
+    def sender(self, header: MshHeader | None) -> str:
+        return sender_of(header, self.peer)
+
+    def frame_fault(self, exc: FormatError) -> str:
+        return f"not a well-formed HL7 v2 message: {exc}"
+
+    def event(self, message: bytes, header: MshHeader, sender: str) -> InboundMessage:
         self.seq += 1
-        sender = sender_of(header, self.peer)
-        event = InboundMessage.received(
-            payload,
+        return InboundMessage.received(
+            message,
             channel=Channel.mllp,
             format=Format.hl7v2,
             content_type=HL7_CONTENT_TYPE,
@@ -257,37 +273,13 @@ class MllpConnection(asyncio.Protocol):
             correlation_id=f"mllp-{self.id}-{self.seq}",
             headers=self.headers,
         )
-        reply = Reply()
-        self.pending.append(reply)
-        # The hot path: no task per message; the broker's confirmations reach the loop in
-        # batches (LoopBridge) and each one settles its reply.
-        try:
-            self.ingestor.produce(
-                event,
-                hl7v2_key(er7, sender),
-                self.server.bridge.relay(partial(self._stored, reply, event, header)),
-            )
-        except DeliveryFailed as exc:  # could not even be queued
-            reply.data = self._not_stored(event, header, exc)
-            self._flush()
-            return
-        except Exception:
-            log.exception("mllp append failed", extra={"conn": self.id})
-            reply.data = answer(header, AckCode.error, "internal error")
-            self._flush()
-            return
 
-    def _stored(
-        self, reply: Reply, event: InboundMessage, header: MshHeader,
-        outcome: Delivered | DeliveryFailed,
-    ) -> None:  # fmt: skip
-        if isinstance(outcome, DeliveryFailed):
-            reply.data = self._not_stored(event, header, outcome)
-        else:
-            reply.data = answer(header, AckCode.accept)
-        self._flush()
+    def produce(
+        self, event: InboundMessage, key: str, then: Callable[[Delivered | DeliveryFailed], None]
+    ) -> None:
+        self.ingestor.produce(event, key, self.server.bridge.relay(then))
 
-    def _not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> bytes:
+    def not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> str:
         log.error(
             "mllp message not stored: Kafka did not confirm",
             extra={
@@ -298,19 +290,25 @@ class MllpConnection(asyncio.Protocol):
                 "error": str(exc),
             },
         )
-        text = "not stored, retry later: the log did not confirm the message"
-        return answer(header, AckCode.error, text)
+        return "not stored, retry later: the log did not confirm the message"
+
+    def keep_refused(
+        self, message: bytes, issue: Issue, header: MshHeader | None, location: str
+    ) -> Coroutine[Any, Any, str | None]:
+        return self._keep(message, len(message), issue, header, location)
+
+    answer = staticmethod(answer)  # framed, or b"" when MSH-15 asks for none
 
     def _on_broken(self, item: Broken) -> None:
         metrics.BROKEN.inc()
-        self._enqueue(self._refuse(item, _header_or_none(item.head)))
+        self._enqueue(self._refuse(item, msh_or_none(item.head)))
 
     def _abandon(self, fault: Fault) -> None:
         """Give up the frame in progress (too large, too slow): keep what it held on
         carelog.rejected, answer it when its MSH can be read, and close the connection."""
         item = self.decoder.abandon(fault)
         metrics.BROKEN.inc()
-        header = _header_or_none(item.head)
+        header = msh_or_none(item.head)
         log.warning(
             "mllp frame given up: closing",
             extra={"conn": self.id, "peer": self.peer, "reason": fault.name, "size": item.size},
@@ -342,7 +340,7 @@ class MllpConnection(asyncio.Protocol):
 
     def _refuse(
         self, item: Broken, header: MshHeader | None, ack: bool = True
-    ) -> Coroutine[Any, Any, bytes]:
+    ) -> Coroutine[Any, Any, Answer[bytes]]:
         if item.fault is Fault.too_slow:
             limit_s = self.server.frame_timeout
             reason = (
@@ -361,20 +359,21 @@ class MllpConnection(asyncio.Protocol):
         else:
             reason = f"MLLP framing: {item.fault.value}"
             issue, error = Issue(reason, code="structure"), "segment_sequence"
-        return self._refuse_bytes(item.head, item.size, issue, header, error, "", ack, item.fault)
+        keep = self._keep(item.head, item.size, issue, header, "", item.fault)
+        if not ack:
+            return _unanswered(keep)
+        return refuse(self, item.head, issue, header, error, "", keep)
 
-    async def _refuse_bytes(
+    async def _keep(
         self,
         original: bytes,
         size: int,
         issue: Issue,
         header: MshHeader | None,
-        error: str,
         location: str,
-        ack: bool = True,
         fault: Fault | None = None,
-    ) -> bytes:
-        """Keep refused bytes on carelog.rejected, then answer AR (or AE if that failed)."""
+    ) -> str | None:
+        """Keep refused bytes on carelog.rejected: None once kept, else the AE text."""
         sender = sender_of(header, self.peer)
         reason = fault.name if fault else f"bad_header_{location or 'MSH'}"
         headers = {**self.headers, "original.size": str(size)}
@@ -407,26 +406,26 @@ class MllpConnection(asyncio.Protocol):
                 "mllp refusal not recorded: Kafka did not confirm",
                 extra={"conn": self.id, "reason": reason, "error": str(exc)},
             )
-            text = f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
-            return answer(header, AckCode.error, text) if ack else b""
+            return f"not recorded, retry later: the log did not confirm ({issue.diagnostics})"
         metrics.REFUSED.labels(reason).inc()
-        if not ack:
-            return b""
-        return answer(header, AckCode.reject, issue.diagnostics, error, location)
+        return None
 
     # -- ordered replies --------------------------------------------------------------------
 
-    def _enqueue(self, work: Coroutine[Any, Any, bytes]) -> None:
+    def _enqueue(self, work: Coroutine[Any, Any, Answer[bytes]]) -> None:
         """Owe a reply computed by a coroutine (the refusals: rare, so a task each)."""
         reply = Reply()
         self.pending.append(reply)
+        self._settle_later(reply, work)
+
+    def _settle_later(self, reply: Reply, work: Coroutine[Any, Any, Answer[bytes]]) -> None:
         task = self.server.loop.create_task(work)
         self.server.background.add(task)
 
-        def settle(task: asyncio.Task[bytes]) -> None:
+        def settle(task: asyncio.Task[Answer[bytes]]) -> None:
             self.server.background.discard(task)
             try:
-                reply.data = task.result()
+                reply.data = task.result().ack
             except Exception:  # a bug, not a sender's fault: answer AE, keep serving
                 log.exception("mllp message handling failed", extra={"conn": self.id})
                 reply.data = answer(None, AckCode.error, "internal error")
@@ -532,7 +531,7 @@ class MllpServer:
         self.frame_timeout = settings.mllp_frame_timeout_seconds
         self.max_connections = settings.mllp_max_connections
         self.connections: set[MllpConnection] = set()
-        self.background: set[asyncio.Task[bytes]] = set()  # refusals being recorded
+        self.background: set[asyncio.Task[Answer[bytes]]] = set()  # refusals being recorded
         self._server: asyncio.Server | None = None
 
     @property
@@ -555,7 +554,7 @@ class MllpServer:
             "mllp listening", extra={"address": self.address, "tls": self.ssl_context is not None}
         )
 
-    def track(self, work: Coroutine[Any, Any, bytes]) -> None:
+    def track(self, work: Coroutine[Any, Any, Answer[bytes]]) -> None:
         task = self.loop.create_task(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)

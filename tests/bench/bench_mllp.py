@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -123,10 +124,19 @@ def start_listener(settings: Settings, port: int, source: Path) -> subprocess.Po
     env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap, "PYTHONPATH": str(source)}
     listener = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "mllp", "--port", str(port), "--log-level", "WARNING"],
-        env=env, cwd=source, stdout=subprocess.PIPE, text=True,
+        env=env, cwd=source, text=True,
     )  # fmt: skip
-    assert listener.stdout is not None
-    print(listener.stdout.readline().strip(), flush=True)
+    # It logs (JSON, stderr) and prints nothing: ready is when its port takes a connection.
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if listener.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the listener of {source} did not start") from None
+            time.sleep(0.1)
+    print(f"mllp listening on 127.0.0.1:{port} ({source})", flush=True)
     return listener
 
 
