@@ -78,7 +78,9 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
         # Kill soon after the first new commit: a restart catches up in a few batches, and a
         # later kill would often find the whole topic written (fewer than two kills).
         while (
-            bronze_version(lake) <= started and sink.poll() is None and time.monotonic() < deadline
+            bronze_version(lake) <= max(started, 0)
+            and sink.poll() is None
+            and time.monotonic() < deadline
         ):
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.15))
