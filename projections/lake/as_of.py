@@ -7,7 +7,7 @@ batch boundaries: the sink commits bronze and every silver table a batch changes
 positions, so the bronze table's version at p names the boundary b <= p, and each table's
 version at b holds exactly the changes up to b. Each commit also records where its data
 starts, so that claim is checked, not assumed: a table is `exact` when its next version's
-data starts after b. A table still at its latest version short of b (a table commits only
+data starts after b (or, in a partition that version did not take further, is empty). A table still at its latest version short of b (a table commits only
 when a batch has changes for it, or every 10 s) is exact when bronze holds no change of its
 resource type in between; one whose commit has not landed yet (or that a crash left behind
 until the sink restarts) is not. `complete` says whether bronze holds no change between b
@@ -279,7 +279,11 @@ def _starts_after(
 ) -> bool:
     """Whether the data of the version after `version` (not the latest) starts after `position`."""
     partitions = sorted(current_positions(table, topic))
-    starts = _plain(data_from(_load(lake, name, version + 1), topic, partitions))
+    after = _load(lake, name, version + 1)
+    starts = _plain(data_from(after, topic, partitions))
     if not starts:
         return False  # written before commits recorded where their data starts: unknown
-    return all(off > position.get(p, -1) for p, off in starts.items())
+    reached = _plain(table_positions(after, topic, partitions))
+    # A partition the next commit did not take further (a batch without changes of the
+    # table's resource type there) records its start as its position + 1: nothing written.
+    return all(off > position.get(p, -1) or off > reached.get(p, -1) for p, off in starts.items())

@@ -9,8 +9,10 @@ after the lowest position any table reports, and every table skips what it alrea
 Each commit also records, per partition, where its data starts ("carelog.lake.from:<topic>:
 <partition>": the lowest offset it wrote, or its position + 1 when it wrote nothing of that
 partition). A version then says by itself whether the table held exactly the changes up to a
-position p: its own positions are at most p and the next version's data starts after p
-(projections/lake/as_of.py).
+position p: its own positions are at most p and the next version's data starts after p, or
+after that version's own position there (it wrote nothing of the partition)
+(projections/lake/as_of.py). A silver merge that changes no row commits nothing in Delta, so
+the sink then records its positions in an empty commit (projections/lake/silver.py).
 """
 
 from __future__ import annotations

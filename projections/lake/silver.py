@@ -130,7 +130,7 @@ def write(
         pa.array([True] * markers.num_rows + [False] * flat.rows.num_rows, pa.bool_()),
     )
     columns = {_quote(n): f"s.{_quote(n)}" for n in schema.names}
-    return dict(
+    metrics = dict(
         table.merge(
             source,
             predicate=f"t._resource_id = s._resource_id AND s.{MARKER}",
@@ -142,3 +142,15 @@ def write(
         .when_not_matched_insert(columns, predicate=f"NOT s.{MARKER}")
         .execute()
     )
+    if not metrics["num_target_files_added"] and not metrics["num_target_files_removed"]:
+        # A merge that changes no row (a new version whose view gives no rows, a delete of a
+        # resource without rows) commits nothing, positions included: record them anyway, or
+        # the table would seem behind them (as-of could not show it exact; a restart re-reads).
+        write_deltalake(
+            table,
+            flat.rows.slice(0, 0),
+            mode="append",
+            commit_properties=commit,
+            storage_options=storage_options,
+        )
+    return metrics
