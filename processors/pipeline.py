@@ -24,6 +24,7 @@ from schemas.events import (
     ResourceTranslated,
     decode_event,
     encode_event,
+    is_erased,
     utc_now,
 )
 from schemas.outcome import Issue, outcome_json, summary
@@ -94,6 +95,8 @@ def translate_record(record: Record) -> list[Output]:
             raise CodecError(f"expected an InboundMessage, got {type(inbound).__name__}")
     except CodecError as exc:
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])]
+    if is_erased(inbound):  # its patient was erased (carelog erase): nothing left to translate
+        return []
     try:
         payload = read_payload(inbound)
         translation = translate(inbound, payload)
@@ -147,6 +150,8 @@ def version_record(
             raise CodecError(f"expected a ResourceTranslated, got {type(translated).__name__}")
     except CodecError as exc:
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])], previous
+    if is_erased(translated):
+        return [], previous
     try:
         change, state = next_change(translated, previous)
     except VersionRefused as exc:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from privacy.envelope import open_record, seal_record
 from schemas.codec import AvroCodec
 
 
@@ -59,6 +60,10 @@ class InboundMessage:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Both set only on an event read whose data key was shredded: it is erased (v2 fields;
+    # privacy/envelope.py seals and opens them).
+    key_id: str | None = None
+    sealed: bytes | None = None
 
     @classmethod
     def received(
@@ -107,6 +112,8 @@ class ResourceChanged:
     resource: str | None = None
     business_time: datetime | None = None
     warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v2)
+    key_id: str | None = None  # (v3)
+    sealed: bytes | None = None  # (v3)
 
     @property
     def key(self) -> str:
@@ -131,6 +138,8 @@ class Rejected:
     original_offset: int | None = None
     original_key: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    key_id: str | None = None  # (v2)
+    sealed: bytes | None = None  # (v2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +161,8 @@ class ResourceTranslated:
     sender: str | None = None
     correlation_id: str | None = None
     warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v3)
+    key_id: str | None = None  # (v4)
+    sealed: bytes | None = None  # (v4)
 
     @property
     def key(self) -> str:
@@ -197,11 +208,23 @@ def from_record(name: str, record: dict[str, Any]) -> Event:
     return _CLASSES[name](**record)
 
 
+def is_erased(event: Event) -> bool:
+    """True when the event's PHI is sealed with a key that was shredded (`carelog erase`):
+    its metadata is readable, its content is gone for good."""
+    return event.sealed is not None
+
+
 def encode_event(event: Event) -> bytes:
-    return _codec.encode(type(event).__name__, to_record(event))
+    """The bytes on the log, with the PHI fields sealed by the event's data key."""
+    name = type(event).__name__
+    record = to_record(event)
+    seal_record(name, record)
+    return _codec.encode(name, record)
 
 
 def decode_event(data: bytes) -> Event:
-    """Decode any carelog event, whichever released schema version wrote it."""
+    """Decode any carelog event, whichever released schema version wrote it, and open its
+    sealed PHI fields (left sealed, see `is_erased`, when the key was shredded)."""
     name, record = _codec.decode(data)
+    open_record(name, record)
     return from_record(name, record)
