@@ -364,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_replay_commands(sub)  # replay --into, replay diff|promote|drop
 
+    from privacy.commands import add_commands as add_privacy_commands
+
+    add_privacy_commands(sub)  # erase Patient/<id>: crypto-shredding
+
     projection = sub.add_parser(
         "projection", help="the FHIR store: fold carelog.fhir.changes and carelog.audit into SQLite"
     )

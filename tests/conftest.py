@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from privacy import envelope
+from privacy.pseudonym import forget_secret
 from streams.admin import apply_catalogue
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from tests.kafka_fixture import TEST_VAR, test_broker
@@ -54,6 +55,7 @@ def kafka_settings() -> Iterator[Settings]:
         settings = get_settings()
         apply_catalogue(settings=settings)
         envelope.install(None)  # the next event sealed or opened uses carelog.keys
+        forget_secret()
         try:
             yield settings
         finally:
@@ -64,6 +66,7 @@ def kafka_settings() -> Iterator[Settings]:
                     os.environ[key] = value
             get_settings.cache_clear()
             envelope.install(None)
+            forget_secret()
 
 
 @pytest.fixture(scope="session")
