@@ -24,6 +24,7 @@ from api import (
     routes_bulk_export,
     routes_devices,
     routes_dicom,
+    routes_erase,
     routes_fhir,
     routes_fhir_meta,
     routes_fhir_read,
@@ -50,6 +51,7 @@ INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devic
 # FHIR REST reads from the store; before the writes, whose /fhir/{type}/{id} they refine.
 FHIR_READ_ROUTE_MODULES: tuple[Any, ...] = (
     routes_bulk_export,  # first: /fhir/$export would otherwise be taken for a search
+    routes_erase,  # POST /fhir/Patient/{id}/$erase (privacy/erase.py)
     routes_fhir_subscription,
     routes_fhir_meta,
     routes_fhir_read,
