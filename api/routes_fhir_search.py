@@ -13,6 +13,7 @@ the patient and its compartment (one Bundle, _type limits the types).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
@@ -28,7 +29,15 @@ from api.fhir_http import answer_type
 from api.gateway import gateway_of
 from api.negotiation import require_content_type
 from api.point_in_time import date_range_of
-from api.read_access import Gone, NotFound, Reader, admit_read, readable, refuse_hidden
+from api.read_access import (
+    Gone,
+    NotFound,
+    Reader,
+    admit_read,
+    readable,
+    refuse_hidden,
+    without_denied,
+)
 from api.scopes import Need
 from api.smart import require_read
 from api.store_handle import store_of
@@ -73,6 +82,7 @@ async def search(request: Request) -> Response:
 
     def run(s: FhirStore) -> tuple[SearchResult, list[StoredResource]]:
         result = s.search(rtype, params, compartment)
+        result = replace(result, matches=without_denied(s, reader, result.matches))
         return result, readable(s, reader, result.included)
 
     try:
@@ -157,7 +167,9 @@ async def everything(request: Request) -> Response:
         raise NotFound(f"Patient/{pid} is not known")
     if patient.deleted:
         raise Gone(f"Patient/{pid} was deleted")
-    items = await handle.run(lambda s: s.patient_compartment(pid, wanted))
+    items = await handle.run(
+        lambda s: without_denied(s, reader, s.patient_compartment(pid, wanted))
+    )
     base = base_url(request)
     links = [("self", page_url(f"{base}/Patient/{pid}/$everything",
                                list(request.query_params.multi_items())))]  # fmt: skip

@@ -22,7 +22,7 @@ PATIENT_COMPARTMENT_FILE = HERE / "compartmentdefinition-patient.r4.json"
 
 # The resource types carelog produces (DESIGN.md, "Processors"); the store serves these.
 RESOURCE_TYPES: tuple[str, ...] = (
-    "AllergyIntolerance", "Appointment", "AuditEvent", "Condition", "Device",
+    "AllergyIntolerance", "Appointment", "AuditEvent", "Condition", "Consent", "Device",
     "DiagnosticReport", "DocumentReference", "Encounter", "ImagingStudy", "Immunization",
     "Location", "Observation", "Organization", "Patient", "Practitioner", "RelatedPerson",
     "ServiceRequest", "Specimen",
