@@ -49,15 +49,27 @@ def _events() -> dict[str, Event]:
     now = datetime.now(UTC)
     return {
         "InboundMessage (ORU, 10 OBX)": InboundMessage.received(
-            oru_10_obx(), channel=Channel.mllp, format=Format.hl7v2,
-            content_type="x-application/hl7-v2+er7", sender="lab",
-        ),  # fmt: skip
+            oru_10_obx(),
+            channel=Channel.mllp,
+            format=Format.hl7v2,
+            content_type="x-application/hl7-v2+er7",
+            sender="lab",
+        ),
         "ResourceChanged (Observation)": ResourceChanged(
-            event_id="e1", resource_type="Observation", resource_id="o1", version=1,
-            operation=Operation.upsert, content_hash="h", inbound_event_id="i",
-            inbound_topic="t", inbound_partition=0, inbound_offset=0, recorded_at=now,
-            mapping_version="m", resource=canonical_json(observation),
-        ),  # fmt: skip
+            event_id="e1",
+            resource_type="Observation",
+            resource_id="o1",
+            version=1,
+            operation=Operation.upsert,
+            content_hash="h",
+            inbound_event_id="i",
+            inbound_topic="t",
+            inbound_partition=0,
+            inbound_offset=0,
+            recorded_at=now,
+            mapping_version="m",
+            resource=canonical_json(observation),
+        ),
     }
 
 
