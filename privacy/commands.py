@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import re
+import sys
 from typing import Any
 
 from streams.settings import Settings
@@ -33,6 +34,10 @@ def add_commands(sub: Any) -> None:
     erase.set_defaults(func=cmd_erase)
 
 
+def _progress(step: str) -> None:
+    print(f"carelog erase: {step}", file=sys.stderr, flush=True)
+
+
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     from privacy.erase import ErasureError, erase_patient
 
@@ -42,8 +47,9 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         report = erase_patient(
-            settings, match["id"], args.reason, args.requested_by, vacuum_hours=args.vacuum_hours
-        )
+            settings, match["id"], args.reason, args.requested_by,
+            vacuum_hours=args.vacuum_hours, progress=_progress,
+        )  # fmt: skip
     except ErasureError as exc:
         print(f"carelog erase: {exc}")
         return 1

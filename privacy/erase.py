@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -119,13 +119,18 @@ def erase_patient(
     requested_by: str,
     *,
     vacuum_hours: int = 0,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> ErasureReport:
-    """Erase Patient/<patient_id> everywhere carelog keeps it; see the module docstring."""
+    """Erase Patient/<patient_id> everywhere carelog keeps it; see the module docstring.
+
+    Safe to run again after a crash at any step: the events found on the log keep their key
+    ids in clear, so a second run finds the same resources and purges what is left."""
     request_id = new_event_id()
     found = find(settings, patient_id)
     store = keystore()
     assert store is not None
     shredded = store.shred([*found.patient_keys, *sorted(found.message_keys)])
+    progress(f"shredded {len(shredded)} keys; purging the FHIR store and the lake")
     # Readers pick shreds up within key_refresh_seconds; a batch decoded just before may
     # still be applied, so wait that long again before deleting what it could have written.
     time.sleep(2 * settings.key_refresh_seconds)

@@ -3,7 +3,12 @@ patient's keys and purges the FHIR store and the lake, and a rebuild from the lo
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +37,7 @@ from schemas.events import (
 )
 from streams.keys import inbound_key
 from streams.producer import EventProducer, Outgoing
-from streams.settings import Settings
+from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, KEYS, REJECTED, inbound_topic
 
 pytestmark = pytest.mark.kafka
@@ -63,6 +68,7 @@ class World:
     store_path: Path
     erased: Person
     kept: Person
+    killed: Person  # erased by a `carelog erase` SIGKILLed halfway, then run again
     patient_ids: dict[str, str]  # family name -> Patient id
     report: ErasureReport | None = None
 
@@ -110,18 +116,19 @@ def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     })  # fmt: skip
     tag = uuid.uuid4().hex[:10]
     erased, kept = Person(f"MRNE{tag}", f"Erasmus{tag}"), Person(f"MRNK{tag}", f"Keeper{tag}")
-    changes = _run_pipeline(settings, [erased, kept])
+    killed = Person(f"MRNX{tag}", f"Killian{tag}")
+    changes = _run_pipeline(settings, [erased, kept, killed])
     ids = {}
     for change in changes:
         if change.resource_type == "Patient":
-            for person in (erased, kept):
+            for person in (erased, kept, killed):
                 if person.family in (change.resource or ""):
                     ids[person.family] = change.resource_id
-    assert set(ids) == {erased.family, kept.family}
+    assert set(ids) == {erased.family, kept.family, killed.family}
     with FhirStore.open(settings.fhir_store_file) as store:
         consume(store, settings, caught_up=True)
     run_sink(settings, idle_timeout=3)
-    yield World(settings, settings.fhir_store_file, erased, kept, ids)
+    yield World(settings, settings.fhir_store_file, erased, kept, killed, ids)
 
 
 def _raw_bytes(settings: Settings) -> list[bytes]:
@@ -190,3 +197,42 @@ def test_a_rebuild_after_erasure_agrees_with_the_purged_store(world: World) -> N
     assert not conn.execute(
         "SELECT 1 FROM versions WHERE json LIKE ?", (f"%{world.erased.mrn}%",)
     ).fetchall()
+
+
+def _carelog_erase(world: World, patient_id: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CARELOG_FHIR_STORE_PATH": str(world.store_path),
+           "CARELOG_LAKE_URI": str(world.settings.lake_uri), "CARELOG_KEY_REFRESH_SECONDS": "3"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "erase", f"Patient/{patient_id}", "--reason", "test"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_an_erase_killed_halfway_is_finished_by_running_it_again(world: World) -> None:
+    pid = world.patient_ids[world.killed.family]
+    first = _carelog_erase(world, pid)
+    assert first.stderr is not None
+    line = first.stderr.readline()  # after the shred, before the store and the lake
+    assert "shredded" in line, line + first.stderr.read()
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    envelope.install(None)
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", pid) is not None  # killed before the purge
+    ours = [e for r in read_log(world.settings, [FHIR_CHANGES])
+            if isinstance(e := decode_event(r.value), ResourceChanged) and e.resource_id == pid]  # fmt: skip
+    assert ours and all(is_erased(e) for e in ours)  # ... yet the log is unreadable already
+    second = _carelog_erase(world, pid)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    report = json.loads(out)
+    assert report["keys_shredded"] == 0  # the first run shredded them all
+    assert report["store"]["resources"] >= 2 and report["lake"]
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", pid) is None
+        assert store.read("Patient", world.patient_ids[world.kept.family]) is not None
+    assert pid not in _bronze_ids(world)
