@@ -156,13 +156,19 @@ class KafkaKeyStore:
                 time.sleep(0.2)
 
     def _take(self, key_id: str, wrapped: bytes | None) -> None:
+        prefix = key_id.rpartition("/")[0]
         if wrapped is None:
             self._keys.pop(key_id, None)
+            if prefix and self._current.get(prefix) == key_id:
+                del self._current[prefix]
             return
         try:
             self._keys[key_id] = AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
         except ValueError:
             log.error("carelog.keys: key %s does not unwrap with this master key", key_id)
+            return
+        if prefix:  # the patient's key to seal with, found without scanning every key
+            self._current.setdefault(prefix, key_id)
 
     def _fresh(self) -> None:
         if time.monotonic() - self._read_at > self._refresh_seconds:
@@ -181,10 +187,8 @@ class KafkaKeyStore:
         with self._lock:
             key_id = self._current.get(prefix)
             if key_id is None or key_id not in self._keys:
-                live = [k for k in self._keys if _under(k, prefix)]
-                key_id = live[-1] if live else f"{prefix}/{uuid.uuid4().hex[:12]}"
-                if not live:
-                    self._create([key_id])
+                key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+                self._create([key_id])
                 self._current[prefix] = key_id
             return key_id, self._keys[key_id]
 
