@@ -28,6 +28,7 @@ from api.devices import routes as routes_devices
 from api.dicomweb import routes as routes_dicom
 from api.errors import GatewayError, gateway_error_handler, json_response
 from api.fhir import bulk_export_routes as routes_bulk_export
+from api.fhir import erase_routes as routes_erase
 from api.fhir import meta_routes as routes_fhir_meta
 from api.fhir import read_routes as routes_fhir_read
 from api.fhir import search_routes as routes_fhir_search
@@ -50,6 +51,7 @@ INGEST_ROUTE_MODULES: tuple[Any, ...] = (routes_hl7v2, routes_fhir, routes_devic
 # FHIR REST reads from the store; before the writes, whose /fhir/{type}/{id} they refine.
 FHIR_READ_ROUTE_MODULES: tuple[Any, ...] = (
     routes_bulk_export,  # first: /fhir/$export would otherwise be taken for a search
+    routes_erase,  # POST /fhir/Patient/{id}/$erase (api/erasure/)
     routes_fhir_subscription,
     routes_fhir_meta,
     routes_fhir_read,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import Future
 
-from schemas.events import InboundMessage, Rejected, encode_event, new_event_id, utc_now
+from schemas.events import InboundMessage, Rejected, new_event_id, utc_now
 from schemas.outcome import Issue, outcome_json, summary
+from streams.event_codec import encode_event
 from streams.producer import Delivered, EventProducer, OnDelivery, Outgoing
 from streams.topics import REJECTED, inbound_topic
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from api.commands import add_commands as add_api_commands
+from api.erasure.commands import add_commands as add_erasure_commands
 from infra.commands import add_commands as add_infra_commands
 from infra.demo.command import add_commands as add_demo_commands
 from infra.history.commands import add_commands as add_history_commands
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_commands(sub)  # rejected list|show|redrive, lineage
     add_replay_commands(sub)  # replay --into, replay diff|promote|drop
     add_fhir_store_commands(sub)  # projection
+    add_erasure_commands(sub)  # erase Patient/<id>: crypto-shredding
     add_infra_commands(sub)  # run, status
     return parser
 

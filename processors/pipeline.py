@@ -22,11 +22,11 @@ from schemas.events import (
     Operation,
     Rejected,
     ResourceTranslated,
-    decode_event,
-    encode_event,
+    is_erased,
     utc_now,
 )
 from schemas.outcome import Issue, outcome_json, summary
+from streams.event_codec import decode_event, encode_event
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED
 
 TRANSLATED_NAMESPACE = uuid.UUID("0b7f5d0a-3f64-4a37-8d0e-6c4c1f9e2a11")
@@ -94,6 +94,8 @@ def translate_record(record: Record) -> list[OutputRecord]:
             raise CodecError(f"expected an InboundMessage, got {type(inbound).__name__}")
     except CodecError as exc:
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])]
+    if is_erased(inbound):  # its patient was erased (carelog erase): nothing left to translate
+        return []
     try:
         payload = read_payload(inbound)
         translation = translate_event(inbound, payload)
@@ -147,6 +149,8 @@ def version_record(
             raise CodecError(f"expected a ResourceTranslated, got {type(translated).__name__}")
     except CodecError as exc:
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])], previous
+    if is_erased(translated):
+        return [], previous
     try:
         change, state = next_change(translated, previous)
     except VersionRefused as exc:

@@ -13,16 +13,17 @@ outputs and its offset commit (or abort) together, whatever partitions the outpu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import faust
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer, Transport
-from faust.types import RecordMetadata
+from faust.types import TP, RecordMetadata
 
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
+from streams.privacy.envelope import confirm_new_keys, confirm_new_keys_before_commit
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and calls
 # the aiokafka driver's Producer.send with a transactional_id of its own choosing.
@@ -57,6 +58,12 @@ class SourcePartitionTransactions(TransactionManager):
             transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
         )
 
+    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        # The data keys of the events in these transactions go on the log first (one wait for
+        # all the new patients since the last commit; streams/privacy/keystore.py).
+        confirm_new_keys()
+        return await super().commit(offsets, start_new_transaction)
+
 
 class SourcePartitionTransport(Transport):
     TransactionManager = SourcePartitionTransactions
@@ -66,3 +73,4 @@ class SourcePartitionTransport(Transport):
 def use_source_partition_transactions(app: faust.App) -> None:
     """Call right after creating the app, before declaring topics, agents or tables."""
     app.transport = SourcePartitionTransport(app.conf.broker_consumer, app)
+    confirm_new_keys_before_commit()  # commit above confirms them

@@ -1,7 +1,8 @@
 """The events carelog keeps on Kafka, as immutable typed values.
 
-Each class mirrors the current version of its schema in schemas/avro/. `encode_event` and
-`decode_event` are the one way to turn them into bytes on the log and back.
+Each class mirrors the current version of its schema in schemas/avro/. The one way to turn
+them into bytes on the log and back is streams/event_codec.py (`encode_event`,
+`decode_event`), which seals and opens their PHI fields.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-from schemas.codec import AvroCodec
 
 
 class Channel(StrEnum):
@@ -59,6 +58,10 @@ class InboundMessage:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Both set only on an event read whose data key was shredded: it is erased (v2 fields;
+    # streams/privacy/envelope.py seals and opens them).
+    key_id: str | None = None
+    sealed: bytes | None = None
 
     @classmethod
     def received(
@@ -107,6 +110,8 @@ class ResourceChanged:
     resource: str | None = None
     business_time: datetime | None = None
     warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v2)
+    key_id: str | None = None  # (v3)
+    sealed: bytes | None = None  # (v3)
 
     @property
     def key(self) -> str:
@@ -131,6 +136,8 @@ class Rejected:
     original_offset: int | None = None
     original_key: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    key_id: str | None = None  # (v2)
+    sealed: bytes | None = None  # (v2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +159,8 @@ class ResourceTranslated:
     sender: str | None = None
     correlation_id: str | None = None
     warnings: str | None = None  # OperationOutcome JSON: optional input dropped (v3)
+    key_id: str | None = None  # (v4)
+    sealed: bytes | None = None  # (v4)
 
     @property
     def key(self) -> str:
@@ -179,7 +188,6 @@ _ENUMS: dict[str, dict[str, dict[str, Any]]] = {
 _FIELDS: dict[str, frozenset[str]] = {
     name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in _CLASSES.items()
 }
-_codec = AvroCodec()
 
 
 def to_record(event: Event) -> dict[str, Any]:
@@ -197,11 +205,7 @@ def from_record(name: str, record: dict[str, Any]) -> Event:
     return _CLASSES[name](**record)
 
 
-def encode_event(event: Event) -> bytes:
-    return _codec.encode(type(event).__name__, to_record(event))
-
-
-def decode_event(data: bytes) -> Event:
-    """Decode any carelog event, whichever released schema version wrote it."""
-    name, record = _codec.decode(data)
-    return from_record(name, record)
+def is_erased(event: Event) -> bool:
+    """True when the event's PHI is sealed with a key that was shredded (`carelog erase`):
+    its metadata is readable, its content is gone for good."""
+    return event.sealed is not None

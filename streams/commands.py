@@ -17,8 +17,9 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from schemas.errors import CodecError
-from schemas.events import Channel, Format, InboundMessage, decode_event, encode_event
+from schemas.events import Channel, Format, InboundMessage
 from streams.admin import admin_client, apply_catalogue, existing_topics
+from streams.event_codec import decode_event, encode_event
 from streams.kafka_config import client_config
 from streams.keys import inbound_key
 from streams.producer import EventProducer, Outgoing

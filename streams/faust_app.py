@@ -12,7 +12,8 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
-from schemas.events import Event, decode_event, encode_event
+from schemas.events import Event
+from streams.event_codec import decode_event, encode_event
 from streams.json_logs import JsonFormatter, faust_logging_config
 from streams.settings import Settings, get_settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -260,6 +261,22 @@ class Settings(BaseSettings):
     )
     lake_vacuum_retention_hours: int = Field(
         168, description="`carelog lake optimize` removes unreferenced files older than this."
+    )
+
+    # PHI encryption and erasure (streams/privacy/, api/erasure/).
+    key_store: Literal["kafka", "memory", "off"] = Field(
+        "kafka",
+        description="Where the data keys that seal PHI in events live: kafka (the compacted "
+        "topic carelog.keys, shared by every process), memory (this process only: tests) or "
+        "off (events in clear, as before v2 of the schemas; nothing can then be erased).",
+    )
+    master_key: SecretStr | None = Field(
+        None,
+        description="32 random bytes, base64: wraps every data key on carelog.keys. Required "
+        "in production; elsewhere a development key is generated in <var_dir>/master.key.",
+    )
+    key_refresh_seconds: float = Field(
+        2.0, description="Each process reads key shreds made elsewhere within this long."
     )
 
     # The FHIR store projection (projections/fhir_store/).

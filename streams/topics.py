@@ -18,6 +18,7 @@ FHIR_TRANSLATED: Final = "carelog.fhir.translated"
 REJECTED: Final = "carelog.rejected"
 AUDIT: Final = "carelog.audit"
 SCHEMAS: Final = "carelog.schemas"
+KEYS: Final = "carelog.keys"
 
 KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
@@ -103,6 +104,23 @@ def _base() -> list[Topic]:
             min_insync_replicas=1,
             configs={"cleanup.policy": "compact"},
         ),
+        Topic(
+            KEYS,
+            key="data key id (patient:<id>/<n> or msg:<id>)",
+            holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
+            partitions=1,
+            replication=1,
+            min_insync_replicas=1,
+            # Compacted hard so a shredded key leaves the broker's disks soon: segments roll
+            # hourly, the cleaner takes any dirty segment, tombstones go after an hour.
+            configs={
+                "cleanup.policy": "compact",
+                "segment.ms": str(3600 * 1000),
+                "min.cleanable.dirty.ratio": "0.01",
+                "delete.retention.ms": str(3600 * 1000),
+                "max.compaction.lag.ms": str(3600 * 1000),
+            },
+        ),
     ]
 
 
@@ -126,6 +144,7 @@ def catalogue(environment: str = "local") -> list[Topic]:
     topics = _base()
     if environment == "production":
         topics = [
-            replace(t, partitions=max(t.partitions, 12)) if t.name != SCHEMAS else t for t in topics
+            replace(t, partitions=max(t.partitions, 12)) if t.name not in (SCHEMAS, KEYS) else t
+            for t in topics
         ]
     return [replace(t, **overrides) for t in topics]  # type: ignore[arg-type]

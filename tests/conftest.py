@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from streams.admin import apply_catalogue
+from streams.privacy import envelope
+from streams.privacy.pseudonym import forget_secret
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from tests.kafka_fixture import TEST_VAR, UNIT_RUN_ENV, refuse_broker_in_unit_run, test_broker
 from tests.processors.worker_harness import SHARED_WORKER, SharedWorker
+
+# Unit tests seal events with keys held in the process; with the broker up (kafka_settings)
+# keys go to carelog.keys, shared with the processes the tests start.
+os.environ.setdefault("CARELOG_KEY_STORE", "memory")
 
 # A copy of the shared sample corpus (tests/corpus/README.md says what each file exercises),
 # kept in the repository because CI clones the project alone.
@@ -68,6 +76,8 @@ def kafka_settings() -> Iterator[Settings]:
                 "CARELOG_VAR_DIR",
                 "CARELOG_ENVIRONMENT",
                 "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS",
+                "CARELOG_KEY_STORE",
+                "CARELOG_MASTER_KEY",
             )
         }
         os.environ["CARELOG_KAFKA_BOOTSTRAP"] = bootstrap
@@ -76,9 +86,14 @@ def kafka_settings() -> Iterator[Settings]:
         # Test modules start and kill workers of one group in turn: a member that was killed
         # holds its partitions until its session expires, and the next worker waits that long.
         os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
+        os.environ["CARELOG_KEY_STORE"] = "kafka"
+        # One master key for the session's processes (each worker has a var dir of its own).
+        os.environ["CARELOG_MASTER_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
         get_settings.cache_clear()
         settings = get_settings()
         apply_catalogue(settings=settings)
+        envelope.install(None)  # the next event sealed or opened uses carelog.keys
+        forget_secret()
         try:
             yield settings
         finally:
@@ -88,6 +103,8 @@ def kafka_settings() -> Iterator[Settings]:
                 else:
                     os.environ[key] = value
             get_settings.cache_clear()
+            envelope.install(None)
+            forget_secret()
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,9 @@ from api.security.auth import Principal
 from api.security.guard import client_ip
 from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
-from schemas.events import Operation, ResourceChanged, encode_event, new_event_id
+from schemas.events import Operation, ResourceChanged, new_event_id
 from streams.errors import DeliveryFailed
+from streams.event_codec import encode_event
 from streams.producer import Delivered, Outgoing
 from streams.topics import AUDIT
 

@@ -13,6 +13,7 @@ the patient and its compartment (one Bundle, _type limits the types).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
@@ -29,7 +30,15 @@ from api.fhir.point_in_time import date_range_of
 from api.fhir.store_handle import store_of
 from api.gateway import gateway_of
 from api.negotiation import require_content_type
-from api.security.read_access import Gone, NotFound, Reader, admit_read, readable, refuse_hidden
+from api.security.read_access import (
+    Gone,
+    NotFound,
+    Reader,
+    admit_read,
+    readable,
+    refuse_hidden,
+    without_denied,
+)
 from api.security.scopes import Need
 from api.security.smart import require_read
 from projections.fhir_store import FhirStore, SearchError, SearchResult, StoredResource
@@ -73,6 +82,7 @@ async def search(request: Request) -> Response:
 
     def run(s: FhirStore) -> tuple[SearchResult, list[StoredResource]]:
         result = s.search(rtype, params, compartment)
+        result = replace(result, matches=without_denied(s, reader, result.matches))
         return result, readable(s, reader, result.included)
 
     try:
@@ -157,7 +167,9 @@ async def everything(request: Request) -> Response:
         raise NotFound(f"Patient/{pid} is not known")
     if patient.deleted:
         raise Gone(f"Patient/{pid} was deleted")
-    items = await handle.run(lambda s: s.patient_compartment(pid, wanted))
+    items = await handle.run(
+        lambda s: without_denied(s, reader, s.patient_compartment(pid, wanted))
+    )
     base = base_url(request)
     links = [("self", page_url(f"{base}/Patient/{pid}/$everything",
                                list(request.query_params.multi_items())))]  # fmt: skip

@@ -25,6 +25,7 @@ from api.errors import Forbidden, GatewayError
 from api.fhir.checks import check_type
 from api.gateway import gateway_of
 from api.security.auth import Principal
+from api.security.consent import PURPOSE_HEADER, Asker, consented, refuse_denied
 from api.security.scopes import Need
 from api.security.smart import lacking, require_read
 from projections.fhir_store import FhirStore, StoredResource
@@ -49,6 +50,9 @@ class Gone(GatewayError):
 class Reader:
     principal: Principal
     scopes_checked: bool = True  # False: authentication is disabled
+    purpose: str | None = (
+        None  # X-Purpose-Of-Use, judged by patients' Consents (api/security/consent.py)
+    )
 
     @property
     def compartment(self) -> tuple[str, str] | None:
@@ -75,7 +79,7 @@ async def admit_read(request: Request, resource_types: list[str], action: str) -
             check_type(resource_type)  # before it is named in a WWW-Authenticate header
     checked = gw.guard.verifier is not None
     require_read(principal, [Need(t, action) for t in resource_types], checked)
-    reader = Reader(principal, checked)
+    reader = Reader(principal, checked, request.headers.get(PURPOSE_HEADER))
     refuse_hidden(reader, resource_types)
     return reader
 
@@ -89,8 +93,14 @@ def refuse_hidden(reader: Reader, resource_types: Iterable[str]) -> None:
                         "token without a patient context and with AuditEvent read scope")  # fmt: skip
 
 
+def _asker(reader: Reader) -> Asker:
+    return Asker(reader.principal.subject, reader.purpose)
+
+
 def check_visible(store: FhirStore, reader: Reader, resource_type: str, resource_id: str) -> None:
-    """Raises 403/404 unless the resource is in the reader's compartment (if it has one)."""
+    """Raises 403/404 unless the resource is in the reader's compartment (if it has one),
+    and 403 when its patient's Consent denies the reader."""
+    refuse_denied(store, _asker(reader), resource_type, resource_id)
     compartment = reader.compartment
     if compartment is None:
         return
@@ -102,11 +112,18 @@ def check_visible(store: FhirStore, reader: Reader, resource_type: str, resource
         raise NotFound(f"{resource_type}/{resource_id} is not known in this patient's compartment")
 
 
+def without_denied(
+    store: FhirStore, reader: Reader, items: list[StoredResource]
+) -> list[StoredResource]:
+    """`items` less those of patients whose Consent denies this reader (api/security/consent.py)."""
+    return consented(store, _asker(reader), items)[0] if items else items
+
+
 def readable(store: FhirStore, reader: Reader, items: list[StoredResource]) -> list[StoredResource]:
     """What of `items` (current versions) the reader may see: types its scopes read, and
     within its compartment when it has one."""
     allowed = {t: reader.may_read(t) for t in {i.resource_type for i in items}}
-    items = [i for i in items if allowed[i.resource_type]]
+    items = without_denied(store, reader, [i for i in items if allowed[i.resource_type]])
     compartment = reader.compartment
     if compartment is None or not items:
         return items

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 AUDIT = "audit"  # the pseudo type of an AuditEvent create
-PSEUDO_TYPES = frozenset({"hl7v2", "device", "dicom", AUDIT})  # each needs system/<it>.write
+ERASE = "erase"  # the pseudo type of Patient/{id}/$erase (api/fhir/erase_routes.py)
+PSEUDO_TYPES = frozenset({"hl7v2", "device", "dicom", AUDIT, ERASE})  # system/<it>.write each
 _V1 = {"write": "cud", "read": "rs", "*": "cruds"}
 _V2 = re.compile(r"c?r?u?d?s?")
 

@@ -15,8 +15,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from infra.demo.outgoing import Outgoing
 from schemas.errors import CodecError
-from schemas.events import InboundMessage, Rejected, decode_event
+from schemas.events import InboundMessage, Rejected
 from streams.admin import admin_client
+from streams.event_codec import decode_event
 from streams.kafka_config import reader_config
 from streams.lag import partitions_of, watermarks
 from streams.settings import Settings

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.history.log_read import CLOCK_SKEW_MS, LogRecord, read_events, read_one
 from infra.history.redrive import REDRIVE_HEADER
 from infra.render import safe_value
 from processors.payloads import PayloadMissing, read_payload
 from projections.fhir_store.store import FhirStore
-from schemas.events import InboundMessage, ResourceChanged, ResourceTranslated, decode_event
+from schemas.events import InboundMessage, ResourceChanged, ResourceTranslated
+from streams.event_codec import decode_event
+from streams.log_scan import CLOCK_SKEW_MS, LogRecord, read_events, read_one
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
 

@@ -21,10 +21,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from infra.history.log_read import CLOCK_SKEW_MS, read_log, read_one
 from infra.history.rejections import Found, held_event
 from schemas.errors import CodecError
-from schemas.events import Format, InboundMessage, ResourceTranslated, decode_event, encode_event
+from schemas.events import Format, InboundMessage, ResourceTranslated
+from streams.event_codec import decode_event, encode_event
+from streams.log_scan import CLOCK_SKEW_MS, read_log, read_one
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import inbound_topic

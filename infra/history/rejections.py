@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
-from infra.history.log_read import LogRecord, read_events
 from infra.render import safe_value
 from schemas.errors import CodecError
-from schemas.events import InboundMessage, Rejected, ResourceTranslated, decode_event
+from schemas.events import InboundMessage, Rejected, ResourceTranslated
+from streams.event_codec import decode_event
+from streams.log_scan import LogRecord, read_events
 from streams.settings import Settings
 from streams.topics import REJECTED
 

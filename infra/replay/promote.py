@@ -23,11 +23,12 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from infra.history.log_read import Position, read_events, read_log
 from infra.history.redrive import Resend, append_again, marked_since
 from infra.replay.diff import StoreDiff
 from infra.replay.names import Shadow
-from schemas.events import InboundMessage, ResourceChanged, decode_event
+from schemas.events import InboundMessage, ResourceChanged
+from streams.event_codec import decode_event
+from streams.log_scan import Position, read_events, read_log
 from streams.settings import Settings
 
 REPLAY_HEADER = "carelog-replay-of"

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 
-from infra.history.log_read import LogRecord, read_log
 from infra.history.redrive import INBOUND_TOPICS
 from infra.replay.names import Shadow, ShadowError
 from infra.replay.start import Start
@@ -31,8 +30,10 @@ from processors.versioning import VersionState
 from projections.fhir_store.apply import Applier
 from projections.fhir_store.schema import connect
 from projections.fhir_store.store import FhirStore
-from schemas.events import ResourceTranslated, decode_event, utc_now
+from schemas.events import ResourceTranslated, utc_now
 from streams.admin import admin_client, apply_catalogue, existing_topics
+from streams.event_codec import decode_event
+from streams.log_scan import LogRecord, read_log
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_TRANSLATED

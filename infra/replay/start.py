@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from infra.history.log_read import Position
 from schemas.events import Format
+from streams.log_scan import Position
 from streams.topics import INBOUND_PREFIX, inbound_topic
 
 

@@ -30,7 +30,8 @@ from projections.fhir_store.fhir_dates import DateFormatError, instant_us
 from projections.fhir_store.schema import ALL_INDEX_TABLES, INDEX_TABLES
 from projections.fhir_store.wide_insert import insert_rows
 from schemas.errors import CodecError
-from schemas.events import Operation, Rejected, ResourceChanged, decode_event
+from schemas.events import Operation, Rejected, ResourceChanged, is_erased
+from streams.event_codec import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class Applier:
                 result.undecodable += 1
                 log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
                 continue
-            if isinstance(event, ResourceChanged | Rejected):
+            if isinstance(event, ResourceChanged | Rejected) and not is_erased(event):
                 events.append(event)
         version_rows: list[tuple[Any, ...]] = []
         rejection_rows: list[tuple[Any, ...]] = []

@@ -23,7 +23,7 @@ PATIENT_COMPARTMENT_FILE = HERE / "compartmentdefinition-patient.r4.json"
 # The resource types carelog's translators produce (processors/: hl7v2/mappers, fhir_input,
 # device_readings, dicom_header) and the gateway's AuditEvents; the store serves these.
 RESOURCE_TYPES: tuple[str, ...] = (
-    "AllergyIntolerance", "Appointment", "AuditEvent", "Condition", "Device",
+    "AllergyIntolerance", "Appointment", "AuditEvent", "Condition", "Consent", "Device",
     "DiagnosticReport", "DocumentReference", "Encounter", "ImagingStudy", "Immunization",
     "Location", "Observation", "Organization", "Patient", "Practitioner", "RelatedPerson",
     "ServiceRequest", "Specimen",

@@ -18,7 +18,9 @@ from confluent_kafka import Message
 from projections.lake.offsets import Positions
 from schemas.codec import AvroCodec
 from schemas.errors import CodecError
-from schemas.events import ResourceChanged, encode_event
+from schemas.events import ResourceChanged
+from streams.event_codec import encode_event
+from streams.privacy.envelope import open_record
 
 log = logging.getLogger(__name__)
 _codec = AvroCodec()
@@ -39,6 +41,7 @@ class Change:
     def of(cls, event: ResourceChanged, topic: str, partition: int, offset: int) -> Change:
         """The change of an event as the sink would read it from the log."""
         _, record = _codec.decode(encode_event(event), EVENT, plain=True)
+        open_record(EVENT, record)
         return cls(record, topic, partition, offset)
 
     @property
@@ -106,6 +109,10 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
             log.warning(
                 "skipping %s[%d]@%d: %s is not a ResourceChanged", topic, partition, offset, name
             )
+            continue
+        open_record(name, record)
+        if record["sealed"] is not None:  # erased (carelog erase): its key is gone
+            skipped += 1
             continue
         changes.append(Change(record, topic, partition, offset))
     return Batch(changes, read, skipped)

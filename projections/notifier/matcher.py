@@ -35,8 +35,9 @@ from projections.notifier.subscriptions import (
     wants_notifications,
 )
 from schemas.errors import CodecError
-from schemas.events import Operation, ResourceChanged, decode_event
+from schemas.events import Operation, ResourceChanged
 from streams.consumer import BatchLimits, BatchReader
+from streams.event_codec import decode_event
 from streams.kafka_config import consumer_config
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES

@@ -8,7 +8,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from schemas.events import Event, decode_event
+from schemas.events import Event
+from streams.event_codec import decode_event
 from streams.kafka_config import client_config
 from streams.settings import Settings
 

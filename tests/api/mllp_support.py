@@ -19,7 +19,8 @@ from confluent_kafka import Consumer, TopicPartition
 from api.ingest import Ingestor
 from api.mllp.framing import END, frame
 from api.mllp.listener import MllpServer
-from schemas.events import Event, decode_event
+from schemas.events import Event
+from streams.event_codec import decode_event
 from streams.kafka_config import client_config
 from streams.producer import EventProducer
 from streams.settings import PROJECT_ROOT, Settings

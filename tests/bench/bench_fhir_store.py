@@ -27,7 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from projections.fhir_store import FhirStore
-from schemas.events import Operation, ResourceChanged, encode_event
+from schemas.events import Operation, ResourceChanged
+from streams.event_codec import encode_event
 from tests.bench.common import RUNS, median_of, show
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

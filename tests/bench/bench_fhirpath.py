@@ -31,7 +31,7 @@ def _measure(count: int) -> dict[str, float]:
     """Rates of this process's tree (imports resolve against the working directory)."""
     from projections.fhir_store.extract import index_rows
     from projections.lake.views import SHIPPED_VIEWS, load_views
-    from schemas.events import decode_event
+    from streams.event_codec import decode_event
     from tests.bench.bench_fhir_store import generate
     from tests.bench.bench_lake import make_changes
 

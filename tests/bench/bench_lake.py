@@ -32,7 +32,7 @@ from typing import Any
 from projections.lake.changes import Batch
 from projections.lake.sink import LakeSink
 from projections.lake.views import SHIPPED_VIEWS, load_views
-from schemas.events import encode_event
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from tests.bench.common import RUNS, bench_settings, fresh_topic, show
@@ -137,7 +137,8 @@ def _produce_steadily(bootstrap: str, topic: str, rate: int, seconds: int) -> No
 def _restamped(value: bytes) -> bytes:
     from dataclasses import replace
 
-    from schemas.events import ResourceChanged, decode_event
+    from schemas.events import ResourceChanged
+    from streams.event_codec import decode_event
 
     event = decode_event(value)
     assert isinstance(event, ResourceChanged)

@@ -12,7 +12,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.events import Channel, Format, InboundMessage, decode_event, encode_event
+from schemas.events import Channel, Format, InboundMessage
+from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from tests.bench.common import RUNS, bench_settings, fresh_topic, median_of, show

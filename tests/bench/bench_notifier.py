@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from schemas.events import encode_event
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES

@@ -15,14 +15,8 @@ from pathlib import Path
 from processors.pipeline import Record, translate_record, version_record
 from processors.translators import translate_event
 from processors.versioning import VersionState
-from schemas.events import (
-    Channel,
-    Format,
-    InboundMessage,
-    ResourceChanged,
-    decode_event,
-    encode_event,
-)
+from schemas.events import Channel, Format, InboundMessage, ResourceChanged
+from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.topics import FHIR_CHANGES, inbound_topic
 from tests.bench.common import RUNS, bench_settings, show

@@ -15,7 +15,8 @@ from infra.replay.names import Shadow
 from infra.replay.run import replay
 from infra.replay.start import Start
 from projections.fhir_store.store import FhirStore
-from schemas.events import Format, encode_event
+from schemas.events import Format
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import inbound_topic

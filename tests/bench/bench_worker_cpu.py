@@ -31,8 +31,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.events import Format, ResourceChanged, encode_event
+from schemas.events import Format, ResourceChanged
 from streams.admin import admin_client
+from streams.event_codec import encode_event
 from streams.lag import count_pending, group_lag, total
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.events import Format, ResourceChanged, decode_event, encode_event
+from schemas.events import Format, ResourceChanged
+from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import FHIR_CHANGES, inbound_topic

@@ -13,8 +13,9 @@ from infra.demo.outgoing import Outgoing
 from infra.demo.plan import Plan, make_plan
 from infra.demo.rejections import held_bytes
 from processors.pipeline import Record, translate_record
-from schemas.events import Channel, InboundMessage, Rejected, decode_event, encode_event
+from schemas.events import Channel, InboundMessage, Rejected
 from schemas.hl7v2.frame import read_msh
+from streams.event_codec import decode_event, encode_event
 from streams.topics import REJECTED
 
 

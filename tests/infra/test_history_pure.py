@@ -82,7 +82,7 @@ def test_shadow_names_stay_under_their_own_prefix(tmp_path: object) -> None:
 
 
 def test_partitions_merge_in_append_order_without_waiting_for_the_whole_log() -> None:
-    from infra.history.log_read import LogRecord, Position, _by_time
+    from streams.log_scan import LogRecord, Position, _by_time
 
     def rec(partition: int, offset: int, ts: int) -> LogRecord:
         return LogRecord("t", partition, offset, ts, None, b"")

@@ -15,16 +15,17 @@ import orjson
 import pytest
 
 from infra.cli import main
-from infra.history.log_read import read_log
 from infra.history.redrive import REDRIVE_HEADER
 from infra.replay.names import Shadow
 from infra.replay.promote import REPLAY_HEADER
 from processors import translators as translate_module
 from projections.fhir_store.runner import consume
 from projections.fhir_store.store import FhirStore
-from schemas.events import Channel, Format, InboundMessage, ResourceChanged, decode_event
+from schemas.events import Channel, Format, InboundMessage, ResourceChanged
 from streams.admin import admin_client, existing_topics
+from streams.event_codec import decode_event
 from streams.lag import committed_offsets, count_pending, group_lag, partitions_of, watermarks
+from streams.log_scan import read_log
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.infra.mapping_switch import BIRTH_DATE, MARK, switched

@@ -7,7 +7,8 @@ from typing import TypeVar
 
 from processors.pipeline import Record, translate_record, version_record
 from processors.versioning import VersionState
-from schemas.events import InboundMessage, Rejected, ResourceChanged, decode_event, encode_event
+from schemas.events import InboundMessage, Rejected, ResourceChanged
+from streams.event_codec import decode_event, encode_event
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 
 E = TypeVar("E", Rejected, ResourceChanged)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from processors.hl7v2.mapping import map_hl7v2
-from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged, encode_event
+from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceChanged
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic

@@ -20,15 +20,8 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
 from processors.pipeline import Record, translate_record
-from schemas.events import (
-    Channel,
-    Format,
-    InboundMessage,
-    Rejected,
-    ResourceTranslated,
-    decode_event,
-    encode_event,
-)
+from schemas.events import Channel, Format, InboundMessage, Rejected, ResourceTranslated
+from streams.event_codec import decode_event, encode_event
 from streams.topics import FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.conftest import CORPUS
 

@@ -8,15 +8,8 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from schemas.events import (
-    Channel,
-    Format,
-    InboundMessage,
-    Operation,
-    Rejected,
-    ResourceChanged,
-    encode_event,
-)
+from schemas.events import Channel, Format, InboundMessage, Operation, Rejected, ResourceChanged
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, REJECTED, inbound_topic

@@ -15,15 +15,8 @@ from processors.fhir_input import translate_fhir
 from processors.pipeline import Record, version_record
 from processors.translation import TranslationError
 from processors.versioning import AppendOnlyViolation, VersionState, next_change
-from schemas.events import (
-    Channel,
-    Format,
-    InboundMessage,
-    Operation,
-    Rejected,
-    ResourceTranslated,
-    encode_event,
-)
+from schemas.events import Channel, Format, InboundMessage, Operation, Rejected, ResourceTranslated
+from streams.event_codec import encode_event
 from streams.topics import FHIR_TRANSLATED
 from tests.processors.pipeline_driver import Pipeline, decoded
 

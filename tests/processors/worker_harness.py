@@ -12,7 +12,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.events import Event, decode_event
+from schemas.events import Event
+from streams.event_codec import decode_event
 from streams.settings import PROJECT_ROOT, Settings
 
 

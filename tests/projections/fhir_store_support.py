@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from projections.fhir_store import FhirStore
-from schemas.events import Operation, Rejected, ResourceChanged, encode_event
+from schemas.events import Operation, Rejected, ResourceChanged
+from streams.event_codec import encode_event
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

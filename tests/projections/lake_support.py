@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from schemas.events import ResourceChanged, encode_event
+from schemas.events import ResourceChanged
+from streams.event_codec import encode_event
 from streams.producer import Delivered, EventProducer, Outgoing
 from streams.topics import FHIR_CHANGES
 from tests.projections.fhir_store_support import changed

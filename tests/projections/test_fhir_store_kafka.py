@@ -19,7 +19,7 @@ from api.security.auth import Principal
 from projections.fhir_store import FhirStore
 from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import TOPICS, consume
-from schemas.events import encode_event
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import AUDIT, FHIR_CHANGES, REJECTED

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 
 from api.app import create_app
 from api.security.dev_token import mint_token
-from schemas.events import encode_event
+from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES

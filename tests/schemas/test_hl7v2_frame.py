@@ -52,7 +52,12 @@ def test_missing_required_msh_fields_are_named(message: bytes, field: str) -> No
 def test_key_keeps_one_patient_of_one_facility_together() -> None:
     a = b"MSH|^~\\&|APP|FAC|R|R|2026||ADT^A01|1|P|2.5\rPID|1||123^^^AUTH^MR~999^^^SSA\r"
     b = b"MSH|^~\\&|APP|FAC|R|R|2026||ADT^A08|2|P|2.5\rPID|1||123^^^AUTH^MR\r"
-    assert inbound_key(Format.hl7v2, a, "x") == inbound_key(Format.hl7v2, b, "y") == "FAC|123^AUTH"
+    key = inbound_key(Format.hl7v2, a, "x")
+    assert key == inbound_key(Format.hl7v2, b, "y")
+    # The MRN is pseudonymous on the log (it outlives an erasure), still one key per patient.
+    assert key.startswith("FAC|p-") and "AUTH" not in key
+    c = b"MSH|^~\\&|APP|FAC|R|R|2026||ADT^A01|1|P|2.5\rPID|1||124^^^AUTH^MR\r"
+    assert inbound_key(Format.hl7v2, c, "x") != key
     assert inbound_key(Format.fhir, b"{}", "app-1") == "app-1"
 
 

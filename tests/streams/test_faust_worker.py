@@ -13,16 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from schemas.events import (
-    Channel,
-    Format,
-    InboundMessage,
-    ResourceChanged,
-    decode_event,
-    encode_event,
-)
+from schemas.events import Channel, Format, InboundMessage, ResourceChanged
 from streams.admin import apply_catalogue
 from streams.consumer import EventConsumer
+from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import Topic

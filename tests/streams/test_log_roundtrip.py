@@ -9,9 +9,10 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Message
 
-from schemas.events import Channel, Format, InboundMessage, decode_event, encode_event
+from schemas.events import Channel, Format, InboundMessage
 from streams.admin import apply_catalogue
 from streams.consumer import EventConsumer
+from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import Topic

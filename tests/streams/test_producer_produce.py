@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 
-from schemas.events import Channel, Format, InboundMessage, encode_event
+from schemas.events import Channel, Format, InboundMessage
 from streams.admin import apply_catalogue
 from streams.consumer import EventConsumer
 from streams.errors import DeliveryFailed
+from streams.event_codec import encode_event
 from streams.producer import Delivered, EventProducer, Outgoing
 from streams.settings import Settings
 from streams.topics import Topic

@@ -7,6 +7,7 @@ from streams.topics import (
     AUDIT,
     FHIR_CHANGES,
     FHIR_TRANSLATED,
+    KEYS,
     REJECTED,
     SCHEMAS,
     catalogue,
@@ -25,13 +26,14 @@ def test_catalogue_holds_every_required_topic() -> None:
         AUDIT,
         REJECTED,
         SCHEMAS,
+        KEYS,
     }
 
 
 def test_the_log_is_kept_forever_and_schemas_are_compacted() -> None:
     for topic in catalogue():
         configs = topic.all_configs()
-        if topic.name == SCHEMAS:
+        if topic.name in (SCHEMAS, KEYS):
             assert configs["cleanup.policy"] == "compact"
             assert "retention.ms" not in configs
         elif topic.name == FHIR_TRANSLATED:  # internal, rebuilt from the inbound topics

@@ -37,7 +37,8 @@ from deltalake import DeltaTable
 
 from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore, StoreError
-from schemas.events import Format, InboundMessage, Rejected, ResourceChanged, decode_event
+from schemas.events import Format, InboundMessage, Rejected, ResourceChanged
+from streams.event_codec import decode_event
 from streams.settings import PROJECT_ROOT
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.kafka_fixture import free_port

@@ -17,6 +17,7 @@ from schemas.hl7v2.errors import FormatError
 from schemas.hl7v2.frame import read_er7
 from schemas.hl7v2.patient import message_patient
 from streams.keys import inbound_key
+from streams.privacy.pseudonym import pseudonym
 
 CTX = MappingContext(authorities={"AUTHX": "https://mrn.example/x"})
 CODECS = {"": "utf-8", "8859/1": "latin-1", "UNICODE UTF-8": "utf-8", "ASCII": "ascii",
@@ -95,7 +96,7 @@ def test_edge_and_processor_agree_on_any_msh_and_pid(payload: bytes) -> None:
         assert chosen is None and key == facility
         return
     assert chosen is not None
-    assert key == f"{facility}|{chosen.key}"
+    assert key == f"{facility}|{pseudonym(chosen.key)}"
     assert resource["id"] == patient_id(chosen.system(CTX.authority_system), chosen.value)
 
 
@@ -105,4 +106,4 @@ def test_the_same_patient_from_one_sender_has_one_key_whatever_else_pid3_lists()
     second = f"{msh.format(2)}\rPID|1||123^^^AUTHX^MR\r".encode()
     ids = {patient(parse(m), parse(m).segments("PID")[0], CTX)["id"] for m in (first, second)}
     keys = {inbound_key(Format.hl7v2, m, "s") for m in (first, second)}
-    assert len(ids) == 1 and keys == {"FAC|123^AUTHX"}
+    assert len(ids) == 1 and keys == {f"FAC|{pseudonym('123^AUTHX')}"}

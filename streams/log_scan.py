@@ -16,15 +16,10 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.errors import CodecError
-from schemas.events import (
-    InboundMessage,
-    Rejected,
-    ResourceChanged,
-    ResourceTranslated,
-    decode_event,
-)
+from schemas.events import InboundMessage, Rejected, ResourceChanged, ResourceTranslated
 from streams.admin import admin_client
 from streams.errors import LogError
+from streams.event_codec import decode_event
 from streams.kafka_config import reader_config
 from streams.lag import partitions_of, watermarks
 from streams.settings import Settings

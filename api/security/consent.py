@@ -1,0 +1,94 @@
+"""Patient consent honoured by FHIR reads: an active Consent that denies access.
+
+Scope (documented in the README): a `Consent` with `status` active and `provision.type` deny,
+for `patient` Patient/x, hides every resource of x's compartment from the readers it names:
+- `provision.actor[].reference` names them, by reference (`Device/<token subject>`, or any
+  `<Type>/<token subject>`) or by `identifier.value` = the token subject; no actor: everyone;
+- `provision.purpose[]` (v3 PurposeOfUse codes, e.g. HRESCH) limits it to requests made for
+  those purposes, declared in the `X-Purpose-Of-Use` header; no purpose: every purpose.
+A read of such a resource answers 403; searches and $everything leave them out. The Consent
+itself stays readable. `provision.period`, nested provisions and permit exceptions are not
+interpreted; the de-identified lake export does not consult Consents yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from api.errors import Forbidden
+from projections.fhir_store import FhirStore, StoredResource
+from projections.fhir_store.compartment import patients_of
+
+PURPOSE_HEADER = "x-purpose-of-use"
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who reads and why, as a Consent judges it."""
+
+    subject: str
+    purpose: str | None
+
+
+def denies(consent: dict[str, Any], asker: Asker) -> bool:
+    """Whether this Consent resource denies `asker`."""
+    provision = consent.get("provision") or {}
+    if consent.get("status") != "active" or provision.get("type") != "deny":
+        return False
+    purposes = {p.get("code") for p in provision.get("purpose") or [] if isinstance(p, dict)}
+    if purposes and asker.purpose not in purposes:
+        return False
+    actors = [a.get("reference") or {} for a in provision.get("actor") or [] if isinstance(a, dict)]
+    if not actors:
+        return True
+    for ref in actors:
+        reference = str(ref.get("reference") or "")
+        identifier = (ref.get("identifier") or {}).get("value")
+        if identifier == asker.subject or reference.rpartition("/")[2] == asker.subject:
+            return True
+    return False
+
+
+def denied_patients(store: FhirStore, patients: set[str], asker: Asker) -> dict[str, str]:
+    """Of `patients`, those an active Consent denies to `asker`: patient id -> Consent id."""
+    denied: dict[str, str] = {}
+    for patient in sorted(patients):
+        found = store.search("Consent", [("patient", f"Patient/{patient}"), ("_count", "100")])  # fmt: skip
+        for consent in found.matches:
+            if denies(orjson.loads(consent.json), asker):
+                denied[patient] = consent.id
+                break
+    return denied
+
+
+def _patients(item: StoredResource) -> frozenset[str]:
+    if item.deleted or item.resource_type == "Consent":  # a Consent stays readable to audit it
+        return frozenset()
+    return patients_of(item.resource_type, orjson.loads(item.json))
+
+
+def consented(
+    store: FhirStore, asker: Asker, items: list[StoredResource]
+) -> tuple[list[StoredResource], dict[str, str]]:
+    """`items` less those of patients whose Consent denies `asker`; and those denials."""
+    owners = {item.key: _patients(item) for item in items}
+    denied = denied_patients(store, set().union(*owners.values()) if owners else set(), asker)
+    if not denied:
+        return items, {}
+    return [i for i in items if not owners[i.key] & denied.keys()], denied
+
+
+def refuse_denied(store: FhirStore, asker: Asker, resource_type: str, resource_id: str) -> None:
+    """Raises 403 when the current version of the resource belongs to a patient whose Consent
+    denies `asker`."""
+    current = store.read(resource_type, resource_id)
+    if current is None:
+        return
+    _, denied = consented(store, asker, [current])
+    if denied:
+        consent = next(iter(denied.values()))
+        raise Forbidden(f"{resource_type}/{resource_id}: the patient's Consent/{consent} denies "
+                        "this reader (or this purpose of use) access")  # fmt: skip

@@ -1,0 +1,33 @@
+"""Carelog events to bytes on the log and back: the one way, with their PHI sealed.
+
+`encode_event` seals an event's PHI fields with its data key (streams/privacy/envelope.py)
+and encodes it with the current Avro schema; `decode_event` decodes any released schema
+version and opens what it can. Every producer and consumer of events goes through here (the
+Faust codec in streams/faust_app.py too), so no writer can put PHI on the log in clear and
+no reader needs to know about keys. An event whose key was shredded decodes with its
+metadata and its `sealed` bytes (`schemas.events.is_erased`): readers skip it.
+"""
+
+from __future__ import annotations
+
+from schemas.codec import AvroCodec
+from schemas.events import Event, from_record, to_record
+from streams.privacy.envelope import open_record, seal_record
+
+_codec = AvroCodec()
+
+
+def encode_event(event: Event) -> bytes:
+    """The bytes on the log, with the PHI fields sealed by the event's data key."""
+    name = type(event).__name__
+    record = to_record(event)
+    seal_record(name, record)
+    return _codec.encode(name, record)
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode any carelog event, whichever released schema version wrote it, and open its
+    sealed PHI fields (left sealed, see `is_erased`, when the key was shredded)."""
+    name, record = _codec.decode(data)
+    open_record(name, record)
+    return from_record(name, record)

@@ -1,0 +1,190 @@
+"""Sealing the PHI fields of an event record, and opening them: the one place for both.
+
+`streams.event_codec.encode_event` seals and `decode_event` opens, so every writer and
+reader goes through here. A sealed record carries `key_id` and `sealed` (AES-GCM of the PHI fields,
+bound to the event id and key id) and has those fields null or empty. When its key was
+shredded the record stays sealed: readers see `event.sealed is not None` (`is_erased`) and
+treat the event as erased (skip it), never as bad input.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import threading
+from collections import deque
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from streams.privacy.aead import Unreadable, open_sealed, seal
+from streams.privacy.keystore import KafkaKeyStore, KeyStore, MemoryKeyStore
+from streams.settings import get_settings
+
+# The fields that may hold PHI, per record. Metadata (ids, times, lineage, hashes) stays clear
+# so the log can be routed, replayed and audited without keys.
+PHI_FIELDS: dict[str, tuple[str, ...]] = {
+    "InboundMessage": ("payload",),
+    "ResourceTranslated": ("resource", "warnings"),
+    "ResourceChanged": ("resource", "warnings"),
+    "Rejected": ("original", "operation_outcome", "reason", "original_key"),
+}
+# What a sealed non-null field holds in clear.
+_EMPTY: dict[str, Any] = {"original": b"", "operation_outcome": "", "reason": ""}
+_NONE, _BYTES, _STR = 0, 1, 2
+POOL_SIZE = 256
+
+_store: KeyStore | None = None
+_store_lock = threading.Lock()
+_store_off = False
+_confirm_later = False
+
+
+def install(store: KeyStore | None) -> None:
+    """Use `store` from now on (None: choose again from the settings at next use)."""
+    global _store, _store_off
+    with _store_lock:
+        _store, _store_off = store, False
+        _pool.clear()
+
+
+def keystore() -> KeyStore | None:
+    """The process's key store, made from the settings on first use; None when key_store=off."""
+    global _store, _store_off
+    if _store is not None or _store_off:
+        return _store
+    with _store_lock:
+        if _store is None and not _store_off:
+            settings = get_settings()
+            if settings.key_store == "off":
+                _store_off = True
+            elif settings.key_store == "memory":
+                _store = MemoryKeyStore()
+            else:
+                _store = KafkaKeyStore(
+                    settings, settings.key_refresh_seconds, confirm_later=_confirm_later
+                )
+    return _store
+
+
+def confirm_new_keys_before_commit() -> None:
+    """For a process whose writes are read only once its Kafka transaction commits (the
+    worker): new keys are sent at once and confirmed by `confirm_new_keys`, which it must
+    call before each commit. No round trip to the broker per new patient."""
+    global _confirm_later
+    _confirm_later = True
+    if isinstance(_store, KafkaKeyStore):
+        _store.confirm_later = True
+
+
+def confirm_new_keys() -> None:
+    """Wait until the keys sent so far are on the log (raises DeliveryFailed if one is not):
+    then the events sealed with them may commit."""
+    if isinstance(_store, KafkaKeyStore):
+        _store.confirm()
+
+
+_pool: deque[tuple[str, AESGCM]] = deque()
+
+
+def _message_key(store: KeyStore) -> tuple[str, AESGCM]:
+    """A fresh per-message key. Made POOL_SIZE at a time: the KafkaKeyStore confirms each
+    batch once, so a message does not wait for its own key's round trip to the broker."""
+    with _store_lock:
+        if not _pool:
+            _pool.extend(store.create_many("msg", POOL_SIZE))
+        return _pool.popleft()
+
+
+# A reference to a Patient in a resource's canonical JSON (relative, absolute or versioned).
+_PATIENT_REFERENCE = re.compile(
+    r'"reference"\s*:\s*"(?:[^"]*/)?Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^"]*)?"'
+)
+
+
+def owner_of(resource_type: str, resource_id: str, resource_json: str) -> str | None:
+    """The patient whose key seals a resource: a Patient is its own; any other resource is
+    the patient it refers to (the smallest id when several). A scan of the JSON text, no
+    parse: this runs for every resource the worker writes, twice."""
+    if resource_type == "Patient":
+        return resource_id
+    found = _PATIENT_REFERENCE.findall(resource_json)
+    return min(found) if found else None
+
+
+def _key_prefix(name: str, record: dict[str, Any]) -> str | None:
+    """`patient:<id>` when the record's resource belongs to a patient (see `owner_of`)."""
+    if name not in ("ResourceTranslated", "ResourceChanged") or not record.get("resource"):
+        return None
+    owner = owner_of(record["resource_type"], record["resource_id"], record["resource"])
+    return f"patient:{owner}" if owner else None
+
+
+def _pack(values: list[Any]) -> bytes:
+    out = bytearray()
+    for value in values:
+        if value is None:
+            out += struct.pack(">BI", _NONE, 0)
+        elif isinstance(value, bytes):
+            out += struct.pack(">BI", _BYTES, len(value)) + value
+        else:
+            data = value.encode()
+            out += struct.pack(">BI", _STR, len(data)) + data
+    return bytes(out)
+
+
+def _unpack(data: bytes) -> list[Any]:
+    values: list[Any] = []
+    at = 0
+    while at < len(data):
+        kind, size = struct.unpack_from(">BI", data, at)
+        at += 5
+        raw = data[at : at + size]
+        at += size
+        values.append(None if kind == _NONE else raw if kind == _BYTES else raw.decode())
+    return values
+
+
+def _aad(record: dict[str, Any], key_id: str) -> bytes:
+    return f"{record['event_id']}|{key_id}".encode()
+
+
+def seal_record(name: str, record: dict[str, Any]) -> None:
+    """Seal the PHI fields of `record` in place (no-op with encryption off or nothing to seal)."""
+    if record.get("sealed") is not None:
+        return  # erased, or sealed already: written on unchanged
+    fields = PHI_FIELDS[name]
+    values = [record.get(f) for f in fields]
+    if all(v is None or v in (b"", "") for v in values):
+        record["key_id"] = None
+        return
+    store = keystore()
+    if store is None:
+        record["key_id"] = None
+        return
+    prefix = _key_prefix(name, record)
+    key_id, cipher = store.key_for(prefix) if prefix else _message_key(store)
+    record["sealed"] = seal(cipher, _pack(values), _aad(record, key_id))
+    record["key_id"] = key_id
+    for f in fields:
+        record[f] = _EMPTY.get(f)
+
+
+def open_record(name: str, record: dict[str, Any]) -> None:
+    """Open a sealed `record` in place; one whose key is gone stays sealed (erased)."""
+    sealed = record.get("sealed")
+    if sealed is None:
+        return
+    key_id = record["key_id"]
+    store = keystore()
+    cipher = store.cipher(key_id) if store is not None and key_id else None
+    if cipher is None:
+        return
+    try:
+        values = _unpack(open_sealed(cipher, sealed, _aad(record, key_id)))
+    except Unreadable:
+        return
+    for f, v in zip(PHI_FIELDS[name], values, strict=True):
+        record[f] = v
+    # Opened, the event is as it was before sealing; writing it again seals it afresh.
+    record["sealed"] = record["key_id"] = None

@@ -1,0 +1,265 @@
+"""Where data keys live: the KeyStore interface, and its local default on carelog.keys.
+
+A data key (DEK) is named by a key id: `patient:<id>/<random>` for one patient's data,
+`msg:<event id>` for a message not yet tied to a patient. A patient may have several keys
+(two processes meeting a new patient at once each make one; both stay valid), so erasing a
+patient shreds every id under its prefix. Shredding a key makes everything sealed with it
+unreadable for good: that is how an immutable log forgets a person.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Protocol
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from streams.errors import DeliveryFailed
+from streams.kafka_config import client_config, producer_config
+from streams.privacy.aead import new_key, open_sealed, seal
+from streams.privacy.master import master_key
+from streams.settings import Settings
+from streams.topics import KEYS
+
+log = logging.getLogger(__name__)
+
+
+class KeyStore(Protocol):
+    """A key management service as carelog needs it (a cloud KMS can implement this)."""
+
+    def cipher(self, key_id: str) -> AESGCM | None:
+        """The cipher of an existing key; None when it was shredded or never existed."""
+        ...
+
+    def key_for(self, prefix: str) -> tuple[str, AESGCM]:
+        """A live key under `prefix` (`patient:<id>`), made when there is none."""
+        ...
+
+    def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
+        """`count` new keys `<kind>:<random>` (per-message keys), confirmed together."""
+        ...
+
+    def key_ids(self, prefix: str) -> list[str]:
+        """Live key ids equal to `prefix` or under `prefix/`."""
+        ...
+
+    def shred(self, key_ids: Iterable[str]) -> list[str]:
+        """Delete these keys for good; returns those that existed."""
+        ...
+
+
+def _under(key_id: str, prefix: str) -> bool:
+    return key_id == prefix or key_id.startswith(prefix + "/")
+
+
+class MemoryKeyStore:
+    """Keys in this process only: unit tests and one-process tools."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, AESGCM] = {}
+        self._current: dict[str, str] = {}
+
+    def cipher(self, key_id: str) -> AESGCM | None:
+        return self._keys.get(key_id)
+
+    def key_for(self, prefix: str) -> tuple[str, AESGCM]:
+        key_id = self._current.get(prefix)
+        if key_id is None or key_id not in self._keys:
+            key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+            self._current[prefix] = key_id
+            self._keys[key_id] = AESGCM(new_key())
+        return key_id, self._keys[key_id]
+
+    def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
+        made = [(f"{kind}:{uuid.uuid4().hex}", AESGCM(new_key())) for _ in range(count)]
+        self._keys.update(made)
+        return made
+
+    def key_ids(self, prefix: str) -> list[str]:
+        return sorted(k for k in self._keys if _under(k, prefix))
+
+    def shred(self, key_ids: Iterable[str]) -> list[str]:
+        return [k for k in key_ids if self._keys.pop(k, None) is not None]
+
+
+class KafkaKeyStore:
+    """Keys on the compacted topic carelog.keys (key id -> DEK wrapped by the master key;
+    a tombstone is a shredded key), read into memory by every process that seals or opens.
+
+    A reader that sees an event can always find its key by reading carelog.keys to its end:
+    a new key is confirmed on the log before an event sealed with it can be read. By default
+    it is confirmed before anything is sealed with it (a round trip per new key, or per
+    batch of per-message keys). With `confirm_later` (the worker: its outputs are read only
+    once their Kafka transaction commits) new keys are sent at once and confirmed together by
+    `confirm()`, which the worker calls before each commit (processors/transactions.py).
+    Shreds made by other processes are picked up within `refresh_seconds`.
+    """
+
+    def __init__(
+        self, settings: Settings, refresh_seconds: float = 2.0, *, confirm_later: bool = False
+    ) -> None:
+        self._topic = KEYS
+        self._master = AESGCM(master_key(settings))
+        self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+        self._failures: list[str] = []
+        self.confirm_later = confirm_later
+        self._unconfirmed = 0  # keys sent and not yet confirmed (confirm_later)
+        self._consumer = Consumer(
+            client_config(
+                settings,
+                **{
+                    "group.id": f"carelog-keys-{uuid.uuid4()}",  # never joined: assign() only
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                },
+            )
+        )
+        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self._position = 0
+        self._keys: dict[str, AESGCM] = {}
+        self._current: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._refresh_seconds = refresh_seconds
+        self._read_at = 0.0
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Read carelog.keys up to its current end."""
+        with self._lock:
+            high = self._end()
+            while self._position < high:
+                msg = self._consumer.poll(1.0)
+                if msg is None or msg.error() is not None:
+                    continue
+                self._position = (msg.offset() or 0) + 1
+                self._take((msg.key() or b"").decode(), msg.value())
+            self._read_at = time.monotonic()
+
+    def _end(self) -> int:
+        """The end offset of carelog.keys, waiting out a leader election (a new topic)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self._topic, 0), timeout=15, cached=False
+                )
+                return int(high)
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _take(self, key_id: str, wrapped: bytes | None) -> None:
+        prefix = key_id.rpartition("/")[0]
+        if wrapped is None:
+            self._keys.pop(key_id, None)
+            if prefix and self._current.get(prefix) == key_id:
+                del self._current[prefix]
+            return
+        try:
+            self._keys[key_id] = AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
+        except ValueError:
+            log.error("carelog.keys: key %s does not unwrap with this master key", key_id)
+            return
+        if prefix:  # the patient's key to seal with, found without scanning every key
+            self._current.setdefault(prefix, key_id)
+
+    def _fresh(self) -> None:
+        if time.monotonic() - self._read_at > self._refresh_seconds:
+            self.catch_up()
+
+    def cipher(self, key_id: str) -> AESGCM | None:
+        self._fresh()
+        found = self._keys.get(key_id)
+        if found is None:
+            self.catch_up()  # made by another process after our last read
+            found = self._keys.get(key_id)
+        return found
+
+    def key_for(self, prefix: str) -> tuple[str, AESGCM]:
+        self._fresh()
+        with self._lock:
+            key_id = self._current.get(prefix)
+            if key_id is None or key_id not in self._keys:
+                key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+                self._create([key_id])
+                self._current[prefix] = key_id
+            return key_id, self._keys[key_id]
+
+    def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
+        ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
+        return [(key_id, self._keys[key_id]) for key_id in self._create(ids)]
+
+    def _create(self, key_ids: list[str]) -> list[str]:
+        with self._lock:
+            made = {}
+            for key_id in key_ids:
+                dek = new_key()
+                wrapped = seal(self._master, dek, key_id.encode())
+                self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
+                made[key_id] = AESGCM(dek)
+            if self.confirm_later:
+                self._unconfirmed += len(made)
+                self._producer.poll(0)  # serve delivery reports; no wait
+            else:
+                self._flush(len(made))  # confirmed before anything is sealed with them
+            self._keys.update(made)
+            return key_ids
+
+    def confirm(self) -> None:
+        """Wait until every key sent so far is on the log (raises DeliveryFailed if not):
+        with `confirm_later`, called before committing events sealed with them."""
+        with self._lock:
+            if self._unconfirmed or self._failures:
+                count, self._unconfirmed = self._unconfirmed, 0
+                self._flush(count)
+
+    def key_ids(self, prefix: str) -> list[str]:
+        self.catch_up()
+        return sorted(k for k in self._keys if _under(k, prefix))
+
+    def shred(self, key_ids: Iterable[str]) -> list[str]:
+        self.catch_up()
+        with self._lock:
+            found = [k for k in key_ids if k in self._keys]
+            for key_id in found:
+                self._producer.produce(self._topic, None, key_id, on_delivery=self._confirmed)
+            self._flush(len(found))
+            for key_id in found:
+                self._keys.pop(key_id, None)
+            return found
+
+    def _confirmed(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failures.append(f"{self._topic}: {err.str()}")
+            key_id = (msg.key() or b"").decode()
+            if msg.value() is not None:  # a key that is not on the log must seal nothing more
+                self._keys.pop(key_id, None)
+                prefix = key_id.rpartition("/")[0]
+                if self._current.get(prefix) == key_id:
+                    del self._current[prefix]
+
+    def _flush(self, count: int) -> None:
+        left = self._producer.flush(30)
+        if left or self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryFailed(
+                f"{self._topic}: {left or count} key record(s) not confirmed: {'; '.join(failures)}"
+            )
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._producer.flush(30)

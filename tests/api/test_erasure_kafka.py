@@ -1,0 +1,231 @@
+"""Right to erasure against the real broker: PHI is sealed on every topic, `erase` shreds the
+patient's keys and purges the FHIR store and the lake, and a rebuild from the log agrees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+from streams.privacy.erase import ErasureReport, erase_patient
+
+from processors.pipeline import Record, translate_record, version_record
+from processors.versioning import VersionState
+from projections.fhir_store import FhirStore
+from projections.fhir_store.rebuild import rebuild, verify
+from projections.fhir_store.runner import consume
+from projections.lake.sink import run_sink
+from schemas.events import Channel, Format, InboundMessage, ResourceChanged, is_erased
+from streams.event_codec import decode_event, encode_event
+from streams.keys import inbound_key
+from streams.log_scan import read_log
+from streams.privacy import envelope
+from streams.producer import EventProducer, Outgoing
+from streams.settings import PROJECT_ROOT, Settings
+from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, KEYS, REJECTED, inbound_topic
+
+pytestmark = pytest.mark.kafka
+
+ALL_TOPICS = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED, FHIR_CHANGES, REJECTED, AUDIT,
+              KEYS]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Person:
+    mrn: str
+    family: str
+
+    def messages(self, tag: str) -> list[bytes]:
+        pid = f"PID|1||{self.mrn}^^^NWH^MR||{self.family}^Ada^Y||19880217|F"
+        adt = (f"MSH|^~\\&|REG|NWH|CARELOG|CARELOG|20261106071500||ADT^A04|{tag}-1|P|2.3\r"
+               f"EVN|A04|20261106071500\r{pid}\rPV1|1|O|CLINIC2^^^NWH\r")  # fmt: skip
+        oru = (f"MSH|^~\\&|LAB|NWH|CARELOG|CARELOG|20261106071500||ORU^R01^ORU_R01|{tag}-2|P|2.5.1\r"
+               f"{pid}\rOBR|1|ORD-{tag}^CPOE|LAB-{tag}^LAB|58410-2^CBC panel^LN|||20261106060000"
+               "||||||||||||||||||F\r"
+               "OBX|1|NM|718-7^Hemoglobin^LN||13.9|g/dL^g/dL^UCUM|13.0-17.7|N|||F\r")  # fmt: skip
+        return [adt.encode(), oru.encode()]
+
+
+@dataclass
+class World:
+    settings: Settings
+    store_path: Path
+    erased: Person
+    kept: Person
+    killed: Person  # erased by a `carelog erase` SIGKILLed halfway, then run again
+    patient_ids: dict[str, str]  # family name -> Patient id
+    report: ErasureReport | None = None
+
+
+def _send(producer: EventProducer, outs: list[Outgoing]) -> list[Record]:
+    delivered = producer.send_many(outs)
+    return [Record(d.topic, d.partition, d.offset, _bytes(o.key), o.value)
+            for d, o in zip(delivered, outs, strict=True)]  # fmt: skip
+
+
+def _bytes(key: bytes | str | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChanged]:
+    """The worker's two stages, in process, each output appended to its real topic."""
+    inbound = []
+    for person in people:
+        for payload in person.messages(uuid.uuid4().hex[:8]):
+            event = InboundMessage.received(payload, channel=Channel.http, format=Format.hl7v2,
+                                            content_type="x-application/hl7-v2+er7", sender="t")  # fmt: skip
+            key = inbound_key(Format.hl7v2, payload, "t")
+            inbound.append(Outgoing(inbound_topic(Format.hl7v2), key, encode_event(event)))
+    changes: list[ResourceChanged] = []
+    states: dict[bytes | None, VersionState | None] = {}
+    with EventProducer(settings) as producer:
+        for record in _send(producer, inbound):
+            outs = translate_record(record)
+            assert all(o.topic == FHIR_TRANSLATED for o in outs), outs
+            translated = _send(producer, [Outgoing(o.topic, o.key, o.value) for o in outs])
+            for t in translated:
+                versioned, states[t.key] = version_record(t, states.get(t.key))
+                _send(producer, [Outgoing(v.topic, v.key, v.value) for v in versioned])
+                changes += [e for v in versioned
+                            if isinstance(e := decode_event(v.value), ResourceChanged)]  # fmt: skip
+    return changes
+
+
+@pytest.fixture(scope="module")
+def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("erase")
+    settings = kafka_settings.model_copy(update={
+        "fhir_store_path": tmp / "store.sqlite", "lake_uri": str(tmp / "lake"),
+        "lake_group_id": f"erase-test-{uuid.uuid4()}", "key_refresh_seconds": 0.5,
+    })  # fmt: skip
+    tag = uuid.uuid4().hex[:10]
+    erased, kept = Person(f"MRNE{tag}", f"Erasmus{tag}"), Person(f"MRNK{tag}", f"Keeper{tag}")
+    killed = Person(f"MRNX{tag}", f"Killian{tag}")
+    changes = _run_pipeline(settings, [erased, kept, killed])
+    ids = {}
+    for change in changes:
+        if change.resource_type == "Patient":
+            for person in (erased, kept, killed):
+                if person.family in (change.resource or ""):
+                    ids[person.family] = change.resource_id
+    assert set(ids) == {erased.family, kept.family, killed.family}
+    with FhirStore.open(settings.fhir_store_file) as store:
+        consume(store, settings, caught_up=True)
+    run_sink(settings, idle_timeout=3)
+    yield World(settings, settings.fhir_store_file, erased, kept, killed, ids)
+
+
+def _raw_bytes(settings: Settings) -> list[bytes]:
+    return [(r.key or b"") + r.value for r in read_log(settings, ALL_TOPICS)]
+
+
+def _bronze_ids(world: World) -> set[str]:
+    table = DeltaTable(f"{world.settings.lake_uri}/bronze/resource_changes")
+    return set(table.to_pyarrow_table(columns=["resource_id"]).column("resource_id").to_pylist())
+
+
+def test_phi_is_sealed_on_every_topic_yet_readable_with_its_key(world: World) -> None:
+    raw = _raw_bytes(world.settings)
+    for secret in (world.erased.family, world.erased.mrn, world.kept.family, world.kept.mrn):
+        assert not [r for r in raw if secret.encode() in r], f"{secret} in clear on the log"
+    opened = [decode_event(r.value) for r in read_log(world.settings, [FHIR_CHANGES])]
+    assert any(world.erased.family in (getattr(e, "resource", None) or "") for e in opened)
+
+
+def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
+    pid = world.patient_ids[world.erased.family]
+    assert pid in _bronze_ids(world)
+    world.report = erase_patient(world.settings, pid, "GDPR art. 17 request #42", "dpo")
+    report = world.report
+    assert report.keys_shredded >= 3  # the patient's key and both messages' keys
+    assert report.log_events_unreadable[FHIR_CHANGES] >= 2  # Patient, Observation, ...
+    assert f"Patient/{pid}" in report.resources
+    assert report.store["resources"] >= 2 and report.store["versions"] >= 2
+    assert report.lake.get("bronze/resource_changes", 0) >= 2
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", pid) is None
+        assert store.history("Patient", pid)[0] == []
+        assert store.read("Patient", world.patient_ids[world.kept.family]) is not None
+    assert pid not in _bronze_ids(world)
+    assert world.patient_ids[world.kept.family] in _bronze_ids(world)
+
+
+def test_after_erasure_no_reader_can_open_the_patient_events(world: World) -> None:
+    assert world.report is not None
+    envelope.install(None)  # a process started afresh: reads carelog.keys from the start
+    changes = [decode_event(r.value) for r in read_log(world.settings, [FHIR_CHANGES])]
+    theirs = [e for e in changes if isinstance(e, ResourceChanged)
+              and f"{e.resource_type}/{e.resource_id}" in world.report.resources]  # fmt: skip
+    assert theirs and all(is_erased(e) and e.resource is None for e in theirs)
+    inbound = [decode_event(r.value) for r in read_log(world.settings, [inbound_topic("hl7v2")])]
+    readable = b"".join(e.payload or b"" for e in inbound if isinstance(e, InboundMessage))
+    assert world.erased.mrn.encode() not in readable
+    assert world.kept.mrn.encode() in readable
+
+
+def test_a_rebuild_after_erasure_agrees_with_the_purged_store(world: World) -> None:
+    assert world.report is not None
+    with FhirStore.open(world.store_path) as store:
+        consume(store, world.settings, caught_up=True)  # the erasure's own AuditEvent
+    comparison = verify(world.store_path, world.settings)
+    assert comparison.equal, comparison.differences
+    rebuild(world.store_path, world.settings)
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", world.patient_ids[world.erased.family]) is None
+        assert store.read("Patient", world.patient_ids[world.kept.family]) is not None
+        audit = store.read("AuditEvent", world.report.request_id)
+    assert audit is not None
+    assert world.erased.family not in audit.json and world.patient_ids[world.erased.family] \
+        not in audit.json  # fmt: skip
+    conn = sqlite3.connect(world.store_path)
+    assert not conn.execute(
+        "SELECT 1 FROM versions WHERE json LIKE ?", (f"%{world.erased.mrn}%",)
+    ).fetchall()
+
+
+def _carelog_erase(world: World, patient_id: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CARELOG_FHIR_STORE_PATH": str(world.store_path),
+           "CARELOG_LAKE_URI": str(world.settings.lake_uri), "CARELOG_KEY_REFRESH_SECONDS": "3"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "erase", f"Patient/{patient_id}", "--reason", "test"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_an_erase_killed_halfway_is_finished_by_running_it_again(world: World) -> None:
+    pid = world.patient_ids[world.killed.family]
+    first = _carelog_erase(world, pid)
+    assert first.stderr is not None
+    line = first.stderr.readline()  # after the shred, before the store and the lake
+    assert "shredded" in line, line + first.stderr.read()
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    envelope.install(None)
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", pid) is not None  # killed before the purge
+    ours = [e for r in read_log(world.settings, [FHIR_CHANGES])
+            if isinstance(e := decode_event(r.value), ResourceChanged) and e.resource_id == pid]  # fmt: skip
+    assert ours and all(is_erased(e) for e in ours)  # ... yet the log is unreadable already
+    second = _carelog_erase(world, pid)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    report = json.loads(out)
+    assert report["keys_shredded"] == 0  # the first run shredded them all
+    assert report["store"]["resources"] >= 2 and report["lake"]
+    with FhirStore.open(world.store_path) as store:
+        assert store.read("Patient", pid) is None
+        assert store.read("Patient", world.patient_ids[world.kept.family]) is not None
+    assert pid not in _bronze_ids(world)

@@ -1,0 +1,119 @@
+"""Sealing and opening PHI fields (streams/privacy/envelope.py) with keys held in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from processors.canonical import canonical_json
+from schemas.codec import AvroCodec
+from schemas.events import (
+    Channel,
+    Format,
+    InboundMessage,
+    Operation,
+    Rejected,
+    ResourceChanged,
+    is_erased,
+)
+from streams.event_codec import decode_event, encode_event
+from streams.privacy import envelope
+from streams.privacy.keystore import MemoryKeyStore
+
+NAME = b"Zebedee^Quintus"
+
+
+@pytest.fixture
+def keys() -> Iterator[MemoryKeyStore]:
+    store = MemoryKeyStore()
+    envelope.install(store)
+    yield store
+    envelope.install(None)
+
+
+def _inbound() -> InboundMessage:
+    return InboundMessage.received(
+        b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|1|P|2.5\rPID|1||M77^^^H^MR||" + NAME + b"\r",
+        channel=Channel.http, format=Format.hl7v2, content_type="x", sender="s",
+    )  # fmt: skip
+
+
+def _observation(patient: str) -> ResourceChanged:
+    resource = {"resourceType": "Observation", "id": "o1", "status": "final",
+                "code": {"text": "Zebedee's glucose"}, "subject": {"reference": f"Patient/{patient}"}}  # fmt: skip
+    return ResourceChanged(
+        event_id="e1", resource_type="Observation", resource_id="o1", version=1,
+        operation=Operation.upsert, content_hash="h", inbound_event_id="i", inbound_topic="t",
+        inbound_partition=0, inbound_offset=0, recorded_at=datetime.now(UTC),
+        mapping_version="m", resource=canonical_json(resource),
+    )  # fmt: skip
+
+
+def _key_id(data: bytes) -> str:
+    return str(AvroCodec().decode(data)[1]["key_id"])
+
+
+def test_phi_is_not_in_the_bytes_and_comes_back_with_the_key(keys: MemoryKeyStore) -> None:
+    event = _inbound()
+    data = encode_event(event)
+    assert NAME not in data and b"M77" not in data
+    assert _key_id(data).startswith("msg:")
+    assert decode_event(data) == event
+
+
+def test_a_resource_is_sealed_with_its_patients_key(keys: MemoryKeyStore) -> None:
+    a, b = encode_event(_observation("p1")), encode_event(_observation("p1"))
+    assert b"Zebedee" not in a
+    assert _key_id(a) == _key_id(b) and _key_id(a).startswith("patient:p1/")
+    assert _key_id(encode_event(_observation("p2"))).startswith("patient:p2/")
+    assert keys.key_ids("patient:p1") == [_key_id(a)]
+
+
+def test_shredding_the_key_erases_the_event_for_good(keys: MemoryKeyStore) -> None:
+    data = encode_event(_observation("p1"))
+    other = encode_event(_observation("p2"))
+    assert keys.shred(keys.key_ids("patient:p1")) == [_key_id(data)]
+    event = decode_event(data)
+    assert is_erased(event) and event.resource is None
+    assert event.resource_id == "o1"  # metadata stays readable: routing, lineage, replay
+    assert not is_erased(decode_event(other))
+    # Writing an erased event on (a redrive, a replay) keeps it sealed and unreadable.
+    assert is_erased(decode_event(encode_event(event)))
+
+
+def test_rejected_reasons_and_originals_are_sealed(keys: MemoryKeyStore) -> None:
+    event = Rejected(
+        event_id="r1", rejected_at=datetime.now(UTC), stage="parse",
+        reason="PID-5: Zebedee is not a name", operation_outcome='{"x": "Zebedee"}',
+        original=NAME, original_key=b"k",
+    )  # fmt: skip
+    data = encode_event(event)
+    assert b"Zebedee" not in data
+    assert decode_event(data) == event
+    keys.shred([_key_id(data)])
+    erased = decode_event(data)
+    assert is_erased(erased) and erased.original == b"" and erased.reason == ""
+
+
+def test_a_tampered_event_does_not_open(keys: MemoryKeyStore) -> None:
+    data = bytearray(encode_event(_inbound()))
+    data[-40] ^= 1  # a bit inside the sealed bytes: the GCM tag refuses it
+    assert is_erased(decode_event(bytes(data)))
+
+
+def test_with_encryption_off_events_are_written_in_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.settings import get_settings
+
+    monkeypatch.setenv("CARELOG_KEY_STORE", "off")
+    get_settings.cache_clear()
+    envelope.install(None)
+    try:
+        event = _inbound()
+        data = encode_event(event)
+        assert NAME in data and decode_event(data) == event
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        envelope.install(None)
