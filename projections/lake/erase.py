@@ -6,8 +6,13 @@ that folds the log can no longer bring them back (it skips erased events).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+from deltalake import DeltaTable
+from deltalake.exceptions import CommitFailedError
+
+from projections.lake.sink import COMMIT_RETRIES, LakeSink
 from streams.settings import Settings
 
 
@@ -15,13 +20,23 @@ def _quoted(values: Iterable[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
 
 
+def _delete(table: DeltaTable, predicate: str) -> int:
+    """Rows deleted; retried when the running sink committed first (it appends meanwhile)."""
+    for attempt in range(COMMIT_RETRIES):
+        try:
+            table.update_incremental()
+            metrics = table.delete(predicate)
+            return int(metrics.get("num_deleted_rows", 0) or 0)
+        except CommitFailedError:
+            time.sleep(0.1 * (attempt + 1))
+    raise CommitFailedError(f"{table.table_uri}: {COMMIT_RETRIES} commit conflicts in a row")
+
+
 def erase_from_lake(
     settings: Settings, resources: set[tuple[str, str]], vacuum_hours: int
 ) -> tuple[dict[str, int], int]:
     """Delete the resources' rows from bronze and every silver table (plain and
     de-identified), then vacuum each table changed so the files that held them are gone."""
-    from projections.lake.sink import LakeSink  # deltalake loads only when erasing
-
     if not (settings.var_dir / "lake").exists() and settings.lake_uri is None:
         return {}, 0
     sink = LakeSink(settings)
@@ -48,8 +63,7 @@ def erase_from_lake(
             predicate = f"_resource_id IN ({_quoted(ids)})"
         if not predicate:
             continue
-        metrics = table.delete(predicate)
-        rows = int(metrics.get("num_deleted_rows", 0) or 0)
+        rows = _delete(table, predicate)
         if rows:
             deleted[target.name] = rows
             files = table.vacuum(

@@ -116,7 +116,7 @@ class KafkaKeyStore:
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._failures: list[str] = []
         self.confirm_later = confirm_later
-        self._unconfirmed = 0  # keys sent and not yet confirmed (confirm_later)
+        self._unsent: list[tuple[str, bytes]] = []  # keys made and not yet sent (confirm_later)
         self._consumer = Consumer(
             client_config(
                 settings,
@@ -169,6 +169,8 @@ class KafkaKeyStore:
             if prefix and self._current.get(prefix) == key_id:
                 del self._current[prefix]
             return
+        if key_id in self._keys:  # made here (a key id is random: its key never changes)
+            return
         try:
             self._keys[key_id] = AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
         except ValueError:
@@ -209,23 +211,29 @@ class KafkaKeyStore:
             for key_id in key_ids:
                 dek = new_key()
                 wrapped = seal(self._master, dek, key_id.encode())
-                self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
+                if self.confirm_later:
+                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
+                else:
+                    self._send(key_id, wrapped)
                 made[key_id] = AESGCM(dek)
-            if self.confirm_later:
-                self._unconfirmed += len(made)
-                self._producer.poll(0)  # serve delivery reports; no wait
-            else:
+            if not self.confirm_later:
                 self._flush(len(made))  # confirmed before anything is sealed with them
             self._keys.update(made)
             return key_ids
 
+    def _send(self, key_id: str, wrapped: bytes | None) -> None:
+        self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
+
     def confirm(self) -> None:
-        """Wait until every key sent so far is on the log (raises DeliveryFailed if not):
-        with `confirm_later`, called before committing events sealed with them."""
+        """Put every key made so far on the log and wait until it is there (raises
+        DeliveryFailed if one is not): with `confirm_later`, called before committing events
+        sealed with them."""
         with self._lock:
-            if self._unconfirmed or self._failures:
-                count, self._unconfirmed = self._unconfirmed, 0
-                self._flush(count)
+            if self._unsent or self._failures:
+                unsent, self._unsent = self._unsent, []
+                for key_id, wrapped in unsent:
+                    self._send(key_id, wrapped)
+                self._flush(len(unsent))
 
     def key_ids(self, prefix: str) -> list[str]:
         self.catch_up()
@@ -236,7 +244,7 @@ class KafkaKeyStore:
         with self._lock:
             found = [k for k in key_ids if k in self._keys]
             for key_id in found:
-                self._producer.produce(self._topic, None, key_id, on_delivery=self._confirmed)
+                self._send(key_id, None)
             self._flush(len(found))
             for key_id in found:
                 self._keys.pop(key_id, None)

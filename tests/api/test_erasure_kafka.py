@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
-from streams.privacy.erase import ErasureReport, erase_patient
 
+from api.erasure.erase import ErasureReport, erase_patient
 from processors.pipeline import Record, translate_record, version_record
 from processors.versioning import VersionState
 from projections.fhir_store import FhirStore

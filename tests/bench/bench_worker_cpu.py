@@ -22,12 +22,16 @@ Run: .venv/bin/python -m tests.bench.bench_worker_cpu --messages 1500 [--source 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +39,9 @@ from schemas.events import Format, ResourceChanged
 from streams.admin import admin_client
 from streams.event_codec import encode_event
 from streams.lag import count_pending, group_lag, total
+from streams.privacy import envelope
 from streams.producer import EventProducer, Outgoing
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import PROJECT_ROOT, Settings, get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
 from tests.bench.bench_processors import inbound
 from tests.bench.common import bench_settings
@@ -63,6 +68,26 @@ class Variant:
 
     def __str__(self) -> str:
         return " ".join([str(self.source), *(f"{k}={v}" for k, v in self.env)])
+
+
+@contextmanager
+def encoding_as(variant: Variant) -> Iterator[None]:
+    """This process encodes the input as the variant's worker reads it (e.g. with
+    CARELOG_KEY_STORE=off, in clear: a worker without keys would take it as erased)."""
+    saved = {k: os.environ.get(k) for k, _ in variant.env}
+    os.environ.update(dict(variant.env))
+    get_settings.cache_clear()
+    envelope.install(None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        envelope.install(None)
 
 
 def start_worker(
@@ -136,7 +161,7 @@ def one_run(
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        with EventProducer(settings) as producer:
+        with encoding_as(variant), EventProducer(settings) as producer:
             producer.send_many(
                 Outgoing(inbound_topic(Format.hl7v2), f"NWH|{i}", encode_event(e))
                 for i, e in enumerate(events)
@@ -194,6 +219,11 @@ def main() -> None:
         os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.bootstrap
         os.environ["CARELOG_ENVIRONMENT"] = "test"
         os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
+        # One master key for this process and every worker (each has a var dir of its own).
+        os.environ.setdefault(
+            "CARELOG_MASTER_KEY", base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+        get_settings.cache_clear()
         results: dict[Variant, list[float]] = {v: [] for v in variants}
         for run in range(args.runs):
             for variant in reversed(variants) if run % 2 else variants:

@@ -117,3 +117,23 @@ def test_with_encryption_off_events_are_written_in_clear(monkeypatch: pytest.Mon
         monkeypatch.undo()
         get_settings.cache_clear()
         envelope.install(None)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "resource", "owner"),
+    [
+        ("Patient", {"link": [{"other": {"reference": "Patient/zz"}}]}, "self"),
+        ("Observation", {"subject": {"reference": "Patient/p-1.a"}}, "p-1.a"),
+        ("Observation", {"subject": {"reference": "https://h/fhir/Patient/p7/_history/2"}}, "p7"),
+        ("RelatedPerson", {"patient": {"reference": "Patient/b"}, "x": {"reference": "Patient/a"}}, "a"),
+        ("Observation", {"subject": {"reference": "Group/g"}, "note": [{"text": "Patient/q"}]}, None),
+        ("Organization", {"name": "Ward 4"}, None),
+    ],
+)  # fmt: skip
+def test_owner_of_a_resource(
+    resource_type: str, resource: dict[str, object], owner: str | None
+) -> None:
+    """A Patient is its own owner; another resource the patient it refers to (the smallest
+    id of several), found in its canonical JSON; a mention that is no reference is none."""
+    found = envelope.owner_of(resource_type, "self", canonical_json(resource))
+    assert found == owner

@@ -10,6 +10,7 @@ with a prefix of its own and reconciles those.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +19,12 @@ import httpx
 import pytest
 from confluent_kafka import Message, Producer
 
+from api.erasure.erase import ErasureReport, erase_patient
+from schemas.events import Format, ResourceChanged, is_erased
+from streams.event_codec import decode_event
+from streams.log_scan import read_log
 from streams.settings import Settings
-from streams.topics import inbound_topic
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.system.harness import (
     COMPONENTS,
     Load,
@@ -216,3 +221,73 @@ def test_slow_consumers_catch_up(system: System, reconciler: Reconciler, load: L
     report = reconciler.reconcile(load, timeout=90)
     print(f"{len(stalled)} sent while the projection and the sink were paused; {report.line()}")
     assert all(system.procs[n].running for n in ("projection", "sink"))
+
+
+def _patient_ids_holding(system: System, settings: Settings, text: str) -> set[str]:
+    """Ids of the Patients on carelog.fhir.changes (since the system started) whose
+    content holds `text`, as a reader with the keys sees them."""
+    starts = {tp: o for tp, o in system.start_positions.items() if tp[0] == FHIR_CHANGES}
+    return {
+        e.resource_id
+        for r in read_log(settings, [FHIR_CHANGES], starts=starts)
+        if isinstance(e := decode_event(r.value), ResourceChanged)
+        and e.resource_type == "Patient" and text in (e.resource or "")
+    }  # fmt: skip
+
+
+def test_erase_under_load_with_the_worker_and_projection_sigkilled_halfway(
+    system: System, reconciler: Reconciler, load: Load, kafka_settings: Settings
+) -> None:
+    """Issue 16: a patient erased while the load runs, the worker and the projection
+    SIGKILLed once the keys are shredded and restarted while the store and lake are purged.
+    Afterwards nothing of the patient is readable (store, log), and the load lost nothing."""
+    settings = kafka_settings.model_copy(update={
+        "fhir_store_path": system.store_path, "lake_uri": str(system.lake),
+    })  # fmt: skip
+    tag, mrn = prefix("erasee"), f"MRN{uuid.uuid4().hex[:12]}"
+    message = a28(tag).replace(f"PID|1||{tag}^".encode(), f"PID|1||{mrn}^".encode())
+    with httpx.Client(base_url=system.gateway_url, timeout=10) as client:
+        answer = client.post("/hl7v2", content=message, headers={
+            "Authorization": f"Bearer {system.token}",
+            "Content-Type": "x-application/hl7-v2+er7"})  # fmt: skip
+    assert f"MSA|AA|{tag}" in answer.text, answer.text
+    found: set[str] = set()
+
+    def landed() -> bool:
+        found.update(_patient_ids_holding(system, settings, mrn))
+        return bool(found) and bool(reconciler.store_versions(found))
+
+    wait_until(landed, 60, system.explain)
+    (pid,) = found
+    load.start()
+    load.wait_acks(10)
+    shredded = threading.Event()
+    done: list[ErasureReport] = []
+    eraser = threading.Thread(target=lambda: done.append(erase_patient(
+        settings, pid, "issue 16 under load", "faults",
+        progress=lambda step: shredded.set() if step.startswith("shredded") else None)))  # fmt: skip
+    eraser.start()
+    assert shredded.wait(120), "the erasure did not reach its shred"
+    system.kill("worker")
+    system.kill("projection")
+    system.restart("projection")
+    system.restart("worker")
+    eraser.join(180)
+    assert done, "the erasure did not finish"
+    report = done[0]
+    load.wait_acks(20, timeout=90)
+    load.stop()
+    through = reconciler.reconcile(load, timeout=120)
+    print(f"erased under load: {report.as_json()}; {through.line()}")
+    assert report.keys_shredded >= 2  # the patient's key and its message's key
+    assert f"Patient/{pid}" in report.resources and report.store["resources"] >= 1
+    assert not reconciler.store_versions([pid])  # purged, and not brought back by a restart
+    # The log keeps the events, unreadable: neither the MRN nor the content opens.
+    assert not _patient_ids_holding(system, settings, mrn)
+    topics = [inbound_topic(Format.hl7v2), FHIR_TRANSLATED, FHIR_CHANGES, REJECTED]
+    starts = {tp: o for tp, o in system.start_positions.items() if tp[0] in topics}
+    records = list(read_log(settings, topics, starts=starts))
+    assert not [r.where for r in records if mrn.encode() in (r.key or b"") + r.value]
+    theirs = [e for r in records if r.topic == FHIR_CHANGES
+              and isinstance(e := decode_event(r.value), ResourceChanged) and e.resource_id == pid]  # fmt: skip
+    assert theirs and all(is_erased(e) for e in theirs)
