@@ -13,7 +13,6 @@ outputs and its offset commit (or abort) together, whatever partitions the outpu
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -33,15 +32,7 @@ require_source(Producer, "send", "0b5bd08f52e5e2a9", __name__)
 
 
 class SourcePartitionTransactions(TransactionManager):
-    # Set while no commit runs: an output sent during a commit waits for the next
-    # transaction, so every output a commit takes was sent before its keys were confirmed.
-    _not_committing: asyncio.Event | None = None
-
-    def _idle(self) -> asyncio.Event:
-        if self._not_committing is None:
-            self._not_committing = asyncio.Event()
-            self._not_committing.set()
-        return self._not_committing
+    _committing = False
 
     async def send(
         self,
@@ -57,7 +48,10 @@ class SourcePartitionTransactions(TransactionManager):
         event = faust.current_event()
         if event is None:  # not inside an agent: Faust's own rule
             return await super().send(topic, key, value, partition, timestamp, headers)
-        await self._idle().wait()
+        if self._committing:
+            # This output may join the transaction being committed: the data keys it is
+            # sealed with go on the log first (else the commit's own confirm covers them).
+            confirm_new_keys()
         source = event.message.tp
         group = self.app.assignor.group_for_topic(source.topic)
         return await self.producer.send(
@@ -73,14 +67,13 @@ class SourcePartitionTransactions(TransactionManager):
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         # The data keys the events in these transactions are sealed with go on the log first:
         # one wait for all the new patients since the last commit, not one per patient
-        # (streams/privacy/keystore.py). Outputs sent meanwhile join the next transaction.
-        idle = self._idle()
-        idle.clear()
+        # (streams/privacy/keystore.py).
+        self._committing = True
         try:
             confirm_new_keys()
             return await super().commit(offsets, start_new_transaction)
         finally:
-            idle.set()
+            self._committing = False
 
 
 class SourcePartitionTransport(Transport):

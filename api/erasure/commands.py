@@ -24,13 +24,6 @@ def add_commands(sub: Any) -> None:
     erase.add_argument(
         "--requested-by", default=getpass.getuser(), help="who asked (default: this user)"
     )
-    erase.add_argument(
-        "--vacuum-hours",
-        type=int,
-        default=0,
-        help="lake: vacuum files unreferenced for longer than this after the delete (default 0: "
-        "the erased rows' files go at once, and with them the tables' older time travel)",
-    )
     erase.set_defaults(func=cmd_erase)
 
 
@@ -48,7 +41,7 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = erase_patient(
             settings, match["id"], args.reason, args.requested_by,
-            vacuum_hours=args.vacuum_hours, progress=_progress,
+            progress=_progress,
         )  # fmt: skip
     except ErasureError as exc:
         print(f"carelog erase: {exc}")

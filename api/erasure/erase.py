@@ -7,7 +7,7 @@
    projection, lake sink, worker, `carelog tail`, a replay or a rebuild) can open the events.
 3. Wait until every process has seen the shred (key_refresh_seconds), then delete the
    patient's resources, versions, index rows and rejections from the FHIR store, and their
-   rows from every Delta table (delete, then vacuum so the old files go too).
+   rows from every Delta table (delete, then the files that held them are removed).
 4. Append an AuditEvent naming the request (its id, the reason, who asked, the counts); the
    patient appears in it only as a SHA-256 of the reference, so it holds no PHI.
 """
@@ -64,7 +64,7 @@ class ErasureReport:
     resources: list[str]
     store: dict[str, int]
     lake: dict[str, int]
-    lake_vacuumed_files: int
+    lake_files_removed: int
     audit_event: str
 
     def as_json(self) -> dict[str, Any]:
@@ -120,7 +120,6 @@ def erase_patient(
     reason: str,
     requested_by: str,
     *,
-    vacuum_hours: int = 0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ErasureReport:
     """Erase Patient/<patient_id> everywhere carelog keeps it; see the module docstring.
@@ -138,7 +137,7 @@ def erase_patient(
     time.sleep(2 * settings.key_refresh_seconds)
     resources = set(found.resources) | {("Patient", patient_id)}
     in_store = _erase_store(settings, resources, found.inbound_event_ids)
-    lake_rows, vacuumed = erase_from_lake(settings, resources, vacuum_hours)
+    lake_rows, files_removed = erase_from_lake(settings, resources)
     audit_id = _audit(settings, request_id, patient_id, reason, requested_by, len(shredded))
     return ErasureReport(
         request_id=request_id,
@@ -149,7 +148,7 @@ def erase_patient(
         resources=sorted(f"{t}/{i}" for t, i in resources),
         store=asdict(in_store),
         lake=lake_rows,
-        lake_vacuumed_files=vacuumed,
+        lake_files_removed=files_removed,
         audit_event=f"AuditEvent/{audit_id}",
     )
 

@@ -1,4 +1,5 @@
-"""Removing resources' rows from every Delta table for good: a delete, then a vacuum.
+"""Removing resources' rows from every Delta table for good: a delete, then the files it
+dropped are removed from storage.
 
 Used by `carelog erase` (api/erasure/erase.py) once the data keys are shredded, so the sink
 that folds the log can no longer bring them back (it skips erased events).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
@@ -20,23 +22,41 @@ def _quoted(values: Iterable[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
 
 
-def _delete(table: DeltaTable, predicate: str) -> int:
-    """Rows deleted; retried when the running sink committed first (it appends meanwhile)."""
+def _delete(table: DeltaTable, predicate: str) -> tuple[int, set[str]]:
+    """Rows deleted and the files the delete dropped from the table (rewritten without
+    those rows); retried when the running sink committed first (it appends meanwhile)."""
     for attempt in range(COMMIT_RETRIES):
         try:
             table.update_incremental()
+            before = set(table.file_uris())
             metrics = table.delete(predicate)
-            return int(metrics.get("num_deleted_rows", 0) or 0)
+            table.update_incremental()
+            return int(metrics.get("num_deleted_rows", 0) or 0), before - set(table.file_uris())
         except CommitFailedError:
             time.sleep(0.1 * (attempt + 1))
     raise CommitFailedError(f"{table.table_uri}: {COMMIT_RETRIES} commit conflicts in a row")
 
 
+def _remove_files(files: set[str]) -> int:
+    """Remove these files (no longer in the table's current version) from storage. Not a
+    vacuum: that would also take files a running sink wrote and has not committed yet."""
+    removed = 0
+    for uri in sorted(files):
+        fs, path = pafs.FileSystem.from_uri(uri)
+        try:
+            fs.delete_file(path)
+            removed += 1
+        except FileNotFoundError:
+            continue  # removed by an earlier run of the same erasure
+    return removed
+
+
 def erase_from_lake(
-    settings: Settings, resources: set[tuple[str, str]], vacuum_hours: int
+    settings: Settings, resources: set[tuple[str, str]]
 ) -> tuple[dict[str, int], int]:
     """Delete the resources' rows from bronze and every silver table (plain and
-    de-identified), then vacuum each table changed so the files that held them are gone."""
+    de-identified), then remove the files that held them: (rows per table, files removed).
+    The tables' versions before the delete can no longer be read (time travel to them)."""
     if not (settings.var_dir / "lake").exists() and settings.lake_uri is None:
         return {}, 0
     sink = LakeSink(settings)
@@ -44,7 +64,7 @@ def erase_from_lake(
     for resource_type, resource_id in resources:
         by_type.setdefault(resource_type, set()).add(resource_id)
     deleted: dict[str, int] = {}
-    vacuumed = 0
+    files_removed = 0
     for target in sink.targets:
         table = target.table
         if target.resource is None:  # bronze: every type
@@ -63,11 +83,8 @@ def erase_from_lake(
             predicate = f"_resource_id IN ({_quoted(ids)})"
         if not predicate:
             continue
-        rows = _delete(table, predicate)
+        rows, dropped = _delete(table, predicate)
         if rows:
             deleted[target.name] = rows
-            files = table.vacuum(
-                retention_hours=vacuum_hours, dry_run=False, enforce_retention_duration=False
-            )
-            vacuumed += len(files)
-    return deleted, vacuumed
+        files_removed += _remove_files(dropped)
+    return deleted, files_removed

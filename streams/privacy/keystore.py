@@ -262,8 +262,12 @@ class KafkaKeyStore:
 
     def _flush(self, count: int) -> None:
         left = self._producer.flush(30)
+        if left and self.confirm_later:
+            self._failures.append(f"{left} not confirmed within 30 s")
         if left or self._failures:
-            failures, self._failures = self._failures, []
+            failures = self._failures
+            if not self.confirm_later:  # later: no commit may follow a key that is not there
+                self._failures = []
             raise DeliveryFailed(
                 f"{self._topic}: {left or count} key record(s) not confirmed: {'; '.join(failures)}"
             )
