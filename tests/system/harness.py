@@ -15,7 +15,9 @@ reconciliation of what senders were told against every stage downstream.
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -55,6 +57,7 @@ FAULT_TUNING = {
     "CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS": "3000",
 }
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
+SYSTEM_MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 TAG_SYSTEM = "urn:carelog:test:faults"
 # `info` shows the worker's rebalances and recovery with times, when a test needs a look.
 WORKER_LOG_LEVEL = os.environ.get("CARELOG_TEST_WORKER_LOG_LEVEL", "warn")
@@ -224,6 +227,10 @@ class System:
             "CARELOG_PROJECTION_METRICS_PORT": "0",
             "CARELOG_SINK_METRICS_PORT": "0",
             "PYTHONUNBUFFERED": "1",
+            # The processes seal and open events with keys on this broker's carelog.keys,
+            # wrapped by one master key (the session's when kafka_settings set one).
+            "CARELOG_KEY_STORE": "kafka",
+            "CARELOG_MASTER_KEY": os.environ.get("CARELOG_MASTER_KEY") or SYSTEM_MASTER_KEY,
             **(FAULT_TUNING if tuned else {}),
             **env,
         }

@@ -18,22 +18,39 @@ import pytest
 
 from infra.kafka_broker import LocalBroker
 from streams.admin import apply_catalogue
-from streams.settings import Settings
+from streams.privacy import envelope
+from streams.settings import Settings, get_settings
 from tests.kafka_fixture import free_port
-from tests.system.harness import COMPONENTS, Load, Reconciler, System, wait_until
+from tests.system.harness import (
+    COMPONENTS,
+    SYSTEM_MASTER_KEY,
+    Load,
+    Reconciler,
+    System,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[LocalBroker]:
+def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBroker]:
     broker = LocalBroker(Settings(kafka_bootstrap=None, var_dir=tmp_path / "broker",
                                   kafka_port=free_port(), kafka_controller_port=free_port()))  # fmt: skip
     broker.up()
+    # This process reads the system's events as its processes do: keys on this broker.
+    monkeypatch.setenv("CARELOG_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("CARELOG_KEY_STORE", "kafka")
+    monkeypatch.setenv("CARELOG_MASTER_KEY", SYSTEM_MASTER_KEY)
+    get_settings.cache_clear()
+    envelope.install(None)
     try:
         apply_catalogue(settings=Settings(kafka_bootstrap=broker.bootstrap, environment="test"))
         yield broker
     finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        envelope.install(None)
         broker.down()
 
 
