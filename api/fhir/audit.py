@@ -22,13 +22,14 @@ from typing import Any
 
 from starlette.requests import Request
 
+from api.fhir.audit_record import MAPPING_VERSION, audit_record, recorded_now
 from api.gateway import gateway_of, request_id
 from api.metrics import GatewayMetrics
 from api.security.auth import Principal
 from api.security.guard import client_ip
 from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
-from schemas.events import Operation, ResourceChanged, encode_event, new_event_id
+from schemas.events import Operation, ResourceChanged, new_event_id
 from streams.errors import DeliveryFailed
 from streams.producer import Delivered, Outgoing
 from streams.topics import AUDIT
@@ -36,15 +37,14 @@ from streams.topics import AUDIT
 log = logging.getLogger("carelog.gateway.audit")
 
 MAX_ENTITIES = 100  # a page of 1000 results is summarised by its query, not listed in full
-MAPPING_VERSION = "carelog-audit/1"
 # http://hl7.org/fhir/restful-interaction codes; search and $everything "execute" (E).
 _ACTION = {"read": "R", "vread": "R", "history-instance": "R", "history-type": "R",
            "history-system": "R", "search-type": "E", "operation": "E"}  # fmt: skip
 
 
-def audit_event(principal: Principal, interaction: str, address: str,
-                refs: list[str], query: str | None) -> dict[str, object]:  # fmt: skip
-    """The AuditEvent resource for one access."""
+def audit_event(principal: Principal, interaction: str, address: str, refs: list[str],
+                query: str | None, recorded_at: datetime | None = None) -> dict[str, object]:  # fmt: skip
+    """The AuditEvent resource for one access (recorded now unless `recorded_at`)."""
     entities: list[dict[str, object]] = [
         {"what": {"reference": ref},
          "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
@@ -69,7 +69,9 @@ def audit_event(principal: Principal, interaction: str, address: str,
                  "code": "rest", "display": "RESTful Operation"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
         "action": _ACTION.get(interaction, "R"),
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "recorded": (recorded_at or datetime.now(UTC))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "outcome": "0",
         "agent": [agent],
         "source": {"observer": {"display": "carelog FHIR API"},
@@ -88,7 +90,8 @@ def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -
     """The AuditEvent of one access as the record carelog.audit keeps: version 1 of
     AuditEvent/<access id>. It comes from no inbound message, so its lineage names the
     access itself: inbound_event_id is the access id, inbound_topic carelog.audit, and
-    inbound_partition / inbound_offset are -1."""
+    inbound_partition / inbound_offset are -1. The read path appends the same record as
+    bytes, built faster (api/fhir/audit_record.py)."""
     resource = {**event, "id": access_id}
     return ResourceChanged(
         event_id=access_id,
@@ -114,9 +117,11 @@ def audit(request: Request, principal: Principal, interaction: str,
     gw = gateway_of(request)
     if not gw.settings.fhir_audit_reads:
         return
-    event = audit_event(principal, interaction, client_ip(request), refs, query)
-    change = audit_change(event, new_event_id(), datetime.now(UTC))
-    record = Outgoing(AUDIT, change.key, encode_event(change),
+    recorded_at, at_us = recorded_now()
+    event = audit_event(principal, interaction, client_ip(request), refs, query, recorded_at)
+    access_id = new_event_id()
+    record = Outgoing(AUDIT, f"AuditEvent/{access_id}",
+                      audit_record(event, access_id, recorded_at, at_us),
                       headers=[("correlation-id", request_id(request))])  # fmt: skip
     metrics = gw.metrics
 

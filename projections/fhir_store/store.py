@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from projections.fhir_store.apply import Applier
 from projections.fhir_store.compartment import in_compartment
 from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
-from projections.fhir_store.errors import StoreError
+from projections.fhir_store.errors import OverBudget, StoreError
 from projections.fhir_store.fhir_dates import instant_us
 from projections.fhir_store.models import Rejection, SearchResult, StoredResource
 from projections.fhir_store.point_in_time import NEXT_LU, current_during, search_at, version_at
@@ -20,6 +22,9 @@ from projections.fhir_store.reads import CURRENT, VERSION, stored
 from projections.fhir_store.schema import check_compatible, connect, finish_bulk, initialize
 from projections.fhir_store.search import Searcher
 from projections.fhir_store.search_limits import MAX_HISTORY_COUNT, MAX_OFFSET, MAX_VERSION
+
+T = TypeVar("T")
+_BUDGET_CHECK_STEPS = 1000  # SQLite VM steps between two looks at the clock (a few µs)
 
 
 class FhirStore:
@@ -90,6 +95,22 @@ class FhirStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def within(self, seconds: float, call: Callable[[FhirStore], T]) -> T:
+        """`call(self)` on this thread, its SQLite statements stopped once `seconds` have
+        passed: then OverBudget is raised and nothing is answered (reads only: the caller
+        runs the call again elsewhere, where it may take its time)."""
+        deadline = time.perf_counter() + seconds
+        conn = self._conn()
+        conn.set_progress_handler(lambda: time.perf_counter() > deadline, _BUDGET_CHECK_STEPS)
+        try:
+            return call(self)
+        except sqlite3.OperationalError as exc:
+            if time.perf_counter() > deadline and "interrupted" in str(exc):
+                raise OverBudget(f"over the {seconds * 1000:.1f} ms budget") from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
     # -- the writer --------------------------------------------------------------------------
 
