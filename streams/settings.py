@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         description="Append an AuditEvent to carelog.audit (straight from the gateway, not "
         "through the processors) for every read or search of FHIR data.",
     )
+    fhir_audit_linger_ms: int = Field(
+        50,
+        ge=0,
+        description="linger.ms of the gateway's own producer of AuditEvents: nobody waits "
+        "for an audit record, so fewer, larger batches (half the producer CPU per read of "
+        "5 ms, the ingest producer's); an AuditEvent is readable that much later.",
+    )
     bulk_export_dir: Path | None = Field(
         None,
         description="Where FHIR $export jobs write their files; default <var_dir>/bulk-export.",

@@ -6,11 +6,17 @@ the query for a search), when (recorded) and from where (the client's address).
 The gateway is the authority for its own audit records, so it appends each one directly to
 carelog.audit as the one and only version of the AuditEvent (a ResourceChanged, version 1,
 whose id is the access's own event id), keyed AuditEvent/id. It does not go through the
-processors: a read costs one small record batched by the producer (linger.ms), not a trip
-through translation, validation and versioning that would queue writes behind reads. The
-FHIR store projection folds carelog.audit like carelog.fhir.changes, so AuditEvents are
-readable over /fhir/AuditEvent. The read never waits for the append: it is confirmed in
-the background, and a failure is logged and counted, not answered.
+processors: a read costs one small record batched by the gateway's audit producer
+(CARELOG_FHIR_AUDIT_LINGER_MS), not a trip through translation, validation and versioning
+that would queue writes behind reads. The FHIR store projection folds carelog.audit like
+carelog.fhir.changes, so AuditEvents are readable over /fhir/AuditEvent.
+
+What holds: a read is answered only after its AuditEvent is queued in the producer (built
+on the request path, never deferred to a batch of our own); the read never waits for the
+broker: the append is confirmed in the background, and a failure (the broker unreachable
+for CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS) is logged and counted, not answered. A gateway
+process killed within the linger (plus a broker round trip) of a read loses that read's
+record; a gateway stopped normally appends every queued record before it exits.
 """
 
 from __future__ import annotations
@@ -130,7 +136,7 @@ def audit(request: Request, principal: Principal, interaction: str,
             _failed(metrics, str(outcome))
 
     try:  # no Future per read: only a failure has anything to do
-        gw.ingestor.producer.produce(record, confirmed)
+        gw.audit_producer.produce(record, confirmed)
     except Exception as exc:  # could not even queue it: the read is answered all the same
         _failed(metrics, str(exc))
 
