@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         description="Append an AuditEvent to carelog.audit (straight from the gateway, not "
         "through the processors) for every read or search of FHIR data.",
     )
+    fhir_search_loop_budget_ms: float = Field(
+        2.0,
+        ge=0,
+        description="CPU a FHIR search, history or $everything may take on the gateway's "
+        "event loop before it is stopped and run again in a worker thread; 0 runs every one "
+        "in a thread (more CPU per search, but a process may then use more than one core).",
+    )
     fhir_audit_linger_ms: int = Field(
         50,
         ge=0,

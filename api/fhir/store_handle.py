@@ -3,11 +3,13 @@
 The file is CARELOG_FHIR_STORE_PATH (kept by `carelog projection`). Until it exists FHIR
 reads answer 503 and writes are answered 202 at once (there is nothing to wait on).
 A read by id is a primary-key lookup and runs on the event loop. Calls that may take a
-while (search, history, $everything) run on the loop too, stopped after LOOP_BUDGET_SECONDS,
-and only then again in a worker thread: most searches take a fraction of a millisecond,
-less than handing them to a thread costs (queue, wake-up, and the GIL passed back and
-forth: with 32 clients that made search p99 several times p50); a search over the budget
-no longer holds the loop that serves every other request.
+while (search, history, $everything) run on the loop too, stopped after
+CARELOG_FHIR_SEARCH_LOOP_BUDGET_MS of this thread's CPU and only then run again in a worker
+thread: most searches take a fraction of a millisecond, less than handing them to a thread
+costs (a queue, a wake-up, the GIL passed back and forth: 0.6-0.8x the gateway CPU per
+search, docs/figures.md), and one over the budget does not hold the loop that serves every
+other request for longer than the budget. 0 runs them all in threads, where SQLite runs
+without the GIL: more CPU per search, but one process may use more than one core.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from projections.fhir_store.errors import OverBudget
 from streams.settings import Settings
 
 T = TypeVar("T")
-LOOP_BUDGET_SECONDS = 0.002
 
 
 class StoreHandle:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.fhir_store_file
+        self.loop_budget = settings.fhir_search_loop_budget_ms / 1000
         self._store: FhirStore | None = None
         self._lock = threading.Lock()
 
@@ -54,13 +56,15 @@ class StoreHandle:
         return store
 
     async def run(self, call: Callable[[FhirStore], T]) -> T:
-        """`call(store)`, a read: on the loop within LOOP_BUDGET_SECONDS, else again in a
-        worker thread (each thread has its own SQLite connection)."""
+        """`call(store)`, a read: on the loop within the budget, else again in a worker
+        thread (each thread has its own SQLite connection)."""
         store = self.require()
-        try:
-            return store.within(LOOP_BUDGET_SECONDS, call)
-        except OverBudget:
-            return await anyio.to_thread.run_sync(call, store)
+        if self.loop_budget > 0:
+            try:
+                return store.within(self.loop_budget, call)
+            except OverBudget:
+                pass
+        return await anyio.to_thread.run_sync(call, store)
 
     def close(self) -> None:
         if self._store is not None:
