@@ -47,7 +47,7 @@ def test_errors_within_the_budget_are_the_call_s_own(path: Path) -> None:
 
 
 def test_the_handle_answers_on_the_loop_or_past_the_budget_from_a_thread(path: Path) -> None:
-    handle = StoreHandle(Settings(fhir_store_path=path, fhir_search_loop_budget_ms=5))
+    handle = StoreHandle(Settings(fhir_store_path=path, fhir_search_loop_budget_ms=1))
 
     async def both() -> tuple[tuple[int, str], tuple[int, str]]:
         short = await handle.run(lambda s: count(s, SHORT))
