@@ -155,8 +155,12 @@ def _walk(node: Any, tokens: list[Any], leaves: list[Any], nested: list[Any]) ->
         tokens.append(_DICT)
         for key, value in node.items():
             tokens.append(key)
-            if key == "resourceType" and type(value) is str:
-                tokens.append(("resourceType", value))  # it chooses and checks the model
+            if type(value) is str:  # most children are strings: no call for them
+                if key == "resourceType":
+                    tokens.append(("resourceType", value))  # it chooses and checks the model
+                else:
+                    tokens.append(str)
+                    nested.append(value)
             else:
                 _walk(value, tokens, nested, nested)
         tokens.append(_END)
