@@ -183,9 +183,9 @@ _BOUND_KEYS = frozenset(key for _, key in DATATYPE_BINDINGS) | {"comparator"}
 
 
 def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
-    """Values and data-type bindings of every element below `node`, depth first. A string
-    child is checked in place (most leaves are strings: a call and a path step each cost
-    more than the check)."""
+    """Values and data-type bindings of every element below `node`, depth first. A leaf
+    child that is fine is passed over in place (most leaves are: a call and a path step
+    each cost more than the check)."""
     if isinstance(node, dict):
         system, code = node.get("system"), node.get("code")
         if isinstance(system, str) and isinstance(code, str):
@@ -208,7 +208,13 @@ def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
                         )
                     )
                     continue
-            if type(value) is str and value.isprintable():  # no control character at all
+            kind = type(value)
+            if kind is str:
+                if value.isprintable():  # no control character at all
+                    continue
+            elif kind is bool or (kind is int and -_INT64 <= value <= _INT64):
+                continue
+            elif kind is float and math.isfinite(value):
                 continue
             path.steps.append(key)
             _check(value, path, key, issues)
