@@ -212,9 +212,11 @@ def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
             if kind is str:
                 if value.isprintable():  # no control character at all
                     continue
-            elif kind is bool or (kind is int and -_INT64 <= value <= _INT64):
-                continue
-            elif kind is float and math.isfinite(value):
+            elif (
+                kind is bool
+                or (kind is int and -_INT64 <= value <= _INT64)
+                or (kind is float and math.isfinite(value))
+            ):
                 continue
             path.steps.append(key)
             _check(value, path, key, issues)
