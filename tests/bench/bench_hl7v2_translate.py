@@ -2,7 +2,7 @@
 
 The headline figure, "translate + validate + version per core", is what the worker's two
 agents compute per ORU without Kafka (processors/pipeline.py): decode the InboundMessage,
-parse, map, validate, build the 13 ResourceTranslated events (canonical JSON, Avro encode),
+parse, map, validate, build the ResourceTranslated events (14 here) (canonical JSON, Avro encode),
 then for each: decode, version (processors/versioning.next_change: content hash, meta,
 canonical body, lineage), encode the ResourceChanged, and the table state's JSON. Every
 resource is new to the versioning stage (no previous state): the full cost of each change.
@@ -292,7 +292,7 @@ def main() -> None:
             ],
             1000,
         ),
-        "map (parsed -> 13 resources)": per_call_ms(lambda: map_parsed(msg, ctx), n),
+        "map (parsed -> 14 resources)": per_call_ms(lambda: map_parsed(msg, ctx), n),
         "validate: full (the one validator)": per_call_ms(validate_full, n),
         "validate: model_validate_json only": per_call_ms(validate_json, n),
         "validate: model_validate only": per_call_ms(validate_model, n),
