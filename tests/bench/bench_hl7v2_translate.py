@@ -2,7 +2,7 @@
 
 The headline figure, "translate + validate + version per core", is what the worker's two
 agents compute per ORU without Kafka (processors/pipeline.py): decode the InboundMessage,
-parse, map, validate, build the ResourceTranslated events (14 here) (canonical JSON, Avro encode),
+parse, map, validate, build its 14 ResourceTranslated events (canonical JSON, Avro encode),
 then for each: decode, version (processors/versioning.next_change: content hash, meta,
 canonical body, lineage), encode the ResourceChanged, and the table state's JSON. Every
 resource is new to the versioning stage (no previous state): the full cost of each change.
