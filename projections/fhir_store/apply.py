@@ -20,7 +20,7 @@ import gc
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -151,46 +151,50 @@ class Applier:
         version_rows: list[tuple[Any, ...]] = []
         rejection_rows: list[tuple[Any, ...]] = []
         next_rid = self._next_rid
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            current = self._stored(
-                {(e["resource_type"], e["resource_id"]) for name, e in events if name == _CHANGED}
-            )
-            for name, event in events:
-                if name == _REJECTED:
-                    rejection_rows.append((
-                        event["event_id"], event.get("original_event_id"), event["stage"],
-                        event["reason"], event["operation_outcome"],
-                        _iso(from_us(event["rejected_at"])),
-                    ))  # fmt: skip
-                    result.rejections += 1
-                    continue
-                state = current[(event["resource_type"], event["resource_id"])]
-                if state.rid == 0:  # new to the store: row ids in order of first change
-                    state.rid = next_rid
-                    next_rid += 1
-                version = event["version"]
-                if version <= state.version:
-                    result.skipped_versions += 1
-                    continue
-                text = event["resource"]
-                deleted = event["operation"] == _DELETE_OP or text is None
-                resource = None if deleted else orjson.loads(text or "{}")
-                last_updated, lu = _last_updated(resource, event["recorded_at"])
-                state.version = version
-                state.resource = resource
-                state.text = None if deleted else text
-                state.touched = True
-                version_rows.append((
-                    state.rid, version, int(deleted), last_updated, lu, "" if deleted else text,
-                    event["content_hash"], event["event_id"], event["inbound_event_id"],
+        # Read and folded before the write lock is taken: this applier is the only writer of
+        # these tables (the writer lock), and a bulk build's index processes wait for the lock.
+        current = self._stored(
+            {(e["resource_type"], e["resource_id"]) for name, e in events if name == _CHANGED}
+        )
+        for name, event in events:
+            if name == _REJECTED:
+                rejection_rows.append((
+                    event["event_id"], event.get("original_event_id"), event["stage"],
+                    event["reason"], event["operation_outcome"],
+                    _iso(from_us(event["rejected_at"])),
                 ))  # fmt: skip
-                result.versions += 1
-            handed_off = self._write(current, version_rows, rejection_rows, offsets)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                result.rejections += 1
+                continue
+            state = current[(event["resource_type"], event["resource_id"])]
+            if state.rid == 0:  # new to the store: row ids in order of first change
+                state.rid = next_rid
+                next_rid += 1
+            version = event["version"]
+            if version <= state.version:
+                result.skipped_versions += 1
+                continue
+            text = event["resource"]
+            deleted = event["operation"] == _DELETE_OP or text is None
+            resource = None if deleted else orjson.loads(text or "{}")
+            last_updated, lu = _last_updated(resource, event["recorded_at"])
+            state.version = version
+            state.resource = resource
+            state.text = None if deleted else text
+            state.touched = True
+            version_rows.append((
+                state.rid, version, int(deleted), last_updated, lu, "" if deleted else text,
+                event["content_hash"], event["event_id"], event["inbound_event_id"],
+            ))  # fmt: skip
+            result.versions += 1
+        processes = self._index_processes
+        with nullcontext() if processes is None else processes.turns.turn():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                handed_off = self._write(current, version_rows, rejection_rows, offsets)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         if self._index_processes is not None and handed_off:
             # After the commit: an index process waits for this one's lock to write.
             self._index_processes.send(handed_off)
