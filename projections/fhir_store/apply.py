@@ -146,7 +146,7 @@ class Applier:
                 result.undecodable += 1
                 log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
                 continue
-            if name == _CHANGED or name == _REJECTED:
+            if name in (_CHANGED, _REJECTED):
                 events.append((name, event))
         version_rows: list[tuple[Any, ...]] = []
         rejection_rows: list[tuple[Any, ...]] = []

@@ -128,3 +128,20 @@ def test_an_update_rewrites_only_the_index_rows_that_changed(tmp_path: Path) -> 
     assert written == 3 + differing, (written, differing, total)
     store.close()
     fresh.close()
+
+
+def test_a_bulk_build_whose_index_process_died_fails(tmp_path: Path) -> None:
+    records = _log()
+    bulk = FhirStore.open(tmp_path / "bulk.sqlite", bulk=True, index_processes=1)
+    applier = bulk.applier()
+    applier.apply(records[:10])
+    processes = bulk._index_processes
+    assert processes is not None
+    victim = processes._processes[0].popen
+    victim.kill()
+    victim.wait()
+    with pytest.raises(StoreError, match="index process"):
+        applier.apply(records[10:])  # or, had the pipe taken it, finishing
+        bulk.finish_bulk()
+    bulk.close()
+    assert not Path(f"{tmp_path / 'bulk.sqlite'}-turns").exists()
