@@ -270,6 +270,11 @@ class Settings(BaseSettings):
         5000, description="The projection applies up to this many events per transaction..."
     )
     fhir_store_batch_ms: int = Field(200, description="...or what arrived within this many ms.")
+    fhir_store_rebuild_index_processes: int = Field(
+        1,
+        description="`carelog projection rebuild`: processes extracting and writing the index "
+        "rows beside the one reading the log (0: that one does it all).",
+    )
 
     # FHIR REST over the store (api/routes_fhir_*.py).
     fhir_write_wait_seconds: float = Field(

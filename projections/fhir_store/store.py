@@ -16,6 +16,7 @@ from projections.fhir_store.compartment import in_compartment
 from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
 from projections.fhir_store.errors import OverBudget, StoreError
 from projections.fhir_store.fhir_dates import instant_us
+from projections.fhir_store.index_processes import IndexProcesses
 from projections.fhir_store.models import Rejection, SearchResult, StoredResource
 from projections.fhir_store.point_in_time import NEXT_LU, current_during, search_at, version_at
 from projections.fhir_store.reads import CURRENT, VERSION, stored
@@ -35,6 +36,7 @@ class FhirStore:
     """
 
     def __init__(self, path: Path, readonly: bool, registry: Registry, bulk: bool = False) -> None:
+        self._index_processes: IndexProcesses | None = None
         self.path = path
         self.readonly = readonly
         self.bulk = bulk
@@ -44,11 +46,19 @@ class FhirStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | str, readonly: bool = False, bulk: bool = False) -> FhirStore:
+    def open(
+        cls,
+        path: Path | str,
+        readonly: bool = False,
+        bulk: bool = False,
+        index_processes: int = 0,
+    ) -> FhirStore:
         """Open (or, writable, create) the store at `path`.
 
         `bulk=True` builds a fresh file nobody reads yet (rebuild, verify): no journal, and
-        the search indexes are created by `finish_bulk` after the load, in one pass.
+        the search indexes are created by `finish_bulk` after the load, in one pass. With
+        `index_processes`, that many other processes extract and write the index rows
+        (projections/fhir_store/index_processes.py).
 
         Raises StoreError if a read-only store does not exist, RebuildRequired if it was
         built with other search definitions.
@@ -72,6 +82,8 @@ class FhirStore:
             check_compatible(meta, registry)
         else:
             initialize(conn, registry, bulk)
+        if bulk and index_processes > 0:
+            store._index_processes = IndexProcesses(path, index_processes)
         return store
 
     def _conn(self) -> sqlite3.Connection:
@@ -84,6 +96,9 @@ class FhirStore:
         return conn
 
     def close(self) -> None:
+        if self._index_processes is not None:
+            self._index_processes.close()
+            self._index_processes = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -124,7 +139,7 @@ class FhirStore:
         """The batch applier (writable stores only; one per store file)."""
         if self.readonly:
             raise StoreError("a read-only FhirStore cannot apply changes")
-        return Applier(self._conn())
+        return Applier(self._conn(), self._index_processes)
 
     def finish_bulk(self) -> None:
         """End a bulk build: create the search indexes, switch the file to WAL mode.
@@ -133,6 +148,9 @@ class FhirStore:
         """
         if not self.bulk:
             raise StoreError("finish_bulk is for a store opened with bulk=True")
+        if self._index_processes is not None:
+            self._index_processes.finish()
+            self._index_processes = None
         finish_bulk(self._conn())
         fd = os.open(self.path, os.O_RDONLY)  # it was written without syncing
         try:
