@@ -48,6 +48,7 @@ class Gateway:
         self._producer = producer
         self._owns_producer = producer is None
         self._ingestor: Ingestor | None = None
+        self._audit_producer: EventProducer | None = None
         self._loop_bridge: LoopBridge | None = None
         self._loop_bridge_loop: asyncio.AbstractEventLoop | None = None
 
@@ -67,15 +68,36 @@ class Gateway:
             self._ingestor = Ingestor(self._producer)
         return self._ingestor
 
+    @property
+    def audit_producer(self) -> EventProducer:
+        """The producer of AuditEvents (api/fhir/audit.py): its own, lingering longer than
+        the ingest producer, whose appends senders wait for; the shared one when a
+        producer was given (tests)."""
+        if not self._owns_producer:
+            return self.ingestor.producer
+        if self._audit_producer is None:
+            self._audit_producer = EventProducer(
+                self.settings,
+                **{"message.timeout.ms": self.settings.gateway_delivery_timeout_ms,
+                   "linger.ms": self.settings.fhir_audit_linger_ms},
+            )  # fmt: skip
+        return self._audit_producer
+
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         self.ingestor  # noqa: B018 - connect at start, not on the first request
+        if self.settings.fhir_audit_reads:
+            self.audit_producer  # noqa: B018
         try:
             yield
         finally:
+            timeout = self.settings.gateway_delivery_timeout_ms / 1000
             if self._owns_producer and self._producer is not None:
-                self._producer.close(timeout=self.settings.gateway_delivery_timeout_ms / 1000)
+                self._producer.close(timeout=timeout)
                 self._producer = self._ingestor = None
+            if self._audit_producer is not None:  # what the reads queued is appended first
+                self._audit_producer.close(timeout=timeout)
+                self._audit_producer = None
 
     def relay(self, callback: Callable[[T], None]) -> Callable[[T], None]:
         """`callback` run on the running loop when called from the delivery thread: what

@@ -28,4 +28,5 @@ def content_of(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def content_hash(resource: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(content_of(resource)).encode()).hexdigest()
+    content = content_of(resource) if "meta" in resource else resource  # no meta: no copy
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from schemas.terminology import icd10, loinc, snomed, ucum
 
@@ -72,11 +73,14 @@ SNOMED = "http://snomed.info/sct"
 ICD10 = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
 UCUM = "http://unitsofmeasure.org"
 # Code system -> checker (`problem(code)`: why the code is not one of that system, or None).
+# The answers are remembered (a bounded LRU): the same few codes and units come again and
+# again (an ORU^R01 with 10 OBX checks some 30 UCUM units), and parsing one costs more than
+# the rest of its element's checks.
 CODE_SYSTEMS: dict[str, Callable[[str], str | None]] = {
-    LOINC: loinc.problem,
-    SNOMED: snomed.problem,
-    **{system: icd10.problem for system in ICD10},
-    UCUM: ucum.problem,
+    LOINC: lru_cache(maxsize=4096)(loinc.problem),
+    SNOMED: lru_cache(maxsize=4096)(snomed.problem),
+    **dict.fromkeys(ICD10, lru_cache(maxsize=4096)(icd10.problem)),
+    UCUM: lru_cache(maxsize=4096)(ucum.problem),
 }
 
 REQUIRED_BINDINGS: dict[str, list[Binding]] = {

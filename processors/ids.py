@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -35,11 +36,17 @@ def resource_id(resource_type: str, *parts: str) -> str:
 def uuid5_text(namespace: uuid.UUID, name: str) -> str:
     """`str(uuid.uuid5(namespace, name))` without building the UUID object (an ORU^R01
     takes some forty of them): the SHA-1 of namespace and name, version 5, RFC 4122 variant."""
-    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest = bytearray(hashlib.sha1(_bytes_of(namespace) + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     x = digest.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+@cache
+def _bytes_of(namespace: uuid.UUID) -> bytes:
+    """UUID.bytes is computed on every read; carelog has a handful of namespaces."""
+    return namespace.bytes
 
 
 # Assigning authorities whose name stands for a well-known identifier system.

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from processors.canonical import canonical_json
+from processors.ids import uuid5_text
 from processors.payloads import PayloadMissing, read_payload
 from processors.translation import TranslationError
 from processors.translators import translate_event
@@ -115,9 +116,7 @@ def translate_record(record: Record) -> list[OutputRecord]:
     for index, item in enumerate(translation.resources):
         resource_type, resource_id = item.resource["resourceType"], item.resource["id"]
         event = ResourceTranslated(
-            event_id=str(
-                uuid.uuid5(TRANSLATED_NAMESPACE, f"{inbound.event_id}|{index}|{item.key}")
-            ),
+            event_id=uuid5_text(TRANSLATED_NAMESPACE, f"{inbound.event_id}|{index}|{item.key}"),
             resource_type=resource_type,
             resource_id=resource_id,
             operation=Operation(item.operation),

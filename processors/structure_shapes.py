@@ -155,8 +155,12 @@ def _walk(node: Any, tokens: list[Any], leaves: list[Any], nested: list[Any]) ->
         tokens.append(_DICT)
         for key, value in node.items():
             tokens.append(key)
-            if key == "resourceType" and type(value) is str:
+            kind = type(value)
+            if kind is str and key == "resourceType":
                 tokens.append(("resourceType", value))  # it chooses and checks the model
+            elif kind in _LEAF_TYPES:  # most children are leaves: no call for them
+                tokens.append(kind)
+                nested.append(value)
             else:
                 _walk(value, tokens, nested, nested)
         tokens.append(_END)

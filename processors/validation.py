@@ -178,8 +178,14 @@ class _Path:
         return self.prefix + "".join(parts)
 
 
+# Keys some data-type binding applies to: any other key needs no (name, key) lookup.
+_BOUND_KEYS = frozenset(key for _, key in DATATYPE_BINDINGS) | {"comparator"}
+
+
 def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
-    """Values and data-type bindings of every element below `node`, depth first."""
+    """Values and data-type bindings of every element below `node`, depth first. A leaf
+    child that is fine is passed over in place (most leaves are: a call and a path step
+    each cost more than the check)."""
     if isinstance(node, dict):
         system, code = node.get("system"), node.get("code")
         if isinstance(system, str) and isinstance(code, str):
@@ -188,24 +194,37 @@ def _check(node: Any, path: _Path, name: str, issues: list[Issue]) -> None:
             if problem:
                 issues.append(Issue(problem, "code-invalid", location=path.text("code")))
         for key, value in node.items():
-            allowed = DATATYPE_BINDINGS.get((name, key))
-            if key == "comparator" and "value" in node:
-                allowed = QUANTITY_COMPARATORS
-            if allowed is not None and isinstance(value, str) and value not in allowed:
-                issues.append(
-                    Issue(
-                        f"{value[:64]!r} is not in the required value set of {name}.{key} "
-                        f"({', '.join(sorted(allowed))})",
-                        "code-invalid",
-                        location=path.text(key),
+            if key in _BOUND_KEYS:
+                allowed = DATATYPE_BINDINGS.get((name, key))
+                if key == "comparator" and "value" in node:
+                    allowed = QUANTITY_COMPARATORS
+                if allowed is not None and isinstance(value, str) and value not in allowed:
+                    issues.append(
+                        Issue(
+                            f"{value[:64]!r} is not in the required value set of {name}.{key} "
+                            f"({', '.join(sorted(allowed))})",
+                            "code-invalid",
+                            location=path.text(key),
+                        )
                     )
-                )
+                    continue
+            kind = type(value)
+            if kind is str:
+                if value.isprintable():  # no control character at all
+                    continue
+            elif (
+                kind is bool
+                or (kind is int and -_INT64 <= value <= _INT64)
+                or (kind is float and math.isfinite(value))
+            ):
                 continue
             path.steps.append(key)
             _check(value, path, key, issues)
             path.steps.pop()
     elif isinstance(node, list):
         for index, item in enumerate(node):
+            if type(item) is str and item.isprintable():
+                continue
             path.steps.append(index)
             _check(item, path, name, issues)
             path.steps.pop()

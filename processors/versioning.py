@@ -68,8 +68,10 @@ class VersionState:
         return position is not None and translated.inbound_offset <= position
 
     def after(self, translated: ResourceTranslated, **changes: Any) -> VersionState:
-        applied = {**self.applied, _source(translated): translated.inbound_offset}
-        return replace(self, applied=applied, **changes)
+        return replace(self, applied=self.applied_after(translated), **changes)
+
+    def applied_after(self, translated: ResourceTranslated) -> dict[str, int]:
+        return {**self.applied, _source(translated): translated.inbound_offset}
 
 
 def _source(translated: ResourceTranslated) -> str:
@@ -194,6 +196,5 @@ def _state(
     resource: dict[str, Any] | None = None,
 ) -> VersionState:
     base = previous or VersionState(0, "", False)
-    return base.after(
-        translated, version=version, content_hash=digest, deleted=deleted, resource=resource
-    )
+    # Every field is new: built directly (dataclasses.replace cost more than the rest of it).
+    return VersionState(version, digest, deleted, base.applied_after(translated), resource)

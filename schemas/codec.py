@@ -17,6 +17,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.catalogue import Catalogue, SchemaVersion, default_catalogue
 from schemas.errors import CodecError, CorruptEvent, UnknownFingerprint
+from schemas.flat_writer import FlatWriter, flat_writer
 
 MARKER = b"\xc3\x01"
 HEADER_SIZE = len(MARKER) + 8
@@ -91,6 +92,16 @@ class AvroCodec:
         return writer.name, record
 
 
+_flat_writers: dict[bytes, FlatWriter | None] = {}
+
+
+def _flat_writer(schema: SchemaVersion) -> FlatWriter | None:
+    """schemas/flat_writer.py's writer of `schema`, made once per schema version."""
+    if schema.fingerprint not in _flat_writers:
+        _flat_writers[schema.fingerprint] = flat_writer(schema.parsed)
+    return _flat_writers[schema.fingerprint]
+
+
 @cache
 def _plain(path: Path) -> Any:
     """The schema in `path` parsed without logical types (their values read as the base type)."""
@@ -108,6 +119,12 @@ def _without_logical_types(node: Any) -> Any:
 
 def encode_with(schema: SchemaVersion, record: dict[str, Any]) -> bytes:
     """Encode with one specific schema version (the current one in production, old ones in tests)."""
+    writer = _flat_writer(schema)
+    if writer is not None:
+        try:
+            return MARKER + schema.fingerprint + writer.write(record)
+        except Exception:  # a value not of the plain kind: fastavro writes it, or says why not
+            pass
     out = BytesIO()
     out.write(MARKER)
     out.write(schema.fingerprint)

@@ -287,6 +287,11 @@ class Settings(BaseSettings):
         5000, description="The projection applies up to this many events per transaction..."
     )
     fhir_store_batch_ms: int = Field(200, description="...or what arrived within this many ms.")
+    fhir_store_rebuild_index_processes: int = Field(
+        1,
+        description="`carelog projection rebuild`: processes extracting and writing the index "
+        "rows beside the one reading the log (0: that one does it all).",
+    )
 
     # FHIR REST over the store (api/routes_fhir_*.py).
     fhir_write_wait_seconds: float = Field(
@@ -304,6 +309,20 @@ class Settings(BaseSettings):
         True,
         description="Append an AuditEvent to carelog.audit (straight from the gateway, not "
         "through the processors) for every read or search of FHIR data.",
+    )
+    fhir_search_loop_budget_ms: float = Field(
+        2.0,
+        ge=0,
+        description="CPU a FHIR search, history or $everything may take on the gateway's "
+        "event loop before it is stopped and run again in a worker thread; 0 runs every one "
+        "in a thread (more CPU per search, but a process may then use more than one core).",
+    )
+    fhir_audit_linger_ms: int = Field(
+        50,
+        ge=0,
+        description="linger.ms of the gateway's own producer of AuditEvents: nobody waits "
+        "for an audit record, so fewer, larger batches (half the producer CPU per read of "
+        "5 ms, the ingest producer's); an AuditEvent is readable that much later.",
     )
     bulk_export_dir: Path | None = Field(
         None,

@@ -6,11 +6,17 @@ the query for a search), when (recorded) and from where (the client's address).
 The gateway is the authority for its own audit records, so it appends each one directly to
 carelog.audit as the one and only version of the AuditEvent (a ResourceChanged, version 1,
 whose id is the access's own event id), keyed AuditEvent/id. It does not go through the
-processors: a read costs one small record batched by the producer (linger.ms), not a trip
-through translation, validation and versioning that would queue writes behind reads. The
-FHIR store projection folds carelog.audit like carelog.fhir.changes, so AuditEvents are
-readable over /fhir/AuditEvent. The read never waits for the append: it is confirmed in
-the background, and a failure is logged and counted, not answered.
+processors: a read costs one small record batched by the gateway's audit producer
+(CARELOG_FHIR_AUDIT_LINGER_MS), not a trip through translation, validation and versioning
+that would queue writes behind reads. The FHIR store projection folds carelog.audit like
+carelog.fhir.changes, so AuditEvents are readable over /fhir/AuditEvent.
+
+What holds: a read is answered only after its AuditEvent is queued in the producer (built
+on the request path, never deferred to a batch of our own); the read never waits for the
+broker: the append is confirmed in the background, and a failure (the broker unreachable
+for CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS) is logged and counted, not answered. A gateway
+process killed within the linger (plus a broker round trip) of a read loses that read's
+record; a gateway stopped normally appends every queued record before it exits.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from api.fhir.audit_record import MAPPING_VERSION, audit_record, recorded_now
 from api.gateway import gateway_of, request_id
 from api.metrics import GatewayMetrics
 from api.security.auth import Principal
@@ -31,21 +38,21 @@ from processors.versioning import with_meta
 from schemas.events import Operation, ResourceChanged, new_event_id
 from streams.errors import DeliveryFailed
 from streams.event_codec import encode_event
+from streams.privacy.envelope import keystore
 from streams.producer import Delivered, Outgoing
 from streams.topics import AUDIT
 
 log = logging.getLogger("carelog.gateway.audit")
 
 MAX_ENTITIES = 100  # a page of 1000 results is summarised by its query, not listed in full
-MAPPING_VERSION = "carelog-audit/1"
 # http://hl7.org/fhir/restful-interaction codes; search and $everything "execute" (E).
 _ACTION = {"read": "R", "vread": "R", "history-instance": "R", "history-type": "R",
            "history-system": "R", "search-type": "E", "operation": "E"}  # fmt: skip
 
 
-def audit_event(principal: Principal, interaction: str, address: str,
-                refs: list[str], query: str | None) -> dict[str, object]:  # fmt: skip
-    """The AuditEvent resource for one access."""
+def audit_event(principal: Principal, interaction: str, address: str, refs: list[str],
+                query: str | None, recorded_at: datetime | None = None) -> dict[str, object]:  # fmt: skip
+    """The AuditEvent resource for one access (recorded now unless `recorded_at`)."""
     entities: list[dict[str, object]] = [
         {"what": {"reference": ref},
          "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
@@ -70,7 +77,9 @@ def audit_event(principal: Principal, interaction: str, address: str,
                  "code": "rest", "display": "RESTful Operation"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
         "action": _ACTION.get(interaction, "R"),
-        "recorded": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "recorded": (recorded_at or datetime.now(UTC))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "outcome": "0",
         "agent": [agent],
         "source": {"observer": {"display": "carelog FHIR API"},
@@ -89,7 +98,8 @@ def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -
     """The AuditEvent of one access as the record carelog.audit keeps: version 1 of
     AuditEvent/<access id>. It comes from no inbound message, so its lineage names the
     access itself: inbound_event_id is the access id, inbound_topic carelog.audit, and
-    inbound_partition / inbound_offset are -1."""
+    inbound_partition / inbound_offset are -1. The read path appends the same record as
+    bytes, built faster (api/fhir/audit_record.py)."""
     resource = {**event, "id": access_id}
     return ResourceChanged(
         event_id=access_id,
@@ -115,9 +125,14 @@ def audit(request: Request, principal: Principal, interaction: str,
     gw = gateway_of(request)
     if not gw.settings.fhir_audit_reads:
         return
-    event = audit_event(principal, interaction, client_ip(request), refs, query)
-    change = audit_change(event, new_event_id(), datetime.now(UTC))
-    record = Outgoing(AUDIT, change.key, encode_event(change),
+    recorded_at, at_us = recorded_now()
+    event = audit_event(principal, interaction, client_ip(request), refs, query, recorded_at)
+    access_id = new_event_id()
+    if keystore() is None:  # in clear: the hand-laid record, byte for byte the same
+        value = audit_record(event, access_id, recorded_at, at_us)
+    else:  # sealed with the key of the patient it names
+        value = encode_event(audit_change(event, access_id, recorded_at))
+    record = Outgoing(AUDIT, f"AuditEvent/{access_id}", value,
                       headers=[("correlation-id", request_id(request))])  # fmt: skip
     metrics = gw.metrics
 
@@ -126,7 +141,7 @@ def audit(request: Request, principal: Principal, interaction: str,
             _failed(metrics, str(outcome))
 
     try:  # no Future per read: only a failure has anything to do
-        gw.ingestor.producer.produce(record, confirmed)
+        gw.audit_producer.produce(record, confirmed)
     except Exception as exc:  # could not even queue it: the read is answered all the same
         _failed(metrics, str(exc))
 

@@ -2,8 +2,14 @@
 
 The file is CARELOG_FHIR_STORE_PATH (kept by `carelog projection`). Until it exists FHIR
 reads answer 503 and writes are answered 202 at once (there is nothing to wait on).
-SQLite calls that may take a while (search, history, $everything) run in worker threads;
-a read by id is a primary-key lookup and runs on the event loop.
+A read by id is a primary-key lookup and runs on the event loop. Calls that may take a
+while (search, history, $everything) run on the loop too, stopped after
+CARELOG_FHIR_SEARCH_LOOP_BUDGET_MS of this thread's CPU and only then run again in a worker
+thread: most searches take a fraction of a millisecond, less than handing them to a thread
+costs (a queue, a wake-up, the GIL passed back and forth: 0.6-0.8x the gateway CPU per
+search, docs/figures.md), and one over the budget does not hold the loop that serves every
+other request for longer than the budget. 0 runs them all in threads, where SQLite runs
+without the GIL: more CPU per search, but one process may use more than one core.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from starlette.requests import Request
 
 from api.errors import Unavailable
 from projections.fhir_store import FhirStore, StoreError
+from projections.fhir_store.errors import OverBudget
 from streams.settings import Settings
 
 T = TypeVar("T")
@@ -25,6 +32,7 @@ T = TypeVar("T")
 class StoreHandle:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.fhir_store_file
+        self.loop_budget = settings.fhir_search_loop_budget_ms / 1000
         self._store: FhirStore | None = None
         self._lock = threading.Lock()
 
@@ -48,8 +56,14 @@ class StoreHandle:
         return store
 
     async def run(self, call: Callable[[FhirStore], T]) -> T:
-        """`call(store)` in a worker thread (each thread has its own SQLite connection)."""
+        """`call(store)`, a read: on the loop within the budget, else again in a worker
+        thread (each thread has its own SQLite connection)."""
         store = self.require()
+        if self.loop_budget > 0:
+            try:
+                return store.within(self.loop_budget, call)
+            except OverBudget:
+                pass
         return await anyio.to_thread.run_sync(call, store)
 
     def close(self) -> None:

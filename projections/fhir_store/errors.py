@@ -22,3 +22,7 @@ class SearchError(StoreError):
         super().__init__(f"{param}: {message}")
         self.param = param
         self.message = message
+
+
+class OverBudget(StoreError):
+    """A call stopped because it ran longer than its time budget (FhirStore.within)."""

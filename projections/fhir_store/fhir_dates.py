@@ -22,6 +22,13 @@ _DATE = re.compile(
 )
 
 
+# A dateTime to the second with a zone (every instant, most dateTimes): read by
+# datetime.fromisoformat, which checks the same fields, in a tenth of the time.
+_FULL = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})")
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_ONE_US = timedelta(microseconds=1)
+
+
 class DateFormatError(ValueError):
     """Not a FHIR date, dateTime or instant."""
 
@@ -35,8 +42,30 @@ def _day_us(year: int, month: int, day: int) -> int:
     return (date(year, month, day).toordinal() - _EPOCH_ORDINAL) * _DAY_US
 
 
+def _full_range(text: str, seconds: str, fraction: str | None, zone: str) -> tuple[int, int]:
+    try:
+        moment = (datetime.fromisoformat(seconds) - _EPOCH_NAIVE) // _ONE_US
+    except ValueError as exc:  # month 13, February 30th, hour 24...
+        raise DateFormatError(f"not a valid date: {text!r} ({exc})") from None
+    if zone != "Z":
+        offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000_000
+        if offset >= _DAY_US:
+            raise DateFormatError(
+                f"not a valid date: {text!r} (the time zone offset must be under 24 hours)"
+            )
+        moment += offset if zone[0] == "-" else -offset
+    if fraction is None:
+        return moment, moment + 999_999
+    digits = fraction[:6]
+    low = moment + int(digits.ljust(6, "0"))
+    return low, low + 10 ** (6 - len(digits)) - 1
+
+
 def date_range(text: str) -> tuple[int, int]:
     """The inclusive microsecond range a FHIR date/dateTime/instant stands for."""
+    full = _FULL.fullmatch(text) if len(text) >= 20 else None
+    if full is not None:
+        return _full_range(text, *full.groups())
     match = _DATE.match(text.strip())
     if match is None:
         raise DateFormatError(f"not a FHIR date or dateTime: {text!r}")

@@ -1,8 +1,8 @@
 """Rebuilding the store from offset 0, and proving a rebuild equals the live store.
 
 `rebuild` folds the whole log into a fresh file beside the store (a bulk build: no journal,
-search indexes created after the load), then swaps it in with one rename (readers that have
-the old file open keep reading it). `verify` folds the log into a fresh file up to exactly
+search indexes created after the load, index rows written by other processes), then swaps
+it in with one rename (readers that have the old file open keep reading it). `verify` folds the log into a fresh file up to exactly
 the offsets the live store has applied, and compares every resource, every version and
 every rejection of both, in (type, id, version) order.
 """
@@ -53,7 +53,9 @@ def rebuild(path: Path, settings: Settings) -> RunStats:
     """Rebuild the store at `path` from offset 0 and swap it in atomically."""
     with writer_lock(path):
         fresh = _fresh(path, "rebuild")
-        store = FhirStore.open(fresh, bulk=True)
+        store = FhirStore.open(
+            fresh, bulk=True, index_processes=settings.fhir_store_rebuild_index_processes
+        )
         try:
             stats = consume(store, settings, caught_up=True)
             store.finish_bulk()

@@ -117,6 +117,11 @@ INDEX_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 ALL_INDEX_TABLES = sorted({table for table, _ in INDEX_TABLES.values()})
 
+# A bulk build's writers (the builder and its index processes) wait for each other's batch,
+# which on a loaded machine can take seconds: the wait allowed is long (nobody else writes).
+_BUSY_MS = 10_000
+_BULK_BUSY_MS = 600_000
+
 
 def connect(path: Path | str, readonly: bool = False, bulk: bool = False) -> sqlite3.Connection:
     """A connection in WAL mode; read-only connections never write, nor create the file.
@@ -148,7 +153,7 @@ def connect(path: Path | str, readonly: bool = False, bulk: bool = False) -> sql
         # lose the last transactions, which the log replays: offsets travel with state.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint = 10000")
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {_BULK_BUSY_MS if bulk else _BUSY_MS}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
     conn.execute("PRAGMA mmap_size = 1073741824")
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -5,21 +5,27 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from projections.fhir_store.apply import Applier
 from projections.fhir_store.compartment import in_compartment
 from projections.fhir_store.definitions import BUILTIN, Registry, load_registry
-from projections.fhir_store.errors import StoreError
+from projections.fhir_store.errors import OverBudget, StoreError
 from projections.fhir_store.fhir_dates import instant_us
+from projections.fhir_store.index_processes import IndexProcesses
 from projections.fhir_store.models import Rejection, SearchResult, StoredResource
 from projections.fhir_store.point_in_time import NEXT_LU, current_during, search_at, version_at
 from projections.fhir_store.reads import CURRENT, VERSION, stored
 from projections.fhir_store.schema import check_compatible, connect, finish_bulk, initialize
 from projections.fhir_store.search import Searcher
 from projections.fhir_store.search_limits import MAX_HISTORY_COUNT, MAX_OFFSET, MAX_VERSION
+
+T = TypeVar("T")
+_BUDGET_CHECK_STEPS = 1000  # SQLite VM steps between two looks at the clock (a few µs)
 
 
 class FhirStore:
@@ -30,6 +36,7 @@ class FhirStore:
     """
 
     def __init__(self, path: Path, readonly: bool, registry: Registry, bulk: bool = False) -> None:
+        self._index_processes: IndexProcesses | None = None
         self.path = path
         self.readonly = readonly
         self.bulk = bulk
@@ -39,11 +46,19 @@ class FhirStore:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | str, readonly: bool = False, bulk: bool = False) -> FhirStore:
+    def open(
+        cls,
+        path: Path | str,
+        readonly: bool = False,
+        bulk: bool = False,
+        index_processes: int = 0,
+    ) -> FhirStore:
         """Open (or, writable, create) the store at `path`.
 
         `bulk=True` builds a fresh file nobody reads yet (rebuild, verify): no journal, and
-        the search indexes are created by `finish_bulk` after the load, in one pass.
+        the search indexes are created by `finish_bulk` after the load, in one pass. With
+        `index_processes`, that many other processes extract and write the index rows
+        (projections/fhir_store/index_processes.py).
 
         Raises StoreError if a read-only store does not exist, RebuildRequired if it was
         built with other search definitions.
@@ -67,6 +82,8 @@ class FhirStore:
             check_compatible(meta, registry)
         else:
             initialize(conn, registry, bulk)
+        if bulk and index_processes > 0:
+            store._index_processes = IndexProcesses(path, index_processes)
         return store
 
     def _conn(self) -> sqlite3.Connection:
@@ -79,6 +96,9 @@ class FhirStore:
         return conn
 
     def close(self) -> None:
+        if self._index_processes is not None:
+            self._index_processes.close()
+            self._index_processes = None
         with self._lock:
             for conn in self._connections:
                 conn.close()
@@ -91,13 +111,35 @@ class FhirStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def within(self, seconds: float, call: Callable[[FhirStore], T]) -> T:
+        """`call(self)` on this thread, its SQLite statements stopped once they have used
+        `seconds` of this thread's CPU: then OverBudget is raised and nothing is answered
+        (reads only: the caller runs the call again elsewhere, where it may take its time).
+
+        CPU, not wall-clock time: on a busy machine a cheap search descheduled for a few
+        ms is not an expensive one. The wall clock is looked at first (a fraction of the
+        cost of the thread's CPU clock), the CPU clock only once it has passed the budget."""
+        wall, cpu = time.perf_counter() + seconds, time.thread_time() + seconds
+        conn = self._conn()
+        conn.set_progress_handler(
+            lambda: time.perf_counter() > wall and time.thread_time() > cpu, _BUDGET_CHECK_STEPS
+        )
+        try:
+            return call(self)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and time.thread_time() > cpu:
+                raise OverBudget(f"over the {seconds * 1000:.1f} ms budget") from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+
     # -- the writer --------------------------------------------------------------------------
 
     def applier(self) -> Applier:
         """The batch applier (writable stores only; one per store file)."""
         if self.readonly:
             raise StoreError("a read-only FhirStore cannot apply changes")
-        return Applier(self._conn())
+        return Applier(self._conn(), self._index_processes)
 
     def finish_bulk(self) -> None:
         """End a bulk build: create the search indexes, switch the file to WAL mode.
@@ -106,6 +148,9 @@ class FhirStore:
         """
         if not self.bulk:
             raise StoreError("finish_bulk is for a store opened with bulk=True")
+        if self._index_processes is not None:
+            self._index_processes.finish()
+            self._index_processes = None
         finish_bulk(self._conn())
         fd = os.open(self.path, os.O_RDONLY)  # it was written without syncing
         try:

@@ -4,7 +4,9 @@ A store is built with the FHIR store benchmark's generator (20% Patient, 70% Obs
 10% Encounter; --changes resources, one version each) and the projection's apply; a real
 `carelog gateway` process (uvicorn, one worker) serves it read-only. Each client holds one
 keep-alive HTTP/1.1 connection and sends GETs back to back for --seconds per operation;
-every answer is checked to be 200. p50/p99 per run, median of three runs. AuditEvents of
+every answer is checked to be 200. p50/p99 per run, median of three runs, with the CPU per
+request of the gateway (all its processes) and of this client process, which shares the
+same cores (with 32 clients, latency is about queue length x CPU per request). AuditEvents of
 the reads are appended to the broker as in production (--no-audit turns them off).
 
 `--source DIR` also serves the same store from another checkout of carelog (same venv):
@@ -29,11 +31,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from api.security.dev_token import mint_token
 from streams.settings import PROJECT_ROOT, Settings
 from tests.bench.bench_fhir_store import CODES, apply_all, generate
-from tests.bench.common import RUNS, bench_settings, http_response, wait_ready
+from tests.bench.common import RUNS, bench_settings, http_response, tree_cpu_seconds, wait_ready
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "f" * 40
@@ -58,15 +61,28 @@ async def client(port: int, stop_at: float, token: str, path: Callable[[random.R
         writer.close()
 
 
+class Run(NamedTuple):
+    rate: float  # requests/s
+    p50: float  # ms
+    p99: float  # ms
+    server_us: float  # gateway CPU (all its processes) per request, µs
+    client_us: float  # this process's CPU per request, µs: it shares the cores
+
+
 async def run(port: int, clients: int, seconds: float, token: str,
-              path: Callable[[random.Random], str]) -> tuple[float, float, float]:  # fmt: skip
+              path: Callable[[random.Random], str], gateway_pid: int) -> Run:  # fmt: skip
     latencies: list[float] = []
+    server_cpu, client_cpu = tree_cpu_seconds(gateway_pid), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(client(port, started + seconds, token, path, n, latencies)
                            for n in range(clients)))  # fmt: skip
     rate = len(latencies) / (time.perf_counter() - started)
+    per = 1e6 / max(len(latencies), 1)
+    server_us = (tree_cpu_seconds(gateway_pid) - server_cpu) * per
+    client_us = (time.process_time() - client_cpu) * per
     latencies.sort()
-    return rate, latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000
+    return Run(rate, latencies[len(latencies) // 2] * 1000,
+               latencies[int(len(latencies) * 0.99)] * 1000, server_us, client_us)  # fmt: skip
 
 
 def start_gateway(
@@ -135,6 +151,7 @@ def main() -> None:
         ports = {source: free_port() for source in sources}
         gateways = [start_gateway(settings, ports[source], store, not args.no_audit,
                                   args.workers, source) for source in sources]  # fmt: skip
+        pids = {source: gateway.pid for source, gateway in zip(sources, gateways, strict=True)}
         token = mint_token(SECRET, "user/*.read", "bench")
         print(f"{args.clients} clients, {args.workers} gateway process(es), {args.seconds:.0f}s per run, audit "
               f"{'off' if args.no_audit else 'on'}; median of {RUNS} runs", flush=True)  # fmt: skip
@@ -142,19 +159,23 @@ def main() -> None:
             for label, path in operations.items():
                 if args.only and args.only not in label:
                     continue
-                runs: dict[Path, list[tuple[float, float, float]]] = {s: [] for s in sources}
+                runs: dict[Path, list[Run]] = {s: [] for s in sources}
                 for run_number in range(RUNS):
                     for source in reversed(sources) if run_number % 2 else sources:
                         runs[source].append(asyncio.run(
-                            run(ports[source], args.clients, args.seconds, token, path)))  # fmt: skip
+                            run(ports[source], args.clients, args.seconds, token, path,
+                                pids[source])))  # fmt: skip
                 p99s = {}
                 for source, measured in runs.items():
-                    rate = statistics.median(r[0] for r in measured)
-                    p50 = statistics.median(r[1] for r in measured)
-                    p99s[source] = p99 = statistics.median(r[2] for r in measured)
-                    spread = ", ".join(f"{r[2]:.1f}" for r in measured)
+                    rate = statistics.median(r.rate for r in measured)
+                    p50 = statistics.median(r.p50 for r in measured)
+                    p99s[source] = p99 = statistics.median(r.p99 for r in measured)
+                    server = statistics.median(r.server_us for r in measured)
+                    mine = statistics.median(r.client_us for r in measured)
+                    spread = ", ".join(f"{r.p99:.1f}" for r in measured)
                     name = "" if len(sources) == 1 else f"  [{source.name}]"
                     print(f"{label:<50} {rate:>7,.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+                          f"  CPU/request gateway {server:4.0f} µs, bench client {mine:4.0f} µs"
                           f"  (p99 runs: {spread}){name}", flush=True)  # fmt: skip
                 if args.source:
                     ratio = p99s[sources[1]] / p99s[PROJECT_ROOT]

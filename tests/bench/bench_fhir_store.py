@@ -6,7 +6,8 @@ Changes are generated (20% Patient, 70% Observation, 10% Encounter, realistic sh
 encoded as the ResourceChanged events the log carries, and fed to the projection's apply
 function in batches of 5,000 (what `carelog projection` does after reading them): into a
 live store for the apply rate, into a bulk build (as `carelog projection rebuild` does,
-search indexes created at the end) for the rebuild. With
+search indexes created at the end, --index-processes writing the index rows) for the
+rebuild. With
 --kafka N the same is also measured end to end: N events produced to a fresh topic, then
 read and applied by the projection's consumer. Latency: 32 threads, each with its own
 read-only connection, on the store holding the 1,000,000 resources. Median of 3 runs.
@@ -29,6 +30,7 @@ from pathlib import Path
 from projections.fhir_store import FhirStore
 from schemas.events import Operation, ResourceChanged
 from streams.event_codec import encode_event
+from streams.settings import Settings
 from tests.bench.common import RUNS, median_of, show
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -93,16 +95,22 @@ def generate(count: int, seed: int = 7) -> list[tuple[str, int, int, bytes]]:
     return out
 
 
-def apply_all(path: Path, records: list[tuple[str, int, int, bytes]], bulk: bool = False) -> float:
+def apply_all(
+    path: Path,
+    records: list[tuple[str, int, int, bytes]],
+    bulk: bool = False,
+    index_processes: int = 0,
+) -> float:
     """Seconds to fold `records` into a fresh store at `path`, batch by batch.
 
-    `bulk`: as `carelog projection rebuild` builds (search indexes made at the end, timed).
+    `bulk`: as `carelog projection rebuild` builds (search indexes made at the end, timed),
+    with `index_processes` writing the index rows (their start timed too).
     """
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    store = FhirStore.open(path, bulk=bulk)
-    applier = store.applier()
     started = time.perf_counter()
+    store = FhirStore.open(path, bulk=bulk, index_processes=index_processes)
+    applier = store.applier()
     for i in range(0, len(records), BATCH):
         applier.apply(records[i : i + BATCH])
     if bulk:
@@ -146,6 +154,13 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=1_000_000)
     parser.add_argument("--apply-sample", type=int, default=200_000)
     parser.add_argument("--kafka", type=int, default=0, help="also measure N events through Kafka")
+    parser.add_argument(
+        "--index-processes",
+        type=int,
+        default=Settings.model_fields["fhir_store_rebuild_index_processes"].default,
+        help="processes writing the rebuild's index rows "
+        "(CARELOG_FHIR_STORE_REBUILD_INDEX_PROCESSES; default %(default)s)",
+    )
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--per-thread", type=int, default=100)
     args = parser.parse_args()
@@ -167,8 +182,11 @@ def main() -> None:
         )
 
         store_path = work / "full.sqlite"
-        value, values = median_of(RUNS, lambda: apply_all(store_path, records, bulk=True))
-        print(f"{'rebuild ' + format(len(records), ',') + ' changes (bulk apply, no Kafka)':<52} "
+        value, values = median_of(
+            RUNS, lambda: apply_all(store_path, records, True, args.index_processes)
+        )
+        label = f"rebuild {len(records):,} changes (bulk, {args.index_processes} index processes)"
+        print(f"{label:<52} "
               f"{value:>12,.1f} s        (runs: {', '.join(f'{v:,.1f}' for v in values)}; "
               f"{len(records) / value:,.0f} changes/s)", flush=True)  # fmt: skip
 

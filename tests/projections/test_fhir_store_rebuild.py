@@ -2,7 +2,9 @@
 
 A bulk build (what `carelog projection rebuild` and `verify` fold into) skips the journal
 and builds the search indexes after the load; the store it finishes must equal one built
-change by change: every resource, version and rejection, every index row, every index.
+change by change: every resource, version and rejection, every index row, every index;
+also when index processes write its index rows (in batches: updates of resources stored by
+an earlier batch replace their rows).
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ def _indexes(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return _rows(conn, "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type = 'index'")
 
 
-def test_bulk_build_equals_change_by_change(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("index_processes", "batch"), [(0, 10_000), (2, 7)])
+def test_bulk_build_equals_change_by_change(
+    tmp_path: Path, index_processes: int, batch: int
+) -> None:
     records = _log()
     incremental = FhirStore.open(tmp_path / "live.sqlite")
     applier = incremental.applier()
@@ -59,12 +64,14 @@ def test_bulk_build_equals_change_by_change(tmp_path: Path) -> None:
         applier.apply(records[i : i + 7])
     incremental.close()
 
-    bulk = FhirStore.open(tmp_path / "bulk.sqlite", bulk=True)
+    bulk = FhirStore.open(tmp_path / "bulk.sqlite", bulk=True, index_processes=index_processes)
     bulk_conn = bulk._conn()
     assert bulk_conn.execute("PRAGMA journal_mode").fetchone()[0] == "off"
     searched = {row[0] for row in _indexes(bulk_conn)}
     assert "ix_token_value" not in searched  # built after the load, not row by row
-    bulk.applier().apply(records)
+    bulk_applier = bulk.applier()
+    for i in range(0, len(records), batch):
+        bulk_applier.apply(records[i : i + batch])
     bulk.finish_bulk()
     bulk.close()
 
@@ -121,3 +128,20 @@ def test_an_update_rewrites_only_the_index_rows_that_changed(tmp_path: Path) -> 
     assert written == 3 + differing, (written, differing, total)
     store.close()
     fresh.close()
+
+
+def test_a_bulk_build_whose_index_process_died_fails(tmp_path: Path) -> None:
+    records = _log()
+    bulk = FhirStore.open(tmp_path / "bulk.sqlite", bulk=True, index_processes=1)
+    applier = bulk.applier()
+    applier.apply(records[:10])
+    processes = bulk._index_processes
+    assert processes is not None
+    victim = processes._processes[0].popen
+    victim.kill()
+    victim.wait()
+    with pytest.raises(StoreError, match="index process"):
+        applier.apply(records[10:])  # or, had the pipe taken it, finishing
+        bulk.finish_bulk()
+    bulk.close()
+    assert not Path(f"{tmp_path / 'bulk.sqlite'}-turns").exists()
