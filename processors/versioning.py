@@ -32,7 +32,8 @@ class VersionState:
     applied already changes nothing (the output is recorded with the input position).
 
     `resource` (the current body, without meta) is kept only for keys whose sources merge
-    into the current resource (processors/version_policy.py), so the table stays small.
+    into the current resource (processors/version_policy.py), so the state stays small; a
+    change record carries the state after it (processors/version_store.py).
     """
 
     version: int
@@ -40,28 +41,6 @@ class VersionState:
     deleted: bool
     applied: dict[str, int] = field(default_factory=dict)
     resource: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "version": self.version,
-            "content_hash": self.content_hash,
-            "deleted": self.deleted,
-            "applied": self.applied,
-        }
-        if self.resource is not None:
-            data["resource"] = self.resource
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VersionState:
-        applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
-        return cls(
-            int(data["version"]),
-            str(data["content_hash"]),
-            bool(data["deleted"]),
-            applied,
-            data.get("resource"),
-        )
 
     def seen(self, translated: ResourceTranslated) -> bool:
         position = self.applied.get(_source(translated))

@@ -1,0 +1,102 @@
+"""The versioning stage's state: in memory, recovered from carelog.fhir.changes itself.
+
+The state of a key (processors/versioning.py VersionState) is what its last change says:
+version, content hash and deleted are fields of the ResourceChanged, the current body (kept
+for keys that merge, processors/version_policy.py) is its resource without the volatile meta,
+and the inbound positions applied to the key travel in a header of the change record
+(STATE_HEADER). So no changelog topic is written beside the changes: a third fewer records
+produced per resource, and no table machinery per event.
+
+Why that stays exactly-once: the change record is the state record, and it is written in the
+transaction of the input partition that carries the input offset (processors/transactions.py).
+The committed changes on a partition are therefore exactly the committed state, whatever
+happened after: an aborted transaction (a SIGKILLed worker, a fenced producer) leaves neither
+the change nor the state. Keys are co-partitioned: a change goes to the partition of the
+translated record it came from (the same partition its key hashes to, as both topics have
+the same partition count), so the state of translated partition p is the changes of
+partition p, and only its owner's transactional producer writes there.
+
+What is not in a change: an input that changed nothing (same content, create-only meeting a
+current resource) moves the applied positions of its key and writes nothing. Losing that
+on recovery is harmless: the key's state is still the one that input met, so meeting it
+again changes nothing again; the next change of the key carries the applied positions of
+every input before it, redelivered ones included.
+
+A worker keeps the state of the translated partitions it holds, reads a partition's changes
+(read_committed, to the last stable offset) before versioning its first record, and forgets
+the partitions a rebalance takes away. A partition it keeps across a rebalance keeps its
+state, which then includes the changes of its open transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from infra.history.log_read import read_log
+from processors.canonical import content_of
+from processors.version_policy import merges
+from processors.versioning import VersionState
+from schemas.events import Operation, ResourceChanged, decode_event
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES
+
+STATE_HEADER = "carelog-applied"  # JSON {"topic:partition": last inbound offset applied}
+
+
+def state_header(state: VersionState) -> tuple[str, bytes]:
+    """The header a change record carries: the applied positions of the state after it."""
+    return STATE_HEADER, orjson.dumps(state.applied)
+
+
+def state_after(
+    change: ResourceChanged, headers: dict[str, bytes], previous: VersionState | None
+) -> VersionState:
+    """The state of `change`'s key after it. A change written before the header existed
+    adds its own inbound position to those of the changes before it."""
+    raw = headers.get(STATE_HEADER)
+    if raw is not None:
+        applied = {str(k): int(v) for k, v in orjson.loads(raw).items()}
+    else:
+        source = f"{change.inbound_topic}:{change.inbound_partition}"
+        applied = {**(previous.applied if previous else {}), source: change.inbound_offset}
+    resource: dict[str, Any] | None = None
+    deleted = change.operation is Operation.delete
+    if not deleted and change.resource and merges(change.resource_type, change.mapping_version):
+        resource = content_of(orjson.loads(change.resource))
+    return VersionState(change.version, change.content_hash, deleted, applied, resource)
+
+
+def recover(settings: Settings, partition: int) -> dict[str, VersionState]:
+    """The state of every key on `partition`: its committed changes folded in order."""
+    states: dict[str, VersionState] = {}
+    for record in read_log(settings, [FHIR_CHANGES], partitions={(FHIR_CHANGES, partition)}):
+        change = decode_event(record.value)
+        if isinstance(change, ResourceChanged):
+            key = change.key
+            states[key] = state_after(change, record.headers, states.get(key))
+    return states
+
+
+class VersionStore:
+    """The states of the translated partitions this worker holds, loaded on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._partitions: dict[int, dict[str, VersionState]] = {}
+
+    async def states(self, partition: int) -> dict[str, VersionState]:
+        held = self._partitions.get(partition)
+        if held is None:  # read in a thread: the event loop keeps heartbeats and commits going
+            held = await asyncio.to_thread(recover, self.settings, partition)
+            self._partitions[partition] = held
+        return held
+
+    def keep_only(self, partitions: Iterable[int]) -> None:
+        """Forget the partitions not in `partitions` (a rebalance gave them to another)."""
+        kept = set(partitions)
+        for partition in [p for p in self._partitions if p not in kept]:
+            del self._partitions[partition]
