@@ -21,6 +21,7 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer, Transport
 from faust.types import RecordMetadata
 
+from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
 
@@ -58,9 +59,14 @@ class SourcePartitionTransactions(TransactionManager):
         )
 
 
+class WorkerConsumer(DirectDeliveryConsumer, MarkerGapConsumer):
+    """Commits past transaction markers (processors/faust_offsets.py) and delivers fetched
+    messages without a task each (processors/faust_delivery.py)."""
+
+
 class SourcePartitionTransport(Transport):
     TransactionManager = SourcePartitionTransactions
-    Consumer = MarkerGapConsumer  # commits past transaction markers (processors/faust_offsets.py)
+    Consumer = WorkerConsumer
 
 
 def use_source_partition_transactions(app: faust.App) -> None:
