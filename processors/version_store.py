@@ -87,16 +87,20 @@ class VersionStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._partitions: dict[int, dict[str, VersionState]] = {}
+        self._assignments = 0  # how many assignments were seen: a load spanning one is stale
 
     async def states(self, partition: int) -> dict[str, VersionState]:
         held = self._partitions.get(partition)
         if held is None:  # read in a thread: the event loop keeps heartbeats and commits going
+            assignment = self._assignments
             held = await asyncio.to_thread(recover, self.settings, partition)
-            self._partitions[partition] = held
+            if assignment == self._assignments:
+                self._partitions[partition] = held
         return held
 
     def keep_only(self, partitions: Iterable[int]) -> None:
         """Forget the partitions not in `partitions` (a rebalance gave them to another)."""
+        self._assignments += 1
         kept = set(partitions)
         for partition in [p for p in self._partitions if p not in kept]:
             del self._partitions[partition]

@@ -4,11 +4,17 @@ would have (processors/version_store.py)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
-from processors.version_store import state_after, state_header
+import pytest
+
+from processors.version_store import recover, state_after, state_header
 from processors.versioning import VersionState, next_change
-from schemas.events import Operation, ResourceChanged
+from schemas.events import Operation, ResourceChanged, encode_event
+from streams.producer import EventProducer, Headers, Outgoing
+from streams.settings import Settings
+from streams.topics import FHIR_CHANGES
 from tests.processors.pipeline_driver import Pipeline
 from tests.processors.test_version_policy import dicom, of_type
 from tests.processors.test_versioning import PATIENT as PATIENT_FIELDS
@@ -82,3 +88,28 @@ def test_a_merged_study_continues_from_the_recovered_state() -> None:
     assert of_type(kept.run(third)[0], "ImagingStudy") == of_type(
         restarted.run(third)[0], "ImagingStudy"
     )
+
+
+@pytest.mark.kafka
+def test_a_partitions_states_are_read_back_from_its_changes(kafka_settings: Settings) -> None:
+    def patient(**fields: object) -> dict[str, object]:
+        return {**PATIENT, "id": key_id, **fields}
+
+    key_id = str(uuid.uuid4())
+    steps = [
+        replace(translated(patient(), offset=10), resource_id=key_id),
+        replace(translated(patient(), offset=3), resource_id=key_id, inbound_partition=4),
+        replace(translated(patient(gender="male"), offset=12), resource_id=key_id),
+    ]
+    state: VersionState | None = None
+    written = []
+    for step in steps:
+        change, state = next_change(step, state)
+        assert state is not None
+        if change is not None:
+            headers: Headers = [state_header(state)]
+            written.append(Outgoing(FHIR_CHANGES, change.key, encode_event(change), headers))
+    with EventProducer(kafka_settings) as producer:
+        [first, last] = producer.send_many(written)
+    assert first.partition == last.partition
+    assert recover(kafka_settings, last.partition)[f"Patient/{key_id}"] == state
