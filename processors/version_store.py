@@ -23,9 +23,12 @@ again changes nothing again; the next change of the key carries the applied posi
 every input before it, redelivered ones included.
 
 A worker keeps the state of the translated partitions it holds, reads a partition's changes
-(read_committed, to the last stable offset) before versioning its first record, and forgets
-the partitions a rebalance takes away. A partition it keeps across a rebalance keeps its
-state, which then includes the changes of its open transaction.
+(read_committed, to the last stable offset) when it is assigned, after its transactional
+producer has fenced the previous owner's, and versions its first record once that read is
+done. It forgets the partitions a rebalance takes away; one it keeps across a rebalance
+keeps its state, which then includes the changes of its own open transaction. Reading costs
+one decode per change of the partition's history (the changes topic is kept forever, not
+compacted), where a changelog held one record per key.
 """
 
 from __future__ import annotations
@@ -82,25 +85,44 @@ def recover(settings: Settings, partition: int) -> dict[str, VersionState]:
 
 
 class VersionStore:
-    """The states of the translated partitions this worker holds, loaded on first use."""
+    """The states of the translated partitions this worker holds. A partition's changes are
+    read as soon as it is assigned (in a thread: the event loop keeps heartbeats and commits
+    going), and its first record waits for that read."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._partitions: dict[int, dict[str, VersionState]] = {}
-        self._assignments = 0  # how many assignments were seen: a load spanning one is stale
+        self._loads: dict[int, asyncio.Task[dict[str, VersionState]]] = {}
 
     async def states(self, partition: int) -> dict[str, VersionState]:
         held = self._partitions.get(partition)
-        if held is None:  # read in a thread: the event loop keeps heartbeats and commits going
-            assignment = self._assignments
-            held = await asyncio.to_thread(recover, self.settings, partition)
-            if assignment == self._assignments:
-                self._partitions[partition] = held
+        if held is None:
+            load = self._loads.get(partition)
+            if load is None:
+                load = self._loads[partition] = asyncio.ensure_future(self._load(partition))
+            held = await asyncio.shield(load)
         return held
 
     def keep_only(self, partitions: Iterable[int]) -> None:
-        """Forget the partitions not in `partitions` (a rebalance gave them to another)."""
-        self._assignments += 1
+        """The assignment is now `partitions`: forget the others (a rebalance gave them to
+        another worker, whose changes a later read must see) and start reading the new."""
         kept = set(partitions)
         for partition in [p for p in self._partitions if p not in kept]:
             del self._partitions[partition]
+        for partition in [p for p in self._loads if p not in kept]:
+            del self._loads[partition]  # its read goes on, and is not kept
+        for partition in kept - self._partitions.keys() - self._loads.keys():
+            self._loads[partition] = asyncio.ensure_future(self._load(partition))
+
+    async def _load(self, partition: int) -> dict[str, VersionState]:
+        try:
+            held = await asyncio.to_thread(recover, self.settings, partition)
+        except BaseException:
+            if self._loads.get(partition) is asyncio.current_task():
+                del self._loads[partition]  # the next record tries again
+            raise
+        if self._loads.get(partition) is asyncio.current_task():
+            # still this worker's all along: no one else wrote the partition meanwhile
+            self._partitions[partition] = held
+            del self._loads[partition]
+        return held
