@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from infra.history.log_read import read_log
+from infra.history.log_read import LogRecord, read_log
 from processors.canonical import content_of
 from processors.version_policy import merges
 from processors.versioning import VersionState
@@ -74,14 +74,34 @@ def state_after(
 
 
 def recover(settings: Settings, partition: int) -> dict[str, VersionState]:
-    """The state of every key on `partition`: its committed changes folded in order."""
+    """The state of every key on `partition`, from its committed changes. A change that
+    carries the header holds its key's whole state, so only the last of a key is decoded."""
     states: dict[str, VersionState] = {}
+    latest: dict[str, LogRecord] = {}
     for record in read_log(settings, [FHIR_CHANGES], partitions={(FHIR_CHANGES, partition)}):
-        change = decode_event(record.value)
-        if isinstance(change, ResourceChanged):
-            key = change.key
-            states[key] = state_after(change, record.headers, states.get(key))
+        key = (record.key or b"").decode()
+        if STATE_HEADER in record.headers:
+            latest[key] = record
+            continue
+        held = latest.pop(key, None)
+        previous = _state_of(held, None) if held is not None else states.get(key)
+        folded = _state_of(record, previous)
+        if folded is not None:
+            states[key] = folded
+    for key, record in latest.items():
+        state = _state_of(record, None)
+        if state is not None:
+            states[key] = state
     return states
+
+
+def _state_of(record: LogRecord, previous: VersionState | None) -> VersionState | None:
+    change = decode_event(record.value)
+    return (
+        state_after(change, record.headers, previous)
+        if isinstance(change, ResourceChanged)
+        else previous
+    )
 
 
 class VersionStore:
