@@ -14,24 +14,28 @@ outputs and its offset commit (or abort) together, whatever partitions the outpu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer, Transport
 from faust.types import TP, RecordMetadata
 
+from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
 from streams.privacy.envelope import confirm_new_keys, confirm_new_keys_before_commit
 
-# send below overrides TransactionManager.send (falling back to it outside agents) and calls
-# the aiokafka driver's Producer.send with a transactional_id of its own choosing.
+# send below overrides TransactionManager.send (falling back to it outside agents) and does
+# what the aiokafka driver's Producer.send does with a transactional_id of its own choosing.
 require_source(TransactionManager, "send", "b8d126be9f10fc69", __name__)
 require_source(Producer, "send", "0b5bd08f52e5e2a9", __name__)
 
 
 class SourcePartitionTransactions(TransactionManager):
+    _ids: dict[TP, str] | None = None
     _committing = False
 
     async def send(
@@ -52,17 +56,30 @@ class SourcePartitionTransactions(TransactionManager):
             # This output may join the transaction being committed: the data keys it is
             # sealed with go on the log first (else the commit's own confirm covers them).
             confirm_new_keys()
-        source = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        return await self.producer.send(
-            topic,
-            key,
-            value,
-            partition,  # None: the producer's partitioner, the one key_partition would use
-            timestamp,
-            headers,
-            transactional_id=f"{self.app.conf.id}-{group}-{source.partition}",
-        )
+        transactional_id = self._transactional_id(event.message.tp)
+        # What the driver's Producer.send does for a transactional send, less its per-record
+        # extras (a produce signal nobody receives, header conversions, attribute lookups
+        # through Faust's settings): the record joins the transaction under its lock.
+        producer = cast(Producer, self.producer)
+        transaction = producer._transaction_producers.get(transactional_id)
+        if transaction is None:
+            raise ProducerSendError(f"No transaction producer found for : {transactional_id}")
+        timestamp_ms = int(timestamp * 1000.0) if timestamp else None
+        try:
+            async with producer._trn_locks[transactional_id]:
+                return cast(
+                    Awaitable[RecordMetadata],
+                    await transaction.send(
+                        topic,
+                        value,
+                        key=key,
+                        partition=partition,  # None: the producer's partitioner
+                        timestamp_ms=timestamp_ms,
+                        headers=headers,
+                    ),
+                )
+        except KafkaError as exc:
+            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         # The data keys the events in these transactions are sealed with go on the log first:
@@ -75,10 +92,26 @@ class SourcePartitionTransactions(TransactionManager):
         finally:
             self._committing = False
 
+    def _transactional_id(self, source: TP) -> str:
+        """The id of the transaction of input partition `source` (computed once each)."""
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = {}
+        found = ids.get(source)
+        if found is None:
+            group = self.app.assignor.group_for_topic(source.topic)
+            found = ids[source] = f"{self.app.conf.id}-{group}-{source.partition}"
+        return found
+
+
+class WorkerConsumer(DirectDeliveryConsumer, MarkerGapConsumer):
+    """Commits past transaction markers (processors/faust_offsets.py) and delivers fetched
+    messages without a task each (processors/faust_delivery.py)."""
+
 
 class SourcePartitionTransport(Transport):
     TransactionManager = SourcePartitionTransactions
-    Consumer = MarkerGapConsumer  # commits past transaction markers (processors/faust_offsets.py)
+    Consumer = WorkerConsumer
 
 
 def use_source_partition_transactions(app: faust.App) -> None:

@@ -60,14 +60,19 @@ def policy_for(translated: ResourceTranslated) -> Policy:
         return Policy.APPEND_ONLY
     if translated.if_none_exist:
         return Policy.CREATE_ONLY
-    if translated.mapping_version.split("/")[0] == _DICOM:
-        if translated.resource_type == "ImagingStudy":
-            return Policy.MERGE
-        if translated.resource_type == "Patient":
-            return Policy.CREATE_ONLY
+    if merges(translated.resource_type, translated.mapping_version):
+        return Policy.MERGE
+    if translated.mapping_version.split("/")[0] == _DICOM and translated.resource_type == "Patient":
+        return Policy.CREATE_ONLY
     owners = _HL7V2_OWNERS.get(translated.resource_type)
     if owners is not None:
         message_code = message_code_of(translated.mapping_version)
         if message_code is not None and message_code not in owners:
             return Policy.CREATE_ONLY
     return Policy.REPLACE
+
+
+def merges(resource_type: str, mapping_version: str) -> bool:
+    """Whether changes of this source fold into the current resource (Policy.MERGE): the
+    versioning state keeps the current body of such keys (processors/version_store.py)."""
+    return resource_type == "ImagingStudy" and mapping_version.split("/")[0] == _DICOM

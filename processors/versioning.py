@@ -7,7 +7,7 @@ Versions are assigned here and only here, one key at a time, so they never skip 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,8 @@ class VersionState:
     applied already changes nothing (the output is recorded with the input position).
 
     `resource` (the current body, without meta) is kept only for keys whose sources merge
-    into the current resource (processors/version_policy.py), so the table stays small.
+    into the current resource (processors/version_policy.py), so the state stays small; a
+    change record carries the state after it (processors/version_store.py).
     """
 
     version: int
@@ -41,37 +42,22 @@ class VersionState:
     applied: dict[str, int] = field(default_factory=dict)
     resource: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data = {
-            "version": self.version,
-            "content_hash": self.content_hash,
-            "deleted": self.deleted,
-            "applied": self.applied,
-        }
-        if self.resource is not None:
-            data["resource"] = self.resource
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> VersionState:
-        applied = {str(k): int(v) for k, v in data.get("applied", {}).items()}
-        return cls(
-            int(data["version"]),
-            str(data["content_hash"]),
-            bool(data["deleted"]),
-            applied,
-            data.get("resource"),
-        )
-
     def seen(self, translated: ResourceTranslated) -> bool:
         position = self.applied.get(_source(translated))
         return position is not None and translated.inbound_offset <= position
 
-    def after(self, translated: ResourceTranslated, **changes: Any) -> VersionState:
-        return replace(self, applied=self.applied_after(translated), **changes)
+    def after(self, translated: ResourceTranslated) -> VersionState:
+        """This state with `translated`'s inbound position applied."""
+        return VersionState(
+            self.version, self.content_hash, self.deleted, _applied(self, translated), self.resource
+        )
 
-    def applied_after(self, translated: ResourceTranslated) -> dict[str, int]:
-        return {**self.applied, _source(translated): translated.inbound_offset}
+
+def _applied(state: VersionState | None, translated: ResourceTranslated) -> dict[str, int]:
+    # built field by field, not by dataclasses.replace: that costs several times more, and
+    # runs once per record versioned
+    applied = state.applied if state is not None else {}
+    return {**applied, _source(translated): translated.inbound_offset}
 
 
 def _source(translated: ResourceTranslated) -> str:
@@ -195,6 +181,4 @@ def _state(
     deleted: bool,
     resource: dict[str, Any] | None = None,
 ) -> VersionState:
-    base = previous or VersionState(0, "", False)
-    # Every field is new: built directly (dataclasses.replace cost more than the rest of it).
-    return VersionState(version, digest, deleted, base.applied_after(translated), resource)
+    return VersionState(version, digest, deleted, _applied(previous, translated), resource)

@@ -2,8 +2,9 @@
 
 Two agents, both exactly-once (Kafka transactions: outputs and input offsets commit together):
 - translate: carelog.inbound.* -> carelog.fhir.translated (keyed ResourceType/id) | rejected
-- version:   carelog.fhir.translated -> carelog.fhir.changes | rejected, with a table of the
-  last version and content hash per ResourceType/id, co-partitioned with its input.
+- version:   carelog.fhir.translated -> carelog.fhir.changes | rejected, with the last version
+  and content hash per ResourceType/id in memory, recovered from carelog.fhir.changes itself
+  (processors/version_store.py: each change record carries the state after it).
 """
 
 from __future__ import annotations
@@ -11,22 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from processors import worker_metrics as metrics
 from processors.faust_recovery import seek_before_resume
 from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
-from processors.versioning import VersionState
+from processors.version_store import VersionStore, state_header
 from schemas.events import Format
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
-from streams.topics import FHIR_TRANSLATED, catalogue, inbound_topic
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, catalogue, inbound_topic
 
 settings = get_settings()
 APP_ID = settings.processors_app_id
 _partitions = {t.name: t.partitions for t in catalogue(settings.environment)}
+# A change goes to the partition of the translated record it comes from, where its key hashes
+# to as well: the state of translated partition p is then the changes of partition p.
+if _partitions[FHIR_CHANGES] != _partitions[FHIR_TRANSLATED]:
+    raise RuntimeError(f"{FHIR_CHANGES} and {FHIR_TRANSLATED} must have as many partitions")
 app = create_app(
     APP_ID,
     settings,
@@ -54,9 +60,13 @@ inbound = app.topic(
     *[inbound_topic(f) for f in Format], key_serializer="raw", value_serializer="raw"
 )
 translated = _raw_topic(FHIR_TRANSLATED)
-# Changelog keys and values are plain JSON ("Patient/123" -> {"version": 2, ...}); no
-# key_type/value_type, since Faust would then expect Record models when recovering.
-versions = app.Table("resource-versions", default=None, partitions=_partitions[FHIR_TRANSLATED])
+versions = VersionStore(settings)
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's stubs: a coroutine is fine
+async def _forget_partitions_given_away(sender: Any, *args: Any, **kwargs: Any) -> None:
+    assigned: set[TP] = args[0]  # the whole new assignment, after the transactions started
+    versions.keep_only(tp.partition for tp in assigned if tp.topic == FHIR_TRANSLATED)
 
 
 def _record(event: faust.EventT[Any]) -> Record:
@@ -64,14 +74,20 @@ def _record(event: faust.EventT[Any]) -> Record:
     return Record(msg.topic, msg.partition, msg.offset, msg.key, msg.value or b"")
 
 
-async def _send(items: list[OutputRecord]) -> None:
+async def _send(
+    items: list[OutputRecord], partition: int | None = None, headers: Any = None
+) -> None:
     # Straight to the transaction manager, which puts each record in the transaction of the
     # event's input partition (processors/transactions.py). Faust's Topic.send would wrap
     # every record in a FutureMessage with sensors and callbacks first; the transaction's
-    # commit still waits for every record to be acknowledged, or fails.
+    # commit still waits for every record to be acknowledged, or fails. `partition` and
+    # `headers` go with the changes only (rejections are partitioned by their key).
     producer = app.consumer.transactions
     for item in items:
-        await producer.send(item.topic, item.key, item.value, None, None, None)
+        if item.topic == FHIR_CHANGES:
+            await producer.send(item.topic, item.key, item.value, partition, None, headers)
+        else:
+            await producer.send(item.topic, item.key, item.value, None, None, None)
         metrics.OUTPUTS_BY_TOPIC[item.topic].inc()
 
 
@@ -93,12 +109,13 @@ async def version(stream: faust.StreamT[Any]) -> None:
         record = _record(event)
         key = (record.key or b"").decode()
         try:
-            stored = versions.get(key)
-            previous = VersionState.from_json(stored) if stored else None
-            items, state = version_record(record, previous)
-            if state is not None and state != previous:
-                versions[key] = state.to_json()
-            await _send(items)
+            states = await versions.states(record.partition)
+            items, state = version_record(record, states.get(key))
+            if state is None:
+                await _send(items)
+            else:
+                states[key] = state
+                await _send(items, record.partition, [state_header(state)])
         except Exception:
             metrics.ERRORS_BY_AGENT["version"].inc()
             raise
