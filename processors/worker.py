@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from processors import worker_metrics as metrics
+from processors.commit_when_idle import commit_when_idle
 from processors.faust_recovery import seek_before_resume
 from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
@@ -42,6 +43,7 @@ app = create_app(
 )
 use_source_partition_transactions(app)
 seek_before_resume()
+commit_when_idle(app, settings.worker_commit_idle_seconds)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

@@ -1,0 +1,63 @@
+"""Commit the worker's transactions as soon as it has handled everything it was given.
+
+Faust commits on a timer (`CARELOG_WORKER_COMMIT_INTERVAL_SECONDS`), and in exactly-once mode
+an output is unreadable (read_committed) until its transaction commits. Both stages commit
+in the same timer tick, so a resource translated and made readable at one tick is versioned
+within milliseconds and then waits out a whole interval for the next: at 50 msg/s the
+version stage's outputs waited about 555 ms (p50) and the translate stage's 386 ms.
+
+Here a task commits as soon as no event is queued for or held by an agent and something was
+handled since the last commit, at most every `min_interval` seconds. Under a steady load the
+agents are seldom idle and the timer still commits; the timer stays the longest wait.
+A commit is Faust's own (the same offsets, outputs and table changelog in one transaction);
+only its moment changes, so exactly-once holds as it did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import faust
+
+CHECK_SECONDS = 0.01  # how often idleness is looked at: a short sleep on the event loop
+
+
+def _busy(app: faust.App) -> bool:
+    """An agent holds an event it has not acknowledged, or events wait in its queue."""
+    consumer: Any = app.consumer
+    if consumer._unacked_messages:
+        return True
+    for agent in app.agents.values():
+        for actor in list(getattr(agent, "_actors", ())):
+            if actor.stream.channel.queue.qsize():
+                return True
+    return False
+
+
+def _handled_since_commit(app: faust.App) -> bool:
+    # Faust drops offsets from its acked lists as it commits them.
+    consumer: Any = app.consumer
+    return any(consumer._acked.values())
+
+
+def commit_when_idle(app: faust.App, min_interval: float) -> None:
+    """Register the task on `app` (before it starts); `min_interval` <= 0 leaves Faust's
+    timer alone."""
+    if min_interval <= 0:
+        return
+
+    async def commit_idle() -> None:
+        last = time.monotonic()
+        while not app.should_stop:
+            await asyncio.sleep(CHECK_SECONDS)
+            now = time.monotonic()
+            if now - last < min_interval or getattr(app, "rebalancing", False):
+                continue
+            if _busy(app) or not _handled_since_commit(app):
+                continue
+            last = now
+            await app.consumer.commit()
+
+    app.task(commit_idle)
