@@ -6,8 +6,9 @@ in the same timer tick, so a resource translated and made readable at one tick i
 within milliseconds and then waits out a whole interval for the next: at 50 msg/s the
 version stage's outputs waited about 555 ms (p50) and the translate stage's 386 ms.
 
-Here a task commits as soon as no event is queued for or held by an agent and something was
-handled since the last commit, at most every `min_interval` seconds. Under a steady load the
+Here a task commits as soon as the worker has read every partition to its end, no event is
+queued for or held by an agent, and something was handled since the last commit, at most
+every `min_interval` seconds. Under a steady load the
 agents are seldom idle and the timer still commits; the timer stays the longest wait.
 A commit is Faust's own (the same offsets, outputs and table changelog in one transaction);
 only its moment changes, so exactly-once holds as it did.
@@ -25,7 +26,8 @@ CHECK_SECONDS = 0.01  # how often idleness is looked at: a short sleep on the ev
 
 
 def _busy(app: faust.App) -> bool:
-    """An agent holds an event it has not acknowledged, or events wait in its queue."""
+    """An agent holds an event it has not acknowledged, events wait in its queue, or the
+    consumer has not handed out everything up to the end of a partition."""
     consumer: Any = app.consumer
     if consumer._unacked_messages:
         return True
@@ -33,6 +35,28 @@ def _busy(app: faust.App) -> bool:
         for actor in list(getattr(agent, "_actors", ())):
             if actor.stream.channel.queue.qsize():
                 return True
+    return _behind(consumer, set(app.tables.changelog_topics))
+
+
+def _behind(consumer: Any, changelogs: set[str]) -> bool:
+    """Some partition's position (what aiokafka has handed to Faust, past transaction
+    markers) is before its end as last fetched (the last stable offset, read_committed).
+    Under a backlog the queues empty between fetches; committing then would put a
+    transaction round on the broker every `min_interval` while the timer's suffices."""
+    try:
+        aio = consumer._thread._ensure_consumer()
+        assignment = aio._subscription.subscription.assignment
+        for tp in consumer.assignment():
+            if tp.topic in changelogs:  # assigned for recovery and standbys, not read here
+                continue
+            state = assignment.state_value(tp)
+            end = consumer.highwater(tp)
+            if state is None or end is None or not state.has_valid_position:
+                return True  # not fetched yet: unknown, so leave it to the timer
+            if state.position < end:
+                return True
+    except Exception:  # a rebalance or a stopping consumer: leave it to the timer
+        return True
     return False
 
 
