@@ -8,8 +8,8 @@ version stage's outputs waited about 555 ms (p50) and the translate stage's 386 
 
 Here a task commits as soon as the worker has read every partition to its end, no event is
 queued for or held by an agent, and something was handled since the last commit, at most
-every `min_interval` seconds. Under a steady load the
-agents are seldom idle and the timer still commits; the timer stays the longest wait.
+every `min_interval` seconds. Under a backlog the worker is not read to the end, so the timer
+commits as before; the timer stays the longest wait.
 A commit is Faust's own (the same offsets, outputs and table changelog in one transaction);
 only its moment changes, so exactly-once holds as it did.
 """

@@ -1,13 +1,14 @@
 """Reading events from the log in batches, the one consumer loop every reader of the log uses.
 
 `BatchReader` polls, skips end-of-partition notices, closes a batch by count, by time, or as
-soon as a read finds the log drained for `linger_seconds` (a backlog's last batch does not sit
-out the batch time), stops when told, when idle too long or when the caller says it is done,
-and drops what it holds of partitions taken away from it. A read returns as soon as a message
-is there (librdkafka's `consume(n, timeout)` waits for all n or the whole timeout, so reads
-take what is fetched already and wait, if at all, for one message). What a batch means is the caller's: the
-projections apply it together with the offsets it reached (their state is the truth); a
-consumer-group member marks it handled so its offsets are committed (`mark_handled`).
+soon as a read finds the log drained for `linger_seconds` (a backlog's last batch does not
+sit out the batch time), stops when told, when idle too long or when the caller says it is
+done, and drops what it holds of partitions taken away from it. A read returns as soon as a
+message is there: librdkafka's `consume(n, timeout)` waits for all n or the whole timeout,
+so a read takes what is fetched already and waits, if at all, for one message. What a batch
+means is the caller's: the projections apply it together with the offsets it reached (their
+state is the truth); a consumer-group member marks it handled so its offsets are committed
+(`mark_handled`).
 
 `EventConsumer` is a consumer-group member built on it, for handlers of one message at a time.
 """

@@ -27,15 +27,18 @@ visible there (the commit file's mtime). Figures of a run:
 - ACK latency p50/p99 (every message), send -> readable over /fhir p50/p99 and
   send -> visible in Delta p50/p99 (samples sent after the warm-up);
 - peak RSS (VmHWM) of each process, and of the bench client;
-- CPU time per message of each process (load and drain), to see where the time went.
+- CPU time per message of each process (load and drain), the bench's own broker included,
+  to see where the time went;
+- where a tracked message's time went, hop by hop (tests/bench/e2e_hops.py): inbound
+  appended, translated sent / readable, change sent / readable, readable over /fhir.
 
 Paced below what the pipeline sustains, the rates through equal the offered rate and the
 latencies are those of a steady flow; offered above it (e.g. --rate 150 --drain 0), the
 rates through are the pipeline's capacity and the latencies only grow with the backlog.
 
-Median of three runs (--runs). Defaults are the product's: projection batches of 200 ms,
-sink batches of 1 s, one worker, one gateway process; reads are not audited (the poller's
-reads would otherwise add AuditEvents to the load).
+Median of three runs (--runs). Defaults are the product's: projection batches of what has
+arrived (at most 200 ms), sink batches of 1 s, one worker, one gateway process; reads are not
+audited (the poller's reads would otherwise add AuditEvents to the load).
 
     .venv/bin/python -m tests.bench.bench_e2e [--rate 50] [--seconds 40] [--warmup 10] [--runs 3]
 """
