@@ -15,6 +15,7 @@ import faust
 from faust.types import TP
 
 from processors import worker_metrics as metrics
+from processors.commit_when_idle import commit_when_idle
 from processors.faust_recovery import seek_before_resume
 from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.transactions import use_source_partition_transactions
@@ -48,6 +49,7 @@ app = create_app(
 )
 use_source_partition_transactions(app)
 seek_before_resume()
+commit_when_idle(app, settings.worker_commit_idle_seconds)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

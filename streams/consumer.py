@@ -1,11 +1,14 @@
 """Reading events from the log in batches, the one consumer loop every reader of the log uses.
 
 `BatchReader` polls, skips end-of-partition notices, closes a batch by count, by time, or as
-soon as a read finds the log drained (a backlog's last batch does not sit out the batch
-time), stops when told, when idle too long or when the caller says it is done, and drops
-what it holds of partitions taken away from it. What a batch means is the caller's: the
-projections apply it together with the offsets it reached (their state is the truth); a
-consumer-group member marks it handled so its offsets are committed (`mark_handled`).
+soon as a read finds the log drained for `linger_seconds` (a backlog's last batch does not
+sit out the batch time), stops when told, when idle too long or when the caller says it is
+done, and drops what it holds of partitions taken away from it. A read returns as soon as a
+message is there: librdkafka's `consume(n, timeout)` waits for all n or the whole timeout,
+so a read takes what is fetched already and waits, if at all, for one message. What a batch
+means is the caller's: the projections apply it together with the offsets it reached (their
+state is the truth); a consumer-group member marks it handled so its offsets are committed
+(`mark_handled`).
 
 `EventConsumer` is a consumer-group member built on it, for handlers of one message at a time.
 """
@@ -29,15 +32,25 @@ PartitionsCallback = Callable[[list[TopicPartition]], None]
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """A batch closes at `max_events` messages or `max_seconds` after its first, if sooner."""
+    """A batch closes at `max_events` messages, `max_seconds` after its first, or when no more
+    came for `linger_seconds` (`poll_seconds` if None), whichever is first."""
 
     max_events: int
     max_seconds: float
     poll_seconds: float = 0.2  # longest wait in one read (how soon `stop` is noticed)
+    # 0: a batch is what has arrived by the time it is read (a reader that wants low latency
+    # and whose batches cost little each); longer gathers bigger batches from a slow flow.
+    linger_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_seconds <= 0 or self.poll_seconds <= 0:
             raise ValueError(f"batch limits must be positive, got {self}")
+        if self.linger_seconds is not None and self.linger_seconds < 0:
+            raise ValueError(f"batch linger must not be negative, got {self}")
+
+    @property
+    def linger(self) -> float:
+        return self.poll_seconds if self.linger_seconds is None else self.linger_seconds
 
 
 class BatchReader:
@@ -96,7 +109,7 @@ class BatchReader:
             now = time.monotonic()
             wait = limits.poll_seconds
             if deadline is not None:
-                wait = max(0.0, min(wait, deadline - now))
+                wait = max(0.0, min(limits.linger, deadline - now))
             want = min(limits.max_events - len(self._pending), MAX_PER_READ)
             fresh = self._read(want, wait)
             now = time.monotonic()
@@ -114,9 +127,15 @@ class BatchReader:
                 return
 
     def _read(self, count: int, wait: float) -> int:
-        """Append what one read brings to the pending batch; how many messages came."""
+        """Append what one read brings to the pending batch; how many messages came. Takes
+        what is fetched already; with nothing there, waits up to `wait` for one message."""
+        messages = self.consumer.consume(count, 0)
+        if not messages and wait > 0:
+            first = self.consumer.poll(wait)
+            if first is not None:
+                messages = [first, *self.consumer.consume(count - 1, 0)] if count > 1 else [first]
         fresh = 0
-        for msg in self.consumer.consume(count, wait):
+        for msg in messages:
             err = msg.error()
             if err is None:
                 self._pending.append(msg)

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         "becomes readable (read_committed) only then, so this bounds the latency of a write "
         "(a FHIR PUT waits for two commits and the projection). Faust's default is 2.8 s.",
     )
+    worker_commit_idle_seconds: float = Field(
+        0.05,
+        description="`carelog worker` also commits as soon as it has handled everything it "
+        "read, at most this often (processors/commit_when_idle.py): an output then waits for "
+        "no timer when the worker keeps up. 0 commits on worker_commit_interval_seconds only.",
+    )
     worker_producer_linger_seconds: float = Field(
         0.25,
         description="How long `carelog worker`'s producers gather records before sending them "
@@ -286,7 +292,15 @@ class Settings(BaseSettings):
     fhir_store_batch_max: int = Field(
         5000, description="The projection applies up to this many events per transaction..."
     )
-    fhir_store_batch_ms: int = Field(200, description="...or what arrived within this many ms.")
+    fhir_store_batch_ms: int = Field(
+        200, description="...or what arrived within this many ms of a batch's first event..."
+    )
+    fhir_store_batch_linger_ms: int = Field(
+        0,
+        description="...or, once no more has arrived for this many ms, what has: 0 applies "
+        "what was fetched as soon as it is there (a change waits for no timer; under load "
+        "the batches grow by themselves, with what arrives while one is applied).",
+    )
     fhir_store_rebuild_index_processes: int = Field(
         1,
         description="`carelog projection rebuild`: processes extracting and writing the index "

@@ -3,8 +3,8 @@ the store (carelog.audit holds the gateway's AuditEvents as ResourceChanged, fol
 
 No consumer group: every replica assigns itself every partition of these topics and starts
 after the offsets stored in its own file, so each API node can keep its own copy. Batches
-of up to N events or T milliseconds (streams/consumer.py) are applied in one transaction,
-offsets included.
+of up to N events or T milliseconds, closed as soon as nothing more has been fetched
+(streams/consumer.py), are applied in one transaction, offsets included.
 The process holds an exclusive lock file beside the store: one writer per store.
 """
 
@@ -113,6 +113,7 @@ def consume(
     limits = BatchLimits(
         batch_max or settings.fhir_store_batch_max,
         (batch_ms or settings.fhir_store_batch_ms) / 1000,
+        linger_seconds=settings.fhir_store_batch_linger_ms / 1000,
     )
     applier = store.applier()
     reader = BatchReader(_consumer(settings), limits)

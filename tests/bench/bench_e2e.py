@@ -27,15 +27,18 @@ visible there (the commit file's mtime). Figures of a run:
 - ACK latency p50/p99 (every message), send -> readable over /fhir p50/p99 and
   send -> visible in Delta p50/p99 (samples sent after the warm-up);
 - peak RSS (VmHWM) of each process, and of the bench client;
-- CPU time per message of each process (load and drain), to see where the time went.
+- CPU time per message of each process (load and drain), the bench's own broker included,
+  to see where the time went;
+- where a tracked message's time went, hop by hop (tests/bench/e2e_hops.py): inbound
+  appended, translated sent / readable, change sent / readable, readable over /fhir.
 
 Paced below what the pipeline sustains, the rates through equal the offered rate and the
 latencies are those of a steady flow; offered above it (e.g. --rate 150 --drain 0), the
 rates through are the pipeline's capacity and the latencies only grow with the backlog.
 
-Median of three runs (--runs). Defaults are the product's: projection batches of 200 ms,
-sink batches of 1 s, one worker, one gateway process; reads are not audited (the poller's
-reads would otherwise add AuditEvents to the load).
+Median of three runs (--runs). Defaults are the product's: projection batches of what has
+arrived (at most 200 ms), sink batches of 1 s, one worker, one gateway process; reads are not
+audited (the poller's reads would otherwise add AuditEvents to the load).
 
     .venv/bin/python -m tests.bench.bench_e2e [--rate 50] [--seconds 40] [--warmup 10] [--runs 3]
 """
@@ -67,6 +70,7 @@ from processors.hl7v2.adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
 from streams.settings import PROJECT_ROOT
 from tests.bench.common import RUNS, bench_settings, http_response
+from tests.bench.e2e_hops import HOPS, HopTracer
 from tests.system.harness import COMPONENTS, SECRET, Process, System
 
 SCOPES = "system/*.write system/hl7v2.write system/*.read"
@@ -164,6 +168,19 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The bench's own broker (a java process with its folder, named by its port, on its
+    command line), or None for a configured cluster."""
+    marker = f"broker-{bootstrap.rsplit(':', 1)[-1]}/".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes():
+                return int(cmdline.parent.name)
+        except OSError:
+            continue
+    return None
 
 
 def peak_rss_mb(system: System) -> dict[str, float]:
@@ -423,6 +440,23 @@ def rate_between(points: list[tuple[float, int]], start: float, end: float) -> f
     return (value_at(points, end) - value_at(points, start)) / (end - start)
 
 
+def hop_figures(load: Load, tracer: HopTracer, warm: float) -> dict[str, float]:
+    """p50 / p99 in ms of each hop (e2e_hops.py) over the samples sent after the warm-up."""
+    out: dict[str, float] = {}
+    for name, start, end in HOPS:
+        spans = []
+        for pid, t in load.samples.items():
+            hops = tracer.hops.get(pid)
+            if t.sent < warm or hops is None:
+                continue
+            times = {**vars(hops), "sent": t.sent, "readable": t.readable}
+            if times[start] is not None and times[end] is not None:
+                spans.append(times[end] - times[start])
+        out[f"hop {name} p50"] = pct(spans, 0.5) * 1000
+        out[f"hop {name} p99"] = pct(spans, 0.99) * 1000
+    return out
+
+
 async def measure(load: Load, system: System, token: str, drain: float) -> dict[str, float]:
     baseline = await count_store(system.gateway_url, token)
     lake_seen: dict[str, float] = {}
@@ -536,9 +570,22 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                       f"load {args.rate:g} msg/s for {args.seconds:g}s", flush=True)  # fmt: skip
                 load = Load(args.rate, args.seconds, args.connections, args.sample_every,
                             args.warmup)  # fmt: skip
+                tracer = HopTracer(settings, lambda pid: pid in load.samples)
+                tracer.start()
+                broker = broker_pid(settings.bootstrap)
+                broker_before = cpu_seconds(broker) if broker else float("nan")
                 cpu_before = cpu_by_process(system)
-                result = asyncio.run(measure(load, system, token, args.drain))
+                try:
+                    result = asyncio.run(measure(load, system, token, args.drain))
+                finally:
+                    tracer.stop()
                 cpu_after = cpu_by_process(system)
+                # The broker serves every transaction the worker commits: its share counts too.
+                result["cpu broker"] = (
+                    cpu_seconds(broker) if broker else float("nan")
+                ) - broker_before
+                warm = load.started + min(load.warmup, load.seconds / 2)
+                result.update(hop_figures(load, tracer, warm))
                 result.update({f"cpu {n}": cpu_after[n] - cpu_before[n] for n in COMPONENTS})
                 for name, proc in system.procs.items():
                     if not proc.running:
@@ -606,6 +653,10 @@ def main() -> None:
         med = statistics.median(values)
         shown = f"{med:,.2f}" if UNITS[key] == "s" else f"{med:,.0f}"
         print(f"  {label:<48} {shown:>10} {UNITS[key]:<6} ({spread})")
+    print("  per hop (e2e_hops.py), p50 / p99 ms (runs' medians):")
+    for name, _, _ in HOPS:
+        p50, p99 = (statistics.median(r[f"hop {name} {q}"] for r in runs) for q in ("p50", "p99"))
+        print(f"    -> {name:<44} {p50:>8,.0f} / {p99:,.0f}")
     for name in [*COMPONENTS]:
         values = [r[f"rss {name}"] for r in runs]
         print(f"  peak RSS {name:<39} {statistics.median(values):>10,.0f} MB     "
@@ -619,6 +670,9 @@ def main() -> None:
         values = [r[f"cpu {name}"] * 1000 / max(1, r[basis]) for r in runs]
         print(f"  CPU per {basis} message, {name:<23} {statistics.median(values):>10,.1f} ms     "
               f"({', '.join(f'{v:,.1f}' for v in values)})")  # fmt: skip
+    values = [r["cpu broker"] * 1000 / max(1, r["readable"]) for r in runs]
+    print(f"  CPU per readable message, broker (this bench's) {statistics.median(values):>8,.1f} ms     "
+          f"({', '.join(f'{v:,.1f}' for v in values)})")  # fmt: skip
 
 
 if __name__ == "__main__":

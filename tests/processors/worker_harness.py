@@ -18,14 +18,15 @@ from streams.settings import PROJECT_ROOT, Settings
 
 
 class Worker:
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, env: dict[str, str] | None = None) -> None:
         self.var_dir = var_dir
+        self.env = env or {}  # CARELOG_* settings of this worker's own
         self.log = var_dir / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir)}
+        env = {**os.environ, "CARELOG_VAR_DIR": str(self.var_dir), **self.env}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "infra.cli", "worker", "--log-level", "info"],

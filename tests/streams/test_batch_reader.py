@@ -54,6 +54,31 @@ def test_batches_close_by_count_and_at_once_when_the_log_is_drained(
     assert time.monotonic() - started < 30
 
 
+def test_without_linger_a_batch_is_what_has_arrived_and_waits_for_no_timer(
+    kafka_settings: Settings,
+) -> None:
+    # Every wait long: a message must come through as soon as it is fetched, not when a read's
+    # timeout (librdkafka's consume waits for all it asked for) or the batch time runs out.
+    topic = _topic_with(kafka_settings, 0)
+    limits = BatchLimits(max_events=1000, max_seconds=30, poll_seconds=10, linger_seconds=0)
+    reader = _reader(kafka_settings, limits)
+    reader.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    waits: list[float] = []
+    try:
+        batches = reader.batches(idle_timeout=60)
+        with EventProducer(kafka_settings) as producer:
+            for n in range(3):
+                time.sleep(1.0)  # the reader is waiting in a read by now
+                producer.send_many([Outgoing(topic, "k", str(n).encode())])
+                sent = time.monotonic()
+                batch = next(batches)
+                waits.append(time.monotonic() - sent)
+                assert [m.value() for m in batch] == [str(n).encode()]
+    finally:
+        reader.close()
+    assert max(waits) < 2.0, waits  # a read of 10 s or a batch of 30 s would show here
+
+
 def test_done_is_asked_between_batches_and_stops_the_loop(kafka_settings: Settings) -> None:
     topic = _topic_with(kafka_settings, 300)
     reader = _reader(kafka_settings, BatchLimits(max_events=100, max_seconds=60))
@@ -99,3 +124,5 @@ def test_a_group_member_starts_where_the_callers_state_says_and_commits_what_was
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         BatchLimits(max_events=0, max_seconds=1)
+    with pytest.raises(ValueError, match="negative"):
+        BatchLimits(max_events=1, max_seconds=1, linger_seconds=-1)
