@@ -53,7 +53,7 @@ class Gateway:
 
     @property
     def retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, self.settings.gateway_delivery_timeout_ms // 1000))}
+        return {"Retry-After": str(max(1, self.settings.gateway.delivery_timeout_ms // 1000))}
 
     @property
     def ingestor(self) -> Ingestor:
@@ -62,7 +62,7 @@ class Gateway:
                 # A short delivery timeout: a sender learns in seconds that Kafka is down.
                 self._producer = EventProducer(
                     self.settings,
-                    **{"message.timeout.ms": self.settings.gateway_delivery_timeout_ms},
+                    **{"message.timeout.ms": self.settings.gateway.delivery_timeout_ms},
                 )
             self._ingestor = Ingestor(self._producer)
         return self._ingestor
@@ -74,7 +74,7 @@ class Gateway:
             yield
         finally:
             if self._owns_producer and self._producer is not None:
-                self._producer.close(timeout=self.settings.gateway_delivery_timeout_ms / 1000)
+                self._producer.close(timeout=self.settings.gateway.delivery_timeout_ms / 1000)
                 self._producer = self._ingestor = None
 
     def relay(self, callback: Callable[[T], None]) -> Callable[[T], None]:

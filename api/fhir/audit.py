@@ -112,7 +112,7 @@ def audit(request: Request, principal: Principal, interaction: str,
           refs: list[str], query: str | None = None) -> None:  # fmt: skip
     """Append the AuditEvent of this access to carelog.audit without waiting for it."""
     gw = gateway_of(request)
-    if not gw.settings.fhir_audit_reads:
+    if not gw.settings.fhir.audit_reads:
         return
     event = audit_event(principal, interaction, client_ip(request), refs, query)
     change = audit_change(event, new_event_id(), datetime.now(UTC))

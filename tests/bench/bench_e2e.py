@@ -527,7 +527,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:
         with bench_settings() as settings:
-            system = System(root, settings.bootstrap, tuned=False)  # the defaults
+            system = System(root, settings.kafka.bootstrap, tuned=False)  # the defaults
             try:
                 started = time.monotonic()
                 system.start()

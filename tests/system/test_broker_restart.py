@@ -19,6 +19,7 @@ import pytest
 from infra.kafka_broker import LocalBroker
 from streams.admin import apply_catalogue
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from tests.kafka_fixture import free_port
 from tests.system.harness import COMPONENTS, Load, Reconciler, System, wait_until
 
@@ -27,11 +28,12 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    broker = LocalBroker(Settings(kafka_bootstrap=None, var_dir=tmp_path / "broker",
-                                  kafka_port=free_port(), kafka_controller_port=free_port()))  # fmt: skip
+    broker = LocalBroker(Settings(var_dir=tmp_path / "broker", kafka=KafkaSettings(cluster=None, port=free_port(), controller_port=free_port())))  # fmt: skip
     broker.up()
     try:
-        apply_catalogue(settings=Settings(kafka_bootstrap=broker.bootstrap, environment="test"))
+        apply_catalogue(
+            settings=Settings(environment="test", kafka=KafkaSettings(cluster=broker.bootstrap))
+        )
         yield broker
     finally:
         broker.down()

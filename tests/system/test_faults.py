@@ -39,7 +39,7 @@ MAX_BYTES = 200_000  # gateway bodies and MLLP frames above this are refused
 @pytest.fixture(scope="module")
 def system(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("faults")
-    system = System(root, kafka_settings.bootstrap,
+    system = System(root, kafka_settings.kafka.bootstrap,
                     CARELOG_MAX_REQUEST_BYTES=str(MAX_BYTES),
                     CARELOG_MLLP_MAX_MESSAGE_BYTES=str(MAX_BYTES))  # fmt: skip
     try:
