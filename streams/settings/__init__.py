@@ -54,19 +54,20 @@ class Settings(BaseSettings):
         description="Downloads kept between checkouts (the broker's jars), outside the repository.",
     )
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    blobs: BlobSettings = Field(default_factory=BlobSettings)
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    dicom: DicomSettings = Field(default_factory=DicomSettings)
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    mllp: MllpSettings = Field(default_factory=MllpSettings)
-    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    fhir: FhirApiSettings = Field(default_factory=FhirApiSettings)
-    bulk_export: BulkExportSettings = Field(default_factory=BulkExportSettings)
-    lake: LakeSettings = Field(default_factory=LakeSettings)
-    notifier: NotifierSettings = Field(default_factory=NotifierSettings)
+    # Each concern reads its own variables (ConcernsSource below), so none has a default here.
+    kafka: KafkaSettings
+    blobs: BlobSettings
+    gateway: GatewaySettings
+    dicom: DicomSettings
+    auth: AuthSettings
+    mllp: MllpSettings
+    metrics: MetricsSettings
+    worker: WorkerSettings
+    store: StoreSettings
+    fhir: FhirApiSettings
+    bulk_export: BulkExportSettings
+    lake: LakeSettings
+    notifier: NotifierSettings
 
     @classmethod
     def settings_customise_sources(
