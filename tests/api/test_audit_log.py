@@ -91,7 +91,12 @@ def test_a_failed_audit_append_is_counted_and_the_read_still_answered(
     data = tmp_path / "data.sqlite"
     write_store(data, [changed({"resourceType": "Patient", "id": pid})])
     # Its own producer, towards a broker that is not there: every append fails fast.
-    gateway = make_client(share_producer=False, store={"path": data}, kafka={"cluster": "127.0.0.1:9"}, gateway={"delivery_timeout_ms": 300})  # fmt: skip
+    gateway = make_client(
+        share_producer=False,
+        store={"path": data},
+        kafka={"cluster": "127.0.0.1:9"},
+        gateway={"delivery_timeout_ms": 300},
+    )
     assert gateway.get(f"/fhir/Patient/{pid}", headers=reading()).status_code == 200
     deadline = time.monotonic() + 10
     failed = 0.0

@@ -70,7 +70,10 @@ def setup(
     work = tmp_path_factory.mktemp("bulk-export")
     d = Data()
     write_store(work / "store.sqlite", d.events())
-    api = make_client(store={"path": work / "store.sqlite"}, bulk_export={"dir": work / "jobs", "file_max_resources": 2})  # fmt: skip
+    api = make_client(
+        store={"path": work / "store.sqlite"},
+        bulk_export={"dir": work / "jobs", "file_max_resources": 2},
+    )
     return d, work / "store.sqlite", work / "jobs", api
 
 

@@ -134,7 +134,14 @@ def test_status_reports_a_running_process_as_up_while_its_lag_read_is_slow(
         return []
 
     port = free_port()
-    settings = kafka_settings.amended(worker={"metrics_port": port}, mllp={"metrics_port": 0}, store={"metrics_port": 0}, lake={"metrics_port": 0}, gateway={"port": free_port()}, var_dir=tmp_path)  # fmt: skip
+    settings = kafka_settings.amended(
+        worker={"metrics_port": port},
+        mllp={"metrics_port": 0},
+        store={"metrics_port": 0},
+        lake={"metrics_port": 0},
+        gateway={"port": free_port()},
+        var_dir=tmp_path,
+    )
     assert serve_metrics("slowworker", settings, port, slow_lag)
     out = StringIO()
     assert print_status(settings, out) == 0

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    broker = LocalBroker(Settings(var_dir=tmp_path / "broker", kafka=KafkaSettings(cluster=None, port=free_port(), controller_port=free_port())))  # fmt: skip
+    local = KafkaSettings(cluster=None, port=free_port(), controller_port=free_port())
+    broker = LocalBroker(Settings(var_dir=tmp_path / "broker", kafka=local))
     broker.up()
     try:
         apply_catalogue(
