@@ -113,7 +113,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(AccessMiddleware, metrics=metrics, log_requests=settings.access_log)
+            Middleware(AccessMiddleware, metrics=metrics, log_requests=settings.gateway.access_log)
         ],
         exception_handlers={
             GatewayError: gateway_error_handler,

@@ -48,9 +48,9 @@ def cmd_mllp(args: argparse.Namespace, settings: Settings) -> int:
     from api.mllp.service import run
 
     configure(args.log_level)
-    host = args.host or settings.mllp_host
-    port = args.port if args.port is not None else settings.mllp_port
-    run(settings, host, port, args.metrics_port or settings.mllp_metrics_port)
+    host = args.host or settings.mllp.host
+    port = args.port if args.port is not None else settings.mllp.port
+    run(settings, host, port, args.metrics_port or settings.mllp.metrics_port)
     return 0
 
 
@@ -64,11 +64,11 @@ def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     from api.security.dev_token import dev_secret_file, mint_token, signing_secret
 
-    if settings.auth_hs256_secret is None:
+    if settings.auth.hs256_secret is None:
         print(
             f"signing with the development secret in {dev_secret_file(settings)}", file=sys.stderr
         )
-        if settings.auth_jwks_url or settings.auth_public_key:
+        if settings.auth.jwks_url or settings.auth.public_key:
             print(
                 "warning: the gateway verifies with CARELOG_AUTH_JWKS_URL/PUBLIC_KEY and will "
                 "not accept this token; set CARELOG_AUTH_HS256_SECRET on both sides",
@@ -79,8 +79,8 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         args.scope,
         args.sub,
         args.ttl,
-        audience=settings.auth_audience,
-        issuer=settings.auth_issuer,
+        audience=settings.auth.audience,
+        issuer=settings.auth.issuer,
     )
     print(token)  # last line: scripts take it with `| tail -1`
     return 0

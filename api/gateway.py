@@ -54,7 +54,7 @@ class Gateway:
 
     @property
     def retry_after(self) -> dict[str, str]:
-        return {"Retry-After": str(max(1, self.settings.gateway_delivery_timeout_ms // 1000))}
+        return {"Retry-After": str(max(1, self.settings.gateway.delivery_timeout_ms // 1000))}
 
     @property
     def ingestor(self) -> Ingestor:
@@ -63,7 +63,7 @@ class Gateway:
                 # A short delivery timeout: a sender learns in seconds that Kafka is down.
                 self._producer = EventProducer(
                     self.settings,
-                    **{"message.timeout.ms": self.settings.gateway_delivery_timeout_ms},
+                    **{"message.timeout.ms": self.settings.gateway.delivery_timeout_ms},
                 )
             self._ingestor = Ingestor(self._producer)
         return self._ingestor
@@ -78,20 +78,20 @@ class Gateway:
         if self._audit_producer is None:
             self._audit_producer = EventProducer(
                 self.settings,
-                **{"message.timeout.ms": self.settings.gateway_delivery_timeout_ms,
-                   "linger.ms": self.settings.fhir_audit_linger_ms},
+                **{"message.timeout.ms": self.settings.gateway.delivery_timeout_ms,
+                   "linger.ms": self.settings.fhir.audit_linger_ms},
             )  # fmt: skip
         return self._audit_producer
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         self.ingestor  # noqa: B018 - connect at start, not on the first request
-        if self.settings.fhir_audit_reads:
+        if self.settings.fhir.audit_reads:
             self.audit_producer  # noqa: B018
         try:
             yield
         finally:
-            timeout = self.settings.gateway_delivery_timeout_ms / 1000
+            timeout = self.settings.gateway.delivery_timeout_ms / 1000
             if self._owns_producer and self._producer is not None:
                 self._producer.close(timeout=timeout)
                 self._producer = self._ingestor = None

@@ -40,7 +40,7 @@ def outcome_refusal(exc: GatewayError, body: bytes, answer_type: str) -> Respons
 
 
 def general_body_limit(settings: Settings) -> int:
-    return settings.max_request_bytes
+    return settings.gateway.max_request_bytes
 
 
 @dataclass(frozen=True, slots=True)

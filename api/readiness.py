@@ -39,9 +39,9 @@ class Readiness:
         try:
             meta = self._admin.list_topics(timeout=self._timeout)
         except Exception as exc:  # KafkaException on timeout or transport failure
-            return False, f"kafka unreachable at {self._settings.bootstrap}: {exc}"
+            return False, f"kafka unreachable at {self._settings.kafka.bootstrap}: {exc}"
         if not meta.brokers:
-            return False, f"no broker answered at {self._settings.bootstrap}"
+            return False, f"no broker answered at {self._settings.kafka.bootstrap}"
         absent = [t for t in (inbound_topic(f) for f in Format) if t not in meta.topics]
         if absent:
             return False, "topics missing (carelog topics create): " + ", ".join(absent)

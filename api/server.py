@@ -42,7 +42,7 @@ def worker_count(settings: Settings, workers: int | None = None) -> int:
     """Processes to serve with: `workers` if given, else the setting; 0 means one per core
     this process may use (its CPU affinity and its cgroup's CPU quota, as in a container
     with a CPU limit), at most MAX_AUTO_WORKERS."""
-    wanted = workers if workers is not None else settings.gateway_workers
+    wanted = workers if workers is not None else settings.gateway.workers
     if wanted > 0:
         return wanted
     cores = len(os.sched_getaffinity(0))
@@ -74,8 +74,8 @@ def serve(
     count = worker_count(settings, workers)
     log_config = None  # keep our JSON handler; uvicorn's own access log is replaced by ours
     options = {
-        "host": host or settings.gateway_host,
-        "port": port or settings.gateway_port,
+        "host": host or settings.gateway.host,
+        "port": port or settings.gateway.port,
         "log_config": log_config,
         "access_log": False,
         "http": "auto",  # httptools if installed
@@ -90,11 +90,11 @@ def serve(
     }
     logging.getLogger("carelog.gateway").info(
         "gateway starting", extra={"host": options["host"], "port": options["port"],
-                                   "workers": count, "kafka": settings.bootstrap})  # fmt: skip
+                                   "workers": count, "kafka": settings.kafka.bootstrap})  # fmt: skip
     if count == 1:
         from api.app import create_app
 
-        alone = settings.model_copy(update={"gateway_workers": 1})  # all of the rate limits
+        alone = settings.amended(gateway={"workers": 1})  # all of the rate limits
         uvicorn.run(create_app(alone), **options)  # type: ignore[arg-type]
         return
     # The worker processes read their settings from the environment: tell them how many

@@ -34,7 +34,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from infra.supervisor import Service, Supervisor, carelog_command
 
     supervisor = Supervisor([], settings.var_dir / "logs")
-    if settings.uses_local_broker:
+    if settings.kafka.uses_local_broker:
         broker = LocalBroker(settings)
         if broker.pid() is not None and broker.answers():
             print(f"kafka: {broker.bootstrap} already running (pid {broker.pid()}); left running")
@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"kafka: starting on {broker.bootstrap}, log {supervisor.log_file(kafka)}")
             supervisor.start_first(kafka, broker.answers, timeout=120)
     else:
-        print(f"kafka: {settings.bootstrap} (CARELOG_KAFKA_BOOTSTRAP)")
+        print(f"kafka: {settings.kafka.bootstrap} (CARELOG_KAFKA_BOOTSTRAP)")
     for name, action in apply_catalogue(settings=settings).items():
         print(f"topic {name}: {action}")
     with EventProducer(settings) as producer:
@@ -57,12 +57,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     if (warning := plain_tcp_warning(settings)) is not None:
         print(warning, file=sys.stderr, flush=True)
-    host = settings.gateway_host
-    mllp = f"mllp://{settings.mllp_host}:{settings.mllp_port}"
-    if settings.mllp_tls_cert is not None:
+    host = settings.gateway.host
+    mllp = f"mllp://{settings.mllp.host}:{settings.mllp.port}"
+    if settings.mllp.tls_cert is not None:
         mllp += " (TLS)"
     supervisor.services += [
-        Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway_port}"),
+        Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway.port}"),
         Service("mllp", carelog_command("mllp"), mllp),
         Service("worker", carelog_command("worker")),
         Service(
@@ -71,12 +71,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         Service(
             "sink",
             carelog_command("sink"),
-            f"Delta tables {settings.lake_uri or settings.var_dir / 'lake'}",
+            f"Delta tables {settings.lake.uri or settings.var_dir / 'lake'}",
         ),
         Service(
             "notifier",
             carelog_command("notifier"),
-            f"Subscriptions ws://{settings.notifier_host}:{settings.notifier_port}/ws",
+            f"Subscriptions ws://{settings.notifier.host}:{settings.notifier.port}/ws",
         ),
     ]
     print("carelog is starting; Ctrl-C stops everything. A token for the gateway: "

@@ -51,7 +51,7 @@ class LocalBroker:
         self.log_file = self.home / "broker.log"
         self.pid_file = self.home / "broker.pid"
         self.libs = settings.cache_dir / f"kafka-{KAFKA_VERSION}" / "libs"
-        self.bootstrap = f"127.0.0.1:{settings.kafka_port}"
+        self.bootstrap = f"127.0.0.1:{settings.kafka.port}"
 
     # -- jars ---------------------------------------------------------------------------------
 
@@ -90,10 +90,10 @@ class LocalBroker:
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
-                    f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                    f"controller.quorum.voters=1@127.0.0.1:{s.kafka.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{s.kafka.port},"
+                    f"CONTROLLER://127.0.0.1:{s.kafka.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka.port}",
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -106,7 +106,7 @@ class LocalBroker:
                     "transaction.state.log.min.isr=1",
                     "transaction.state.log.num.partitions=6",
                     "group.initial.rebalance.delay.ms=0",
-                    f"message.max.bytes={s.message_max_bytes + 64 * 1024}",
+                    f"message.max.bytes={s.kafka.message_max_bytes + 64 * 1024}",
                     "",
                 ]
             )
@@ -186,7 +186,7 @@ class LocalBroker:
         self.resolve_jars()
         self._write_config()
         self._format_storage()
-        heap = self.settings.kafka_heap
+        heap = self.settings.kafka.heap
         return [
             "java",
             f"-Xmx{heap}",

@@ -50,9 +50,9 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
     readers = [
         ReaderLag(
             "worker",
-            settings.processors_app_id,
+            settings.worker.app_id,
             group_lag(
-                settings, admin, settings.processors_app_id, [*INBOUND, FHIR_TRANSLATED], timeout
+                settings, admin, settings.worker.app_id, [*INBOUND, FHIR_TRANSLATED], timeout
             ),
         ),
         ReaderLag(
@@ -62,13 +62,13 @@ def reader_lags(settings: Settings, admin: AdminClient, timeout: float = 5.0) ->
         ),
         ReaderLag(
             "sink",
-            settings.lake_group_id,
-            group_lag(settings, admin, settings.lake_group_id, [FHIR_CHANGES], timeout),
+            settings.lake.group_id,
+            group_lag(settings, admin, settings.lake.group_id, [FHIR_CHANGES], timeout),
         ),
         ReaderLag(
             "notifier",
-            settings.notifier_group_id,
-            group_lag(settings, admin, settings.notifier_group_id, [FHIR_CHANGES], timeout),
+            settings.notifier.group_id,
+            group_lag(settings, admin, settings.notifier.group_id, [FHIR_CHANGES], timeout),
         ),
     ]
     # Count what really waits where the gap may be only commit markers (streams/lag.py).

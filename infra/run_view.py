@@ -182,7 +182,7 @@ def run_live(supervisor: Supervisor, settings: Settings) -> None:
 
     def state() -> ViewState:
         rows = process_rows(supervisor.services, metrics, time.monotonic())
-        return ViewState(settings.bootstrap, rows, sampler.readers, sampler.rates,
+        return ViewState(settings.kafka.bootstrap, rows, sampler.readers, sampler.rates,
                          sampler.error, list(supervisor.events))  # fmt: skip
 
     sampler.start()

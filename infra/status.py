@@ -30,16 +30,16 @@ def components(settings: Settings) -> list[Component]:
     """carelog's processes, in the order `carelog run` starts them."""
 
     def url(port: int | None) -> str | None:
-        return f"http://{settings.metrics_host}:{port}/metrics" if port else None
+        return f"http://{settings.metrics.host}:{port}/metrics" if port else None
 
-    gateway = f"http://{settings.gateway_host}:{settings.gateway_port}/metrics"
+    gateway = f"http://{settings.gateway.host}:{settings.gateway.port}/metrics"
     return [
         Component("gateway", gateway),
-        Component("mllp", url(settings.mllp_metrics_port)),
-        Component("worker", url(settings.worker_metrics_port)),
-        Component("projection", url(settings.projection_metrics_port)),
-        Component("sink", url(settings.sink_metrics_port)),
-        Component("notifier", url(settings.notifier_metrics_port)),
+        Component("mllp", url(settings.mllp.metrics_port)),
+        Component("worker", url(settings.worker.metrics_port)),
+        Component("projection", url(settings.store.metrics_port)),
+        Component("sink", url(settings.lake.metrics_port)),
+        Component("notifier", url(settings.notifier.metrics_port)),
     ]
 
 
@@ -68,13 +68,13 @@ def print_status(settings: Settings, out: TextIO | None = None, timeout: float =
         readers = reader_lags(settings, admin, timeout)
     except (BrokerUnavailable, KafkaException) as exc:
         print(
-            f"carelog status: no Kafka broker answered at {settings.bootstrap} within "
+            f"carelog status: no Kafka broker answered at {settings.kafka.bootstrap} within "
             f"{timeout:g}s ({exc}). Start it with `carelog kafka up` (or `carelog run`), or "
             "point CARELOG_KAFKA_BOOTSTRAP at your cluster.",
             file=sys.stderr,
         )
         return EXIT_BROKER_DOWN
-    print(f"kafka {settings.bootstrap}: reachable", file=out)
+    print(f"kafka {settings.kafka.bootstrap}: reachable", file=out)
     print("\nconsumer lag (offsets behind the end of the log, read_committed)", file=out)
     print(f"{'reader':<11} {'group':<34} {'topic':<26} {'partitions':>10} {'lag':>10}", file=out)
     for reader in readers:

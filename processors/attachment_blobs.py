@@ -61,7 +61,7 @@ def _stored(attachment: JSON, store: BlobStore) -> JSON:
 def _configured() -> tuple[BlobStore, int]:
     """The blob store and the limit, read once per process from the settings."""
     settings = get_settings()
-    return blob_store_from_settings(settings), settings.attachment_inline_max_bytes
+    return blob_store_from_settings(settings), settings.blobs.attachment_inline_max_bytes
 
 
 def externalize_big_attachments(resources: list[JSON]) -> list[JSON]:

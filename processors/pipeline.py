@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from processors.canonical import canonical_json
 from processors.ids import uuid5_text
+from processors.lineage import Lineage
 from processors.payloads import PayloadMissing, read_payload
 from processors.translation import TranslationError
 from processors.translators import translate_event
@@ -112,7 +113,15 @@ def translate_record(record: Record) -> list[OutputRecord]:
         return [rejection(record, "translate", [issue], inbound)]
 
     outputs = []
-    warnings = outcome_json(*translation.warnings) if translation.warnings else None
+    lineage = Lineage(
+        inbound_event_id=inbound.event_id,
+        inbound_topic=record.topic,
+        inbound_partition=record.partition,
+        inbound_offset=record.offset,
+        mapping_version=translation.mapping_version,
+        business_time=translation.business_time,
+        warnings=outcome_json(*translation.warnings) if translation.warnings else None,
+    )
     for index, item in enumerate(translation.resources):
         resource_type, resource_id = item.resource["resourceType"], item.resource["id"]
         event = ResourceTranslated(
@@ -123,16 +132,10 @@ def translate_record(record: Record) -> list[OutputRecord]:
             resource=canonical_json(item.resource) if item.operation == "upsert" else None,
             if_match=item.if_match,
             if_none_exist=item.if_none_exist,
-            inbound_event_id=inbound.event_id,
-            inbound_topic=record.topic,
-            inbound_partition=record.partition,
-            inbound_offset=record.offset,
             received_at=inbound.received_at,
-            business_time=translation.business_time,
-            mapping_version=translation.mapping_version,
             sender=inbound.sender,
             correlation_id=inbound.correlation_id,
-            warnings=warnings,
+            **lineage,
         )
         outputs.append(OutputRecord(FHIR_TRANSLATED, item.key.encode(), encode_event(event)))
     return outputs

@@ -16,6 +16,7 @@ import orjson
 from processors.canonical import canonical_json, content_hash
 from processors.ids import uuid5_text
 from processors.imaging_study_merge import merge_imaging_study
+from processors.lineage import lineage_of
 from processors.version_policy import Policy, policy_for
 from schemas.events import Operation, ResourceChanged, ResourceTranslated
 
@@ -161,15 +162,9 @@ def _change(
         version=version,
         operation=operation,
         content_hash=digest,
-        inbound_event_id=translated.inbound_event_id,
-        inbound_topic=translated.inbound_topic,
-        inbound_partition=translated.inbound_partition,
-        inbound_offset=translated.inbound_offset,
         recorded_at=translated.received_at,
-        mapping_version=translated.mapping_version,
         resource=resource,
-        business_time=translated.business_time,
-        warnings=translated.warnings,
+        **lineage_of(translated),
     )
 
 

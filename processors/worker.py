@@ -28,7 +28,7 @@ from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, catalogue, inbound_topic
 
 settings = get_settings()
-APP_ID = settings.processors_app_id
+APP_ID = settings.worker.app_id
 _partitions = {t.name: t.partitions for t in catalogue(settings.environment)}
 # A change goes to the partition of the translated record it comes from, where its key hashes
 # to as well: the state of translated partition p is then the changes of partition p.
@@ -40,16 +40,16 @@ app = create_app(
     processing_guarantee="exactly_once",
     topic_partitions=_partitions[FHIR_TRANSLATED],
     consumer_auto_offset_reset="earliest",
-    broker_session_timeout=settings.worker_session_timeout_seconds,
-    broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 4),
-    broker_commit_interval=settings.worker_commit_interval_seconds,
-    producer_linger=settings.worker_producer_linger_seconds,
-    producer_max_batch_size=settings.worker_producer_max_batch_bytes,
-    producer_compression_type=settings.worker_producer_compression,
+    broker_session_timeout=settings.worker.session_timeout_seconds,
+    broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_seconds / 4),
+    broker_commit_interval=settings.worker.commit_interval_seconds,
+    producer_linger=settings.worker.producer_linger_seconds,
+    producer_max_batch_size=settings.worker.producer_max_batch_bytes,
+    producer_compression_type=settings.worker.producer_compression,
 )
 use_source_partition_transactions(app)
 seek_before_resume()
-commit_when_idle(app, settings.worker_commit_idle_seconds)
+commit_when_idle(app, settings.worker.commit_idle_seconds)
 
 
 def _raw_topic(name: str) -> faust.TopicT:
@@ -128,7 +128,7 @@ def main() -> None:
     configure()  # JSON lines before Faust's worker starts (it then sets up its own, alike)
     input_topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]
     lag = group_lag_reader(settings, APP_ID, input_topics)  # Faust's group id is its app id
-    serve_metrics("worker", settings, settings.worker_metrics_port, lag)
+    serve_metrics("worker", settings, settings.worker.metrics_port, lag)
     keep_log_handlers(app)  # serve_metrics' count of warnings and errors
     app.main()
 

@@ -120,4 +120,4 @@ def open_blob_store(uri: str) -> BlobStore:
 
 def blob_store_from_settings(settings: Settings) -> BlobStore:
     """The store at CARELOG_BLOB_URI, default a folder under CARELOG_VAR_DIR."""
-    return open_blob_store(settings.blob_uri or (settings.var_dir / "blobs").resolve().as_uri())
+    return open_blob_store(settings.blobs.uri or (settings.var_dir / "blobs").resolve().as_uri())

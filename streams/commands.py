@@ -69,9 +69,9 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.uses_local_broker:
+    if not settings.kafka.uses_local_broker:
         print(
-            f"CARELOG_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}: using that cluster, starting nothing"
+            f"CARELOG_KAFKA_BOOTSTRAP={settings.kafka.cluster}: using that cluster, starting nothing"
         )
         return 0
     from infra.kafka_broker import LocalBroker  # the local broker's launcher

@@ -51,7 +51,7 @@ def create_app(app_id: str, settings: Settings | None = None, **options: Any) ->
     settings = settings or get_settings()
     (settings.var_dir / "faust").mkdir(parents=True, exist_ok=True)
     defaults: dict[str, Any] = {
-        "broker": f"kafka://{settings.bootstrap}",
+        "broker": f"kafka://{settings.kafka.bootstrap}",
         "value_serializer": CODEC_NAME,
         "key_serializer": "raw",
         "datadir": str(settings.var_dir / "faust" / app_id),

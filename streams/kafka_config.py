@@ -10,8 +10,8 @@ from streams.settings import Settings
 
 def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap,
-        **settings.kafka_client_config,
+        "bootstrap.servers": settings.kafka.bootstrap,
+        **settings.kafka.client_config,
         **overrides,
     }
 
@@ -30,7 +30,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "batch.size": 1_000_000,
-            "message.max.bytes": settings.message_max_bytes + 64 * 1024,
+            "message.max.bytes": settings.kafka.message_max_bytes + 64 * 1024,
             "message.timeout.ms": 30_000,
             **overrides,
         },

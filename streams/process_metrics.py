@@ -163,7 +163,7 @@ def serve_metrics(
         logging.getLogger().addHandler(handler)
         collector = None
         if lag is not None:
-            collector = LagCollector(component, lag, settings.metrics_lag_interval_seconds)
+            collector = LagCollector(component, lag, settings.metrics.lag_interval_seconds)
             if not _process_lag.readers:
                 REGISTRY.register(_process_lag)
             _process_lag.readers[component] = collector
@@ -172,18 +172,18 @@ def serve_metrics(
         collector = _registered[component][1]
         if collector is not None and lag is not None:
             collector.read = lag
-            collector.interval = settings.metrics_lag_interval_seconds
+            collector.interval = settings.metrics.lag_interval_seconds
     try:
-        start_http_server(port, addr=settings.metrics_host)
+        start_http_server(port, addr=settings.metrics.host)
     except OSError as exc:
         log.warning(
             "%s: metrics not served, port %s:%d: %s (set CARELOG_%s_METRICS_PORT to a free port)",
-            component, settings.metrics_host, port, exc, component.upper(),
+            component, settings.metrics.host, port, exc, component.upper(),
         )  # fmt: skip
         return False
     if collector is not None:
         collector.start()
-    log.info("%s metrics on http://%s:%d/metrics", component, settings.metrics_host, port)
+    log.info("%s metrics on http://%s:%d/metrics", component, settings.metrics.host, port)
     return True
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from infra.kafka_broker import LocalBroker
 from streams.settings import PROJECT_ROOT, Settings
+from streams.settings.kafka import KafkaSettings
 
 TEST_VAR = PROJECT_ROOT / "var" / "test"
 
@@ -77,10 +78,8 @@ def private_broker() -> Iterator[str]:
     var_dir = TEST_VAR / f"broker-{port}"
     broker = LocalBroker(
         Settings(
-            kafka_bootstrap=None,
             var_dir=var_dir,
-            kafka_port=port,
-            kafka_controller_port=free_port(),
+            kafka=KafkaSettings(cluster=None, port=port, controller_port=free_port()),
         )
     )
     broker.up()

@@ -222,7 +222,7 @@ async def _keep_refused(call: Admitted, error: GatewayError, data: bytes) -> Gat
         return error
     gw = call.gateway
     record, original = error, data
-    if len(data) > gw.settings.blob_threshold_bytes:
+    if len(data) > gw.settings.blobs.threshold_bytes:
         try:
             blob = await asyncio.to_thread(blob_store_of(call.request, gw).put, data)
         except BlobStoreError as exc:
@@ -242,7 +242,7 @@ async def _keep_refused(call: Admitted, error: GatewayError, data: bytes) -> Gat
 
 
 def _dicom_body_limit(settings: Settings) -> int:
-    return settings.dicom_max_request_bytes
+    return settings.dicom.max_request_bytes
 
 
 # The media type is read by _parts: multipart/related with its type and boundary parameters.
@@ -255,12 +255,12 @@ async def post_studies(call: Admitted) -> Response:
     request, gw, body, sender = call.request, call.gateway, call.body, call.sender
     content_type = request.headers.get("content-type", "")
     try:  # off the loop: a body of 256 MB takes a while to split
-        parts = await asyncio.to_thread(_parts, content_type, body, gw.settings.dicom_max_parts)
+        parts = await asyncio.to_thread(_parts, content_type, body, gw.settings.dicom.max_parts)
     except GatewayError as exc:
         raise await _keep_refused(call, exc, body) from None
 
     origin = Origin(request.url.path, sender, request_id(request),
-                    request.path_params.get("study"), gw.settings.blob_threshold_bytes,
+                    request.path_params.get("study"), gw.settings.blobs.threshold_bytes,
                     blob_store_of(request, gw))  # fmt: skip
     read = await _read_all(gw, origin, parts)
     events = [(r.event, dicom_key(sender, r.checked)) for r in read

@@ -134,7 +134,7 @@ def erase_patient(
     progress(f"shredded {len(shredded)} keys; purging the FHIR store and the lake")
     # Readers pick shreds up within key_refresh_seconds; a batch decoded just before may
     # still be applied, so wait that long again before deleting what it could have written.
-    time.sleep(2 * settings.key_refresh_seconds)
+    time.sleep(2 * settings.privacy.key_refresh_seconds)
     resources = set(found.resources) | {("Patient", patient_id)}
     in_store = _erase_store(settings, resources, found.inbound_event_ids)
     lake_rows, files_removed = erase_from_lake(settings, resources)

@@ -123,7 +123,7 @@ def audit(request: Request, principal: Principal, interaction: str,
           refs: list[str], query: str | None = None) -> None:  # fmt: skip
     """Append the AuditEvent of this access to carelog.audit without waiting for it."""
     gw = gateway_of(request)
-    if not gw.settings.fhir_audit_reads:
+    if not gw.settings.fhir.audit_reads:
         return
     recorded_at, at_us = recorded_now()
     event = audit_event(principal, interaction, client_ip(request), refs, query, recorded_at)

@@ -57,7 +57,7 @@ class ServerError(GatewayError):
 
 def _jobs(request: Request) -> JobDirectory:
     settings = gateway_of(request).settings
-    return JobDirectory(settings.bulk_export_root, settings.bulk_export_expire_seconds)
+    return JobDirectory(settings.bulk_export_root, settings.bulk_export.expire_seconds)
 
 
 def _checked(request: Request) -> bool:
@@ -151,7 +151,7 @@ async def _kick_off(request: Request, level: Level, group: str | None = None) ->
     job = jobs.create({
         "owner": principal.subject, "request": str(request.url), "requires_token": checked,
         "request_args": {"level": level, "types": types, "since_us": since_us, "group": group,
-                         "max_per_file": gw.settings.bulk_export_file_max_resources},
+                         "max_per_file": gw.settings.bulk_export.file_max_resources},
         "exported": 0,
     })  # fmt: skip
     jobs.start(job, store.path)

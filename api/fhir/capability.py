@@ -40,8 +40,8 @@ _AT_DOC = (
 
 def _oauth(settings: Settings) -> list[dict[str, Any]]:
     uris = [
-        ("authorize", settings.smart_authorization_endpoint),
-        ("token", settings.smart_token_endpoint),
+        ("authorize", settings.auth.smart_authorization_endpoint),
+        ("token", settings.auth.smart_token_endpoint),
     ]
     extension = [{"url": name, "valueUri": uri} for name, uri in uris if uri]
     if not extension:
@@ -161,13 +161,13 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
     }
-    if settings.auth_issuer:
-        config["issuer"] = settings.auth_issuer
-    if settings.auth_jwks_url:
-        config["jwks_uri"] = settings.auth_jwks_url
-    if settings.smart_authorization_endpoint:
-        config["authorization_endpoint"] = settings.smart_authorization_endpoint
-    if settings.smart_token_endpoint:
-        config["token_endpoint"] = settings.smart_token_endpoint
+    if settings.auth.issuer:
+        config["issuer"] = settings.auth.issuer
+    if settings.auth.jwks_url:
+        config["jwks_uri"] = settings.auth.jwks_url
+    if settings.auth.smart_authorization_endpoint:
+        config["authorization_endpoint"] = settings.auth.smart_authorization_endpoint
+    if settings.auth.smart_token_endpoint:
+        config["token_endpoint"] = settings.auth.smart_token_endpoint
         config["grant_types_supported"] = ["authorization_code", "client_credentials"]
     return config

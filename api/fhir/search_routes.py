@@ -56,7 +56,7 @@ async def _params(request: Request) -> list[tuple[str, str]]:
     params = list(request.query_params.multi_items())
     if request.method == "POST":
         require_content_type(request, (_FORM,))
-        body = await read_body(request, gateway_of(request).settings.max_request_bytes)
+        body = await read_body(request, gateway_of(request).settings.gateway.max_request_bytes)
         try:
             params += parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:

@@ -32,7 +32,7 @@ T = TypeVar("T")
 class StoreHandle:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.fhir_store_file
-        self.loop_budget = settings.fhir_search_loop_budget_ms / 1000
+        self.loop_budget = settings.fhir.search_loop_budget_ms / 1000
         self._store: FhirStore | None = None
         self._lock = threading.Lock()
 

@@ -28,7 +28,7 @@ async def _ask_notifier(request: Request, method: str, what: str) -> dict[str, o
     await admit_read(request, ["Subscription"], "r")
     sub_id = request.path_params["id"]
     check_id(sub_id)
-    url = f"{gateway_of(request).settings.notifier_url.rstrip('/')}/{what}/{sub_id}"
+    url = f"{gateway_of(request).settings.notifier.url.rstrip('/')}/{what}/{sub_id}"
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
             answer = await client.request(method, url)

@@ -131,7 +131,7 @@ async def write(call: Admitted) -> Response:
 
 def _store_to_wait_on(request: Request) -> FhirStore | None:
     """The store to watch for this write, or None to answer 202 at once."""
-    if gateway_of(request).settings.fhir_write_wait_seconds <= 0:
+    if gateway_of(request).settings.fhir.write_wait_seconds <= 0:
         return None
     if "respond-async" in request.headers.get("prefer", ""):
         return None

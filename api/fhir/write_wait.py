@@ -104,8 +104,8 @@ async def wait_for(store: FhirStore, event_id: str, targets: Sequence[Target],
                    settings: Settings) -> Outcome:  # fmt: skip
     """Poll the store until the write shows, is refused, or the wait times out."""
     started = time.monotonic()
-    deadline = started + settings.fhir_write_wait_seconds
-    settle_at = started + settings.fhir_write_unchanged_seconds
+    deadline = started + settings.fhir.write_wait_seconds
+    settle_at = started + settings.fhir.write_unchanged_seconds
     while True:
         now = time.monotonic()
         outcome = _check(store, event_id, targets, settle=now >= settle_at)

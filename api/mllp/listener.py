@@ -100,7 +100,7 @@ class MllpConnection(asyncio.Protocol):
         self.server = server
         self.ingestor = server.ingestor
         self.id = next(_ids)
-        self.decoder = FrameDecoder(server.settings.mllp_max_message_bytes)
+        self.decoder = FrameDecoder(server.settings.mllp.max_message_bytes)
         self.pending: deque[Reply] = deque()
         self.transport: asyncio.Transport | None = None
         self.peer = ""
@@ -350,7 +350,7 @@ class MllpConnection(asyncio.Protocol):
             )
             issue, error = Issue(reason, code="timeout"), "application_error"
         elif item.fault is Fault.too_large:
-            limit = self.server.settings.mllp_max_message_bytes
+            limit = self.server.settings.mllp.max_message_bytes
             reason = (
                 f"message of {item.size} bytes is larger than the limit of {limit} bytes "
                 "(CARELOG_MLLP_MAX_MESSAGE_BYTES); only its first bytes are kept"
@@ -527,9 +527,9 @@ class MllpServer:
         self.settings = settings
         self.host, self.port = host, port
         self.ssl_context = ssl_context
-        self.idle_timeout = settings.mllp_idle_timeout_seconds
-        self.frame_timeout = settings.mllp_frame_timeout_seconds
-        self.max_connections = settings.mllp_max_connections
+        self.idle_timeout = settings.mllp.idle_timeout_seconds
+        self.frame_timeout = settings.mllp.frame_timeout_seconds
+        self.max_connections = settings.mllp.max_connections
         self.connections: set[MllpConnection] = set()
         self.background: set[asyncio.Task[Answer[bytes]]] = set()  # refusals being recorded
         self._server: asyncio.Server | None = None

@@ -28,9 +28,7 @@ async def serve(
     """Listen until SIGINT/SIGTERM, then answer what was received and stop."""
     ssl_context = context_from_settings(settings)
     if (
-        warning := plain_tcp_warning(
-            settings.model_copy(update={"mllp_host": host, "mllp_port": port})
-        )
+        warning := plain_tcp_warning(settings.amended(mllp={"host": host, "port": port}))
     ) is not None:
         log.warning(warning)
     producer = EventProducer(settings, **producer_overrides)
@@ -56,7 +54,7 @@ def producer_overrides(settings: Settings) -> dict[str, Any]:
     """MLLP senders wait for each ACK: a short linger keeps that wait short (concurrent
     connections still fill batches), and a sender learns within the gateway's delivery
     timeout that Kafka is down (AE) instead of after librdkafka's default 30 s."""
-    return {"linger.ms": 2, "message.timeout.ms": settings.gateway_delivery_timeout_ms}
+    return {"linger.ms": 2, "message.timeout.ms": settings.gateway.delivery_timeout_ms}
 
 
 def run(settings: Settings, host: str, port: int, metrics_port: int | None = None) -> None:

@@ -30,14 +30,14 @@ def server_context(
 
 def context_from_settings(settings: Settings) -> ssl.SSLContext | None:
     """None when CARELOG_MLLP_TLS_CERT is unset (plain TCP)."""
-    if settings.mllp_tls_cert is None:
-        if settings.mllp_tls_key is not None or settings.mllp_tls_client_ca is not None:
+    if settings.mllp.tls_cert is None:
+        if settings.mllp.tls_key is not None or settings.mllp.tls_client_ca is not None:
             raise TlsConfigError(
                 "CARELOG_MLLP_TLS_KEY / CARELOG_MLLP_TLS_CLIENT_CA need CARELOG_MLLP_TLS_CERT"
             )
         return None
     return server_context(
-        settings.mllp_tls_cert, settings.mllp_tls_key, settings.mllp_tls_client_ca
+        settings.mllp.tls_cert, settings.mllp.tls_key, settings.mllp.tls_client_ca
     )
 
 
@@ -47,11 +47,11 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 def plain_tcp_warning(settings: Settings) -> str | None:
     """What to tell the operator when MLLP would listen beyond loopback without TLS (anyone
     who reaches the port could send messages as any sender), else None."""
-    host = settings.mllp_host
-    if host in LOOPBACK_HOSTS or host.startswith("127.") or settings.mllp_tls_cert is not None:
+    host = settings.mllp.host
+    if host in LOOPBACK_HOSTS or host.startswith("127.") or settings.mllp.tls_cert is not None:
         return None
     return (
-        f"warning: MLLP listens on {host}:{settings.mllp_port} without TLS: anyone who can "
+        f"warning: MLLP listens on {host}:{settings.mllp.port} without TLS: anyone who can "
         "reach the port can send messages, unauthenticated and unencrypted. Set "
         "CARELOG_MLLP_TLS_CERT and CARELOG_MLLP_TLS_KEY (TLS), and CARELOG_MLLP_TLS_CLIENT_CA "
         "so that only senders with a certificate it signed can connect (mutual TLS); or set "

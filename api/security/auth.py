@@ -138,17 +138,17 @@ def challenge(error: str | None = None, scope: str | None = None) -> dict[str, s
 
 def verifier_from_settings(settings: Settings) -> TokenVerifier | None:
     """The verifier the settings call for; None only when CARELOG_AUTH_DISABLED=true."""
-    if settings.auth_disabled:
+    if settings.auth.disabled:
         log.warning(
             "AUTHENTICATION IS DISABLED (CARELOG_AUTH_DISABLED=true): anyone who can reach "
             "the gateway can write to the log. Never run like this with real data."
         )
         return None
-    public_key = settings.auth_public_key
+    public_key = settings.auth.public_key
     if public_key and not public_key.lstrip().startswith("-----BEGIN"):
         public_key = Path(public_key).read_text()
-    secret = settings.auth_hs256_secret.get_secret_value() if settings.auth_hs256_secret else None
-    if not (secret or public_key or settings.auth_jwks_url):
+    secret = settings.auth.hs256_secret.get_secret_value() if settings.auth.hs256_secret else None
+    if not (secret or public_key or settings.auth.jwks_url):
         if settings.environment == "production":
             raise ValueError("no token verification configured: set CARELOG_AUTH_JWKS_URL or "
                              "CARELOG_AUTH_PUBLIC_KEY (or CARELOG_AUTH_HS256_SECRET)")  # fmt: skip
@@ -159,6 +159,6 @@ def verifier_from_settings(settings: Settings) -> TokenVerifier | None:
             dev_secret_file(settings),
         )
     return TokenVerifier(
-        hs256_secret=secret, public_key=public_key, jwks_url=settings.auth_jwks_url,
-        audience=settings.auth_audience, issuer=settings.auth_issuer,
+        hs256_secret=secret, public_key=public_key, jwks_url=settings.auth.jwks_url,
+        audience=settings.auth.audience, issuer=settings.auth.issuer,
     )  # fmt: skip

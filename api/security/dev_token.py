@@ -34,8 +34,8 @@ def dev_secret(settings: Settings) -> str:
 
 
 def signing_secret(settings: Settings) -> str:
-    if settings.auth_hs256_secret is not None:
-        return settings.auth_hs256_secret.get_secret_value()
+    if settings.auth.hs256_secret is not None:
+        return settings.auth.hs256_secret.get_secret_value()
     return dev_secret(settings)
 
 

@@ -31,10 +31,10 @@ class RateLimiter:
     @classmethod
     def share_of(cls, settings: Settings) -> RateLimiter:
         """This process's share of the gateway's limits (CARELOG_GATEWAY_WORKERS processes)."""
-        processes = max(1, settings.gateway_workers)
+        processes = max(1, settings.gateway.workers)
         return cls(
-            settings.rate_limit_per_second / processes,
-            math.ceil(settings.rate_limit_burst / processes),
+            settings.gateway.rate_limit_per_second / processes,
+            math.ceil(settings.gateway.rate_limit_burst / processes),
         )
 
     def take(self, client: str) -> float:

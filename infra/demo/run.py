@@ -27,8 +27,8 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _target(args: argparse.Namespace, settings: Settings) -> Target:
-    host = "127.0.0.1" if settings.gateway_host in ("0.0.0.0", "::") else settings.gateway_host
-    gateway = (args.gateway or f"http://{host}:{settings.gateway_port}").rstrip("/")
+    host = "127.0.0.1" if settings.gateway.host in ("0.0.0.0", "::") else settings.gateway.host
+    gateway = (args.gateway or f"http://{host}:{settings.gateway.port}").rstrip("/")
     mllp_host, _, port = args.mllp.rpartition(":")
     if not mllp_host or not port.isdigit():
         raise DemoError(f"--mllp {args.mllp!r}: give HOST:PORT, e.g. 127.0.0.1:2575")
@@ -38,7 +38,7 @@ def _target(args: argparse.Namespace, settings: Settings) -> Target:
 def _dev_token(settings: Settings) -> str:
     from api.security.dev_token import mint_token, signing_secret
 
-    if settings.auth_hs256_secret is None and (settings.auth_jwks_url or settings.auth_public_key):
+    if settings.auth.hs256_secret is None and (settings.auth.jwks_url or settings.auth.public_key):
         raise DemoError(
             "the gateway verifies tokens with CARELOG_AUTH_JWKS_URL/PUBLIC_KEY: pass --token "
             f"with the scopes {SCOPES!r}"
@@ -48,8 +48,8 @@ def _dev_token(settings: Settings) -> str:
         SCOPES,
         "carelog-demo",
         3600,
-        audience=settings.auth_audience,
-        issuer=settings.auth_issuer,
+        audience=settings.auth.audience,
+        issuer=settings.auth.issuer,
     )
 
 

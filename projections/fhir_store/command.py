@@ -42,9 +42,9 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
         store = FhirStore.open(path)
         offsets = store.applied_offsets()
         log.info("fhir store %s: %d partitions applied so far; reading %s",
-                 path, len(offsets), settings.bootstrap)  # fmt: skip
+                 path, len(offsets), settings.kafka.bootstrap)  # fmt: skip
 
-        serve_metrics("projection", settings, settings.projection_metrics_port,
+        serve_metrics("projection", settings, settings.store.metrics_port,
                       store_lag_reader(settings, path))  # fmt: skip
 
         def on_batch(applied: Applied) -> None:

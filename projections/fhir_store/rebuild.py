@@ -54,7 +54,7 @@ def rebuild(path: Path, settings: Settings) -> RunStats:
     with writer_lock(path):
         fresh = _fresh(path, "rebuild")
         store = FhirStore.open(
-            fresh, bulk=True, index_processes=settings.fhir_store_rebuild_index_processes
+            fresh, bulk=True, index_processes=settings.store.rebuild_index_processes
         )
         try:
             stats = consume(store, settings, caught_up=True)

@@ -111,9 +111,9 @@ def consume(
     `idle_timeout` seconds with nothing new.
     """
     limits = BatchLimits(
-        batch_max or settings.fhir_store_batch_max,
-        (batch_ms or settings.fhir_store_batch_ms) / 1000,
-        linger_seconds=settings.fhir_store_batch_linger_ms / 1000,
+        batch_max or settings.store.batch_max,
+        (batch_ms or settings.store.batch_ms) / 1000,
+        linger_seconds=settings.store.batch_linger_ms / 1000,
     )
     applier = store.applier()
     reader = BatchReader(_consumer(settings), limits)

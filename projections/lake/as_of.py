@@ -269,7 +269,7 @@ def _view_resources() -> dict[str, str]:
     from streams.settings import get_settings
 
     out: dict[str, str] = {}
-    for view in load_views(SHIPPED_VIEWS, get_settings().lake_views_dir):
+    for view in load_views(SHIPPED_VIEWS, get_settings().lake.views_dir):
         out[f"silver/{view.name}"] = out[f"deidentified/silver/{view.name}"] = view.resource
     return out
 

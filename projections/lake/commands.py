@@ -50,8 +50,8 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from streams.topics import FHIR_CHANGES
 
     configure()  # before serve_metrics adds its error counter to the root logger
-    lag = group_lag_reader(settings, settings.lake_group_id, [FHIR_CHANGES])
-    serve_metrics("sink", settings, settings.sink_metrics_port, lag)
+    lag = group_lag_reader(settings, settings.lake.group_id, [FHIR_CHANGES])
+    serve_metrics("sink", settings, settings.lake.metrics_port, lag)
     stats = run_sink(settings, idle_timeout=args.idle, on_batch=metrics.observe)
     print(json.dumps(describe(stats)))
     return 0
@@ -62,9 +62,9 @@ def _table_names(settings: Settings) -> list[str]:
     from projections.lake.views import SHIPPED_VIEWS, load_views
 
     names = [BRONZE] + [
-        f"silver/{v.name}" for v in load_views(SHIPPED_VIEWS, settings.lake_views_dir)
+        f"silver/{v.name}" for v in load_views(SHIPPED_VIEWS, settings.lake.views_dir)
     ]
-    if settings.lake_deidentify_secret is not None:
+    if settings.lake.deidentify_secret is not None:
         names += [f"deidentified/{n}" for n in names if n.startswith("silver/")]
     found = Lake.from_settings(settings).table_names()
     return names + [n for n in found if n not in names]
@@ -83,7 +83,7 @@ def cmd_lake(args: argparse.Namespace, settings: Settings) -> int:
         hours = (
             args.retention_hours
             if args.retention_hours is not None
-            else settings.lake_vacuum_retention_hours
+            else settings.lake.vacuum_retention_hours
         )
         for name, done in optimize(lake, names, hours).items():
             print(f"{name}: {json.dumps(done)}")

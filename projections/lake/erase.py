@@ -57,7 +57,7 @@ def erase_from_lake(
     """Delete the resources' rows from bronze and every silver table (plain and
     de-identified), then remove the files that held them: (rows per table, files removed).
     The tables' versions before the delete can no longer be read (time travel to them)."""
-    if not (settings.var_dir / "lake").exists() and settings.lake_uri is None:
+    if not (settings.var_dir / "lake").exists() and settings.lake.uri is None:
         return {}, 0
     sink = LakeSink(settings)
     by_type: dict[str, set[str]] = {}

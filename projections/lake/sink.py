@@ -90,9 +90,9 @@ class LakeSink:
         self.topic = topic
         self.lake = lake or Lake.from_settings(self.settings)
         self.views = (
-            views if views is not None else load_views(SHIPPED_VIEWS, self.settings.lake_views_dir)
+            views if views is not None else load_views(SHIPPED_VIEWS, self.settings.lake.views_dir)
         )
-        secret = self.settings.lake_deidentify_secret
+        secret = self.settings.lake.deidentify_secret
         self.deidentifier = Deidentifier(secret.get_secret_value().encode()) if secret else None
         self.stats = Stats()
         self.targets = self._targets()
@@ -201,7 +201,7 @@ class LakeSink:
         lead = self._lead()
         if any(self._read.get(tp, -1) < off for tp, off in self._lagging(lead).items()):
             kept = self._needed(batch.changes)
-            if len(kept) <= HOLD_BATCHES * self.settings.lake_batch_max_events:
+            if len(kept) <= HOLD_BATCHES * self.settings.lake.batch_max_events:
                 # Re-reading the log below the leading table's position: wait for all of it.
                 self._held = Batch(kept, batch.read_up_to)
                 return
@@ -351,7 +351,7 @@ class LakeSink:
         # member's partitions (heartbeats come from librdkafka's thread, not from this loop).
         config = consumer_config(
             self.settings,
-            self.settings.lake_group_id,
+            self.settings.lake.group_id,
             **{
                 "enable.partition.eof": False,
                 "session.timeout.ms": 10_000,
@@ -360,7 +360,7 @@ class LakeSink:
         )
         reader = BatchReader(
             Consumer(config),
-            BatchLimits(self.settings.lake_batch_max_events, self.settings.lake_batch_max_seconds),
+            BatchLimits(self.settings.lake.batch_max_events, self.settings.lake.batch_max_seconds),
         )
 
         # Batch n's commits run while batch n+1 is read and decoded: the Delta writes wait

@@ -23,10 +23,10 @@ class Lake:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lake:
-        uri = settings.lake_uri or str(settings.var_dir / "lake")
+        uri = settings.lake.uri or str(settings.var_dir / "lake")
         if "://" not in uri:
             uri = str(Path(uri).resolve())  # deltalake wants absolute local paths
-        return cls(uri.rstrip("/"), dict(settings.lake_storage_options))
+        return cls(uri.rstrip("/"), dict(settings.lake.storage_options))
 
     def uri_of(self, name: str) -> str:
         """The URI of a table, by its name under the root ("bronze/resource_changes")."""

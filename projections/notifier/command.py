@@ -65,7 +65,7 @@ def run(settings: Settings) -> int:
     with writer_lock(store_path):
         store = FhirStore.open(store_path)
         state = State(folder / "state.sqlite")
-        tokens = Tokens(settings.notifier_token_ttl_seconds)
+        tokens = Tokens(settings.notifier.token_ttl_seconds)
         control = control_server(state, tokens, settings)
         threading.Thread(target=control.serve_forever, name="control", daemon=True).start()
         loop = asyncio.new_event_loop()
@@ -82,11 +82,11 @@ def run(settings: Settings) -> int:
                                       name="delivery", daemon=True)  # fmt: skip
         delivering.start()
         ready.wait(30)
-        lag = group_lag_reader(settings, settings.notifier_group_id, [FHIR_CHANGES])
-        serve_metrics("notifier", settings, settings.notifier_metrics_port, lag)
-        log.info(f"notifier: websocket ws://{settings.notifier_host}:{settings.notifier_port}/ws, "
-                 f"control http://{settings.notifier_host}:{settings.notifier_control_port}, "
-                 f"state {folder}; reading {settings.bootstrap}")  # fmt: skip
+        lag = group_lag_reader(settings, settings.notifier.group_id, [FHIR_CHANGES])
+        serve_metrics("notifier", settings, settings.notifier.metrics_port, lag)
+        log.info(f"notifier: websocket ws://{settings.notifier.host}:{settings.notifier.port}/ws, "
+                 f"control http://{settings.notifier.host}:{settings.notifier.control_port}, "
+                 f"state {folder}; reading {settings.kafka.bootstrap}")  # fmt: skip
 
         def on_batch(changes: int, matched: int) -> None:
             metrics.matched(changes, matched)

@@ -53,11 +53,11 @@ class Delivery:
     def __init__(self, state: State, settings: Settings) -> None:
         self.state = state
         self.settings = settings
-        self.base = settings.notifier_fhir_base.rstrip("/")
+        self.base = settings.notifier.fhir_base.rstrip("/")
         self.sockets: dict[str, set[ServerConnection]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
-        self._http = httpx.AsyncClient(timeout=settings.notifier_delivery_timeout_seconds)
+        self._http = httpx.AsyncClient(timeout=settings.notifier.delivery_timeout_seconds)
 
     def wake(self) -> None:
         """New events or a new binding: every task looks again (call in the loop)."""
@@ -65,8 +65,8 @@ class Delivery:
 
     def backoff(self, failures: int) -> float:
         s = self.settings
-        wait: float = s.notifier_backoff_min_seconds * 2.0 ** max(0, failures - 1)
-        return min(s.notifier_backoff_max_seconds, wait)
+        wait: float = s.notifier.backoff_min_seconds * 2.0 ** max(0, failures - 1)
+        return min(s.notifier.backoff_max_seconds, wait)
 
     async def supervise(self) -> None:
         """Keep one task per served subscription; look again on every wake (or each second)."""
@@ -110,7 +110,7 @@ class Delivery:
             events = (
                 []
                 if waiting_for_client
-                else self.state.pending(sub_id, self.settings.notifier_max_events)
+                else self.state.pending(sub_id, self.settings.notifier.max_events)
             )
             if events:
                 error = await self._send(sub, row, events, "event-notification")

@@ -161,8 +161,8 @@ def run_matcher(
     waiting out a dead member's session. The offsets are still committed under
     CARELOG_NOTIFIER_GROUP_ID, so lag shows in `carelog status` and the metrics.
     """
-    consumer = Consumer(consumer_config(settings, settings.notifier_group_id))
-    reader = BatchReader(consumer, BatchLimits(1000, settings.notifier_batch_ms / 1000, 0.05))
+    consumer = Consumer(consumer_config(settings, settings.notifier.group_id))
+    reader = BatchReader(consumer, BatchLimits(1000, settings.notifier.batch_ms / 1000, 0.05))
     stored = matcher.state.offsets()
     reader.assign([
         TopicPartition(t, p, stored[(t, p)] + 1 if (t, p) in stored else OFFSET_BEGINNING)

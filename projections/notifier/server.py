@@ -102,7 +102,7 @@ async def serve_delivery(
     async def handler(conn: ServerConnection) -> None:
         await websocket_handler(conn, delivery, tokens)
 
-    async with serve(handler, settings.notifier_host, settings.notifier_port):
+    async with serve(handler, settings.notifier.host, settings.notifier.port):
         supervisor = asyncio.create_task(delivery.supervise())
         await stop.wait()
         supervisor.cancel()
@@ -111,7 +111,7 @@ async def serve_delivery(
 
 def control_server(state: State, tokens: Tokens, settings: Settings) -> ThreadingHTTPServer:
     """The control listener (serve_forever it in a thread)."""
-    base = settings.notifier_fhir_base.rstrip("/")
+    base = settings.notifier.fhir_base.rstrip("/")
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, status: int, body: dict[str, Any]) -> None:
@@ -141,7 +141,7 @@ def control_server(state: State, tokens: Tokens, settings: Settings) -> Threadin
                     return
                 token, expires = tokens.mint(sub_id)
                 self._answer(200, {"token": token, "expires": expires,
-                                   "subscription": sub_id, "websocket-url": settings.notifier_ws_url})  # fmt: skip
+                                   "subscription": sub_id, "websocket-url": settings.notifier.ws_url})  # fmt: skip
             else:
                 self._answer(405, {"error": f"{method} not allowed here"})
 
@@ -154,4 +154,4 @@ def control_server(state: State, tokens: Tokens, settings: Settings) -> Threadin
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)
 
-    return ThreadingHTTPServer((settings.notifier_host, settings.notifier_control_port), Handler)
+    return ThreadingHTTPServer((settings.notifier.host, settings.notifier.control_port), Handler)

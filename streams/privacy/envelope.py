@@ -56,13 +56,13 @@ def keystore() -> KeyStore | None:
     with _store_lock:
         if _store is None and not _store_off:
             settings = get_settings()
-            if settings.key_store == "off":
+            if settings.privacy.key_store == "off":
                 _store_off = True
-            elif settings.key_store == "memory":
+            elif settings.privacy.key_store == "memory":
                 _store = MemoryKeyStore()
             else:
                 _store = KafkaKeyStore(
-                    settings, settings.key_refresh_seconds, confirm_later=_confirm_later
+                    settings, settings.privacy.key_refresh_seconds, confirm_later=_confirm_later
                 )
     return _store
 

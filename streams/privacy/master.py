@@ -23,7 +23,9 @@ class MasterKeyError(RuntimeError):
 
 
 def master_key(settings: Settings) -> bytes:
-    configured = settings.master_key.get_secret_value() if settings.master_key else None
+    configured = (
+        settings.privacy.master_key.get_secret_value() if settings.privacy.master_key else None
+    )
     if configured:
         try:
             key = base64.b64decode(configured, validate=True)

@@ -17,7 +17,7 @@ from streams.settings import get_settings
 @cache
 def _secret() -> bytes | None:
     settings = get_settings()
-    if settings.key_store == "off":
+    if settings.privacy.key_store == "off":
         return None
     return hmac.new(master_key(settings), b"carelog-routing-key", hashlib.sha256).digest()
 

@@ -30,13 +30,13 @@ ALL_SCOPES = "system/*.write system/hl7v2.write system/device.write"
 
 @pytest.fixture(scope="session")
 def gateway_settings(kafka_settings: Settings) -> Settings:
-    return kafka_settings.model_copy(
-        update={
-            "auth_hs256_secret": SecretStr(SECRET),
+    return kafka_settings.amended(
+        auth={"hs256_secret": SecretStr(SECRET)},
+        gateway={
             "rate_limit_per_second": 10_000.0,
             "rate_limit_burst": 10_000,
-            "gateway_delivery_timeout_ms": 5000,
-        }
+            "delivery_timeout_ms": 5000,
+        },
     )
 
 
@@ -55,7 +55,7 @@ def make_client(
     opened: list[TestClient] = []
 
     def make(share_producer: bool = True, **overrides: Any) -> TestClient:
-        settings = gateway_settings.model_copy(update=overrides)
+        settings = gateway_settings.amended(**overrides)
         app = create_app(settings, producer=gateway_producer if share_producer else None)
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()

@@ -52,7 +52,7 @@ def test_a_read_is_audited_on_carelog_audit_and_readable_without_the_processors(
     pid = f"a{uid()}"
     data = tmp_path / "data.sqlite"
     write_store(data, [changed({"resourceType": "Patient", "id": pid})])
-    gateway = make_client(fhir_store_path=data)
+    gateway = make_client(store={"path": data})
     headers = reading()
     assert gateway.get(f"/fhir/Patient/{pid}", headers=headers).status_code == 200
 
@@ -68,7 +68,7 @@ def test_a_read_is_audited_on_carelog_audit_and_readable_without_the_processors(
     ends = log_reader.marks(AUDIT)
     with FhirStore.open(projected) as store:
         consume(store, kafka_settings, until={(AUDIT, p): end - 1 for p, end in ends.items()})
-    served = make_client(fhir_store_path=projected).get(
+    served = make_client(store={"path": projected}).get(
         f"/fhir/AuditEvent/{change.resource_id}", headers=reading()
     )
     assert served.status_code == 200, served.text
@@ -91,8 +91,12 @@ def test_a_failed_audit_append_is_counted_and_the_read_still_answered(
     data = tmp_path / "data.sqlite"
     write_store(data, [changed({"resourceType": "Patient", "id": pid})])
     # Its own producer, towards a broker that is not there: every append fails fast.
-    gateway = make_client(share_producer=False, fhir_store_path=data,
-                          kafka_bootstrap="127.0.0.1:9", gateway_delivery_timeout_ms=300)  # fmt: skip
+    gateway = make_client(
+        share_producer=False,
+        store={"path": data},
+        kafka={"cluster": "127.0.0.1:9"},
+        gateway={"delivery_timeout_ms": 300},
+    )
     assert gateway.get(f"/fhir/Patient/{pid}", headers=reading()).status_code == 200
     deadline = time.monotonic() + 10
     failed = 0.0

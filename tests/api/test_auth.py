@@ -66,7 +66,7 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 
 def test_hs256_token_claims_are_checked(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(auth_audience="carelog", auth_issuer="https://idp.test")
+    client = make_client(auth={"audience": "carelog", "issuer": "https://idp.test"})
     good = claims(aud="carelog", iss="https://idp.test")
     assert post(client, jwt.encode(good, SECRET, "HS256")) == 202
     assert post(client, jwt.encode({**good, "aud": "other"}, SECRET, "HS256")) == 401
@@ -82,7 +82,7 @@ def test_hs256_token_claims_are_checked(make_client: Callable[..., TestClient]) 
 def test_rs256_with_a_pem_key(
     make_client: Callable[..., TestClient], rsa_key: rsa.RSAPrivateKey
 ) -> None:
-    client = make_client(auth_public_key=pem(rsa_key), auth_hs256_secret=None)
+    client = make_client(auth={"public_key": pem(rsa_key), "hs256_secret": None})
     assert post(client, jwt.encode(claims(), rsa_key, "RS256")) == 202
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert post(client, jwt.encode(claims(), other, "RS256")) == 401
@@ -94,7 +94,7 @@ def test_rs256_with_a_pem_key(
 
 def test_es256_with_a_pem_key(make_client: Callable[..., TestClient]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    client = make_client(auth_public_key=pem(key), auth_hs256_secret=None)
+    client = make_client(auth={"public_key": pem(key), "hs256_secret": None})
     assert post(client, jwt.encode(claims(), key, "ES256")) == 202
     assert (
         post(client, jwt.encode(claims(), ec.generate_private_key(ec.SECP256R1()), "ES256")) == 401
@@ -126,7 +126,7 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey) -> Iterator[str]:
 def test_rs256_through_a_jwks(
     make_client: Callable[..., TestClient], rsa_key: rsa.RSAPrivateKey, jwks_url: str
 ) -> None:
-    client = make_client(auth_jwks_url=jwks_url, auth_hs256_secret=None)
+    client = make_client(auth={"jwks_url": jwks_url, "hs256_secret": None})
     assert post(client, jwt.encode(claims(), rsa_key, "RS256", headers={"kid": "k1"})) == 202
     assert post(client, jwt.encode(claims(), rsa_key, "RS256", headers={"kid": "unknown"})) == 401
 
@@ -134,7 +134,7 @@ def test_rs256_through_a_jwks(
 def test_auth_disabled_takes_the_client_address_as_sender(
     make_client: Callable[..., TestClient], appended
 ) -> None:
-    client = make_client(auth_disabled=True)
+    client = make_client(auth={"disabled": True})
     headers = auth(**FHIR)
     del headers["Authorization"]
     response = client.post("/fhir/Patient", content=PATIENT_JSON, headers=headers)

@@ -74,7 +74,7 @@ def sop_uids(answer: dict, tag: str) -> list[str]:
 @pytest.fixture(scope="module")
 def dicom_client(make_client: Callable[..., TestClient], tmp_path_factory) -> TestClient:
     blobs = tmp_path_factory.mktemp("blobs")
-    return make_client(blob_threshold_bytes=20_000, blob_uri=blobs.as_uri())
+    return make_client(blobs={"threshold_bytes": 20_000, "uri": blobs.as_uri()})
 
 
 def post(client: TestClient, path: str, body: bytes, headers: dict[str, str], scope: str = SCOPE):
@@ -188,9 +188,9 @@ def test_kafka_down_is_503_with_retry_after(
         port = sock.getsockname()[1]
     down = make_client(
         share_producer=False,
-        kafka_bootstrap=f"127.0.0.1:{port}",
-        gateway_delivery_timeout_ms=1500,
-        blob_uri=tmp_path.as_uri(),
+        kafka={"cluster": f"127.0.0.1:{port}"},
+        gateway={"delivery_timeout_ms": 1500},
+        blobs={"uri": tmp_path.as_uri()},
     )
     response, _ = post(down, "/dicomweb/studies", *related(MR))
     assert response.status_code == 503
@@ -200,7 +200,7 @@ def test_kafka_down_is_503_with_retry_after(
 def test_a_large_stow_request_does_not_stall_other_routes(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    client = make_client(dicom_max_parts=5000, blob_uri=tmp_path.as_uri())
+    client = make_client(dicom={"max_parts": 5000}, blobs={"uri": tmp_path.as_uri()})
     body, headers = related(*small_instances(2000))
     answered: list[Any] = []
     stow = threading.Thread(
@@ -234,7 +234,9 @@ def test_a_large_stow_request_does_not_stall_other_routes(
 def test_more_parts_than_the_limit_are_refused_with_413_and_kept_on_rejected(
     make_client: Callable[..., TestClient], tmp_path: Path, appended
 ) -> None:
-    client = make_client(dicom_max_parts=3, blob_threshold_bytes=20_000, blob_uri=tmp_path.as_uri())
+    client = make_client(
+        dicom={"max_parts": 3}, blobs={"threshold_bytes": 20_000, "uri": tmp_path.as_uri()}
+    )
     three = related(*small_instances(3))
     assert post(client, "/dicomweb/studies", *three)[0].status_code == 200
 

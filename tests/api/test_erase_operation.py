@@ -23,8 +23,7 @@ def erase_client(
     make_client: Callable[..., TestClient], tmp_path_factory: pytest.TempPathFactory
 ) -> TestClient:
     tmp: Path = tmp_path_factory.mktemp("erase-api")
-    return make_client(fhir_store_path=tmp / "store.sqlite", lake_uri=str(tmp / "lake"),
-                       key_refresh_seconds=0.1)  # fmt: skip
+    return make_client(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake")}, privacy={"key_refresh_seconds": 0.1})  # fmt: skip
 
 
 def _post(client: TestClient, body: Any, scopes: str) -> Any:

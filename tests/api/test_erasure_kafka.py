@@ -103,10 +103,7 @@ def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChan
 @pytest.fixture(scope="module")
 def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("erase")
-    settings = kafka_settings.model_copy(update={
-        "fhir_store_path": tmp / "store.sqlite", "lake_uri": str(tmp / "lake"),
-        "lake_group_id": f"erase-test-{uuid.uuid4()}", "key_refresh_seconds": 0.5,
-    })  # fmt: skip
+    settings = kafka_settings.amended(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake"), "group_id": f"erase-test-{uuid.uuid4()}"}, privacy={"key_refresh_seconds": 0.5})  # fmt: skip
     tag = uuid.uuid4().hex[:10]
     erased, kept = Person(f"MRNE{tag}", f"Erasmus{tag}"), Person(f"MRNK{tag}", f"Keeper{tag}")
     killed = Person(f"MRNX{tag}", f"Killian{tag}")
@@ -129,7 +126,7 @@ def _raw_bytes(settings: Settings) -> list[bytes]:
 
 
 def _bronze_ids(world: World) -> set[str]:
-    table = DeltaTable(f"{world.settings.lake_uri}/bronze/resource_changes")
+    table = DeltaTable(f"{world.settings.lake.uri}/bronze/resource_changes")
     return set(table.to_pyarrow_table(columns=["resource_id"]).column("resource_id").to_pylist())
 
 
@@ -194,7 +191,7 @@ def test_a_rebuild_after_erasure_agrees_with_the_purged_store(world: World) -> N
 
 def _carelog_erase(world: World, patient_id: str) -> subprocess.Popen[str]:
     env = {**os.environ, "CARELOG_FHIR_STORE_PATH": str(world.store_path),
-           "CARELOG_LAKE_URI": str(world.settings.lake_uri), "CARELOG_KEY_REFRESH_SECONDS": "3"}  # fmt: skip
+           "CARELOG_LAKE_URI": str(world.settings.lake.uri), "CARELOG_KEY_REFRESH_SECONDS": "3"}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "erase", f"Patient/{patient_id}", "--reason", "test"],
         cwd=PROJECT_ROOT,

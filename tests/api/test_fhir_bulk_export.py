@@ -70,8 +70,10 @@ def setup(
     work = tmp_path_factory.mktemp("bulk-export")
     d = Data()
     write_store(work / "store.sqlite", d.events())
-    api = make_client(fhir_store_path=work / "store.sqlite", bulk_export_dir=work / "jobs",
-                      bulk_export_file_max_resources=2)  # fmt: skip
+    api = make_client(
+        store={"path": work / "store.sqlite"},
+        bulk_export={"dir": work / "jobs", "file_max_resources": 2},
+    )
     return d, work / "store.sqlite", work / "jobs", api
 
 
@@ -218,7 +220,7 @@ def test_another_gateway_process_serves_the_job_and_finished_jobs_expire(
     setup: tuple[Data, Path, Path, TestClient], make_client: Callable[..., TestClient]
 ) -> None:
     d, path, jobs, api = setup
-    other = make_client(fhir_store_path=path, bulk_export_dir=jobs, bulk_export_expire_seconds=0)
+    other = make_client(store={"path": path}, bulk_export={"dir": jobs, "expire_seconds": 0})
     location = kick_off(api, "/fhir/$export?_type=Practitioner")
     manifest = wait(other, location)  # kicked off on one app, polled and fetched on another
     assert ids(lines(other, manifest)) == {f"Practitioner/{d.doc}"}

@@ -58,7 +58,7 @@ def setup(
     path = tmp_path_factory.mktemp("point-in-time") / "store.sqlite"
     d = Data()
     write_store(path, d.events())
-    return d, make_client(fhir_store_path=path)
+    return d, make_client(store={"path": path})
 
 
 def get(api: TestClient, url: str, patient: str | None = None) -> Any:

@@ -58,7 +58,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Data, Path]:
 
 @pytest.fixture(scope="module")
 def api(data: tuple[Data, Path], make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(fhir_store_path=data[1])
+    return make_client(store={"path": data[1]})
 
 
 @pytest.fixture(scope="module")

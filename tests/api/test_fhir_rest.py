@@ -68,8 +68,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Data, Path]
 
 @pytest.fixture(scope="module")
 def api(data: tuple[Data, Path], make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(fhir_store_path=data[1], fhir_write_unchanged_seconds=0.3,
-                       fhir_write_wait_seconds=5.0)  # fmt: skip
+    return make_client(
+        store={"path": data[1]}, fhir={"write_unchanged_seconds": 0.3, "write_wait_seconds": 5.0}
+    )
 
 
 @pytest.fixture(scope="module")

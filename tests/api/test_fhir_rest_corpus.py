@@ -157,7 +157,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 @pytest.fixture(scope="module")
 def api(run: Run, make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(fhir_store_path=run.store)
+    return make_client(store={"path": run.store})
 
 
 HEADERS = {"Authorization": f"Bearer {mint_token(SECRET, 'user/*.read', 'corpus-reader')}"}

@@ -55,8 +55,10 @@ def store_path(
 
 @pytest.fixture(scope="module")
 def api(store_path: Path, make_client: Callable[..., TestClient]) -> TestClient:
-    client = make_client(fhir_store_path=store_path, fhir_write_wait_seconds=60.0,
-                         fhir_write_unchanged_seconds=8.0)  # fmt: skip
+    client = make_client(
+        store={"path": store_path},
+        fhir={"write_wait_seconds": 60.0, "write_unchanged_seconds": 8.0},
+    )
     # Warm up: a fresh broker's worker takes a while to join its group and start its
     # transactions. Wait (once per module) until a first write has come through.
     warm = client.post("/fhir/Patient", content=b'{"resourceType": "Patient"}',

@@ -35,8 +35,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FhirStore,
 
 @pytest.fixture(scope="module")
 def api(store: tuple[FhirStore, Offsets], make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(fhir_store_path=store[0].path, fhir_write_wait_seconds=4.0,
-                       fhir_write_unchanged_seconds=0.5)  # fmt: skip
+    return make_client(
+        store={"path": store[0].path},
+        fhir={"write_wait_seconds": 4.0, "write_unchanged_seconds": 0.5},
+    )
 
 
 def hdr(**extra: str) -> dict[str, str]:

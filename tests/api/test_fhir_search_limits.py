@@ -48,7 +48,7 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def api(store_path: Path, make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(fhir_store_path=store_path)
+    return make_client(store={"path": store_path})
 
 
 def refused(response: Any, param: str, limit: int | str) -> str:

@@ -18,6 +18,7 @@ from api.security.dev_token import mint_token
 from api.security.rate_limit import RateLimiter
 from api.server import MAX_AUTO_WORKERS, cgroup_cpu_quota, worker_count
 from streams.settings import Settings
+from streams.settings.gateway import GatewaySettings
 from tests.kafka_fixture import free_port
 from tests.system.harness import gateway_ready
 
@@ -25,14 +26,18 @@ SECRET = "workers-secret-" + "w" * 40
 
 
 def test_worker_count_is_the_setting_or_one_per_core() -> None:
-    assert worker_count(Settings(gateway_workers=3)) == 3
-    assert worker_count(Settings(gateway_workers=3), workers=1) == 1  # --workers wins
+    assert worker_count(Settings(gateway=GatewaySettings(workers=3))) == 3
+    assert (
+        worker_count(Settings(gateway=GatewaySettings(workers=3)), workers=1) == 1
+    )  # --workers wins
     cores = len(os.sched_getaffinity(0))
     quota = cgroup_cpu_quota()
     if quota is not None:
         cores = min(cores, math.ceil(quota))
-    assert worker_count(Settings(gateway_workers=0)) == max(1, min(cores, MAX_AUTO_WORKERS))
-    assert Settings().gateway_workers == 0  # the default: as many as the machine has cores
+    assert worker_count(Settings(gateway=GatewaySettings(workers=0))) == max(
+        1, min(cores, MAX_AUTO_WORKERS)
+    )
+    assert Settings().gateway.workers == 0  # the default: as many as the machine has cores
 
 
 def test_a_container_cpu_limit_bounds_the_automatic_count(tmp_path: Path) -> None:
@@ -50,10 +55,12 @@ def test_a_container_cpu_limit_bounds_the_automatic_count(tmp_path: Path) -> Non
 
 
 def test_each_of_n_processes_enforces_a_share_of_the_rate_limit() -> None:
-    settings = Settings(rate_limit_per_second=10.0, rate_limit_burst=5, gateway_workers=2)
+    settings = Settings(
+        gateway=GatewaySettings(rate_limit_per_second=10.0, rate_limit_burst=5, workers=2)
+    )
     share = RateLimiter.share_of(settings)
     assert (share.rate, share.burst) == (5.0, 3)
-    alone = RateLimiter.share_of(settings.model_copy(update={"gateway_workers": 1}))
+    alone = RateLimiter.share_of(settings.amended(gateway={"workers": 1}))
     assert (alone.rate, alone.burst) == (10.0, 5)
 
 
@@ -84,7 +91,7 @@ def test_two_workers_count_every_request_and_die_with_the_gateway(
 ) -> None:
     port = free_port()
     env = {**os.environ, "CARELOG_VAR_DIR": str(tmp_path), "CARELOG_AUTH_HS256_SECRET": SECRET,
-           "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+           "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.kafka.bootstrap,
            "CARELOG_ENVIRONMENT": kafka_settings.environment}  # fmt: skip
     log = (tmp_path / "gateway.log").open("w+")
     gateway = subprocess.Popen(

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.json_logs import BatchedLineHandler, configure
 from streams.settings import Settings
+from streams.settings.auth import AuthSettings
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def test_log_lines_keep_their_fields_without_a_caller_look_up(json_logs: io.Stri
 
 
 def test_hl7v2_is_the_first_route_tried() -> None:
-    settings = Settings(auth_hs256_secret=SecretStr("s" * 40), environment="test")
+    settings = Settings(environment="test", auth=AuthSettings(hs256_secret=SecretStr("s" * 40)))
     paths = [getattr(route, "path", None) for route in create_app(settings).routes]
     assert paths[0] == "/hl7v2"
     assert paths.count("/hl7v2") == 1

@@ -26,8 +26,8 @@ def closed_port() -> int:
 def down(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client(
         share_producer=False,
-        kafka_bootstrap=f"127.0.0.1:{closed_port()}",
-        gateway_delivery_timeout_ms=1500,
+        kafka={"cluster": f"127.0.0.1:{closed_port()}"},
+        gateway={"delivery_timeout_ms": 1500},
     )
 
 

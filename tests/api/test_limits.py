@@ -21,7 +21,7 @@ ER7 = {"content-type": "x-application/hl7-v2+er7"}
 def test_rate_limit_per_subject_is_429_with_retry_after(
     make_client: Callable[..., TestClient], appended
 ) -> None:
-    client = make_client(rate_limit_per_second=0.5, rate_limit_burst=2)
+    client = make_client(gateway={"rate_limit_per_second": 0.5, "rate_limit_burst": 2})
     statuses = [client.post("/fhir/Patient", content=PATIENT_JSON, headers=auth(**FHIR)).status_code
                 for _ in range(2)]  # fmt: skip
     headers = auth(**FHIR)
@@ -39,7 +39,7 @@ def test_rate_limit_per_subject_is_429_with_retry_after(
 def test_rate_limit_applies_to_callers_without_a_valid_token(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(rate_limit_per_second=0.5, rate_limit_burst=2)
+    client = make_client(gateway={"rate_limit_per_second": 0.5, "rate_limit_burst": 2})
     bad = {**FHIR, "Authorization": "Bearer nonsense"}
     statuses = [
         client.post("/fhir/Patient", content=PATIENT_JSON, headers=bad).status_code
@@ -49,7 +49,7 @@ def test_rate_limit_applies_to_callers_without_a_valid_token(
 
 
 def test_declared_oversize_body_is_413(make_client: Callable[..., TestClient], appended) -> None:
-    client = make_client(max_request_bytes=1000)
+    client = make_client(gateway={"max_request_bytes": 1000})
     headers = auth(**ER7)
     message = b"MSH|^~\\&|A|B|C|D|20260101||ADT^A01|X1|P|2.5.1\rNTE|1||" + b"x" * 2000 + b"\r"
     response = client.post("/hl7v2", content=message, headers=headers)
@@ -66,7 +66,7 @@ def test_declared_oversize_body_is_413(make_client: Callable[..., TestClient], a
 def test_streamed_oversize_body_is_413_before_the_end(
     make_client: Callable[..., TestClient],
 ) -> None:
-    client = make_client(max_request_bytes=1000)
+    client = make_client(gateway={"max_request_bytes": 1000})
 
     def chunks() -> Iterator[bytes]:
         for _ in range(100):  # 100 KB offered, no Content-Length

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture(scope="module")
 def listener(kafka_settings: Settings) -> Iterator[MllpServer]:
-    settings = kafka_settings.model_copy(update={"mllp_max_message_bytes": 4000})
+    settings = kafka_settings.amended(mllp={"max_message_bytes": 4000})
     with running_listener(settings) as server:
         yield server
 
@@ -194,7 +194,7 @@ def test_oversize_message_gets_ar_and_a_truncated_copy_on_rejected(
 
 
 def test_idle_connections_are_closed(kafka_settings: Settings) -> None:
-    settings = kafka_settings.model_copy(update={"mllp_idle_timeout_seconds": 0.5})
+    settings = kafka_settings.amended(mllp={"idle_timeout_seconds": 0.5})
     with running_listener(settings) as server:
 
         async def main() -> tuple[str, float]:
@@ -214,7 +214,7 @@ def test_idle_connections_are_closed(kafka_settings: Settings) -> None:
 def test_kafka_unreachable_answers_ae_never_aa(kafka_settings: Settings) -> None:
     from tests.kafka_fixture import free_port
 
-    down = kafka_settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    down = kafka_settings.amended(kafka={"cluster": f"127.0.0.1:{free_port()}"})
     with running_listener(down, **{"message.timeout.ms": 1500}) as server:
 
         async def main() -> list[str]:
@@ -353,7 +353,7 @@ def test_a_sender_trickling_a_frame_is_closed_at_the_frame_deadline(
     kafka_settings: Settings, rejected: TopicReader
 ) -> None:
     """Slowloris: a byte now and then keeps a connection from being idle, not a frame open."""
-    settings = kafka_settings.model_copy(update={"mllp_frame_timeout_seconds": 1.0})
+    settings = kafka_settings.amended(mllp={"frame_timeout_seconds": 1.0})
     control_id, payload = hl7()
     with running_listener(settings) as server:
 
@@ -415,7 +415,7 @@ def test_connections_over_the_cap_are_closed_at_once_and_counted(kafka_settings:
         labels = {"reason": "limit"}
         return REGISTRY.get_sample_value("carelog_mllp_connections_refused_total", labels) or 0.0
 
-    settings = kafka_settings.model_copy(update={"mllp_max_connections": 2})
+    settings = kafka_settings.amended(mllp={"max_connections": 2})
     before = refused()
     with running_listener(settings) as server:
 

@@ -47,7 +47,7 @@ BIG = b"x" * (LIMIT + 1)
 
 @pytest.fixture(scope="module")
 def small(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client(max_request_bytes=LIMIT, dicom_max_request_bytes=LIMIT)
+    return make_client(gateway={"max_request_bytes": LIMIT}, dicom={"max_request_bytes": LIMIT})
 
 
 def refused(route: Route, response: httpx.Response, status: int) -> None:

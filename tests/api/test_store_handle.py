@@ -12,6 +12,8 @@ from api.fhir.store_handle import StoreHandle
 from projections.fhir_store import FhirStore, SearchError
 from projections.fhir_store.errors import OverBudget
 from streams.settings import Settings
+from streams.settings.fhir import FhirApiSettings
+from streams.settings.store import StoreSettings
 from tests.projections.fhir_store_support import changed, write_store
 
 # Tens of millions of SQLite steps: seconds of CPU unless stopped.
@@ -47,7 +49,9 @@ def test_errors_within_the_budget_are_the_call_s_own(path: Path) -> None:
 
 
 def test_the_handle_answers_on_the_loop_or_past_the_budget_from_a_thread(path: Path) -> None:
-    handle = StoreHandle(Settings(fhir_store_path=path, fhir_search_loop_budget_ms=1))
+    handle = StoreHandle(
+        Settings(store=StoreSettings(path=path), fhir=FhirApiSettings(search_loop_budget_ms=1))
+    )
 
     async def both() -> tuple[tuple[int, str], tuple[int, str]]:
         short = await handle.run(lambda s: count(s, SHORT))

@@ -195,7 +195,9 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     try:
         with bench_settings() as settings:
             audit = "true" if args.audit else "false"
-            system = System(root, settings.bootstrap, tuned=False, CARELOG_FHIR_AUDIT_READS=audit)
+            system = System(
+                root, settings.kafka.bootstrap, tuned=False, CARELOG_FHIR_AUDIT_READS=audit
+            )
             try:
                 system.start()
                 target = f"r{system.run}"

@@ -561,7 +561,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:
         with bench_settings() as settings:
-            system = System(root, settings.bootstrap, tuned=False)  # the defaults
+            system = System(root, settings.kafka.bootstrap, tuned=False)  # the defaults
             try:
                 started = time.monotonic()
                 system.start()
@@ -572,7 +572,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                             args.warmup)  # fmt: skip
                 tracer = HopTracer(settings, lambda pid: pid in load.samples)
                 tracer.start()
-                broker = broker_pid(settings.bootstrap)
+                broker = broker_pid(settings.kafka.bootstrap)
                 broker_before = cpu_seconds(broker) if broker else float("nan")
                 cpu_before = cpu_by_process(system)
                 try:

@@ -88,7 +88,7 @@ async def run(port: int, clients: int, seconds: float, token: str,
 def start_gateway(
     settings: Settings, port: int, store: Path, audit: bool, workers: int, source: Path
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(source), "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
+    env = {**os.environ, "PYTHONPATH": str(source), "CARELOG_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
            "CARELOG_ENVIRONMENT": "test", "CARELOG_AUTH_HS256_SECRET": SECRET,
            "CARELOG_RATE_LIMIT_PER_SECOND": "0", "CARELOG_ACCESS_LOG": "false",
            "CARELOG_FHIR_STORE_PATH": str(store),

@@ -30,7 +30,7 @@ from pathlib import Path
 from projections.fhir_store import FhirStore
 from schemas.events import Operation, ResourceChanged
 from streams.event_codec import encode_event
-from streams.settings import Settings
+from streams.settings.store import StoreSettings
 from tests.bench.common import RUNS, median_of, show
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument(
         "--index-processes",
         type=int,
-        default=Settings.model_fields["fhir_store_rebuild_index_processes"].default,
+        default=StoreSettings.model_fields["rebuild_index_processes"].default,
         help="processes writing the rebuild's index rows "
         "(CARELOG_FHIR_STORE_REBUILD_INDEX_PROCESSES; default %(default)s)",
     )

@@ -110,7 +110,7 @@ def start_gateway(
     env = {
         **os.environ,
         "PYTHONPATH": str(source),
-        "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap,
+        "CARELOG_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
         "CARELOG_ENVIRONMENT": "test",
         "CARELOG_AUTH_HS256_SECRET": SECRET,
         "CARELOG_RATE_LIMIT_PER_SECOND": "0",

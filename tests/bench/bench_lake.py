@@ -35,6 +35,7 @@ from projections.lake.views import SHIPPED_VIEWS, load_views
 from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from tests.bench.common import RUNS, bench_settings, fresh_topic, show
 from tests.projections import fhir_samples as fx
 from tests.projections.lake_support import change
@@ -90,12 +91,12 @@ def make_changes(n: int, seed: int) -> list[Outgoing]:
 
 
 def settings_for(base: Settings, lake: Path) -> Settings:
-    return base.model_copy(
-        update={
-            "lake_uri": str(lake),
-            "lake_group_id": f"bench-{uuid.uuid4()}",
-            "lake_batch_max_events": BATCH_EVENTS,
-            "lake_batch_max_seconds": BATCH_SECONDS,
+    return base.amended(
+        lake={
+            "uri": str(lake),
+            "group_id": f"bench-{uuid.uuid4()}",
+            "batch_max_events": BATCH_EVENTS,
+            "batch_max_seconds": BATCH_SECONDS,
         }
     )
 
@@ -121,7 +122,7 @@ def throughput(
 
 
 def _produce_steadily(bootstrap: str, topic: str, rate: int, seconds: int) -> None:
-    base = Settings(kafka_bootstrap=bootstrap, environment="test")
+    base = Settings(environment="test", kafka=KafkaSettings(cluster=bootstrap))
     events = make_changes(rate * seconds, seed=2)  # encoded before the clock starts
     with EventProducer(base, **{"linger.ms": 2}) as producer:
         start = time.monotonic()
@@ -160,7 +161,7 @@ def freshness(base: Settings) -> tuple[float, float]:
         runner.start()
         time.sleep(5)  # join the group before the first append
         producer = mp.get_context("spawn").Process(
-            target=_produce_steadily, args=(base.bootstrap, topic, RATE, SECONDS)
+            target=_produce_steadily, args=(base.kafka.bootstrap, topic, RATE, SECONDS)
         )
         producer.start()
         producer.join()

@@ -16,6 +16,7 @@ from schemas.events import Channel, Format, InboundMessage
 from streams.event_codec import decode_event, encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from tests.bench.common import RUNS, bench_settings, fresh_topic, median_of, show
 
 PAYLOAD_SIZE = 2048
@@ -50,7 +51,7 @@ def bench_decode() -> float:
 
 
 def _publish_share(bootstrap: str, topic: str, first: int, count: int, go: Any) -> None:
-    settings = Settings(kafka_bootstrap=bootstrap)
+    settings = Settings(kafka=KafkaSettings(cluster=bootstrap))
     events = [sample_event(i) for i in range(first, first + count)]
     with EventProducer(settings) as producer:
         producer.send(topic, encode_event(events[0]), "warmup")
@@ -68,7 +69,9 @@ def bench_publish(settings: Settings, topic: str, processes: int) -> tuple[float
     go = ctx.Event()
     share = PUBLISH_N // processes
     procs = [
-        ctx.Process(target=_publish_share, args=(settings.bootstrap, topic, i * share, share, go))
+        ctx.Process(
+            target=_publish_share, args=(settings.kafka.bootstrap, topic, i * share, share, go)
+        )
         for i in range(processes)
     ]
     for p in procs:
@@ -116,7 +119,7 @@ def bench_consume(settings: Settings, topic: str, processes: int) -> float:
     parts = list(range(6))
     procs = [
         ctx.Process(
-            target=_consume_share, args=(settings.bootstrap, topic, parts[i::processes], out)
+            target=_consume_share, args=(settings.kafka.bootstrap, topic, parts[i::processes], out)
         )
         for i in range(processes)
     ]

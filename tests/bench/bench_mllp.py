@@ -121,7 +121,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_listener(settings: Settings, port: int, source: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "CARELOG_KAFKA_BOOTSTRAP": settings.bootstrap, "PYTHONPATH": str(source)}
+    env = {
+        **os.environ,
+        "CARELOG_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
+        "PYTHONPATH": str(source),
+    }
     listener = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "mllp", "--port", str(port), "--log-level", "WARNING"],
         env=env, cwd=source, text=True,
@@ -159,7 +163,7 @@ def main() -> int:
                 listeners[source] = (start_listener(settings, port, source), port)
             print(
                 f"{args.connections} connections, {SIZE}-byte messages, window {args.window}, "
-                f"{args.seconds:.0f} s per run, broker {settings.bootstrap}",
+                f"{args.seconds:.0f} s per run, broker {settings.kafka.bootstrap}",
                 flush=True,
             )
             for _, port in listeners.values():

@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS, help="runs (median)")
     args = parser.parse_args()
     with bench_settings() as settings, tempfile.TemporaryDirectory() as folder:
-        notifier = NotifierProcess(Path(folder), CARELOG_KAFKA_BOOTSTRAP=settings.bootstrap,
+        notifier = NotifierProcess(Path(folder), CARELOG_KAFKA_BOOTSTRAP=settings.kafka.bootstrap,
                                    CARELOG_ENVIRONMENT="test")  # fmt: skip
         receiver = Receiver()
         receiver.start()

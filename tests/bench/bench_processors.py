@@ -99,7 +99,7 @@ def stage_costs() -> None:
 
 def end_to_end() -> None:
     with bench_settings() as settings:
-        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.bootstrap
+        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
         rates = []
         for run in range(RUNS):
             tag = f"{run}-{time.time_ns()}"

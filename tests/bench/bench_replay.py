@@ -19,6 +19,7 @@ from schemas.events import Format
 from streams.event_codec import encode_event
 from streams.producer import EventProducer, Outgoing
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from streams.topics import inbound_topic
 from tests.bench.bench_processors import inbound
 from tests.bench.common import RUNS, bench_settings, median_of, show
@@ -29,7 +30,9 @@ N = 2000
 def main() -> None:
     with bench_settings() as broker:
         var = Path(tempfile.mkdtemp(prefix="bench-replay-"))
-        settings = Settings(kafka_bootstrap=broker.bootstrap, environment="test", var_dir=var)
+        settings = Settings(
+            environment="test", var_dir=var, kafka=KafkaSettings(cluster=broker.bootstrap)
+        )
         with EventProducer(settings) as producer:
             producer.send_many(
                 Outgoing(inbound_topic(Format.hl7v2), f"NWH|{i}", encode_event(inbound(i)))

@@ -121,9 +121,7 @@ def landed(settings: Settings, wanted: set[str]) -> int:
 def uncommitted(settings: Settings) -> int:
     """Records of carelog.fhir.translated the worker's group has not committed (markers not
     counted): after a run it should be none, or a redelivery awaits the next worker."""
-    lags = group_lag(
-        settings, admin_client(settings), settings.processors_app_id, [FHIR_TRANSLATED]
-    )
+    lags = group_lag(settings, admin_client(settings), settings.worker.app_id, [FHIR_TRANSLATED])
     return total(count_pending(settings, lags))
 
 
@@ -216,7 +214,7 @@ def main() -> None:
         pairs = tuple((k, v) for k, _, v in (e.partition("=") for e in args.env))
         variants.append(Variant(PROJECT_ROOT, pairs))
     with bench_settings() as settings:
-        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.bootstrap
+        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
         os.environ["CARELOG_ENVIRONMENT"] = "test"
         os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
         # One master key for this process and every worker (each has a var dir of its own).

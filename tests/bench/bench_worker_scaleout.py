@@ -50,7 +50,7 @@ class LandedCounter:
         self.landed: set[str] = set()
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap,
+                "bootstrap.servers": settings.kafka.bootstrap,
                 "group.id": "bench-scaleout-counter",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with bench_settings() as settings:
-        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.bootstrap
+        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = settings.kafka.bootstrap
         os.environ["CARELOG_ENVIRONMENT"] = "test"
         os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
         rates: dict[int, list[float]] = {k: [] for k in args.workers}

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from streams.admin import admin_client, apply_catalogue
 from streams.kafka_config import client_config, producer_config
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from streams.topics import Topic, catalogue
 from tests.kafka_fixture import test_broker
 from tests.system.harness import gateway_ready
@@ -31,7 +32,7 @@ def bench_settings() -> Iterator[Settings]:
     ready to measure on: the topic catalogue applied, every partition led, the group and
     transaction coordinators loaded."""
     with test_broker() as bootstrap:
-        settings = Settings(kafka_bootstrap=bootstrap, environment="test")
+        settings = Settings(environment="test", kafka=KafkaSettings(cluster=bootstrap))
         wait_until_broker_ready(settings)
         yield settings
 

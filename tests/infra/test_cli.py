@@ -44,7 +44,7 @@ def read_with_avsc_only(data: bytes) -> dict[str, object]:
 
 
 def fetch(settings: Settings, topic: str, partition: int, offset: int) -> bytes:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "test-cli"})
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "test-cli"})
     consumer.assign([TopicPartition(topic, partition, offset)])
     try:
         msg = consumer.poll(30)
@@ -103,7 +103,7 @@ def test_topics_list_shows_the_catalogue(kafka_settings: Settings) -> None:
 def test_with_a_configured_cluster_kafka_up_starts_nothing(kafka_settings: Settings) -> None:
     done = carelog("kafka", "up")
     assert done.returncode == 0
-    assert f"CARELOG_KAFKA_BOOTSTRAP={kafka_settings.bootstrap}" in done.stdout
+    assert f"CARELOG_KAFKA_BOOTSTRAP={kafka_settings.kafka.bootstrap}" in done.stdout
 
 
 @pytest.mark.kafka
@@ -134,9 +134,7 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
         supervised.extend(self.services)
 
     monkeypatch.setattr(Supervisor, "run_forever", run_forever)
-    exposed = kafka_settings.model_copy(
-        update={"mllp_host": "0.0.0.0", "mllp_port": 12575, "var_dir": tmp_path}
-    )
+    exposed = kafka_settings.amended(mllp={"host": "0.0.0.0", "port": 12575}, var_dir=tmp_path)
     assert cmd_run(argparse.Namespace(infra_only=False), exposed) == 0
     err = capsys.readouterr().err
     assert "warning: MLLP listens on 0.0.0.0:12575 without TLS" in err
@@ -144,8 +142,8 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     [mllp] = [s for s in supervised if s.name == "mllp"]
     assert mllp.url == "mllp://0.0.0.0:12575"
 
-    for quiet in ({"mllp_host": "127.0.0.1"}, {"mllp_host": "::1"}, {"mllp_host": "localhost"},
-                  {"mllp_tls_cert": tmp_path / "cert.pem"}):  # fmt: skip
-        assert plain_tcp_warning(exposed.model_copy(update=quiet)) is None
+    for quiet in ({"host": "127.0.0.1"}, {"host": "::1"}, {"host": "localhost"},
+                  {"tls_cert": tmp_path / "cert.pem"}):  # fmt: skip
+        assert plain_tcp_warning(exposed.amended(mllp=quiet)) is None
     assert cmd_run(argparse.Namespace(infra_only=False), kafka_settings) == 0  # loopback
     assert "MLLP listens" not in capsys.readouterr().err

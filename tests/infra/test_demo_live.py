@@ -95,7 +95,7 @@ def test_demo_shows_a_patient_over_fhir_and_its_rejections(
     person = plan.shown
     assert f"/fhir/Patient/{person.fhir_id}" in output and "curl -s" in output
     # The patient, read over /fhir by a reader of our own.
-    token = mint(dev_secret(kafka_settings.model_copy(update={"var_dir": carelog.var_dir})),
+    token = mint(dev_secret(kafka_settings.amended(var_dir=carelog.var_dir)),
                  "system/*.read", "demo-test")  # fmt: skip
     read = httpx.get(f"{carelog.gateway}/fhir/Patient/{person.fhir_id}",
                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip

@@ -68,7 +68,7 @@ class Env:
     def caught_up(self) -> bool:
         """The worker has handled everything on its inputs."""
         lags = group_lag(
-            self.settings, admin_client(self.settings), self.settings.processors_app_id,
+            self.settings, admin_client(self.settings), self.settings.worker.app_id,
             WORKER_INPUTS,
         )  # fmt: skip
         return sum(p.lag for p in count_pending(self.settings, lags)) == 0
@@ -226,7 +226,7 @@ def _live_positions(settings: Settings) -> dict[str, object]:
     parts = partitions_of(admin, topics)
     return {
         "ends": watermarks(admin, parts),
-        "group": committed_offsets(settings, settings.processors_app_id, parts),
+        "group": committed_offsets(settings, settings.worker.app_id, parts),
     }
 
 

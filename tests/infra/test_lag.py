@@ -30,7 +30,7 @@ def _topic_with(settings: Settings, counts: list[int]) -> str:
     admin.create_topics([NewTopic(topic, num_partitions=len(counts), replication_factor=1)])[
         topic
     ].result(15)
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
     for partition, n in enumerate(counts):
         for i in range(n):
             producer.produce(topic, value=f"{partition}-{i}".encode(), partition=partition)
@@ -39,7 +39,7 @@ def _topic_with(settings: Settings, counts: list[int]) -> str:
 
 
 def _commit(settings: Settings, group: str, offsets: list[TopicPartition]) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group})
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group})
     consumer.commit(offsets=offsets, asynchronous=False)
     consumer.close()
 
@@ -83,8 +83,9 @@ from streams.admin import admin_client
 from streams.errors import BrokerUnavailable
 from streams.lag import group_lag
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 
-s = Settings(kafka_bootstrap="{bootstrap}")
+s = Settings(kafka=KafkaSettings(cluster="{bootstrap}"))
 admin = admin_client(s)
 admin.create_topics([NewTopic("t", num_partitions=1, replication_factor=1)])["t"].result(30)
 try:
@@ -111,7 +112,7 @@ def test_commit_markers_of_transactions_are_not_counted_as_lag(kafka_settings: S
     """carelog.fhir.changes is written in transactions: each ends with a marker that takes an
     offset. A reader that committed "last record + 1" is caught up, not one behind."""
     topic = _topic_with(kafka_settings, [0])
-    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap,
+    producer = Producer({"bootstrap.servers": kafka_settings.kafka.bootstrap,
                          "transactional.id": f"test-lag-{uuid.uuid4().hex[:8]}"})  # fmt: skip
     producer.init_transactions(15)
     for commit in (True, False, True):  # records 0-1, aborted 3-4, records 6-7 (+ markers)

@@ -15,7 +15,11 @@ import yaml
 from infra.cli import build_parser
 from infra.k8s_topics import resource_name, topic_manifests
 from infra.store_probe import lag_of
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import PROJECT_ROOT, Settings, env_variables
+from streams.settings.lake import LakeSettings
+from streams.settings.notifier import NotifierSettings
+from streams.settings.store import StoreSettings
+from streams.settings.worker import WorkerSettings
 from streams.topics import catalogue
 
 INFRA = PROJECT_ROOT / "infra"
@@ -191,11 +195,11 @@ def _env_names() -> dict[str, str]:
 
 
 def test_every_env_var_named_is_a_real_setting() -> None:
-    fields = {f"CARELOG_{name.upper()}" for name in Settings.model_fields}
+    fields = env_variables()
     names = _env_names()
     assert names
     unknown = {n: where for n, where in names.items() if n not in fields}
-    assert not unknown, f"not settings of streams/settings.py: {unknown}"
+    assert not unknown, f"not settings of streams/settings/: {unknown}"
 
 
 def test_settings_in_configmap_and_secret_parse(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,8 +209,8 @@ def test_settings_in_configmap_and_secret_parse(monkeypatch: pytest.MonkeyPatch)
                 monkeypatch.setenv(name, value)
     settings = Settings()  # as the processes read them: from the environment
     assert settings.environment == "production"
-    assert settings.gateway_host == "0.0.0.0"
-    assert isinstance(settings.lake_storage_options, dict)
+    assert settings.gateway.host == "0.0.0.0"
+    assert isinstance(settings.lake.storage_options, dict)
 
 
 def test_containers_take_settings_that_exist_and_have_resources() -> None:
@@ -307,12 +311,11 @@ def test_carelog_topics_manifests_prints_the_committed_file(
 
 
 def test_metrics_ports_declared_are_the_ones_the_processes_serve() -> None:
-    defaults = Settings.model_fields
     serves = {
-        "worker": defaults["worker_metrics_port"].default,
-        "projection": defaults["projection_metrics_port"].default,
-        "sink": defaults["sink_metrics_port"].default,
-        "notifier": defaults["notifier_metrics_port"].default,
+        "worker": WorkerSettings.model_fields["metrics_port"].default,
+        "projection": StoreSettings.model_fields["metrics_port"].default,
+        "sink": LakeSettings.model_fields["metrics_port"].default,
+        "notifier": NotifierSettings.model_fields["metrics_port"].default,
     }
     config = yaml.safe_load((K8S / "config.yaml").read_text())["data"]
     assert config["CARELOG_METRICS_HOST"] == "0.0.0.0"  # reachable by the scraper

@@ -60,10 +60,10 @@ def test_prometheus_scrapes_every_process_on_its_default_port() -> None:
     )
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert {v: int(k) for k, v in targets.items()} == {
-        "gateway": settings.gateway_port,
-        "mllp": settings.mllp_metrics_port,
-        "worker": settings.worker_metrics_port,
-        "projection": settings.projection_metrics_port,
-        "sink": settings.sink_metrics_port,
-        "notifier": settings.notifier_metrics_port,
+        "gateway": settings.gateway.port,
+        "mllp": settings.mllp.metrics_port,
+        "worker": settings.worker.metrics_port,
+        "projection": settings.store.metrics_port,
+        "sink": settings.lake.metrics_port,
+        "notifier": settings.notifier.metrics_port,
     }

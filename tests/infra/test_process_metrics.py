@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from streams.settings import PROJECT_ROOT, Settings
+from streams.settings.metrics import MetricsSettings
 from tests.kafka_fixture import free_port
 from tests.streams.test_json_logs import LIBRDKAFKA, parse_log_line
 
@@ -116,7 +117,9 @@ def test_a_scrape_answers_at_once_while_the_lag_read_is_slow() -> None:
         return [PartitionLag("carelog.slow", 0, 5, 0, 12)]
 
     port = free_port()
-    settings = Settings(_env_file=None, metrics_lag_interval_seconds=0.2)
+    settings = Settings(
+        _env_file=None, metrics=MetricsSettings(_env_file=None, lag_interval_seconds=0.2)
+    )
     assert serve_metrics("slowreader", settings, port, slow_lag)
     url = f"http://127.0.0.1:{port}/metrics"
     lag_series = 'carelog_consumer_lag{partition="0",reader="slowreader",topic="carelog.slow"} 7.0'

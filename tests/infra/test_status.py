@@ -18,6 +18,7 @@ from infra.status import EXIT_BROKER_DOWN, print_status
 from streams.admin import admin_client
 from streams.lag import partitions_of, watermarks
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from streams.topics import FHIR_CHANGES
 from tests.kafka_fixture import free_port
 from tests.processors.worker_harness import read_all
@@ -37,10 +38,8 @@ def test_status_prints_each_readers_lag_and_each_processes_last_error(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
     group = f"test-status-sink-{uuid.uuid4().hex[:8]}"
-    settings = kafka_settings.model_copy(
-        update={"var_dir": tmp_path, "lake_group_id": group, "sink_metrics_port": 0}
-    )
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group})
+    settings = kafka_settings.amended(lake={"group_id": group, "metrics_port": 0}, var_dir=tmp_path)
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": group})
     consumer.commit(offsets=[TopicPartition(FHIR_CHANGES, 0, 0)], asynchronous=False)
     consumer.close()
     logs = tmp_path / "logs"
@@ -67,7 +66,7 @@ def test_status_prints_each_readers_lag_and_each_processes_last_error(
     text = out.getvalue()
     _, offsets_after = offsets()
 
-    assert f"kafka {settings.bootstrap}: reachable" in text
+    assert f"kafka {settings.kafka.bootstrap}: reachable" in text
     sink_rows = [line.split() for line in text.splitlines() if line.startswith("sink ")]
     # committed 0 on partition 0, nothing elsewhere: the whole topic is behind
     [row] = [r for r in sink_rows if r[2] == FHIR_CHANGES]
@@ -91,7 +90,7 @@ def test_status_prints_each_readers_lag_and_each_processes_last_error(
 def test_status_exits_non_zero_with_a_clear_message_when_no_broker_answers(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    settings = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", var_dir=tmp_path)
+    settings = Settings(var_dir=tmp_path, kafka=KafkaSettings(cluster=f"127.0.0.1:{free_port()}"))
     assert print_status(settings, timeout=1.0) == EXIT_BROKER_DOWN
     err = capsys.readouterr().err
     assert "no Kafka broker answered at 127.0.0.1:" in err
@@ -135,11 +134,14 @@ def test_status_reports_a_running_process_as_up_while_its_lag_read_is_slow(
         return []
 
     port = free_port()
-    settings = kafka_settings.model_copy(
-        update={"var_dir": tmp_path, "worker_metrics_port": port, "mllp_metrics_port": 0,
-                "projection_metrics_port": 0, "sink_metrics_port": 0,
-                "gateway_port": free_port()}
-    )  # fmt: skip
+    settings = kafka_settings.amended(
+        worker={"metrics_port": port},
+        mllp={"metrics_port": 0},
+        store={"metrics_port": 0},
+        lake={"metrics_port": 0},
+        gateway={"port": free_port()},
+        var_dir=tmp_path,
+    )
     assert serve_metrics("slowworker", settings, port, slow_lag)
     out = StringIO()
     assert print_status(settings, out) == 0

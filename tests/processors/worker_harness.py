@@ -86,7 +86,7 @@ def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]
     """Every committed event on `topic` now (read_committed: aborted transactions are skipped)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap,
+            "bootstrap.servers": settings.kafka.bootstrap,
             "group.id": "test-reader",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

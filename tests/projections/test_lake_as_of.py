@@ -52,11 +52,11 @@ def _positions(table: DeltaTable, topic: str) -> Position:
 
 def _sink(settings: Settings, topic: str, batch: int) -> LakeSink:
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "patient_identifier")]
-    tuned = settings.model_copy(
-        update={
-            "lake_group_id": f"test-as-of-{uuid.uuid4()}",
-            "lake_batch_max_events": batch,
-            "lake_batch_max_seconds": 0.2,
+    tuned = settings.amended(
+        lake={
+            "group_id": f"test-as-of-{uuid.uuid4()}",
+            "batch_max_events": batch,
+            "batch_max_seconds": 0.2,
         }
     )
     return LakeSink(tuned, topic=topic, views=views)
@@ -78,7 +78,7 @@ def written(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         delivered = append(producer, events, topic)
 
     lake_dir = tmp_path_factory.mktemp("as-of") / "lake"
-    settings = kafka_settings.model_copy(update={"lake_uri": str(lake_dir)})
+    settings = kafka_settings.amended(lake={"uri": str(lake_dir)})
     first = _sink(settings, topic, batch=40)
     patient = next(t for t in first.targets if t.name == PATIENT)
     write, calls = patient.write, []

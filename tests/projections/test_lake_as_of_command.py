@@ -19,6 +19,7 @@ from projections.lake.sink import LakeSink
 from projections.lake.tables import Lake
 from projections.lake.views import SHIPPED_VIEWS, load_views
 from streams.settings import Settings
+from streams.settings.lake import LakeSettings
 from streams.topics import FHIR_CHANGES
 from tests.projections import fhir_samples as fx
 from tests.projections.lake_support import change
@@ -27,7 +28,7 @@ from tests.projections.lake_support import change
 def write_lake(root: Path) -> None:
     """A lake written in three batches of two Patients each (offsets 0-1, 2-3, 4-5)."""
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
-    sink = LakeSink(Settings(environment="test", lake_uri=str(root)), views=views)
+    sink = LakeSink(Settings(environment="test", lake=LakeSettings(uri=str(root))), views=views)
     for start in (0, 2, 4):
         events = [change(fx.patient(f"p{i}")) for i in (start, start + 1)]
         changes = [Change.of(e, FHIR_CHANGES, 0, start + i) for i, e in enumerate(events)]
@@ -92,7 +93,7 @@ def test_as_of_starts_from_the_oldest_version_kept(tmp_path: Path) -> None:
 def test_a_view_added_later_is_exact_from_the_position_where_it_caught_up(tmp_path: Path) -> None:
     root = tmp_path / "lake"
     write_lake(root)  # bronze and silver/patient at offsets 1, 3 and 5
-    settings = Settings(environment="test", lake_uri=str(root), lake_batch_max_events=1)
+    settings = Settings(environment="test", lake=LakeSettings(uri=str(root), batch_max_events=1))
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "patient_identifier")]
     sink = LakeSink(settings, views=views)  # patient_identifier is new: it reads from offset 0
     assert sink.load_positions([0]) == {0: None}
@@ -120,7 +121,7 @@ def test_a_table_behind_at_its_latest_version_is_exact_only_without_changes_of_i
     root = tmp_path / "lake"
     write_lake(root)  # bronze and silver/patient at offsets 1, 3 and 5
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
-    sink = LakeSink(Settings(environment="test", lake_uri=str(root)), views=views)
+    sink = LakeSink(Settings(environment="test", lake=LakeSettings(uri=str(root))), views=views)
     sink.load_positions([0])
     sink.targets[1].last_commit = time.monotonic()  # as if it committed just now
     # Offsets 6-7: Observations only; silver/patient has nothing to commit and waits.

@@ -15,6 +15,7 @@ from projections.lake.offsets import Positions
 from projections.lake.sink import LakeSink
 from projections.lake.views import SHIPPED_VIEWS, load_views
 from streams.settings import Settings
+from streams.settings.lake import LakeSettings
 from tests.projections import fhir_samples as fx
 from tests.projections.lake_support import change
 
@@ -23,7 +24,7 @@ Writer = Callable[[DeltaTable, list[Change], Positions], int]
 
 
 def _sink(tmp_path: Path) -> LakeSink:
-    settings = Settings(environment="test", lake_uri=str(tmp_path / "lake"))
+    settings = Settings(environment="test", lake=LakeSettings(uri=str(tmp_path / "lake")))
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "observation")]
     return LakeSink(settings, topic="t", views=views)
 

@@ -69,7 +69,7 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
         "CARELOG_LAKE_GROUP_ID": f"crash-{prefix}",
         "CARELOG_LAKE_BATCH_MAX_EVENTS": "250",
         "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.2",
-        "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.bootstrap,
+        "CARELOG_KAFKA_BOOTSTRAP": kafka_settings.kafka.bootstrap,
     }
     rng = random.Random(prefix)
     kills, disagreements = 0, 0

@@ -16,6 +16,7 @@ from projections.lake.tables import BRONZE, Lake
 from projections.lake.views import SHIPPED_VIEWS, load_views
 from schemas.events import ResourceChanged
 from streams.settings import Settings
+from streams.settings.lake import LakeSettings
 from tests.projections import fhir_samples as fx
 from tests.projections.lake_support import change
 
@@ -25,7 +26,7 @@ RESOURCES = {"silver/patient": "Patient", "silver/patient_identifier": "Patient"
 
 
 def _sink(lake: Path) -> LakeSink:
-    settings = Settings(environment="test", lake_uri=str(lake))
+    settings = Settings(environment="test", lake=LakeSettings(uri=str(lake)))
     views = [
         v
         for v in load_views(SHIPPED_VIEWS)

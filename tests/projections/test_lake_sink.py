@@ -40,11 +40,11 @@ SECRET = "a-research-secret-of-32-bytes!!!"
 
 @pytest.fixture
 def lake_settings(kafka_settings: Settings, tmp_path: Path) -> Settings:
-    return kafka_settings.model_copy(
-        update={
-            "lake_uri": str(tmp_path / "lake"),
-            "lake_group_id": f"test-lake-{uuid.uuid4()}",
-            "lake_batch_max_seconds": 0.3,
+    return kafka_settings.amended(
+        lake={
+            "uri": str(tmp_path / "lake"),
+            "group_id": f"test-lake-{uuid.uuid4()}",
+            "batch_max_seconds": 0.3,
         }
     )
 
@@ -63,7 +63,7 @@ def sink_once(settings: Settings) -> LakeSink:
 
 
 def table(settings: Settings, name: str):  # type: ignore[no-untyped-def]
-    return read(f"{settings.lake_uri}/{name}")
+    return read(f"{settings.lake.uri}/{name}")
 
 
 def test_corpus_end_to_end(lake_settings: Settings, producer: EventProducer) -> None:
@@ -88,7 +88,7 @@ def test_corpus_end_to_end(lake_settings: Settings, producer: EventProducer) -> 
         first["inbound_topic"] == "carelog.inbound.hl7v2" and first["mapping_version"] == "tests/1"
     )
     assert DeltaTable(
-        f"{lake_settings.lake_uri}/bronze/resource_changes"
+        f"{lake_settings.lake.uri}/bronze/resource_changes"
     ).metadata().partition_columns == ["resource_type", "month"]
 
     pid = f"{prefix}-pat"
@@ -234,7 +234,7 @@ def test_positions_are_in_the_tables_and_a_restart_writes_nothing_again(
     for target in sink.targets:  # every table, touched or not, records how far it has read
         for d in delivered:
             assert target.table.transaction_version(app_id(FHIR_CHANGES, d.partition)) >= d.offset
-    again = sink_once(lake_settings.model_copy(update={"lake_group_id": f"other-{uuid.uuid4()}"}))
+    again = sink_once(lake_settings.amended(lake={"group_id": f"other-{uuid.uuid4()}"}))
     assert again.stats.rows == {}  # a new group starts where the tables are, not at offset 0
     obs = rows_of(table(lake_settings, "silver/observation"), "patient_id", {f"{prefix}-p"})
     assert len(obs) == 50
@@ -271,7 +271,7 @@ def test_view_added_later_and_a_view_that_adds_a_column(
     patient_view = json.loads((SHIPPED_VIEWS / "patient.json").read_text())
     patient_view["select"][0]["column"].append({"name": "phone", "path": "telecom.value.first()"})
     (views / "patient.json").write_text(json.dumps(patient_view))
-    later = lake_settings.model_copy(update={"lake_views_dir": views})
+    later = lake_settings.amended(lake={"views_dir": views})
 
     more = fx.patient(f"{prefix}-new")
     append(producer, [change(more), change({**pats[0], "gender": "other"}, 2)])
@@ -280,7 +280,7 @@ def test_view_added_later_and_a_view_that_adds_a_column(
     ids = {p["id"] for p in pats} | {more["id"]}
     phones = rows_of(table(later, "silver/patient_phone"), "id", ids)
     assert len(phones) == 4 and {p["phone"] for p in phones} == {"(555)555-2004"}
-    patient = DeltaTable(f"{later.lake_uri}/silver/patient")
+    patient = DeltaTable(f"{later.lake.uri}/silver/patient")
     assert "phone" in patient.schema().to_arrow().names
     rows = {r["id"]: r for r in rows_of(table(later, "silver/patient"), "id", ids)}
     assert rows[more["id"]]["phone"] == "(555)555-2004"  # written after the change
@@ -297,7 +297,7 @@ def test_readers_deltalake_polars_duckdb_and_time_travel(
         producer, [change(fx.observation(f"{prefix}-{i}", pid, value=float(i))) for i in range(5)]
     )
     sink_once(lake_settings)
-    uri = f"{lake_settings.lake_uri}/silver/observation"
+    uri = f"{lake_settings.lake.uri}/silver/observation"
     version_before = DeltaTable(uri).version()
     append(producer, [change(fx.observation(f"{prefix}-0", pid, value=99.0), 2)])
     sink_once(lake_settings)
@@ -327,7 +327,7 @@ def test_readers_deltalake_polars_duckdb_and_time_travel(
 
     # duckdb: the Parquet files of the current snapshot (hive partitions for bronze). Its
     # delta extension (delta_scan) does the same but is downloaded on first use.
-    bronze = DeltaTable(f"{lake_settings.lake_uri}/bronze/resource_changes")
+    bronze = DeltaTable(f"{lake_settings.lake.uri}/bronze/resource_changes")
     [(count, versions)] = duckdb.sql(
         "SELECT count(*), max(version) FROM read_parquet($files, hive_partitioning = true) "
         "WHERE resource_type = 'Observation' AND resource_id LIKE $ids",
@@ -347,7 +347,7 @@ def test_deidentified_tables(lake_settings: Settings, producer: EventProducer) -
             change(fx.encounter(f"{prefix}-e", pid)),
         ],
     )
-    settings = lake_settings.model_copy(update={"lake_deidentify_secret": SecretStr(SECRET)})
+    settings = lake_settings.amended(lake={"deidentify_secret": SecretStr(SECRET)})
     sink_once(settings)
     deid = Deidentifier(SECRET.encode())
     hashed = deid.resource_id("Patient", pid)
@@ -379,8 +379,8 @@ def test_cli_lake_tables_and_optimize(lake_settings: Settings, producer: EventPr
         append(producer, [change(fx.condition(f"{prefix}-{i}", f"{prefix}-p"))])
         sink_once(lake_settings)
     env = {
-        "CARELOG_LAKE_URI": lake_settings.lake_uri or "",
-        "CARELOG_KAFKA_BOOTSTRAP": lake_settings.bootstrap,
+        "CARELOG_LAKE_URI": lake_settings.lake.uri or "",
+        "CARELOG_KAFKA_BOOTSTRAP": lake_settings.kafka.bootstrap,
     }
     carelog = str(Path(sys.executable).with_name("carelog"))
     listing = subprocess.run(
@@ -403,7 +403,7 @@ def test_cli_lake_tables_and_optimize(lake_settings: Settings, producer: EventPr
         check=True,
     )
     assert "silver/condition" in done.stdout
-    after = DeltaTable(f"{lake_settings.lake_uri}/silver/condition")
+    after = DeltaTable(f"{lake_settings.lake.uri}/silver/condition")
     assert len(after.file_uris()) <= max(1, files_before)
     assert len(rows_of(after.to_pyarrow_table(), "patient_id", {f"{prefix}-p"})) == 3
     human = subprocess.run(
@@ -424,8 +424,8 @@ def test_lake_by_url_with_storage_options(
     prefix = uuid.uuid4().hex[:12]
     root = tmp_path / "url-lake"
     root.mkdir()
-    settings = lake_settings.model_copy(
-        update={"lake_uri": f"file://{root}", "lake_storage_options": {"timeout": "30s"}}
+    settings = lake_settings.amended(
+        lake={"uri": f"file://{root}", "storage_options": {"timeout": "30s"}}
     )
     assert Lake.from_settings(settings).uri_of("silver/patient") == f"file://{root}/silver/patient"
     append(producer, [change(fx.patient(f"{prefix}-p"))])
@@ -440,7 +440,7 @@ def test_a_caught_up_sink_writes_without_waiting_out_the_batch_time(
 ) -> None:
     """Batches close by count or time, but once the log is drained the sink writes what it
     holds at once: a backlog is not left waiting `lake_batch_max_seconds` for its last batch."""
-    settings = lake_settings.model_copy(update={"lake_batch_max_seconds": 60.0})
+    settings = lake_settings.amended(lake={"batch_max_seconds": 60.0})
     tag = uuid.uuid4().hex[:8]
     ids = {f"caught-up-{tag}-{i}" for i in range(5)}
     append(producer, [change(fx.patient(rid)) for rid in sorted(ids)])

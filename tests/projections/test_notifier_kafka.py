@@ -183,10 +183,10 @@ def test_websocket_binds_and_receives(kafka_settings: Settings, notifier: Notifi
         notifier,
         subscription(sub, f"Observation?code={code}", channel="websocket", content="id-only"),
     )
-    app_settings = kafka_settings.model_copy(update={
-        "auth_hs256_secret": SecretStr(SECRET), "notifier_url": notifier.control,
-        "notifier_ws_url": f"ws://127.0.0.1:{notifier.ws_port}/ws",
-    })  # fmt: skip
+    app_settings = kafka_settings.amended(
+        auth={"hs256_secret": SecretStr(SECRET)},
+        notifier={"url": notifier.control, "ws_url": f"ws://127.0.0.1:{notifier.ws_port}/ws"},
+    )
     headers = {"Authorization": f"Bearer {mint_token(SECRET, 'system/Subscription.read')}"}
     with TestClient(create_app(app_settings), raise_server_exceptions=False) as client:
         url = f"/fhir/Subscription/{sub}/$get-ws-binding-token"
@@ -250,7 +250,7 @@ def test_sigkill_mid_stream_loses_nothing(
 
 
 def test_subscription_writes_need_write_scope(kafka_settings: Settings) -> None:
-    app_settings = kafka_settings.model_copy(update={"auth_hs256_secret": SecretStr(SECRET)})
+    app_settings = kafka_settings.amended(auth={"hs256_secret": SecretStr(SECRET)})
     body = orjson.dumps(subscription("any", "Observation?code=x", endpoint="http://x.test/"))
     headers = {"Authorization": f"Bearer {mint_token(SECRET, 'system/Subscription.read')}",
                "Content-Type": "application/fhir+json"}  # fmt: skip

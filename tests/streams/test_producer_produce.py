@@ -15,6 +15,7 @@ from streams.errors import DeliveryFailed
 from streams.event_codec import encode_event
 from streams.producer import Delivered, EventProducer, Outgoing
 from streams.settings import Settings
+from streams.settings.kafka import KafkaSettings
 from streams.topics import Topic
 from tests.kafka_fixture import free_port
 
@@ -60,7 +61,7 @@ def test_each_event_is_reported_once_where_the_broker_put_it(kafka_settings: Set
 
 
 def test_an_event_the_broker_never_confirms_is_reported_as_delivery_failed() -> None:
-    nobody = Settings(kafka_bootstrap=f"127.0.0.1:{free_port()}", environment="test")
+    nobody = Settings(environment="test", kafka=KafkaSettings(cluster=f"127.0.0.1:{free_port()}"))
     producer = EventProducer(nobody, **{"message.timeout.ms": 500})
     try:
         [outcome] = _outcomes(producer, [Outgoing("carelog.test.none", "k", b"x")], 30)

@@ -20,6 +20,7 @@ from infra.kafka_broker import LocalBroker
 from streams.admin import apply_catalogue
 from streams.privacy import envelope
 from streams.settings import Settings, get_settings
+from streams.settings.kafka import KafkaSettings
 from tests.kafka_fixture import free_port
 from tests.system.harness import (
     COMPONENTS,
@@ -35,8 +36,8 @@ pytestmark = pytest.mark.kafka
 
 @pytest.fixture
 def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBroker]:
-    broker = LocalBroker(Settings(kafka_bootstrap=None, var_dir=tmp_path / "broker",
-                                  kafka_port=free_port(), kafka_controller_port=free_port()))  # fmt: skip
+    local = KafkaSettings(cluster=None, port=free_port(), controller_port=free_port())
+    broker = LocalBroker(Settings(var_dir=tmp_path / "broker", kafka=local))
     broker.up()
     # This process reads the system's events as its processes do: keys on this broker.
     monkeypatch.setenv("CARELOG_KAFKA_BOOTSTRAP", broker.bootstrap)
@@ -45,7 +46,9 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalBro
     get_settings.cache_clear()
     envelope.install(None)
     try:
-        apply_catalogue(settings=Settings(kafka_bootstrap=broker.bootstrap, environment="test"))
+        apply_catalogue(
+            settings=Settings(environment="test", kafka=KafkaSettings(cluster=broker.bootstrap))
+        )
         yield broker
     finally:
         monkeypatch.undo()

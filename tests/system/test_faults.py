@@ -44,7 +44,7 @@ MAX_BYTES = 200_000  # gateway bodies and MLLP frames above this are refused
 @pytest.fixture(scope="module")
 def system(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("faults")
-    system = System(root, kafka_settings.bootstrap,
+    system = System(root, kafka_settings.kafka.bootstrap,
                     CARELOG_MAX_REQUEST_BYTES=str(MAX_BYTES),
                     CARELOG_MLLP_MAX_MESSAGE_BYTES=str(MAX_BYTES))  # fmt: skip
     try:
@@ -241,9 +241,7 @@ def test_erase_under_load_with_the_worker_and_projection_sigkilled_halfway(
     """Issue 16: a patient erased while the load runs, the worker and the projection
     SIGKILLed once the keys are shredded and restarted while the store and lake are purged.
     Afterwards nothing of the patient is readable (store, log), and the load lost nothing."""
-    settings = kafka_settings.model_copy(update={
-        "fhir_store_path": system.store_path, "lake_uri": str(system.lake),
-    })  # fmt: skip
+    settings = kafka_settings.amended(store={"path": system.store_path}, lake={"uri": str(system.lake)})  # fmt: skip
     tag, mrn = prefix("erasee"), f"MRN{uuid.uuid4().hex[:12]}"
     message = a28(tag).replace(f"PID|1||{tag}^".encode(), f"PID|1||{mrn}^".encode())
     with httpx.Client(base_url=system.gateway_url, timeout=10) as client:

@@ -1,0 +1,39 @@
+"""The Kafka cluster carelog talks to, or the local broker it starts itself."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings.concern import Concern
+
+
+class KafkaSettings(Concern):
+    model_config = SettingsConfigDict(env_prefix="CARELOG_KAFKA_")
+
+    cluster: str | None = Field(
+        None,
+        validation_alias="CARELOG_KAFKA_BOOTSTRAP",
+        description="bootstrap.servers of an existing cluster; when set carelog starts no broker.",
+    )
+    port: int = Field(9092, description="Port of the local broker carelog starts itself.")
+    controller_port: int = Field(9093, description="KRaft controller port of that broker.")
+    heap: str = Field("512m", description="JVM heap of the local broker (-Xmx and -Xms).")
+    client_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",
+    )
+    message_max_bytes: int = Field(
+        1_048_576,
+        validation_alias="CARELOG_MESSAGE_MAX_BYTES",
+        description="Largest event carelog appends; bigger payloads go to the blob store.",
+    )
+
+    @property
+    def bootstrap(self) -> str:
+        """The cluster to talk to: the configured one, or the local broker."""
+        return self.cluster or f"127.0.0.1:{self.port}"
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.cluster is None

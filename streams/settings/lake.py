@@ -1,0 +1,44 @@
+"""The Delta Lake sink (projections/lake/, `carelog sink` and `carelog lake ...`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings.concern import Concern
+
+
+class LakeSettings(Concern):
+    model_config = SettingsConfigDict(env_prefix="CARELOG_LAKE_")
+
+    uri: str | None = Field(
+        None,
+        description="Where the Delta tables go: a path or an object-storage URL "
+        "(s3://, az://, gs://); default <var_dir>/lake.",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="deltalake storage options for uri (credentials, endpoint, region) "
+        "as a JSON object.",
+    )
+    views_dir: Path | None = Field(
+        None, description="Folder of extra SQL-on-FHIR ViewDefinitions (*.json), one table each."
+    )
+    batch_max_events: int = Field(
+        20_000, description="A sink micro-batch is written after this many changes..."
+    )
+    batch_max_seconds: float = Field(1.0, description="...or after this many seconds.")
+    group_id: str = Field("carelog-lake-sink", description="Consumer group of `carelog sink`.")
+    deidentify_secret: SecretStr | None = Field(
+        None, description="When set, also write de-identified tables, ids hashed with this key."
+    )
+    vacuum_retention_hours: int = Field(
+        168, description="`carelog lake optimize` removes unreferenced files older than this."
+    )
+    metrics_port: int = Field(
+        9104,
+        validation_alias="CARELOG_SINK_METRICS_PORT",
+        description="`carelog sink` metrics port (0: off).",
+    )

@@ -1,0 +1,40 @@
+"""The FHIR store projection (projections/fhir_store/, `carelog projection`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings.concern import Concern
+
+
+class StoreSettings(Concern):
+    model_config = SettingsConfigDict(env_prefix="CARELOG_FHIR_STORE_")
+
+    path: Path | None = Field(
+        None, description="SQLite file of the FHIR store; default <var_dir>/fhir-store.sqlite."
+    )
+    batch_max: int = Field(
+        5000, description="The projection applies up to this many events per transaction..."
+    )
+    batch_ms: int = Field(
+        200, description="...or what arrived within this many ms of a batch's first event..."
+    )
+    batch_linger_ms: int = Field(
+        0,
+        description="...or, once no more has arrived for this many ms, what has: 0 applies "
+        "what was fetched as soon as it is there (a change waits for no timer; under load "
+        "the batches grow by themselves, with what arrives while one is applied).",
+    )
+    rebuild_index_processes: int = Field(
+        1,
+        description="`carelog projection rebuild`: processes extracting and writing the index "
+        "rows beside the one reading the log (0: that one does it all).",
+    )
+    metrics_port: int = Field(
+        9103,
+        validation_alias="CARELOG_PROJECTION_METRICS_PORT",
+        description="`carelog projection` metrics port (0: off).",
+    )
