@@ -13,7 +13,6 @@ de-identified lake export (projections/lake/consent.py) asks too.
 
 from __future__ import annotations
 
-
 import orjson
 
 from api.errors import Forbidden
