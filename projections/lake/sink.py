@@ -49,7 +49,6 @@ from streams.topics import FHIR_CHANGES
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
-
 HOLD_BATCHES = 4  # how many batches' worth of changes a table catching up may hold
 COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
