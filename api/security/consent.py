@@ -7,49 +7,20 @@ for `patient` Patient/x, hides every resource of x's compartment from the reader
 - `provision.purpose[]` (v3 PurposeOfUse codes, e.g. HRESCH) limits it to requests made for
   those purposes, declared in the `X-Purpose-Of-Use` header; no purpose: every purpose.
 A read of such a resource answers 403; searches and $everything leave them out. The Consent
-itself stays readable. `provision.period`, nested provisions and permit exceptions are not
-interpreted; the de-identified lake export does not consult Consents yet.
+itself stays readable. What a Consent denies is judged by schemas/consent.py, which the
+de-identified lake export (projections/lake/consent.py) asks too.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from api.errors import Forbidden
 from projections.fhir_store import FhirStore, StoredResource
 from projections.fhir_store.compartment import patients_of
+from schemas.consent import Asker, denies
 
 PURPOSE_HEADER = "x-purpose-of-use"
-
-
-@dataclass(frozen=True, slots=True)
-class Asker:
-    """Who reads and why, as a Consent judges it."""
-
-    subject: str
-    purpose: str | None
-
-
-def denies(consent: dict[str, Any], asker: Asker) -> bool:
-    """Whether this Consent resource denies `asker`."""
-    provision = consent.get("provision") or {}
-    if consent.get("status") != "active" or provision.get("type") != "deny":
-        return False
-    purposes = {p.get("code") for p in provision.get("purpose") or [] if isinstance(p, dict)}
-    if purposes and asker.purpose not in purposes:
-        return False
-    actors = [a.get("reference") or {} for a in provision.get("actor") or [] if isinstance(a, dict)]
-    if not actors:
-        return True
-    for ref in actors:
-        reference = str(ref.get("reference") or "")
-        identifier = (ref.get("identifier") or {}).get("value")
-        if identifier == asker.subject or reference.rpartition("/")[2] == asker.subject:
-            return True
-    return False
 
 
 def denied_patients(store: FhirStore, patients: set[str], asker: Asker) -> dict[str, str]:

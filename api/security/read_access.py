@@ -25,11 +25,12 @@ from api.errors import Forbidden, GatewayError
 from api.fhir.checks import check_type
 from api.gateway import gateway_of
 from api.security.auth import Principal
-from api.security.consent import PURPOSE_HEADER, Asker, consented, refuse_denied
+from api.security.consent import PURPOSE_HEADER, consented, refuse_denied
 from api.security.scopes import Need
 from api.security.smart import lacking, require_read
 from projections.fhir_store import FhirStore, StoredResource
 from projections.fhir_store.search_limits import MAX_OR_VALUES
+from schemas.consent import Asker
 
 HIDDEN_FROM_PATIENTS = frozenset({"AuditEvent"})
 

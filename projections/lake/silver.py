@@ -101,12 +101,13 @@ def _quote(name: str) -> str:
 
 def write(
     table: DeltaTable,
-    view: View,
+    schema: pa.Schema,
     flat: Flattened,
     commit: CommitProperties,
     storage_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Apply one batch to the table in one commit (append or merge); returns its metrics."""
+    """Apply one batch to a table of `schema` (a view's, with the system fields) in one
+    commit (append or merge); returns its metrics."""
     if not flat.needs_merge:
         write_deltalake(
             table,
@@ -116,7 +117,6 @@ def write(
             storage_options=storage_options,
         )
         return {"num_target_rows_inserted": flat.rows.num_rows}
-    schema = view.schema
     markers = pa.table(
         {
             **{f.name: pa.nulls(len(flat.replaced_ids), f.type) for f in schema},

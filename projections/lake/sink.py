@@ -28,7 +28,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from projections.lake import bronze, silver
+from projections.lake import bronze, consent, silver
 from projections.lake.changes import (
     Batch,
     Change,
@@ -39,6 +39,7 @@ from projections.lake.changes import (
 )
 from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
+from projections.lake.purge import COMMIT_RETRIES, purge_resources
 from projections.lake.tables import BRONZE, Lake
 from projections.lake.views import SHIPPED_VIEWS, View, load_views
 from streams.consumer import BatchLimits, BatchReader
@@ -48,7 +49,6 @@ from streams.topics import FHIR_CHANGES
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
-COMMIT_RETRIES = 5
 HOLD_BATCHES = 4  # how many batches' worth of changes a table catching up may hold
 COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
@@ -95,6 +95,8 @@ class LakeSink:
         secret = self.settings.lake.deidentify_secret
         self.deidentifier = Deidentifier(secret.get_secret_value().encode()) if secret else None
         self.stats = Stats()
+        # Consents denying the lake: folded before the tables commit a batch (None: no export).
+        self.denials: consent.Denials | None = None
         self.targets = self._targets()
         self._held: Batch | None = None  # changes read again below the leading table's position
         self._read: Positions = {}  # the furthest offset read of each partition since assigned
@@ -122,6 +124,11 @@ class LakeSink:
                 writer = self._silver_writer(view, opts, self.deidentifier)
                 table = self.lake.ensure(name, view.schema)
                 targets.append(Target(name, table, writer, view.resource))
+            table = self.lake.ensure(consent.CONSENT_TABLE, consent.SCHEMA)
+            targets.append(
+                Target(consent.CONSENT_TABLE, table, self._consent_writer(opts), "Consent")
+            )
+            self.denials = consent.Denials({}, {})
         return targets
 
     def _bronze_writer(
@@ -147,6 +154,8 @@ class LakeSink:
         key = deid.key(view.resource) if deid else str
 
         def write(table: DeltaTable, changes: list[Change], positions: Positions) -> int:
+            if deid is not None:
+                changes = self._consented(changes)
             flat = silver.flatten(view, changes, transform=deid, key=key)
             starts = first_offsets(changes)
             if not flat.changed_ids:
@@ -159,11 +168,58 @@ class LakeSink:
                 )
                 return 0
             silver.write(
-                table, view, flat, commit_properties(positions, starts, view=view.fingerprint), opts
+                table,
+                view.schema,
+                flat,
+                commit_properties(positions, starts, view=view.fingerprint),
+                opts,
             )
             return int(flat.rows.num_rows)
 
         return write
+
+    def _consent_writer(
+        self, opts: dict[str, str] | None
+    ) -> Callable[[DeltaTable, list[Change], Positions], int]:
+        def write(table: DeltaTable, changes: list[Change], positions: Positions) -> int:
+            flat = consent.flatten(changes)
+            commit = commit_properties(positions, first_offsets(changes))
+            silver.write(table, consent.SCHEMA, flat, commit, opts)
+            return int(flat.rows.num_rows)
+
+        return write
+
+    def _consented(self, changes: list[Change]) -> list[Change]:
+        """The changes a Consent lets into the de-identified tables."""
+        if self.denials is None or not self.denials.patients:
+            return changes
+        denied = self.denials.patients
+        return [c for c in changes if not consent.belongs_to_any(c, denied)]
+
+    def _apply_consents(self, batch: Batch) -> set[str]:
+        """Fold the batch's Consents before any table commits it; the patients newly denied."""
+        if self.denials is None:
+            return set()
+        return self.denials.apply(batch.changes, batch.read_up_to)
+
+    def _purge_denied(self, patients: set[str]) -> None:
+        """Remove what the de-identified tables hold of newly denied patients, found in
+        bronze (which holds every change up to the tables' positions at this point)."""
+        if not patients:
+            return
+        bronze_table = next(t.table for t in self.targets if t.resource is None)
+        bronze_table.update_incremental()
+        deidentified = [t for t in self.targets if t.name.startswith("deidentified/")]
+        types = {t.resource for t in deidentified if t.resource is not None}
+        resources = consent.resources_of(bronze_table, patients, types)
+        deleted, files = purge_resources(deidentified, resources, self.deidentifier)
+        log.info(
+            "a Consent denies the lake %d more patient(s): %d resources, rows %s, %d files removed",
+            len(patients),
+            len(resources),
+            deleted,
+            files,
+        )
 
     def load_positions(self, partitions: list[int]) -> dict[int, int | None]:
         """Refresh what each table holds; where to resume reading each partition."""
@@ -171,6 +227,8 @@ class LakeSink:
         for target in self.targets:
             target.table.update_incremental()
             target.positions = table_positions(target.table, self.topic, partitions)
+            if target.name == consent.CONSENT_TABLE:
+                self.denials = consent.Denials.load(target.table, target.positions)
         return resume_offsets([t.positions for t in self.targets], self.topic, partitions)
 
     # -- writing ----------------------------------------------------------------------------
@@ -208,8 +266,13 @@ class LakeSink:
             # Too far behind to hold in memory (a new view filling from the whole log): its
             # commits fall between the others' positions, which its data-start ids record.
             log.warning("%d changes behind the leading table: catching up without it", len(kept))
+            self._purge_denied(self._apply_consents(batch))
         else:
+            # Consents first, so no table commits a denied patient's change; the purge once
+            # bronze has caught up (it finds what the de-identified tables hold).
+            denied = self._apply_consents(batch)
             self._run_commits(self._catch_up_jobs(batch, lead))
+            self._purge_denied(denied)
         self._run_commits(self._batch_jobs(batch))
 
     def _lead(self) -> Positions:

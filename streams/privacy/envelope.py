@@ -112,6 +112,15 @@ def owner_of(resource_type: str, resource_id: str, resource_json: str) -> str | 
     return min(found) if found else None
 
 
+def patients_in(resource_type: str, resource_id: str, resource_json: str) -> set[str]:
+    """Every patient a resource belongs to by the same scan: a Patient itself, and each patient
+    it refers to (`owner_of` picks one of these to seal with)."""
+    found = set(_PATIENT_REFERENCE.findall(resource_json))
+    if resource_type == "Patient":
+        found.add(resource_id)
+    return found
+
+
 def _key_prefix(name: str, record: dict[str, Any]) -> str | None:
     """`patient:<id>` when the record's resource belongs to a patient (see `owner_of`)."""
     if name not in ("ResourceTranslated", "ResourceChanged") or not record.get("resource"):

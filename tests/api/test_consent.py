@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from api.errors import Forbidden
-from api.security.consent import Asker, consented, refuse_denied
+from api.security.consent import consented, refuse_denied
 from projections.fhir_store import FhirStore
+from schemas.consent import Asker
 from tests.projections.fhir_store_support import store_with
 
 

@@ -29,12 +29,12 @@ def test_a_merge_matches_only_the_resources_that_can_have_rows(tmp_path: Path) -
     write_deltalake(tmp_path, view.schema.empty_table())
     table = DeltaTable(str(tmp_path))
     first = silver.flatten(view, changes(("a", 1), ("b", 1)))
-    silver.write(table, view, first, CommitProperties())
+    silver.write(table, view.schema, first, CommitProperties())
     table.update_incremental()
 
     new_ids = [f"n{i}" for i in range(20)]
     batch = silver.flatten(view, changes(("a", 2), *((rid, 1) for rid in new_ids), start=2))
-    metrics = silver.write(table, view, batch, CommitProperties())
+    metrics = silver.write(table, view.schema, batch, CommitProperties())
     table.update_incremental()
 
     assert batch.needs_merge
