@@ -76,12 +76,12 @@ def test_denials_fold_consents_in_log_order_and_say_who_is_newly_denied() -> Non
 def test_a_consent_keeps_a_patient_out_of_the_deidentified_tables(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = kafka_settings.model_copy(
-        update={
-            "lake_uri": str(tmp_path / "lake"),
-            "lake_group_id": f"test-lake-consent-{uuid.uuid4()}",
-            "lake_batch_max_seconds": 0.3,
-            "lake_deidentify_secret": SecretStr(SECRET),
+    settings = kafka_settings.amended(
+        lake={
+            "uri": str(tmp_path / "lake"),
+            "group_id": f"test-lake-consent-{uuid.uuid4()}",
+            "batch_max_seconds": 0.3,
+            "deidentify_secret": SecretStr(SECRET),
         }
     )
     p = uuid.uuid4().hex[:12]
@@ -90,7 +90,7 @@ def test_a_consent_keeps_a_patient_out_of_the_deidentified_tables(
 
     def observations(deidentified: bool = True) -> set[str]:
         prefix = "deidentified/" if deidentified else ""
-        ids = read(f"{settings.lake_uri}/{prefix}silver/observation").column("_resource_id")
+        ids = read(f"{settings.lake.uri}/{prefix}silver/observation").column("_resource_id")
         names = {f"{p}-{n}" for n in ("x1", "x2", "x3", "x4", "y1", "y2")}
         by_key = {deid.resource_id("Observation", n) if deidentified else n: n for n in names}
         return {by_key[i] for i in ids.to_pylist() if i in by_key}
@@ -108,7 +108,7 @@ def test_a_consent_keeps_a_patient_out_of_the_deidentified_tables(
     denial = _consent(f"{p}-c", x, purpose=[{"code": "HRESCH"}])
     sink(denial, fx.observation(f"{p}-x2", x), fx.observation(f"{p}-y2", y))
     assert observations() == {f"{p}-y1", f"{p}-y2"}  # x's earlier rows gone, x2 kept out
-    patients = read(f"{settings.lake_uri}/deidentified/silver/patient").column("_resource_id")
+    patients = read(f"{settings.lake.uri}/deidentified/silver/patient").column("_resource_id")
     assert deid.resource_id("Patient", x) not in patients.to_pylist()
     assert deid.resource_id("Patient", y) in patients.to_pylist()
     assert observations(deidentified=False) == {f"{p}-{n}" for n in ("x1", "x2", "y1", "y2")}
