@@ -12,6 +12,7 @@ from streams.admin import apply_catalogue
 from streams.privacy import envelope
 from streams.privacy.pseudonym import forget_secret
 from streams.settings import PROJECT_ROOT, Settings, get_settings
+from tests.environ import environ
 from tests.kafka_fixture import TEST_VAR, UNIT_RUN_ENV, refuse_broker_in_unit_run, test_broker
 from tests.processors.worker_harness import SHARED_WORKER, SharedWorker
 
@@ -69,42 +70,27 @@ def kafka_settings() -> Iterator[Settings]:
     use the same broker.
     """
     with test_broker() as bootstrap:
-        saved = {
-            k: os.environ.get(k)
-            for k in (
-                "CARELOG_KAFKA_BOOTSTRAP",
-                "CARELOG_VAR_DIR",
-                "CARELOG_ENVIRONMENT",
-                "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS",
-                "CARELOG_KEY_STORE",
-                "CARELOG_MASTER_KEY",
-            )
+        values = {
+            "CARELOG_KAFKA_BOOTSTRAP": bootstrap,
+            "CARELOG_VAR_DIR": str(TEST_VAR),
+            "CARELOG_ENVIRONMENT": "test",
+            # Test modules start and kill workers of one group in turn: a member that was
+            # killed holds its partitions until its session expires, and the next worker
+            # waits that long.
+            "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS": "10",
+            "CARELOG_KEY_STORE": "kafka",
+            # One master key for the session's processes (each worker has a var dir of its own).
+            "CARELOG_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         }
-        os.environ["CARELOG_KAFKA_BOOTSTRAP"] = bootstrap
-        os.environ["CARELOG_VAR_DIR"] = str(TEST_VAR)
-        os.environ["CARELOG_ENVIRONMENT"] = "test"
-        # Test modules start and kill workers of one group in turn: a member that was killed
-        # holds its partitions until its session expires, and the next worker waits that long.
-        os.environ["CARELOG_WORKER_SESSION_TIMEOUT_SECONDS"] = "10"
-        os.environ["CARELOG_KEY_STORE"] = "kafka"
-        # One master key for the session's processes (each worker has a var dir of its own).
-        os.environ["CARELOG_MASTER_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
-        get_settings.cache_clear()
-        settings = get_settings()
-        apply_catalogue(settings=settings)
-        envelope.install(None)  # the next event sealed or opened uses carelog.keys
-        forget_secret()
-        try:
-            yield settings
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            get_settings.cache_clear()
-            envelope.install(None)
+        with environ(values):
+            settings = get_settings()
+            apply_catalogue(settings=settings)
+            envelope.install(None)  # the next event sealed or opened uses carelog.keys
             forget_secret()
+            try:
+                yield settings
+            finally:
+                forget_secret()
 
 
 @pytest.fixture(scope="session")

@@ -39,12 +39,12 @@ from schemas.events import Format, ResourceChanged
 from streams.admin import admin_client
 from streams.event_codec import encode_event
 from streams.lag import count_pending, group_lag, total
-from streams.privacy import envelope
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
 from tests.bench.bench_processors import inbound
 from tests.bench.common import bench_settings
+from tests.environ import environ
 from tests.processors.worker_harness import read_all
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -74,20 +74,8 @@ class Variant:
 def encoding_as(variant: Variant) -> Iterator[None]:
     """This process encodes the input as the variant's worker reads it (e.g. with
     CARELOG_KEY_STORE=off, in clear: a worker without keys would take it as erased)."""
-    saved = {k: os.environ.get(k) for k, _ in variant.env}
-    os.environ.update(dict(variant.env))
-    get_settings.cache_clear()
-    envelope.install(None)
-    try:
+    with environ(dict(variant.env)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        envelope.install(None)
 
 
 def start_worker(
