@@ -10,6 +10,7 @@ resource whose `report` part holds what was erased where, as JSON.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from api.errors import BadRequest, Forbidden, GatewayError, json_response
 from api.fhir.checks import check_id
 from api.gateway import gateway_of
+from api.openapi import ID_PARAM, REQUEST_HEADERS, _outcome
 from api.security.scopes import ERASE, Need
 from schemas.outcome import Issue
 
@@ -74,3 +76,34 @@ async def erase(request: Request) -> Response:
 
 
 routes = [Route("/fhir/Patient/{id}/$erase", erase, methods=["POST"])]
+
+
+def erase_paths() -> dict[str, Any]:
+    """The OpenAPI path of $erase, merged with the FHIR reads (api/fhir/openapi_reads.py)."""
+    parameters = {"application/fhir+json": {"schema": {"type": "object", "description": (
+        "Parameters with `reason` (valueString): why the patient is erased, kept in the "
+        "AuditEvent.")}}}  # fmt: skip
+    report = {"application/fhir+json": {"schema": {"type": "object", "description": (
+        "Parameters: `request` (the erasure's id) and `report` (JSON: what was erased "
+        "where).")}}}  # fmt: skip
+    operation = {
+        "summary": "Erase a patient: shred their keys, purge the FHIR store and the lake",
+        "operationId": "erasePatient",
+        "description": "Scope: system/erase.write (no other scope grants it); a token with a "
+        "patient context is refused. Runs to its end before answering (docs/privacy.md).",
+        "security": [{"bearerAuth": ["system/erase.write"]}],
+        "parameters": [ID_PARAM, *REQUEST_HEADERS],
+        "requestBody": {"required": True, "content": parameters},
+        "responses": {
+            "200": {"description": "Erased; the report says what, where.", "content": report},
+            "400": _outcome("No Parameters body, or no `reason`."),
+            "401": _outcome("No valid bearer token."),
+            "403": _outcome("The token lacks system/erase.write, or has a patient context."),
+            "409": _outcome(
+                "The erasure could not finish (OperationOutcome names why); "
+                "running it again is safe."
+            ),
+            "429": _outcome("Rate limit exceeded."),
+        },
+    }
+    return {"/fhir/Patient/{id}/$erase": {"post": operation}}

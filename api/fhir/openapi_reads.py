@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.fhir.erase_routes import erase_paths
 from api.fhir.openapi_bulk_export import bulk_export_paths
 from api.openapi import ID_PARAM, JSON_TYPES, REQUEST_HEADERS, TYPE_PARAM, _outcome
 
@@ -99,7 +100,7 @@ def _notifier(summary: str, op_id: str) -> dict[str, Any]:
 
 def merge_reads(paths: dict[str, Any]) -> dict[str, Any]:
     """`paths` with GET (read, search) added beside the writes of the same templates."""
-    reads = {**fhir_read_paths(), **bulk_export_paths()}
+    reads = {**fhir_read_paths(), **bulk_export_paths(), **erase_paths()}
     out = {**paths, **reads}
     out["/fhir/{type}"] = {**paths.get("/fhir/{type}", {}), "get": _read(
         "Search", "fhirSearch", [TYPE_PARAM], (400, 401, 403, 406, 429, 503))}  # fmt: skip
