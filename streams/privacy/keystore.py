@@ -130,6 +130,10 @@ class KafkaKeyStore:
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         self._position = 0
         self._keys: dict[str, AESGCM] = {}
+        # Shredded, or not on the log after reading it to its end: a key is on the log before
+        # anything sealed with it can be read, so such a key never comes (ids are random).
+        # Without this, every event of an erased patient cost a read to the end of the topic.
+        self._gone: set[str] = set()
         self._current: dict[str, str] = {}
         self._lock = threading.RLock()
         self._refresh_seconds = refresh_seconds
@@ -142,7 +146,12 @@ class KafkaKeyStore:
             high = self._end()
             while self._position < high:
                 msg = self._consumer.poll(1.0)
-                if msg is None or msg.error() is not None:
+                if msg is None:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
+                        self._position = max(self._position, msg.offset() or 0)
                     continue
                 self._position = (msg.offset() or 0) + 1
                 self._take((msg.key() or b"").decode(), msg.value())
@@ -166,6 +175,7 @@ class KafkaKeyStore:
         prefix = key_id.rpartition("/")[0]
         if wrapped is None:
             self._keys.pop(key_id, None)
+            self._gone.add(key_id)
             if prefix and self._current.get(prefix) == key_id:
                 del self._current[prefix]
             return
@@ -186,9 +196,11 @@ class KafkaKeyStore:
     def cipher(self, key_id: str) -> AESGCM | None:
         self._fresh()
         found = self._keys.get(key_id)
-        if found is None:
+        if found is None and key_id not in self._gone:
             self.catch_up()  # made by another process after our last read
             found = self._keys.get(key_id)
+            if found is None:
+                self._gone.add(key_id)
         return found
 
     def key_for(self, prefix: str) -> tuple[str, AESGCM]:
@@ -248,6 +260,7 @@ class KafkaKeyStore:
             self._flush(len(found))
             for key_id in found:
                 self._keys.pop(key_id, None)
+            self._gone.update(found)
             return found
 
     def _confirmed(self, err: KafkaError | None, msg: Message) -> None:
