@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from schemas.events import Format, ResourceTranslated, decode_event
+from schemas.events import Format, ResourceTranslated
+from streams.event_codec import decode_event
 from streams.kafka_config import reader_config
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
