@@ -561,7 +561,8 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:
         with bench_settings() as settings:
-            system = System(root, settings.kafka.bootstrap, tuned=False)  # the defaults
+            extra = dict(e.split("=", 1) for e in args.env)
+            system = System(root, settings.kafka.bootstrap, tuned=False, **extra)  # the defaults
             try:
                 started = time.monotonic()
                 system.start()
@@ -633,6 +634,13 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=120.0,
                         help="after the load, wait at most this long for everything to land")  # fmt: skip
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the carelog processes (e.g. CARELOG_KEY_STORE=off)",
+    )
     args = parser.parse_args()
     check_templates()
     token = mint_token(SECRET, SCOPES, "bench-e2e", ttl=24 * 3600)

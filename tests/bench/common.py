@@ -19,8 +19,9 @@ from streams.kafka_config import client_config, producer_config
 from streams.settings import Settings
 from streams.settings.kafka import KafkaSettings
 from streams.topics import Topic, catalogue
+from tests.environ import environ
 from tests.kafka_fixture import test_broker
-from tests.system.harness import gateway_ready
+from tests.system.harness import SYSTEM_MASTER_KEY, gateway_ready
 
 RUNS = 3
 READY_TIMEOUT_SECONDS = 180.0
@@ -32,9 +33,14 @@ def bench_settings() -> Iterator[Settings]:
     ready to measure on: the topic catalogue applied, every partition led, the group and
     transaction coordinators loaded."""
     with test_broker() as bootstrap:
-        settings = Settings(environment="test", kafka=KafkaSettings(cluster=bootstrap))
-        wait_until_broker_ready(settings)
-        yield settings
+        # This process seals and opens events as the system it starts does: keys on this
+        # broker, wrapped by the system's master key (tests/system/harness.py).
+        env = {"CARELOG_KAFKA_BOOTSTRAP": bootstrap, "CARELOG_ENVIRONMENT": "test",
+               "CARELOG_MASTER_KEY": os.environ.get("CARELOG_MASTER_KEY") or SYSTEM_MASTER_KEY}  # fmt: skip
+        with environ(env):
+            settings = Settings(environment="test", kafka=KafkaSettings(cluster=bootstrap))
+            wait_until_broker_ready(settings)
+            yield settings
 
 
 def wait_until_broker_ready(settings: Settings, timeout: float = READY_TIMEOUT_SECONDS) -> None:

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from schemas.events import Format, ResourceTranslated
-from streams.event_codec import decode_event
+from schemas.codec import AvroCodec
+from schemas.events import Format, ResourceTranslated, from_record
 from streams.kafka_config import reader_config
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
 
+_codec = AvroCodec()
 INBOUND = tuple(inbound_topic(f) for f in Format)
 HOPS = (
     ("inbound appended", "sent", "inbound_sent"),
@@ -108,7 +109,8 @@ class HopTracer:
         hops = self.hops.setdefault(pid, Hops())
         if topic == FHIR_TRANSLATED and hops.translated_seen is None:
             hops.translated_sent, hops.translated_seen = sent, seen
-            event = decode_event(value)
+            # the metadata only: the sealed content needs the system's keys, not wanted here
+            event = from_record(*_codec.decode(value))
             if isinstance(event, ResourceTranslated):
                 where = (event.inbound_topic, event.inbound_partition, event.inbound_offset)
                 if where in self._inbound:
