@@ -26,7 +26,7 @@ from faust.types import TP, RecordMetadata
 from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
-from streams.privacy.envelope import confirm_new_keys, confirm_new_keys_before_commit
+from streams.privacy.envelope import confirm_new_keys
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and does
 # what the aiokafka driver's Producer.send does with a transactional_id of its own choosing.
@@ -117,4 +117,3 @@ class SourcePartitionTransport(Transport):
 def use_source_partition_transactions(app: faust.App) -> None:
     """Call right after creating the app, before declaring topics, agents or tables."""
     app.transport = SourcePartitionTransport(app.conf.broker_consumer, app)
-    confirm_new_keys_before_commit()  # commit above confirms them

@@ -23,6 +23,7 @@ from processors.version_store import VersionStore, state_header
 from schemas.events import Format
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
+from streams.privacy.envelope import confirm_new_keys_before_commit
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, catalogue, inbound_topic
@@ -125,6 +126,10 @@ async def version(stream: faust.StreamT[Any]) -> None:
 
 
 def main() -> None:
+    # This process's new data keys are confirmed at each commit (SourcePartitionTransactions
+    # .commit), not one round trip each. Set here, in the worker process only: a process that
+    # merely imports this module (a test, a tool) must confirm its keys before sealing.
+    confirm_new_keys_before_commit()
     configure()  # JSON lines before Faust's worker starts (it then sets up its own, alike)
     input_topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]
     lag = group_lag_reader(settings, APP_ID, input_topics)  # Faust's group id is its app id

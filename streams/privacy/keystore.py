@@ -185,6 +185,7 @@ class KafkaKeyStore:
             self._keys[key_id] = AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
         except ValueError:
             log.error("carelog.keys: key %s does not unwrap with this master key", key_id)
+            self._gone.add(key_id)  # what it sealed stays unreadable here: no use looking again
             return
         if prefix:  # the patient's key to seal with, found without scanning every key
             self._current.setdefault(prefix, key_id)
