@@ -190,16 +190,20 @@ class KafkaKeyStore:
         if prefix:  # the patient's key to seal with, found without scanning every key
             self._current.setdefault(prefix, key_id)
 
-    def _fresh(self) -> None:
+    def _fresh(self) -> bool:
+        """Read the topic to its end if the last read is older than refresh_seconds; whether it did."""
         if time.monotonic() - self._read_at > self._refresh_seconds:
             self.catch_up()
+            return True
+        return False
 
     def cipher(self, key_id: str) -> AESGCM | None:
-        self._fresh()
+        refreshed = self._fresh()
         found = self._keys.get(key_id)
         if found is None and key_id not in self._gone:
-            self.catch_up()  # made by another process after our last read
-            found = self._keys.get(key_id)
+            if not refreshed:  # a read just made already saw every key confirmed before it
+                self.catch_up()  # made by another process after our last read
+                found = self._keys.get(key_id)
             if found is None:
                 self._gone.add(key_id)
         return found
