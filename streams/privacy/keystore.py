@@ -127,7 +127,12 @@ class KafkaKeyStore:
                 },
             )
         )
-        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self._partition = TopicPartition(self._topic, 0, OFFSET_BEGINNING)
+        self._consumer.assign([self._partition])
+        # Fetching only while catching up: an assigned partition is fetched without a pause
+        # (librdkafka prefetches), and every new key made each process's consumer fetch
+        # again, which cost the broker and each process CPU per key record.
+        self._consumer.pause([self._partition])
         self._position = 0
         self._keys: dict[str, AESGCM] = {}
         # Shredded, or not on the log after reading it to its end: a key is on the log before
@@ -144,17 +149,22 @@ class KafkaKeyStore:
         """Read carelog.keys up to its current end."""
         with self._lock:
             high = self._end()
-            while self._position < high:
-                msg = self._consumer.poll(1.0)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
-                        self._position = max(self._position, msg.offset() or 0)
-                    continue
-                self._position = (msg.offset() or 0) + 1
-                self._take((msg.key() or b"").decode(), msg.value())
+            if self._position < high:
+                self._consumer.resume([self._partition])
+                try:
+                    while self._position < high:
+                        msg = self._consumer.poll(1.0)
+                        if msg is None:
+                            continue
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers
+                                self._position = max(self._position, msg.offset() or 0)
+                            continue
+                        self._position = (msg.offset() or 0) + 1
+                        self._take((msg.key() or b"").decode(), msg.value())
+                finally:
+                    self._consumer.pause([self._partition])
             self._read_at = time.monotonic()
 
     def _end(self) -> int:
