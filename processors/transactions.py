@@ -13,6 +13,7 @@ outputs and its offset commit (or abort) together, whatever partitions the outpu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
@@ -26,7 +27,7 @@ from faust.types import TP, RecordMetadata
 from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
-from streams.privacy.envelope import confirm_new_keys
+from streams.privacy.envelope import confirm_new_keys, keys_to_confirm
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and does
 # what the aiokafka driver's Producer.send does with a transactional_id of its own choosing.
@@ -52,10 +53,10 @@ class SourcePartitionTransactions(TransactionManager):
         event = faust.current_event()
         if event is None:  # not inside an agent: Faust's own rule
             return await super().send(topic, key, value, partition, timestamp, headers)
-        if self._committing:
+        if self._committing and keys_to_confirm():
             # This output may join the transaction being committed: the data keys it is
             # sealed with go on the log first (else the commit's own confirm covers them).
-            confirm_new_keys()
+            await _confirm_new_keys()
         transactional_id = self._transactional_id(event.message.tp)
         # What the driver's Producer.send does for a transactional send, less its per-record
         # extras (a produce signal nobody receives, header conversions, attribute lookups
@@ -87,7 +88,8 @@ class SourcePartitionTransactions(TransactionManager):
         # (streams/privacy/keystore.py).
         self._committing = True
         try:
-            confirm_new_keys()
+            if keys_to_confirm():
+                await _confirm_new_keys()
             return await super().commit(offsets, start_new_transaction)
         finally:
             self._committing = False
@@ -102,6 +104,11 @@ class SourcePartitionTransactions(TransactionManager):
             group = self.app.assignor.group_for_topic(source.topic)
             found = ids[source] = f"{self.app.conf.id}-{group}-{source.partition}"
         return found
+
+
+async def _confirm_new_keys() -> None:
+    """Wait for the new data keys' delivery on a thread: the agents go on meanwhile."""
+    await asyncio.to_thread(confirm_new_keys)
 
 
 class WorkerConsumer(DirectDeliveryConsumer, MarkerGapConsumer):

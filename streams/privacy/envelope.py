@@ -77,6 +77,11 @@ def confirm_new_keys_before_commit() -> None:
         _store.confirm_later = True
 
 
+def keys_to_confirm() -> bool:
+    """Whether keys were made since the last `confirm_new_keys` (or a confirmation failed)."""
+    return isinstance(_store, KafkaKeyStore) and _store.pending
+
+
 def confirm_new_keys() -> None:
     """Wait until the keys sent so far are on the log (raises DeliveryFailed if one is not):
     then the events sealed with them may commit."""

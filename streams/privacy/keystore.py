@@ -106,6 +106,11 @@ class KafkaKeyStore:
     once their Kafka transaction commits) new keys are sent at once and confirmed together by
     `confirm()`, which the worker calls before each commit (processors/transactions.py).
     Shreds made by other processes are picked up within `refresh_seconds`.
+
+    The consumer stays assigned, so librdkafka fetches new keys as they come: a lookup first
+    takes what it has fetched already (no round trip; a key is on the log before the event
+    sealed with it is readable, so it is nearly always there), and reads to the end of the
+    topic (a round trip for the end offset) only for a key still missing.
     """
 
     def __init__(
@@ -127,12 +132,7 @@ class KafkaKeyStore:
                 },
             )
         )
-        self._partition = TopicPartition(self._topic, 0, OFFSET_BEGINNING)
-        self._consumer.assign([self._partition])
-        # Fetching only while catching up: an assigned partition is fetched without a pause
-        # (librdkafka prefetches), and every new key made each process's consumer fetch
-        # again, which cost the broker and each process CPU per key record.
-        self._consumer.pause([self._partition])
+        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         self._position = 0
         self._keys: dict[str, AESGCM] = {}
         # Shredded, or not on the log after reading it to its end: a key is on the log before
@@ -149,23 +149,26 @@ class KafkaKeyStore:
         """Read carelog.keys up to its current end."""
         with self._lock:
             high = self._end()
-            if self._position < high:
-                self._consumer.resume([self._partition])
-                try:
-                    while self._position < high:
-                        msg = self._consumer.poll(1.0)
-                        if msg is None:
-                            continue
-                        err = msg.error()
-                        if err is not None:
-                            if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers
-                                self._position = max(self._position, msg.offset() or 0)
-                            continue
-                        self._position = (msg.offset() or 0) + 1
-                        self._take((msg.key() or b"").decode(), msg.value())
-                finally:
-                    self._consumer.pause([self._partition])
+            while self._position < high:
+                msg = self._consumer.poll(1.0)
+                if msg is None:
+                    continue
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
+                        self._position = max(self._position, msg.offset() or 0)
+                    continue
+                self._position = (msg.offset() or 0) + 1
+                self._take((msg.key() or b"").decode(), msg.value())
             self._read_at = time.monotonic()
+
+    def _drain(self) -> None:
+        """Take the key records the consumer has fetched already (no round trip)."""
+        with self._lock:
+            while (msg := self._consumer.poll(0)) is not None:
+                if msg.error() is None:
+                    self._position = (msg.offset() or 0) + 1
+                    self._take((msg.key() or b"").decode(), msg.value())
 
     def _end(self) -> int:
         """The end offset of carelog.keys, waiting out a leader election (a new topic)."""
@@ -200,19 +203,20 @@ class KafkaKeyStore:
         if prefix:  # the patient's key to seal with, found without scanning every key
             self._current.setdefault(prefix, key_id)
 
-    def _fresh(self) -> bool:
-        """Read the topic to its end if the last read is older than refresh_seconds; whether it did."""
+    def _fresh(self) -> None:
+        """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
         if time.monotonic() - self._read_at > self._refresh_seconds:
-            self.catch_up()
-            return True
-        return False
+            self._drain()
+            self._read_at = time.monotonic()
 
     def cipher(self, key_id: str) -> AESGCM | None:
-        refreshed = self._fresh()
+        self._fresh()
         found = self._keys.get(key_id)
         if found is None and key_id not in self._gone:
-            if not refreshed:  # a read just made already saw every key confirmed before it
-                self.catch_up()  # made by another process after our last read
+            self._drain()  # made by another process after our last look: fetched by now
+            found = self._keys.get(key_id)
+            if found is None:
+                self.catch_up()  # not fetched yet, or never made: the end says which
                 found = self._keys.get(key_id)
             if found is None:
                 self._gone.add(key_id)
@@ -251,16 +255,22 @@ class KafkaKeyStore:
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
         self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
 
+    @property
+    def pending(self) -> bool:
+        """Keys made and not confirmed yet, or a confirmation failed."""
+        return bool(self._unsent or self._failures)
+
     def confirm(self) -> None:
         """Put every key made so far on the log and wait until it is there (raises
         DeliveryFailed if one is not): with `confirm_later`, called before committing events
         sealed with them."""
         with self._lock:
-            if self._unsent or self._failures:
-                unsent, self._unsent = self._unsent, []
-                for key_id, wrapped in unsent:
-                    self._send(key_id, wrapped)
-                self._flush(len(unsent))
+            unsent, self._unsent = self._unsent, []
+            for key_id, wrapped in unsent:
+                self._send(key_id, wrapped)
+        if unsent or self._failures:
+            # The wait, outside the lock: sealing with keys made meanwhile goes on.
+            self._flush(len(unsent))
 
     def key_ids(self, prefix: str) -> list[str]:
         self.catch_up()
