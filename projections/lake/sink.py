@@ -419,6 +419,10 @@ class LakeSink:
                 "enable.partition.eof": False,
                 "session.timeout.ms": 10_000,
                 "heartbeat.interval.ms": 2_000,
+                # Fewer, fuller fetches (the broker's CPU goes by requests): the lake's
+                # freshness is counted in seconds.
+                "fetch.min.bytes": 1_048_576,
+                "fetch.wait.max.ms": 200,
             },
         )
         reader = BatchReader(
