@@ -14,11 +14,12 @@ outputs and its offset commit (or abort) together, whatever partitions the outpu
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, ProducerFenced
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers.aiokafka import Producer, Transport
@@ -33,11 +34,16 @@ from streams.privacy.envelope import confirm_new_keys, keys_to_confirm
 # what the aiokafka driver's Producer.send does with a transactional_id of its own choosing.
 require_source(TransactionManager, "send", "b8d126be9f10fc69", __name__)
 require_source(Producer, "send", "0b5bd08f52e5e2a9", __name__)
+# commit below replaces TransactionManager.commit and the driver's Producer.commit_transactions
+# it calls, adding one step: the data keys go on the log before each transaction commits.
+require_source(TransactionManager, "commit", "fbb29c3467ac8bfa", __name__)
+require_source(Producer, "commit_transactions", "70091e6f431974e9", __name__)
+
+log = logging.getLogger(__name__)
 
 
 class SourcePartitionTransactions(TransactionManager):
     _ids: dict[TP, str] | None = None
-    _committing = False
 
     async def send(
         self,
@@ -53,10 +59,6 @@ class SourcePartitionTransactions(TransactionManager):
         event = faust.current_event()
         if event is None:  # not inside an agent: Faust's own rule
             return await super().send(topic, key, value, partition, timestamp, headers)
-        if self._committing and keys_to_confirm():
-            # This output may join the transaction being committed: the data keys it is
-            # sealed with go on the log first (else the commit's own confirm covers them).
-            await _confirm_new_keys()
         transactional_id = self._transactional_id(event.message.tp)
         # What the driver's Producer.send does for a transactional send, less its per-record
         # extras (a produce signal nobody receives, header conversions, attribute lookups
@@ -83,16 +85,37 @@ class SourcePartitionTransactions(TransactionManager):
             raise ProducerSendError(f"Error while sending: {exc!r}") from exc
 
     async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        # The data keys the events in these transactions are sealed with go on the log first:
-        # one wait for all the new patients since the last commit, not one per patient
-        # (streams/privacy/keystore.py).
-        self._committing = True
+        """Faust's commit, one transaction after the other, each with its input offsets."""
+        by_transaction: dict[str, dict[TP, int]] = {}
+        for tp, offset in offsets.items():
+            by_transaction.setdefault(self._transactional_id(tp), {})[tp] = offset
         try:
+            for transactional_id, tp_offsets in by_transaction.items():
+                await self._commit_one(transactional_id, tp_offsets, start_new_transaction)
+        except ProducerFenced as fenced:
+            log.warning("ProducerFenced %s", fenced)
+            await self.app.crash(fenced)
+        return True
+
+    async def _commit_one(
+        self, transactional_id: str, offsets: Mapping[TP, int], start_new_transaction: bool
+    ) -> None:
+        producer = cast(Producer, self.producer)
+        async with producer._trn_locks[transactional_id]:  # nothing joins it from here on
+            transaction = producer._transaction_producers.get(transactional_id)
+            if transaction is None:
+                log.warning("Commit invoked for unknown transaction %s", transactional_id)
+                return
+            # Every record in this transaction was sealed before it was sent: the data keys
+            # made so far go on the log before the records become readable. One wait for
+            # all the patients new since the last commit, not one per patient, and none
+            # when no key was made (streams/privacy/keystore.py).
             if keys_to_confirm():
-                await _confirm_new_keys()
-            return await super().commit(offsets, start_new_transaction)
-        finally:
-            self._committing = False
+                await asyncio.to_thread(confirm_new_keys)
+            await transaction.send_offsets_to_transaction(offsets, self.app.conf.id)
+            await transaction.commit_transaction()
+            if start_new_transaction:
+                await transaction.begin_transaction()
 
     def _transactional_id(self, source: TP) -> str:
         """The id of the transaction of input partition `source` (computed once each)."""
@@ -104,11 +127,6 @@ class SourcePartitionTransactions(TransactionManager):
             group = self.app.assignor.group_for_topic(source.topic)
             found = ids[source] = f"{self.app.conf.id}-{group}-{source.partition}"
         return found
-
-
-async def _confirm_new_keys() -> None:
-    """Wait for the new data keys' delivery on a thread: the agents go on meanwhile."""
-    await asyncio.to_thread(confirm_new_keys)
 
 
 class WorkerConsumer(DirectDeliveryConsumer, MarkerGapConsumer):
