@@ -227,6 +227,12 @@ class KafkaKeyStore:
         with self._lock:
             key_id = self._current.get(prefix)
             if key_id is None or key_id not in self._keys:
+                # Another process may have made this patient's key a moment ago (the worker,
+                # before the gateway audits a read of the patient's new resources): take
+                # what was fetched before making a second key (and a key record) for it.
+                self._drain()
+                key_id = self._current.get(prefix)
+            if key_id is None or key_id not in self._keys:
                 key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
                 self._create([key_id])
                 self._current[prefix] = key_id
