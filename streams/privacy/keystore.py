@@ -151,24 +151,24 @@ class KafkaKeyStore:
             high = self._end()
             while self._position < high:
                 msg = self._consumer.poll(1.0)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
-                        self._position = max(self._position, msg.offset() or 0)
-                    continue
-                self._position = (msg.offset() or 0) + 1
-                self._take((msg.key() or b"").decode(), msg.value())
+                if msg is not None:
+                    self._read(msg)
             self._read_at = time.monotonic()
 
     def _drain(self) -> None:
         """Take the key records the consumer has fetched already (no round trip)."""
         with self._lock:
             while (msg := self._consumer.poll(0)) is not None:
-                if msg.error() is None:
-                    self._position = (msg.offset() or 0) + 1
-                    self._take((msg.key() or b"").decode(), msg.value())
+                self._read(msg)
+
+    def _read(self, msg: Message) -> None:
+        """Take one polled key record (or an end-of-partition notice) and move past it."""
+        err = msg.error()
+        if err is None:
+            self._position = (msg.offset() or 0) + 1
+            self._take((msg.key() or b"").decode(), msg.value())
+        elif err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
+            self._position = max(self._position, msg.offset() or 0)
 
     def _end(self) -> int:
         """The end offset of carelog.keys, waiting out a leader election (a new topic)."""
