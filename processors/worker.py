@@ -18,6 +18,7 @@ from processors import worker_metrics as metrics
 from processors.commit_when_idle import commit_when_idle
 from processors.faust_recovery import seek_before_resume
 from processors.pipeline import OutputRecord, Record, translate_record, version_record
+from processors.rejoin_when_topics_return import RememberingAssignor, rejoin_when_topics_return
 from processors.transactions import use_source_partition_transactions
 from processors.version_store import VersionStore, state_header
 from schemas.events import Format
@@ -47,10 +48,12 @@ app = create_app(
     producer_linger=settings.worker.producer_linger_seconds,
     producer_max_batch_size=settings.worker.producer_max_batch_bytes,
     producer_compression_type=settings.worker.producer_compression,
+    PartitionAssignor=RememberingAssignor,
 )
 use_source_partition_transactions(app)
 seek_before_resume()
 commit_when_idle(app, settings.worker.commit_idle_seconds)
+rejoin_when_topics_return(app)
 
 
 def _raw_topic(name: str) -> faust.TopicT:

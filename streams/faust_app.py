@@ -58,10 +58,6 @@ def create_app(app_id: str, settings: Settings | None = None, **options: Any) ->
         "topic_replication_factor": 3 if settings.environment == "production" else 1,
         "producer_acks": -1,
         "producer_partitioner": kafka_partitioner,  # aiokafka's, at a third of the CPU
-        # A broker that restarts answers metadata before its topics are loaded: a group that
-        # rebalances then is given no partitions, and only the next metadata refresh (Faust's
-        # default: 5 minutes) shows the topics again and makes it rejoin.
-        "consumer_metadata_max_age_ms": 10_000,
         "web_enabled": False,
         "logging_config": faust_logging_config(),  # carelog's JSON lines, as every process
         "Worker": SpinnerlessWorker,

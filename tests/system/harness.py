@@ -60,7 +60,7 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 SYSTEM_MASTER_KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 TAG_SYSTEM = "urn:carelog:test:faults"
 # `info` shows the worker's rebalances and recovery with times, when a test needs a look.
-WORKER_LOG_LEVEL = os.environ.get("CARELOG_TEST_WORKER_LOG_LEVEL", "warn")
+WORKER_LOG_LEVEL = os.environ.get("CARELOG_TEST_WORKER_LOG_LEVEL", "info")
 RUNNING: list[System] = []  # systems started and not stopped: their logs go with a failure
 
 
