@@ -49,7 +49,7 @@ from streams.topics import FHIR_CHANGES
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
-HOLD_BATCHES = 4  # how many batches' worth of changes a table catching up may hold
+HOLD_BATCHES = 4  # how many batches' worth of changes behind a table catching up may be
 COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
 
@@ -259,13 +259,17 @@ class LakeSink:
         lead = self._lead()
         if any(self._read.get(tp, -1) < off for tp, off in self._lagging(lead).items()):
             kept = self._needed(batch.changes)
-            if len(kept) <= HOLD_BATCHES * self.settings.lake.batch_max_events:
+            # What the tables behind lack lies below the lead. The other partitions' changes
+            # read meanwhile are held too, but only the gap says whether it is too far to hold.
+            gap = sum(1 for c in kept if c.offset <= lead.get(c.position, -1))
+            hold = HOLD_BATCHES * self.settings.lake.batch_max_events
+            if gap <= hold and len(kept) <= hold * max(1, len(lead)):
                 # Re-reading the log below the leading table's position: wait for all of it.
                 self._held = Batch(kept, batch.read_up_to)
                 return
             # Too far behind to hold in memory (a new view filling from the whole log): its
             # commits fall between the others' positions, which its data-start ids record.
-            log.warning("%d changes behind the leading table: catching up without it", len(kept))
+            log.warning("%d changes behind the leading table: catching up without it", gap)
             self._purge_denied(self._apply_consents(batch))
         else:
             # Consents first, so no table commits a denied patient's change; the purge once

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 
 from projections.lake.as_of import resolve
@@ -93,4 +94,50 @@ def test_a_batch_without_the_tables_resource_in_one_partition_keeps_them_exact(
             [(0, change(fx.patient("a", family="v2"), 2))],
         ],
     )
+    _assert_every_bronze_position_is_exact(lake)
+
+
+def test_a_table_a_kill_left_behind_catches_up_exactly_while_other_partitions_run_ahead(
+    tmp_path: Path,
+) -> None:
+    """A restart re-reads the partitions a crash left patient_identifier behind in, while
+    the other partitions deliver new changes faster than that: more changes than the sink
+    holds for a catch-up arrive before the lagging partition reaches the lead. Only the gap
+    below the lead counts, so the table still commits at exactly the lead first."""
+    lake = tmp_path / "lake"
+    settings = Settings(environment="test", lake=LakeSettings(uri=str(lake), batch_max_events=2))
+    views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "patient_identifier")]
+
+    def at(partition: int, offset: int, pid: str) -> Change:
+        return Change.of(change(fx.patient(pid)), TOPIC, partition, offset)
+
+    def batch(*changes: Change) -> Batch:
+        return Batch(list(changes), {(TOPIC, c.partition): c.offset for c in changes})
+
+    killed = LakeSink(settings, topic=TOPIC, views=views)
+    killed.load_positions([0, 1])
+    killed.write_batch(batch(at(0, 0, "a"), at(0, 1, "b"), at(1, 0, "c")))
+    identifiers = next(t for t in killed.targets if t.name == "silver/patient_identifier")
+
+    def crash(*_: object) -> int:
+        raise RuntimeError("SIGKILL before this commit")
+
+    identifiers.write = crash
+    with pytest.raises(RuntimeError, match="SIGKILL"):
+        killed.write_batch(batch(at(0, 2, "d"), at(1, 1, "e")))
+    lead = {0: 2, 1: 1}
+    assert positions(DeltaTable(str(lake / BRONZE)), TOPIC) == lead
+    assert positions(DeltaTable(str(lake / "silver/patient_identifier")), TOPIC) == {0: 1, 1: 0}
+
+    restarted = LakeSink(settings, topic=TOPIC, views=views)
+    assert restarted.load_positions([0, 1]) == {0: 2, 1: 1}  # where reading resumes
+    # Partition 1 again, then ten new changes on it; partition 0's re-read comes later.
+    restarted.write_batch(batch(at(1, 1, "e"), *(at(1, n, f"n{n}") for n in range(2, 12))))
+    restarted.write_batch(batch(at(0, 2, "d"), at(0, 3, "f")))
+
+    identifiers_positions = [
+        positions(DeltaTable(str(lake / "silver/patient_identifier"), version=v), TOPIC)
+        for v in range(DeltaTable(str(lake / "silver/patient_identifier")).version() + 1)
+    ]
+    assert lead in identifiers_positions
     _assert_every_bronze_position_is_exact(lake)
