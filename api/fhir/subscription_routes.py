@@ -1,4 +1,5 @@
-"""Subscription operations answered by `carelog notifier` (its control port, never public).
+"""Subscription operations answered by `carelog notifier` (its control port, never public;
+the gateway sends the port's credential, projections/notifier/control_auth.py).
 
 GET /fhir/Subscription/{id}/$status                 SubscriptionStatus (backport IG): status,
                                                     eventsSinceSubscriptionStart, last error
@@ -22,16 +23,20 @@ from api.errors import GatewayError, Unavailable, json_response
 from api.fhir.checks import check_id
 from api.gateway import gateway_of
 from api.security.read_access import NotFound, admit_read
+from projections.notifier.control_auth import control_credential
 
 
 async def _ask_notifier(request: Request, method: str, what: str) -> dict[str, object]:
     await admit_read(request, ["Subscription"], "r")
     sub_id = request.path_params["id"]
     check_id(sub_id)
-    url = f"{gateway_of(request).settings.notifier.url.rstrip('/')}/{what}/{sub_id}"
+    settings = gateway_of(request).settings
+    url = f"{settings.notifier.url.rstrip('/')}/{what}/{sub_id}"
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
-            answer = await client.request(method, url)
+            answer = await client.request(
+                method, url, headers={"Authorization": control_credential(settings)}
+            )
     except httpx.HTTPError:
         raise Unavailable("the notifier does not answer; try again later") from None
     try:

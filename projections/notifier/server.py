@@ -7,12 +7,13 @@
   order, with no second hop or per-connection consumer of the log.
 - The control port (the gateway's only, never exposed): `GET /status/{id}` answers the
   $status Bundle, `POST /token/{id}` mints a binding token. The gateway checks the caller's
-  scopes and asks here.
+  scopes and asks here, with the credential of projections/notifier/control_auth.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import secrets
@@ -27,6 +28,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from projections.notifier.bundles import status_bundle
+from projections.notifier.control_auth import control_credential
 from projections.notifier.delivery import Delivery, handshake, served
 from projections.notifier.state import State
 from projections.notifier.subscriptions import Channel
@@ -112,6 +114,7 @@ async def serve_delivery(
 def control_server(state: State, tokens: Tokens, settings: Settings) -> ThreadingHTTPServer:
     """The control listener (serve_forever it in a thread)."""
     base = settings.notifier.fhir_base.rstrip("/")
+    credential = control_credential(settings).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, status: int, body: dict[str, Any]) -> None:
@@ -123,6 +126,11 @@ def control_server(state: State, tokens: Tokens, settings: Settings) -> Threadin
             self.wfile.write(data)
 
         def _route(self, method: str) -> None:
+            given = (self.headers.get("Authorization") or "").encode()
+            if not hmac.compare_digest(given, credential):
+                self._answer(401, {"error": "the control port answers the gateway only: send "
+                                            "its Authorization credential"})  # fmt: skip
+                return
             found = _PATH.fullmatch(self.path)
             if found is None:
                 self._answer(404, {"error": "no such path"})
@@ -154,4 +162,6 @@ def control_server(state: State, tokens: Tokens, settings: Settings) -> Threadin
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)
 
-    return ThreadingHTTPServer((settings.notifier.host, settings.notifier.control_port), Handler)
+    return ThreadingHTTPServer(
+        (settings.notifier.control_host, settings.notifier.control_port), Handler
+    )

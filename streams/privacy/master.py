@@ -8,6 +8,8 @@ one under var/ and says loudly that it did.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -50,3 +52,9 @@ def master_key(settings: Settings) -> bytes:
             path,
         )
     return base64.b64decode(path.read_text().strip())
+
+
+def derived_secret(settings: Settings, purpose: str) -> str:
+    """A secret for `purpose` that every process holding the master key derives alike (hex
+    HMAC-SHA256): a credential between two of carelog's own processes, nothing to configure."""
+    return hmac.new(master_key(settings), purpose.encode(), hashlib.sha256).hexdigest()

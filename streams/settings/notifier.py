@@ -17,8 +17,11 @@ class NotifierSettings(Concern):
         None, description="The notifier's state (its SQLite files); default <var_dir>/notifier."
     )
     group_id: str = Field("carelog-notifier", description="Consumer group of the notifier.")
-    host: str = Field(
-        "127.0.0.1", description="Address the notifier's websocket and control port listen on."
+    host: str = Field("127.0.0.1", description="Address the notifier's websocket port listens on.")
+    control_host: str = Field(
+        "127.0.0.1",
+        description="Address the control port listens on: the gateway's only, keep it private "
+        "(every call also needs the credential derived from the master key).",
     )
     port: int = Field(8091, description="The notifier's websocket port (path /ws).")
     control_port: int = Field(

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import orjson
 
-from streams.settings import PROJECT_ROOT
+from projections.notifier.control_auth import control_credential
+from streams.settings import PROJECT_ROOT, Settings
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
 
@@ -71,7 +72,7 @@ class NotifierProcess:
                     f"notifier exited: {(self.folder / 'notifier.log').read_text()}"
                 )
             try:
-                return httpx.get(f"{self.control}/status/none", timeout=1).status_code == 404
+                return self.ask("GET", "status/none", timeout=1).status_code == 404
             except httpx.HTTPError:
                 return False
 
@@ -90,9 +91,15 @@ class NotifierProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def ask(self, method: str, path: str, timeout: float = 5, **headers: str) -> httpx.Response:
+        """A call to the control port, with the gateway's credential unless `headers` say."""
+        # This process's settings: the notifier runs with the same master key.
+        sent = {"Authorization": control_credential(Settings()), **headers}
+        return httpx.request(method, f"{self.control}/{path}", headers=sent, timeout=timeout)
+
     def status(self, sub_id: str) -> dict[str, Any]:
         """{parameter name: value} of the $status answer ({} while it is not known)."""
-        answer = httpx.get(f"{self.control}/status/{sub_id}", timeout=5)
+        answer = self.ask("GET", f"status/{sub_id}")
         if answer.status_code == 404:
             return {}
         bundle = answer.json()

@@ -212,6 +212,22 @@ def test_websocket_binds_and_receives(kafka_settings: Settings, notifier: Notifi
         assert "error" in orjson.loads(ws.recv(timeout=10))
 
 
+def test_the_control_port_mints_tokens_for_the_gateway_only(
+    kafka_settings: Settings, notifier: NotifierProcess
+) -> None:
+    """A binding token reads a subscription's notifications: a caller without the gateway's
+    credential gets none, whatever it guesses."""
+    sub = f"c{uid()}"
+    subscribe(kafka_settings, notifier,
+              subscription(sub, f"Observation?code={uid()}", channel="websocket"))  # fmt: skip
+    wait_for(lambda: notifier.ask("POST", f"token/{sub}").status_code == 200, 30, "the sub")
+    for credential in ("", "Bearer guessed", "Basic Z2F0ZXdheQ==", f"Bearer {'0' * 64}"):
+        answer = notifier.ask("POST", f"token/{sub}", Authorization=credential)
+        assert answer.status_code == 401, credential
+        assert "token" not in answer.json()
+    assert notifier.ask("GET", f"status/{sub}", Authorization="").status_code == 401
+
+
 def test_sigkill_mid_stream_loses_nothing(
     kafka_settings: Settings, notifier: NotifierProcess, receiver: Receiver
 ) -> None:
