@@ -17,10 +17,11 @@ from .errors import MappingError
 
 _DTM = re.compile(
     r"^(?P<y>\d{4})(?P<mo>\d{2})?(?P<d>\d{2})?(?P<h>\d{2})?(?P<mi>\d{2})?(?P<s>\d{2})?"
-    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$"
+    r"(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$",
+    re.ASCII,  # HL7 digits are 0-9: not "٢٠٢٦"
 )
 _TM = re.compile(
-    r"^(?P<h>\d{2})(?P<mi>\d{2})?(?P<s>\d{2})?(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$"
+    r"^(?P<h>\d{2})(?P<mi>\d{2})?(?P<s>\d{2})?(?:\.(?P<f>\d{1,4}))?(?P<tz>[+-]\d{4})?$", re.ASCII
 )
 
 
@@ -63,6 +64,8 @@ def _fhir_datetime(text: str, zone: ZoneInfo, instant: bool) -> str:
     y, mo, d, h, mi, s, f, tz = m.group("y", "mo", "d", "h", "mi", "s", "f", "tz")
     date(int(y), int(mo or 1), int(d or 1))
     if h is None:
+        if tz:
+            _offset(tz)  # dropped with the time, yet it must be an offset
         if instant:
             raise ValueError("an instant needs a time to the second")
         return "-".join(p for p in (y, mo, d) if p)
@@ -81,9 +84,14 @@ def to_date(value: str, location: str = "") -> str:
     m = _DTM.match(text)
     if m is None:
         raise MappingError(location or "DT", f"{value!r} is not an HL7 date")
-    y, mo, d = m.group("y", "mo", "d")
+    y, mo, d, h, mi, sec, tz = m.group("y", "mo", "d", "h", "mi", "s", "tz")
     try:
         date(int(y), int(mo or 1), int(d or 1))
+        # The time part is dropped, yet it must be a time: "2026010125" is no date either.
+        if int(h or 0) > 23 or int(mi or 0) > 59 or int(sec or 0) > 59:
+            raise ValueError("its time part is out of range")
+        if tz:
+            _offset(tz)
     except ValueError as exc:
         raise MappingError(location or "DT", f"{value!r}: {exc}") from exc
     return "-".join(p for p in (y, mo, d) if p)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from processors.hl7v2 import datatypes as dt
 from processors.hl7v2.errors import MappingError
 from processors.hl7v2.parser import parse
-from processors.hl7v2.timestamps import to_datetime
+from processors.hl7v2.timestamps import to_date, to_datetime
 from schemas.hl7v2.escapes import escape_text, unescape
 
 UTC = ZoneInfo("UTC")
@@ -168,3 +168,20 @@ def test_to_datetime_remembers_values_not_locations_or_errors(value: str) -> Non
                 assert location in str(again)
             else:
                 assert again == first
+
+
+@given(st.from_regex(r"\A\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2})?)?)?)?)?([+-]\d{4})?\Z"))
+def test_to_date_accepts_what_to_datetime_accepts_and_keeps_its_date(value: str) -> None:
+    """A DT field holding a whole DTM keeps its date part, and only if the DTM is valid:
+    "2026010125" (hour 25) is no date either."""
+    try:
+        full: str | None = to_datetime(value, UTC)
+    except MappingError:
+        full = None
+    try:
+        date_part: str | None = to_date(value)
+    except MappingError:
+        date_part = None
+    assert (full is None) == (date_part is None), (value, full, date_part)
+    if full is not None:
+        assert full.split("T")[0] == date_part
