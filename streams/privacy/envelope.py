@@ -62,7 +62,10 @@ def keystore() -> KeyStore | None:
                 _store = MemoryKeyStore()
             else:
                 _store = KafkaKeyStore(
-                    settings, settings.privacy.key_refresh_seconds, confirm_later=_confirm_later
+                    settings,
+                    settings.privacy.key_refresh_seconds,
+                    confirm_later=_confirm_later,
+                    message_keys_kept=settings.privacy.message_keys_kept,
                 )
     return _store
 

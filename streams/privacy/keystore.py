@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -35,6 +36,7 @@ from streams.settings import Settings
 from streams.topics import KEYS
 
 log = logging.getLogger(__name__)
+MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (envelope._message_key)
 
 
 class KeyStore(Protocol):
@@ -111,11 +113,23 @@ class KafkaKeyStore:
     takes what it has fetched already (no round trip; a key is on the log before the event
     sealed with it is readable, so it is nearly always there), and reads to the end of the
     topic (a round trip for the end offset) only for a key still missing.
+
+    Per-message keys (`msg:`) come one per inbound message, so they are not all kept: the
+    `message_keys_kept` most recent ones stay in memory (wrapped until used), and an older
+    one (a replay, a rebuild, a re-drive) is read again from carelog.keys by a second reader
+    that goes on from where it last stopped: the keys such a reader needs come in about the
+    order they were made. Patient keys are few and always kept.
     """
 
     def __init__(
-        self, settings: Settings, refresh_seconds: float = 2.0, *, confirm_later: bool = False
+        self,
+        settings: Settings,
+        refresh_seconds: float = 2.0,
+        *,
+        confirm_later: bool = False,
+        message_keys_kept: int = 200_000,
     ) -> None:
+        self._settings = settings
         self._topic = KEYS
         self._master = AESGCM(master_key(settings))
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
@@ -134,7 +148,12 @@ class KafkaKeyStore:
         )
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         self._position = 0
-        self._keys: dict[str, AESGCM] = {}
+        self._keys: dict[str, AESGCM] = {}  # every key but the per-message ones
+        # The most recent per-message keys: wrapped as read, a cipher once used.
+        self._recent: OrderedDict[str, bytes | AESGCM] = OrderedDict()
+        self._recent_max = message_keys_kept
+        self._back: Consumer | None = None  # reads carelog.keys again for older message keys
+        self._back_position = 0
         # Shredded, or not on the log after reading it to its end: a key is on the log before
         # anything sealed with it can be read, so such a key never comes (ids are random).
         # Without this, every event of an erased patient cost a read to the end of the topic.
@@ -188,20 +207,89 @@ class KafkaKeyStore:
         prefix = key_id.rpartition("/")[0]
         if wrapped is None:
             self._keys.pop(key_id, None)
+            self._recent.pop(key_id, None)
             self._gone.add(key_id)
             if prefix and self._current.get(prefix) == key_id:
                 del self._current[prefix]
             return
+        if key_id.startswith(MESSAGE_KEYS):
+            if key_id not in self._recent:  # else made here: its key never changes
+                self._remember(key_id, wrapped)  # unwrapped when used: most never are here
+            return
         if key_id in self._keys:  # made here (a key id is random: its key never changes)
             return
+        cipher = self._unwrap(key_id, wrapped)
+        if cipher is None:
+            return
+        self._keys[key_id] = cipher
+        if prefix:  # the patient's key to seal with, found without scanning every key
+            self._current.setdefault(prefix, key_id)
+
+    def _unwrap(self, key_id: str, wrapped: bytes) -> AESGCM | None:
         try:
-            self._keys[key_id] = AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
+            return AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
         except ValueError:
             log.error("carelog.keys: key %s does not unwrap with this master key", key_id)
             self._gone.add(key_id)  # what it sealed stays unreadable here: no use looking again
-            return
-        if prefix:  # the patient's key to seal with, found without scanning every key
-            self._current.setdefault(prefix, key_id)
+            return None
+
+    def _remember(self, key_id: str, key: bytes | AESGCM) -> None:
+        """Keep a per-message key (wrapped, or its cipher), forgetting the least recent."""
+        self._recent[key_id] = key
+        self._recent.move_to_end(key_id)
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+
+    def _known(self, key_id: str) -> AESGCM | None:
+        found = self._keys.get(key_id)
+        if found is not None or not key_id.startswith(MESSAGE_KEYS):
+            return found
+        with self._lock:
+            kept = self._recent.get(key_id)
+            if isinstance(kept, bytes):
+                kept = self._unwrap(key_id, kept)
+                if kept is None:
+                    del self._recent[key_id]
+                    return None
+            if kept is not None:
+                self._remember(key_id, kept)
+            return kept
+
+    def _read_back(self, wanted: set[str]) -> set[str]:
+        """Read carelog.keys again, from where this last stopped and round to there, until
+        every per-message key in `wanted` is kept again; returns those found. Shredded keys
+        stay gone: the tombstone that shredded one was read already (or compacted it away)."""
+        with self._lock:
+            if self._back is None:
+                self._back = Consumer(client_config(self._settings, **{
+                    "group.id": f"carelog-keys-back-{uuid.uuid4()}", "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                }))  # fmt: skip
+            end, start = self._end(), self._back_position
+            missing = set(wanted)
+            for low, high in ((start, end), (0, start)):
+                if not missing or low >= high:
+                    continue
+                self._back.assign([TopicPartition(self._topic, 0, low)])
+                position = low
+                while position < high and missing:
+                    for msg in self._back.consume(500, 1.0):
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() == KafkaError._PARTITION_EOF:  # past compacted gaps
+                                position = max(position, msg.offset() or 0)
+                            continue
+                        position = (msg.offset() or 0) + 1
+                        key_id, wrapped = (msg.key() or b"").decode(), msg.value()
+                        if wrapped is None or key_id in self._gone:
+                            continue
+                        if key_id.startswith(MESSAGE_KEYS) and key_id not in self._recent:
+                            self._remember(key_id, wrapped)
+                        missing.discard(key_id)
+                        if not missing:
+                            break
+                self._back_position = position
+            return set(wanted) - missing
 
     def _fresh(self) -> None:
         """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
@@ -211,13 +299,15 @@ class KafkaKeyStore:
 
     def cipher(self, key_id: str) -> AESGCM | None:
         self._fresh()
-        found = self._keys.get(key_id)
+        found = self._known(key_id)
         if found is None and key_id not in self._gone:
             self._drain()  # made by another process after our last look: fetched by now
-            found = self._keys.get(key_id)
+            found = self._known(key_id)
             if found is None:
                 self.catch_up()  # not fetched yet, or never made: the end says which
-                found = self._keys.get(key_id)
+                found = self._known(key_id)
+            if found is None and key_id.startswith(MESSAGE_KEYS) and self._read_back({key_id}):
+                found = self._known(key_id)  # an older message key, no longer kept
             if found is None:
                 self._gone.add(key_id)
         return found
@@ -240,9 +330,9 @@ class KafkaKeyStore:
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
-        return [(key_id, self._keys[key_id]) for key_id in self._create(ids)]
+        return list(self._create(ids).items())
 
-    def _create(self, key_ids: list[str]) -> list[str]:
+    def _create(self, key_ids: list[str]) -> dict[str, AESGCM]:
         with self._lock:
             made = {}
             for key_id in key_ids:
@@ -255,11 +345,19 @@ class KafkaKeyStore:
                 made[key_id] = AESGCM(dek)
             if not self.confirm_later:
                 self._flush(len(made))  # confirmed before anything is sealed with them
-            self._keys.update(made)
-            return key_ids
+            for key_id, cipher in made.items():
+                if key_id.startswith(MESSAGE_KEYS):
+                    self._remember(key_id, cipher)
+                else:
+                    self._keys[key_id] = cipher
+            return made
 
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
         self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
+
+    @property
+    def message_keys_in_memory(self) -> int:
+        return len(self._recent)
 
     @property
     def pending(self) -> bool:
@@ -284,13 +382,17 @@ class KafkaKeyStore:
 
     def shred(self, key_ids: Iterable[str]) -> list[str]:
         self.catch_up()
+        asked = list(key_ids)
+        older = {k for k in asked if k.startswith(MESSAGE_KEYS) and self._known(k) is None}
+        self._read_back(older - self._gone)  # message keys no longer kept: find them again
         with self._lock:
-            found = [k for k in key_ids if k in self._keys]
+            found = [k for k in asked if k in self._keys or k in self._recent]
             for key_id in found:
                 self._send(key_id, None)
             self._flush(len(found))
             for key_id in found:
                 self._keys.pop(key_id, None)
+                self._recent.pop(key_id, None)
             self._gone.update(found)
             return found
 
@@ -300,6 +402,7 @@ class KafkaKeyStore:
             key_id = (msg.key() or b"").decode()
             if msg.value() is not None:  # a key that is not on the log must seal nothing more
                 self._keys.pop(key_id, None)
+                self._recent.pop(key_id, None)
                 prefix = key_id.rpartition("/")[0]
                 if self._current.get(prefix) == key_id:
                     del self._current[prefix]
@@ -318,4 +421,6 @@ class KafkaKeyStore:
 
     def close(self) -> None:
         self._consumer.close()
+        if self._back is not None:
+            self._back.close()
         self._producer.flush(30)

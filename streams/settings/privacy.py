@@ -27,3 +27,9 @@ class PrivacySettings(Concern):
     key_refresh_seconds: float = Field(
         2.0, description="Each process reads key shreds made elsewhere within this long."
     )
+    message_keys_kept: int = Field(
+        200_000,
+        description="Per-message keys each process keeps in memory, the most recent ones "
+        "(about 300 bytes each); an older one is read again from carelog.keys when needed.",
+        gt=0,
+    )

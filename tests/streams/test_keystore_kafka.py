@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.privacy.keystore import KafkaKeyStore
 from streams.settings import Settings
@@ -42,3 +43,49 @@ def test_a_key_the_reader_has_not_fetched_yet_is_found_by_reading_to_the_end(
     finally:
         maker.close()
         reader.close()
+
+
+def _sealed_with(cipher: AESGCM) -> bytes:
+    return cipher.encrypt(b"\0" * 12, b"an HL7 message", b"aad")
+
+
+def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
+    kafka_settings: Settings,
+) -> None:
+    """One per-message key per inbound message: a process keeps the most recent ones only;
+    a replay or a rebuild that needs an older one reads it again from carelog.keys."""
+    edge = KafkaKeyStore(kafka_settings)
+    made = edge.create_many("msg", 40)  # confirmed on the log when it returns
+    reader = KafkaKeyStore(kafka_settings, message_keys_kept=5)
+    try:
+        assert reader.message_keys_in_memory == 5
+        for key_id, cipher in made[:3] + made[10:12]:  # the oldest first, then further on
+            opened = reader.cipher(key_id)
+            assert opened is not None, key_id
+            assert opened.decrypt(b"\0" * 12, _sealed_with(cipher), b"aad") == b"an HL7 message"
+            assert reader.message_keys_in_memory <= 5
+        assert reader.cipher(f"msg:{uuid.uuid4().hex}") is None  # never made
+    finally:
+        edge.close()
+        reader.close()
+
+
+def test_a_message_key_no_longer_kept_is_shredded_for_every_reader(
+    kafka_settings: Settings,
+) -> None:
+    edge = KafkaKeyStore(kafka_settings)
+    (old_id, _), (kept_id, _) = edge.create_many("msg", 2)
+    edge.create_many("msg", 10)  # newer keys push both out of a small memory
+    eraser = KafkaKeyStore(kafka_settings, message_keys_kept=3)
+    try:
+        assert eraser.shred([old_id]) == [old_id]
+        assert eraser.cipher(old_id) is None
+        later = KafkaKeyStore(kafka_settings, message_keys_kept=3)
+        try:
+            assert later.cipher(old_id) is None  # read again from the log: shredded there
+            assert later.cipher(kept_id) is not None
+        finally:
+            later.close()
+    finally:
+        edge.close()
+        eraser.close()
