@@ -37,6 +37,7 @@ from streams.topics import KEYS
 
 log = logging.getLogger(__name__)
 MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (envelope._message_key)
+CIPHERS_KEPT = 4096  # cipher objects of the keys used last (about 2.5 KB each)
 
 
 class KeyStore(Protocol):
@@ -115,7 +116,7 @@ class KafkaKeyStore:
     topic (a round trip for the end offset) only for a key still missing.
 
     Per-message keys (`msg:`) come one per inbound message, so they are not all kept: the
-    `message_keys_kept` most recent ones stay in memory (wrapped until used), and an older
+    `message_keys_kept` most recent ones stay in memory (wrapped), and an older
     one (a replay, a rebuild, a re-drive) is read again from carelog.keys by a second reader
     that goes on from where it last stopped: the keys such a reader needs come in about the
     order they were made. Patient keys are few and always kept.
@@ -148,10 +149,12 @@ class KafkaKeyStore:
         )
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         self._position = 0
-        self._keys: dict[str, AESGCM] = {}  # every key but the per-message ones
-        # The most recent per-message keys: wrapped as read, a cipher once used.
-        self._recent: OrderedDict[str, bytes | AESGCM] = OrderedDict()
+        # Keys are kept as bytes: a cipher object holds about 2.5 KB (its OpenSSL context)
+        # and takes a microsecond to make, so only the recently used ones are kept as such.
+        self._keys: dict[str, bytes] = {}  # data keys, every one but the per-message ones
+        self._recent: OrderedDict[str, bytes] = OrderedDict()  # recent message keys, wrapped
         self._recent_max = message_keys_kept
+        self._ciphers: OrderedDict[str, AESGCM] = OrderedDict()
         self._back: Consumer | None = None  # reads carelog.keys again for older message keys
         self._back_position = 0
         # Shredded, or not on the log after reading it to its end: a key is on the log before
@@ -206,8 +209,7 @@ class KafkaKeyStore:
     def _take(self, key_id: str, wrapped: bytes | None) -> None:
         prefix = key_id.rpartition("/")[0]
         if wrapped is None:
-            self._keys.pop(key_id, None)
-            self._recent.pop(key_id, None)
+            self._forget(key_id)
             self._gone.add(key_id)
             if prefix and self._current.get(prefix) == key_id:
                 del self._current[prefix]
@@ -218,42 +220,58 @@ class KafkaKeyStore:
             return
         if key_id in self._keys:  # made here (a key id is random: its key never changes)
             return
-        cipher = self._unwrap(key_id, wrapped)
-        if cipher is None:
+        dek = self._unwrap(key_id, wrapped)
+        if dek is None:
             return
-        self._keys[key_id] = cipher
+        self._keys[key_id] = dek
         if prefix:  # the patient's key to seal with, found without scanning every key
             self._current.setdefault(prefix, key_id)
 
-    def _unwrap(self, key_id: str, wrapped: bytes) -> AESGCM | None:
+    def _unwrap(self, key_id: str, wrapped: bytes) -> bytes | None:
         try:
-            return AESGCM(open_sealed(self._master, wrapped, key_id.encode()))
+            return open_sealed(self._master, wrapped, key_id.encode())
         except ValueError:
             log.error("carelog.keys: key %s does not unwrap with this master key", key_id)
             self._gone.add(key_id)  # what it sealed stays unreadable here: no use looking again
             return None
 
-    def _remember(self, key_id: str, key: bytes | AESGCM) -> None:
-        """Keep a per-message key (wrapped, or its cipher), forgetting the least recent."""
-        self._recent[key_id] = key
+    def _remember(self, key_id: str, wrapped: bytes) -> None:
+        """Keep a per-message key (wrapped), forgetting the least recent."""
+        self._recent[key_id] = wrapped
         self._recent.move_to_end(key_id)
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
 
+    def _forget(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+        self._recent.pop(key_id, None)
+        self._ciphers.pop(key_id, None)
+
+    def _cipher_of(self, key_id: str, dek: bytes) -> AESGCM:
+        """The key's cipher object, made again unless it was used lately."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = self._ciphers[key_id] = AESGCM(dek)
+            if len(self._ciphers) > CIPHERS_KEPT:
+                self._ciphers.popitem(last=False)
+        else:
+            self._ciphers.move_to_end(key_id)
+        return cipher
+
     def _known(self, key_id: str) -> AESGCM | None:
-        found = self._keys.get(key_id)
-        if found is not None or not key_id.startswith(MESSAGE_KEYS):
-            return found
         with self._lock:
-            kept = self._recent.get(key_id)
-            if isinstance(kept, bytes):
-                kept = self._unwrap(key_id, kept)
-                if kept is None:
-                    del self._recent[key_id]
+            dek = self._keys.get(key_id)
+            if dek is None and key_id.startswith(MESSAGE_KEYS):
+                wrapped = self._recent.get(key_id)
+                if wrapped is None:
                     return None
-            if kept is not None:
-                self._remember(key_id, kept)
-            return kept
+                self._recent.move_to_end(key_id)
+                if key_id in self._ciphers:
+                    return self._cipher_of(key_id, b"")
+                dek = self._unwrap(key_id, wrapped)
+                if dek is None:
+                    del self._recent[key_id]
+            return None if dek is None else self._cipher_of(key_id, dek)
 
     def _read_back(self, wanted: set[str]) -> set[str]:
         """Read carelog.keys again, from where this last stopped and round to there, until
@@ -326,7 +344,7 @@ class KafkaKeyStore:
                 key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
                 self._create([key_id])
                 self._current[prefix] = key_id
-            return key_id, self._keys[key_id]
+            return key_id, self._cipher_of(key_id, self._keys[key_id])
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
@@ -334,23 +352,22 @@ class KafkaKeyStore:
 
     def _create(self, key_ids: list[str]) -> dict[str, AESGCM]:
         with self._lock:
-            made = {}
+            made: dict[str, tuple[bytes, bytes]] = {}
             for key_id in key_ids:
                 dek = new_key()
-                wrapped = seal(self._master, dek, key_id.encode())
+                made[key_id] = dek, seal(self._master, dek, key_id.encode())
                 if self.confirm_later:
-                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
+                    self._unsent.append((key_id, made[key_id][1]))  # sent by confirm()
                 else:
-                    self._send(key_id, wrapped)
-                made[key_id] = AESGCM(dek)
+                    self._send(key_id, made[key_id][1])
             if not self.confirm_later:
                 self._flush(len(made))  # confirmed before anything is sealed with them
-            for key_id, cipher in made.items():
+            for key_id, (dek, wrapped) in made.items():
                 if key_id.startswith(MESSAGE_KEYS):
-                    self._remember(key_id, cipher)
+                    self._remember(key_id, wrapped)
                 else:
-                    self._keys[key_id] = cipher
-            return made
+                    self._keys[key_id] = dek
+            return {key_id: AESGCM(dek) for key_id, (dek, _) in made.items()}
 
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
         self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
@@ -391,8 +408,7 @@ class KafkaKeyStore:
                 self._send(key_id, None)
             self._flush(len(found))
             for key_id in found:
-                self._keys.pop(key_id, None)
-                self._recent.pop(key_id, None)
+                self._forget(key_id)
             self._gone.update(found)
             return found
 
@@ -401,8 +417,7 @@ class KafkaKeyStore:
             self._failures.append(f"{self._topic}: {err.str()}")
             key_id = (msg.key() or b"").decode()
             if msg.value() is not None:  # a key that is not on the log must seal nothing more
-                self._keys.pop(key_id, None)
-                self._recent.pop(key_id, None)
+                self._forget(key_id)
                 prefix = key_id.rpartition("/")[0]
                 if self._current.get(prefix) == key_id:
                     del self._current[prefix]
