@@ -129,9 +129,10 @@ class KafkaKeyStore:
         *,
         confirm_later: bool = False,
         message_keys_kept: int = 200_000,
+        topic: str = KEYS,
     ) -> None:
         self._settings = settings
-        self._topic = KEYS
+        self._topic = topic
         self._master = AESGCM(master_key(settings))
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._failures: list[str] = []
@@ -275,23 +276,28 @@ class KafkaKeyStore:
 
     def _read_back(self, wanted: set[str]) -> set[str]:
         """Read carelog.keys again, from where this last stopped and round to there, until
-        every per-message key in `wanted` is kept again; returns those found. Shredded keys
-        stay gone: the tombstone that shredded one was read already (or compacted it away)."""
+        every per-message key in `wanted` is kept again; returns those found. Callers have
+        just read the topic to its end (catch_up). Shredded keys stay gone: the tombstone
+        that shredded one was read already (or compaction took the key away)."""
         with self._lock:
             if self._back is None:
                 self._back = Consumer(client_config(self._settings, **{
                     "group.id": f"carelog-keys-back-{uuid.uuid4()}", "enable.auto.commit": False,
                     "enable.partition.eof": True,
                 }))  # fmt: skip
-            end, start = self._end(), self._back_position
+            end, start = self._position, self._back_position  # the end, as callers just read
             missing = set(wanted)
+            # Past the last key wanted, read on as far again as half the keys kept: a replay or
+            # a rebuild wants the keys that come next, and then finds them kept.
+            ahead = self._recent_max // 2
             for low, high in ((start, end), (0, start)):
                 if not missing or low >= high:
                     continue
                 self._back.assign([TopicPartition(self._topic, 0, low)])
                 position = low
-                while position < high and missing:
-                    for msg in self._back.consume(500, 1.0):
+                while position < high and (missing or ahead > 0):
+                    # No more than what is left: consume() waits for as many as it asks.
+                    for msg in self._back.consume(max(1, min(500, high - position)), 0.2):
                         err = msg.error()
                         if err is not None:
                             if err.code() == KafkaError._PARTITION_EOF:  # past compacted gaps
@@ -301,10 +307,12 @@ class KafkaKeyStore:
                         key_id, wrapped = (msg.key() or b"").decode(), msg.value()
                         if wrapped is None or key_id in self._gone:
                             continue
+                        if not missing:
+                            ahead -= 1
                         if key_id.startswith(MESSAGE_KEYS) and key_id not in self._recent:
                             self._remember(key_id, wrapped)
                         missing.discard(key_id)
-                        if not missing:
+                        if not missing and ahead <= 0:
                             break
                 self._back_position = position
             return set(wanted) - missing

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from streams.admin import apply_catalogue
 from streams.privacy.keystore import KafkaKeyStore
 from streams.settings import Settings
+from streams.topics import KEYS, catalogue
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+def keys_topic(kafka_settings: Settings) -> str:
+    """A key topic of this test's own, configured as carelog.keys: reading it again is
+    reading this test's keys, not every key the session made."""
+    keys = next(t for t in catalogue(kafka_settings.environment) if t.name == KEYS)
+    name = f"test.keys.{uuid.uuid4().hex[:12]}"
+    apply_catalogue([replace(keys, name=name)], kafka_settings)
+    return name
 
 
 def test_a_patient_key_made_elsewhere_is_used_not_made_again(kafka_settings: Settings) -> None:
@@ -50,13 +63,13 @@ def _sealed_with(cipher: AESGCM) -> bytes:
 
 
 def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
-    kafka_settings: Settings,
+    kafka_settings: Settings, keys_topic: str
 ) -> None:
     """One per-message key per inbound message: a process keeps the most recent ones only;
     a replay or a rebuild that needs an older one reads it again from carelog.keys."""
-    edge = KafkaKeyStore(kafka_settings)
+    edge = KafkaKeyStore(kafka_settings, topic=keys_topic)
     made = edge.create_many("msg", 40)  # confirmed on the log when it returns
-    reader = KafkaKeyStore(kafka_settings, message_keys_kept=5)
+    reader = KafkaKeyStore(kafka_settings, message_keys_kept=5, topic=keys_topic)
     try:
         assert reader.message_keys_in_memory == 5
         for key_id, cipher in made[:3] + made[10:12]:  # the oldest first, then further on
@@ -71,16 +84,16 @@ def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
 
 
 def test_a_message_key_no_longer_kept_is_shredded_for_every_reader(
-    kafka_settings: Settings,
+    kafka_settings: Settings, keys_topic: str
 ) -> None:
-    edge = KafkaKeyStore(kafka_settings)
+    edge = KafkaKeyStore(kafka_settings, topic=keys_topic)
     (old_id, _), (kept_id, _) = edge.create_many("msg", 2)
     edge.create_many("msg", 10)  # newer keys push both out of a small memory
-    eraser = KafkaKeyStore(kafka_settings, message_keys_kept=3)
+    eraser = KafkaKeyStore(kafka_settings, message_keys_kept=3, topic=keys_topic)
     try:
         assert eraser.shred([old_id]) == [old_id]
         assert eraser.cipher(old_id) is None
-        later = KafkaKeyStore(kafka_settings, message_keys_kept=3)
+        later = KafkaKeyStore(kafka_settings, message_keys_kept=3, topic=keys_topic)
         try:
             assert later.cipher(old_id) is None  # read again from the log: shredded there
             assert later.cipher(kept_id) is not None
