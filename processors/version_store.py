@@ -97,12 +97,15 @@ def recover(settings: Settings, partition: int) -> dict[str, VersionState]:
 
 
 def _state_of(record: LogRecord, previous: VersionState | None) -> VersionState | None:
-    change = decode_event(record.value)
-    return (
-        state_after(change, record.headers, previous)
-        if isinstance(change, ResourceChanged)
-        else previous
-    )
+    # Version, hash and positions are in clear: the sealed body is opened (a key lookup and
+    # a decrypt) only for the keys whose state keeps it.
+    change = decode_event(record.value, open_phi=False)
+    if not isinstance(change, ResourceChanged):
+        return previous
+    if change.sealed is not None and merges(change.resource_type, change.mapping_version):
+        change = decode_event(record.value)
+        assert isinstance(change, ResourceChanged)
+    return state_after(change, record.headers, previous)
 
 
 class VersionStore:

@@ -25,9 +25,11 @@ def encode_event(event: Event) -> bytes:
     return _codec.encode(name, record)
 
 
-def decode_event(data: bytes) -> Event:
+def decode_event(data: bytes, *, open_phi: bool = True) -> Event:
     """Decode any carelog event, whichever released schema version wrote it, and open its
-    sealed PHI fields (left sealed, see `is_erased`, when the key was shredded)."""
+    sealed PHI fields (left sealed, see `is_erased`, when the key was shredded). With
+    `open_phi=False` they stay sealed: for a reader of the metadata only (no key lookup)."""
     name, record = _codec.decode(data)
-    open_record(name, record)
+    if open_phi:
+        open_record(name, record)
     return from_record(name, record)

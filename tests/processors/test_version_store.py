@@ -8,11 +8,15 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from processors.version_store import recover, state_after, state_header
+from processors.version_store import _state_of, recover, state_after, state_header
 from processors.versioning import VersionState, next_change
 from schemas.events import Operation, ResourceChanged
-from streams.event_codec import encode_event
+from streams.event_codec import decode_event, encode_event
+from streams.log_scan import LogRecord
+from streams.privacy import envelope
+from streams.privacy.keystore import MemoryKeyStore
 from streams.producer import EventProducer, Headers, Outgoing
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES
@@ -122,3 +126,43 @@ def test_a_partitions_states_are_read_back_from_its_changes(kafka_settings: Sett
     assert found.applied == {
         "carelog.inbound.hl7v2:2": 12, "carelog.inbound.hl7v2:4": 3, "carelog.inbound.hl7v2:5": 2
     }  # fmt: skip
+
+
+class CountingKeys(MemoryKeyStore):
+    """The in-process key store, counting the lookups of a key to open an event with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def cipher(self, key_id: str) -> AESGCM | None:
+        self.lookups += 1
+        return super().cipher(key_id)
+
+
+def test_recovery_opens_only_the_bodies_the_state_keeps() -> None:
+    """Version, hash and positions are in clear on a change record: recovering a Patient's
+    state looks up no key; a merged ImagingStudy's, whose state keeps its body, does."""
+    keys = CountingKeys()
+    envelope.install(keys)
+    try:
+        change, state = next_change(translated(PATIENT, offset=40), None)
+        assert change is not None and state is not None
+        sealed = encode_event(change)
+        assert decode_event(sealed, open_phi=False).sealed is not None  # type: ignore[union-attr]
+        record = LogRecord(FHIR_CHANGES, 0, 0, 0, change.key.encode(), sealed,
+                           dict([state_header(state)]))  # fmt: skip
+        assert _state_of(record, None) == state
+        assert keys.lookups == 0
+
+        pipeline = Pipeline()
+        [study] = of_type(pipeline.run(dicom(SOPInstanceUID="1.2.4.9.1"))[0], "ImagingStudy")
+        kept = pipeline.states[study.key.encode()]
+        assert kept is not None and kept.resource is not None
+        record = LogRecord(FHIR_CHANGES, 0, 1, 0, study.key.encode(), encode_event(study),
+                           dict([state_header(kept)]))  # fmt: skip
+        keys.lookups = 0  # the pipeline opened its own events
+        assert _state_of(record, None) == kept
+        assert keys.lookups == 1
+    finally:
+        envelope.install(None)
