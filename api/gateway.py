@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from api.loop_bridge import LoopBridge
 from api.metrics import GatewayMetrics
 from api.readiness import Readiness
 from api.security.guard import Guard
+from projections.notifier.control_auth import control_credential
 from schemas.events import InboundMessage
 from streams.errors import DeliveryFailed
 from streams.producer import Delivered, EventProducer
@@ -51,6 +52,12 @@ class Gateway:
         self._audit_producer: EventProducer | None = None
         self._loop_bridge: LoopBridge | None = None
         self._loop_bridge_loop: asyncio.AbstractEventLoop | None = None
+
+    @cached_property
+    def notifier_credential(self) -> str:
+        """What the notifier's control port asks of its caller (derived once: it reads the
+        master key)."""
+        return control_credential(self.settings)
 
     @property
     def retry_after(self) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Subscription operations answered by `carelog notifier` (its control port, never public;
-the gateway sends the port's credential, projections/notifier/control_auth.py).
+the gateway sends the port's credential, `Gateway.notifier_credential`).
 
 GET /fhir/Subscription/{id}/$status                 SubscriptionStatus (backport IG): status,
                                                     eventsSinceSubscriptionStart, last error
@@ -23,19 +23,18 @@ from api.errors import GatewayError, Unavailable, json_response
 from api.fhir.checks import check_id
 from api.gateway import gateway_of
 from api.security.read_access import NotFound, admit_read
-from projections.notifier.control_auth import control_credential
 
 
 async def _ask_notifier(request: Request, method: str, what: str) -> dict[str, object]:
     await admit_read(request, ["Subscription"], "r")
     sub_id = request.path_params["id"]
     check_id(sub_id)
-    settings = gateway_of(request).settings
-    url = f"{settings.notifier.url.rstrip('/')}/{what}/{sub_id}"
+    gateway = gateway_of(request)
+    url = f"{gateway.settings.notifier.url.rstrip('/')}/{what}/{sub_id}"
     try:
         async with httpx.AsyncClient(timeout=5.0) as client:
             answer = await client.request(
-                method, url, headers={"Authorization": control_credential(settings)}
+                method, url, headers={"Authorization": gateway.notifier_credential}
             )
     except httpx.HTTPError:
         raise Unavailable("the notifier does not answer; try again later") from None

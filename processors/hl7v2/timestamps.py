@@ -50,6 +50,9 @@ def to_datetime(value: str, zone: ZoneInfo, location: str = "", *, instant: bool
         raise MappingError(location or "DTM", f"{value!r}: {exc}") from exc
 
 
+_UTC = ZoneInfo("UTC")  # any zone: a date's offset is dropped with its time
+
+
 class _NotDTM(Exception):
     """The text does not have the form of a DTM."""
 
@@ -79,22 +82,14 @@ def _fhir_datetime(text: str, zone: ZoneInfo, instant: bool) -> str:
 
 
 def to_date(value: str, location: str = "") -> str:
-    """A v2 DT (or the date part of a DTM) as a FHIR date, keeping its precision."""
-    text = value.strip()
-    m = _DTM.match(text)
-    if m is None:
-        raise MappingError(location or "DT", f"{value!r} is not an HL7 date")
-    y, mo, d, h, mi, sec, tz = m.group("y", "mo", "d", "h", "mi", "s", "tz")
+    """A v2 DT (or the date part of a DTM) as a FHIR date, keeping its precision. The time
+    part is dropped, yet checked as a DTM's: "2026010125" (hour 25) is no date either."""
     try:
-        date(int(y), int(mo or 1), int(d or 1))
-        # The time part is dropped, yet it must be a time: "2026010125" is no date either.
-        if int(h or 0) > 23 or int(mi or 0) > 59 or int(sec or 0) > 59:
-            raise ValueError("its time part is out of range")
-        if tz:
-            _offset(tz)
-    except ValueError as exc:
+        return _fhir_datetime(value.strip(), _UTC, False).partition("T")[0]
+    except _NotDTM:
+        raise MappingError(location or "DT", f"{value!r} is not an HL7 date") from None
+    except (ValueError, TypeError) as exc:
         raise MappingError(location or "DT", f"{value!r}: {exc}") from exc
-    return "-".join(p for p in (y, mo, d) if p)
 
 
 def to_time(value: str, location: str = "") -> str:

@@ -7,10 +7,10 @@ derive it from the master key: nothing to configure, and it changes with the mas
 
 from __future__ import annotations
 
-from streams.privacy.master import derived_secret
+from streams.privacy.master import derived_key
 from streams.settings import Settings
 
 
 def control_credential(settings: Settings) -> str:
     """The Authorization header value the control port requires."""
-    return "Bearer " + derived_secret(settings, "carelog notifier control port")
+    return "Bearer " + derived_key(settings, b"carelog notifier control port").hex()

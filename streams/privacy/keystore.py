@@ -40,6 +40,17 @@ MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (envelope._message_key
 CIPHERS_KEPT = 4096  # cipher objects of the keys used last (about 2.5 KB each)
 
 
+def _position_after(msg: Message, position: int) -> int:
+    """Where a reader of carelog.keys stands after a polled record, or after an
+    end-of-partition notice (past trailing markers and compacted gaps too)."""
+    err = msg.error()
+    if err is None:
+        return (msg.offset() or 0) + 1
+    if err.code() == KafkaError._PARTITION_EOF:
+        return max(position, msg.offset() or 0)
+    return position
+
+
 class KeyStore(Protocol):
     """A key management service as carelog needs it (a cloud KMS can implement this)."""
 
@@ -186,12 +197,9 @@ class KafkaKeyStore:
 
     def _read(self, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
-        err = msg.error()
-        if err is None:
-            self._position = (msg.offset() or 0) + 1
+        self._position = _position_after(msg, self._position)
+        if msg.error() is None:
             self._take((msg.key() or b"").decode(), msg.value())
-        elif err.code() == KafkaError._PARTITION_EOF:  # past trailing markers too
-            self._position = max(self._position, msg.offset() or 0)
 
     def _end(self) -> int:
         """The end offset of carelog.keys, waiting out a leader election (a new topic)."""
@@ -249,7 +257,7 @@ class KafkaKeyStore:
         self._ciphers.pop(key_id, None)
 
     def _cipher_of(self, key_id: str, dek: bytes) -> AESGCM:
-        """The key's cipher object, made again unless it was used lately."""
+        """The key's cipher object, kept among the ones used last."""
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             cipher = self._ciphers[key_id] = AESGCM(dek)
@@ -261,15 +269,15 @@ class KafkaKeyStore:
 
     def _known(self, key_id: str) -> AESGCM | None:
         with self._lock:
+            if key_id in self._recent:
+                self._recent.move_to_end(key_id)  # used: the last to be forgotten
+            cipher = self._ciphers.get(key_id)
+            if cipher is not None:
+                self._ciphers.move_to_end(key_id)
+                return cipher
             dek = self._keys.get(key_id)
-            if dek is None and key_id.startswith(MESSAGE_KEYS):
-                wrapped = self._recent.get(key_id)
-                if wrapped is None:
-                    return None
-                self._recent.move_to_end(key_id)
-                if key_id in self._ciphers:
-                    return self._cipher_of(key_id, b"")
-                dek = self._unwrap(key_id, wrapped)
+            if dek is None and key_id in self._recent:
+                dek = self._unwrap(key_id, self._recent[key_id])
                 if dek is None:
                     del self._recent[key_id]
             return None if dek is None else self._cipher_of(key_id, dek)
@@ -298,12 +306,9 @@ class KafkaKeyStore:
                 while position < high and (missing or ahead > 0):
                     # No more than what is left: consume() waits for as many as it asks.
                     for msg in self._back.consume(max(1, min(500, high - position)), 0.2):
-                        err = msg.error()
-                        if err is not None:
-                            if err.code() == KafkaError._PARTITION_EOF:  # past compacted gaps
-                                position = max(position, msg.offset() or 0)
+                        position = _position_after(msg, position)
+                        if msg.error() is not None:
                             continue
-                        position = (msg.offset() or 0) + 1
                         key_id, wrapped = (msg.key() or b"").decode(), msg.value()
                         if wrapped is None or key_id in self._gone:
                             continue
@@ -363,11 +368,12 @@ class KafkaKeyStore:
             made: dict[str, tuple[bytes, bytes]] = {}
             for key_id in key_ids:
                 dek = new_key()
-                made[key_id] = dek, seal(self._master, dek, key_id.encode())
+                wrapped = seal(self._master, dek, key_id.encode())
+                made[key_id] = dek, wrapped
                 if self.confirm_later:
-                    self._unsent.append((key_id, made[key_id][1]))  # sent by confirm()
+                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
                 else:
-                    self._send(key_id, made[key_id][1])
+                    self._send(key_id, wrapped)
             if not self.confirm_later:
                 self._flush(len(made))  # confirmed before anything is sealed with them
             for key_id, (dek, wrapped) in made.items():
@@ -408,7 +414,7 @@ class KafkaKeyStore:
     def shred(self, key_ids: Iterable[str]) -> list[str]:
         self.catch_up()
         asked = list(key_ids)
-        older = {k for k in asked if k.startswith(MESSAGE_KEYS) and self._known(k) is None}
+        older = {k for k in asked if k.startswith(MESSAGE_KEYS) and k not in self._recent}
         self._read_back(older - self._gone)  # message keys no longer kept: find them again
         with self._lock:
             found = [k for k in asked if k in self._keys or k in self._recent]

@@ -54,7 +54,7 @@ def master_key(settings: Settings) -> bytes:
     return base64.b64decode(path.read_text().strip())
 
 
-def derived_secret(settings: Settings, purpose: str) -> str:
-    """A secret for `purpose` that every process holding the master key derives alike (hex
-    HMAC-SHA256): a credential between two of carelog's own processes, nothing to configure."""
-    return hmac.new(master_key(settings), purpose.encode(), hashlib.sha256).hexdigest()
+def derived_key(settings: Settings, purpose: bytes) -> bytes:
+    """A key for `purpose` that every process holding the master key derives alike
+    (HMAC-SHA256): routing pseudonyms, the credential between two of carelog's processes."""
+    return hmac.new(master_key(settings), purpose, hashlib.sha256).digest()

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from functools import cache
 
-from streams.privacy.master import master_key
+from streams.privacy.master import derived_key
 from streams.settings import get_settings
 
 
@@ -19,7 +19,7 @@ def _secret() -> bytes | None:
     settings = get_settings()
     if settings.privacy.key_store == "off":
         return None
-    return hmac.new(master_key(settings), b"carelog-routing-key", hashlib.sha256).digest()
+    return derived_key(settings, b"carelog-routing-key")
 
 
 def pseudonym(identifier: str) -> str:
