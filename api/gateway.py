@@ -114,11 +114,12 @@ class Gateway:
             self._loop_bridge, self._loop_bridge_loop = LoopBridge(loop), loop
         return self._loop_bridge.relay(callback)
 
-    async def append(self, event: InboundMessage, key: str) -> Delivered:
+    async def append(self, event: InboundMessage, key: str, owner: str | None = None) -> Delivered:
+        """Append `event` (see Ingestor.accept for `owner`); 503 if the broker did not confirm."""
         # Confirmations reach the loop in batches (one wake-up per burst, not per event).
         waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         try:
-            self.ingestor.produce(event, key, self.relay(partial(_settle, waiter)))
+            self.ingestor.produce(event, key, self.relay(partial(_settle, waiter)), owner)
             delivered = await waiter
         except DeliveryFailed as exc:
             raise self.not_confirmed(exc) from None

@@ -17,19 +17,25 @@ class Ingestor:
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
 
-    async def accept(self, event: InboundMessage, key: str) -> Delivered:
-        """Append an InboundMessage; raises streams.errors.DeliveryFailed if not confirmed."""
-        return await asyncio.wrap_future(self.submit(event, key))
+    async def accept(self, event: InboundMessage, key: str, owner: str | None = None) -> Delivered:
+        """Append an InboundMessage; raises streams.errors.DeliveryFailed if not confirmed.
+        `owner`: the patient it is about, when it is about one only (it is then sealed with
+        that patient's key if the patient has one: streams.privacy.envelope.seal_record)."""
+        return await asyncio.wrap_future(self.submit(event, key, owner))
 
-    def submit(self, event: InboundMessage, key: str) -> Future[Delivered]:
+    def submit(
+        self, event: InboundMessage, key: str, owner: str | None = None
+    ) -> Future[Delivered]:
         """`accept` without a coroutine: the future resolves once the broker confirmed (or
         fails with DeliveryFailed)."""
-        return self.producer.submit(_outgoing(event, key))
+        return self.producer.submit(_outgoing(event, key, owner))
 
-    def produce(self, event: InboundMessage, key: str, then: OnDelivery) -> None:
+    def produce(
+        self, event: InboundMessage, key: str, then: OnDelivery, owner: str | None = None
+    ) -> None:
         """`accept` for hot paths: `then` gets where the broker put it (or DeliveryFailed) on
         the delivery thread; pair it with api.loop_bridge.LoopBridge.relay."""
-        self.producer.produce(_outgoing(event, key), then)
+        self.producer.produce(_outgoing(event, key, owner), then)
 
     async def reject(
         self,
@@ -62,8 +68,8 @@ class Ingestor:
         return await self.producer.send_async(out.topic, out.value, out.key)
 
 
-def _outgoing(event: InboundMessage, key: str) -> Outgoing:
+def _outgoing(event: InboundMessage, key: str, owner: str | None) -> Outgoing:
     return Outgoing(
-        inbound_topic(event.format), key, encode_event(event),
+        inbound_topic(event.format), key, encode_event(event, owner=owner),
         headers=[("correlation-id", event.correlation_id or "")],
     )  # fmt: skip

@@ -194,6 +194,7 @@ class LocalBroker:
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
+            *self.settings.kafka.jvm_options.split(),
             f"-Dlog4j.configuration=file:{LOG4J}",
             "-cp",
             f"{self.libs}/*",

@@ -15,6 +15,9 @@ from functools import cache
 from typing import Any, Final
 from urllib.parse import quote
 
+from schemas.hl7v2.frame import Er7
+from schemas.hl7v2.patient import PatientIdentifier, about_one_patient
+
 # uuid5(NAMESPACE_URL, "https://carelog/fhir-ids"). Fixed forever: changing it would change
 # every id carelog has ever assigned.
 CARELOG_NAMESPACE = uuid.UUID("fe8b97e0-0491-5218-945f-cd1ec0551b25")
@@ -77,6 +80,16 @@ def patient_id(system: str, value: str) -> str:
     """Every translator derives a Patient's id the same way, from Identifier.system|value, so
     one patient sent as HL7, DICOM, device readings or FHIR lands on one resource."""
     return resource_id("Patient", system, value)
+
+
+def hl7v2_owner(er7: Er7, patient: PatientIdentifier | None) -> str | None:
+    """The id of the Patient an HL7 v2 message is about, when it is about one only
+    (`about_one_patient`; `patient` is its `message_patient`): the id the mapping gives its PID
+    (processors/hl7v2/mappers/common.py, default MappingContext), known at the edge from the
+    frame alone. The edge seals the message with that patient's key."""
+    if patient is None or not about_one_patient(er7):
+        return None
+    return patient_id(patient.system(authority_system), patient.value)
 
 
 # HL7 table 0203 (identifier type), as FHIR names it.

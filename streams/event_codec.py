@@ -17,11 +17,12 @@ from streams.privacy.envelope import open_record, seal_record
 _codec = AvroCodec()
 
 
-def encode_event(event: Event) -> bytes:
-    """The bytes on the log, with the PHI fields sealed by the event's data key."""
+def encode_event(event: Event, *, owner: str | None = None) -> bytes:
+    """The bytes on the log, with the PHI fields sealed by the event's data key (`owner`: the
+    patient an InboundMessage is about, when the edge knows; see `seal_record`)."""
     name = type(event).__name__
     record = to_record(event)
-    seal_record(name, record)
+    seal_record(name, record, owner)
     return _codec.encode(name, record)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from schemas.events import Format
 from schemas.hl7v2.errors import FormatError
 from schemas.hl7v2.frame import Er7, read_er7
-from schemas.hl7v2.patient import message_patient
+from schemas.hl7v2.patient import PatientIdentifier, message_patient
 from streams.privacy.pseudonym import pseudonym
 
 
@@ -24,12 +24,11 @@ def inbound_key(fmt: Format, payload: bytes, sender: str) -> str:
             er7 = read_er7(payload)
         except FormatError:
             return sender
-        return hl7v2_key(er7, sender)
+        return hl7v2_key(er7, sender, message_patient(er7))
     return sender
 
 
-def hl7v2_key(er7: Er7, sender: str) -> str:
-    """`inbound_key` of an HL7 v2 message already read (no second read)."""
+def hl7v2_key(er7: Er7, sender: str, patient: PatientIdentifier | None) -> str:
+    """`inbound_key` of an HL7 v2 message already read, `patient` its `message_patient`."""
     facility = er7.header.sending_facility or sender
-    patient = message_patient(er7)
     return f"{facility}|{pseudonym(patient.key)}" if patient else facility

@@ -33,6 +33,7 @@ from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Channel, Format, InboundMessage
 from schemas.outcome import Issue, operation_outcome
 from streams.keys import inbound_key
+from streams.privacy.envelope import sole_patient
 
 CONTENT_TYPES = ("application/fhir+json", "application/json")
 # Request headers that change what a write means; they travel with the event.
@@ -100,7 +101,13 @@ async def write(call: Admitted) -> Response:
         correlation_id=request_id(request),
         headers={**_event_headers(request), **conditions.event_headers()},
     )  # fmt: skip
-    delivered = await gw.append(event, inbound_key(Format.fhir, body, call.sender))
+    # One resource about one patient is sealed with that patient's key (when it has one).
+    owner = (
+        sole_patient(resource_type, resource_id, body.decode())
+        if resource_type is not None and resource is not None
+        else None
+    )
+    delivered = await gw.append(event, inbound_key(Format.fhir, body, call.sender), owner)
     request.scope[EVENT_ID_KEY] = event.event_id
     store = _store_to_wait_on(request)
     if store is not None:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from api.hl7v2.ack import AckCode, error_of
+from processors.ids import hl7v2_owner
 from schemas.events import InboundMessage
 from schemas.hl7v2.errors import FormatError
 from schemas.hl7v2.frame import MshHeader, read_er7, read_msh
+from schemas.hl7v2.patient import message_patient
 from schemas.outcome import Issue
 from streams.errors import DeliveryFailed
 from streams.keys import hl7v2_key
@@ -51,10 +53,15 @@ class Door(Protocol[A_co]):
     def event(self, message: bytes, header: MshHeader, sender: str) -> InboundMessage: ...
 
     def produce(
-        self, event: InboundMessage, key: str, then: Callable[[Delivered | DeliveryFailed], None]
+        self,
+        event: InboundMessage,
+        key: str,
+        then: Callable[[Delivered | DeliveryFailed], None],
+        owner: str | None,
     ) -> None:
-        """Queue `event`; `then` runs on the loop once the broker answered. Raises
-        DeliveryFailed when it cannot even be queued."""
+        """Queue `event` (sealed with `owner`'s key when that patient has one: see
+        streams.privacy.envelope.seal_record); `then` runs on the loop once the broker
+        answered. Raises DeliveryFailed when it cannot even be queued."""
         ...
 
     def not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> str:
@@ -102,7 +109,8 @@ def ingest(
             settle(Answer(AckCode.accept, door.answer(header, AckCode.accept), event.event_id))
 
     try:
-        door.produce(event, hl7v2_key(er7, sender), stored)
+        patient = message_patient(er7)
+        door.produce(event, hl7v2_key(er7, sender, patient), stored, hl7v2_owner(er7, patient))
     except DeliveryFailed as exc:  # could not even be queued
         stored(exc)
     return None

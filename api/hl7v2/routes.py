@@ -79,7 +79,11 @@ class HttpDoor:
         )  # fmt: skip
 
     def produce(
-        self, event: InboundMessage, key: str, then: Callable[[Delivered | DeliveryFailed], None]
+        self,
+        event: InboundMessage,
+        key: str,
+        then: Callable[[Delivered | DeliveryFailed], None],
+        owner: str | None,
     ) -> None:
         appended = self.gw.metrics.appended
 
@@ -88,7 +92,7 @@ class HttpDoor:
                 appended.labels(Format.hl7v2.value).inc()
             then(outcome)
 
-        self.gw.ingestor.produce(event, key, self.gw.relay(confirmed))
+        self.gw.ingestor.produce(event, key, self.gw.relay(confirmed), owner)
 
     def not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> str:
         return str(self.gw.not_confirmed(exc))

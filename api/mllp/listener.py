@@ -275,9 +275,13 @@ class MllpConnection(asyncio.Protocol):
         )
 
     def produce(
-        self, event: InboundMessage, key: str, then: Callable[[Delivered | DeliveryFailed], None]
+        self,
+        event: InboundMessage,
+        key: str,
+        then: Callable[[Delivered | DeliveryFailed], None],
+        owner: str | None,
     ) -> None:
-        self.ingestor.produce(event, key, self.server.bridge.relay(then))
+        self.ingestor.produce(event, key, self.server.bridge.relay(then), owner)
 
     def not_stored(self, event: InboundMessage, header: MshHeader, exc: Exception) -> str:
         log.error(

@@ -115,3 +115,16 @@ def message_patient(er7: Er7) -> PatientIdentifier | None:
     repetitions = pid3.split(encoding.repetition) if pid3 else []
     msh = msh_fields(er7.segments[0], encoding.field)
     return choose(repetitions, encoding, sending_authority(msh, encoding))
+
+
+def about_one_patient(er7: Er7) -> bool:
+    """Whether the message names one patient only: one PID and no MRG (a merge or a move
+    names another patient's identifiers)."""
+    encoding = er7.encoding
+    pid, mrg = "PID" + encoding.field, "MRG" + encoding.field
+    pids = 0
+    for segment in er7.segments:
+        if segment.startswith(mrg):
+            return False
+        pids += segment.startswith(pid)
+    return pids == 1

@@ -166,8 +166,22 @@ def _aad(record: dict[str, Any], key_id: str) -> bytes:
     return f"{record['event_id']}|{key_id}".encode()
 
 
-def seal_record(name: str, record: dict[str, Any]) -> None:
-    """Seal the PHI fields of `record` in place (no-op with encryption off or nothing to seal)."""
+def sole_patient(resource_type: str, resource_id: str | None, resource_json: str) -> str | None:
+    """The patient a resource (or a message's text) is about when it is about one only: what
+    the edge seals an inbound FHIR write with (`seal_record`'s owner)."""
+    if resource_type == "Patient" and not resource_id:
+        return None  # created: its id is not known yet
+    found = patients_in(resource_type, resource_id or "", resource_json)
+    return found.pop() if len(found) == 1 else None
+
+
+def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> None:
+    """Seal the PHI fields of `record` in place (no-op with encryption off or nothing to seal).
+
+    `owner`: the patient an InboundMessage is about, when the edge knows it is one only. It
+    is sealed with that patient's key if the patient has one on the log already (a returning
+    patient costs no key record, and erasing the patient finds it by the key alone); else,
+    and for a new patient, with a per-message key (the edge never waits for a new key)."""
     if record.get("sealed") is not None:
         return  # erased, or sealed already: written on unchanged
     fields = PHI_FIELDS[name]
@@ -180,7 +194,11 @@ def seal_record(name: str, record: dict[str, Any]) -> None:
         record["key_id"] = None
         return
     prefix = _key_prefix(name, record)
-    key_id, cipher = store.key_for(prefix) if prefix else _message_key(store)
+    if prefix:
+        key_id, cipher = store.key_for(prefix)
+    else:
+        known = store.current(f"patient:{owner}") if owner else None
+        key_id, cipher = known or _message_key(store)
     record["sealed"] = seal(cipher, _pack(values), _aad(record, key_id))
     record["key_id"] = key_id
     for f in fields:

@@ -62,6 +62,11 @@ class KeyStore(Protocol):
         """A live key under `prefix` (`patient:<id>`), made when there is none."""
         ...
 
+    def current(self, prefix: str) -> tuple[str, AESGCM] | None:
+        """A live key under `prefix` that is on the log already; None when there is none
+        (nothing is made: for the edge, which must not wait for a new key's round trip)."""
+        ...
+
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         """`count` new keys `<kind>:<random>` (per-message keys), confirmed together."""
         ...
@@ -96,6 +101,10 @@ class MemoryKeyStore:
             self._current[prefix] = key_id
             self._keys[key_id] = AESGCM(new_key())
         return key_id, self._keys[key_id]
+
+    def current(self, prefix: str) -> tuple[str, AESGCM] | None:
+        key_id = self._current.get(prefix)
+        return None if key_id is None or key_id not in self._keys else (key_id, self._keys[key_id])
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         made = [(f"{kind}:{uuid.uuid4().hex}", AESGCM(new_key())) for _ in range(count)]
@@ -357,6 +366,19 @@ class KafkaKeyStore:
                 key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
                 self._create([key_id])
                 self._current[prefix] = key_id
+            return key_id, self._cipher_of(key_id, self._keys[key_id])
+
+    def current(self, prefix: str) -> tuple[str, AESGCM] | None:
+        if self.confirm_later:
+            return None  # a key made here may not be on the log yet: nothing to prove it is
+        self._fresh()
+        with self._lock:
+            key_id = self._current.get(prefix)
+            if key_id is None or key_id not in self._keys:
+                self._drain()  # made elsewhere a moment ago (the worker, at its first message)
+                key_id = self._current.get(prefix)
+            if key_id is None or key_id not in self._keys:
+                return None
             return key_id, self._cipher_of(key_id, self._keys[key_id])
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:

@@ -19,6 +19,14 @@ class KafkaSettings(Concern):
     port: int = Field(9092, description="Port of the local broker carelog starts itself.")
     controller_port: int = Field(9093, description="KRaft controller port of that broker.")
     heap: str = Field("512m", description="JVM heap of the local broker (-Xmx and -Xms).")
+    # The JIT's optimizing tier (C2) took a third of a fresh broker's CPU in its first
+    # minutes on 2 cores (its compiler threads, in bench_e2e), beside the processes it
+    # serves; the quick tier alone left the broker 0.75x the CPU and end-to-end capacity
+    # 1.23x (docs/figures.md). A broker of its own machine wants "" (both tiers).
+    jvm_options: str = Field(
+        "-XX:TieredStopAtLevel=1",
+        description="JVM options of the local broker beyond its heap, split on spaces.",
+    )
     client_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",

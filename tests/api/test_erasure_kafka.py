@@ -18,15 +18,19 @@ import pytest
 from deltalake import DeltaTable
 
 from api.erasure.erase import ErasureReport, erase_patient
+from processors.ids import hl7v2_owner
 from processors.pipeline import Record, translate_record, version_record
 from processors.versioning import VersionState
 from projections.fhir_store import FhirStore
 from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import consume
 from projections.lake.sink import run_sink
+from schemas.codec import AvroCodec
 from schemas.events import Channel, Format, InboundMessage, ResourceChanged, is_erased
+from schemas.hl7v2.frame import read_er7
+from schemas.hl7v2.patient import message_patient
 from streams.event_codec import decode_event, encode_event
-from streams.keys import inbound_key
+from streams.keys import hl7v2_key
 from streams.log_scan import read_log
 from streams.privacy import envelope
 from streams.producer import EventProducer, Outgoing
@@ -77,18 +81,20 @@ def _bytes(key: bytes | str | None) -> bytes | None:
 
 
 def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChanged]:
-    """The worker's two stages, in process, each output appended to its real topic."""
-    inbound = []
-    for person in people:
-        for payload in person.messages(uuid.uuid4().hex[:8]):
-            event = InboundMessage.received(payload, channel=Channel.http, format=Format.hl7v2,
-                                            content_type="x-application/hl7-v2+er7", sender="t")  # fmt: skip
-            key = inbound_key(Format.hl7v2, payload, "t")
-            inbound.append(Outgoing(inbound_topic(Format.hl7v2), key, encode_event(event)))
+    """The worker's two stages, in process, each output appended to its real topic; each
+    message sealed as the edge seals it, once the one before is translated (so a returning
+    patient's message is sealed with the patient's key)."""
     changes: list[ResourceChanged] = []
     states: dict[bytes | None, VersionState | None] = {}
     with EventProducer(settings) as producer:
-        for record in _send(producer, inbound):
+        for payload in (p for person in people for p in person.messages(uuid.uuid4().hex[:8])):
+            event = InboundMessage.received(payload, channel=Channel.http, format=Format.hl7v2,
+                                            content_type="x-application/hl7-v2+er7", sender="t")  # fmt: skip
+            er7 = read_er7(payload)
+            patient = message_patient(er7)
+            sealed = encode_event(event, owner=hl7v2_owner(er7, patient))
+            inbound = Outgoing(inbound_topic(Format.hl7v2), hl7v2_key(er7, "t", patient), sealed)
+            [record] = _send(producer, [inbound])
             outs = translate_record(record)
             assert all(o.topic == FHIR_TRANSLATED for o in outs), outs
             translated = _send(producer, [Outgoing(o.topic, o.key, o.value) for o in outs])
@@ -138,12 +144,25 @@ def test_phi_is_sealed_on_every_topic_yet_readable_with_its_key(world: World) ->
     assert any(world.erased.family in (getattr(e, "resource", None) or "") for e in opened)
 
 
+def test_a_returning_patients_message_is_sealed_with_the_patients_key(world: World) -> None:
+    """The ADT meets a new patient: a per-message key. The ORU after it is sealed with the
+    key the worker made for that patient: no key record, and erasing the patient shreds it."""
+    pid = world.patient_ids[world.erased.family]
+    key_ids = {}
+    for record in read_log(world.settings, [inbound_topic(Format.hl7v2)]):
+        event = decode_event(record.value)
+        if isinstance(event, InboundMessage) and world.erased.mrn.encode() in event.payload:
+            key_ids[event.payload.split(b"|")[8]] = AvroCodec().decode(record.value)[1]["key_id"]
+    assert key_ids[b"ADT^A04"].startswith("msg:")
+    assert key_ids[b"ORU^R01^ORU_R01"].startswith(f"patient:{pid}/")
+
+
 def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     pid = world.patient_ids[world.erased.family]
     assert pid in _bronze_ids(world)
     world.report = erase_patient(world.settings, pid, "GDPR art. 17 request #42", "dpo")
     report = world.report
-    assert report.keys_shredded >= 3  # the patient's key and both messages' keys
+    assert report.keys_shredded >= 2  # the patient's key (it sealed the ORU too), the ADT's
     assert report.log_events_unreadable[FHIR_CHANGES] >= 2  # Patient, Observation, ...
     assert f"Patient/{pid}" in report.resources
     assert report.store["resources"] >= 2 and report.store["versions"] >= 2

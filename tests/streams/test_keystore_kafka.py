@@ -45,6 +45,30 @@ def test_a_patient_key_made_elsewhere_is_used_not_made_again(kafka_settings: Set
         gateway.close()
 
 
+def test_the_edge_seals_with_a_patient_key_on_the_log_and_never_makes_one(
+    kafka_settings: Settings, keys_topic: str
+) -> None:
+    """`current` (the edge sealing a returning patient's message) finds the key the worker
+    made once it is on the log, makes none for a new patient, and a process that confirms
+    keys only at its commit (the worker) never offers one it cannot prove is on the log."""
+    worker = KafkaKeyStore(kafka_settings, topic=keys_topic, confirm_later=True)
+    edge = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    try:
+        prefix = f"patient:{uuid.uuid4().hex}"
+        assert edge.current(prefix) is None  # a new patient: no key made for it
+        made, _ = worker.key_for(prefix)
+        assert worker.current(prefix) is None  # made, not confirmed yet
+        worker.confirm()
+        deadline = time.monotonic() + 10
+        while (found := edge.current(prefix)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the edge's reader fetches it in the background
+        assert found is not None and found[0] == made
+        assert edge.key_ids(prefix) == [made]  # the edge made none of its own
+    finally:
+        worker.close()
+        edge.close()
+
+
 def test_a_key_the_reader_has_not_fetched_yet_is_found_by_reading_to_the_end(
     kafka_settings: Settings,
 ) -> None:

@@ -71,6 +71,42 @@ def test_a_resource_is_sealed_with_its_patients_key(keys: MemoryKeyStore) -> Non
     assert keys.key_ids("patient:p1") == [_key_id(a)]
 
 
+def test_an_inbound_message_is_sealed_with_its_patients_key_once_there_is_one(
+    keys: MemoryKeyStore,
+) -> None:
+    new_patient = encode_event(_inbound(), owner="p1")
+    assert _key_id(new_patient).startswith("msg:")  # the edge makes no patient key
+    assert keys.key_ids("patient:p1") == []
+    patient_key = _key_id(encode_event(_observation("p1")))  # the worker made it
+    returning = encode_event(_inbound(), owner="p1")
+    assert _key_id(returning) == patient_key and NAME not in returning
+    assert decode_event(returning).payload == _inbound().payload
+    keys.shred([patient_key])
+    assert is_erased(decode_event(returning))  # erasing the patient erases the message
+
+
+@pytest.mark.parametrize(
+    "resource_type,resource_id,text,owner",
+    [
+        ("Patient", "p1", '{"resourceType":"Patient","id":"p1"}', "p1"),
+        ("Patient", None, '{"resourceType":"Patient"}', None),  # created: id not known yet
+        ("Observation", None, '{"subject":{"reference":"Patient/p1"}}', "p1"),
+        (
+            "Observation",
+            "o",
+            '{"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Patient/p2"}]}',
+            None,
+        ),  # two patients
+        ("Patient", "p1", '{"link":[{"other":{"reference":"Patient/p2"}}]}', None),
+        ("Organization", "x", '{"name":"NWH"}', None),
+    ],
+)
+def test_sole_patient_of_an_inbound_fhir_write(
+    resource_type: str, resource_id: str | None, text: str, owner: str | None
+) -> None:
+    assert envelope.sole_patient(resource_type, resource_id, text) == owner
+
+
 def test_shredding_the_key_erases_the_event_for_good(keys: MemoryKeyStore) -> None:
     data = encode_event(_observation("p1"))
     other = encode_event(_observation("p2"))
