@@ -130,11 +130,14 @@ def patients_in(resource_type: str, resource_id: str, resource_json: str) -> set
 
 
 def _key_prefix(name: str, record: dict[str, Any]) -> str | None:
-    """`patient:<id>` when the record's resource belongs to a patient (see `owner_of`)."""
+    """`patient:<id>` when the record's resource belongs to a patient (see `owner_of`), else
+    `resource:<type>`: one key for every resource of that type that refers to no patient
+    (an Organization, a Practitioner). Erasing a patient never reached those (no patient's
+    key sealed them), and a fresh per-message key each time cost a key record per event."""
     if name not in ("ResourceTranslated", "ResourceChanged") or not record.get("resource"):
         return None
     owner = owner_of(record["resource_type"], record["resource_id"], record["resource"])
-    return f"patient:{owner}" if owner else None
+    return f"patient:{owner}" if owner else f"resource:{record['resource_type']}"
 
 
 def _pack(values: list[Any]) -> bytes:

@@ -31,7 +31,7 @@ from projections.fhir_store import FhirStore
 from schemas.events import Operation, ResourceChanged
 from streams.event_codec import encode_event
 from streams.settings.store import StoreSettings
-from tests.bench.common import RUNS, median_of, show
+from tests.bench.common import RUNS, keys_in_this_process, median_of, show
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CODES = [f"{1000 + i}-{i % 10}" for i in range(40)]
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--per-thread", type=int, default=100)
     args = parser.parse_args()
+    keys_in_this_process()
     work = Path(tempfile.mkdtemp(prefix="bench-fhir-store-"))
     try:
         started = time.perf_counter()

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.bench.common import keys_in_this_process
+
 HERE = Path(__file__).resolve()
 TREE = HERE.parents[2]
 PASSES = 5
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout to compare with")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    keys_in_this_process()
     if args.worker:
         print(json.dumps(_measure(args.resources)))
         return

@@ -47,6 +47,7 @@ from processors.versioning import next_change
 from schemas.events import Channel, Format, InboundMessage, ResourceTranslated
 from streams.event_codec import decode_event, encode_event
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
+from tests.bench.common import keys_in_this_process
 
 GOAL_PER_SECOND = 1000
 
@@ -243,6 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--before", type=Path, help="another checkout of carelog to compare")
     args = parser.parse_args()
+    keys_in_this_process()
     payload = oru_10_obx()
     whole_path(payload)
     if args.before:

@@ -27,6 +27,14 @@ RUNS = 3
 READY_TIMEOUT_SECONDS = 180.0
 
 
+def keys_in_this_process() -> None:
+    """An in-process bench seals and opens events as the worker does, with its data keys in
+    memory (MemoryKeyStore: the same AES-GCM, a dict lookup) instead of on carelog.keys of a
+    broker it does not start: run alone, it would fail without one. Subprocesses inherit it;
+    CARELOG_KEY_STORE set by the caller (e.g. `off`, to compare) wins."""
+    os.environ.setdefault("CARELOG_KEY_STORE", "memory")
+
+
 @contextmanager
 def bench_settings() -> Iterator[Settings]:
     """The configured cluster, or a broker of the benchmark's own (like the test session's),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -69,6 +70,19 @@ def test_a_resource_is_sealed_with_its_patients_key(keys: MemoryKeyStore) -> Non
     assert _key_id(a) == _key_id(b) and _key_id(a).startswith("patient:p1/")
     assert _key_id(encode_event(_observation("p2"))).startswith("patient:p2/")
     assert keys.key_ids("patient:p1") == [_key_id(a)]
+
+
+def test_a_resource_of_no_patient_is_sealed_with_its_types_key(keys: MemoryKeyStore) -> None:
+    def organization(n: int) -> ResourceChanged:
+        return replace(_observation("p1"), resource_type="Organization", resource_id=f"org{n}",
+                       resource=canonical_json({"resourceType": "Organization", "id": f"org{n}",
+                                                "name": "North Wing Hospital"}))  # fmt: skip
+
+    a, b = encode_event(organization(1)), encode_event(organization(2))
+    assert b"North Wing" not in a
+    assert _key_id(a) == _key_id(b) and _key_id(a).startswith("resource:Organization/")
+    assert decode_event(a).resource == organization(1).resource
+    assert keys.key_ids("patient:p1") == []
 
 
 def test_an_inbound_message_is_sealed_with_its_patients_key_once_there_is_one(
