@@ -19,6 +19,7 @@ REJECTED: Final = "carelog.rejected"
 AUDIT: Final = "carelog.audit"
 SCHEMAS: Final = "carelog.schemas"
 KEYS: Final = "carelog.keys"
+MESSAGE_KEYS_SUFFIX: Final = ".messages"  # carelog.keys.messages: the per-message keys
 
 KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
 
@@ -106,7 +107,7 @@ def _base() -> list[Topic]:
         ),
         Topic(
             KEYS,
-            key="data key id (patient:<id>/<n> or msg:<id>)",
+            key="data key id (patient:<id>/<n>, resource:<type>/<n>)",
             holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
             partitions=1,
             replication=1,
@@ -114,6 +115,21 @@ def _base() -> list[Topic]:
             # Compacted hard so a shredded key leaves the broker's disks soon: segments roll
             # hourly, the cleaner takes any dirty segment, tombstones go after an hour.
             configs={
+                "cleanup.policy": "compact",
+                "segment.ms": str(3600 * 1000),
+                "min.cleanable.dirty.ratio": "0.01",
+                "delete.retention.ms": str(3600 * 1000),
+                "max.compaction.lag.ms": str(3600 * 1000),
+            },
+        ),
+        Topic(
+            KEYS + MESSAGE_KEYS_SUFFIX,
+            key="per-message data key id (msg:<id>), apart: read only by who opens such events",
+            holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
+            partitions=1,
+            replication=1,
+            min_insync_replicas=1,
+            configs={  # compacted as carelog.keys is
                 "cleanup.policy": "compact",
                 "segment.ms": str(3600 * 1000),
                 "min.cleanable.dirty.ratio": "0.01",
@@ -144,7 +160,9 @@ def catalogue(environment: str = "local") -> list[Topic]:
     topics = _base()
     if environment == "production":
         topics = [
-            replace(t, partitions=max(t.partitions, 12)) if t.name not in (SCHEMAS, KEYS) else t
+            replace(t, partitions=max(t.partitions, 12))
+            if t.name not in (SCHEMAS, KEYS, KEYS + MESSAGE_KEYS_SUFFIX)
+            else t
             for t in topics
         ]
     return [replace(t, **overrides) for t in topics]  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Where data keys live: the KeyStore interface, and its local default on carelog.keys.
+"""Where data keys live: the KeyStore interface, and its local default on carelog.keys
+(and carelog.keys.messages for the per-message keys).
 
 A data key (DEK) is named by a key id: `patient:<id>/<random>` for one patient's data,
 `msg:<event id>` for a message not yet tied to a patient. A patient may have several keys
@@ -33,7 +34,7 @@ from streams.kafka_config import client_config, producer_config
 from streams.privacy.aead import new_key, open_sealed, seal
 from streams.privacy.master import master_key
 from streams.settings import Settings
-from streams.topics import KEYS
+from streams.topics import KEYS, MESSAGE_KEYS_SUFFIX
 
 log = logging.getLogger(__name__)
 MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (envelope._message_key)
@@ -135,11 +136,15 @@ class KafkaKeyStore:
     sealed with it is readable, so it is nearly always there), and reads to the end of the
     topic (a round trip for the end offset) only for a key still missing.
 
-    Per-message keys (`msg:`) come one per inbound message, so they are not all kept: the
-    `message_keys_kept` most recent ones stay in memory (wrapped), and an older
-    one (a replay, a rebuild, a re-drive) is read again from carelog.keys by a second reader
-    that goes on from where it last stopped: the keys such a reader needs come in about the
-    order they were made. Patient keys are few and always kept.
+    Per-message keys (`msg:`) come one per message of a new patient, so they live on a
+    topic of their own, carelog.keys.messages, read only by a process that opens an event
+    sealed with one (the worker; the store projection at its first rejection): the others
+    never fetch them. That reader starts `message_keys_kept` keys before the end, and only
+    the most recent ones stay in memory (wrapped); an older one (a replay, a rebuild, a
+    re-drive) is read again by a second reader that goes on from where it last stopped: the
+    keys such a reader needs come in about the order they were made. Patient and type keys
+    are few and always kept. (Message keys made before they had a topic of their own are on
+    carelog.keys: read at start-up, and read again from there when needed.)
     """
 
     def __init__(
@@ -153,31 +158,27 @@ class KafkaKeyStore:
     ) -> None:
         self._settings = settings
         self._topic = topic
+        self._messages_topic = topic + MESSAGE_KEYS_SUFFIX
         self._master = AESGCM(master_key(settings))
         self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
         self._failures: list[str] = []
         self.confirm_later = confirm_later
         self._unsent: list[tuple[str, bytes]] = []  # keys made and not yet sent (confirm_later)
-        self._consumer = Consumer(
-            client_config(
-                settings,
-                **{
-                    "group.id": f"carelog-keys-{uuid.uuid4()}",  # never joined: assign() only
-                    "enable.auto.commit": False,
-                    "enable.partition.eof": True,
-                },
-            )
-        )
+        self._consumer = self._reader("carelog-keys")
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
-        self._position = 0
+        # Where each reader of a key topic stands (the main reader: carelog.keys, and the
+        # message keys' reader once there is one).
+        self._positions: dict[str, int] = {self._topic: 0}
+        self._messages: Consumer | None = None  # carelog.keys.messages, from the first need
+        self._ends: Consumer | None = None  # asks for end offsets only
         # Keys are kept as bytes: a cipher object holds about 2.5 KB (its OpenSSL context)
         # and takes a microsecond to make, so only the recently used ones are kept as such.
         self._keys: dict[str, bytes] = {}  # data keys, every one but the per-message ones
         self._recent: OrderedDict[str, bytes] = OrderedDict()  # recent message keys, wrapped
         self._recent_max = message_keys_kept
         self._ciphers: OrderedDict[str, AESGCM] = OrderedDict()
-        self._back: Consumer | None = None  # reads carelog.keys again for older message keys
-        self._back_position = 0
+        self._back: Consumer | None = None  # reads a key topic again for older message keys
+        self._back_positions: dict[str, int] = {}
         # Shredded, or not on the log after reading it to its end: a key is on the log before
         # anything sealed with it can be read, so such a key never comes (ids are random).
         # Without this, every event of an erased patient cost a read to the end of the topic.
@@ -188,35 +189,66 @@ class KafkaKeyStore:
         self._read_at = 0.0
         self.catch_up()
 
+    def _reader(self, name: str) -> Consumer:
+        return Consumer(client_config(self._settings, **{
+            "group.id": f"{name}-{uuid.uuid4()}",  # never joined: assign() only
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }))  # fmt: skip
+
+    def _readers(self) -> list[tuple[str, Consumer]]:
+        readers = [(self._topic, self._consumer)]
+        if self._messages is not None:
+            readers.append((self._messages_topic, self._messages))
+        return readers
+
     def catch_up(self) -> None:
-        """Read carelog.keys up to its current end."""
+        """Read the key topics this process follows up to their current ends."""
         with self._lock:
-            high = self._end()
-            while self._position < high:
-                msg = self._consumer.poll(1.0)
-                if msg is not None:
-                    self._read(msg)
+            for topic, consumer in self._readers():
+                high = self._end(topic)
+                while self._positions[topic] < high:
+                    msg = consumer.poll(1.0)
+                    if msg is not None:
+                        self._read(topic, msg)
             self._read_at = time.monotonic()
 
-    def _drain(self) -> None:
-        """Take the key records the consumer has fetched already (no round trip)."""
+    def _follow_messages(self) -> None:
+        """Start reading carelog.keys.messages (the first time a message key is looked up):
+        from `message_keys_kept` keys before its end, and on as they come."""
         with self._lock:
-            while (msg := self._consumer.poll(0)) is not None:
-                self._read(msg)
+            if self._messages is not None:
+                return
+            consumer = self._reader("carelog-message-keys")
+            start = max(0, self._end(self._messages_topic) - self._recent_max)
+            consumer.assign([TopicPartition(self._messages_topic, 0, start)])
+            self._messages, self._positions[self._messages_topic] = consumer, start
+            self.catch_up()
 
-    def _read(self, msg: Message) -> None:
+    def _drain(self) -> None:
+        """Take the key records the readers have fetched already (no round trip)."""
+        with self._lock:
+            for topic, consumer in self._readers():
+                while (msg := consumer.poll(0)) is not None:
+                    self._read(topic, msg)
+
+    def _read(self, topic: str, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
-        self._position = _position_after(msg, self._position)
+        self._positions[topic] = _position_after(msg, self._positions[topic])
         if msg.error() is None:
             self._take((msg.key() or b"").decode(), msg.value())
 
-    def _end(self) -> int:
-        """The end offset of carelog.keys, waiting out a leader election (a new topic)."""
+    def _end(self, topic: str) -> int:
+        """The end offset of a key topic, waiting out a leader election (a new topic). Asked
+        by a client that fetches nothing: a reader's own query waits behind its long-poll
+        fetch (up to half a second, each time a lookup misses)."""
+        if self._ends is None:
+            self._ends = self._reader("carelog-keys-ends")
         deadline = time.monotonic() + 30
         while True:
             try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self._topic, 0), timeout=15, cached=False
+                _, high = self._ends.get_watermark_offsets(
+                    TopicPartition(topic, 0), timeout=15, cached=False
                 )
                 return int(high)
             except KafkaException:
@@ -292,44 +324,52 @@ class KafkaKeyStore:
             return None if dek is None else self._cipher_of(key_id, dek)
 
     def _read_back(self, wanted: set[str]) -> set[str]:
-        """Read carelog.keys again, from where this last stopped and round to there, until
-        every per-message key in `wanted` is kept again; returns those found. Callers have
-        just read the topic to its end (catch_up). Shredded keys stay gone: the tombstone
-        that shredded one was read already (or compaction took the key away)."""
+        """Read the message keys' topic again (then carelog.keys, where older ones are), from
+        where this last stopped and round to there, until every per-message key in `wanted`
+        is kept again; returns those found. Callers have just read the topics to their ends
+        (catch_up). Shredded keys stay gone: the tombstone that shredded one was read
+        already (or compaction took the key away)."""
         with self._lock:
             if self._back is None:
-                self._back = Consumer(client_config(self._settings, **{
-                    "group.id": f"carelog-keys-back-{uuid.uuid4()}", "enable.auto.commit": False,
-                    "enable.partition.eof": True,
-                }))  # fmt: skip
-            end, start = self._position, self._back_position  # the end, as callers just read
+                self._back = self._reader("carelog-keys-back")
             missing = set(wanted)
-            # Past the last key wanted, read on as far again as half the keys kept: a replay or
-            # a rebuild wants the keys that come next, and then finds them kept.
-            ahead = self._recent_max // 2
-            for low, high in ((start, end), (0, start)):
-                if not missing or low >= high:
-                    continue
-                self._back.assign([TopicPartition(self._topic, 0, low)])
-                position = low
-                while position < high and (missing or ahead > 0):
-                    # No more than what is left: consume() waits for as many as it asks.
-                    for msg in self._back.consume(max(1, min(500, high - position)), 0.2):
-                        position = _position_after(msg, position)
-                        if msg.error() is not None:
-                            continue
-                        key_id, wrapped = (msg.key() or b"").decode(), msg.value()
-                        if wrapped is None or key_id in self._gone:
-                            continue
-                        if not missing:
-                            ahead -= 1
-                        if key_id.startswith(MESSAGE_KEYS) and key_id not in self._recent:
-                            self._remember(key_id, wrapped)
-                        missing.discard(key_id)
-                        if not missing and ahead <= 0:
-                            break
-                self._back_position = position
+            for topic in (self._messages_topic, self._topic):
+                if missing and topic in self._positions:
+                    missing -= self._scan_back(topic, missing)
             return set(wanted) - missing
+
+    def _scan_back(self, topic: str, wanted: set[str]) -> set[str]:
+        """`_read_back` on one topic: the keys of `wanted` found there."""
+        assert self._back is not None
+        # The end, as callers just read.
+        end, start = self._positions[topic], self._back_positions.get(topic, 0)
+        missing = set(wanted)
+        # Past the last key wanted, read on as far again as half the keys kept: a replay or
+        # a rebuild wants the keys that come next, and then finds them kept.
+        ahead = self._recent_max // 2
+        for low, high in ((start, end), (0, start)):
+            if not missing or low >= high:
+                continue
+            self._back.assign([TopicPartition(topic, 0, low)])
+            position = low
+            while position < high and (missing or ahead > 0):
+                # No more than what is left: consume() waits for as many as it asks.
+                for msg in self._back.consume(max(1, min(500, high - position)), 0.2):
+                    position = _position_after(msg, position)
+                    if msg.error() is not None:
+                        continue
+                    key_id, wrapped = (msg.key() or b"").decode(), msg.value()
+                    if wrapped is None or key_id in self._gone:
+                        continue
+                    if not missing:
+                        ahead -= 1
+                    if key_id.startswith(MESSAGE_KEYS) and key_id not in self._recent:
+                        self._remember(key_id, wrapped)
+                    missing.discard(key_id)
+                    if not missing and ahead <= 0:
+                        break
+            self._back_positions[topic] = position
+        return set(wanted) - missing
 
     def _fresh(self) -> None:
         """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
@@ -341,6 +381,8 @@ class KafkaKeyStore:
         self._fresh()
         found = self._known(key_id)
         if found is None and key_id not in self._gone:
+            if key_id.startswith(MESSAGE_KEYS):
+                self._follow_messages()
             self._drain()  # made by another process after our last look: fetched by now
             found = self._known(key_id)
             if found is None:
@@ -406,7 +448,10 @@ class KafkaKeyStore:
             return {key_id: AESGCM(dek) for key_id, (dek, _) in made.items()}
 
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
-        self._producer.produce(self._topic, wrapped, key_id, on_delivery=self._confirmed)
+        topic = self._messages_topic if key_id.startswith(MESSAGE_KEYS) else self._topic
+        self._producer.produce(topic, wrapped, key_id, on_delivery=self._confirmed)
+        if wrapped is None and topic != self._topic:  # it may be on carelog.keys (made before)
+            self._producer.produce(self._topic, None, key_id, on_delivery=self._confirmed)
 
     @property
     def message_keys_in_memory(self) -> int:
@@ -434,8 +479,10 @@ class KafkaKeyStore:
         return sorted(k for k in self._keys if _under(k, prefix))
 
     def shred(self, key_ids: Iterable[str]) -> list[str]:
-        self.catch_up()
         asked = list(key_ids)
+        if any(k.startswith(MESSAGE_KEYS) for k in asked):
+            self._follow_messages()
+        self.catch_up()
         older = {k for k in asked if k.startswith(MESSAGE_KEYS) and k not in self._recent}
         self._read_back(older - self._gone)  # message keys no longer kept: find them again
         with self._lock:
@@ -472,6 +519,9 @@ class KafkaKeyStore:
 
     def close(self) -> None:
         self._consumer.close()
+        for other in (self._messages, self._ends):
+            if other is not None:
+                other.close()
         if self._back is not None:
             self._back.close()
         self._producer.flush(30)

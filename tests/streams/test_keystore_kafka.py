@@ -7,12 +7,16 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from confluent_kafka import Producer
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.admin import apply_catalogue
+from streams.kafka_config import producer_config
+from streams.privacy.aead import new_key, seal
 from streams.privacy.keystore import KafkaKeyStore
+from streams.privacy.master import master_key
 from streams.settings import Settings
-from streams.topics import KEYS, catalogue
+from streams.topics import KEYS, MESSAGE_KEYS_SUFFIX, catalogue
 
 pytestmark = pytest.mark.kafka
 
@@ -23,7 +27,8 @@ def keys_topic(kafka_settings: Settings) -> str:
     reading this test's keys, not every key the session made."""
     keys = next(t for t in catalogue(kafka_settings.environment) if t.name == KEYS)
     name = f"test.keys.{uuid.uuid4().hex[:12]}"
-    apply_catalogue([replace(keys, name=name)], kafka_settings)
+    apply_catalogue([replace(keys, name=n) for n in (name, name + MESSAGE_KEYS_SUFFIX)],
+                    kafka_settings)  # fmt: skip
     return name
 
 
@@ -89,13 +94,18 @@ def _sealed_with(cipher: AESGCM) -> bytes:
 def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
     kafka_settings: Settings, keys_topic: str
 ) -> None:
-    """One per-message key per inbound message: a process keeps the most recent ones only;
-    a replay or a rebuild that needs an older one reads it again from carelog.keys."""
+    """Per-message keys have a topic of their own: a process reads it only once it opens an
+    event sealed with one, from the most recent keys it keeps; a replay or a rebuild that
+    needs an older one reads it again."""
     edge = KafkaKeyStore(kafka_settings, topic=keys_topic)
     made = edge.create_many("msg", 40)  # confirmed on the log when it returns
+    patient, _ = edge.key_for(f"patient:{uuid.uuid4().hex}")
     reader = KafkaKeyStore(kafka_settings, message_keys_kept=5, topic=keys_topic)
     try:
-        assert reader.message_keys_in_memory == 5
+        assert reader.cipher(patient) is not None
+        assert reader.message_keys_in_memory == 0  # no message key needed: none fetched
+        assert reader.cipher(made[-1][0]) is not None
+        assert reader.message_keys_in_memory == 5  # read from 5 before the end
         for key_id, cipher in made[:3] + made[10:12]:  # the oldest first, then further on
             opened = reader.cipher(key_id)
             assert opened is not None, key_id
@@ -104,6 +114,29 @@ def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
         assert reader.cipher(f"msg:{uuid.uuid4().hex}") is None  # never made
     finally:
         edge.close()
+        reader.close()
+
+
+def test_message_keys_made_before_they_had_a_topic_of_their_own_are_still_found(
+    kafka_settings: Settings, keys_topic: str
+) -> None:
+    """Message keys on carelog.keys (written before carelog.keys.messages existed) are read
+    at start-up, and read again from there once no longer kept."""
+    wrap = AESGCM(master_key(kafka_settings))
+    old = {f"msg:{uuid.uuid4().hex}": new_key() for _ in range(6)}
+    producer = Producer(producer_config(kafka_settings))
+    for key_id, dek in old.items():
+        producer.produce(keys_topic, seal(wrap, dek, key_id.encode()), key_id)
+    assert producer.flush(30) == 0
+    reader = KafkaKeyStore(kafka_settings, message_keys_kept=2, topic=keys_topic)
+    try:
+        for key_id, dek in old.items():  # the first four no longer kept: read back
+            found = reader.cipher(key_id)
+            assert found is not None, key_id
+            assert (
+                found.decrypt(b"\0" * 12, AESGCM(dek).encrypt(b"\0" * 12, b"x", b""), b"") == b"x"
+            )
+    finally:
         reader.close()
 
 

@@ -8,6 +8,7 @@ from streams.topics import (
     FHIR_CHANGES,
     FHIR_TRANSLATED,
     KEYS,
+    MESSAGE_KEYS_SUFFIX,
     REJECTED,
     SCHEMAS,
     catalogue,
@@ -33,7 +34,7 @@ def test_catalogue_holds_every_required_topic() -> None:
 def test_the_log_is_kept_forever_and_schemas_are_compacted() -> None:
     for topic in catalogue():
         configs = topic.all_configs()
-        if topic.name in (SCHEMAS, KEYS):
+        if topic.name in (SCHEMAS, KEYS, KEYS + MESSAGE_KEYS_SUFFIX):
             assert configs["cleanup.policy"] == "compact"
             assert "retention.ms" not in configs
         elif topic.name == FHIR_TRANSLATED:  # internal, rebuilt from the inbound topics
