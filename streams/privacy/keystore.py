@@ -450,7 +450,10 @@ class KafkaKeyStore:
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
         topic = self._messages_topic if key_id.startswith(MESSAGE_KEYS) else self._topic
         self._producer.produce(topic, wrapped, key_id, on_delivery=self._confirmed)
-        if wrapped is None and topic != self._topic:  # it may be on carelog.keys (made before)
+        if wrapped is None and topic != self._topic:
+            # A shred goes on carelog.keys too: every process reads that whole, so it reaches
+            # one that reads message keys from near their end only and would find the key
+            # again by reading back (and a key made before they had a topic of its own).
             self._producer.produce(self._topic, None, key_id, on_delivery=self._confirmed)
 
     @property
