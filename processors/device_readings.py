@@ -79,17 +79,20 @@ def translate_device(payload: bytes, event_id: str) -> Translation:
     return Translation([TranslatedResource(r) for r in resources], latest, MAPPING_VERSION)
 
 
+def device_patient_id(patient: PatientRef) -> str:
+    """The id of the Patient a batch's readings are about (the edge seals the batch with
+    that patient's key: every resource it becomes is that patient's or its Device's)."""
+    authority = (
+        authority_system(patient.assigner) if patient.assigner is not None else patient.system
+    )
+    return patient_id(authority, patient.value)
+
+
 def _subject(patient: PatientRef) -> dict[str, Any]:
     identifier: dict[str, Any] = {"system": patient.system, "value": patient.value}
     if patient.assigner is not None:
         identifier["assigner"] = {"display": patient.assigner}
-    authority = (
-        authority_system(patient.assigner) if patient.assigner is not None else patient.system
-    )
-    return {
-        "reference": f"Patient/{patient_id(authority, patient.value)}",
-        "identifier": identifier,
-    }
+    return {"reference": f"Patient/{device_patient_id(patient)}", "identifier": identifier}
 
 
 def _observation(reading: Reading, device_id: str, subject: dict[str, Any]) -> dict[str, Any]:

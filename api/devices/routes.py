@@ -11,6 +11,7 @@ from api.errors import BadRequest, GatewayError, Unprocessable, json_response
 from api.gateway import request_id
 from api.preamble import Admitted, Intake
 from api.security.scopes import Need
+from processors.device_readings import device_patient_id
 from schemas.device_batch import BatchRefused, DeviceBatch, read_batch
 from schemas.events import Channel, Format, InboundMessage
 from streams.keys import inbound_key
@@ -38,7 +39,8 @@ async def post_readings(call: Admitted) -> Response:
         headers={"http.path": request.url.path, "device.id": batch.device.id,
                  "readings": str(len(batch.readings))},
     )  # fmt: skip
-    delivered = await call.gateway.append(event, inbound_key(Format.device, body, call.sender))
+    key = inbound_key(Format.device, body, call.sender)
+    delivered = await call.gateway.append(event, key, device_patient_id(batch.patient))
     request.scope[EVENT_ID_KEY] = event.event_id
     answer = {"status": "accepted", "eventId": event.event_id, "topic": delivered.topic,
               "readings": len(batch.readings)}  # fmt: skip

@@ -1,5 +1,5 @@
 """The edge seals an HL7 v2 message with its patient's key when it names one patient only
-(processors.ids.hl7v2_owner, from the frame alone). That is right only if the worker maps
+(processors.ids.hl7v2_owner, from the frame alone), and a device batch with its patient's. That is right only if the worker maps
 that message to that same Patient and to no other: then erasing the patient shreds the key
 of everything the message became, and of the message, and of nobody else's data."""
 
@@ -10,9 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from processors.device_readings import device_patient_id, translate_device
 from processors.hl7v2.errors import Hl7v2Error
 from processors.hl7v2.mapping import map_hl7v2
 from processors.ids import hl7v2_owner
+from schemas.device_batch import read_batch
 from schemas.hl7v2.errors import FormatError
 from schemas.hl7v2.frame import read_er7
 from schemas.hl7v2.patient import message_patient
@@ -66,3 +68,24 @@ def test_the_edge_names_the_patient_the_worker_maps_and_no_other(
         pids = sum(s.startswith("PID|") for s in er7.segments)
         mrg = any(s.startswith("MRG|") for s in er7.segments)
         assert pids != 1 or mrg, path.name
+
+
+DEVICE_FILES = sorted(
+    [
+        *ROOT.glob("tests/corpus/device/*.json"),
+        *(ROOT.parent / "shared/corpus").glob("device/*.json"),
+    ]
+)
+
+
+@pytest.mark.parametrize("path", DEVICE_FILES, ids=[p.name for p in DEVICE_FILES])
+def test_a_device_batch_is_about_the_patient_the_edge_names(path: Path) -> None:
+    payload = path.read_bytes()
+    owner = device_patient_id(read_batch(payload).patient)
+    resources = [t.resource for t in translate_device(payload, "e1").resources]
+    named = set()
+    for resource in resources:
+        named |= patients_in(
+            resource["resourceType"], resource["id"], orjson.dumps(resource).decode()
+        )
+    assert named == {owner}
