@@ -115,7 +115,7 @@ class Gateway:
         return self._loop_bridge.relay(callback)
 
     async def append(self, event: InboundMessage, key: str, owner: str | None = None) -> Delivered:
-        """Append `event` (see Ingestor.accept for `owner`); 503 if the broker did not confirm."""
+        """Append `event` (see Ingestor.produce for `owner`); 503 if the broker did not confirm."""
         # Confirmations reach the loop in batches (one wake-up per burst, not per event).
         waiter: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
         try:

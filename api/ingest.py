@@ -3,7 +3,6 @@ carelog.rejected with the reason. Both return only once the broker has confirmed
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Future
 
 from schemas.events import InboundMessage, Rejected, new_event_id, utc_now
@@ -17,24 +16,18 @@ class Ingestor:
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
 
-    async def accept(self, event: InboundMessage, key: str, owner: str | None = None) -> Delivered:
-        """Append an InboundMessage; raises streams.errors.DeliveryFailed if not confirmed.
-        `owner`: the patient it is about, when it is about one only (it is then sealed with
-        that patient's key if the patient has one: streams.privacy.envelope.seal_record)."""
-        return await asyncio.wrap_future(self.submit(event, key, owner))
-
-    def submit(
-        self, event: InboundMessage, key: str, owner: str | None = None
-    ) -> Future[Delivered]:
-        """`accept` without a coroutine: the future resolves once the broker confirmed (or
-        fails with DeliveryFailed)."""
-        return self.producer.submit(_outgoing(event, key, owner))
+    def submit(self, event: InboundMessage, key: str) -> Future[Delivered]:
+        """Append an InboundMessage: the future resolves once the broker confirmed (or fails
+        with DeliveryFailed)."""
+        return self.producer.submit(_outgoing(event, key, None))
 
     def produce(
         self, event: InboundMessage, key: str, then: OnDelivery, owner: str | None = None
     ) -> None:
-        """`accept` for hot paths: `then` gets where the broker put it (or DeliveryFailed) on
-        the delivery thread; pair it with api.loop_bridge.LoopBridge.relay."""
+        """Append an InboundMessage on the hot path: `then` gets where the broker put it (or
+        DeliveryFailed) on the delivery thread; pair it with api.loop_bridge.LoopBridge.relay.
+        `owner`: the patient it is about, when it is about one only (it is then sealed with
+        that patient's key if the patient has one: streams.privacy.envelope.seal_record)."""
         self.producer.produce(_outgoing(event, key, owner), then)
 
     async def reject(

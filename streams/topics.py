@@ -42,6 +42,25 @@ class Topic:
         return {**self.configs, "min.insync.replicas": str(self.min_insync_replicas)}
 
 
+KEY_TOPIC: Final = Topic(
+    KEYS,
+    key="data key id (patient:<id>/<n>, resource:<type>/<n>)",
+    holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
+    partitions=1,
+    replication=1,
+    min_insync_replicas=1,
+    # Compacted hard so a shredded key leaves the broker's disks soon: segments roll
+    # hourly, the cleaner takes any dirty segment, tombstones go after an hour.
+    configs={
+        "cleanup.policy": "compact",
+        "segment.ms": str(3600 * 1000),
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": str(3600 * 1000),
+        "max.compaction.lag.ms": str(3600 * 1000),
+    },
+)
+
+
 def _base() -> list[Topic]:
     inbound = [
         Topic(
@@ -105,37 +124,11 @@ def _base() -> list[Topic]:
             min_insync_replicas=1,
             configs={"cleanup.policy": "compact"},
         ),
-        Topic(
-            KEYS,
-            key="data key id (patient:<id>/<n>, resource:<type>/<n>)",
-            holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
-            partitions=1,
-            replication=1,
-            min_insync_replicas=1,
-            # Compacted hard so a shredded key leaves the broker's disks soon: segments roll
-            # hourly, the cleaner takes any dirty segment, tombstones go after an hour.
-            configs={
-                "cleanup.policy": "compact",
-                "segment.ms": str(3600 * 1000),
-                "min.cleanable.dirty.ratio": "0.01",
-                "delete.retention.ms": str(3600 * 1000),
-                "max.compaction.lag.ms": str(3600 * 1000),
-            },
-        ),
-        Topic(
-            KEYS + MESSAGE_KEYS_SUFFIX,
+        KEY_TOPIC,
+        replace(
+            KEY_TOPIC,
+            name=KEYS + MESSAGE_KEYS_SUFFIX,
             key="per-message data key id (msg:<id>), apart: read only by who opens such events",
-            holds="a data key wrapped by the master key (AES-GCM); a tombstone is a shredded key",
-            partitions=1,
-            replication=1,
-            min_insync_replicas=1,
-            configs={  # compacted as carelog.keys is
-                "cleanup.policy": "compact",
-                "segment.ms": str(3600 * 1000),
-                "min.cleanable.dirty.ratio": "0.01",
-                "delete.retention.ms": str(3600 * 1000),
-                "max.compaction.lag.ms": str(3600 * 1000),
-            },
         ),
     ]
 

@@ -261,8 +261,6 @@ class KafkaKeyStore:
         if wrapped is None:
             self._forget(key_id)
             self._gone.add(key_id)
-            if prefix and self._current.get(prefix) == key_id:
-                del self._current[prefix]
             return
         if key_id.startswith(MESSAGE_KEYS):
             if key_id not in self._recent:  # else made here: its key never changes
@@ -293,9 +291,13 @@ class KafkaKeyStore:
             self._recent.popitem(last=False)
 
     def _forget(self, key_id: str) -> None:
+        """Drop a key (shredded, or not on the log): never sealed with again."""
         self._keys.pop(key_id, None)
         self._recent.pop(key_id, None)
         self._ciphers.pop(key_id, None)
+        prefix = key_id.rpartition("/")[0]
+        if prefix and self._current.get(prefix) == key_id:
+            del self._current[prefix]
 
     def _cipher_of(self, key_id: str, dek: bytes) -> AESGCM:
         """The key's cipher object, kept among the ones used last."""
@@ -394,17 +396,23 @@ class KafkaKeyStore:
                 self._gone.add(key_id)
         return found
 
-    def key_for(self, prefix: str) -> tuple[str, AESGCM]:
+    def _live(self, prefix: str) -> str | None:
+        """The key to seal with under `prefix`, if there is one. Another process may have
+        made it a moment ago (the worker, at a new patient's first message, before the
+        gateway audits a read of it or seals the patient's next message): what was fetched
+        is taken before answering none (and a caller making a second key and key record)."""
         self._fresh()
         with self._lock:
             key_id = self._current.get(prefix)
-            if key_id is None or key_id not in self._keys:
-                # Another process may have made this patient's key a moment ago (the worker,
-                # before the gateway audits a read of the patient's new resources): take
-                # what was fetched before making a second key (and a key record) for it.
+            if key_id is None:
                 self._drain()
                 key_id = self._current.get(prefix)
-            if key_id is None or key_id not in self._keys:
+            return key_id
+
+    def key_for(self, prefix: str) -> tuple[str, AESGCM]:
+        with self._lock:
+            key_id = self._live(prefix)
+            if key_id is None:
                 key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
                 self._create([key_id])
                 self._current[prefix] = key_id
@@ -413,15 +421,9 @@ class KafkaKeyStore:
     def current(self, prefix: str) -> tuple[str, AESGCM] | None:
         if self.confirm_later:
             return None  # a key made here may not be on the log yet: nothing to prove it is
-        self._fresh()
         with self._lock:
-            key_id = self._current.get(prefix)
-            if key_id is None or key_id not in self._keys:
-                self._drain()  # made elsewhere a moment ago (the worker, at its first message)
-                key_id = self._current.get(prefix)
-            if key_id is None or key_id not in self._keys:
-                return None
-            return key_id, self._cipher_of(key_id, self._keys[key_id])
+            key_id = self._live(prefix)
+            return None if key_id is None else (key_id, self._cipher_of(key_id, self._keys[key_id]))
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
@@ -500,13 +502,9 @@ class KafkaKeyStore:
 
     def _confirmed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            self._failures.append(f"{self._topic}: {err.str()}")
-            key_id = (msg.key() or b"").decode()
+            self._failures.append(f"{msg.topic()}: {err.str()}")
             if msg.value() is not None:  # a key that is not on the log must seal nothing more
-                self._forget(key_id)
-                prefix = key_id.rpartition("/")[0]
-                if self._current.get(prefix) == key_id:
-                    del self._current[prefix]
+                self._forget((msg.key() or b"").decode())
 
     def _flush(self, count: int) -> None:
         left = self._producer.flush(30)
@@ -522,9 +520,7 @@ class KafkaKeyStore:
 
     def close(self) -> None:
         self._consumer.close()
-        for other in (self._messages, self._ends):
+        for other in (self._messages, self._ends, self._back):
             if other is not None:
                 other.close()
-        if self._back is not None:
-            self._back.close()
         self._producer.flush(30)

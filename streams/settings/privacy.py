@@ -29,7 +29,7 @@ class PrivacySettings(Concern):
     )
     message_keys_kept: int = Field(
         200_000,
-        description="Per-message keys each process keeps in memory, the most recent ones "
-        "(about 300 bytes each); an older one is read again from carelog.keys when needed.",
+        description="Per-message keys a process that opens them keeps in memory, the most "
+        "recent ones (about 300 bytes each); an older one is read again when needed.",
         gt=0,
     )
