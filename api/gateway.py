@@ -126,8 +126,11 @@ class Gateway:
         self.metrics.appended.labels(event.format.value).inc()
         return delivered
 
-    async def append_all(self, events: Sequence[tuple[InboundMessage, str]]) -> list[Delivered]:
-        """Append many (event, key); return once the broker confirmed every one, else 503.
+    async def append_all(
+        self, events: Sequence[tuple[InboundMessage, str, str | None]]
+    ) -> list[Delivered]:
+        """Append many (event, key, owner: see Ingestor.produce); return once the broker
+        confirmed every one, else 503.
 
         Encodes and queues them in a worker thread and wakes the loop once, when the last is
         confirmed (not once per event): a request of thousands of events never holds the
@@ -141,8 +144,8 @@ class Gateway:
 
         def submit_all() -> list[Future[Delivered]]:
             futures = []
-            for event, key in events:
-                futures.append(self.ingestor.submit(event, key))
+            for event, key, owner in events:
+                futures.append(self.ingestor.submit(event, key, owner))
                 futures[-1].add_done_callback(countdown.tick)
             return futures
 
@@ -154,7 +157,7 @@ class Gateway:
         failed = next((f.exception() for f in futures if f.exception() is not None), None)
         if failed is not None:
             raise self.not_confirmed(failed)
-        for event, _ in events:
+        for event, _, _ in events:
             self.metrics.appended.labels(event.format.value).inc()
         return [f.result() for f in futures]
 

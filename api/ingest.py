@@ -16,10 +16,12 @@ class Ingestor:
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
 
-    def submit(self, event: InboundMessage, key: str) -> Future[Delivered]:
+    def submit(
+        self, event: InboundMessage, key: str, owner: str | None = None
+    ) -> Future[Delivered]:
         """Append an InboundMessage: the future resolves once the broker confirmed (or fails
-        with DeliveryFailed)."""
-        return self.producer.submit(_outgoing(event, key, None))
+        with DeliveryFailed). `owner`: as for `produce`."""
+        return self.producer.submit(_outgoing(event, key, owner))
 
     def produce(
         self, event: InboundMessage, key: str, then: OnDelivery, owner: str | None = None

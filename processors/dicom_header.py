@@ -62,7 +62,6 @@ def translate_dicom(data: bytes, event_id: str) -> Translation:
 def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     patient_id = text(ds, "PatientID", issues, required=True)
     issuer = text(ds, "IssuerOfPatientID", issues)
-    system = _issuer_oid(ds)
     name = human_name(ds, "PatientName", issues)
     born = day(ds, "PatientBirthDate", issues)
     sex = text(ds, "PatientSex", issues)
@@ -73,7 +72,7 @@ def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     if patient_id is None:
         return None
     identifier: dict[str, Any] = {"value": patient_id}
-    system = system or (ids.authority_system(issuer) if issuer else None)
+    system = _system(ds, issuer)
     if system:
         identifier = {"system": system, **identifier}
     if issuer:
@@ -90,6 +89,21 @@ def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     if born:
         patient["birthDate"] = born.isoformat()
     return patient
+
+
+def header_patient_id(ds: Dataset) -> str | None:
+    """The id of the Patient `translate_dicom` makes of this header (None without a
+    PatientID): the edge seals an instance with that patient's key."""
+    issues: list[Issue] = []  # a malformed element fails the translation, not this
+    patient_id = text(ds, "PatientID", issues)
+    if patient_id is None:
+        return None
+    return ids.patient_id(_system(ds, text(ds, "IssuerOfPatientID", issues)) or "", patient_id)
+
+
+def _system(ds: Dataset, issuer: str | None) -> str | None:
+    """The identifier system of the header's PatientID (see the module docstring)."""
+    return _issuer_oid(ds) or (ids.authority_system(issuer) if issuer else None)
 
 
 def _issuer_oid(ds: Dataset) -> str | None:

@@ -122,6 +122,8 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.inbound_owner import inbound_owner
+
     fmt = Format(args.format)
     sender = args.sender or f"file:{getpass.getuser()}"
     events = []
@@ -136,7 +138,9 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
             headers={"file.name": Path(path).name},
         )
         key = inbound_key(fmt, payload, sender)
-        events.append((event, Outgoing(inbound_topic(fmt), key, encode_event(event))))
+        # Sealed with its patient's key when the patient has one, as the gateway does.
+        sealed = encode_event(event, owner=inbound_owner(fmt, payload))
+        events.append((event, Outgoing(inbound_topic(fmt), key, sealed)))
     with EventProducer(settings) as producer:
         delivered = producer.send_many(out for _, out in events)
     for (event, _), where in zip(events, delivered, strict=True):

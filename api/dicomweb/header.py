@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from processors.dicom_header import header_patient_id
+
 _TAGS = [
     "SOPClassUID",
     "SOPInstanceUID",
@@ -20,6 +22,7 @@ _TAGS = [
     "SeriesInstanceUID",
     "PatientID",
     "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
 ]
 _REQUIRED = {
     "SOPClassUID": "(0008,0016) SOP Class UID",
@@ -41,6 +44,7 @@ class DicomHeader:
     patient_id: str
     issuer_of_patient_id: str
     transfer_syntax_uid: str
+    patient: str | None  # the id of the Patient the worker makes of it (header_patient_id)
 
 
 def read_dicom_header(data: bytes) -> DicomHeader:
@@ -73,4 +77,5 @@ def read_dicom_header(data: bytes) -> DicomHeader:
         patient_id=text("PatientID"),
         issuer_of_patient_id=text("IssuerOfPatientID"),
         transfer_syntax_uid=str(meta.get("TransferSyntaxUID", "")) if meta is not None else "",
+        patient=header_patient_id(ds),
     )

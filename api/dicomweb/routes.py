@@ -263,7 +263,7 @@ async def post_studies(call: Admitted) -> Response:
                     request.path_params.get("study"), gw.settings.blobs.threshold_bytes,
                     blob_store_of(request, gw))  # fmt: skip
     read = await _read_all(gw, origin, parts)
-    events = [(r.event, dicom_key(sender, r.checked)) for r in read
+    events = [(r.event, dicom_key(sender, r.checked), r.checked.patient) for r in read
               if r.event is not None and isinstance(r.checked, DicomHeader)]  # fmt: skip
     await gw.append_all(events)
     for failure in (r.checked for r in read if isinstance(r.checked, Failure)):
@@ -284,7 +284,7 @@ async def post_studies(call: Admitted) -> Response:
     ]
     if events:
         request.scope[EVENT_ID_KEY] = events[0][0].event_id
-    headers = {"X-Event-Ids": ",".join(e.event_id for e, _ in events)} if events else {}
+    headers = {"X-Event-Ids": ",".join(e.event_id for e, _, _ in events)} if events else {}
     return Response(
         orjson.dumps(stow_body(outcomes)),
         stow_status(outcomes),

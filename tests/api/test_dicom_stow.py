@@ -21,7 +21,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian
 from starlette.testclient import TestClient
 
+from api.dicomweb.header import read_dicom_header
+from schemas.codec import AvroCodec
 from schemas.events import Format, InboundMessage, Rejected
+from streams.log_scan import read_log
+from streams.privacy.envelope import keystore
+from streams.settings import Settings
+from streams.topics import inbound_topic
 from tests.api.conftest import auth
 
 pytestmark = pytest.mark.kafka
@@ -261,3 +267,21 @@ def test_more_parts_than_the_limit_are_refused_with_413_and_kept_on_rejected(
     assert isinstance(kept, Rejected) and kept.original == big_body[:65_536]
     kept_at = orjson.loads(kept.operation_outcome)["issue"][1]["diagnostics"]
     assert f"sha256 {hashlib.sha256(big_body).hexdigest()}" in kept_at
+
+
+def test_a_returning_patients_instance_is_sealed_with_the_patients_key(
+    dicom_client: TestClient, kafka_settings: Settings
+) -> None:
+    """The worker made MR_small's patient a key (here: made as the worker would). The next
+    instance of that patient is sealed with it, not with a key of its own, so erasing the
+    patient finds it by its key alone."""
+    patient = read_dicom_header(MR).patient
+    store = keystore()
+    assert store is not None and patient is not None
+    key_id, _ = store.key_for(f"patient:{patient}")
+    response, _ = post(dicom_client, "/dicomweb/studies", *related(MR))
+    assert response.status_code == 200
+    [event_id] = response.headers["X-Event-Ids"].split(",")
+    [record] = [r for r in read_log(kafka_settings, [inbound_topic(Format.dicom)])
+                if AvroCodec().decode(r.value)[1]["event_id"] == event_id]  # fmt: skip
+    assert AvroCodec().decode(record.value)[1]["key_id"] == key_id

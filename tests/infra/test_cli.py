@@ -15,7 +15,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from fastavro import parse_schema, schemaless_reader
 
+from processors.inbound_owner import inbound_owner
+from schemas.events import Format
 from streams.event_codec import decode_event
+from streams.privacy.envelope import keystore
 from streams.settings import PROJECT_ROOT, Settings
 
 AVRO = PROJECT_ROOT / "schemas" / "avro"
@@ -147,3 +150,23 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
         assert plain_tcp_warning(exposed.amended(mllp=quiet)) is None
     assert cmd_run(argparse.Namespace(infra_only=False), kafka_settings) == 0  # loopback
     assert "MLLP listens" not in capsys.readouterr().err
+
+
+@pytest.mark.kafka
+def test_a_published_message_of_a_returning_patient_is_sealed_with_the_patients_key(
+    kafka_settings: Settings, corpus: Path
+) -> None:
+    """As the gateway seals it: a patient who has a key on the log (made here as the worker
+    makes it) gets no key record per published message, and erasing the patient erases it."""
+    path = corpus / "hl7v2/oru_r01_cbc_v2.5.1.hl7"
+    owner = inbound_owner(Format.hl7v2, path.read_bytes())
+    store = keystore()
+    assert owner is not None and store is not None
+    key_id, _ = store.key_for(f"patient:{owner}")
+    done = carelog("publish", "--format", "hl7v2", str(path))
+    assert done.returncode == 0, done.stderr
+    match = re.fullmatch(r"(\S+) (\S+)\[(\d+)\]@(\d+)\n", done.stdout)
+    assert match, done.stdout
+    _, topic, partition, offset = match.groups()
+    record = read_with_avsc_only(fetch(kafka_settings, topic, int(partition), int(offset)))
+    assert record["key_id"] == key_id and record["payload"] is None
