@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicCollection
 
 # confluent-kafka's stubs do not re-export these, though the package does (and documents them).
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -109,3 +109,14 @@ def apply_catalogue(
             changed.append("configs " + ", ".join(f"{k}={v}" for k, v in sorted(wanted.items())))
         actions[t.name] = "updated: " + "; ".join(changed) if changed else "unchanged"
     return actions
+
+
+def topic_identity(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[str, float]:
+    """(topic id, delete.retention.ms in seconds) of a topic: the id tells a topic made
+    again from the one a local copy was read from (raises KafkaException if it is missing)."""
+    admin = admin_client(settings)
+    [described] = admin.describe_topics(TopicCollection([topic])).values()
+    topic_id = str(described.result(timeout).topic_id)
+    [configs] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    retention = configs.result(timeout)["delete.retention.ms"].value
+    return topic_id, int(retention) / 1000

@@ -66,6 +66,8 @@ def keystore() -> KeyStore | None:
                     settings.privacy.key_refresh_seconds,
                     confirm_later=_confirm_later,
                     message_keys_kept=settings.privacy.message_keys_kept,
+                    cache_dir=settings.key_cache_root,
+                    keys_kept=settings.privacy.keys_kept,
                 )
     return _store
 

@@ -16,10 +16,10 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -29,9 +29,11 @@ from confluent_kafka import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from streams.admin import topic_identity
 from streams.errors import DeliveryFailed
 from streams.kafka_config import client_config, producer_config
 from streams.privacy.aead import new_key, open_sealed, seal
+from streams.privacy.key_cache import KeyCache
 from streams.privacy.master import master_key
 from streams.settings import Settings
 from streams.topics import KEYS, MESSAGE_KEYS_SUFFIX
@@ -79,6 +81,18 @@ class KeyStore(Protocol):
     def shred(self, key_ids: Iterable[str]) -> list[str]:
         """Delete these keys for good; returns those that existed."""
         ...
+
+
+def _cache(settings: Settings, topic: str, directory: Path | None) -> KeyCache:
+    """The local copy of `topic` (in memory when `directory` is None). A copy is trusted for
+    half the topic's delete.retention.ms: a shred's tombstone stays on the topic that long
+    at least after compaction."""
+    try:
+        topic_id, delete_retention = topic_identity(settings, topic)
+    except (KafkaException, KeyError) as exc:  # no such topic yet: nothing to trust
+        log.info("%s: no topic id (%s): its local copy is read again", topic, exc)
+        topic_id, delete_retention = None, 0.0
+    return KeyCache(directory, topic, topic_id, delete_retention / 2)
 
 
 def _under(key_id: str, prefix: str) -> bool:
@@ -143,8 +157,11 @@ class KafkaKeyStore:
     the most recent ones stay in memory (wrapped); an older one (a replay, a rebuild, a
     re-drive) is read again by a second reader that goes on from where it last stopped: the
     keys such a reader needs come in about the order they were made. Patient and type keys
-    are few and always kept. (Message keys made before they had a topic of their own are on
-    carelog.keys: read at start-up, and read again from there when needed.)
+    are about one per patient ever seen: they are copied, wrapped, into a local file with the
+    position they were read to (streams/privacy/key_cache.py), so a restart reads only the
+    records that came since, and only the `keys_kept` keys used last are kept unwrapped in
+    memory. (Message keys made before they had a topic of their own are on carelog.keys: read
+    at start-up, and read again from there when needed.)
     """
 
     def __init__(
@@ -155,6 +172,8 @@ class KafkaKeyStore:
         confirm_later: bool = False,
         message_keys_kept: int = 200_000,
         topic: str = KEYS,
+        cache_dir: Path | None = None,
+        keys_kept: int = 100_000,
     ) -> None:
         self._settings = settings
         self._topic = topic
@@ -164,16 +183,22 @@ class KafkaKeyStore:
         self._failures: list[str] = []
         self.confirm_later = confirm_later
         self._unsent: list[tuple[str, bytes]] = []  # keys made and not yet sent (confirm_later)
+        self._cache = _cache(settings, topic, cache_dir)
         self._consumer = self._reader("carelog-keys")
-        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self._consumer.assign([TopicPartition(self._topic, 0, self._cache.position)])
         # Where each reader of a key topic stands (the main reader: carelog.keys, and the
         # message keys' reader once there is one).
-        self._positions: dict[str, int] = {self._topic: 0}
+        self._positions: dict[str, int] = {self._topic: self._cache.position}
+        self._to_cache: list[tuple[str, bytes | None]] = []  # read, not yet in the cache
+        self.records_read = 0  # key records this store read (a restart reads only new ones)
         self._messages: Consumer | None = None  # carelog.keys.messages, from the first need
         self._ends: Consumer | None = None  # asks for end offsets only
         # Keys are kept as bytes: a cipher object holds about 2.5 KB (its OpenSSL context)
         # and takes a microsecond to make, so only the recently used ones are kept as such.
-        self._keys: dict[str, bytes] = {}  # data keys, every one but the per-message ones
+        self._keys: OrderedDict[str, bytes] = OrderedDict()  # patient and type keys used last
+        self._keys_max = keys_kept
+        # Patient and type keys made here and not yet read back into the cache (wrapped).
+        self._made: dict[str, bytes] = {}
         self._recent: OrderedDict[str, bytes] = OrderedDict()  # recent message keys, wrapped
         self._recent_max = message_keys_kept
         self._ciphers: OrderedDict[str, AESGCM] = OrderedDict()
@@ -183,7 +208,7 @@ class KafkaKeyStore:
         # anything sealed with it can be read, so such a key never comes (ids are random).
         # Without this, every event of an erased patient cost a read to the end of the topic.
         self._gone: set[str] = set()
-        self._current: dict[str, str] = {}
+        self._current: OrderedDict[str, str] = OrderedDict()  # prefix -> key, used last
         self._lock = threading.RLock()
         self._refresh_seconds = refresh_seconds
         self._read_at = 0.0
@@ -211,6 +236,7 @@ class KafkaKeyStore:
                     msg = consumer.poll(1.0)
                     if msg is not None:
                         self._read(topic, msg)
+            self._save()
             self._read_at = time.monotonic()
 
     def _follow_messages(self) -> None:
@@ -231,12 +257,21 @@ class KafkaKeyStore:
             for topic, consumer in self._readers():
                 while (msg := consumer.poll(0)) is not None:
                     self._read(topic, msg)
+            self._save()
+
+    def _save(self) -> None:
+        """Write what was read of carelog.keys to the cache, with the position reached."""
+        position = self._positions[self._topic]
+        if self._to_cache or position != self._cache.position:
+            self._cache.write(self._to_cache, position)
+            self._to_cache = []
 
     def _read(self, topic: str, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
         self._positions[topic] = _position_after(msg, self._positions[topic])
         if msg.error() is None:
-            self._take((msg.key() or b"").decode(), msg.value())
+            self.records_read += 1
+            self._take(topic, (msg.key() or b"").decode(), msg.value())
 
     def _end(self, topic: str) -> int:
         """The end offset of a key topic, waiting out a leader election (a new topic). Asked
@@ -256,24 +291,20 @@ class KafkaKeyStore:
                     raise
                 time.sleep(0.2)
 
-    def _take(self, key_id: str, wrapped: bytes | None) -> None:
-        prefix = key_id.rpartition("/")[0]
+    def _take(self, topic: str, key_id: str, wrapped: bytes | None) -> None:
         if wrapped is None:
             self._forget(key_id)
             self._gone.add(key_id)
-            return
-        if key_id.startswith(MESSAGE_KEYS):
+        elif key_id.startswith(MESSAGE_KEYS):
             if key_id not in self._recent:  # else made here: its key never changes
                 self._remember(key_id, wrapped)  # unwrapped when used: most never are here
             return
-        if key_id in self._keys:  # made here (a key id is random: its key never changes)
-            return
-        dek = self._unwrap(key_id, wrapped)
-        if dek is None:
-            return
-        self._keys[key_id] = dek
-        if prefix:  # the patient's key to seal with, found without scanning every key
-            self._current.setdefault(prefix, key_id)
+        else:
+            self._made.pop(key_id, None)  # on the log: the cache has it from now on
+        if topic == self._topic:
+            self._to_cache.append((key_id, wrapped))
+            if len(self._to_cache) >= 10_000:  # a long read (start-up) in bounded memory
+                self._save()
 
     def _unwrap(self, key_id: str, wrapped: bytes) -> bytes | None:
         try:
@@ -293,6 +324,7 @@ class KafkaKeyStore:
     def _forget(self, key_id: str) -> None:
         """Drop a key (shredded, or not on the log): never sealed with again."""
         self._keys.pop(key_id, None)
+        self._made.pop(key_id, None)
         self._recent.pop(key_id, None)
         self._ciphers.pop(key_id, None)
         prefix = key_id.rpartition("/")[0]
@@ -319,11 +351,25 @@ class KafkaKeyStore:
                 self._ciphers.move_to_end(key_id)
                 return cipher
             dek = self._keys.get(key_id)
-            if dek is None and key_id in self._recent:
+            if dek is not None:
+                self._keys.move_to_end(key_id)
+            elif key_id in self._recent:
                 dek = self._unwrap(key_id, self._recent[key_id])
                 if dek is None:
                     del self._recent[key_id]
+            elif not key_id.startswith(MESSAGE_KEYS) and key_id not in self._gone:
+                wrapped = self._made.get(key_id) or self._cache.get(key_id)
+                dek = None if wrapped is None else self._unwrap(key_id, wrapped)
+                if dek is not None:
+                    self._keep(key_id, dek)
             return None if dek is None else self._cipher_of(key_id, dek)
+
+    def _keep(self, key_id: str, dek: bytes) -> None:
+        """Keep a patient or type key unwrapped, forgetting the least recently used."""
+        self._keys[key_id] = dek
+        self._keys.move_to_end(key_id)
+        while len(self._keys) > self._keys_max:
+            self._keys.popitem(last=False)
 
     def _read_back(self, wanted: set[str]) -> set[str]:
         """Read the message keys' topic again (then carelog.keys, where older ones are), from
@@ -377,6 +423,8 @@ class KafkaKeyStore:
         """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
         if time.monotonic() - self._read_at > self._refresh_seconds:
             self._drain()
+            with self._lock:
+                self._cache.still_reading()
             self._read_at = time.monotonic()
 
     def cipher(self, key_id: str) -> AESGCM | None:
@@ -396,34 +444,53 @@ class KafkaKeyStore:
                 self._gone.add(key_id)
         return found
 
-    def _live(self, prefix: str) -> str | None:
+    def _live(self, prefix: str) -> tuple[str, AESGCM] | None:
         """The key to seal with under `prefix`, if there is one. Another process may have
         made it a moment ago (the worker, at a new patient's first message, before the
         gateway audits a read of it or seals the patient's next message): what was fetched
         is taken before answering none (and a caller making a second key and key record)."""
         self._fresh()
         with self._lock:
-            key_id = self._current.get(prefix)
-            if key_id is None:
+            found = self._current_key(prefix)
+            if found is None:
                 self._drain()
-                key_id = self._current.get(prefix)
-            return key_id
+                found = self._current_key(prefix)
+            return found
+
+    def _current_key(self, prefix: str) -> tuple[str, AESGCM] | None:
+        key_id = self._current.get(prefix)
+        if key_id is None:
+            found = self._cache.first_under(prefix)
+            if found is None:
+                return None
+            key_id, wrapped = found
+            dek = None if key_id in self._gone else self._unwrap(key_id, wrapped)
+            if dek is None:
+                return None
+            self._keep(key_id, dek)
+            self._current[prefix] = key_id
+            if len(self._current) > self._keys_max:
+                self._current.popitem(last=False)
+        self._current.move_to_end(prefix)
+        cipher = self._known(key_id)
+        if cipher is None:  # not usable here (does not unwrap): make another
+            del self._current[prefix]
+            return None
+        return key_id, cipher
 
     def key_for(self, prefix: str) -> tuple[str, AESGCM]:
         with self._lock:
-            key_id = self._live(prefix)
-            if key_id is None:
+            found = self._live(prefix)
+            if found is None:
                 key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
-                self._create([key_id])
+                found = key_id, self._create([key_id])[key_id]
                 self._current[prefix] = key_id
-            return key_id, self._cipher_of(key_id, self._keys[key_id])
+            return found
 
     def current(self, prefix: str) -> tuple[str, AESGCM] | None:
         if self.confirm_later:
             return None  # a key made here may not be on the log yet: nothing to prove it is
-        with self._lock:
-            key_id = self._live(prefix)
-            return None if key_id is None else (key_id, self._cipher_of(key_id, self._keys[key_id]))
+        return self._live(prefix)
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
         ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
@@ -446,7 +513,8 @@ class KafkaKeyStore:
                 if key_id.startswith(MESSAGE_KEYS):
                     self._remember(key_id, wrapped)
                 else:
-                    self._keys[key_id] = dek
+                    self._made[key_id] = wrapped
+                    self._keep(key_id, dek)
             return {key_id: AESGCM(dek) for key_id, (dek, _) in made.items()}
 
     def _send(self, key_id: str, wrapped: bytes | None) -> None:
@@ -481,7 +549,9 @@ class KafkaKeyStore:
 
     def key_ids(self, prefix: str) -> list[str]:
         self.catch_up()
-        return sorted(k for k in self._keys if _under(k, prefix))
+        with self._lock:
+            made = (k for k in self._made if _under(k, prefix))
+            return sorted({*self._cache.under(prefix), *made})
 
     def shred(self, key_ids: Iterable[str]) -> list[str]:
         asked = list(key_ids)
@@ -491,7 +561,8 @@ class KafkaKeyStore:
         older = {k for k in asked if k.startswith(MESSAGE_KEYS) and k not in self._recent}
         self._read_back(older - self._gone)  # message keys no longer kept: find them again
         with self._lock:
-            found = [k for k in asked if k in self._keys or k in self._recent]
+            found = [k for k in asked if k in self._keys or k in self._recent
+                     or k in self._made or self._cache.get(k) is not None]  # fmt: skip
             for key_id in found:
                 self._send(key_id, None)
             self._flush(len(found))
@@ -518,7 +589,13 @@ class KafkaKeyStore:
                 f"{self._topic}: {left or count} key record(s) not confirmed: {'; '.join(failures)}"
             )
 
+    @property
+    def keys_in_memory(self) -> int:
+        """Patient and type keys kept unwrapped (at most `keys_kept`)."""
+        return len(self._keys)
+
     def close(self) -> None:
+        self._cache.close()
         self._consumer.close()
         for other in (self._messages, self._ends, self._back):
             if other is not None:

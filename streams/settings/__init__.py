@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         return self.store.path or self.var_dir / "fhir-store.sqlite"
 
     @property
+    def key_cache_root(self) -> Path:
+        return self.privacy.key_cache_dir or self.var_dir / "key-cache"
+
+    @property
     def bulk_export_root(self) -> Path:
         return self.bulk_export.dir or self.var_dir / "bulk-export"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -31,5 +32,17 @@ class PrivacySettings(Concern):
         200_000,
         description="Per-message keys a process that opens them keeps in memory, the most "
         "recent ones (about 300 bytes each); an older one is read again when needed.",
+        gt=0,
+    )
+    key_cache_dir: Path | None = Field(
+        None,
+        description="Where each process keeps its copy of carelog.keys (the keys still wrapped, "
+        "and how far it read) so that a restart reads only the key records that came since; "
+        "default <var_dir>/key-cache.",
+    )
+    keys_kept: int = Field(
+        100_000,
+        description="Patient and type keys a process keeps unwrapped in memory, the ones used "
+        "last; another is read from its key cache when used.",
         gt=0,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -160,3 +162,62 @@ def test_a_message_key_no_longer_kept_is_shredded_for_every_reader(
     finally:
         edge.close()
         eraser.close()
+
+
+def test_a_restart_reads_only_the_key_records_that_came_since(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """Patient keys are copied (wrapped) into a local cache with the position read to: a
+    process that starts again reads only what came meanwhile, shreds included, and keeps
+    only the keys it uses unwrapped in memory."""
+    maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    made: dict[str, tuple[str, AESGCM]] = {}
+    for _ in range(30):
+        prefix = f"patient:{uuid.uuid4().hex}"
+        made[prefix] = maker.key_for(prefix)
+    first = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path, keys_kept=4)
+    assert first.records_read == 30
+    first.close()
+
+    prefixes = list(made)
+    erased = prefixes[0]
+    maker.shred(maker.key_ids(erased))  # while it is down
+    later = f"patient:{uuid.uuid4().hex}"
+    made[later] = maker.key_for(later)
+    again = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path, keys_kept=4)
+    try:
+        assert again.records_read == 2  # the shred and the new key, not the 30 before
+        assert again.key_ids(erased) == [] and again.cipher(made[erased][0]) is None
+        for prefix in [*prefixes[1:], later]:
+            key_id, cipher = made[prefix]
+            assert again.key_ids(prefix) == [key_id]
+            opened = again.cipher(key_id)
+            assert opened is not None, key_id
+            assert opened.decrypt(b"\0" * 12, _sealed_with(cipher), b"aad") == b"an HL7 message"
+            assert again.current(prefix) == (key_id, opened)  # the edge finds it to seal with
+            assert again.keys_in_memory <= 4
+    finally:
+        again.close()
+        maker.close()
+
+
+def test_a_cache_of_another_topic_is_not_trusted(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """A key topic made again under the same name (a new cluster, a reset) has another topic
+    id: a copy of the old one is thrown away and the new topic read from its start."""
+    maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    key_id, _ = maker.key_for(f"patient:{uuid.uuid4().hex}")
+    first = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path)
+    first.close()
+    [copy] = tmp_path.glob("*.sqlite")
+    db = sqlite3.connect(copy)
+    db.execute("UPDATE read_to SET topic_id = 'another-topic'")
+    db.commit()
+    db.close()
+    again = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path)
+    try:
+        assert again.records_read == 1 and again.cipher(key_id) is not None
+    finally:
+        again.close()
+        maker.close()
