@@ -213,6 +213,20 @@ class KafkaKeyStore:
         self._refresh_seconds = refresh_seconds
         self._read_at = 0.0
         self.catch_up()
+        # Shreds reach memory and the cache file within refresh_seconds even in a process
+        # that looks up no key meanwhile (an idle MLLP listener): erasure waits that long.
+        self._closed = threading.Event()
+        threading.Thread(target=self._refresh_loop, name="carelog-keys", daemon=True).start()
+
+    def _refresh_loop(self) -> None:
+        while not self._closed.wait(self._refresh_seconds):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                try:
+                    self._refresh()
+                except Exception:  # e.g. the broker away: the next lookup reads anyway
+                    log.warning("key refresh failed; retrying", exc_info=True)
 
     def _reader(self, name: str) -> Consumer:
         return Consumer(client_config(self._settings, **{
@@ -422,9 +436,12 @@ class KafkaKeyStore:
     def _fresh(self) -> None:
         """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
         if time.monotonic() - self._read_at > self._refresh_seconds:
+            self._refresh()
+
+    def _refresh(self) -> None:
+        with self._lock:
             self._drain()
-            with self._lock:
-                self._cache.still_reading()
+            self._cache.still_reading()
             self._read_at = time.monotonic()
 
     def cipher(self, key_id: str) -> AESGCM | None:
@@ -595,8 +612,10 @@ class KafkaKeyStore:
         return len(self._keys)
 
     def close(self) -> None:
-        self._cache.close()
-        self._consumer.close()
+        self._closed.set()
+        with self._lock:  # not while the refresh thread reads
+            self._cache.close()
+            self._consumer.close()
         for other in (self._messages, self._ends, self._back):
             if other is not None:
                 other.close()

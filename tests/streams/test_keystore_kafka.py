@@ -221,3 +221,30 @@ def test_a_cache_of_another_topic_is_not_trusted(
     finally:
         again.close()
         maker.close()
+
+
+def test_a_shred_leaves_an_idle_processs_memory_and_cache_file(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """A process that looks up no key meanwhile (an idle listener) still drops a shredded key
+    from memory and from its key cache file within refresh_seconds: erasure waits that long."""
+    maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    prefix = f"patient:{uuid.uuid4().hex}"
+    key_id, _ = maker.key_for(prefix)
+    idle = KafkaKeyStore(kafka_settings, 0.3, topic=keys_topic, cache_dir=tmp_path)
+    try:
+        assert idle._cache.get(key_id) is not None
+        assert idle._known(key_id) is not None  # in memory, unwrapped
+        assert maker.shred([key_id]) == [key_id]
+        time.sleep(2 * 0.3 + 0.5)  # erasure's wait (2 x refresh), and the broker's fetch wait
+        assert idle._cache.get(key_id) is None and key_id not in idle._keys
+        # Read straight from the file (as a copy of the disk would be), past any cache.
+        [copy] = tmp_path.glob("*.sqlite")
+        db = sqlite3.connect(copy)
+        assert db.execute("SELECT count(*) FROM keys WHERE key_id = ?", (key_id,)).fetchone() == (
+            0,
+        )
+        db.close()
+    finally:
+        idle.close()
+        maker.close()
