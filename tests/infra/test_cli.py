@@ -85,7 +85,7 @@ def test_published_file_reads_back_byte_for_byte(
     assert decode_event(raw).payload == path.read_bytes()  # type: ignore[union-attr]
     assert record["channel"] == "file" and record["format"] == fmt
 
-    tail = carelog("tail", topic, "--from-beginning", "--idle", "5")
+    tail = carelog("tail", topic, "--from-beginning", "--idle", "3")
     lines = [json.loads(line) for line in tail.stdout.split("\n") if line]
     mine = [line for line in lines if line.get("event_id") == event_id]
     assert len(mine) == 1
@@ -113,7 +113,7 @@ def test_with_a_configured_cluster_kafka_up_starts_nothing(kafka_settings: Setti
 def test_schemas_are_published_keyed_by_fingerprint(kafka_settings: Settings) -> None:
     done = carelog("run", "--infra-only")
     assert done.returncode == 0, done.stderr
-    tail = carelog("tail", "carelog.schemas", "--from-beginning", "--idle", "5")
+    tail = carelog("tail", "carelog.schemas", "--from-beginning", "--idle", "3")
     keys = {json.loads(line)["key"] for line in tail.stdout.split("\n") if line}
     from schemas.catalogue import default_catalogue
 
