@@ -63,6 +63,7 @@ class Target:
     resource: str | None  # the resource type of a silver table's view; None: every change
     positions: Positions = field(default_factory=dict)
     last_commit: float = 0.0
+    commits: int = 0  # since the sink started: it compacts every compact_every_commits
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Stats:
     skipped: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    compactions: dict[str, int] = field(default_factory=dict)
 
 
 class LakeSink:
@@ -386,6 +388,10 @@ class LakeSink:
                 rows = target.write(target.table, changes, positions)
                 target.table.update_incremental()
                 target.positions = positions
+                target.commits += 1
+                every = self.settings.lake.compact_every_commits
+                if every and target.commits % every == 0:
+                    self._compact(target)
                 return rows
             except CommitFailedError as exc:
                 # Another writer committed first (e.g. `carelog lake optimize`): re-read, retry.
@@ -395,6 +401,21 @@ class LakeSink:
                 changes = unseen(changes, held)
                 time.sleep(0.1 * (attempt + 1))
         raise CommitFailedError(f"{target.name}: {COMMIT_RETRIES} commit conflicts in a row")
+
+    def _compact(self, target: Target) -> None:
+        """Rewrite the table's recent small files into a few: a micro-batch adds a file or
+        more per commit, and each commit costs in proportion to the table's files. A commit
+        that changes no data and keeps the positions (as `carelog lake optimize`)."""
+        try:
+            done = target.table.optimize.compact(
+                target_size=self.settings.lake.compact_target_bytes
+            )
+            target.table.update_incremental()
+        except CommitFailedError as exc:  # another writer (e.g. `carelog lake optimize`)
+            log.warning("%s: compaction skipped (%s)", target.name, exc)
+            return
+        self.stats.compactions[target.name] = self.stats.compactions.get(target.name, 0) + 1
+        log.debug("%s: compacted %s", target.name, done)
 
     # -- the consumer loop ------------------------------------------------------------------
 

@@ -34,6 +34,19 @@ class LakeSettings(Concern):
     deidentify_secret: SecretStr | None = Field(
         None, description="When set, also write de-identified tables, ids hashed with this key."
     )
+    compact_every_commits: int = Field(
+        50,
+        description="`carelog sink` compacts a table's small files (into files of up to "
+        "compact_target_bytes) after this many of its commits: each commit costs in "
+        "proportion to the files of the table (17 ms at 100, 57 ms at 400). 0: never.",
+        ge=0,
+    )
+    compact_target_bytes: int = Field(
+        8 << 20,
+        description="Files the sink's compaction writes are at most this big; bigger files "
+        "are left as they are, so a compaction rewrites only the recent small ones.",
+        gt=0,
+    )
     vacuum_retention_hours: int = Field(
         168, description="`carelog lake optimize` removes unreferenced files older than this."
     )

@@ -57,6 +57,9 @@ def _sink(settings: Settings, topic: str, batch: int) -> LakeSink:
             "group_id": f"test-as-of-{uuid.uuid4()}",
             "batch_max_events": batch,
             "batch_max_seconds": 0.2,
+            # Compactions among the commits: each is a version of its own, with no data
+            # change and the positions kept, that every as-of must see through.
+            "compact_every_commits": 4,
         }
     )
     return LakeSink(tuned, topic=topic, views=views)
@@ -101,6 +104,7 @@ def written(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     second = _sink(settings, topic, batch=15)
     stats = second.run(idle_timeout=3.0)
     assert stats.changes > 0
+    assert stats.compactions.get(BRONZE), "no compaction among the versions to open as of"
     return Written(lake, topic, list(zip(events, delivered, strict=True)), crashed_at)
 
 

@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 
 from projections.lake.changes import Batch, Change
-from projections.lake.offsets import Positions
+from projections.lake.offsets import Positions, table_positions
 from projections.lake.sink import LakeSink
 from projections.lake.views import SHIPPED_VIEWS, load_views
 from streams.settings import Settings
@@ -77,3 +77,24 @@ def test_a_failed_commit_is_raised_after_the_other_tables_committed(tmp_path: Pa
     for target in sink.targets:
         expected = {} if target is broken else {("t", 0): 1}
         assert target.positions == expected, target.name
+
+
+def test_the_sink_compacts_each_table_every_so_many_commits(tmp_path: Path) -> None:
+    """A micro-batch adds a file per table per commit, and a commit costs in proportion to a
+    table's files: the sink compacts every compact_every_commits commits of a table. The
+    compaction changes no row and no position."""
+    settings = Settings(
+        environment="test",
+        lake=LakeSettings(uri=str(tmp_path / "lake"), compact_every_commits=3),
+    )
+    views = [v for v in load_views(SHIPPED_VIEWS) if v.name == "patient"]
+    sink = LakeSink(settings, topic="t", views=views)
+    for n in range(7):
+        event = change(fx.patient(f"p{n}", family=f"Family{n}"))
+        sink.write_batch(Batch([Change.of(event, "t", 0, n)], {("t", 0): n}))
+    assert sink.stats.compactions == {"bronze/resource_changes": 2, "silver/patient": 2}
+    for target in sink.targets:
+        table = DeltaTable(str(tmp_path / "lake" / target.name))
+        assert len(table.file_uris()) <= 3, target.name  # 7 commits' files, compacted
+        assert table.to_pyarrow_table().num_rows == 7
+        assert table_positions(table, "t", [0]) == {("t", 0): 6}, target.name
