@@ -135,7 +135,7 @@ class MemoryKeyStore:
 
 class KafkaKeyStore:
     """Keys on the compacted topic carelog.keys (key id -> DEK wrapped by the master key;
-    a tombstone is a shredded key), read into memory by every process that seals or opens.
+    a tombstone is a shredded key), read by every process that seals or opens.
 
     A reader that sees an event can always find its key by reading carelog.keys to its end:
     a new key is confirmed on the log before an event sealed with it can be read. By default
@@ -143,7 +143,8 @@ class KafkaKeyStore:
     batch of per-message keys). With `confirm_later` (the worker: its outputs are read only
     once their Kafka transaction commits) new keys are sent at once and confirmed together by
     `confirm()`, which the worker calls before each commit (processors/transactions.py).
-    Shreds made by other processes are picked up within `refresh_seconds`.
+    Shreds made by other processes are picked up within `refresh_seconds`, by a thread of
+    the store when no lookup came meanwhile.
 
     The consumer stays assigned, so librdkafka fetches new keys as they come: a lookup first
     takes what it has fetched already (no round trip; a key is on the log before the event
