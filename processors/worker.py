@@ -9,9 +9,13 @@ Two agents, both exactly-once (Kafka transactions: outputs and input offsets com
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import faust
+from confluent_kafka import KafkaException
 from faust.types import TP
 
 from processors import worker_metrics as metrics
@@ -21,13 +25,18 @@ from processors.pipeline import OutputRecord, Record, translate_record, version_
 from processors.rejoin_when_topics_return import RememberingAssignor, rejoin_when_topics_return
 from processors.transactions import use_source_partition_transactions
 from processors.version_store import VersionStore, state_header
+from processors.versioning import VersionState
 from schemas.events import Format
+from streams.errors import BrokerUnavailable
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.privacy.envelope import confirm_new_keys_before_commit
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, catalogue, inbound_topic
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 settings = get_settings()
 APP_ID = settings.worker.app_id
@@ -97,12 +106,31 @@ async def _send(
         metrics.OUTPUTS_BY_TOPIC[item.topic].inc()
 
 
+async def _until_reachable(agent: str, compute: Callable[[], Awaitable[T]]) -> T:
+    """`compute` for the event in hand, again while the broker (the log, carelog.keys) is
+    unreachable: a crash of the agent on such an error dropped that event. Nothing has been
+    sent for the event yet, so a retry writes it once."""
+    delay = 0.5
+    while True:
+        try:
+            return await compute()
+        except (KafkaException, BrokerUnavailable) as exc:
+            log.warning("%s: the broker is unreachable (%s); the same event again in %.1f s",
+                        agent, exc, delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
 @app.agent(inbound)
 async def translate(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         record = _record(event)
+
+        async def translated(record: Record = record) -> list[OutputRecord]:
+            return translate_record(record)
+
         try:
-            await _send(translate_record(record))
+            await _send(await _until_reachable("translate", translated))
         except Exception:
             metrics.ERRORS_BY_AGENT["translate"].inc()
             raise
@@ -114,9 +142,15 @@ async def version(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         record = _record(event)
         key = (record.key or b"").decode()
-        try:
+
+        async def versioned(
+            record: Record = record, key: str = key
+        ) -> tuple[dict[str, VersionState], list[OutputRecord], VersionState | None]:
             states = await versions.states(record.partition)
-            items, state = version_record(record, states.get(key))
+            return (states, *version_record(record, states.get(key)))
+
+        try:
+            states, items, state = await _until_reachable("version", versioned)
             if state is None:
                 await _send(items)
             else:
