@@ -91,6 +91,10 @@ def _patient(ds: Dataset, issues: list[Issue]) -> dict[str, Any] | None:
     return patient
 
 
+# What `header_patient_id` reads: a reader that stops at some tags (specific_tags) asks these.
+PATIENT_TAGS = ["PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence"]
+
+
 def header_patient_id(ds: Dataset) -> str | None:
     """The id of the Patient `translate_dicom` makes of this header (None without a
     PatientID): the edge seals an instance with that patient's key."""

@@ -9,15 +9,13 @@ from io import BytesIO
 from pydicom import dcmread
 
 from processors.device_readings import device_patient_id
-from processors.dicom_header import header_patient_id
+from processors.dicom_header import PATIENT_TAGS, header_patient_id
 from processors.ids import hl7v2_owner
 from schemas.device_batch import BatchRefused, read_batch
 from schemas.events import Format
 from schemas.hl7v2.errors import FormatError
 from schemas.hl7v2.frame import read_er7
 from schemas.hl7v2.patient import message_patient
-
-_DICOM_PATIENT_TAGS = ["PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence"]
 
 
 def inbound_owner(fmt: Format, payload: bytes) -> str | None:
@@ -37,7 +35,7 @@ def inbound_owner(fmt: Format, payload: bytes) -> str | None:
     if fmt is Format.dicom:
         try:
             header = dcmread(BytesIO(payload), stop_before_pixels=True,
-                             specific_tags=_DICOM_PATIENT_TAGS)  # fmt: skip
+                             specific_tags=PATIENT_TAGS)  # fmt: skip
         except Exception:  # untrusted bytes: pydicom fails in many ways
             return None
         return header_patient_id(header)

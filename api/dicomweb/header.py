@@ -13,16 +13,14 @@ from dataclasses import dataclass
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from processors.dicom_header import header_patient_id
+from processors.dicom_header import PATIENT_TAGS, header_patient_id
 
 _TAGS = [
     "SOPClassUID",
     "SOPInstanceUID",
     "StudyInstanceUID",
     "SeriesInstanceUID",
-    "PatientID",
-    "IssuerOfPatientID",
-    "IssuerOfPatientIDQualifiersSequence",
+    *PATIENT_TAGS,
 ]
 _REQUIRED = {
     "SOPClassUID": "(0008,0016) SOP Class UID",
