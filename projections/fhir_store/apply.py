@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +36,7 @@ from projections.fhir_store.wide_insert import insert_rows
 from schemas.codec import AvroCodec
 from schemas.errors import CodecError
 from schemas.events import Operation, Rejected, ResourceChanged
-from streams.privacy.envelope import open_record
+from streams.privacy.envelope import open_record, shredded
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,17 @@ class Applier:
     def offsets(self) -> dict[tuple[str, int], int]:
         return dict(self._offsets)
 
-    def apply(self, records: Iterable[Record]) -> Applied:
+    def apply(self, records: Sequence[Record]) -> Applied:
         """Apply records (in log order per partition) in one transaction."""
         with _collector_paused():
             return self._apply(records)
 
-    def _apply(self, records: Iterable[Record]) -> Applied:
+    def _apply(self, records: Sequence[Record]) -> Applied:
         conn = self._conn
         result = Applied()
         offsets = dict(self._offsets)
         events: list[tuple[str, dict[str, Any]]] = []  # (record name, plain Avro record)
+        opened_with: set[str] = set()  # the keys that opened them
         for topic, partition, offset, value in records:
             tp = (topic, partition)
             if offset <= offsets.get(tp, -1):
@@ -148,7 +149,8 @@ class Applier:
                 log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
                 continue
             if name in (_CHANGED, _REJECTED):
-                open_record(name, event)
+                if key_id := open_record(name, event):
+                    opened_with.add(key_id)
                 if event["sealed"] is None:  # else erased (carelog erase): its key is gone
                     events.append((name, event))
         version_rows: list[tuple[Any, ...]] = []
@@ -193,11 +195,22 @@ class Applier:
         with nullcontext() if processes is None else processes.turns.turn():
             conn.execute("BEGIN IMMEDIATE")
             try:
-                handed_off = self._write(current, version_rows, rejection_rows, offsets)
-                conn.execute("COMMIT")
+                # Under the write lock: `carelog erase` deletes a patient under it too, once
+                # every process has seen the shred; a batch opened before must not put back
+                # what it deleted. Read again, its events of that patient stay sealed.
+                erased_since = shredded(opened_with)
+                if not erased_since:
+                    handed_off = self._write(current, version_rows, rejection_rows, offsets)
+                    conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if erased_since:
+                conn.execute("ROLLBACK")
+        if erased_since:
+            log.info("keys shredded while a batch was applied (%d): applying it again",
+                     len(erased_since))  # fmt: skip
+            return self._apply(records)
         if self._index_processes is not None and handed_off:
             # After the commit: an index process waits for this one's lock to write.
             self._index_processes.send(handed_off)

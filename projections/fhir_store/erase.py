@@ -7,6 +7,7 @@ that folds the log can no longer bring them back (it skips erased events).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,7 +28,8 @@ def erase_from_store(
 ) -> StoreErased:
     """Delete `resources` (type, id) with all their versions and index rows, and the
     rejections of `inbound_event_ids`, in one transaction; then VACUUM so the pages that held
-    them are rewritten rather than left free in the file."""
+    them are rewritten rather than left free in the file, and empty the write-ahead log:
+    until a checkpoint, the pages as they were before (the erased rows in them) stay in it."""
     keys = sorted(set(resources))
     inbound = sorted(set(inbound_event_ids))
     conn.execute("BEGIN IMMEDIATE")
@@ -52,4 +54,26 @@ def erase_from_store(
         conn.execute("ROLLBACK")
         raise
     conn.execute("VACUUM")
+    clear_wal(conn)
     return StoreErased(len(rids), versions, rejections)
+
+
+class WalNotCleared(RuntimeError):
+    """Readers kept the write-ahead log from being emptied (it still holds erased pages)."""
+
+
+def clear_wal(conn: sqlite3.Connection, seconds: float = 60.0) -> None:
+    """Copy the write-ahead log into the file and truncate it to nothing. A reader in the
+    middle of a query holds the log's older pages, so this waits (briefly, as reads are) until
+    none does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise WalNotCleared(
+                f"the FHIR store's write-ahead log could not be emptied in {seconds:.0f} s: "
+                "readers held it; run the erasure again (it is idempotent) when they are done"
+            )
+        time.sleep(0.05)

@@ -20,7 +20,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import CodecError
 from schemas.events import ResourceChanged
 from streams.event_codec import encode_event
-from streams.privacy.envelope import open_record
+from streams.privacy.envelope import open_record, shredded
 
 log = logging.getLogger(__name__)
 _codec = AvroCodec()
@@ -35,14 +35,15 @@ class Change:
     topic: str
     partition: int
     offset: int
+    key_id: str | None = None  # the key it was opened with (`envelope.shredded` checks it)
     _parsed: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, event: ResourceChanged, topic: str, partition: int, offset: int) -> Change:
         """The change of an event as the sink would read it from the log."""
         _, record = _codec.decode(encode_event(event), EVENT, plain=True)
-        open_record(EVENT, record)
-        return cls(record, topic, partition, offset)
+        key_id = open_record(EVENT, record)
+        return cls(record, topic, partition, offset, key_id)
 
     @property
     def position(self) -> tuple[str, int]:
@@ -110,12 +111,29 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
                 "skipping %s[%d]@%d: %s is not a ResourceChanged", topic, partition, offset, name
             )
             continue
-        open_record(name, record)
+        key_id = open_record(name, record)
         if record["sealed"] is not None:  # erased (carelog erase): its key is gone
             skipped += 1
             continue
-        changes.append(Change(record, topic, partition, offset))
+        changes.append(Change(record, topic, partition, offset, key_id))
     return Batch(changes, read, skipped)
+
+
+def not_shredded(changes: list[Change]) -> list[Change]:
+    """The changes whose key was not shredded since they were opened (`carelog erase` came
+    after the batch was read: what it holds of the patient must not be written)."""
+    gone = _shredded_keys(changes)
+    return [c for c in changes if c.key_id not in gone] if gone else changes
+
+
+def shredded_resources(changes: list[Change]) -> set[tuple[str, str]]:
+    """The resources among `changes` whose key has been shredded since they were opened."""
+    gone = _shredded_keys(changes)
+    return {(c.resource_type, c.resource_id) for c in changes if c.key_id in gone}
+
+
+def _shredded_keys(changes: list[Change]) -> set[str]:
+    return shredded({c.key_id for c in changes if c.key_id})
 
 
 def unseen(changes: list[Change], positions: Positions) -> list[Change]:

@@ -35,6 +35,8 @@ from projections.lake.changes import (
     by_resource_type,
     decode_batch,
     first_offsets,
+    not_shredded,
+    shredded_resources,
     unseen,
 )
 from projections.lake.deidentify import Deidentifier
@@ -383,15 +385,21 @@ class LakeSink:
                 self._commit(target, [], {**target.positions, **behind})
 
     def _commit(self, target: Target, changes: list[Change], positions: Positions) -> int:
+        changes = not_shredded(changes)
+        rows = self._append(target, changes, positions)
+        self._purge_shredded(target, changes)
+        target.positions = positions
+        target.commits += 1
+        every = self.settings.lake.compact_every_commits
+        if every and target.commits % every == 0:
+            self._compact(target)
+        return rows
+
+    def _append(self, target: Target, changes: list[Change], positions: Positions) -> int:
         for attempt in range(COMMIT_RETRIES):
             try:
                 rows = target.write(target.table, changes, positions)
                 target.table.update_incremental()
-                target.positions = positions
-                target.commits += 1
-                every = self.settings.lake.compact_every_commits
-                if every and target.commits % every == 0:
-                    self._compact(target)
                 return rows
             except CommitFailedError as exc:
                 # Another writer committed first (e.g. `carelog lake optimize`): re-read, retry.
@@ -401,6 +409,15 @@ class LakeSink:
                 changes = unseen(changes, held)
                 time.sleep(0.1 * (attempt + 1))
         raise CommitFailedError(f"{target.name}: {COMMIT_RETRIES} commit conflicts in a row")
+
+    def _purge_shredded(self, target: Target, written: list[Change]) -> None:
+        """Delete what this commit wrote of patients erased while it was being written:
+        `carelog erase` may have purged the table meanwhile, and these rows came after."""
+        late = shredded_resources(written)
+        if late:
+            deleted, files = purge_resources([target], late, self.deidentifier)
+            log.warning("%s: %d resources erased while written: rows %s, %d files removed",
+                        target.name, len(late), deleted, files)  # fmt: skip
 
     def _compact(self, target: Target) -> None:
         """Rewrite the table's recent small files into a few: a micro-batch adds a file or

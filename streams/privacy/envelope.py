@@ -13,6 +13,7 @@ import re
 import struct
 import threading
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -210,21 +211,32 @@ def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> 
         record[f] = _EMPTY.get(f)
 
 
-def open_record(name: str, record: dict[str, Any]) -> None:
-    """Open a sealed `record` in place; one whose key is gone stays sealed (erased)."""
+def open_record(name: str, record: dict[str, Any]) -> str | None:
+    """Open a sealed `record` in place; one whose key is gone stays sealed (erased).
+    Returns the id of the key it opened with (None: in clear, or not opened): a reader that
+    writes what it read checks `shredded` of it first (an erasure may have come between)."""
     sealed = record.get("sealed")
     if sealed is None:
-        return
+        return None
     key_id = record["key_id"]
     store = keystore()
     cipher = store.cipher(key_id) if store is not None and key_id else None
     if cipher is None:
-        return
+        return None
     try:
         values = _unpack(open_sealed(cipher, sealed, _aad(record, key_id)))
     except Unreadable:
-        return
+        return None
     for f, v in zip(PHI_FIELDS[name], values, strict=True):
         record[f] = v
     # Opened, the event is as it was before sealing; writing it again seals it afresh.
     record["sealed"] = record["key_id"] = None
+    return str(key_id)
+
+
+def shredded(key_ids: Collection[str]) -> set[str]:
+    """Those of `key_ids` (keys that opened events, `open_record`) shredded since: what they
+    opened must not be written (carelog erase deletes it once every process has seen the
+    shred, and a batch opened before must not bring it back)."""
+    store = keystore()
+    return store.shredded(key_ids) if store is not None and key_ids else set()

@@ -82,6 +82,12 @@ class KeyStore(Protocol):
         """Delete these keys for good; returns those that existed."""
         ...
 
+    def shredded(self, key_ids: Iterable[str]) -> set[str]:
+        """Those of `key_ids` this process knows to be shredded (here or by another process,
+        seen within its refresh time): a reader that opened events with them before the
+        shred checks this before it writes what it read (carelog erase deletes it)."""
+        ...
+
 
 def _cache(settings: Settings, topic: str, directory: Path | None) -> KeyCache:
     """The local copy of `topic` (in memory when `directory` is None). A copy is trusted for
@@ -105,6 +111,7 @@ class MemoryKeyStore:
     def __init__(self) -> None:
         self._keys: dict[str, AESGCM] = {}
         self._current: dict[str, str] = {}
+        self._gone: set[str] = set()
 
     def cipher(self, key_id: str) -> AESGCM | None:
         return self._keys.get(key_id)
@@ -130,7 +137,12 @@ class MemoryKeyStore:
         return sorted(k for k in self._keys if _under(k, prefix))
 
     def shred(self, key_ids: Iterable[str]) -> list[str]:
-        return [k for k in key_ids if self._keys.pop(k, None) is not None]
+        found = [k for k in key_ids if self._keys.pop(k, None) is not None]
+        self._gone.update(found)
+        return found
+
+    def shredded(self, key_ids: Iterable[str]) -> set[str]:
+        return self._gone.intersection(key_ids)
 
 
 class KafkaKeyStore:
@@ -588,6 +600,11 @@ class KafkaKeyStore:
                 self._forget(key_id)
             self._gone.update(found)
             return found
+
+    def shredded(self, key_ids: Iterable[str]) -> set[str]:
+        with self._lock:
+            self._drain()  # shreds fetched since the last look count too (no round trip)
+            return self._gone.intersection(key_ids)
 
     def _confirmed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
