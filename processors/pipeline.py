@@ -28,7 +28,8 @@ from schemas.events import (
     utc_now,
 )
 from schemas.outcome import Issue, outcome_json, summary
-from streams.event_codec import decode_event, encode_event
+from streams.event_codec import decode_event, encode_event, encode_sealed
+from streams.privacy.envelope import key_shredded
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED
 
 TRANSLATED_NAMESPACE = uuid.UUID("0b7f5d0a-3f64-4a37-8d0e-6c4c1f9e2a11")
@@ -153,6 +154,8 @@ def version_record(
         return [rejection(record, "decode", [Issue(str(exc), code="structure")])], previous
     if is_erased(translated):
         return [], previous
+    if previous is not None and previous.key_id is not None and key_shredded(previous.key_id):
+        previous = previous.erased()
     try:
         change, state = next_change(translated, previous)
     except VersionRefused as exc:
@@ -164,4 +167,6 @@ def version_record(
         return [out], previous
     if change is None:
         return [], state
-    return [OutputRecord(FHIR_CHANGES, change.key.encode(), encode_event(change))], state
+    value, key_id = encode_sealed(change)
+    assert state is not None, "a change has the state after it"
+    return [OutputRecord(FHIR_CHANGES, change.key.encode(), value)], state.sealed_with(key_id)

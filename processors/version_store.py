@@ -102,10 +102,11 @@ def _state_of(record: LogRecord, previous: VersionState | None) -> VersionState 
     change = decode_event(record.value, open_phi=False)
     if not isinstance(change, ResourceChanged):
         return previous
+    key_id = change.key_id
     if change.sealed is not None and merges(change.resource_type, change.mapping_version):
         change = decode_event(record.value)
         assert isinstance(change, ResourceChanged)
-    return state_after(change, record.headers, previous)
+    return state_after(change, record.headers, previous).sealed_with(key_id)
 
 
 class VersionStore:

@@ -35,6 +35,9 @@ class VersionState:
     `resource` (the current body, without meta) is kept only for keys whose sources merge
     into the current resource (processors/version_policy.py), so the state stays small; a
     change record carries the state after it (processors/version_store.py).
+
+    `key_id` is the data key the change carrying this state was sealed with: once it is
+    shredded (`carelog erase`), the state is `erased()`.
     """
 
     version: int
@@ -42,6 +45,7 @@ class VersionState:
     deleted: bool
     applied: dict[str, int] = field(default_factory=dict)
     resource: dict[str, Any] | None = None
+    key_id: str | None = None
 
     def seen(self, translated: ResourceTranslated) -> bool:
         position = self.applied.get(_source(translated))
@@ -50,8 +54,22 @@ class VersionState:
     def after(self, translated: ResourceTranslated) -> VersionState:
         """This state with `translated`'s inbound position applied."""
         return VersionState(
-            self.version, self.content_hash, self.deleted, _applied(self, translated), self.resource
+            self.version, self.content_hash, self.deleted, _applied(self, translated),
+            self.resource, self.key_id,
+        )  # fmt: skip
+
+    def sealed_with(self, key_id: str | None) -> VersionState:
+        return VersionState(
+            self.version, self.content_hash, self.deleted, self.applied, self.resource, key_id
         )
+
+    def erased(self) -> VersionState:
+        """The state once its resource was erased: as a deletion, with no content. The
+        version goes on; a resource sent again is new, not a repeat of what was erased (with
+        the erased content hash kept, the same content would change nothing, and the store,
+        which no longer has it, would never get it back; a merging key would merge the new
+        source into the erased body)."""
+        return VersionState(self.version, "", True, self.applied, None, None)
 
 
 def _applied(state: VersionState | None, translated: ResourceTranslated) -> dict[str, int]:

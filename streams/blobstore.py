@@ -42,6 +42,10 @@ class BlobStore(Protocol):
         """The bytes of a blob this store holds; BlobStoreError if it does not."""
         ...
 
+    def delete(self, uri: str) -> bool:
+        """Remove a blob for good (`carelog erase`); False when the store did not hold it."""
+        ...
+
 
 def blob_name(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256}"
@@ -83,10 +87,24 @@ class LocalBlobStore:
             raise BlobStoreError(f"cannot store blob {digest} under {self.root}: {exc}") from exc
         return stored
 
-    def get(self, uri: str) -> bytes:
+    def _path(self, uri: str) -> Path:
         path = Path(unquote(urlparse(uri).path))
         if urlparse(uri).scheme != "file" or not path.is_relative_to(self.root):
             raise BlobStoreError(f"{uri} is not a blob of the store at {self.root}")
+        return path
+
+    def delete(self, uri: str) -> bool:
+        path = self._path(uri)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise BlobStoreError(f"cannot remove blob {uri}: {exc}") from exc
+        return True
+
+    def get(self, uri: str) -> bytes:
+        path = self._path(uri)
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -104,6 +122,11 @@ _SCHEMES: dict[str, Callable[[str], BlobStore]] = {
 def register_scheme(scheme: str, factory: Callable[[str], BlobStore]) -> None:
     """Plug in a backend, e.g. `register_scheme("s3", lambda uri: MyS3Store(uri))`."""
     _SCHEMES[scheme] = factory
+
+
+def blob_schemes() -> set[str]:
+    """The URI schemes of blobs (a resource's url in one of them points into a blob store)."""
+    return set(_SCHEMES)
 
 
 def open_blob_store(uri: str) -> BlobStore:

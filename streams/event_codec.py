@@ -20,10 +20,15 @@ _codec = AvroCodec()
 def encode_event(event: Event, *, owner: str | None = None) -> bytes:
     """The bytes on the log, with the PHI fields sealed by the event's data key (`owner`: the
     patient an InboundMessage is about, when the edge knows; see `seal_record`)."""
+    return encode_sealed(event, owner=owner)[0]
+
+
+def encode_sealed(event: Event, *, owner: str | None = None) -> tuple[bytes, str | None]:
+    """`encode_event`, and the id of the key it was sealed with (None: nothing sealed)."""
     name = type(event).__name__
     record = to_record(event)
     seal_record(name, record, owner)
-    return _codec.encode(name, record)
+    return _codec.encode(name, record), record.get("key_id")
 
 
 def decode_event(data: bytes, *, open_phi: bool = True) -> Event:
@@ -34,3 +39,11 @@ def decode_event(data: bytes, *, open_phi: bool = True) -> Event:
     if open_phi:
         open_record(name, record)
     return from_record(name, record)
+
+
+def decode_opened(data: bytes) -> tuple[Event, str | None]:
+    """`decode_event`, and the id of the key that opened it (None: in clear or erased), for a
+    reader that checks `envelope.shredded` before it writes what it read."""
+    name, record = _codec.decode(data)
+    key_id = open_record(name, record)
+    return from_record(name, record), key_id

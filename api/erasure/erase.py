@@ -6,8 +6,11 @@
 2. Shred those keys (tombstones on carelog.keys). From then on no reader (FHIR store
    projection, lake sink, worker, `carelog tail`, a replay or a rebuild) can open the events.
 3. Wait until every process has seen the shred (key_refresh_seconds), then delete the
-   patient's resources, versions, index rows and rejections from the FHIR store, and their
-   rows from every Delta table (delete, then the files that held them are removed).
+   patient's resources, versions, index rows and rejections from the FHIR store (and the
+   notifier's copy of it, and the content of the notifications not yet delivered), their
+   rows from every Delta table (delete, then the files that held them are removed), and the
+   blobs of their messages and attachments (DICOM instances, big documents) that no other
+   message or resource refers to.
 4. Append an AuditEvent naming the request (its id, the reason, who asked, the counts); the
    patient appears in it only as a SHA-256 of the reference, so it holds no PHI.
 """
@@ -21,16 +24,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
+
+import orjson
 
 from api.fhir.audit import audit_change  # the one way an AuditEvent becomes a log record
 from projections.fhir_store.erase import StoreErased, erase_from_store
 from projections.lake.erase import erase_from_lake
+from projections.notifier.state import State
 from schemas.codec import AvroCodec
 from schemas.errors import CodecError
 from schemas.events import Format, Operation, ResourceChanged, new_event_id
+from streams.blobstore import BlobStoreError, blob_schemes, blob_store_from_settings
 from streams.event_codec import encode_event
 from streams.log_scan import read_log
-from streams.privacy.envelope import keystore
+from streams.privacy.envelope import keystore, open_record
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
@@ -52,6 +60,8 @@ class Found:
     resources: set[tuple[str, str]] = field(default_factory=set)
     inbound_event_ids: set[str] = field(default_factory=set)
     events: dict[str, int] = field(default_factory=dict)  # per topic, sealed with those keys
+    blobs: set[str] = field(default_factory=set)  # payloads and attachments of the patient's
+    blobs_shared: set[str] = field(default_factory=set)  # ... those others refer to as well
 
 
 @dataclass
@@ -65,6 +75,8 @@ class ErasureReport:
     store: dict[str, int]
     lake: dict[str, int]
     lake_files_removed: int
+    notifier: dict[str, int]
+    blobs_removed: int
     audit_event: str
 
     def as_json(self) -> dict[str, Any]:
@@ -95,7 +107,9 @@ def find(settings: Settings, patient_id: str) -> Found:
     for topic, rec in _records(settings, RESOURCE_EVENTS):
         key_id = rec.get("key_id")
         if key_id is None or not (key_id == prefix or key_id.startswith(prefix + "/")):
+            found.blobs_shared |= _attachment_blobs(rec)
             continue
+        found.blobs |= _attachment_blobs(rec)
         keys.add(key_id)
         counted(topic)
         found.resources.add((rec["resource_type"], rec["resource_id"]))
@@ -111,7 +125,27 @@ def find(settings: Settings, patient_id: str) -> Found:
         if hit and rec.get("key_id"):
             found.message_keys.add(rec["key_id"])
             counted(topic)
+        if rec.get("payload_ref"):  # a DICOM instance, or any payload kept as a blob
+            (found.blobs if hit else found.blobs_shared).add(rec["payload_ref"])
     return found
+
+
+def _attachment_blobs(rec: dict[str, Any]) -> set[str]:
+    """The blob URIs a DocumentReference's attachments point to (processors/attachment_blobs.py
+    keeps big documents there); opened with its key, which is still there when `find` runs."""
+    if rec.get("resource_type") != "DocumentReference":
+        return set()
+    opened = dict(rec)
+    open_record(rec["__name__"], opened)
+    if not opened.get("resource"):
+        return set()
+    resource = orjson.loads(opened["resource"])
+    return {
+        url
+        for content in resource.get("content") or []
+        if isinstance(url := (content.get("attachment") or {}).get("url"), str)
+        and urlparse(url).scheme in blob_schemes()
+    }
 
 
 def erase_patient(
@@ -138,6 +172,8 @@ def erase_patient(
     resources = set(found.resources) | {("Patient", patient_id)}
     in_store = _erase_store(settings, resources, found.inbound_event_ids)
     lake_rows, files_removed = erase_from_lake(settings, resources)
+    notifier = _erase_notifier(settings, resources)
+    blobs_removed = _erase_blobs(settings, found.blobs - found.blobs_shared)
     audit_id = _audit(settings, request_id, patient_id, reason, requested_by, len(shredded))
     return ErasureReport(
         request_id=request_id,
@@ -149,6 +185,8 @@ def erase_patient(
         store=asdict(in_store),
         lake=lake_rows,
         lake_files_removed=files_removed,
+        notifier=notifier,
+        blobs_removed=blobs_removed,
         audit_event=f"AuditEvent/{audit_id}",
     )
 
@@ -164,6 +202,38 @@ def _erase_store(
         return erase_from_store(conn, resources, inbound_ids)
     finally:
         conn.close()
+
+
+def _erase_notifier(settings: Settings, resources: set[tuple[str, str]]) -> dict[str, int]:
+    """The notifier's copy of the FHIR store, and the content of its undelivered events."""
+    erased: dict[str, int] = {}
+    folder = settings.notifier_state_dir
+    mirror = folder / "store.sqlite"
+    if mirror.exists():
+        conn = sqlite3.connect(mirror, isolation_level=None, timeout=60)
+        try:
+            in_mirror = erase_from_store(conn, resources, [])
+        finally:
+            conn.close()
+        erased.update(resources=in_mirror.resources, versions=in_mirror.versions)
+    if (folder / "state.sqlite").exists():
+        state = State(folder / "state.sqlite")
+        try:
+            erased["pending_events"] = state.erase_resources(resources)
+        finally:
+            state.close()
+    return erased
+
+
+def _erase_blobs(settings: Settings, uris: set[str]) -> int:
+    store = blob_store_from_settings(settings)
+    removed = 0
+    for uri in sorted(uris):
+        try:
+            removed += store.delete(uri)
+        except BlobStoreError as exc:  # e.g. a blob of another store (CARELOG_BLOB_URI changed)
+            raise ErasureError(f"cannot remove the patient's blob {uri}: {exc}") from exc
+    return removed
 
 
 def _audit(

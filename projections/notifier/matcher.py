@@ -37,7 +37,7 @@ from projections.notifier.subscriptions import (
 from schemas.errors import CodecError
 from schemas.events import Operation, ResourceChanged
 from streams.consumer import BatchLimits, BatchReader
-from streams.event_codec import decode_event
+from streams.event_codec import decode_opened
 from streams.kafka_config import consumer_config
 from streams.settings import Settings
 from streams.topics import FHIR_CHANGES
@@ -113,11 +113,13 @@ class Matcher:
         for topic, partition, offset, value in fresh:
             batch.offsets[(topic, partition)] = offset
             try:
-                event = decode_event(value or b"")
+                event, key_id = decode_opened(value or b"")
             except CodecError:
                 continue  # the store counts it undecodable; nothing to notify
             if isinstance(event, ResourceChanged):
                 changes.append(event)
+                if key_id:
+                    batch.keys[(event.resource_type, event.resource_id)] = key_id
         # Subscriptions first: the partitions of one batch interleave in no set order, so a
         # change read beside its subscription is taken as after it.
         for event in changes:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from projections.fhir_store.erase import clear_wal
+from streams.privacy.envelope import shredded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -64,6 +67,9 @@ class Batch:
     offsets: dict[tuple[str, int], int]
     subscriptions: dict[str, tuple[str, str, str | None]]  # id -> (json, status, error)
     events: list[tuple[str, str, str, str, int, str | None]]  # sub, at, type, id, version, json
+    # The key that opened each event's resource: one shredded since (an erasure came while
+    # the batch was matched) leaves the event without its content, as the erasure does.
+    keys: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 class State:
@@ -107,7 +113,8 @@ class State:
         return SubscriptionRow(*row) if row else None
 
     def commit(self, batch: Batch) -> None:
-        """A matched batch: subscription changes, numbered events and offsets, atomically."""
+        """A matched batch: subscription changes, numbered events and offsets, atomically
+        (the keys checked under the write lock, which `erase_resources` takes too)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -120,7 +127,10 @@ class State:
                 )
                 if status == "off":  # nothing more is owed to it
                     conn.execute("DELETE FROM outbox WHERE sub_id = ?", (sub_id,))
+            gone = shredded(set(batch.keys.values()))
             for sub_id, at, rtype, rid, version, resource in batch.events:
+                if batch.keys.get((rtype, rid)) in gone:
+                    resource = None
                 (seq,) = conn.execute(
                     "UPDATE subscriptions SET matched = matched + 1 WHERE id = ? RETURNING matched",
                     (sub_id,),
@@ -183,6 +193,29 @@ class State:
             .fetchone()
         )
         return int(row[0]) if row else 0
+
+    def erase_resources(self, resources: Iterable[tuple[str, str]]) -> int:
+        """Take the content of these resources (erased) out of the events not yet delivered;
+        the events stay numbered. Then the file and its write-ahead log are rewritten so the
+        erased text is left in neither. How many events lost their content."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cleared = sum(
+                conn.execute(
+                    "UPDATE outbox SET resource = NULL WHERE resource_type = ? AND resource_id = ? "
+                    "AND resource IS NOT NULL",
+                    key,
+                ).rowcount
+                for key in sorted(set(resources))
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("VACUUM")
+        clear_wal(conn)
+        return cleared
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -234,6 +234,13 @@ def open_record(name: str, record: dict[str, Any]) -> str | None:
     return str(key_id)
 
 
+def key_shredded(key_id: str) -> bool:
+    """Whether this key, which sealed an event, is gone (shredded by `carelog erase`, before
+    this process started or since). A key still there costs a lookup in memory."""
+    store = keystore()
+    return store is not None and store.cipher(key_id) is None
+
+
 def shredded(key_ids: Collection[str]) -> set[str]:
     """Those of `key_ids` (keys that opened events, `open_record`) shredded since: what they
     opened must not be written (carelog erase deletes it once every process has seen the

@@ -3,6 +3,8 @@ patient's keys and purges the FHIR store and the lake, and a rebuild from the lo
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import signal
@@ -10,13 +12,18 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import pydicom
 import pytest
 from deltalake import DeltaTable
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 
+from api.dicomweb.header import read_dicom_header
 from api.erasure.erase import ErasureReport, erase_patient
 from processors.ids import hl7v2_owner
 from processors.pipeline import Record, translate_record, version_record
@@ -26,9 +33,18 @@ from projections.fhir_store.rebuild import rebuild, verify
 from projections.fhir_store.runner import consume
 from projections.lake.sink import run_sink
 from schemas.codec import AvroCodec
-from schemas.events import Channel, Format, InboundMessage, ResourceChanged, is_erased
+from schemas.events import (
+    Channel,
+    Format,
+    InboundMessage,
+    ResourceChanged,
+    is_erased,
+    new_event_id,
+    utc_now,
+)
 from schemas.hl7v2.frame import read_er7
 from schemas.hl7v2.patient import message_patient
+from streams.blobstore import LocalBlobStore, blob_store_from_settings
 from streams.event_codec import decode_event, encode_event
 from streams.keys import hl7v2_key
 from streams.log_scan import read_log
@@ -58,6 +74,20 @@ class Person:
                "OBX|1|NM|718-7^Hemoglobin^LN||13.9|g/dL^g/dL^UCUM|13.0-17.7|N|||F\r")  # fmt: skip
         return [adt.encode(), oru.encode()]
 
+    def dicom(self, series: str = "CT") -> bytes:
+        """A CT instance of this person (their name, MRN and issuer in its header)."""
+        ds = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+        ds.PatientID, ds.IssuerOfPatientID, ds.PatientName = self.mrn, "NWH", f"{self.family}^Ada"
+        ds.SeriesDescription = series
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=[self.mrn])  # a study of their own
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=[self.mrn, series])
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
+            entropy_srcs=[self.mrn, series, "1"]
+        )
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
 
 @dataclass
 class World:
@@ -80,22 +110,51 @@ def _bytes(key: bytes | str | None) -> bytes | None:
     return key.encode() if isinstance(key, str) else key
 
 
+def _hl7v2(payload: bytes) -> Outgoing:
+    """An HL7 v2 message as the edge appends it (sealed with its patient's key if known)."""
+    event = InboundMessage.received(payload, channel=Channel.http, format=Format.hl7v2,
+                                    content_type="x-application/hl7-v2+er7", sender="t")  # fmt: skip
+    er7 = read_er7(payload)
+    patient = message_patient(er7)
+    sealed = encode_event(event, owner=hl7v2_owner(er7, patient))
+    return Outgoing(inbound_topic(Format.hl7v2), hl7v2_key(er7, "t", patient), sealed)
+
+
+def _by_reference(settings: Settings, data: bytes, fmt: Format, owner: str | None) -> Outgoing:
+    """A payload kept in the blob store, its event holding the reference (as DICOMweb STOW
+    does above its threshold)."""
+    blob = blob_store_from_settings(settings).put(data)
+    event = InboundMessage(
+        event_id=new_event_id(), received_at=utc_now(), channel=Channel.http, format=fmt,
+        content_type="application/dicom", sender="pacs", payload=None, payload_ref=blob.uri,
+        payload_size=blob.size, sha256=blob.sha256,
+    )  # fmt: skip
+    return Outgoing(inbound_topic(fmt), event.event_id, encode_event(event, owner=owner))
+
+
 def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChanged]:
     """The worker's two stages, in process, each output appended to its real topic; each
     message sealed as the edge seals it, once the one before is translated (so a returning
-    patient's message is sealed with the patient's key)."""
+    patient's message is sealed with the patient's key). Each person's DICOM instance goes
+    by reference to the blob store. The first person has a second one, whose blob a message
+    tied to nobody refers to as well (the same file posted as FHIR: rejected)."""
     changes: list[ResourceChanged] = []
     states: dict[bytes | None, VersionState | None] = {}
+    inbound: list[Callable[[], Outgoing]] = []  # sealed when sent, after the one before
+    for person in people:
+        inbound += [partial(_hl7v2, p) for p in person.messages(uuid.uuid4().hex[:8])]
+        for data in [person.dicom(), *([person.dicom("shared")] if person is people[0] else [])]:
+            owner = read_dicom_header(data).patient
+            inbound.append(partial(_by_reference, settings, data, Format.dicom, owner))
+    inbound.append(partial(_by_reference, settings, people[0].dicom("shared"), Format.fhir, None))
     with EventProducer(settings) as producer:
-        for payload in (p for person in people for p in person.messages(uuid.uuid4().hex[:8])):
-            event = InboundMessage.received(payload, channel=Channel.http, format=Format.hl7v2,
-                                            content_type="x-application/hl7-v2+er7", sender="t")  # fmt: skip
-            er7 = read_er7(payload)
-            patient = message_patient(er7)
-            sealed = encode_event(event, owner=hl7v2_owner(er7, patient))
-            inbound = Outgoing(inbound_topic(Format.hl7v2), hl7v2_key(er7, "t", patient), sealed)
-            [record] = _send(producer, [inbound])
+        for message in inbound:
+            [record] = _send(producer, [message()])
             outs = translate_record(record)
+            if record.topic == inbound_topic(Format.fhir):
+                assert [o.topic for o in outs] == [REJECTED]
+                _send(producer, [Outgoing(o.topic, o.key, o.value) for o in outs])
+                continue
             assert all(o.topic == FHIR_TRANSLATED for o in outs), outs
             translated = _send(producer, [Outgoing(o.topic, o.key, o.value) for o in outs])
             for t in translated:
@@ -109,7 +168,7 @@ def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChan
 @pytest.fixture(scope="module")
 def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("erase")
-    settings = kafka_settings.amended(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake"), "group_id": f"erase-test-{uuid.uuid4()}"}, privacy={"key_refresh_seconds": 0.5})  # fmt: skip
+    settings = kafka_settings.amended(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake"), "group_id": f"erase-test-{uuid.uuid4()}"}, privacy={"key_refresh_seconds": 0.5}, notifier={"dir": tmp / "notifier"})  # fmt: skip
     tag = uuid.uuid4().hex[:10]
     erased, kept = Person(f"MRNE{tag}", f"Erasmus{tag}"), Person(f"MRNK{tag}", f"Keeper{tag}")
     killed = Person(f"MRNX{tag}", f"Killian{tag}")
@@ -121,8 +180,9 @@ def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
                 if person.family in (change.resource or ""):
                     ids[person.family] = change.resource_id
     assert set(ids) == {erased.family, kept.family, killed.family}
-    with FhirStore.open(settings.fhir_store_file) as store:
-        consume(store, settings, caught_up=True)
+    for path in (settings.fhir_store_file, settings.notifier_state_dir / "store.sqlite"):
+        with FhirStore.open(path) as store:  # the store, and the notifier's copy of it
+            consume(store, settings, caught_up=True)
     run_sink(settings, idle_timeout=3)
     yield World(settings, settings.fhir_store_file, erased, kept, killed, ids)
 
@@ -160,6 +220,10 @@ def test_a_returning_patients_message_is_sealed_with_the_patients_key(world: Wor
 def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     pid = world.patient_ids[world.erased.family]
     assert pid in _bronze_ids(world)
+    # A reader keeps its connection open throughout, as the gateway does: the store's
+    # write-ahead log then outlives the erasure's own connection.
+    reader = FhirStore.open(world.store_path, readonly=True)
+    assert reader.read("Patient", pid) is not None
     world.report = erase_patient(world.settings, pid, "GDPR art. 17 request #42", "dpo")
     report = world.report
     assert report.keys_shredded >= 2  # the patient's key (it sealed the ORU too), the ADT's
@@ -173,6 +237,28 @@ def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
         assert store.read("Patient", world.patient_ids[world.kept.family]) is not None
     assert pid not in _bronze_ids(world)
     assert world.patient_ids[world.kept.family] in _bronze_ids(world)
+    # Nor in the store's file: its write-ahead log held the pages from before until emptied.
+    store_bytes = b"".join(p.read_bytes() for p in world.store_path.parent.glob("store.sqlite*"))
+    assert world.erased.family.encode() not in store_bytes
+    assert world.erased.mrn.encode() not in store_bytes
+    assert world.kept.family.encode() in store_bytes
+    assert reader.read("Patient", pid) is None
+    reader.close()
+    assert report.notifier["resources"] >= 2
+    with FhirStore.open(world.settings.notifier_state_dir / "store.sqlite") as mirror:
+        assert mirror.read("Patient", pid) is None
+        assert mirror.read("Patient", world.patient_ids[world.kept.family]) is not None
+    # The blob of the patient's DICOM instance is gone; the kept patient's stays, and so does
+    # the erased patient's other one, which a message of nobody's refers to as well.
+    blobs = blob_store_from_settings(world.settings)
+    assert isinstance(blobs, LocalBlobStore)
+
+    def kept(data: bytes) -> bool:
+        return blobs.path_of(hashlib.sha256(data).hexdigest()).exists()
+
+    assert report.blobs_removed == 1
+    assert not kept(world.erased.dicom())
+    assert kept(world.erased.dicom("shared")) and kept(world.kept.dicom())
 
 
 def test_after_erasure_no_reader_can_open_the_patient_events(world: World) -> None:

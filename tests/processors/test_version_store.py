@@ -87,7 +87,7 @@ def test_a_merged_study_continues_from_the_recovered_state() -> None:
     state = kept.states[key]
     assert state is not None and state.resource is not None
     restarted.states[key] = state_after(change, dict([state_header(state)]), None)
-    assert restarted.states[key] == state
+    assert restarted.states[key] == state.sealed_with(None)  # the key id: see _state_of
     restarted.offsets = kept.offsets.copy()
     third = dicom(**instances[2])
     assert of_type(kept.run(third)[0], "ImagingStudy") == of_type(
@@ -122,7 +122,9 @@ def test_a_partitions_states_are_read_back_from_its_changes(kafka_settings: Sett
         delivered = producer.send_many(written)
     assert len({d.partition for d in delivered}) == 1
     found = recover(kafka_settings, delivered[0].partition)[f"Patient/{key_id}"]
-    assert found == state_after(bare, {}, state)
+    sealed_with = decode_event(written[-1].value, open_phi=False).key_id  # type: ignore[union-attr]
+    assert sealed_with is not None
+    assert found == state_after(bare, {}, state).sealed_with(sealed_with)
     assert found.applied == {
         "carelog.inbound.hl7v2:2": 12, "carelog.inbound.hl7v2:4": 3, "carelog.inbound.hl7v2:5": 2
     }  # fmt: skip
@@ -149,10 +151,11 @@ def test_recovery_opens_only_the_bodies_the_state_keeps() -> None:
         change, state = next_change(translated(PATIENT, offset=40), None)
         assert change is not None and state is not None
         sealed = encode_event(change)
-        assert decode_event(sealed, open_phi=False).sealed is not None  # type: ignore[union-attr]
+        clear = decode_event(sealed, open_phi=False)
+        assert isinstance(clear, ResourceChanged) and clear.sealed is not None
         record = LogRecord(FHIR_CHANGES, 0, 0, 0, change.key.encode(), sealed,
                            dict([state_header(state)]))  # fmt: skip
-        assert _state_of(record, None) == state
+        assert _state_of(record, None) == state.sealed_with(clear.key_id)  # in clear too
         assert keys.lookups == 0
 
         pipeline = Pipeline()

@@ -97,7 +97,9 @@ def _sink(tmp_path: Path) -> tuple[LakeSink, Path, Callable[[list[object]], Batc
         offset += len(changes)
         return Batch(changes, {("t", 0): offset - 1})
 
-    sink.write_batch(batch([change(fx.patient("gone", "Forgetme")), change(fx.patient("kept", "Keepme"))]))
+    sink.write_batch(
+        batch([change(fx.patient("gone", "Forgetme")), change(fx.patient("kept", "Keepme"))])
+    )
     return sink, lake, batch
 
 

@@ -64,6 +64,20 @@ def test_get_refuses_uris_outside_the_store(tmp_path: Path) -> None:
         store.get((tmp_path / "secret").as_uri())
 
 
+def test_delete_removes_a_blob_for_good_and_nothing_outside_the_store(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    blob = store.put(b"a DICOM instance of a patient to erase")
+    assert store.delete(blob.uri) is True
+    assert not store.path_of(blob.sha256).exists()
+    with pytest.raises(BlobStoreError):
+        store.get(blob.uri)
+    assert store.delete(blob.uri) is False  # again (an erasure run twice)
+    (tmp_path / "secret").write_bytes(b"s")
+    with pytest.raises(BlobStoreError):
+        store.delete((tmp_path / "secret").as_uri())
+    assert (tmp_path / "secret").exists()
+
+
 def test_stores_open_by_uri_scheme(tmp_path: Path) -> None:
     assert isinstance(open_blob_store(tmp_path.as_uri()), LocalBlobStore)
     with pytest.raises(BlobStoreError, match=r"CARELOG_BLOB_URI=s4://bucket.*no blob store"):
@@ -80,6 +94,9 @@ def test_stores_open_by_uri_scheme(tmp_path: Path) -> None:
 
         def get(self, uri: str) -> bytes:
             return self.blobs[uri]
+
+        def delete(self, uri: str) -> bool:
+            return self.blobs.pop(uri, None) is not None
 
     memory = Memory()
     register_scheme("mem", lambda uri: memory)
