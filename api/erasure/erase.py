@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import orjson
 
 from api.fhir.audit import audit_change  # the one way an AuditEvent becomes a log record
+from api.fhir.bulk_jobs import JobDirectory
 from projections.fhir_store.erase import StoreErased, erase_from_store
 from projections.lake.erase import erase_from_lake
 from projections.notifier.state import State
@@ -76,6 +77,7 @@ class ErasureReport:
     lake: dict[str, int]
     lake_files_removed: int
     notifier: dict[str, int]
+    exports: dict[str, int]
     blobs_removed: int
     audit_event: str
 
@@ -171,6 +173,9 @@ def erase_patient(
     time.sleep(2 * settings.privacy.key_refresh_seconds)
     resources = set(found.resources) | {("Patient", patient_id)}
     in_store = _erase_store(settings, resources, found.inbound_event_ids)
+    exports = JobDirectory(settings.bulk_export_root, settings.bulk_export.expire_seconds).erase(
+        resources, before=time.time()
+    )
     lake_rows, files_removed = erase_from_lake(settings, resources)
     notifier = _erase_notifier(settings, resources)
     blobs_removed = _erase_blobs(settings, found.blobs - found.blobs_shared)
@@ -186,6 +191,7 @@ def erase_patient(
         lake=lake_rows,
         lake_files_removed=files_removed,
         notifier=notifier,
+        exports=exports,
         blobs_removed=blobs_removed,
         audit_event=f"AuditEvent/{audit_id}",
     )

@@ -94,6 +94,39 @@ class JobDirectory:
             if job.status.get("finished", job.status["heartbeat"]) < cutoff:
                 self.delete(job)
 
+    def erase(self, resources: set[tuple[str, str]], before: float) -> dict[str, int]:
+        """Take erased resources out of every export still served (`carelog erase`, after it
+        purged the store at `before`, a time.time()): their lines leave the finished jobs'
+        files (each rewritten whole, then swapped in; the counts follow), and a job still
+        running that began before then is deleted, as its snapshot may hold them (its client
+        sees the job gone and asks again). Files already downloaded are the client's."""
+        if not self.root.exists():
+            return {}
+        ids_of: dict[str, set[str]] = {}
+        for resource_type, resource_id in resources:
+            ids_of.setdefault(resource_type, set()).add(resource_id)
+        lines = cancelled = 0
+        for entry in sorted(self.root.iterdir()):
+            job = self.get(entry.name)
+            if job is None:
+                continue
+            if job.status["state"] == "running":
+                if job.status["created"] < before:
+                    self.delete(job)
+                    cancelled += 1
+                continue
+            outputs, dropped = [], 0
+            for output in job.status.get("output", []):
+                ids = ids_of.get(output["type"])
+                gone = _drop_lines(job.directory / output["file"], ids) if ids else 0
+                outputs.append({**output, "count": output["count"] - gone})
+                dropped += gone
+            if dropped:
+                exported = job.status.get("exported", 0) - dropped
+                write_status(job.directory, {**job.status, "output": outputs, "exported": exported})
+                lines += dropped
+        return {"export_lines_removed": lines, "export_jobs_cancelled": cancelled}
+
     def start(self, job: Job, store_path: Path) -> None:
         """Run the export in a process of its own, reaped by a thread of this one."""
         process = subprocess.Popen(
@@ -108,6 +141,24 @@ class JobDirectory:
             start_new_session=True,  # a Ctrl-C meant for the gateway does not kill it half-way
         )
         threading.Thread(target=process.wait, name=f"bulk-export-{job.id}", daemon=True).start()
+
+
+def _drop_lines(path: Path, ids: set[str]) -> int:
+    """Rewrite an NDJSON file without the resources whose id is in `ids`; how many went."""
+    needles = [f'"id":"{i}"'.encode() for i in ids]  # the store's JSON has no spaces
+    kept: list[bytes] = []
+    dropped = 0
+    with open(path, "rb") as lines:
+        for line in lines:
+            if any(n in line for n in needles) and orjson.loads(line).get("id") in ids:
+                dropped += 1
+            else:
+                kept.append(line)
+    if dropped:
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_bytes(b"".join(kept))
+        os.replace(temporary, path)
+    return dropped
 
 
 def write_status(directory: Path, status: dict[str, Any]) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 INDEX_TABLES = ("ix_string", "ix_token", "ix_date", "ix_reference", "ix_number", "ix_uri")
@@ -32,8 +33,7 @@ def erase_from_store(
     until a checkpoint, the pages as they were before (the erased rows in them) stay in it."""
     keys = sorted(set(resources))
     inbound = sorted(set(inbound_event_ids))
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with erasing(conn):
         rids = [
             row[0]
             for key in keys
@@ -49,13 +49,22 @@ def erase_from_store(
             conn.execute("DELETE FROM rejections WHERE original_event_id = ?", (i,)).rowcount
             for i in inbound
         )
+    return StoreErased(len(rids), versions, rejections)
+
+
+@contextmanager
+def erasing(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes data out for good: committed, then VACUUM rewrites the
+    file (no free page keeps what it held) and the write-ahead log is emptied."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("VACUUM")
     clear_wal(conn)
-    return StoreErased(len(rids), versions, rejections)
 
 
 class WalNotCleared(RuntimeError):

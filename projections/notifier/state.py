@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from projections.fhir_store.erase import clear_wal
+from projections.fhir_store.erase import erasing
 from streams.privacy.envelope import shredded
 
 _SCHEMA = """
@@ -199,8 +199,7 @@ class State:
         the events stay numbered. Then the file and its write-ahead log are rewritten so the
         erased text is left in neither. How many events lost their content."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with erasing(conn):
             cleared = sum(
                 conn.execute(
                     "UPDATE outbox SET resource = NULL WHERE resource_type = ? AND resource_id = ? "
@@ -209,12 +208,6 @@ class State:
                 ).rowcount
                 for key in sorted(set(resources))
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("VACUUM")
-        clear_wal(conn)
         return cleared
 
     def close(self) -> None:

@@ -25,6 +25,8 @@ from pydicom.uid import generate_uid
 
 from api.dicomweb.header import read_dicom_header
 from api.erasure.erase import ErasureReport, erase_patient
+from api.fhir.bulk_export_worker import run as export_job
+from api.fhir.bulk_jobs import JobDirectory
 from processors.ids import hl7v2_owner
 from processors.pipeline import Record, translate_record, version_record
 from processors.versioning import VersionState
@@ -168,7 +170,7 @@ def _run_pipeline(settings: Settings, people: list[Person]) -> list[ResourceChan
 @pytest.fixture(scope="module")
 def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("erase")
-    settings = kafka_settings.amended(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake"), "group_id": f"erase-test-{uuid.uuid4()}"}, privacy={"key_refresh_seconds": 0.5}, notifier={"dir": tmp / "notifier"})  # fmt: skip
+    settings = kafka_settings.amended(store={"path": tmp / "store.sqlite"}, lake={"uri": str(tmp / "lake"), "group_id": f"erase-test-{uuid.uuid4()}"}, privacy={"key_refresh_seconds": 0.5}, notifier={"dir": tmp / "notifier"}, bulk_export={"dir": tmp / "bulk-export"})  # fmt: skip
     tag = uuid.uuid4().hex[:10]
     erased, kept = Person(f"MRNE{tag}", f"Erasmus{tag}"), Person(f"MRNK{tag}", f"Keeper{tag}")
     killed = Person(f"MRNX{tag}", f"Killian{tag}")
@@ -220,6 +222,12 @@ def test_a_returning_patients_message_is_sealed_with_the_patients_key(world: Wor
 def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     pid = world.patient_ids[world.erased.family]
     assert pid in _bronze_ids(world)
+    # An $export of the store, finished before the erasure and still served.
+    jobs = JobDirectory(world.settings.bulk_export_root, expire_seconds=3600)
+    job = jobs.create({"request_args": {"level": "system", "types": [], "max_per_file": 1000}})
+    export_job(job.directory, world.store_path)
+    exported = b"".join(p.read_bytes() for p in job.directory.glob("*.ndjson"))
+    assert world.erased.family.encode() in exported
     # A reader keeps its connection open throughout, as the gateway does: the store's
     # write-ahead log then outlives the erasure's own connection.
     reader = FhirStore.open(world.store_path, readonly=True)
@@ -245,6 +253,10 @@ def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     assert reader.read("Patient", pid) is None
     reader.close()
     assert report.notifier["resources"] >= 2
+    assert report.exports["export_lines_removed"] >= 2  # the Patient, its Observation, ...
+    exported = b"".join(p.read_bytes() for p in job.directory.glob("*.ndjson"))
+    assert world.erased.family.encode() not in exported
+    assert world.kept.family.encode() in exported
     with FhirStore.open(world.settings.notifier_state_dir / "store.sqlite") as mirror:
         assert mirror.read("Patient", pid) is None
         assert mirror.read("Patient", world.patient_ids[world.kept.family]) is not None
