@@ -6,11 +6,11 @@
 2. Shred those keys (tombstones on carelog.keys). From then on no reader (FHIR store
    projection, lake sink, worker, `carelog tail`, a replay or a rebuild) can open the events.
 3. Wait until every process has seen the shred (key_refresh_seconds), then delete the
-   patient's resources, versions, index rows and rejections from the FHIR store (and the
-   notifier's copy of it, and the content of the notifications not yet delivered), their
-   rows from every Delta table (delete, then the files that held them are removed), and the
-   blobs of their messages and attachments (DICOM instances, big documents) that no other
-   message or resource refers to.
+   patient's resources, versions, index rows and rejections from the FHIR store and every
+   copy of it (the notifier's, replay shadows'), the content of the notifications not yet
+   delivered and of the $export files still served, their rows from every Delta table
+   (delete, then the files that held them are removed), and the blobs of their messages and
+   attachments (DICOM instances, big documents) that no other message or resource refers to.
 4. Append an AuditEvent naming the request (its id, the reason, who asked, the counts); the
    patient appears in it only as a SHA-256 of the reference, so it holds no PHI.
 """
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -78,6 +79,7 @@ class ErasureReport:
     lake_files_removed: int
     notifier: dict[str, int]
     exports: dict[str, int]
+    shadows: dict[str, dict[str, int]]
     blobs_removed: int
     audit_event: str
 
@@ -178,6 +180,10 @@ def erase_patient(
     )
     lake_rows, files_removed = erase_from_lake(settings, resources)
     notifier = _erase_notifier(settings, resources)
+    shadows = {
+        path.stem: asdict(_erase_sqlite(path, resources, found.inbound_event_ids))
+        for path in sorted((settings.var_dir / "shadow").glob("*.sqlite"))
+    }  # the stores of `carelog replay` shadows: copies of the state
     blobs_removed = _erase_blobs(settings, found.blobs - found.blobs_shared)
     audit_id = _audit(settings, request_id, patient_id, reason, requested_by, len(shredded))
     return ErasureReport(
@@ -192,6 +198,7 @@ def erase_patient(
         lake_files_removed=files_removed,
         notifier=notifier,
         exports=exports,
+        shadows=shadows,
         blobs_removed=blobs_removed,
         audit_event=f"AuditEvent/{audit_id}",
     )
@@ -203,6 +210,13 @@ def _erase_store(
     path = settings.fhir_store_file
     if not path.exists():
         return StoreErased(0, 0, 0)
+    return _erase_sqlite(path, resources, inbound_ids)
+
+
+def _erase_sqlite(
+    path: Path, resources: set[tuple[str, str]], inbound_ids: set[str]
+) -> StoreErased:
+    """Erase from one FHIR store file (the store, or a copy of it)."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=60)
     try:
         return erase_from_store(conn, resources, inbound_ids)
@@ -216,11 +230,7 @@ def _erase_notifier(settings: Settings, resources: set[tuple[str, str]]) -> dict
     folder = settings.notifier_state_dir
     mirror = folder / "store.sqlite"
     if mirror.exists():
-        conn = sqlite3.connect(mirror, isolation_level=None, timeout=60)
-        try:
-            in_mirror = erase_from_store(conn, resources, [])
-        finally:
-            conn.close()
+        in_mirror = _erase_sqlite(mirror, resources, set())
         erased.update(resources=in_mirror.resources, versions=in_mirror.versions)
     if (folder / "state.sqlite").exists():
         state = State(folder / "state.sqlite")

@@ -228,6 +228,12 @@ def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     export_job(job.directory, world.store_path)
     exported = b"".join(p.read_bytes() for p in job.directory.glob("*.ndjson"))
     assert world.erased.family.encode() in exported
+    # A replay shadow's store, started as a copy of the live one (infra/replay/run.py).
+    shadow = world.settings.var_dir / "shadow" / f"erase-{uuid.uuid4().hex[:8]}.sqlite"
+    shadow.parent.mkdir(parents=True, exist_ok=True)
+    live, copy = sqlite3.connect(world.store_path), sqlite3.connect(shadow)
+    live.backup(copy)
+    live.close(), copy.close()
     # A reader keeps its connection open throughout, as the gateway does: the store's
     # write-ahead log then outlives the erasure's own connection.
     reader = FhirStore.open(world.store_path, readonly=True)
@@ -254,6 +260,10 @@ def test_erase_shreds_the_keys_and_purges_store_and_lake(world: World) -> None:
     reader.close()
     assert report.notifier["resources"] >= 2
     assert report.exports["export_lines_removed"] >= 2  # the Patient, its Observation, ...
+    assert report.shadows[shadow.stem]["resources"] >= 2
+    with FhirStore.open(shadow, readonly=True) as copy_store:
+        assert copy_store.read("Patient", pid) is None
+    shadow.unlink()
     exported = b"".join(p.read_bytes() for p in job.directory.glob("*.ndjson"))
     assert world.erased.family.encode() not in exported
     assert world.kept.family.encode() in exported
