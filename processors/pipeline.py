@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from processors.canonical import canonical_json
 from processors.ids import uuid5_text
@@ -29,9 +31,10 @@ from schemas.events import (
 )
 from schemas.outcome import Issue, outcome_json, summary
 from streams.event_codec import decode_event, encode_event, encode_sealed
-from streams.privacy.envelope import key_shredded
+from streams.privacy.envelope import key_shredded, shreds_seen
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED
 
+T = TypeVar("T")
 TRANSLATED_NAMESPACE = uuid.UUID("0b7f5d0a-3f64-4a37-8d0e-6c4c1f9e2a11")
 
 
@@ -91,6 +94,22 @@ def rejection(
 def translate_record(record: Record) -> list[OutputRecord]:
     """One inbound record -> its translated resources, or one Rejected. Never raises for bad
     input: a poison message becomes a Rejected event and the partition moves on."""
+    return _without_erasure_meanwhile(_translate_record, record)
+
+
+def _without_erasure_meanwhile(compute: Callable[[Record], T], record: Record) -> T:
+    """`compute(record)`, again if this process took a key shred while it ran: the input
+    was opened with a key that may be gone since, and its patient's outputs may have been
+    sealed with a new key of theirs (the old one shredded), out of reach of that erasure.
+    Computed again, the input stays sealed (erased) or the outputs are the same."""
+    while True:
+        seen = shreds_seen()
+        out = compute(record)
+        if shreds_seen() == seen:
+            return out
+
+
+def _translate_record(record: Record) -> list[OutputRecord]:
     try:
         inbound = decode_event(record.value)
         if not isinstance(inbound, InboundMessage):
@@ -146,6 +165,12 @@ def version_record(
     record: Record, previous: VersionState | None
 ) -> tuple[list[OutputRecord], VersionState | None]:
     """One translated resource -> its ResourceChanged (if the content changed) and new state."""
+    return _without_erasure_meanwhile(lambda r: _version_record(r, previous), record)
+
+
+def _version_record(
+    record: Record, previous: VersionState | None
+) -> tuple[list[OutputRecord], VersionState | None]:
     try:
         translated = decode_event(record.value)
         if not isinstance(translated, ResourceTranslated):

@@ -234,6 +234,12 @@ def open_record(name: str, record: dict[str, Any]) -> str | None:
     return str(key_id)
 
 
+def shreds_seen() -> int:
+    """See `KeyStore.shreds_seen` (0 with encryption off)."""
+    store = keystore()
+    return store.shreds_seen() if store is not None else 0
+
+
 def key_shredded(key_id: str) -> bool:
     """Whether this key, which sealed an event, is gone (shredded by `carelog erase`, before
     this process started or since). A key still there costs a lookup in memory."""

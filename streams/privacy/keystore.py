@@ -88,6 +88,12 @@ class KeyStore(Protocol):
         shred checks this before it writes what it read (carelog erase deletes it)."""
         ...
 
+    def shreds_seen(self) -> int:
+        """How many shreds this process has taken so far: a computation that opened events
+        and sealed its outputs runs again if this moved meanwhile (a key it opened with may
+        be gone, and a new key of the same patient would seal what was erased)."""
+        ...
+
 
 def _cache(settings: Settings, topic: str, directory: Path | None) -> KeyCache:
     """The local copy of `topic` (in memory when `directory` is None). A copy is trusted for
@@ -112,6 +118,7 @@ class MemoryKeyStore:
         self._keys: dict[str, AESGCM] = {}
         self._current: dict[str, str] = {}
         self._gone: set[str] = set()
+        self._shreds = 0
 
     def cipher(self, key_id: str) -> AESGCM | None:
         return self._keys.get(key_id)
@@ -139,10 +146,14 @@ class MemoryKeyStore:
     def shred(self, key_ids: Iterable[str]) -> list[str]:
         found = [k for k in key_ids if self._keys.pop(k, None) is not None]
         self._gone.update(found)
+        self._shreds += len(found)
         return found
 
     def shredded(self, key_ids: Iterable[str]) -> set[str]:
         return self._gone.intersection(key_ids)
+
+    def shreds_seen(self) -> int:
+        return self._shreds
 
 
 class KafkaKeyStore:
@@ -221,6 +232,7 @@ class KafkaKeyStore:
         # anything sealed with it can be read, so such a key never comes (ids are random).
         # Without this, every event of an erased patient cost a read to the end of the topic.
         self._gone: set[str] = set()
+        self._shreds = 0  # taken: from the topic, or made here
         self._current: OrderedDict[str, str] = OrderedDict()  # prefix -> key, used last
         self._lock = threading.RLock()
         self._refresh_seconds = refresh_seconds
@@ -322,6 +334,7 @@ class KafkaKeyStore:
         if wrapped is None:
             self._forget(key_id)
             self._gone.add(key_id)
+            self._shreds += 1
         elif key_id.startswith(MESSAGE_KEYS):
             if key_id not in self._recent:  # else made here: its key never changes
                 self._remember(key_id, wrapped)  # unwrapped when used: most never are here
@@ -599,12 +612,16 @@ class KafkaKeyStore:
             for key_id in found:
                 self._forget(key_id)
             self._gone.update(found)
+            self._shreds += len(found)
             return found
 
     def shredded(self, key_ids: Iterable[str]) -> set[str]:
         with self._lock:
             self._drain()  # shreds fetched since the last look count too (no round trip)
             return self._gone.intersection(key_ids)
+
+    def shreds_seen(self) -> int:
+        return self._shreds  # an int read: no lock (a shred taken just after counts next time)
 
     def _confirmed(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
