@@ -45,6 +45,8 @@ SCHEMA = pa.schema(
         pa.field("written_at", TIMESTAMP, nullable=False),  # when the sink committed it
     ]
 )
+# Every column but the resource's content has file statistics (projections/lake/tables.py).
+STATS_COLUMNS = tuple(f.name for f in SCHEMA if f.name != "resource")
 
 
 def to_arrow(changes: list[Change], written_at: datetime | None = None) -> pa.Table:

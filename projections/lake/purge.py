@@ -9,16 +9,21 @@ Consent starts to deny the lake (projections/lake/consent.py: the de-identified 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
 from projections.lake.deidentify import Deidentifier
+from projections.lake.tables import CONTENT_STATS_BELOW
 
 if TYPE_CHECKING:
     from projections.lake.sink import Target
@@ -51,17 +56,99 @@ def _remove_history(table: DeltaTable, column: str, ids: set[str]) -> int:
     committed yet; these are only the files the log itself dropped."""
     root = table.table_uri.rstrip("/")
     removed = 0
+    gone: set[str] = set()  # removed now, or before (an earlier run of the same purge)
     dropped = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
     for relative in sorted(dropped):
         fs, path = pafs.FileSystem.from_uri(f"{root}/{relative}")
         try:
             held = pq.read_table(path, columns=[column], filesystem=fs).column(column)
         except FileNotFoundError:
-            continue  # removed by an earlier run of the same purge
+            gone.add(relative)
+            continue
         if ids.intersection(held.to_pylist()):
             fs.delete_file(path)
+            gone.add(relative)
             removed += 1
+    _scrub_statistics(table, gone)
     return removed
+
+
+def _scrub_statistics(table: DeltaTable, removed: set[str]) -> None:
+    """Take the file statistics (min/max column values) of the removed files out of the
+    table's log, for a table made before its statistics left content out (CONTENT_STATS_BELOW):
+    the commits below that version, and every checkpoint (it copies the statistics of the
+    files still live then). Statistics are optional in Delta; these files are gone anyway."""
+    below = int(table.metadata().configuration.get(CONTENT_STATS_BELOW) or 0)
+    if not below or not removed:
+        return
+    log_uri = table.table_uri.rstrip("/") + "/_delta_log"
+    fs, log_dir = pafs.FileSystem.from_uri(log_uri)
+    names = [info.base_name for info in fs.get_file_info(pafs.FileSelector(log_dir))]
+    for name in names:
+        path = f"{log_dir}/{name}"
+        if name.endswith(".json") and name[:-5].isdigit() and int(name[:-5]) < below:
+            _scrub_commit(fs, path, removed)
+        elif ".checkpoint" in name and name.endswith(".parquet"):
+            _scrub_checkpoint(fs, path, removed, log_dir)
+
+
+def _scrub_commit(fs: pafs.FileSystem, path: str, removed: set[str]) -> None:
+    with fs.open_input_stream(path) as source:
+        lines = source.read().decode().splitlines()
+    changed = False
+    for i, line in enumerate(lines):
+        action = json.loads(line) if line.strip() else {}
+        add = action.get("add")
+        if add and add.get("stats") and unquote(add["path"]) in removed:
+            del add["stats"]
+            lines[i] = json.dumps(action, separators=(",", ":"))
+            changed = True
+    if changed:
+        _replace(fs, path, ("\n".join(lines) + "\n").encode())
+
+
+def _scrub_checkpoint(fs: pafs.FileSystem, path: str, removed: set[str], log_dir: str) -> None:
+    checkpoint = pq.read_table(path, filesystem=fs)
+    add = checkpoint.column("add").combine_chunks()
+    paths = pc.fill_null(add.field("path"), "")
+    doomed = pc.is_in(
+        paths, value_set=pa.array(sorted(removed) + sorted(quote(p) for p in removed))
+    )
+    doomed = pc.and_(doomed, pc.is_valid(add.field("stats")))
+    if not pc.any(doomed).as_py():
+        return
+    fields = [
+        pc.if_else(doomed, pa.nulls(len(add), pa.string()), add.field(i))
+        if field.name == "stats" else add.field(i)
+        for i, field in enumerate(add.type)
+    ]  # fmt: skip
+    scrubbed = pa.StructArray.from_arrays(fields, fields=list(add.type), mask=add.is_null())
+    table = checkpoint.set_column(checkpoint.schema.get_field_index("add"), "add", scrubbed)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    _replace(fs, path, sink.getvalue().to_pybytes())
+    _resize_last_checkpoint(fs, log_dir, path)
+
+
+def _resize_last_checkpoint(fs: pafs.FileSystem, log_dir: str, checkpoint: str) -> None:
+    """`_last_checkpoint` records its checkpoint's size: keep it true after a rewrite."""
+    last = f"{log_dir}/_last_checkpoint"
+    try:
+        with fs.open_input_stream(last) as source:
+            hint = json.loads(source.read())
+    except (FileNotFoundError, OSError):
+        return
+    if checkpoint.endswith(f"{int(hint['version']):020d}.checkpoint.parquet"):
+        hint["sizeInBytes"] = fs.get_file_info(checkpoint).size
+        _replace(fs, last, json.dumps(hint).encode())
+
+
+def _replace(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write `data` next to `path`, then move it over (readers see one or the other)."""
+    temporary = f"{path}.scrub"
+    with fs.open_output_stream(temporary) as out:
+        out.write(data)
+    fs.move(temporary, path)
 
 
 def purge_resources(

@@ -43,7 +43,7 @@ from projections.lake.deidentify import Deidentifier
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
 from projections.lake.purge import COMMIT_RETRIES, purge_resources
 from projections.lake.tables import BRONZE, Lake
-from projections.lake.views import SHIPPED_VIEWS, View, load_views
+from projections.lake.views import SHIPPED_VIEWS, SYSTEM_FIELDS, View, load_views
 from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import consumer_config
 from streams.settings import Settings, get_settings
@@ -52,6 +52,7 @@ from streams.topics import FHIR_CHANGES
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 HOLD_BATCHES = 4  # how many batches' worth of changes behind a table catching up may be
+SYSTEM_COLUMNS = tuple(f.name for f in SYSTEM_FIELDS)  # a silver table's statistics
 COMMIT_THREADS = 2  # tables committed at once (Delta's Rust side runs without the GIL)
 
 
@@ -113,7 +114,7 @@ class LakeSink:
         targets = [
             Target(
                 BRONZE,
-                self.lake.ensure(BRONZE, bronze.SCHEMA, bronze.PARTITION_BY),
+                self.lake.ensure(BRONZE, bronze.SCHEMA, bronze.STATS_COLUMNS, bronze.PARTITION_BY),
                 self._bronze_writer(opts),
                 None,
             ),
@@ -121,14 +122,15 @@ class LakeSink:
         for view in self.views:
             name = f"silver/{view.name}"
             writer = self._silver_writer(view, opts)
-            targets.append(Target(name, self.lake.ensure(name, view.schema), writer, view.resource))
+            table = self.lake.ensure(name, view.schema, SYSTEM_COLUMNS)
+            targets.append(Target(name, table, writer, view.resource))
         if self.deidentifier is not None:
             for view in self.views:
                 name = f"deidentified/silver/{view.name}"
                 writer = self._silver_writer(view, opts, self.deidentifier)
-                table = self.lake.ensure(name, view.schema)
+                table = self.lake.ensure(name, view.schema, SYSTEM_COLUMNS)
                 targets.append(Target(name, table, writer, view.resource))
-            table = self.lake.ensure(consent.CONSENT_TABLE, consent.SCHEMA)
+            table = self.lake.ensure(consent.CONSENT_TABLE, consent.SCHEMA, SYSTEM_COLUMNS)
             targets.append(
                 Target(consent.CONSENT_TABLE, table, self._consent_writer(opts), "Consent")
             )

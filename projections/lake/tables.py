@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from deltalake.exceptions import TableNotFoundError
 from streams.settings import Settings
 
 BRONZE = "bronze/resource_changes"
+# The columns whose min/max values a table's log records per data file (Delta's file
+# statistics). A log is never rewritten, so an erasure could not take a value out of it:
+# only columns that are in clear on carelog's own log (ids, versions, times, positions) get
+# statistics, never resource content.
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+# Set on a table made before that restriction: the versions below it (and any checkpoint)
+# may hold statistics of content columns, which an erasure scrubs (projections/lake/purge.py).
+CONTENT_STATS_BELOW = "carelog.contentStatisticsBelowVersion"
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,15 @@ class Lake:
             return None
 
     def ensure(
-        self, name: str, schema: pa.Schema, partition_by: list[str] | None = None
+        self,
+        name: str,
+        schema: pa.Schema,
+        stats_columns: Sequence[str],
+        partition_by: list[str] | None = None,
     ) -> DeltaTable:
-        """Open a table, creating it empty, or adding the columns `schema` has and it lacks."""
+        """Open a table, creating it empty, or adding the columns `schema` has and it lacks;
+        file statistics of `stats_columns` only (see STATS_COLUMNS)."""
+        config = {STATS_COLUMNS: ",".join(stats_columns)}
         table = self.open(name)
         if table is None:
             return DeltaTable.create(
@@ -51,7 +66,14 @@ class Lake:
                 partition_by=partition_by,
                 storage_options=self.storage_options or None,
                 name=name.rsplit("/", 1)[-1],
+                configuration=config,
             )
+        current = table.metadata().configuration
+        if current.get(STATS_COLUMNS) != config[STATS_COLUMNS]:
+            if STATS_COLUMNS not in current and CONTENT_STATS_BELOW not in current:
+                config[CONTENT_STATS_BELOW] = str(table.version() + 1)  # this commit's version
+            table.alter.set_table_properties(config, raise_if_not_exists=False)
+            table.update_incremental()
         current = pa.schema(table.schema())
         missing = [f for f in schema if f.name not in current.names]
         if missing:
