@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
@@ -29,6 +30,7 @@ from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import reader_config
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
+from streams.unreachable import until_reachable
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,7 @@ def consume(
             records = _records(batch, targets if until is not None else None)
             if not records:
                 continue
-            applied = applier.apply(records)
+            applied = until_reachable("projection batch", partial(applier.apply, records), stop)
             stats.records += applied.records
             stats.versions += applied.versions
             stats.rejections += applied.rejections

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
@@ -48,6 +49,7 @@ from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import consumer_config
 from streams.settings import Settings, get_settings
 from streams.topics import FHIR_CHANGES
+from streams.unreachable import until_reachable
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
@@ -511,7 +513,7 @@ class LakeSink:
         read_total: Positions = {}
         try:
             for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
-                batch = decode_batch(messages)
+                batch = until_reachable("lake batch", partial(decode_batch, messages), stop)
                 finish_in_flight()
                 in_flight = (writer.submit(write, batch), messages)
                 read_total.update(batch.read_up_to)
