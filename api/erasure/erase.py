@@ -41,6 +41,7 @@ from streams.blobstore import BlobStoreError, blob_schemes, blob_store_from_sett
 from streams.event_codec import encode_event
 from streams.log_scan import read_log
 from streams.privacy.envelope import keystore, open_record
+from streams.privacy.key_cache import forget_in_every_copy
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
@@ -72,6 +73,7 @@ class ErasureReport:
     patient: str
     reason: str
     keys_shredded: int
+    key_cache_files_cleared: int  # copies of carelog.keys on this host that held one
     log_events_unreadable: dict[str, int]
     resources: list[str]
     store: dict[str, int]
@@ -169,6 +171,7 @@ def erase_patient(
     store = keystore()
     assert store is not None
     shredded = store.shred([*found.patient_keys, *sorted(found.message_keys)])
+    key_copies = forget_in_every_copy(settings.key_cache_root, shredded)
     progress(f"shredded {len(shredded)} keys; purging the FHIR store and the lake")
     # Readers pick shreds up within key_refresh_seconds; a batch decoded just before may
     # still be applied, so wait that long again before deleting what it could have written.
@@ -191,6 +194,7 @@ def erase_patient(
         patient=f"Patient/{patient_id}",
         reason=reason,
         keys_shredded=len(shredded),
+        key_cache_files_cleared=key_copies,
         log_events_unreadable=dict(sorted(found.events.items())),
         resources=sorted(f"{t}/{i}" for t, i in resources),
         store=asdict(in_store),

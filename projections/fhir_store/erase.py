@@ -7,10 +7,10 @@ that folds the log can no longer bring them back (it skips erased events).
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from streams.sqlite_erase import erasing
 
 INDEX_TABLES = ("ix_string", "ix_token", "ix_date", "ix_reference", "ix_number", "ix_uri")
 
@@ -50,39 +50,3 @@ def erase_from_store(
             for i in inbound
         )
     return StoreErased(len(rids), versions, rejections)
-
-
-@contextmanager
-def erasing(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction that takes data out for good: committed, then VACUUM rewrites the
-    file (no free page keeps what it held) and the write-ahead log is emptied."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("VACUUM")
-    clear_wal(conn)
-
-
-class WalNotCleared(RuntimeError):
-    """Readers kept the write-ahead log from being emptied (it still holds erased pages)."""
-
-
-def clear_wal(conn: sqlite3.Connection, seconds: float = 60.0) -> None:
-    """Copy the write-ahead log into the file and truncate it to nothing. A reader in the
-    middle of a query holds the log's older pages, so this waits (briefly, as reads are) until
-    none does."""
-    deadline = time.monotonic() + seconds
-    while True:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if not busy:
-            return
-        if time.monotonic() > deadline:
-            raise WalNotCleared(
-                f"the FHIR store's write-ahead log could not be emptied in {seconds:.0f} s: "
-                "readers held it; run the erasure again (it is idempotent) when they are done"
-            )
-        time.sleep(0.05)

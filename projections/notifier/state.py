@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from projections.fhir_store.erase import erasing
 from streams.privacy.envelope import shredded
+from streams.sqlite_erase import erasing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (

@@ -18,8 +18,11 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO
+
+from streams.sqlite_erase import clear_wal
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,35 @@ class KeyCache:
         self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the slot
+
+
+def forget_in_every_copy(directory: Path, key_ids: Collection[str]) -> int:
+    """Delete shredded keys from the copy of every process under `directory` (`carelog
+    erase`): a running process deletes them itself when it reads the shreds, but a stopped
+    one would keep their wrapped bytes in its file until it starts again. How many files held
+    one. A file that does not open as a copy is left alone (its process reads anew)."""
+    if not key_ids or not directory.is_dir():
+        return 0
+    pairs = [(_prefix(k), k) for k in sorted(key_ids)]
+    held = 0
+    for path in sorted(directory.glob("*.sqlite")):
+        db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        try:
+            db.execute("PRAGMA secure_delete=ON")
+            db.execute("BEGIN IMMEDIATE")
+            deleted = sum(
+                db.execute("DELETE FROM keys WHERE prefix = ? AND key_id = ?", pair).rowcount
+                for pair in pairs
+            )
+            db.execute("COMMIT")
+            clear_wal(db)
+        except sqlite3.DatabaseError as exc:
+            log.warning("key cache %s not cleared (%s): its process reads it anew", path, exc)
+            continue
+        finally:
+            db.close()
+        held += deleted > 0
+    return held
 
 
 def _prefix(key_id: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.privacy.key_cache import KeyCache
+from streams.privacy.key_cache import KeyCache, forget_in_every_copy
 
 DAY = 86_400.0
 
@@ -119,4 +119,26 @@ def test_a_file_of_another_layout_is_made_again(tmp_path: Path) -> None:
     again = _cache(tmp_path)
     again.write([("patient:p1/a", b"w1")], 1)
     assert again.first_under("patient:p1") == ("patient:p1/a", b"w1")
+    again.close()
+
+
+def test_an_erasure_takes_a_shredded_key_out_of_every_copy(tmp_path: Path) -> None:
+    """A stopped process reads the shred only when it starts again: `carelog erase` deletes
+    the key from its copy (and from a running one's, which would do it itself)."""
+    secret, kept = os.urandom(60), os.urandom(60)
+    stopped = _cache(tmp_path)
+    running = _cache(tmp_path)  # the second process: a file of its own
+    for cache in (stopped, running):
+        cache.write([(f"patient:p{i}/k", os.urandom(60)) for i in range(200)], 200)
+        cache.write([("patient:erased/k", secret), ("patient:kept/k", kept)], 202)
+    stopped.close()
+    (tmp_path / "other.sqlite").write_bytes(b"not a database")  # left alone, not fatal
+    assert _files(tmp_path).count(secret) >= 2
+
+    assert forget_in_every_copy(tmp_path, ["patient:erased/k", "msg:never-cached"]) == 2
+    assert secret not in _files(tmp_path) and kept in _files(tmp_path)
+    assert running.get("patient:erased/k") is None and running.get("patient:kept/k") == kept
+    running.close()
+    again = _cache(tmp_path)
+    assert again.get("patient:erased/k") is None and again.position == 202
     again.close()
