@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
@@ -66,9 +67,12 @@ def _remove_history(table: DeltaTable, column: str, ids: set[str]) -> int:
             gone.add(relative)
             continue
         if ids.intersection(held.to_pylist()):
-            fs.delete_file(path)
+            try:
+                fs.delete_file(path)
+                removed += 1
+            except FileNotFoundError:
+                pass  # another purge of the same resources (the sink's, the erasure's) came first
             gone.add(relative)
-            removed += 1
     _scrub_statistics(table, gone)
     return removed
 
@@ -145,7 +149,7 @@ def _resize_last_checkpoint(fs: pafs.FileSystem, log_dir: str, checkpoint: str) 
 
 def _replace(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write `data` next to `path`, then move it over (readers see one or the other)."""
-    temporary = f"{path}.scrub"
+    temporary = f"{path}.{uuid.uuid4().hex}.scrub"  # two purges at once write their own
     with fs.open_output_stream(temporary) as out:
         out.write(data)
     fs.move(temporary, path)
