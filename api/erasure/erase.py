@@ -9,8 +9,9 @@
    patient's resources, versions, index rows and rejections from the FHIR store and every
    copy of it (the notifier's, replay shadows'), the content of the notifications not yet
    delivered and of the $export files still served, their rows from every Delta table
-   (delete, then the files that held them are removed), and the blobs of their messages and
-   attachments (DICOM instances, big documents) that no other message or resource refers to.
+   (delete, then the files that held them are removed). The blobs of their messages and
+   attachments (DICOM instances, big documents) that no other message or resource refers to
+   go before the shred (an attachment is found by opening its DocumentReference).
 4. Append an AuditEvent naming the request (its id, the reason, who asked, the counts); the
    patient appears in it only as a SHA-256 of the reference, so it holds no PHI.
 """
@@ -170,6 +171,9 @@ def erase_patient(
     found = find(settings, patient_id)
     store = keystore()
     assert store is not None
+    # The blobs first: a DocumentReference's attachment is found by opening it, which the
+    # shred makes impossible (a run again after a crash would no longer find them).
+    blobs_removed = _erase_blobs(settings, found.blobs - found.blobs_shared)
     shredded = store.shred([*found.patient_keys, *sorted(found.message_keys)])
     key_copies = forget_in_every_copy(settings.key_cache_root, shredded)
     progress(f"shredded {len(shredded)} keys; purging the FHIR store and the lake")
@@ -187,7 +191,6 @@ def erase_patient(
         path.stem: asdict(_erase_sqlite(path, resources, found.inbound_event_ids))
         for path in sorted((settings.var_dir / "shadow").glob("*.sqlite"))
     }  # the stores of `carelog replay` shadows: copies of the state
-    blobs_removed = _erase_blobs(settings, found.blobs - found.blobs_shared)
     audit_id = _audit(settings, request_id, patient_id, reason, requested_by, len(shredded))
     return ErasureReport(
         request_id=request_id,
