@@ -159,10 +159,12 @@ def purge_resources(
     targets: Iterable[Target],
     resources: set[tuple[str, str]],
     deidentifier: Deidentifier | None,
+    orphans_since: float | None = None,
 ) -> tuple[dict[str, int], int]:
     """Delete the resources' rows from `targets` (bronze by type and id, a silver table by
     `_resource_id`, hashed in the de-identified ones), then remove the files that held them:
-    (rows per table, files removed)."""
+    (rows per table, files removed). With `orphans_since` (a time.time()), also the files
+    written since then that no version of the table adds (see `_remove_orphans`)."""
     by_type: dict[str, set[str]] = {}
     for resource_type, resource_id in resources:
         by_type.setdefault(resource_type, set()).add(resource_id)
@@ -190,4 +192,39 @@ def purge_resources(
         if rows:
             deleted[target.name] = rows
         files_removed += _remove_history(target.table, column, ids)
+        if orphans_since is not None:
+            files_removed += _remove_orphans(target.table, column, ids, orphans_since)
     return deleted, files_removed
+
+
+def _remove_orphans(table: DeltaTable, column: str, ids: set[str], since: float) -> int:
+    """Remove the data files written since `since` that the table's log does not name and
+    that hold any of `ids`: a commit attempt that failed on a conflict (with the erasure's
+    delete) leaves its files behind, in no log entry, where only a full vacuum would find
+    them, after its retention period. The sink calls this for its own attempts; another
+    writer's files still in flight hold no erased row unless it read them before the delete,
+    and then its commit fails on the conflict too."""
+    root = table.table_uri.rstrip("/")
+    fs, base = pafs.FileSystem.from_uri(root)
+    named = {unquote(uri.rsplit("/", 1)[-1]) for uri in table.file_uris()}
+    named |= {p.rsplit("/", 1)[-1] for p in table.vacuum(
+        retention_hours=0, dry_run=True, enforce_retention_duration=False)}  # fmt: skip
+    removed = 0
+    for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if (
+            info.type != pafs.FileType.File
+            or not info.base_name.endswith(".parquet")
+            or "_delta_log" in info.path
+            or info.base_name in named
+            or info.mtime is None
+            or info.mtime.timestamp() < since
+        ):
+            continue
+        try:
+            held = pq.read_table(info.path, columns=[column], filesystem=fs).column(column)
+            if ids.intersection(held.to_pylist()):
+                fs.delete_file(info.path)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

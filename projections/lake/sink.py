@@ -27,7 +27,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 from projections.lake import bronze, consent, silver
 from projections.lake.changes import (
@@ -390,8 +390,9 @@ class LakeSink:
 
     def _commit(self, target: Target, changes: list[Change], positions: Positions) -> int:
         changes = not_shredded(changes)
+        started = time.time()
         rows = self._append(target, changes, positions)
-        self._purge_shredded(target, changes)
+        self._purge_shredded(target, changes, started)
         target.positions = positions
         target.commits += 1
         every = self.settings.lake.compact_every_commits
@@ -405,8 +406,11 @@ class LakeSink:
                 rows = target.write(target.table, changes, positions)
                 target.table.update_incremental()
                 return rows
-            except CommitFailedError as exc:
-                # Another writer committed first (e.g. `carelog lake optimize`): re-read, retry.
+            except (CommitFailedError, DeltaError) as exc:
+                # Another writer committed first (e.g. `carelog lake optimize`), or removed a
+                # file this table's snapshot still named (`carelog erase`): re-read, retry.
+                if not isinstance(exc, CommitFailedError) and not _file_gone(exc):
+                    raise
                 log.warning("%s: commit conflict (%s), retrying", target.name, exc)
                 target.table.update_incremental()
                 held = table_positions(target.table, self.topic, [p for _, p in positions])
@@ -414,12 +418,13 @@ class LakeSink:
                 time.sleep(0.1 * (attempt + 1))
         raise CommitFailedError(f"{target.name}: {COMMIT_RETRIES} commit conflicts in a row")
 
-    def _purge_shredded(self, target: Target, written: list[Change]) -> None:
+    def _purge_shredded(self, target: Target, written: list[Change], started: float) -> None:
         """Delete what this commit wrote of patients erased while it was being written:
-        `carelog erase` may have purged the table meanwhile, and these rows came after."""
+        `carelog erase` may have purged the table meanwhile, and these rows came after (in
+        the commit, or in the files of an attempt that failed on the erasure's delete)."""
         late = shredded_resources(written)
         if late:
-            deleted, files = purge_resources([target], late, self.deidentifier)
+            deleted, files = purge_resources([target], late, self.deidentifier, started)
             log.warning("%s: %d resources erased while written: rows %s, %d files removed",
                         target.name, len(late), deleted, files)  # fmt: skip
 
@@ -525,6 +530,12 @@ class LakeSink:
             writer.shutdown()
             reader.close()
         return self.stats
+
+
+def _file_gone(exc: DeltaError) -> bool:
+    """A read of a data file the snapshot names failed: the file is no longer there."""
+    text = str(exc)
+    return "not found" in text or "No such file" in text
 
 
 def run_sink(

@@ -89,11 +89,22 @@ def _files_holding(root: Path, text: str, logs: bool = True) -> list[Path]:
     )]  # fmt: skip
 
 
-def _sink(tmp_path: Path) -> tuple[LakeSink, Path, Callable[[list[object]], Batch]]:
-    lake = tmp_path / "lake"
+def _lake_sink(lake: Path) -> LakeSink:
     settings = Settings(environment="test", lake=LakeSettings(uri=str(lake)))
     views = [v for v in load_views(SHIPPED_VIEWS) if v.name in ("patient", "observation")]
-    sink = LakeSink(settings, topic="t", views=views)
+    return LakeSink(settings, topic="t", views=views)
+
+
+def _erasure(lake: Path) -> None:
+    """The erasure's steps in the lake, with tables of its own (it is another process)."""
+    shred_patient("gone")
+    erased = _lake_sink(lake)
+    purge_resources(erased.targets, ERASED, erased.deidentifier)
+
+
+def _sink(tmp_path: Path) -> tuple[LakeSink, Path, Callable[[list[object]], Batch]]:
+    lake = tmp_path / "lake"
+    sink = _lake_sink(lake)
     offset = 0
 
     def batch(events: list[object]) -> Batch:
@@ -128,8 +139,7 @@ def test_a_lake_batch_read_before_an_erasure_does_not_write_the_patient_back(
 ) -> None:
     sink, lake, batch = _sink(tmp_path)
     second = _second_batch(batch)  # read and opened
-    shred_patient("gone")  # then the erasure: shred, wait, delete
-    purge_resources(sink.targets, ERASED, sink.deidentifier)
+    _erasure(lake)  # then the erasure: shred, wait, delete
     sink.write_batch(second)
     _assert_erased(sink, lake)
     patients = DeltaTable(str(lake / "silver/patient")).to_pyarrow_table().to_pylist()
@@ -149,8 +159,7 @@ def test_an_erasure_that_deletes_while_a_table_commits_is_followed_by_the_sink(
 
     def erasure_comes(*args: Any) -> int:
         target.write = write  # once
-        shred_patient("gone")
-        purge_resources(sink.targets, ERASED, sink.deidentifier)
+        _erasure(lake)
         return write(*args)
 
     target.write = erasure_comes
