@@ -9,13 +9,9 @@ Two agents, both exactly-once (Kafka transactions: outputs and input offsets com
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
-from confluent_kafka import KafkaException
 from faust.types import TP
 
 from processors import worker_metrics as metrics
@@ -27,16 +23,13 @@ from processors.transactions import use_source_partition_transactions
 from processors.version_store import VersionStore, state_header
 from processors.versioning import VersionState
 from schemas.events import Format
-from streams.errors import BrokerUnavailable
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.privacy.envelope import confirm_new_keys_before_commit
 from streams.process_metrics import group_lag_reader, serve_metrics
 from streams.settings import get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, catalogue, inbound_topic
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
+from streams.unreachable import until_reachable_async
 
 settings = get_settings()
 APP_ID = settings.worker.app_id
@@ -106,21 +99,6 @@ async def _send(
         metrics.OUTPUTS_BY_TOPIC[item.topic].inc()
 
 
-async def _until_reachable(agent: str, compute: Callable[[], Awaitable[T]]) -> T:
-    """`compute` for the event in hand, again while the broker (the log, carelog.keys) is
-    unreachable: a crash of the agent on such an error dropped that event. Nothing has been
-    sent for the event yet, so a retry writes it once."""
-    delay = 0.5
-    while True:
-        try:
-            return await compute()
-        except (KafkaException, BrokerUnavailable) as exc:
-            log.warning("%s: the broker is unreachable (%s); the same event again in %.1f s",
-                        agent, exc, delay)  # fmt: skip
-            await asyncio.sleep(delay)
-            delay = min(2 * delay, 5.0)
-
-
 @app.agent(inbound)
 async def translate(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
@@ -130,7 +108,7 @@ async def translate(stream: faust.StreamT[Any]) -> None:
             return translate_record(record)
 
         try:
-            await _send(await _until_reachable("translate", translated))
+            await _send(await until_reachable_async("translate", translated))
         except Exception:
             metrics.ERRORS_BY_AGENT["translate"].inc()
             raise
@@ -150,7 +128,7 @@ async def version(stream: faust.StreamT[Any]) -> None:
             return (states, *version_record(record, states.get(key)))
 
         try:
-            states, items, state = await _until_reachable("version", versioned)
+            states, items, state = await until_reachable_async("version", versioned)
             if state is None:
                 await _send(items)
             else:

@@ -35,10 +35,9 @@ def decode_event(data: bytes, *, open_phi: bool = True) -> Event:
     """Decode any carelog event, whichever released schema version wrote it, and open its
     sealed PHI fields (left sealed, see `is_erased`, when the key was shredded). With
     `open_phi=False` they stay sealed: for a reader of the metadata only (no key lookup)."""
-    name, record = _codec.decode(data)
     if open_phi:
-        open_record(name, record)
-    return from_record(name, record)
+        return decode_opened(data)[0]
+    return from_record(*_codec.decode(data))
 
 
 def decode_opened(data: bytes) -> tuple[Event, str | None]:

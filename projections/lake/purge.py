@@ -61,20 +61,26 @@ def _remove_history(table: DeltaTable, column: str, ids: set[str]) -> int:
     dropped = table.vacuum(retention_hours=0, dry_run=True, enforce_retention_duration=False)
     for relative in sorted(dropped):
         fs, path = pafs.FileSystem.from_uri(f"{root}/{relative}")
-        try:
-            held = pq.read_table(path, columns=[column], filesystem=fs).column(column)
-        except FileNotFoundError:
+        held = _delete_if_holding(fs, path, column, ids)
+        if held is not False:
             gone.add(relative)
-            continue
-        if ids.intersection(held.to_pylist()):
-            try:
-                fs.delete_file(path)
-                removed += 1
-            except FileNotFoundError:
-                pass  # another purge of the same resources (the sink's, the erasure's) came first
-            gone.add(relative)
+        removed += held is True
     _scrub_statistics(table, gone)
     return removed
+
+
+def _delete_if_holding(fs: pafs.FileSystem, path: str, column: str, ids: set[str]) -> bool | None:
+    """Delete the data file at `path` if `column` holds any of `ids`: True if deleted here,
+    False if it holds none, None if it is gone already (an earlier run of the same purge, or
+    another purge of the same resources at once: the sink's and the erasure's)."""
+    try:
+        held = pq.read_table(path, columns=[column], filesystem=fs).column(column)
+        if not ids.intersection(held.to_pylist()):
+            return False
+        fs.delete_file(path)
+    except FileNotFoundError:
+        return None
+    return True
 
 
 def _scrub_statistics(table: DeltaTable, removed: set[str]) -> None:
@@ -204,27 +210,19 @@ def _remove_orphans(table: DeltaTable, column: str, ids: set[str], since: float)
     them, after its retention period. The sink calls this for its own attempts; another
     writer's files still in flight hold no erased row unless it read them before the delete,
     and then its commit fails on the conflict too."""
-    root = table.table_uri.rstrip("/")
-    fs, base = pafs.FileSystem.from_uri(root)
+    fs, base = pafs.FileSystem.from_uri(table.table_uri.rstrip("/"))
+    # Tombstoned files holding the ids were removed by `_remove_history` just before; the
+    # others written since are read here and kept.
     named = {unquote(uri.rsplit("/", 1)[-1]) for uri in table.file_uris()}
-    named |= {p.rsplit("/", 1)[-1] for p in table.vacuum(
-        retention_hours=0, dry_run=True, enforce_retention_duration=False)}  # fmt: skip
     removed = 0
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         if (
-            info.type != pafs.FileType.File
-            or not info.base_name.endswith(".parquet")
-            or "_delta_log" in info.path
-            or info.base_name in named
-            or info.mtime is None
-            or info.mtime.timestamp() < since
+            info.type == pafs.FileType.File
+            and info.base_name.endswith(".parquet")
+            and "_delta_log" not in info.path
+            and info.base_name not in named
+            and info.mtime is not None
+            and info.mtime.timestamp() >= since
         ):
-            continue
-        try:
-            held = pq.read_table(info.path, columns=[column], filesystem=fs).column(column)
-            if ids.intersection(held.to_pylist()):
-                fs.delete_file(info.path)
-                removed += 1
-        except FileNotFoundError:
-            continue
+            removed += _delete_if_holding(fs, info.path, column, ids) is True
     return removed

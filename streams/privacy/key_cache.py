@@ -120,7 +120,7 @@ class KeyCache:
         """Copy the write-ahead log into the file and empty it: the pages that held a
         shredded key are overwritten (secure_delete) and no old frame keeps them."""
         if self.path is not None:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            clear_wal(self._db)
 
     def get(self, key_id: str) -> bytes | None:
         row = self._db.execute(

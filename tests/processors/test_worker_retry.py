@@ -9,8 +9,8 @@ import asyncio
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from processors.worker import _until_reachable
 from streams.errors import BrokerUnavailable
+from streams.unreachable import until_reachable_async
 
 
 def test_the_same_event_is_computed_again_until_the_broker_answers() -> None:
@@ -25,7 +25,7 @@ def test_the_same_event_is_computed_again_until_the_broker_answers() -> None:
             raise BrokerUnavailable("could not read the ends of the log")
         return "outputs"
 
-    assert asyncio.run(_until_reachable("translate", compute)) == "outputs"
+    assert asyncio.run(until_reachable_async("translate", compute)) == "outputs"
     assert calls == 3
 
 
@@ -38,5 +38,5 @@ def test_any_other_error_is_raised_at_once() -> None:
         raise ValueError("a bug, not the broker")
 
     with pytest.raises(ValueError, match="a bug"):
-        asyncio.run(_until_reachable("version", compute))
+        asyncio.run(until_reachable_async("version", compute))
     assert calls == 1
