@@ -17,6 +17,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.catalogue import Catalogue, SchemaVersion, default_catalogue
 from schemas.errors import CodecError, CorruptEvent, UnknownFingerprint
+from schemas.flat_reader import Reader, flat_reader
 from schemas.flat_writer import FlatWriter, flat_writer
 
 MARKER = b"\xc3\x01"
@@ -68,6 +69,14 @@ class AvroCodec:
         if reader is not None and writer.name != reader:
             raise CodecError(f"expected a {reader} event, got {writer.name} v{writer.version}")
         current = self.catalogue.current(writer.name)
+        if current is writer and (read := _flat_reader(writer, plain)) is not None:
+            try:
+                record, end = read(data, HEADER_SIZE)
+            except Exception as exc:  # IndexError (past the end), ValueError, UnicodeError
+                raise _not_a_datum(writer, exc) from exc
+            if end != len(data):
+                raise _trailing(writer, len(data) - end)
+            return writer.name, record
         stream = BytesIO(data)
         stream.seek(HEADER_SIZE)
         try:
@@ -75,21 +84,37 @@ class AvroCodec:
                 writer_schema, reader_schema = _plain(writer.path), _plain(current.path)
             else:
                 writer_schema, reader_schema = writer.parsed, current.parsed
-            record = schemaless_reader(
+            resolved = schemaless_reader(
                 stream, writer_schema, None if current is writer else reader_schema
             )
         except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError, ...
-            raise CorruptEvent(
-                f"bytes after the header are not a valid {writer.name} v{writer.version} datum: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            raise _not_a_datum(writer, exc) from exc
         if stream.tell() != len(data):
-            raise CorruptEvent(
-                f"{len(data) - stream.tell()} trailing bytes after a {writer.name} "
-                f"v{writer.version} datum"
-            )
-        assert isinstance(record, dict)
-        return writer.name, record
+            raise _trailing(writer, len(data) - stream.tell())
+        assert isinstance(resolved, dict)
+        return writer.name, resolved
+
+
+def _not_a_datum(writer: SchemaVersion, exc: Exception) -> CorruptEvent:
+    return CorruptEvent(
+        f"bytes after the header are not a valid {writer.name} v{writer.version} datum: "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+def _trailing(writer: SchemaVersion, count: int) -> CorruptEvent:
+    return CorruptEvent(f"{count} trailing bytes after a {writer.name} v{writer.version} datum")
+
+
+_flat_readers: dict[tuple[bytes, bool], Reader | None] = {}
+
+
+def _flat_reader(schema: SchemaVersion, plain: bool) -> Reader | None:
+    """schemas/flat_reader.py's reader of `schema`, made once per schema version and mode."""
+    key = (schema.fingerprint, plain)
+    if key not in _flat_readers:
+        _flat_readers[key] = flat_reader(schema.parsed, plain=plain)
+    return _flat_readers[key]
 
 
 _flat_writers: dict[bytes, FlatWriter | None] = {}
