@@ -290,13 +290,17 @@ class KafkaKeyStore:
             self._messages, self._positions[self._messages_topic] = consumer, start
             self.catch_up()
 
-    def _drain(self) -> None:
-        """Take the key records the readers have fetched already (no round trip)."""
+    def _drain(self) -> bool:
+        """Take the key records the readers have fetched already (no round trip); whether
+        there were any."""
+        took = False
         with self._lock:
             for topic, consumer in self._readers():
                 while (msg := consumer.poll(0)) is not None:
                     self._read(topic, msg)
+                    took = True
             self._save()
+        return took
 
     def _save(self) -> None:
         """Write what was read of carelog.keys to the cache, with the position reached."""
@@ -495,8 +499,7 @@ class KafkaKeyStore:
         self._fresh()
         with self._lock:
             found = self._current_key(prefix)
-            if found is None:
-                self._drain()
+            if found is None and self._drain():  # nothing fetched: no second cache lookup
                 found = self._current_key(prefix)
             return found
 
