@@ -73,6 +73,13 @@ def test_broker() -> Iterator[str]:
 @contextmanager
 def private_broker() -> Iterator[str]:
     """A local broker of its own on free ports (and a folder of its own), stopped after."""
+    with stoppable_broker() as broker:
+        yield broker.bootstrap
+
+
+@contextmanager
+def stoppable_broker() -> Iterator[LocalBroker]:
+    """`private_broker`, for a test that stops and starts it again (`down()`, `up()`)."""
     refuse_broker_in_unit_run("a private broker")
     port = free_port()
     var_dir = TEST_VAR / f"broker-{port}"
@@ -84,7 +91,7 @@ def private_broker() -> Iterator[str]:
     )
     broker.up()
     try:
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.down()
         shutil.rmtree(var_dir, ignore_errors=True)

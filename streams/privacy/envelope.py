@@ -12,14 +12,12 @@ from __future__ import annotations
 import re
 import struct
 import threading
-from collections import deque
 from collections.abc import Collection
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from streams.privacy.aead import Unreadable, open_sealed, seal
 from streams.privacy.keystore import KafkaKeyStore, KeyStore, MemoryKeyStore
+from streams.privacy.message_keys import MessageKeys
 from streams.settings import get_settings
 
 # The fields that may hold PHI, per record. Metadata (ids, times, lineage, hashes) stays clear
@@ -33,7 +31,6 @@ PHI_FIELDS: dict[str, tuple[str, ...]] = {
 # What a sealed non-null field holds in clear.
 _EMPTY: dict[str, Any] = {"original": b"", "operation_outcome": "", "reason": ""}
 _NONE, _BYTES, _STR = 0, 1, 2
-POOL_SIZE = 256
 
 _store: KeyStore | None = None
 _store_lock = threading.Lock()
@@ -46,7 +43,7 @@ def install(store: KeyStore | None) -> None:
     global _store, _store_off
     with _store_lock:
         _store, _store_off = store, False
-        _pool.clear()
+        _message_keys.clear()
 
 
 def keystore() -> KeyStore | None:
@@ -95,16 +92,7 @@ def confirm_new_keys() -> None:
         _store.confirm()
 
 
-_pool: deque[tuple[str, AESGCM]] = deque()
-
-
-def _message_key(store: KeyStore) -> tuple[str, AESGCM]:
-    """A fresh per-message key. Made POOL_SIZE at a time: the KafkaKeyStore confirms each
-    batch once, so a message does not wait for its own key's round trip to the broker."""
-    with _store_lock:
-        if not _pool:
-            _pool.extend(store.create_many("msg", POOL_SIZE))
-        return _pool.popleft()
+_message_keys = MessageKeys()
 
 
 # A reference to a Patient in a resource's canonical JSON (relative, absolute or versioned).
@@ -204,7 +192,7 @@ def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> 
         key_id, cipher = store.key_for(prefix)
     else:
         known = store.current(f"patient:{owner}") if owner else None
-        key_id, cipher = known or _message_key(store)
+        key_id, cipher = known or _message_keys.take(store)
     record["sealed"] = seal(cipher, _pack(values), _aad(record, key_id))
     record["key_id"] = key_id
     for f in fields:

@@ -39,7 +39,7 @@ from streams.settings import Settings
 from streams.topics import KEYS, MESSAGE_KEYS_SUFFIX
 
 log = logging.getLogger(__name__)
-MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (envelope._message_key)
+MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (message_keys.py)
 CIPHERS_KEPT = 4096  # cipher objects of the keys used last (about 2.5 KB each)
 
 
@@ -543,18 +543,22 @@ class KafkaKeyStore:
         return list(self._create(ids).items())
 
     def _create(self, key_ids: list[str]) -> dict[str, AESGCM]:
+        made: dict[str, tuple[bytes, bytes]] = {}
         with self._lock:
-            made: dict[str, tuple[bytes, bytes]] = {}
+            confirm_now = not self.confirm_later
             for key_id in key_ids:
                 dek = new_key()
                 wrapped = seal(self._master, dek, key_id.encode())
                 made[key_id] = dek, wrapped
-                if self.confirm_later:
-                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
-                else:
+                if confirm_now:
                     self._send(key_id, wrapped)
-            if not self.confirm_later:
-                self._flush(len(made))  # confirmed before anything is sealed with them
+                else:
+                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
+        if confirm_now:
+            # Confirmed before anything is sealed with them; the wait outside the lock (up
+            # to 30 s while the broker is away): lookups of keys known already go on.
+            self._flush(len(made))
+        with self._lock:
             for key_id, (dek, wrapped) in made.items():
                 if key_id.startswith(MESSAGE_KEYS):
                     self._remember(key_id, wrapped)
@@ -630,7 +634,8 @@ class KafkaKeyStore:
         if err is not None:
             self._failures.append(f"{msg.topic()}: {err.str()}")
             if msg.value() is not None:  # a key that is not on the log must seal nothing more
-                self._forget((msg.key() or b"").decode())
+                with self._lock:  # run by whichever thread flushes, with or without the lock
+                    self._forget((msg.key() or b"").decode())
 
     def _flush(self, count: int) -> None:
         left = self._producer.flush(30)
