@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 256
 REFILL_BELOW = 128  # a refill starts when this many are left: a burst seldom empties the rest
-FIRST_WAIT = 2.0  # seconds an empty pool waits for a refill in flight (a first start's too)
+FIRST_WAIT = 5.0  # seconds an empty pool waits for a refill in flight (a first start's too)
 
 
 class KeyMaker(Protocol):
