@@ -28,6 +28,7 @@ from api.security.guard import Guard
 from projections.notifier.control_auth import control_credential
 from schemas.events import InboundMessage
 from streams.errors import DeliveryFailed
+from streams.privacy.envelope import open_in_background
 from streams.producer import Delivered, EventProducer
 from streams.settings import Settings
 
@@ -93,6 +94,7 @@ class Gateway:
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         self.ingestor  # noqa: B018 - connect at start, not on the first request
+        open_in_background()  # the key store too
         if self.settings.fhir.audit_reads:
             self.audit_producer  # noqa: B018
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from api.ingest import Ingestor
 from api.mllp.listener import MllpServer
 from api.mllp.tls import context_from_settings, plain_tcp_warning
+from streams.privacy.envelope import open_in_background
 from streams.process_metrics import serve_metrics
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -32,6 +33,7 @@ async def serve(
     ) is not None:
         log.warning(warning)
     producer = EventProducer(settings, **producer_overrides)
+    open_in_background()  # the key store, read before the first message needs it
     server = MllpServer(Ingestor(producer), settings, host, port, ssl_context)
     try:
         await server.start()

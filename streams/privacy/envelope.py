@@ -9,6 +9,7 @@ treat the event as erased (skip it), never as bad input.
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 import threading
@@ -19,6 +20,8 @@ from streams.privacy.aead import Unreadable, open_sealed, seal
 from streams.privacy.keystore import KafkaKeyStore, KeyStore, MemoryKeyStore
 from streams.privacy.message_keys import MessageKeys
 from streams.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 # The fields that may hold PHI, per record. Metadata (ids, times, lineage, hashes) stays clear
 # so the log can be routed, replayed and audited without keys.
@@ -68,6 +71,21 @@ def keystore() -> KeyStore | None:
                     keys_kept=settings.privacy.keys_kept,
                 )
     return _store
+
+
+def open_in_background() -> None:
+    """Make the key store now, on a thread, rather than in the first message's seal: it reads
+    carelog.keys to its end when made (up to seconds on a first start), and a server's first
+    request would wait for that on its event loop. A request that comes first waits for it
+    (the store lock); a failure (the broker away) leaves it to be made at the next use."""
+
+    def open_store() -> None:
+        try:
+            keystore()
+        except Exception as exc:
+            log.warning("key store not opened at start (%s): opened at first use", exc)
+
+    threading.Thread(target=open_store, name="carelog-keys-open", daemon=True).start()
 
 
 def confirm_new_keys_before_commit() -> None:

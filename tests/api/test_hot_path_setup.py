@@ -1,5 +1,6 @@
 """What the gateway's hot path is spared: the JSON log lines skip the caller look-up they
-never print, and /hl7v2 is the first route the router tries."""
+never print, /hl7v2 is the first route the router tries, and the key store is made at start,
+not in the first request."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from pydantic import SecretStr
+from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.json_logs import BatchedLineHandler, configure
+from streams.privacy import envelope
 from streams.settings import Settings
 from streams.settings.auth import AuthSettings
 
@@ -64,6 +67,19 @@ def test_hl7v2_is_the_first_route_tried() -> None:
     paths = [getattr(route, "path", None) for route in create_app(settings).routes]
     assert paths[0] == "/hl7v2"
     assert paths.count("/hl7v2") == 1
+
+
+def test_the_key_store_is_made_at_start_not_by_the_first_request() -> None:
+    settings = Settings(environment="test", auth=AuthSettings(hs256_secret=SecretStr("s" * 40)))
+    envelope.install(None)  # none made yet in this process
+    try:
+        with TestClient(create_app(settings)):  # start-up (lifespan) only, no request
+            deadline = time.monotonic() + 5
+            while envelope._store is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert envelope._store is not None
+    finally:
+        envelope.install(None)
 
 
 def test_lines_are_written_in_batches_warnings_at_once_in_order() -> None:
