@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -235,6 +236,9 @@ class KafkaKeyStore:
         self._shreds = 0  # taken: from the topic, or made here
         self._current: OrderedDict[str, str] = OrderedDict()  # prefix -> key, used last
         self._lock = threading.RLock()
+        # Held while key records are sent and confirmed outside confirm_later (taken before
+        # _lock, never while holding it): see _create.
+        self._confirming = threading.Lock()
         self._refresh_seconds = refresh_seconds
         self._read_at = 0.0
         self.catch_up()
@@ -527,11 +531,19 @@ class KafkaKeyStore:
     def key_for(self, prefix: str) -> tuple[str, AESGCM]:
         with self._lock:
             found = self._live(prefix)
-            if found is None:
-                key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
-                found = key_id, self._create([key_id])[key_id]
+            if found is not None:
+                return found
+            key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+            if self.confirm_later:  # no round trip: made under the lock, one key a prefix
+                cipher = self._create([key_id])[key_id]
                 self._current[prefix] = key_id
-            return found
+                return key_id, cipher
+        # Confirmed before it is used, outside the store lock (lookups go on meanwhile); a
+        # second key made for the prefix meanwhile is as good (erasure shreds every one).
+        cipher = self._create([key_id])[key_id]
+        with self._lock:
+            self._current[prefix] = key_id
+        return key_id, cipher
 
     def current(self, prefix: str) -> tuple[str, AESGCM] | None:
         if self.confirm_later:
@@ -544,20 +556,23 @@ class KafkaKeyStore:
 
     def _create(self, key_ids: list[str]) -> dict[str, AESGCM]:
         made: dict[str, tuple[bytes, bytes]] = {}
-        with self._lock:
-            confirm_now = not self.confirm_later
-            for key_id in key_ids:
-                dek = new_key()
-                wrapped = seal(self._master, dek, key_id.encode())
-                made[key_id] = dek, wrapped
-                if confirm_now:
-                    self._send(key_id, wrapped)
-                else:
-                    self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
-        if confirm_now:
-            # Confirmed before anything is sealed with them; the wait outside the lock (up
-            # to 30 s while the broker is away): lookups of keys known already go on.
-            self._flush(len(made))
+        confirm_now = not self.confirm_later
+        # Confirmed before anything is sealed with them. The wait (up to 30 s while the
+        # broker is away) is outside the store lock, so lookups of known keys go on; one
+        # batch is sent and confirmed at a time, so a failure is never taken by another
+        # batch's flush (a flush serves every pending record's delivery report).
+        with self._confirming if confirm_now else nullcontext():
+            with self._lock:
+                for key_id in key_ids:
+                    dek = new_key()
+                    wrapped = seal(self._master, dek, key_id.encode())
+                    made[key_id] = dek, wrapped
+                    if confirm_now:
+                        self._send(key_id, wrapped)
+                    else:
+                        self._unsent.append((key_id, wrapped))  # sent by confirm(), all at once
+            if confirm_now:
+                self._flush(len(made))
         with self._lock:
             for key_id, (dek, wrapped) in made.items():
                 if key_id.startswith(MESSAGE_KEYS):
@@ -610,7 +625,7 @@ class KafkaKeyStore:
         self.catch_up()
         older = {k for k in asked if k.startswith(MESSAGE_KEYS) and k not in self._recent}
         self._read_back(older - self._gone)  # message keys no longer kept: find them again
-        with self._lock:
+        with self._confirming, self._lock:
             found = [k for k in asked if k in self._keys or k in self._recent
                      or k in self._made or self._cache.get(k) is not None]  # fmt: skip
             for key_id in found:
