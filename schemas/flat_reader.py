@@ -36,7 +36,6 @@ def flat_reader(schema: Any, *, plain: bool = False) -> Reader | None:
         "_map": _map,
         "_EPOCH": datetime(1970, 1, 1, tzinfo=UTC),
         "_timedelta": timedelta,
-        "_Corrupt": ValueError,
     }
     lines = ["def read(data, at):", "    record = {}"]
     for index, field in enumerate(fields):
@@ -57,7 +56,7 @@ def _field_lines(field: Field, index: int, plain: bool, namespace: dict[str, Any
             "if size < 0x80: at += 1; size = (size >> 1) ^ -(size & 1)",
             "else: size, at = _long(data, at)",
             "end = at + size",
-            "if size < 0 or end > len(data): raise _Corrupt('length past the end')",
+            "if size < 0 or end > len(data): raise ValueError('length past the end')",
             f"{key} = {value}",
             "at = end",
         ]
@@ -82,7 +81,7 @@ def _field_lines(field: Field, index: int, plain: bool, namespace: dict[str, Any
         f"    if branch == 0: {key} = None",
         "    elif branch == 2:",
         *(f"        {line}" for line in body),
-        "    else: raise _Corrupt(f'union branch {branch} of [null, x]')",
+        "    else: raise ValueError(f'union branch {branch} of [null, x]')",
     ]
 
 

@@ -57,7 +57,6 @@ class FlatWriter:
     Raises NotFlat (or KeyError for a missing field, TypeError, UnicodeError) for what only
     fastavro writes."""
 
-    fields: tuple[Field, ...]
     write: Callable[[dict[str, Any]], bytes]
 
 
@@ -130,7 +129,7 @@ def flat_writer(schema: Any) -> FlatWriter | None:
         "_INT_END": _INT_END,
     }  # fmt: skip
     exec(_writer_source(fields, namespace), namespace)  # source made from the schema only
-    return FlatWriter(fields, namespace["write"])
+    return FlatWriter(namespace["write"])
 
 
 def flat_fields(schema: Any) -> tuple[Field, ...] | None:

@@ -24,6 +24,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.errors import DeliveryFailed
+from streams.privacy.keystore import MESSAGE_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,7 @@ class KeyMaker(Protocol):
 
 
 class MessageKeys:
-    def __init__(self, kind: str = "msg") -> None:
-        self._kind = kind
+    def __init__(self) -> None:
         self._keys: deque[tuple[str, AESGCM]] = deque()
         self._changed = threading.Condition()
         self._filling = False
@@ -79,7 +79,7 @@ class MessageKeys:
         made: list[tuple[str, AESGCM]] = []
         stalled = None
         try:
-            made = store.create_many(self._kind, POOL_SIZE)
+            made = store.create_many(MESSAGE_KEYS.rstrip(":"), POOL_SIZE)
         except Exception as exc:  # the broker away (DeliveryFailed), or not reachable at all
             log.warning("per-message keys not made: %s", exc)
             stalled = f"{type(exc).__name__}: {exc}"
