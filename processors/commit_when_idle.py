@@ -22,6 +22,8 @@ from typing import Any
 
 import faust
 
+from processors.fetch_state import unread
+
 CHECK_SECONDS = 0.01  # how often idleness is looked at: a short sleep on the event loop
 
 
@@ -39,22 +41,17 @@ def _busy(app: faust.App) -> bool:
 
 
 def _behind(consumer: Any, changelogs: set[str]) -> bool:
-    """Some partition's position (what aiokafka has handed to Faust, past transaction
-    markers) is before its end as last fetched (the last stable offset, read_committed).
+    """Some partition has records the consumer has not handed to Faust yet, as last fetched.
     Under a backlog the queues empty between fetches; committing then would put a
     transaction round on the broker every `min_interval` while the timer's suffices."""
     try:
-        aio = consumer._thread._ensure_consumer()
-        assignment = aio._subscription.subscription.assignment
+        paused = consumer._paused_partitions  # left unread on purpose (version_first.py)
         for tp in consumer.assignment():
-            if tp.topic in changelogs:  # assigned for recovery and standbys, not read here
+            if tp.topic in changelogs or tp in paused:  # changelogs: recovery, not read here
                 continue
-            state = assignment.state_value(tp)
-            end = consumer.highwater(tp)
-            if state is None or end is None or not state.has_valid_position:
+            left = unread(consumer, tp)
+            if left is None or left > 0:
                 return True  # not fetched yet: unknown, so leave it to the timer
-            if state.position < end:
-                return True
     except Exception:  # a rebalance or a stopping consumer: leave it to the timer
         return True
     return False

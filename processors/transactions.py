@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from faust.types import TP, RecordMetadata
 from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
+from processors.version_first import PausedStaysPaused
 from streams.privacy.envelope import confirm_new_keys, keys_to_confirm
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and does
@@ -44,6 +46,18 @@ log = logging.getLogger(__name__)
 
 class SourcePartitionTransactions(TransactionManager):
     _ids: dict[TP, str] | None = None
+    # Records sent in each open transaction, by topic: what readers cannot see yet.
+    _open: dict[str, Counter[str]] | None = None
+
+    def uncommitted(self, topic: str) -> int:
+        """Records this worker sent to `topic` in transactions not committed yet."""
+        return sum(sent[topic] for sent in (self._open or {}).values())
+
+    async def on_rebalance(
+        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP]
+    ) -> None:
+        self._open = None  # a rebalance ends every open transaction: committed or aborted
+        await super().on_rebalance(assigned, revoked, newly_assigned)
 
     async def send(
         self,
@@ -68,8 +82,14 @@ class SourcePartitionTransactions(TransactionManager):
         if transaction is None:
             raise ProducerSendError(f"No transaction producer found for : {transactional_id}")
         timestamp_ms = int(timestamp * 1000.0) if timestamp else None
+        if self._open is None:
+            self._open = {}
+        sent = self._open.get(transactional_id)
+        if sent is None:
+            sent = self._open[transactional_id] = Counter()
         try:
             async with producer._trn_locks[transactional_id]:
+                sent[topic] += 1
                 return cast(
                     Awaitable[RecordMetadata],
                     await transaction.send(
@@ -114,6 +134,8 @@ class SourcePartitionTransactions(TransactionManager):
                 await asyncio.to_thread(confirm_new_keys)
             await transaction.send_offsets_to_transaction(offsets, self.app.conf.id)
             await transaction.commit_transaction()
+            if self._open is not None:
+                self._open.pop(transactional_id, None)
             if start_new_transaction:
                 await transaction.begin_transaction()
 
@@ -129,9 +151,10 @@ class SourcePartitionTransactions(TransactionManager):
         return found
 
 
-class WorkerConsumer(DirectDeliveryConsumer, MarkerGapConsumer):
-    """Commits past transaction markers (processors/faust_offsets.py) and delivers fetched
-    messages without a task each (processors/faust_delivery.py)."""
+class WorkerConsumer(DirectDeliveryConsumer, PausedStaysPaused, MarkerGapConsumer):
+    """Commits past transaction markers (processors/faust_offsets.py), delivers fetched
+    messages without a task each (processors/faust_delivery.py), and keeps a paused
+    partition paused (processors/version_first.py)."""
 
 
 class SourcePartitionTransport(Transport):

@@ -20,6 +20,7 @@ from processors.faust_recovery import seek_before_resume
 from processors.pipeline import OutputRecord, Record, translate_record, version_record
 from processors.rejoin_when_topics_return import RememberingAssignor, rejoin_when_topics_return
 from processors.transactions import use_source_partition_transactions
+from processors.version_first import version_first
 from processors.version_store import VersionStore, state_header
 from processors.versioning import VersionState
 from schemas.events import Format
@@ -51,6 +52,8 @@ app = create_app(
     producer_max_batch_size=settings.worker.producer_max_batch_bytes,
     producer_compression_type=settings.worker.producer_compression,
     PartitionAssignor=RememberingAssignor,
+    stream_buffer_maxsize=settings.worker.stream_buffer,
+    broker_max_poll_records=settings.worker.stream_buffer,
 )
 use_source_partition_transactions(app)
 seek_before_resume()
@@ -138,6 +141,9 @@ async def version(stream: faust.StreamT[Any]) -> None:
             metrics.ERRORS_BY_AGENT["version"].inc()
             raise
         metrics.handled("version", record.topic, record.partition, record.offset)
+
+
+version_first(app, version, FHIR_TRANSLATED, settings.worker.version_first_records)
 
 
 def main() -> None:

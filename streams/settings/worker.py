@@ -54,4 +54,17 @@ class WorkerSettings(Concern):
         description="Compression of what `carelog worker` produces (none, or gzip, snappy, "
         "lz4, zstd); readers decompress whatever they find.",
     )
+    version_first_records: int = Field(
+        2000,
+        description="While more translated records than this wait for `carelog worker`'s "
+        "version stage, it stops fetching inbound messages (they wait on the log) and takes "
+        "them up again below a quarter of it (processors/version_first.py). Otherwise, under "
+        "a backlog, translation runs ahead of what becomes readable.",
+    )
+    stream_buffer: int = Field(
+        4096,
+        description="Events `carelog worker` fetches ahead and queues for each agent "
+        "(Faust's stream_buffer_maxsize): the memory a backlog may take, and the inbound "
+        "messages still translated after version_first_records pauses the fetch.",
+    )
     metrics_port: int = Field(9102, description="`carelog worker` metrics port (0: off).")

@@ -1,0 +1,23 @@
+"""What the worker's consumer has not yet handed to Faust, per partition, as aiokafka knows it.
+
+Read from aiokafka's subscription state, without a request: the position (past what was
+handed out and past transaction markers) and the end as last fetched (the last stable
+offset under read_committed). Both are only as fresh as the last fetch of the partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.types import TP
+
+
+def unread(consumer: Any, tp: TP) -> int | None:
+    """Records of `tp` between the position and the end as last fetched; None when either
+    is not known yet (not fetched, no position, a rebalance under way)."""
+    aio = consumer._thread._ensure_consumer()
+    state = aio._subscription.subscription.assignment.state_value(tp)
+    end = consumer.highwater(tp)
+    if state is None or end is None or not state.has_valid_position:
+        return None
+    return max(0, end - state.position)

@@ -1,0 +1,119 @@
+"""The worker versions what it translated before it translates more.
+
+Both agents take their events from one fetch loop, and Faust's streams take turns an event
+each (each event yields to the loop once). Under a backlog both queues stay full, so the
+version stage handles one translated record per inbound message translated, while a message
+gives about 3.4 of them (an ORU^R01 gives 13). The translated topic then grows without bound
+and only a third of the work done becomes readable: at 500 msg/s offered, sealed, the worker
+had translated 86,000 records and versioned 39,000 when the load stopped.
+
+So while more translated records wait for this worker's version stage than it handles in
+about a second, the worker stops fetching its inbound partitions (Faust's pause, which only
+leaves them out of the fetch), and takes them up again when the wait is short. An inbound
+message waits on the log meanwhile, where it is safe, instead of as a translated record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.transport.consumer import Consumer
+from faust.types import TP
+
+from processors.fetch_state import unread
+from processors.patched_shapes import require_source
+
+# PausedStaysPaused.on_buffer_drop overrides this, around its bookkeeping of two sets.
+require_source(Consumer, "on_buffer_drop", "4b57e8a418d5ad9c", __name__)
+
+CHECK_SECONDS = 0.05
+STALL_SECONDS = 2.0
+
+log = logging.getLogger(__name__)
+
+
+def waiting(app: faust.App, agent: Any, topic: str) -> int:
+    """Translated records waiting for the version stage: queued for `agent`, committed on
+    this worker's partitions of `topic` but not fetched yet (as last fetched), and sent by
+    this worker in transactions still open (some go to other workers' partitions)."""
+    queued = sum(actor.stream.channel.queue.qsize() for actor in list(agent._actors))
+    consumer: Any = app.consumer
+    unfetched = sum(unread(consumer, tp) or 0 for tp in consumer.assignment() if tp.topic == topic)
+    return queued + unfetched + consumer.transactions.uncommitted(topic)
+
+
+def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> None:
+    """Register the task on `app` (before it starts): pause the inbound partitions while
+    `agent`, reading `topic`, has more than `pause_above` records waiting, and resume them
+    below a quarter of it (`CARELOG_WORKER_VERSION_FIRST_RECORDS`; 2,000 is about a second
+    of the version stage's work). A pause the version stage does nothing in for
+    STALL_SECONDS ends too: the count is then wrong, and the worker must not stand still."""
+    resume_below = pause_above // 4
+    paused: set[TP] = set()
+
+    def versioned() -> int:
+        return sum(actor.stream.events_total for actor in list(agent._actors))
+
+    async def steer() -> None:
+        progress, since = versioned(), time.monotonic()
+        while not app.should_stop:
+            await asyncio.sleep(CHECK_SECONDS)
+            if getattr(app, "rebalancing", False):
+                continue  # Faust pauses everything, seeks, and resumes it itself meanwhile
+            consumer: Any = app.consumer
+            try:
+                behind = waiting(app, agent, topic)
+                inbound = {tp for tp in consumer.assignment() if tp.topic != topic}
+            except Exception:  # a rebalance or a stopping consumer: look again next time
+                continue
+            now, done = time.monotonic(), versioned()
+            if done != progress:
+                progress, since = done, now
+            stalled = bool(paused) and now - since > STALL_SECONDS
+            if stalled:
+                log.warning("inbound resumed: %d translated records counted as waiting, "
+                            "none versioned for %.0f s", behind, STALL_SECONDS)  # fmt: skip
+            if behind > pause_above and not stalled:
+                # Faust's own set: after a rebalance it has resumed what it paused.
+                new = inbound - consumer._paused_partitions
+                if new:
+                    consumer.pause_partitions(new)
+                    paused.update(new)
+                    since = now
+            elif paused and (behind < resume_below or stalled):
+                consumer.resume_partitions(paused & inbound)
+                paused.clear()
+                _end_fetch_wait(consumer)
+
+    app.task(steer)
+
+
+def _end_fetch_wait(consumer: Any) -> None:
+    """Faust's fetch (aiokafka's, on the consumer's thread) may be waiting, up to a second,
+    for records of the partitions active when it began, while the resumed partitions' records
+    are already fetched. End the wait: aiokafka then looks again, in Faust's set of active
+    partitions, which it was given itself and which the resume has just updated."""
+    thread = consumer._thread
+    fetcher = thread._ensure_consumer()._fetcher
+
+    def wake() -> None:
+        for waiter in list(fetcher._fetch_waiters):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    thread.thread_loop.call_soon_threadsafe(wake)
+
+
+class PausedStaysPaused(Consumer):
+    """Faust puts a partition back in the fetch when its stream's buffer drains, even one
+    paused meanwhile; a paused partition now waits for its resume."""
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        if tp in self._paused_partitions:
+            self._buffered_partitions.discard(tp)
+            return
+        super().on_buffer_drop(tp)
