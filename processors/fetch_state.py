@@ -17,7 +17,8 @@ def unread(consumer: Any, tp: TP) -> int | None:
     is not known yet (not fetched, no position, a rebalance under way)."""
     aio = consumer._thread._ensure_consumer()
     state = aio._subscription.subscription.assignment.state_value(tp)
-    end = consumer.highwater(tp)
+    end: int | None = consumer.highwater(tp)
     if state is None or end is None or not state.has_valid_position:
         return None
-    return max(0, end - state.position)
+    position: int = state.position
+    return max(0, end - position)

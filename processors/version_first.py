@@ -40,10 +40,11 @@ def waiting(app: faust.App, agent: Any, topic: str) -> int:
     """Translated records waiting for the version stage: queued for `agent`, committed on
     this worker's partitions of `topic` but not fetched yet (as last fetched), and sent by
     this worker in transactions still open (some go to other workers' partitions)."""
-    queued = sum(actor.stream.channel.queue.qsize() for actor in list(agent._actors))
+    queued: int = sum(actor.stream.channel.queue.qsize() for actor in list(agent._actors))
     consumer: Any = app.consumer
     unfetched = sum(unread(consumer, tp) or 0 for tp in consumer.assignment() if tp.topic == topic)
-    return queued + unfetched + consumer.transactions.uncommitted(topic)
+    uncommitted: int = consumer.transactions.uncommitted(topic)
+    return queued + unfetched + uncommitted
 
 
 def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> None:
