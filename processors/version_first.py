@@ -3,9 +3,9 @@
 Both agents take their events from one fetch loop, and Faust's streams take turns an event
 each (each event yields to the loop once). Under a backlog both queues stay full, so the
 version stage handles one translated record per inbound message translated, while a message
-gives about 3.4 of them (an ORU^R01 gives 13). The translated topic then grows without bound
-and only a third of the work done becomes readable: at 500 msg/s offered, sealed, the worker
-had translated 86,000 records and versioned 39,000 when the load stopped.
+gives about 3.4 of them in the bench's mix (an ORU^R01 of 10 OBX gives 13). The translated
+topic grows, and much of the work done is not readable yet: at 500 msg/s offered, sealed,
+the worker had translated 86,000 records and versioned 39,000 when the load stopped.
 
 So while more translated records wait for this worker's version stage than it handles in
 about a second, the worker stops fetching its inbound partitions (Faust's pause, which only
