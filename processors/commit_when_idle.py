@@ -22,7 +22,7 @@ from typing import Any
 
 import faust
 
-from processors.fetch_state import unread
+from processors.fetch_state import queued, unread
 
 CHECK_SECONDS = 0.01  # how often idleness is looked at: a short sleep on the event loop
 
@@ -33,10 +33,8 @@ def _busy(app: faust.App) -> bool:
     consumer: Any = app.consumer
     if consumer._unacked_messages:
         return True
-    for agent in app.agents.values():
-        for actor in list(getattr(agent, "_actors", ())):
-            if actor.stream.channel.queue.qsize():
-                return True
+    if any(queued(agent) for agent in app.agents.values()):
+        return True
     return _behind(consumer, set(app.tables.changelog_topics))
 
 

@@ -1,8 +1,10 @@
-"""What the worker's consumer has not yet handed to Faust, per partition, as aiokafka knows it.
+"""What the worker has fetched or could fetch and not handled yet: events queued for an
+agent, and records aiokafka has not handed to Faust, per partition.
 
-Read from aiokafka's subscription state, without a request: the position (past what was
-handed out and past transaction markers) and the end as last fetched (the last stable
-offset under read_committed). Both are only as fresh as the last fetch of the partition.
+The latter are read from aiokafka's subscription state, without a request: the position
+(past what was handed out and past transaction markers) and the end as last fetched (the
+last stable offset under read_committed). Both are only as fresh as the last fetch of the
+partition.
 """
 
 from __future__ import annotations
@@ -22,3 +24,8 @@ def unread(consumer: Any, tp: TP) -> int | None:
         return None
     position: int = state.position
     return max(0, end - position)
+
+
+def queued(agent: Any) -> int:
+    """Events delivered to `agent`'s streams and not taken yet."""
+    return sum(actor.stream.channel.queue.qsize() for actor in list(getattr(agent, "_actors", ())))

@@ -24,7 +24,7 @@ import faust
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from processors.fetch_state import unread
+from processors.fetch_state import queued, unread
 from processors.patched_shapes import require_source
 
 # PausedStaysPaused.on_buffer_drop overrides this, around its bookkeeping of two sets.
@@ -40,11 +40,10 @@ def waiting(app: faust.App, agent: Any, topic: str) -> int:
     """Translated records waiting for the version stage: queued for `agent`, committed on
     this worker's partitions of `topic` but not fetched yet (as last fetched), and sent by
     this worker in transactions still open (some go to other workers' partitions)."""
-    queued: int = sum(actor.stream.channel.queue.qsize() for actor in list(agent._actors))
     consumer: Any = app.consumer
     unfetched = sum(unread(consumer, tp) or 0 for tp in consumer.assignment() if tp.topic == topic)
     uncommitted: int = consumer.transactions.uncommitted(topic)
-    return queued + unfetched + uncommitted
+    return queued(agent) + unfetched + uncommitted
 
 
 def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> None:
