@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import socket
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from streams.privacy.envelope import keystore
 from streams.settings import Settings
 from streams.topics import inbound_topic
 from tests.api.conftest import auth
+from tests.kafka_fixture import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -189,9 +189,7 @@ def test_scope_is_required(dicom_client: TestClient) -> None:
 def test_kafka_down_is_503_with_retry_after(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     down = make_client(
         share_producer=False,
         kafka={"cluster": f"127.0.0.1:{port}"},

@@ -3,7 +3,6 @@ or AA, and /readyz says so."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,22 +10,17 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.api.conftest import auth
+from tests.kafka_fixture import free_port
 
 pytestmark = pytest.mark.kafka
 DEVICE_BATCH = (Path(__file__).parents[1] / "corpus/device/bedside_monitor_batch.json").read_bytes()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed again when the socket is
 
 
 @pytest.fixture(scope="module")
 def down(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client(
         share_producer=False,
-        kafka={"cluster": f"127.0.0.1:{closed_port()}"},
+        kafka={"cluster": f"127.0.0.1:{free_port()}"},
         gateway={"delivery_timeout_ms": 1500},
     )
 
