@@ -29,7 +29,7 @@ from faust.types import TP, RecordMetadata
 from processors.faust_delivery import DirectDeliveryConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
-from processors.version_first import PausedStaysPaused
+from processors.version_first import HeldPartitions
 from streams.privacy.envelope import confirm_new_keys, keys_to_confirm
 
 # send below overrides TransactionManager.send (falling back to it outside agents) and does
@@ -151,10 +151,10 @@ class SourcePartitionTransactions(TransactionManager):
         return found
 
 
-class WorkerConsumer(DirectDeliveryConsumer, PausedStaysPaused, MarkerGapConsumer):
+class WorkerConsumer(DirectDeliveryConsumer, HeldPartitions, MarkerGapConsumer):
     """Commits past transaction markers (processors/faust_offsets.py), delivers fetched
-    messages without a task each (processors/faust_delivery.py), and keeps a paused
-    partition paused (processors/version_first.py)."""
+    messages without a task each (processors/faust_delivery.py), and holds inbound partitions
+    for version_first (processors/version_first.py)."""
 
 
 class SourcePartitionTransport(Transport):

@@ -27,8 +27,11 @@ from faust.types import TP
 from processors.fetch_state import queued, unread
 from processors.patched_shapes import require_source
 
-# PausedStaysPaused.on_buffer_drop overrides this, around its bookkeeping of two sets.
+# HeldPartitions.on_buffer_drop overrides this, around its bookkeeping of two sets.
 require_source(Consumer, "on_buffer_drop", "4b57e8a418d5ad9c", __name__)
+# getmany checks each fetched record's partition against the set _wait_next_records returns
+# (`tp in active_partitions or tp in self._buffered_partitions`), which HeldPartitions widens.
+require_source(Consumer, "getmany", "4b168d84882a70d6", __name__)
 
 CHECK_SECONDS = 0.05
 STALL_SECONDS = 2.0
@@ -53,9 +56,8 @@ def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> N
     of the version stage's work). A pause the version stage does nothing in for
     STALL_SECONDS ends too: the count is then wrong, and the worker must not stand still."""
     if pause_above <= 0:
-        return  # off (the default until the hang in the note of 2026-12-02 is found)
+        return  # off
     resume_below = pause_above // 4
-    paused: set[TP] = set()
 
     def versioned() -> int:
         return sum(actor.stream.events_total for actor in list(agent._actors))
@@ -67,6 +69,7 @@ def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> N
             if getattr(app, "rebalancing", False):
                 continue  # Faust pauses everything, seeks, and resumes it itself meanwhile
             consumer: Any = app.consumer
+            paused: set[TP] = consumer.held
             try:
                 behind = waiting(app, agent, topic)
                 inbound = {tp for tp in consumer.assignment() if tp.topic != topic}
@@ -83,12 +86,10 @@ def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> N
                 # Faust's own set: after a rebalance it has resumed what it paused.
                 new = inbound - consumer._paused_partitions
                 if new:
-                    consumer.pause_partitions(new)
-                    paused.update(new)
+                    consumer.hold(new)
                     since = now
             elif paused and (behind < resume_below or stalled):
-                consumer.resume_partitions(paused & inbound)
-                paused.clear()
+                consumer.release()
                 _end_fetch_wait(consumer)
 
     app.task(steer)
@@ -110,12 +111,58 @@ def _end_fetch_wait(consumer: Any) -> None:
     thread.thread_loop.call_soon_threadsafe(wake)
 
 
-class PausedStaysPaused(Consumer):
-    """Faust puts a partition back in the fetch when its stream's buffer drains, even one
+class HeldPartitions(Consumer):
+    """version_first's pause of inbound partitions: out of the fetch, and nothing lost.
+
+    Faust's pause alone drops records: getmany hands a fetched record to the streams only if
+    its partition is in the live set of active partitions when its turn comes, and a fetched
+    batch is handed out over many turns of the event loop (a full stream buffer waits). A
+    record of a partition paused meanwhile was skipped, but aiokafka's position had moved
+    past it, so nothing fetched it again until a rebalance: ci45 saw 8 inbound messages never
+    translated. A held partition's records fetched before the hold are handed out.
+
+    And Faust puts a partition back in the fetch when its stream's buffer drains, even one
     paused meanwhile; a paused partition now waits for its resume."""
+
+    _held: set[TP] | None = None
+
+    @property
+    def held(self) -> set[TP]:
+        """The partitions version_first holds (paused)."""
+        if self._held is None:
+            self._held = set()
+        return self._held
+
+    def hold(self, tps: set[TP]) -> None:
+        self.pause_partitions(tps)
+        self.held.update(tps)
+
+    def release(self) -> None:
+        """Resume the held partitions still assigned (Faust forgets revoked ones itself)."""
+        self.resume_partitions(self.held & self.assignment())
+        self.held.clear()
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        records, active = await super()._wait_next_records(timeout)
+        if active is None:
+            return records, active
+        return records, _ActiveOrHeld(active, self.held)
 
     def on_buffer_drop(self, tp: TP) -> None:
         if tp in self._paused_partitions:
             self._buffered_partitions.discard(tp)
             return
         super().on_buffer_drop(tp)
+
+
+class _ActiveOrHeld:
+    """The partitions whose fetched records getmany hands out: active (Faust's live set) or
+    held. A held partition's records in a batch were fetched while it was active."""
+
+    __slots__ = ("active", "held")
+
+    def __init__(self, active: set[TP], held: set[TP]) -> None:
+        self.active, self.held = active, held
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.active or tp in self.held

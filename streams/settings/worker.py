@@ -55,12 +55,11 @@ class WorkerSettings(Concern):
         "lz4, zstd); readers decompress whatever they find.",
     )
     version_first_records: int = Field(
-        0,
-        description="Off (0) by default: a test run once in about fifteen left 8 inbound "
-        "messages unfetched (docs/figures.md, 2026-12-02). 2000 was measured. While more translated records than this wait for `carelog worker`'s "
+        2000,
+        description="While more translated records than this wait for `carelog worker`'s "
         "version stage, it stops fetching inbound messages (they wait on the log) and takes "
         "them up again below a quarter of it (processors/version_first.py). Otherwise, under "
-        "a backlog, translation runs ahead of what becomes readable.",
+        "a backlog, translation runs ahead of what becomes readable. 0 turns it off.",
     )
     stream_buffer: int = Field(
         4096,

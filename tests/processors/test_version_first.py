@@ -1,10 +1,13 @@
-"""A partition the worker paused (processors/version_first.py) stays out of the fetch when its
-stream's buffer drains, which Faust alone would put back; an unpaused one goes back as before."""
+"""A partition the worker holds (processors/version_first.py) stays out of the fetch when its
+stream's buffer drains, which Faust alone would put back, and loses none of the records
+fetched before the hold; an unpaused one goes back as before."""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
+from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
 from processors.transactions import WorkerConsumer
@@ -40,3 +43,45 @@ def test_an_unpaused_partition_goes_back_into_the_fetch_when_its_buffer_drains()
     consumer.on_buffer_drop(OTHER)
     assert OTHER in consumer._get_active_partitions()
     assert not consumer._buffered_partitions
+
+
+def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
+    """ci45's hang: Faust's getmany hands a fetched batch out over many turns of the event loop
+    and skipped the records of a partition paused meanwhile, though aiokafka had moved past
+    them. A partition held by version_first gets every record fetched before the hold."""
+    consumer = _consumer()
+    batch = {INBOUND: [0, 1, 2, 3], OTHER: [0, 1]}
+
+    async def getmany(active_partitions: set[TP], timeout: float) -> dict[TP, list[int]]:
+        assert active_partitions == {INBOUND, OTHER}
+        return batch
+
+    consumer._getmany = getmany  # type: ignore[method-assign]
+    consumer.flow_active = True
+    consumer.not_waiting_next_records = asyncio.Event()
+    consumer.scheduler = DefaultSchedulingStrategy()
+    consumer._to_message = lambda tp, record: (tp, record)  # type: ignore[method-assign,assignment]
+    consumer.highwater = lambda tp: 0  # type: ignore[method-assign]
+    consumer.assignment = lambda: {INBOUND, OTHER}  # type: ignore[method-assign]
+    consumer.app = SimpleNamespace(  # type: ignore[assignment]
+        in_recovery=False, client_only=False, consumer_generation_id=1,
+        monitor=SimpleNamespace(track_tp_end_offset=lambda tp, end: None),
+    )  # fmt: skip
+    type(consumer).should_stop = False  # type: ignore[misc,assignment]
+
+    async def drain() -> list[tuple[TP, int]]:
+        handed = []
+        async for _tp, message in consumer.getmany(timeout=1.0):
+            handed.append(message)
+            if len(handed) == 1:  # the worker holds its inbound partitions mid-batch
+                consumer.hold({INBOUND})
+        return handed
+
+    try:
+        handed = asyncio.run(drain())
+    finally:
+        del type(consumer).should_stop
+    assert sorted(handed) == sorted((tp, n) for tp, records in batch.items() for n in records)
+    assert INBOUND not in consumer._get_active_partitions()
+    consumer.release()
+    assert INBOUND in consumer._get_active_partitions() and not consumer.held
