@@ -90,7 +90,6 @@ def version_first(app: faust.App, agent: Any, topic: str, pause_above: int) -> N
                     since = now
             elif paused and (behind < resume_below or stalled):
                 consumer.release()
-                _end_fetch_wait(consumer)
 
     app.task(steer)
 
@@ -138,9 +137,11 @@ class HeldPartitions(Consumer):
         self.held.update(tps)
 
     def release(self) -> None:
-        """Resume the held partitions still assigned (Faust forgets revoked ones itself)."""
+        """Resume the held partitions still assigned (Faust forgets revoked ones itself),
+        and end a fetch that waits without them."""
         self.resume_partitions(self.held & self.assignment())
         self.held.clear()
+        _end_fetch_wait(self)
 
     async def _wait_next_records(self, timeout: float) -> Any:
         records, active = await super()._wait_next_records(timeout)

@@ -83,5 +83,15 @@ def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
         del type(consumer).should_stop
     assert sorted(handed) == sorted((tp, n) for tp, records in batch.items() for n in records)
     assert INBOUND not in consumer._get_active_partitions()
+
+    # aiokafka's fetch, on the consumer's thread, waits for records of the partitions active
+    # when it began: the release ends that wait, on that thread's loop.
+    waiting = asyncio.new_event_loop().create_future()
+    fetcher = SimpleNamespace(_fetch_waiters={waiting})
+    consumer._thread = SimpleNamespace(  # type: ignore[assignment]
+        _ensure_consumer=lambda: SimpleNamespace(_fetcher=fetcher),
+        thread_loop=SimpleNamespace(call_soon_threadsafe=lambda wake: wake()),
+    )  # fmt: skip
     consumer.release()
     assert INBOUND in consumer._get_active_partitions() and not consumer.held
+    assert waiting.done()
