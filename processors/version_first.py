@@ -8,8 +8,9 @@ topic grows, and much of the work done is not readable yet: at 500 msg/s offered
 the worker had translated 86,000 records and versioned 39,000 when the load stopped.
 
 So while more translated records wait for this worker's version stage than it handles in
-about a second, the worker stops fetching its inbound partitions (Faust's pause, which only
-leaves them out of the fetch), and takes them up again when the wait is short. An inbound
+about a second, the worker holds its inbound partitions (out of the fetch, with what was
+fetched of them before still handed out: HeldPartitions), and takes them up again when the
+wait is short. An inbound
 message waits on the log meanwhile, where it is safe, instead of as a translated record.
 """
 
