@@ -10,8 +10,8 @@ the worker had translated 86,000 records and versioned 39,000 when the load stop
 So while more translated records wait for this worker's version stage than it handles in
 about a second, the worker holds its inbound partitions (out of the fetch, with what was
 fetched of them before still handed out: HeldPartitions), and takes them up again when the
-wait is short. An inbound
-message waits on the log meanwhile, where it is safe, instead of as a translated record.
+wait is short. An inbound message waits on the log meanwhile, where it is safe, instead of
+as a translated record.
 """
 
 from __future__ import annotations
@@ -124,14 +124,12 @@ class HeldPartitions(Consumer):
     And Faust puts a partition back in the fetch when its stream's buffer drains, even one
     paused meanwhile; a paused partition now waits for its resume."""
 
-    _held: set[TP] | None = None
+    held: set[TP]  # the partitions version_first holds (paused)
 
-    @property
-    def held(self) -> set[TP]:
-        """The partitions version_first holds (paused)."""
-        if self._held is None:
-            self._held = set()
-        return self._held
+    def _reset_state(self) -> None:
+        """Faust's partition bookkeeping starts afresh (at start, on a restart): so do the holds."""
+        super()._reset_state()
+        self.held = set()
 
     def hold(self, tps: set[TP]) -> None:
         self.pause_partitions(tps)

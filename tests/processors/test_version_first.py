@@ -16,13 +16,18 @@ INBOUND = TP("carelog.inbound.hl7v2", 0)
 OTHER = TP("carelog.inbound.fhir", 0)
 
 
+class _Consumer(WorkerConsumer):
+    should_stop = False  # a Service's, read by getmany
+
+
 def _consumer() -> WorkerConsumer:
     """The worker's consumer with only the partition bookkeeping these methods use."""
-    consumer = object.__new__(WorkerConsumer)
+    consumer = object.__new__(_Consumer)
     consumer.app = SimpleNamespace(in_recovery=False)  # type: ignore[assignment]
     consumer._active_partitions = {INBOUND, OTHER}
     consumer._paused_partitions = set()
     consumer._buffered_partitions = set()
+    consumer.held = set()
     return consumer
 
 
@@ -67,7 +72,6 @@ def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
         in_recovery=False, client_only=False, consumer_generation_id=1,
         monitor=SimpleNamespace(track_tp_end_offset=lambda tp, end: None),
     )  # fmt: skip
-    type(consumer).should_stop = False  # type: ignore[misc,assignment]
 
     async def drain() -> list[tuple[TP, int]]:
         handed = []
@@ -77,16 +81,14 @@ def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
                 consumer.hold({INBOUND})
         return handed
 
-    try:
-        handed = asyncio.run(drain())
-    finally:
-        del type(consumer).should_stop
+    handed = asyncio.run(drain())
     assert sorted(handed) == sorted((tp, n) for tp, records in batch.items() for n in records)
     assert INBOUND not in consumer._get_active_partitions()
 
     # aiokafka's fetch, on the consumer's thread, waits for records of the partitions active
     # when it began: the release ends that wait, on that thread's loop.
-    waiting = asyncio.new_event_loop().create_future()
+    thread_loop = asyncio.new_event_loop()
+    waiting = thread_loop.create_future()
     fetcher = SimpleNamespace(_fetch_waiters={waiting})
     consumer._thread = SimpleNamespace(  # type: ignore[assignment]
         _ensure_consumer=lambda: SimpleNamespace(_fetcher=fetcher),
@@ -95,3 +97,4 @@ def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
     consumer.release()
     assert INBOUND in consumer._get_active_partitions() and not consumer.held
     assert waiting.done()
+    thread_loop.close()
