@@ -46,15 +46,23 @@ def flat_reader(schema: Any, *, plain: bool = False) -> Reader | None:
     return reader
 
 
+def _varint_into(name: str) -> list[str]:
+    """Lines reading a zigzag varint into `name`: one byte (most lengths, versions, enum
+    indexes) in place, as a call to `_long` costs more than the reading."""
+    return [
+        f"{name} = data[at]",
+        f"if {name} < 0x80: at += 1; {name} = ({name} >> 1) ^ -({name} & 1)",
+        f"else: {name}, at = _long(data, at)",
+    ]
+
+
 def _field_lines(field: Field, index: int, plain: bool, namespace: dict[str, Any]) -> list[str]:
     key = f"record[{field.name!r}]"
     kind = field.kind
     if kind is Kind.STRING or kind is Kind.BYTES:
         value = "data[at:end].decode()" if kind is Kind.STRING else "bytes(data[at:end])"
         body = [
-            "size = data[at]",  # a one-byte length (most values), else a longer varint
-            "if size < 0x80: at += 1; size = (size >> 1) ^ -(size & 1)",
-            "else: size, at = _long(data, at)",
+            *_varint_into("size"),
             "end = at + size",
             "if size < 0 or end > len(data): raise ValueError('length past the end')",
             f"{key} = {value}",
@@ -62,15 +70,17 @@ def _field_lines(field: Field, index: int, plain: bool, namespace: dict[str, Any
         ]
     elif kind is Kind.TIMESTAMP and not plain:
         body = ["value, at = _long(data, at)", f"{key} = _EPOCH + _timedelta(microseconds=value)"]
-    elif kind in (Kind.LONG, Kind.INT, Kind.TIMESTAMP):
+    elif kind is Kind.TIMESTAMP:  # microseconds since the epoch: eight bytes
         body = [f"{key}, at = _long(data, at)"]
+    elif kind in (Kind.LONG, Kind.INT):
+        body = [*_varint_into("value"), f"{key} = value"]
     elif kind is Kind.BOOLEAN:
         body = [f"{key} = data[at] != 0", "at += 1"]
     elif kind is Kind.ENUM:
         assert field.symbols is not None
         symbols = f"_symbols_{index}"
         namespace[symbols] = tuple(sorted(field.symbols, key=field.symbols.__getitem__))
-        body = ["value, at = _long(data, at)", f"{key} = {symbols}[value]"]
+        body = [*_varint_into("value"), f"{key} = {symbols}[value]"]
     else:  # a map of strings
         body = [f"{key}, at = _map(data, at)"]
     if not field.optional:
