@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from projections.fhir_store.extract import index_rows
 from projections.fhir_store.fhir_dates import DateFormatError, from_us, instant_us
@@ -135,7 +136,8 @@ class Applier:
         result = Applied()
         offsets = dict(self._offsets)
         events: list[tuple[str, dict[str, Any]]] = []  # (record name, plain Avro record)
-        opened_with: set[str] = set()  # the keys that opened them
+        opened_with: set[str] = set()  # the keys that opened them (`shredded` below)
+        ciphers: dict[str, AESGCM | None] = {}
         for topic, partition, offset, value in records:
             tp = (topic, partition)
             if offset <= offsets.get(tp, -1):
@@ -149,7 +151,7 @@ class Applier:
                 log.error("%s[%d]@%d: cannot decode, skipped: %s", topic, partition, offset, exc)
                 continue
             if name in (_CHANGED, _REJECTED):
-                if key_id := open_record(name, event):
+                if key_id := open_record(name, event, ciphers):
                     opened_with.add(key_id)
                 if event["sealed"] is None:  # else erased (carelog erase): its key is gone
                     events.append((name, event))

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Message
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from projections.lake.offsets import Positions
 from schemas.codec import AvroCodec
@@ -90,6 +91,7 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
     changes: list[Change] = []
     read: Positions = {}
     skipped = 0
+    ciphers: dict[str, AESGCM | None] = {}  # the sink checks `shredded` before it writes
     for msg in messages:
         topic, partition, offset = (
             str(msg.topic()),
@@ -111,7 +113,7 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
                 "skipping %s[%d]@%d: %s is not a ResourceChanged", topic, partition, offset, name
             )
             continue
-        key_id = open_record(name, record)
+        key_id = open_record(name, record, ciphers)
         if record["sealed"] is not None:  # erased (carelog erase): its key is gone
             skipped += 1
             continue

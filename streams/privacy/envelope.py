@@ -16,6 +16,8 @@ import threading
 from collections.abc import Collection
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from streams.privacy.aead import Unreadable, open_sealed, seal
 from streams.privacy.keystore import KafkaKeyStore, KeyStore, MemoryKeyStore
 from streams.privacy.message_keys import MessageKeys
@@ -217,16 +219,27 @@ def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> 
         record[f] = _EMPTY.get(f)
 
 
-def open_record(name: str, record: dict[str, Any]) -> str | None:
+def open_record(
+    name: str, record: dict[str, Any], ciphers: dict[str, AESGCM | None] | None = None
+) -> str | None:
     """Open a sealed `record` in place; one whose key is gone stays sealed (erased).
     Returns the id of the key it opened with (None: in clear, or not opened): a reader that
-    writes what it read checks `shredded` of it first (an erasure may have come between)."""
+    writes what it read checks `shredded` of it first (an erasure may have come between).
+
+    `ciphers`: a batch's keys, looked up once each (a patient's changes come together). Only
+    for a reader that checks `shredded` after the batch: a shred that arrives while the
+    batch is opened is seen there, not here."""
     sealed = record.get("sealed")
     if sealed is None:
         return None
     key_id = record["key_id"]
-    store = keystore()
-    cipher = store.cipher(key_id) if store is not None and key_id else None
+    if ciphers is not None and key_id in ciphers:
+        cipher = ciphers[key_id]
+    else:
+        store = keystore()
+        cipher = store.cipher(key_id) if store is not None and key_id else None
+        if ciphers is not None:
+            ciphers[key_id] = cipher
     if cipher is None:
         return None
     try:

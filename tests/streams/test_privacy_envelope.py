@@ -187,3 +187,22 @@ def test_owner_of_a_resource(
     id of several), found in its canonical JSON; a mention that is no reference is none."""
     found = envelope.owner_of(resource_type, "self", canonical_json(resource))
     assert found == owner
+
+
+def test_a_batch_looks_each_key_up_once_and_a_shredded_key_stays_shut(
+    keys: MemoryKeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    codec = AvroCodec()
+    sealed = [encode_event(_observation(p)) for p in ("p1", "p1", "p1", "p2", "p2")]
+    gone = encode_event(_observation("p3"))
+    keys.shred(keys.key_ids("patient:p3"))
+    looked_up: list[str] = []
+    lookup = keys.cipher
+    monkeypatch.setattr(keys, "cipher", lambda key_id: looked_up.append(key_id) or lookup(key_id))
+    ciphers: dict[str, object] = {}
+    records = [codec.decode(data, plain=True)[1] for data in [*sealed, gone, gone]]
+    opened = [envelope.open_record("ResourceChanged", r, ciphers) for r in records]  # type: ignore[arg-type]
+    assert opened[:5] == [_key_id(d) for d in sealed] and opened[5:] == [None, None]
+    assert all(b"Zebedee" in r["resource"].encode() for r in records[:5])
+    assert all(r["sealed"] is not None and not r["resource"] for r in records[5:])
+    assert sorted(looked_up) == sorted({_key_id(d) for d in [*sealed, gone]})  # once each
