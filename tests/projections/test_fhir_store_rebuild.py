@@ -17,7 +17,7 @@ import pytest
 
 from projections.fhir_store import FhirStore, StoreError
 from projections.fhir_store.rebuild import compare
-from projections.fhir_store.schema import ALL_INDEX_TABLES, connect
+from projections.fhir_store.schema import ALL_INDEX_TABLES, PAGE_SIZE, connect
 from tests.projections import fhir_samples as samples
 from tests.projections.fhir_store_support import Offsets, changed, rejected
 
@@ -85,6 +85,8 @@ def test_bulk_build_equals_change_by_change(
         assert rows == _rows(built, f"SELECT * FROM {table}"), table
     assert _indexes(live) == _indexes(built)
     assert built.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for store_file in (live, built):  # both kinds of new file take the store's page size
+        assert store_file.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     with FhirStore.open(tmp_path / "bulk.sqlite", readonly=True) as store:
         assert {r.id for r in store.search("Patient", [("family", "renamed")]).matches} == {
             f"p{n}" for n in range(0, 12, 2)
@@ -99,6 +101,19 @@ def test_an_unfinished_bulk_store_gets_its_indexes_when_opened_to_write(tmp_path
     with FhirStore.open(path) as store:
         names = {row[1] for row in _indexes(store._conn())}
     assert {"ix_token_value", "versions_inbound", "resources_lu"} <= names
+
+
+def test_a_store_made_with_other_pages_keeps_them_and_takes_changes(tmp_path: Path) -> None:
+    path = tmp_path / "older.sqlite"
+    made = sqlite3.connect(path)
+    made.execute("PRAGMA page_size = 4096")
+    made.execute("VACUUM")  # an empty file of 4 KiB pages, as stores were made before
+    made.close()
+    records = _log()
+    with FhirStore.open(path) as store:
+        store.applier().apply(records)
+        assert store.read("Patient", "p0") is not None
+    assert connect(path, True).execute("PRAGMA page_size").fetchone()[0] == 4096
 
 
 def _index_rows(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
