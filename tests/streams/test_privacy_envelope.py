@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from processors.canonical import canonical_json
 from schemas.codec import AvroCodec
@@ -199,9 +200,9 @@ def test_a_batch_looks_each_key_up_once_and_a_shredded_key_stays_shut(
     looked_up: list[str] = []
     lookup = keys.cipher
     monkeypatch.setattr(keys, "cipher", lambda key_id: looked_up.append(key_id) or lookup(key_id))
-    ciphers: dict[str, object] = {}
+    ciphers: dict[str, AESGCM | None] = {}
     records = [codec.decode(data, plain=True)[1] for data in [*sealed, gone, gone]]
-    opened = [envelope.open_record("ResourceChanged", r, ciphers) for r in records]  # type: ignore[arg-type]
+    opened = [envelope.open_record("ResourceChanged", r, ciphers) for r in records]
     assert opened[:5] == [_key_id(d) for d in sealed] and opened[5:] == [None, None]
     assert all(b"Zebedee" in r["resource"].encode() for r in records[:5])
     assert all(r["sealed"] is not None and not r["resource"] for r in records[5:])
