@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from projections.fhir_store.extract import index_rows
 from projections.fhir_store.fhir_dates import DateFormatError, from_us, instant_us
@@ -37,7 +36,7 @@ from projections.fhir_store.wide_insert import insert_rows
 from schemas.codec import AvroCodec
 from schemas.errors import CodecError
 from schemas.events import Operation, Rejected, ResourceChanged
-from streams.privacy.envelope import open_record, shredded
+from streams.privacy.envelope import KeyMemo, open_record, shredded
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class Applier:
         offsets = dict(self._offsets)
         events: list[tuple[str, dict[str, Any]]] = []  # (record name, plain Avro record)
         opened_with: set[str] = set()  # the keys that opened them (`shredded` below)
-        ciphers: dict[str, AESGCM | None] = {}
+        ciphers: KeyMemo = {}
         for topic, partition, offset, value in records:
             tp = (topic, partition)
             if offset <= offsets.get(tp, -1):

@@ -118,10 +118,11 @@ INDEX_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 ALL_INDEX_TABLES = sorted({table for table, _ in INDEX_TABLES.values()})
 
 # Pages of 16 KiB rather than SQLite's 4 KiB: a version row (its JSON) is about 1 KB, and
-# the index B-trees get shallower. Measured against 4 KiB: rebuild 0.87x the time, live apply
-# in batches of 5,000 1.18x the rate (batches of 10 alike), reads 0.7x and searches 0.6-0.7x
-# the time; 32 and 64 KiB cost small live batches 0.78x and 0.53x (docs/figures.md). Only a
-# new file takes it: an existing store keeps the size it was made with.
+# the index B-trees get shallower. Measured against 4 KiB in paired runs: rebuild 0.87x the
+# time (0.95x through bench_fhir_store on a slower host), live apply in batches of 5,000
+# 1.18x the rate (1.08x) and of 10 alike, reads 0.7x and searches 0.6-0.7x the time; 32 and
+# 64 KiB cost small live batches 0.78x and 0.53x (docs/figures.md). Only a new file takes
+# it: an existing store keeps the size it was made with.
 PAGE_SIZE = 16_384
 # A bulk build's writers (the builder and its index processes) wait for each other's batch,
 # which on a loaded machine can take seconds: the wait allowed is long (nobody else writes).
@@ -146,21 +147,20 @@ def connect(path: Path | str, readonly: bool = False, bulk: bool = False) -> sql
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot open the FHIR store {path}: {exc}") from exc
         conn.execute("PRAGMA query_only = 1")
-    elif bulk:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before anything is written
-        conn.execute("PRAGMA journal_mode = OFF")
-        conn.execute("PRAGMA synchronous = OFF")
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before WAL mode, which fixes it
-        conn.execute("PRAGMA journal_mode = WAL")
-        # A commit survives a crash of the process (the WAL is written); an OS crash may
-        # lose the last transactions, which the log replays: offsets travel with state.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        # Before anything is written or WAL mode is set, either of which fixes the size.
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        if bulk:
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+        else:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # A commit survives a crash of the process (the WAL is written); an OS crash may
+            # lose the last transactions, which the log replays: offsets travel with state.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
     conn.execute(f"PRAGMA busy_timeout = {_BULK_BUSY_MS if bulk else _BUSY_MS}")
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
     conn.execute("PRAGMA mmap_size = 1073741824")

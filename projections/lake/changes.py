@@ -14,14 +14,13 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Message
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from projections.lake.offsets import Positions
 from schemas.codec import AvroCodec
 from schemas.errors import CodecError
 from schemas.events import ResourceChanged
 from streams.event_codec import encode_event
-from streams.privacy.envelope import open_record, shredded
+from streams.privacy.envelope import KeyMemo, open_record, shredded
 
 log = logging.getLogger(__name__)
 _codec = AvroCodec()
@@ -91,7 +90,7 @@ def decode_batch(messages: Iterable[Message]) -> Batch:
     changes: list[Change] = []
     read: Positions = {}
     skipped = 0
-    ciphers: dict[str, AESGCM | None] = {}  # the sink checks `shredded` before it writes
+    ciphers: KeyMemo = {}  # the sink checks `shredded` before it writes
     for msg in messages:
         topic, partition, offset = (
             str(msg.topic()),

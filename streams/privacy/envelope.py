@@ -37,6 +37,9 @@ PHI_FIELDS: dict[str, tuple[str, ...]] = {
 _EMPTY: dict[str, Any] = {"original": b"", "operation_outcome": "", "reason": ""}
 _NONE, _BYTES, _STR = 0, 1, 2
 
+# A batch's keys, looked up once each (`open_record`): key id -> its cipher, None if gone.
+KeyMemo = dict[str, AESGCM | None]
+
 _store: KeyStore | None = None
 _store_lock = threading.Lock()
 _store_off = False
@@ -219,9 +222,7 @@ def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> 
         record[f] = _EMPTY.get(f)
 
 
-def open_record(
-    name: str, record: dict[str, Any], ciphers: dict[str, AESGCM | None] | None = None
-) -> str | None:
+def open_record(name: str, record: dict[str, Any], ciphers: KeyMemo | None = None) -> str | None:
     """Open a sealed `record` in place; one whose key is gone stays sealed (erased).
     Returns the id of the key it opened with (None: in clear, or not opened): a reader that
     writes what it read checks `shredded` of it first (an erasure may have come between).

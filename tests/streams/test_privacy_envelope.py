@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from processors.canonical import canonical_json
 from schemas.codec import AvroCodec
@@ -200,7 +199,7 @@ def test_a_batch_looks_each_key_up_once_and_a_shredded_key_stays_shut(
     looked_up: list[str] = []
     lookup = keys.cipher
     monkeypatch.setattr(keys, "cipher", lambda key_id: looked_up.append(key_id) or lookup(key_id))
-    ciphers: dict[str, AESGCM | None] = {}
+    ciphers: envelope.KeyMemo = {}
     records = [codec.decode(data, plain=True)[1] for data in [*sealed, gone, gone]]
     opened = [envelope.open_record("ResourceChanged", r, ciphers) for r in records]
     assert opened[:5] == [_key_id(d) for d in sealed] and opened[5:] == [None, None]
