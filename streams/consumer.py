@@ -30,6 +30,18 @@ MAX_PER_READ = 10_000  # messages asked of librdkafka in one call
 PartitionsCallback = Callable[[list[TopicPartition]], None]
 
 
+def take_ready(consumer: Consumer, count: int, wait: float) -> list[Message]:
+    """Up to `count` messages (end-of-partition notices included): what is fetched already;
+    with nothing fetched, the first to arrive within `wait` seconds and what came with it.
+    (`consume(count, wait)` alone waits for all `count` or the whole `wait`.)"""
+    messages = consumer.consume(count, 0)
+    if not messages and wait > 0:
+        first = consumer.poll(wait)
+        if first is not None:
+            messages = [first, *consumer.consume(count - 1, 0)] if count > 1 else [first]
+    return messages
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     """A batch closes at `max_events` messages, `max_seconds` after its first, or when no more
@@ -127,15 +139,9 @@ class BatchReader:
                 return
 
     def _read(self, count: int, wait: float) -> int:
-        """Append what one read brings to the pending batch; how many messages came. Takes
-        what is fetched already; with nothing there, waits up to `wait` for one message."""
-        messages = self.consumer.consume(count, 0)
-        if not messages and wait > 0:
-            first = self.consumer.poll(wait)
-            if first is not None:
-                messages = [first, *self.consumer.consume(count - 1, 0)] if count > 1 else [first]
+        """Append what one read brings to the pending batch; how many messages came."""
         fresh = 0
-        for msg in messages:
+        for msg in take_ready(self.consumer, count, wait):
             err = msg.error()
             if err is None:
                 self._pending.append(msg)

@@ -28,6 +28,7 @@ from confluent_kafka import (
 # confluent-kafka's stubs do not re-export these, though the package does (and documents them).
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from streams.consumer import take_ready
 from streams.errors import BrokerUnavailable
 from streams.kafka_config import client_config, reader_config
 from streams.settings import Settings
@@ -167,7 +168,7 @@ def count_pending(
         consumer.assign([TopicPartition(t, n, p.position) for (t, n), p in small.items()])
         deadline = time.monotonic() + timeout
         while len(done) < len(small) and time.monotonic() < deadline:
-            for msg in consumer.consume(COUNT_LIMIT, 0.2):
+            for msg in take_ready(consumer, COUNT_LIMIT, 0.2):
                 topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
                 assert topic is not None and partition is not None
                 key = (topic, partition)

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.errors import CodecError
 from schemas.events import InboundMessage, Rejected, ResourceChanged, ResourceTranslated
 from streams.admin import admin_client
+from streams.consumer import take_ready
 from streams.errors import LogError
 from streams.event_codec import decode_event
 from streams.kafka_config import reader_config
@@ -122,7 +123,7 @@ def _until_ends(consumer: Consumer, ends: dict[Position, int]) -> Iterator[LogRe
     """Each partition's records up to its end, and its Position once it has no more."""
     pending = dict(ends)
     while pending:
-        for msg in consumer.consume(500, 0.5):
+        for msg in take_ready(consumer, 500, 0.5):
             error = msg.error()
             if error is not None:
                 done = (msg.topic() or "", msg.partition() or 0)

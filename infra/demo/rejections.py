@@ -17,6 +17,7 @@ from infra.demo.outgoing import Outgoing
 from schemas.errors import CodecError
 from schemas.events import InboundMessage, Rejected
 from streams.admin import admin_client
+from streams.consumer import take_ready
 from streams.event_codec import decode_event
 from streams.kafka_config import reader_config
 from streams.lag import partitions_of, watermarks
@@ -59,7 +60,7 @@ def find_rejections(
         consumer.assign([TopicPartition(REJECTED, p, o) for p, o in since.items()])
         deadline = time.monotonic() + timeout
         while len(found) < len(wanted) and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.5):
+            for msg in take_ready(consumer, 500, 0.5):
                 if msg.error() is not None:
                     continue
                 try:

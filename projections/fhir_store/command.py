@@ -30,7 +30,7 @@ from streams.settings import Settings
 log = logging.getLogger("carelog.projection")
 
 
-def _run(path: Path, settings: Settings, idle: float | None) -> int:
+def _run(path: Path, settings: Settings, idle: float | None, caught_up: bool) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -53,7 +53,8 @@ def _run(path: Path, settings: Settings, idle: float | None) -> int:
                      applied.records, applied.versions, applied.rejections)  # fmt: skip
 
         try:
-            stats = consume(store, settings, stop=stop, idle_timeout=idle, on_batch=on_batch)
+            stats = consume(store, settings, stop=stop, idle_timeout=idle, caught_up=caught_up,
+                            on_batch=on_batch)  # fmt: skip
         finally:
             store.close()
     log.info("stopped: %d events applied (%d versions, %d rejections) in %.1fs",
@@ -74,7 +75,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.store or settings.fhir_store_file
     try:
         if args.action == "run":
-            return _run(path, settings, args.idle)
+            return _run(path, settings, args.idle, args.until_caught_up)
         if args.action == "rebuild":
             stats = rebuild(path, settings)
             print(f"rebuilt {path} from offset 0: {stats.records} events, {stats.versions} "

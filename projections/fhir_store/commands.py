@@ -22,6 +22,11 @@ def add_commands(sub: Any) -> None:
         "--store", type=Path, help="store file (default CARELOG_FHIR_STORE_PATH)"
     )
     projection.add_argument("--idle", type=float, help="run: stop after this many idle seconds")
+    projection.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="run: stop once the store holds the log up to where it ended when the run started",
+    )
     projection.set_defaults(func=cmd_projection)
 
 

@@ -26,8 +26,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from projections.fhir_store.apply import Applied, Record
 from projections.fhir_store.errors import StoreError
 from projections.fhir_store.store import FhirStore
+from streams.admin import admin_client
 from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import reader_config
+from streams.lag import watermarks
 from streams.settings import Settings
 from streams.topics import AUDIT, FHIR_CHANGES, REJECTED
 from streams.unreachable import until_reachable
@@ -137,9 +139,10 @@ def consume(
         if until is not None:
             targets = {tp: until[tp] + 1 for tp in partitions}
         elif caught_up:  # asked before assigning: once fetching, each answer waits a fetch out
-            for t, p in partitions:
-                _, high = reader.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=15)
-                targets[(t, p)] = high
+            # Last stable offsets: a transaction left open is not waited for (read_committed
+            # stops there until it ends).
+            ends = watermarks(admin_client(settings), partitions, timeout=15)
+            targets = {tp: end for tp, (_, end) in ends.items()}
         reader.assign([
             TopicPartition(t, p, stored[(t, p)] + 1 if (t, p) in stored else OFFSET_BEGINNING)
             for t, p in partitions

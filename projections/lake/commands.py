@@ -18,6 +18,11 @@ def add_commands(sub: Any) -> None:
         "sink", help="the Delta Lake sink: carelog.fhir.changes -> bronze/silver tables"
     )
     sink.add_argument("--idle", type=float, help="stop after this many seconds without changes")
+    sink.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once the tables hold the log up to where it ended when the sink started",
+    )
     sink.set_defaults(func=cmd_sink)
 
     lake = sub.add_parser(
@@ -52,7 +57,9 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     configure()  # before serve_metrics adds its error counter to the root logger
     lag = group_lag_reader(settings, settings.lake.group_id, [FHIR_CHANGES])
     serve_metrics("sink", settings, settings.lake.metrics_port, lag)
-    stats = run_sink(settings, idle_timeout=args.idle, on_batch=metrics.observe)
+    stats = run_sink(
+        settings, idle_timeout=args.idle, on_batch=metrics.observe, caught_up=args.until_caught_up
+    )
     print(json.dumps(describe(stats)))
     return 0
 

@@ -41,12 +41,15 @@ from projections.lake.changes import (
     unseen,
 )
 from projections.lake.deidentify import Deidentifier
+from projections.lake.errors import LakeError
 from projections.lake.offsets import Positions, commit_properties, resume_offsets, table_positions
 from projections.lake.purge import COMMIT_RETRIES, purge_resources
 from projections.lake.tables import BRONZE, Lake
 from projections.lake.views import SHIPPED_VIEWS, SYSTEM_FIELDS, View, load_views
+from streams.admin import admin_client
 from streams.consumer import BatchLimits, BatchReader
 from streams.kafka_config import consumer_config
+from streams.lag import partitions_of, watermarks
 from streams.settings import Settings, get_settings
 from streams.topics import FHIR_CHANGES
 from streams.unreachable import until_reachable
@@ -450,9 +453,15 @@ class LakeSink:
         idle_timeout: float | None = None,
         stop: threading.Event | None = None,
         on_batch: Callable[[Batch, float], None] | None = None,
+        caught_up: bool = False,
     ) -> Stats:
-        """Consume and write until `stop` is set, SIGTERM/SIGINT, or `idle_timeout` seconds idle."""
+        """Consume and write until `stop` is set, SIGTERM/SIGINT, or `idle_timeout` seconds idle;
+        with `caught_up`, until every partition is written up to the end it had when this
+        started (the sink as a batch job)."""
         stop = stop or threading.Event()
+        # The ends are asked before joining: once fetching, a caught-up reader would stop at
+        # whatever it had fetched.
+        ends = self._log_ends() if caught_up else {}
         # A batch allocates millions of small, short-lived objects (decoded events, parsed
         # JSON, rows); at the default thresholds the collector keeps rescanning the whole heap
         # and halves throughput. Nothing here makes reference cycles worth chasing that often.
@@ -505,8 +514,22 @@ class LakeSink:
             for tp in partitions:
                 start = resume[tp.partition]
                 tp.offset = OFFSET_BEGINNING if start is None else start
+                starts[tp.partition] = start or 0
             log.info("assigned %s", {tp.partition: tp.offset for tp in partitions})
             self.stats.assigned_at = self.stats.assigned_at or time.monotonic()
+
+        starts: dict[int, int] = {}  # partition -> where this member resumed it
+
+        def reached() -> bool:
+            """Every partition is this member's and read to its end (`caught_up`)."""
+            if not ends:
+                return False
+            assigned = {tp.partition for tp in reader.consumer.assignment()}
+            if assigned != set(ends):
+                return False
+            pending = [TopicPartition(self.topic, p) for p, end in ends.items() if starts[p] < end]
+            # The position, not the last record: it moves past transaction markers too.
+            return all(tp.offset >= ends[tp.partition] for tp in reader.consumer.position(pending))
 
         def write(batch: Batch) -> None:
             self.write_batch(batch)
@@ -517,7 +540,8 @@ class LakeSink:
         reader.subscribe([self.topic], start_at)
         read_total: Positions = {}
         try:
-            for messages in reader.batches(stop=stop, idle_timeout=idle_timeout):
+            batches = reader.batches(stop=stop, idle_timeout=idle_timeout, done=reached)
+            for messages in batches:
                 batch = until_reachable("lake batch", partial(decode_batch, messages), stop)
                 finish_in_flight()
                 in_flight = (writer.submit(write, batch), messages)
@@ -531,6 +555,14 @@ class LakeSink:
             reader.close()
         return self.stats
 
+    def _log_ends(self) -> dict[int, int]:
+        """{partition: last stable offset} of every partition of the topic, now."""
+        admin = admin_client(self.settings)
+        marks = watermarks(admin, partitions_of(admin, [self.topic]), timeout=15)
+        if not marks:
+            raise LakeError(f"topic {self.topic} does not exist: run `carelog topics create`")
+        return {p: end for (_, p), (_, end) in marks.items()}
+
 
 def _file_gone(exc: DeltaError) -> bool:
     """A read of a data file the snapshot names failed: the file is no longer there."""
@@ -542,11 +574,12 @@ def run_sink(
     settings: Settings | None = None,
     idle_timeout: float | None = None,
     on_batch: Callable[[Batch, float], None] | None = None,
+    caught_up: bool = False,
 ) -> Stats:
     sink = LakeSink(settings)
     started = datetime.now(UTC)
     log.info("lake %s: %d tables; reading %s", sink.lake.uri, len(sink.targets), sink.topic)
-    stats = sink.run(idle_timeout=idle_timeout, on_batch=on_batch)
+    stats = sink.run(idle_timeout=idle_timeout, on_batch=on_batch, caught_up=caught_up)
     log.info(
         "stopped after %s: %d batches, %d changes, rows %s",
         datetime.now(UTC) - started,

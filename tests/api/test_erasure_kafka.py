@@ -185,7 +185,7 @@ def world(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
     for path in (settings.fhir_store_file, settings.notifier_state_dir / "store.sqlite"):
         with FhirStore.open(path) as store:  # the store, and the notifier's copy of it
             consume(store, settings, caught_up=True)
-    run_sink(settings, idle_timeout=3)
+    run_sink(settings, caught_up=True)
     yield World(settings, settings.fhir_store_file, erased, kept, killed, ids)
 
 

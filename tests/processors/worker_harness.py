@@ -13,6 +13,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from schemas.events import Event
+from streams.consumer import take_ready
 from streams.event_codec import decode_event
 from streams.settings import PROJECT_ROOT, Settings
 
@@ -98,7 +99,7 @@ def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]
     out: list[tuple[bytes | None, Event]] = []
     done: set[int] = set()
     while len(done) < len(meta.partitions):
-        for msg in consumer.consume(1000, 2.0):
+        for msg in take_ready(consumer, 1000, 2.0):
             if msg.error() is None:
                 out.append((msg.key(), decode_event(msg.value())))
             else:

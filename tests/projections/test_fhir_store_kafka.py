@@ -114,8 +114,7 @@ def test_exactly_once_across_sigkill(kafka_settings: Settings, tmp_path: Path) -
     before = len(_our_versions(path, prefix))
     assert 0 < before < total, f"the kill did not land mid-stream ({before} of {total})"
     assert (lock := path.with_name(path.name + ".lock")).exists()  # the lock died with it
-    # --idle counts from start-up: leave room for joining a fresh broker before the first fetch.
-    finished = carelog("projection", "run", "--store", str(path), "--idle", "15")
+    finished = carelog("projection", "run", "--store", str(path), "--until-caught-up")
     assert finished.returncode == 0, finished.stderr
     rows = _our_versions(path, prefix)
     expected = sorted((f"{prefix}{i}", v) for i in range(resources) for v in range(1, versions + 1))
@@ -138,7 +137,7 @@ def test_rebuild_and_verify(kafka_settings: Settings, tmp_path: Path) -> None:
         changed({"resourceType": "Patient", "id": pid}, 3, delete=True),
     ])  # fmt: skip
     path = tmp_path / "store.sqlite"
-    built = carelog("projection", "run", "--store", str(path), "--idle", "2")
+    built = carelog("projection", "run", "--store", str(path), "--until-caught-up")
     assert built.returncode == 0, built.stderr
     verified = carelog("projection", "verify", "--store", str(path))
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -94,7 +94,7 @@ def written(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
 
     patient.write = dies_on_the_third
     with pytest.raises(OSError, match="killed between"):
-        first.run(idle_timeout=3.0)
+        first.run(caught_up=True)
     lake = first.lake
     crashed_at = _positions(DeltaTable(lake.uri_of(BRONZE)), topic)
     assert crashed_at != _positions(DeltaTable(lake.uri_of(PATIENT)), topic), "no crash to test"
@@ -102,7 +102,7 @@ def written(kafka_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     # Batches smaller than the gap: the restart holds what it reads again until it reaches
     # bronze's position, or silver/patient would commit between bronze's positions.
     second = _sink(settings, topic, batch=15)
-    stats = second.run(idle_timeout=3.0)
+    stats = second.run(caught_up=True)
     assert stats.changes > 0
     # Which table compacts depends on how the batches fell (bronze leads after the crash).
     assert stats.compactions, "no compaction among the versions to open as of"

@@ -37,14 +37,15 @@ PATIENTS = 1500
 CHECKED_VERSIONS = 25  # bronze versions whose position is opened as of, at most
 
 
-def start_sink(env: dict[str, str], log: Path, idle: float = 4) -> subprocess.Popen[bytes]:
-    """A sink in a consumer group of its own: where it resumes is in the lake's Delta commits,
-    and a new group does not wait out the session of the member a SIGKILL left behind."""
+def start_sink(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A sink in a consumer group of its own, until it has written the log as it was when it
+    started: where it resumes is in the lake's Delta commits, and a new group does not wait out
+    the session of the member a SIGKILL left behind."""
     carelog = str(Path(sys.executable).with_name("carelog"))
     env = {**env, "CARELOG_LAKE_GROUP_ID": f"crash-{uuid.uuid4().hex[:12]}"}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [carelog, "sink", "--idle", str(idle)], env=env, stdout=out, stderr=out
+            [carelog, "sink", "--until-caught-up"], env=env, stdout=out, stderr=out
         )
 
 
@@ -73,7 +74,7 @@ def test_sigkill_mid_batch_writes_nothing_twice_and_loses_nothing(
     }
     # The session's earlier tests left their changes on the topic: the lake takes them in
     # first, in full-size batches, so that the kills below land among this test's changes.
-    assert start_sink(env, tmp_path / "sink.log", idle=1).wait(timeout=240) == 0
+    assert start_sink(env, tmp_path / "sink.log").wait(timeout=240) == 0
     with EventProducer(kafka_settings) as producer:
         delivered = append(producer, events)
     env |= {"CARELOG_LAKE_BATCH_MAX_EVENTS": "250", "CARELOG_LAKE_BATCH_MAX_SECONDS": "0.2"}

@@ -56,9 +56,9 @@ def producer(kafka_settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def sink_once(settings: Settings) -> LakeSink:
-    """Run a sink until the topic is drained (2 s without changes)."""
+    """Run a sink until it has written the topic as it was when it started."""
     sink = LakeSink(settings)
-    sink.run(idle_timeout=2.0)
+    sink.run(caught_up=True)
     return sink
 
 

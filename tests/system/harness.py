@@ -40,6 +40,7 @@ from deltalake import DeltaTable
 from api.security.dev_token import mint_token
 from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Format, InboundMessage, Rejected, ResourceChanged
+from streams.consumer import take_ready
 from streams.event_codec import decode_event
 from streams.settings import PROJECT_ROOT
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
@@ -471,27 +472,33 @@ class TopicReader:
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": f"faults-reader-{uuid.uuid4()}",
             "enable.auto.commit": False, "isolation.level": "read_committed", "log_level": 0,
+            "enable.partition.eof": True,
         })  # fmt: skip
-        partitions = sorted(p for t, p in start if t == topic)
-        self.consumer.assign([TopicPartition(topic, p, start[(topic, p)]) for p in partitions])
+        self.partitions = {p for t, p in start if t == topic}
+        self.consumer.assign([TopicPartition(topic, p, start[(topic, p)]) for p in self.partitions])
+        self.at_end: set[int] = set()  # partitions whose last fetch reached the end
 
     def read(self, budget: float = 3.0) -> list[tuple[int, int, bytes]]:
-        """What is new now: until a fetch brings nothing (or `budget` seconds). Callers poll
-        again: an open transaction's records come once it commits (read_committed)."""
+        """What is new now: until every partition is at its end (or `budget` seconds). Callers
+        poll again: an open transaction's records come once it commits (read_committed)."""
         out: list[tuple[int, int, bytes]] = []
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
-            batch = self.consumer.consume(1000, 0.3)
-            if not batch:
-                break
+            # The end of every partition says when to stop: waiting for a read to come back
+            # empty made each poll of the four topics take 2 s.
+            batch = take_ready(self.consumer, 1000, 0.1)
             for msg in batch:
-                err = msg.error()
+                part, off, err = msg.partition(), msg.offset(), msg.error()
+                assert part is not None
                 if err is not None:
                     assert err.code() == KafkaError._PARTITION_EOF, err
+                    self.at_end.add(part)
                     continue
-                part, off = msg.partition(), msg.offset()
-                assert part is not None and off is not None
+                assert off is not None
+                self.at_end.discard(part)
                 out.append((part, off, msg.value() or b""))
+            if not batch and self.at_end >= self.partitions:
+                break
         return out
 
     def close(self) -> None:
