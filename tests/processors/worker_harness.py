@@ -109,8 +109,10 @@ def read_all(settings: Settings, topic: str) -> list[tuple[bytes | None, Event]]
 
 
 def wait_for(
-    what: Callable[[], bool], timeout: float, worker: Worker | None = None, every: float = 1.0
+    what: Callable[[], bool], timeout: float, worker: Worker | None = None, every: float = 0.3
 ) -> None:
+    """Poll `what` until it holds (its reads of the log stop at the log's end, so a look costs
+    little); past `timeout` fail with the worker's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if what():
