@@ -46,6 +46,7 @@ app = create_app(
     topic_partitions=_partitions[FHIR_TRANSLATED],
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.worker.session_timeout_seconds,
+    consumer_group_instance_id=settings.worker.instance_id,
     broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_seconds / 4),
     broker_commit_interval=settings.worker.commit_interval_seconds,
     producer_linger=settings.worker.producer_linger_seconds,

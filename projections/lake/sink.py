@@ -485,6 +485,8 @@ class LakeSink:
                 "fetch.wait.max.ms": 200,
             },
         )
+        if self.settings.lake.instance_id:
+            config["group.instance.id"] = self.settings.lake.instance_id
         reader = BatchReader(
             Consumer(config),
             BatchLimits(self.settings.lake.batch_max_events, self.settings.lake.batch_max_seconds),

@@ -22,6 +22,13 @@ class WorkerSettings(Concern):
         description="Consumer session timeout of `carelog worker`: how long the group waits "
         "for a member that stopped answering (e.g. killed) before its partitions move on.",
     )
+    instance_id: str | None = Field(
+        None,
+        description="A static member id of `carelog worker` in its group (Kafka's "
+        "group.instance.id), unique among the live workers: restarted with it, the worker takes "
+        "its partitions back at once instead of after session_timeout_seconds. A worker "
+        "stopped for good with one keeps its partitions for that long. `carelog run` sets it.",
+    )
     commit_interval_seconds: float = Field(
         0.5,
         description="How often `carelog worker` commits its transactions. Each stage's output "

@@ -1,6 +1,8 @@
-"""A worker killed with SIGKILL mid-stream and restarted: no duplicate, no gap in versions.
+"""A worker killed with SIGKILL mid-stream and restarted: no duplicate, no gap in versions,
+and, restarted with its static member id (as `carelog run` gives it), it takes its partitions
+back at once instead of after the dead member's session.
 
-In a module of its own so that no other worker shares the group while it runs.
+The worker has a consumer group of its own, started at the ends of its input topics.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import pytest
 
 from streams.settings import Settings
 from tests.processors.test_worker_pipeline import changes_for, fhir_put, patient, publish
-from tests.processors.worker_harness import Worker, wait_for
+from tests.processors.worker_harness import Worker, start_group_at_ends, wait_for
 
 pytestmark = pytest.mark.kafka
+
+SESSION_SECONDS = 90
 
 
 def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
@@ -26,9 +30,17 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
     events = [
         fhir_put(patient(pid, birthDate=f"19{50 + r}-01-01")) for r in range(rounds) for pid in ids
     ]
-    publish(kafka_settings, events)
 
-    worker = Worker(tmp_path / "crash")
+    group = f"carelog-processors-crash-{uuid.uuid4().hex[:8]}"  # Faust's group is its app id
+    start_group_at_ends(kafka_settings, group)
+    publish(kafka_settings, events)
+    worker = Worker(tmp_path / "crash", {
+        "CARELOG_PROCESSORS_APP_ID": group,
+        "CARELOG_WORKER_INSTANCE_ID": f"{group}-worker",
+        # Longer than the wait below: without its static id, the restarted worker would get
+        # no partition until the killed one's session ended.
+        "CARELOG_WORKER_SESSION_TIMEOUT_SECONDS": str(SESSION_SECONDS),
+    })  # fmt: skip
     worker.start()
     try:
         wait_for(
@@ -42,7 +54,7 @@ def test_sigkill_mid_stream_leaves_no_duplicate_and_no_gap(
         expected = len(ids) * rounds
         wait_for(
             lambda: sum(map(len, changes_for(kafka_settings, set(ids)).values())) >= expected,
-            240,
+            SESSION_SECONDS / 2,
             worker,
         )
     finally:

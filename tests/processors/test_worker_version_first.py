@@ -22,7 +22,7 @@ from streams.settings import Settings
 from streams.topics import FHIR_TRANSLATED, inbound_topic
 from tests.bench.bench_e2e import hl7_message
 from tests.processors.test_worker_pipeline import publish
-from tests.processors.worker_harness import Worker
+from tests.processors.worker_harness import Worker, start_group_at_ends
 
 pytestmark = pytest.mark.kafka
 
@@ -61,27 +61,12 @@ def _sums(settings: Settings, group: str) -> tuple[int, int, int, int, int]:
         reader.close()
 
 
-def _start_at_ends(settings: Settings, group: str) -> None:
-    """Commit `group`'s offsets at the ends of the worker's input topics, before it exists."""
-    reader = Consumer(reader_config(settings, "version-first", **{"group.id": group}))
-    try:
-        tps = []
-        for topic in [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]:
-            for p in reader.list_topics(topic, timeout=10).topics[topic].partitions:
-                tp = TopicPartition(topic, p)
-                tp.offset = reader.get_watermark_offsets(tp, timeout=10)[1]
-                tps.append(tp)
-        reader.commit(offsets=tps, asynchronous=False)
-    finally:
-        reader.close()
-
-
 def test_translated_records_waiting_for_the_version_stage_stay_bounded(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
     run = uuid.uuid4().hex[:8]
     group = f"carelog-processors-vf-{run}"  # Faust's group id is its app id
-    _start_at_ends(kafka_settings, group)
+    start_group_at_ends(kafka_settings, group)
     publish(kafka_settings, [_oru(n, run) for n in range(MESSAGES)], key=f"lab-{run}")
     worker = Worker(tmp_path / "version-first", {
         "CARELOG_PROCESSORS_APP_ID": group,

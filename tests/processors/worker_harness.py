@@ -12,10 +12,13 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.events import Event
+from schemas.events import Event, Format
 from streams.consumer import take_ready
 from streams.event_codec import decode_event
+from streams.kafka_config import reader_config
 from streams.settings import PROJECT_ROOT, Settings
+from streams.topics import FHIR_TRANSLATED, inbound_topic
+from tests.bench.common import wait_for_leaders
 
 
 class Worker:
@@ -121,3 +124,21 @@ def wait_for(
     raise AssertionError(
         f"timed out after {timeout:.0f}s" + (f"\n{worker.tail()}" if worker else "")
     )
+
+
+def start_group_at_ends(settings: Settings, group: str) -> None:
+    """Commit `group`'s offsets at the ends of the worker's input topics, before it exists: a
+    worker of a group of its own then does only what a test sends it, not the session's log."""
+    topics = [*(inbound_topic(f) for f in Format), FHIR_TRANSLATED]
+    wait_for_leaders(settings, topics, time.monotonic() + 60)  # a fresh broker elects them first
+    reader = Consumer(reader_config(settings, "test-group-start", **{"group.id": group}))
+    try:
+        tps = []
+        for topic in topics:
+            for p in reader.list_topics(topic, timeout=10).topics[topic].partitions:
+                tp = TopicPartition(topic, p)
+                tp.offset = reader.get_watermark_offsets(tp, timeout=10)[1]
+                tps.append(tp)
+        reader.commit(offsets=tps, asynchronous=False)
+    finally:
+        reader.close()

@@ -26,7 +26,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,9 @@ class System:
             "CARELOG_AUTH_HS256_SECRET": SECRET,
             "CARELOG_PROCESSORS_APP_ID": self.app_id,
             "CARELOG_LAKE_GROUP_ID": self.lake_group,
+            # Static members, as `carelog run` makes them: a restart takes the partitions back.
+            "CARELOG_WORKER_INSTANCE_ID": f"{self.app_id}-worker",
+            "CARELOG_LAKE_INSTANCE_ID": f"{self.lake_group}-sink",
             "CARELOG_LAKE_URI": str(self.lake),
             "CARELOG_FHIR_STORE_PATH": str(self.store_path),
             "CARELOG_FHIR_AUDIT_READS": "false",
@@ -307,6 +311,29 @@ class System:
             proc.stop()
         proc.start()
         self.wait_ready(name)
+
+    @contextmanager
+    def supervised(self) -> Iterator[list[str]]:
+        """Within the block, a process that exits is started again, as `carelog run` does;
+        yields the names of those restarted, in order."""
+        restarted: list[str] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.5):
+                for name in COMPONENTS:
+                    proc = self.procs[name]
+                    if proc.proc is not None and not proc.running:
+                        proc.start()
+                        restarted.append(name)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield restarted
+        finally:
+            done.set()
+            watcher.join(5)
 
     def stop(self) -> None:
         if self in RUNNING:
