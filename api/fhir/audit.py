@@ -37,8 +37,6 @@ from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
 from schemas.events import Operation, ResourceChanged, new_event_id
 from streams.errors import DeliveryFailed
-from streams.event_codec import encode_event
-from streams.privacy.envelope import keystore
 from streams.producer import Delivered, Outgoing
 from streams.topics import AUDIT
 
@@ -128,10 +126,7 @@ def audit(request: Request, principal: Principal, interaction: str,
     recorded_at, at_us = recorded_now()
     event = audit_event(principal, interaction, client_ip(request), refs, query, recorded_at)
     access_id = new_event_id()
-    if keystore() is None:  # in clear: the hand-laid record, byte for byte the same
-        value = audit_record(event, access_id, recorded_at, at_us)
-    else:  # sealed with the key of the patient it names
-        value = encode_event(audit_change(event, access_id, recorded_at))
+    value = audit_record(event, access_id, recorded_at, at_us)  # sealed when sealing is on
     record = Outgoing(AUDIT, f"AuditEvent/{access_id}", value,
                       headers=[("correlation-id", request_id(request))])  # fmt: skip
     metrics = gw.metrics

@@ -8,10 +8,10 @@ covers), its meta is spliced in after "id" (the next key in sorted order: "meta"
 between "id" and "outcome", and an AuditEvent has no other key between them), and the Avro
 datum of ResourceChanged is laid out by hand: constant fields are encoded once, at import.
 
-The result is byte for byte what `encode_event(audit_change(...))` gives with sealing off
-(tests/api/test_audit_record.py); a change of the ResourceChanged schema fails that test.
-With sealing on (streams/privacy/), api/fhir/audit.py encodes the change the generic way:
-the AuditEvent names the patients read, so it is sealed with their key.
+The result is byte for byte what `encode_event(audit_change(...))` gives with sealing off,
+and with sealing on (streams/privacy/) the same record once opened, sealed with the same key
+(the AuditEvent names the patient read: their key), tests/api/test_audit_record.py; a change
+of the ResourceChanged schema fails that test.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import orjson
 
 from schemas.catalogue import default_catalogue
 from schemas.codec import MARKER
+from streams.privacy.envelope import seal_change
 from streams.topics import AUDIT
 
 MAPPING_VERSION = "carelog-audit/1"
@@ -63,12 +64,16 @@ def _check_layout() -> bytes:
 
 _HEADER = _check_layout()
 _AUDIT_EVENT = _string("AuditEvent")
-# version 1, operation upsert (symbol 0), resource: union branch 1 (string)
+# version 1, operation upsert (symbol 0), resource: union branch 1 (string), or branch 0
+# (null) when it is sealed
 _VERSION_OPERATION_RESOURCE = _long(1) + _long(0) + _long(1)
+_VERSION_OPERATION_SEALED = _long(1) + _long(0) + _long(0)
 # inbound_topic, inbound_partition -1, inbound_offset -1, business_time: union branch 1 (long)
 _INBOUND_LINEAGE = _string(AUDIT) + _long(-1) + _long(-1) + _long(1)
 # mapping_version; warnings, key_id, sealed: union branch 0 (null)
 _TAIL = _string(MAPPING_VERSION) + _long(0) + _long(0) + _long(0)
+# mapping_version; warnings null; then key_id and sealed follow, union branch 1 each
+_SEALED_TAIL = _string(MAPPING_VERSION) + _long(0) + _long(1)
 
 
 def recorded_now() -> tuple[datetime, int]:
@@ -90,8 +95,17 @@ def audit_record(event: dict[str, Any], access_id: str, recorded_at: datetime, a
               + b'","versionId":"1"}' + content[at:])  # fmt: skip
     ident = _string(access_id)
     at_micros = _long(at_us)
+    digest = _string(hashlib.sha256(content).hexdigest())
+    sealed = seal_change(access_id, "AuditEvent", access_id, stored.decode())
+    if sealed is None:
+        return b"".join((
+            _HEADER, ident, _AUDIT_EVENT, ident, _VERSION_OPERATION_RESOURCE,
+            _long(len(stored)), stored, digest, ident,
+            _INBOUND_LINEAGE, at_micros, at_micros, _TAIL,
+        ))  # fmt: skip
+    key_id, box = sealed
     return b"".join((
-        _HEADER, ident, _AUDIT_EVENT, ident, _VERSION_OPERATION_RESOURCE,
-        _long(len(stored)), stored, _string(hashlib.sha256(content).hexdigest()), ident,
-        _INBOUND_LINEAGE, at_micros, at_micros, _TAIL,
+        _HEADER, ident, _AUDIT_EVENT, ident, _VERSION_OPERATION_SEALED, digest, ident,
+        _INBOUND_LINEAGE, at_micros, at_micros, _SEALED_TAIL, _string(key_id),
+        _long(1), _long(len(box)), box,
     ))  # fmt: skip

@@ -69,8 +69,10 @@ async def read(request: Request) -> Response:
     check_id(rid)
     at = at_range(request)
     store = store_of(request).require()
-    stored = store.read(rtype, rid) if at is None else store.read_at(rtype, rid, at[1])
-    check_visible(store, reader, rtype, rid)  # first: a deleted one is not shown as 410 to it
+    current = store.read(rtype, rid)
+    stored = current if at is None else store.read_at(rtype, rid, at[1])
+    # first: a deleted one is not shown as 410 to it
+    check_visible(store, reader, rtype, rid, current)
     if at is not None and stored is not None and reader.compartment is not None:
         stored = store.vread(rtype, rid, stored.version, reader.compartment)  # in it then?
     resource = _found(
@@ -95,7 +97,7 @@ async def vread(request: Request) -> Response:
                                "a vread of a named version", code="not-supported",
                                location="_at"))  # fmt: skip
     store = store_of(request).require()
-    check_visible(store, reader, rtype, rid)
+    check_visible(store, reader, rtype, rid, store.read(rtype, rid))
     found = store.vread(rtype, rid, version, reader.compartment)  # None: not in it then
     resource = _found(found, f"{rtype}/{rid}/_history/{vid}")
     audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
@@ -136,7 +138,7 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
             raise Forbidden("type and system history are not available to a token limited to "
                             "a patient's compartment; ask for one resource's history")  # fmt: skip
         assert rtype is not None
-        check_visible(store, reader, rtype, rid)
+        check_visible(store, reader, rtype, rid, store.read(rtype, rid))
     versions, total = await handle.run(
         lambda s: s.history(rtype, rid, since, count, offset, reader.compartment, at)
     )

@@ -27,8 +27,7 @@ def denied_patients(store: FhirStore, patients: set[str], asker: Asker) -> dict[
     """Of `patients`, those an active Consent denies to `asker`: patient id -> Consent id."""
     denied: dict[str, str] = {}
     for patient in sorted(patients):
-        found = store.search("Consent", [("patient", f"Patient/{patient}"), ("_count", "100")])  # fmt: skip
-        for consent in found.matches:
+        for consent in store.referring("Consent", "patient", "Patient", patient):
             if denies(orjson.loads(consent.json), asker):
                 denied[patient] = consent.id
                 break
@@ -52,10 +51,12 @@ def consented(
     return [i for i in items if not owners[i.key] & denied.keys()], denied
 
 
-def refuse_denied(store: FhirStore, asker: Asker, resource_type: str, resource_id: str) -> None:
-    """Raises 403 when the current version of the resource belongs to a patient whose Consent
-    denies `asker`."""
-    current = store.read(resource_type, resource_id)
+def refuse_denied(
+    store: FhirStore, asker: Asker, resource_type: str, resource_id: str,
+    current: StoredResource | None,
+) -> None:  # fmt: skip
+    """Raises 403 when `current`, the current version of the resource (None: there is none),
+    belongs to a patient whose Consent denies `asker`."""
     if current is None:
         return
     _, denied = consented(store, asker, [current])

@@ -98,10 +98,14 @@ def _asker(reader: Reader) -> Asker:
     return Asker(reader.principal.subject, reader.purpose)
 
 
-def check_visible(store: FhirStore, reader: Reader, resource_type: str, resource_id: str) -> None:
+def check_visible(
+    store: FhirStore, reader: Reader, resource_type: str, resource_id: str,
+    current: StoredResource | None,
+) -> None:  # fmt: skip
     """Raises 403/404 unless the resource is in the reader's compartment (if it has one),
-    and 403 when its patient's Consent denies the reader."""
-    refuse_denied(store, _asker(reader), resource_type, resource_id)
+    and 403 when its patient's Consent denies the reader. `current`: the resource's current
+    version as the caller read it (None: there is none)."""
+    refuse_denied(store, _asker(reader), resource_type, resource_id, current)
     compartment = reader.compartment
     if compartment is None:
         return

@@ -288,6 +288,22 @@ class FhirStore:
         """FHIR search; see projections.fhir_store (package docstring) for what is supported."""
         return Searcher(self._conn(), self.registry).search(resource_type, params, compartment)
 
+    def referring(
+        self, resource_type: str, param: str, target_type: str, target_id: str
+    ) -> list[StoredResource]:
+        """The live resources of `resource_type` whose reference parameter `param` points at
+        target_type/target_id, by id: what `search(resource_type, [(param, "T/id")])` finds,
+        in one indexed query (the reads' Consent check asks it on every read)."""
+        found = self.registry.params(resource_type).get(param)
+        if found is None or found.kind != "reference":
+            raise StoreError(f"{resource_type} has no reference search parameter {param!r}")
+        rows = self._conn().execute(
+            f"{CURRENT} JOIN ix_reference x ON x.rid = r.rid WHERE x.pid = ? AND x.tid = ? "
+            "AND x.ttype = ? AND r.type = ? AND r.deleted = 0 GROUP BY r.rid ORDER BY r.id",
+            (found.pid, target_id, target_type, resource_type),
+        )
+        return [stored(row) for row in rows]
+
     def change_for_inbound(self, inbound_event_id: str) -> list[tuple[str, str, int]]:
         """(type, id, version) of every change the inbound event produced, in log order."""
         return [

@@ -222,6 +222,23 @@ def seal_record(name: str, record: dict[str, Any], owner: str | None = None) -> 
         record[f] = _EMPTY.get(f)
 
 
+def seal_change(
+    event_id: str, resource_type: str, resource_id: str, resource: str
+) -> tuple[str, bytes] | None:
+    """What `seal_record` makes of a ResourceChanged that holds `resource` and no warnings:
+    (key_id, sealed), for a writer that lays the record out itself (api/fhir/audit_record.py);
+    None with encryption off (the record stays in clear)."""
+    store = keystore()
+    if store is None:
+        return None
+    record = {"event_id": event_id, "resource_type": resource_type,
+              "resource_id": resource_id, "resource": resource}  # fmt: skip
+    prefix = _key_prefix("ResourceChanged", record)
+    assert prefix is not None, "a change with a resource is sealed with its owner's key"
+    key_id, cipher = store.key_for(prefix)
+    return key_id, seal(cipher, _pack([resource, None]), _aad(record, key_id))
+
+
 def open_record(name: str, record: dict[str, Any], ciphers: KeyMemo | None = None) -> str | None:
     """Open a sealed `record` in place; one whose key is gone stays sealed (erased).
     Returns the id of the key it opened with (None: in clear, or not opened): a reader that

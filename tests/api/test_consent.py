@@ -47,8 +47,11 @@ def test_a_deny_for_an_actor_hides_the_patient_from_that_actor_only(store: FhirS
     assert hidden <= set(everything) and "Consent/c1" in everything
     assert sorted(set(everything) - hidden) == _kept(store, Asker("app-1", None))
     with pytest.raises(Forbidden, match="Consent/c1"):
-        refuse_denied(store, Asker("app-1", None), "Observation", "o1")
-    refuse_denied(store, Asker("app-2", None), "Observation", "o1")
+        refuse_denied(
+            store, Asker("app-1", None), "Observation", "o1", store.read("Observation", "o1")
+        )
+    refuse_denied(store, Asker("app-2", None), "Observation", "o1", store.read("Observation", "o1"))
+    refuse_denied(store, Asker("app-1", None), "Observation", "o9", None)  # none: nothing to deny
 
 
 def test_a_deny_for_a_purpose_applies_to_that_purpose_only(store: FhirStore) -> None:

@@ -171,8 +171,11 @@ def main() -> None:
     with bench_settings() as settings, tempfile.TemporaryDirectory() as work:
         store = build_store(args.store, work, n, args.bulk)
         if not args.no_audit:
-            print(f"  {patients:,} patient keys made in "
-                  f"{key_the_patients(settings, patients, work):.1f}s", flush=True)
+            print(
+                f"  {patients:,} patient keys made in "
+                f"{key_the_patients(settings, patients, work):.1f}s",
+                flush=True,
+            )
         ports = {source: free_port() for source in sources}
         gateways = [start_gateway(settings, ports[source], store, not args.no_audit,
                                   args.workers, source) for source in sources]  # fmt: skip

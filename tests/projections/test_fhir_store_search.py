@@ -11,9 +11,10 @@ import orjson
 import pytest
 
 from projections.fhir_store import FhirStore, SearchError, SearchResult
+from projections.fhir_store.errors import StoreError
 from projections.fhir_store.schema import connect
 from projections.fhir_store.search import Searcher
-from tests.projections.fhir_store_support import store_with
+from tests.projections.fhir_store_support import Offsets, changed, store_with
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -365,3 +366,38 @@ def test_choosing_the_driver_costs_what_the_best_one_costs(tmp_path: Path) -> No
             steps_of(path, "Observation", [("patient", "p1"), ("code", f"{LOINC}|8867-4")])
         )
     assert costs[1] <= costs[0] + 2, costs
+
+
+def test_referring_finds_what_a_reference_search_finds(tmp_path: Path) -> None:
+    """The reads' Consent check asks `referring` on every read: it must answer as the search
+    `Consent?patient=Patient/x` does, after a Consent moves to another patient, is deleted,
+    or names its patient twice."""
+
+    def consent(cid: str, patient: str, also: str | None = None) -> dict[str, Any]:
+        actors = [{"reference": {"reference": f"Patient/{also}"}}] if also else []
+        return {"resourceType": "Consent", "id": cid, "status": "active",
+                "scope": {"text": "s"}, "category": [{"text": "c"}],
+                "patient": {"reference": f"Patient/{patient}"},
+                "provision": {"type": "deny", "actor": actors}}  # fmt: skip
+
+    resources = [consent("c1", "p1"), consent("c2", "p1", also="p1"), consent("c3", "p2"),
+                 consent("c4", "p2"), consent("c5", "p3")]  # fmt: skip
+    with FhirStore.open(tmp_path / "s.sqlite") as store:
+        store.applier().apply(Offsets().records([
+            *(changed(r) for r in resources),
+            changed(consent("c3", "p1"), version=2),  # moved from p2 to p1
+            changed(consent("c5", "p3"), version=2, delete=True),
+        ]))  # fmt: skip
+        for patient in ("p1", "p2", "p3", "p4"):
+            searched = store.search("Consent", [("patient", f"Patient/{patient}")]).matches
+            found = store.referring("Consent", "patient", "Patient", patient)
+            assert [(r.key, r.version, r.json) for r in found] == [
+                (r.key, r.version, r.json) for r in searched
+            ], patient
+        assert [r.id for r in store.referring("Consent", "patient", "Patient", "p1")] == [
+            "c1",
+            "c2",
+            "c3",
+        ]
+        with pytest.raises(StoreError, match="no reference search parameter"):
+            store.referring("Consent", "status", "Patient", "p1")
