@@ -72,7 +72,7 @@ from streams.admin import admin_client
 from streams.lag import partitions_of, watermarks
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
-from tests.bench.common import RUNS, bench_settings, http_response
+from tests.bench.common import RUNS, bench_settings, http_response, loop_seconds
 from tests.bench.e2e_hops import HOPS, HopTracer
 from tests.system.harness import COMPONENTS, SECRET, Process, System
 
@@ -601,6 +601,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                     tracer.start()
                 broker = broker_pid(settings.kafka.bootstrap)
                 broker_before = cpu_seconds(broker) if broker else float("nan")
+                loop_before = loop_seconds()  # the host's speed, the system idle
                 cpu_before = cpu_by_process(system)
                 ends_before = log_ends(settings)
                 try:
@@ -613,6 +614,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 ends_after = log_ends(settings)
                 result["translated"] = ends_after[FHIR_TRANSLATED] - ends_before[FHIR_TRANSLATED]
                 result["versioned"] = ends_after[FHIR_CHANGES] - ends_before[FHIR_CHANGES]
+                result["loop s"] = loop_before
                 # The broker serves every transaction the worker commits: its share counts too.
                 result["cpu broker"] = (
                     cpu_seconds(broker) if broker else float("nan")

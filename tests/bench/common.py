@@ -181,3 +181,14 @@ async def http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
     return status, await reader.readexactly(length)
+
+
+def loop_seconds(iterations: int = 20_000_000) -> float:
+    """CPU seconds a fixed pure-Python loop takes now. This host's speed per CPU second drifts
+    by more than its steal time shows (the same loop took 1.1 to 1.8 s within a morning), so a
+    run's figures are read with this beside them."""
+    started = time.process_time()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.process_time() - started
