@@ -66,11 +66,11 @@ import orjson
 import pyarrow.parquet as pq
 
 from api.security.dev_token import mint_token
+from infra.readers import log_ends
 from processors.hl7v2.adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
 from streams.admin import admin_client
-from streams.lag import partitions_of, watermarks
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import PROJECT_ROOT
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
 from tests.bench.common import RUNS, bench_settings, http_response, loop_seconds
 from tests.bench.e2e_hops import HOPS, HopTracer
@@ -519,14 +519,15 @@ async def measure(load: Load, system: System, token: str, drain: float) -> dict[
         "samples": len(after),
         "samples missing /fhir": sum(1 for t in after if t.readable is None),
         "samples missing delta": sum(1 for t in after if t.in_lake is None),
-        # Over capacity, what gets through depends on which inbound topic the worker drains:
-        # an HL7 v2 message costs it several times a FHIR PUT.
-        **{
-            f"readable {c}": sum(1 for t in after if t.channel == c and t.readable is not None)
-            / max(1, sum(1 for t in after if t.channel == c))
-            for c in ("mllp", "http", "fhir")
-        },
+        # Over capacity, whether the worker drains one channel's inbound topic before another
+        # (an HL7 v2 message costs it several times a FHIR PUT) shows here.
+        **{f"readable {c}": _readable_share(after, c) for c in ("mllp", "http", "fhir")},
     }
+
+
+def _readable_share(samples: list[Tracked], channel: str) -> float:
+    mine = [t for t in samples if t.channel == channel]
+    return sum(1 for t in mine if t.readable is not None) / max(1, len(mine))
 
 
 async def prime(system: System, token: str, timeout: float = 180) -> None:
@@ -568,17 +569,6 @@ async def prime(system: System, token: str, timeout: float = 180) -> None:
             await asyncio.sleep(0.2)
 
 
-def log_ends(settings: Settings) -> dict[str, int]:
-    """The summed end offsets of the worker's two output topics (records and transaction
-    markers): how far translation and versioning got."""
-    admin = admin_client(settings)
-    marks = watermarks(admin, partitions_of(admin, [FHIR_TRANSLATED, FHIR_CHANGES]), timeout=15)
-    ends = {FHIR_TRANSLATED: 0, FHIR_CHANGES: 0}
-    for (topic, _), (_, end) in marks.items():
-        ends[topic] += end
-    return ends
-
-
 def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     try:
@@ -603,15 +593,17 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 broker_before = cpu_seconds(broker) if broker else float("nan")
                 loop_before = loop_seconds()  # the host's speed, the system idle
                 cpu_before = cpu_by_process(system)
-                ends_before = log_ends(settings)
+                # What the worker wrote (records and transaction markers): translation running
+                # ahead of versioning shows here, not in its CPU.
+                admin, outputs = admin_client(settings), [FHIR_TRANSLATED, FHIR_CHANGES]
+                ends_before = log_ends(admin, outputs, timeout=15)
                 try:
                     result = asyncio.run(measure(load, system, token, args.drain))
                 finally:
                     if tracer is not None:
                         tracer.stop()
                 cpu_after = cpu_by_process(system)
-                # Translation running ahead of versioning shows here, not in the CPU.
-                ends_after = log_ends(settings)
+                ends_after = log_ends(admin, outputs, timeout=15)
                 result["translated"] = ends_after[FHIR_TRANSLATED] - ends_before[FHIR_TRANSLATED]
                 result["versioned"] = ends_after[FHIR_CHANGES] - ends_before[FHIR_CHANGES]
                 result["loop s"] = loop_before

@@ -185,7 +185,7 @@ async def http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 def loop_seconds(iterations: int = 20_000_000) -> float:
     """CPU seconds a fixed pure-Python loop takes now. This host's speed per CPU second drifts
-    by more than its steal time shows (the same loop took 1.1 to 1.8 s within a morning), so a
+    by more than its steal time shows (0.41 to 0.63 s for this loop within a morning), so a
     run's figures are read with this beside them."""
     started = time.process_time()
     total = 0
