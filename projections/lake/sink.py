@@ -489,7 +489,11 @@ class LakeSink:
             config["group.instance.id"] = self.settings.lake.instance_id
         reader = BatchReader(
             Consumer(config),
-            BatchLimits(self.settings.lake.batch_max_events, self.settings.lake.batch_max_seconds),
+            BatchLimits(
+                self.settings.lake.batch_max_events,
+                self.settings.lake.batch_max_seconds,
+                linger_seconds=self.settings.lake.batch_linger_ms / 1000,
+            ),
         )
 
         # Batch n's commits run while batch n+1 is read and decoded: the Delta writes wait

@@ -439,7 +439,8 @@ def test_a_caught_up_sink_writes_without_waiting_out_the_batch_time(
     lake_settings: Settings, producer: EventProducer
 ) -> None:
     """Batches close by count or time, but once the log is drained the sink writes what it
-    holds at once: a backlog is not left waiting `lake_batch_max_seconds` for its last batch."""
+    holds after the linger time (1 s): a backlog is not left waiting `lake_batch_max_seconds`
+    for its last batch."""
     settings = lake_settings.amended(lake={"batch_max_seconds": 60.0})
     tag = uuid.uuid4().hex[:8]
     ids = {f"caught-up-{tag}-{i}" for i in range(5)}
