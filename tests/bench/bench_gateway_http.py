@@ -10,7 +10,8 @@ counts only once the broker confirmed it.
 `--source DIR` also starts a gateway from another checkout of carelog (same venv) and
 alternates the runs between the two on one broker, printing the ratio of the medians: the
 way to compare before and after on a machine whose load changes from minute to minute.
-`--workers 1,2` does the same for gateways of one and two processes.
+`--workers 1,2` does the same for gateways of one and two processes. `--new-patients` gives
+each message a patient of its own (as bench_e2e does), so that each costs a new data key.
 
 The client is a minimal asyncio HTTP/1.1 client so that it costs the two cores as little as
 possible; gateway, broker and client share this machine.
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,28 +46,35 @@ from tests.bench.common import (
 from tests.kafka_fixture import free_port
 
 SECRET = "bench-secret-" + "z" * 40
+MRN = b"MRN5520"  # the corpus message's patient (PID-3)
 
 
-async def client(port: int, n: int, stop_at: float, token: str, latencies: list[float]) -> int:
+async def client(port: int, n: int, stop_at: float, token: str, latencies: list[float],
+                 new_patients: str | None = None) -> int:  # fmt: skip
+    """One connection posting messages until `stop_at`; with `new_patients` (a prefix unique
+    to the run) each message names a patient of its own (PID-3), whose data key the gateway
+    makes, stores and appends before it acknowledges; without, every message names one."""
     head, tail = message_template()
+    before_mrn, _, after_mrn = tail.partition(MRN)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request_head = (
         "POST /hl7v2 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         "Content-Type: x-application/hl7-v2+er7\r\n"
         f"Authorization: Bearer {token}\r\n"
-        f"Content-Length: {len(head) + 20 + len(tail)}\r\n\r\n"
     ).encode()
     perf = time.perf_counter
     seq = 0
     try:
         while perf() < stop_at:
             seq += 1
+            mrn = MRN if new_patients is None else b"%s%03d-%09d" % (new_patients.encode(), n, seq)
+            body = head + b"H%03d-%015d" % (n, seq) + before_mrn + mrn + after_mrn
             started = perf()
-            writer.write(request_head + head + b"H%03d-%015d" % (n, seq) + tail)
-            status_line, body = await http_response(reader)
+            writer.write(request_head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            status_line, answer = await http_response(reader)
             latencies.append(perf() - started)
-            if not status_line.startswith(b"HTTP/1.1 200") or b"MSA|AA|" not in body:
-                raise RuntimeError(f"not acknowledged: {status_line!r} {body[:200]!r}")
+            if not status_line.startswith(b"HTTP/1.1 200") or b"MSA|AA|" not in answer:
+                raise RuntimeError(f"not acknowledged: {status_line!r} {answer[:200]!r}")
     finally:
         writer.close()
     return seq
@@ -80,14 +89,15 @@ class Run:
 
 
 async def run_clients(
-    port: int, clients: int, seconds: float, token: str
+    port: int, clients: int, seconds: float, token: str, new_patients: bool = False
 ) -> tuple[int, float, float, float]:
     """(messages acknowledged, elapsed seconds, p50 ms, p99 ms)"""
     latencies: list[float] = []
     started = time.perf_counter()
     stop_at = started + seconds
+    prefix = f"N{uuid.uuid4().hex[:8]}" if new_patients else None
     counts = await asyncio.gather(
-        *(client(port, n, stop_at, token, latencies) for n in range(clients))
+        *(client(port, n, stop_at, token, latencies, prefix) for n in range(clients))
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -97,9 +107,9 @@ async def run_clients(
 
 
 def measure(gateway: subprocess.Popen[bytes], port: int, clients: int, seconds: float,
-            token: str) -> Run:  # fmt: skip
+            token: str, new_patients: bool) -> Run:  # fmt: skip
     cpu_before = tree_cpu_seconds(gateway.pid)
-    count, elapsed, p50, p99 = asyncio.run(run_clients(port, clients, seconds, token))
+    count, elapsed, p50, p99 = asyncio.run(run_clients(port, clients, seconds, token, new_patients))
     cpu = tree_cpu_seconds(gateway.pid) - cpu_before
     return Run(count / elapsed, p50, p99, cpu * 1000 / max(count, 1))
 
@@ -152,6 +162,11 @@ def main() -> None:
     parser.add_argument("--no-access-log", action="store_true", help="turn the JSON access log off")
     parser.add_argument("--source", type=Path, help="another checkout to compare with")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument(
+        "--new-patients",
+        action="store_true",
+        help="every message a patient of its own (a data key each), as in bench_e2e",
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -178,7 +193,8 @@ def main() -> None:
                 # Alternate the order so that no set-up always runs first.
                 for setup in reversed(setups) if run % 2 else setups:
                     gateway, port = gateways[setup]
-                    r = measure(gateway, port, args.clients, args.seconds, token)
+                    r = measure(gateway, port, args.clients, args.seconds, token,
+                                args.new_patients)  # fmt: skip
                     results[setup].append(r)
                     print(
                         f"run {run + 1} {setup[0]} x{setup[1]}: {r.rate:,.0f} msg/s  "
@@ -193,7 +209,8 @@ def main() -> None:
     for source, workers in setups:
         print(
             f"gateway HTTP ingest, 2 KB HL7 v2, {args.clients} clients, {workers} worker(s), "
-            f"access log {log}, {source}: {summary(results[source, workers])}"
+            f"access log {log}, {'a new patient each' if args.new_patients else 'one patient'}, "
+            f"{source}: {summary(results[source, workers])}"
         )
     for one, other in _pairs(setups, bool(args.source)):
         print(f"ratio {_name(one)} / {_name(other)}: {_ratios(results[one], results[other])}")
