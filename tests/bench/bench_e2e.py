@@ -72,7 +72,13 @@ from processors.ids import local_system, patient_id
 from streams.admin import admin_client
 from streams.settings import PROJECT_ROOT
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
-from tests.bench.common import RUNS, bench_settings, http_response, loop_seconds
+from tests.bench.common import (
+    RUNS,
+    bench_settings,
+    http_response,
+    loop_seconds,
+    tree_cpu_seconds,
+)
 from tests.bench.e2e_hops import HOPS, HopTracer
 from tests.system.harness import COMPONENTS, SECRET, Process, System
 
@@ -145,18 +151,6 @@ def vm_hwm_kb(pid: int) -> int:
     return total
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by `pid` and its descendants."""
-    total = 0
-    for p in [pid, *descendants(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -191,12 +185,7 @@ def peak_rss_mb(system: System) -> dict[str, float]:
 
 
 def cpu_by_process(system: System) -> dict[str, float]:
-    return {n: cpu_seconds(_pid(p)) for n, p in system.procs.items()}
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return {n: tree_cpu_seconds(_pid(p)) for n, p in system.procs.items()}
 
 
 def _pid(process: Process) -> int:
@@ -595,7 +584,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 if tracer is not None:
                     tracer.start()
                 broker = broker_pid(settings.kafka.bootstrap)
-                broker_before = cpu_seconds(broker) if broker else float("nan")
+                broker_before = tree_cpu_seconds(broker) if broker else float("nan")
                 loop_before = loop_seconds()  # the host's speed, the system idle
                 cpu_before = cpu_by_process(system)
                 # What the worker wrote (records and transaction markers): translation running
@@ -603,13 +592,13 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 admin, outputs = admin_client(settings), [FHIR_TRANSLATED, FHIR_CHANGES]
                 ends_before = log_ends(admin, outputs, timeout=15)
                 # The load generator and the poller share the 2 cores with what they measure.
-                bench_before, wall_before = _own_cpu_seconds(), time.monotonic()
+                bench_before, wall_before = time.process_time(), time.monotonic()
                 try:
                     result = asyncio.run(measure(load, system, token, args.drain))
                 finally:
                     if tracer is not None:
                         tracer.stop()
-                result["cpu bench"] = _own_cpu_seconds() - bench_before
+                result["cpu bench"] = time.process_time() - bench_before
                 result["wall s"] = time.monotonic() - wall_before
                 cpu_after = cpu_by_process(system)
                 ends_after = log_ends(admin, outputs, timeout=15)
@@ -618,7 +607,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 result["loop s"] = loop_before
                 # The broker serves every transaction the worker commits: its share counts too.
                 result["cpu broker"] = (
-                    cpu_seconds(broker) if broker else float("nan")
+                    tree_cpu_seconds(broker) if broker else float("nan")
                 ) - broker_before
                 warm = load.started + min(load.warmup, load.seconds / 2)
                 if tracer is not None:

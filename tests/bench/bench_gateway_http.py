@@ -50,10 +50,10 @@ MRN = b"MRN5520"  # the corpus message's patient (PID-3)
 
 
 async def client(port: int, n: int, stop_at: float, token: str, latencies: list[float],
-                 new_patients: str | None = None) -> int:  # fmt: skip
-    """One connection posting messages until `stop_at`; with `new_patients` (a prefix unique
-    to the run) each message names a patient of its own (PID-3), whose data key the gateway
-    makes, stores and appends before it acknowledges; without, every message names one."""
+                 patient_prefix: bytes | None = None) -> int:  # fmt: skip
+    """One connection posting messages until `stop_at`; with `patient_prefix` (unique to the
+    run) each message names a patient of its own (PID-3), whose data key the gateway makes,
+    stores and appends before it acknowledges; without, every message names one."""
     head, tail = message_template()
     before_mrn, _, after_mrn = tail.partition(MRN)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -67,7 +67,7 @@ async def client(port: int, n: int, stop_at: float, token: str, latencies: list[
     try:
         while perf() < stop_at:
             seq += 1
-            mrn = MRN if new_patients is None else b"%s%03d-%09d" % (new_patients.encode(), n, seq)
+            mrn = MRN if patient_prefix is None else b"%s%03d-%09d" % (patient_prefix, n, seq)
             body = head + b"H%03d-%015d" % (n, seq) + before_mrn + mrn + after_mrn
             started = perf()
             writer.write(request_head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -95,7 +95,7 @@ async def run_clients(
     latencies: list[float] = []
     started = time.perf_counter()
     stop_at = started + seconds
-    prefix = f"N{uuid.uuid4().hex[:8]}" if new_patients else None
+    prefix = f"N{uuid.uuid4().hex[:8]}".encode() if new_patients else None
     counts = await asyncio.gather(
         *(client(port, n, stop_at, token, latencies, prefix) for n in range(clients))
     )
