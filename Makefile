@@ -18,7 +18,10 @@ $(BIN)/carelog: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
+# Then the hot modules compiled with mypyc (infra/native_build.py): a no-op when they are
+# up to date, interpreted on a machine without a C compiler.
 setup: $(BIN)/carelog
+	@$(BIN)/python -m infra.native_build
 
 run: setup
 	$(BIN)/carelog run
@@ -47,5 +50,6 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) var/test
+	-$(BIN)/python -m infra.native_build clean
+	rm -rf $(VENV) var/test var/native
 

@@ -11,6 +11,7 @@ from infra.commands import add_commands as add_infra_commands
 from infra.demo.command import add_commands as add_demo_commands
 from infra.history.commands import add_commands as add_history_commands
 from infra.kafka_broker import BrokerError
+from infra.native_build import stale, stale_message
 from infra.replay.commands import add_commands as add_replay_commands
 from processors.commands import add_commands as add_processors_commands
 from projections.fhir_store.commands import add_commands as add_fhir_store_commands
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if found := stale():
+        return fail(stale_message(found))
     try:
         return int(args.func(args, get_settings()))
     except (BrokerError, LogError, CodecError, OSError) as exc:

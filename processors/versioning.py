@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -86,20 +86,20 @@ def _source(translated: ResourceTranslated) -> str:
 class VersionRefused(ValueError):
     """The versioning stage refuses this change; `code` is the FHIR issue type it reports."""
 
-    code = "invalid"
+    code: ClassVar[str] = "invalid"
 
 
 class VersionConflict(VersionRefused):
     """If-Match named a version that is not the current one, or If-None-Match: * (if_match
     0) met an existing resource (HTTP 412)."""
 
-    code = "conflict"
+    code: ClassVar[str] = "conflict"
 
 
 class AppendOnlyViolation(VersionRefused):
     """A change to a recorded append-only resource (an AuditEvent): they are never rewritten."""
 
-    code = "forbidden"
+    code: ClassVar[str] = "forbidden"
 
 
 def lineage_id(translated: ResourceTranslated, version: int) -> str:

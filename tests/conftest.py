@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.native_build import stale, stale_message
 from streams.admin import apply_catalogue
 from streams.privacy import envelope
 from streams.privacy.pseudonym import forget_secret
@@ -26,6 +27,8 @@ CORPUS = PROJECT_ROOT / "tests" / "corpus"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if found := stale():  # the tests would run the code the extensions were built from
+        pytest.exit(stale_message(found), returncode=4)
     # `-m "not kafka"` is a unit run whichever way it was typed (`make test-unit` sets the env).
     if config.option.markexpr.replace(" ", "") == "notkafka":
         os.environ[UNIT_RUN_ENV] = "1"

@@ -93,7 +93,7 @@ PATIENT_MERGES = frozenset({"A34", "A36", "A39", "A40", "A47"})
 # PID/MRG pairs on accounts: MRG-3's account merged into PID-18's (A35, A41) or moved (A44).
 ACCOUNT_MERGES = frozenset({"A35", "A41", "A44"})
 LINKS = {"A24": True, "A37": False}  # link / unlink two patients
-TRIGGERS = frozenset(
+TRIGGERS: frozenset[str] = frozenset(
     [*VISIT_EVENTS, *PERSON_EVENTS, *PATIENT_MERGES, *ACCOUNT_MERGES, *LINKS, "A17"]
 )
 

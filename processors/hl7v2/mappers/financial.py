@@ -29,7 +29,10 @@ from .orders import map_order, order_groups
 from .requests import order_numbers
 from .visit import visit_resources
 
-TRIGGERS = {"BAR": frozenset({"P01", "P02", "P12"}), "DFT": frozenset({"P03", "P11"})}
+TRIGGERS: dict[str, frozenset[str]] = {
+    "BAR": frozenset({"P01", "P02", "P12"}),
+    "DFT": frozenset({"P03", "P11"}),
+}
 CHARGE_ITEM_CODE = "http://terminology.hl7.org/CodeSystem/v2-0132"
 
 

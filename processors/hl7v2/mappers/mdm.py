@@ -30,7 +30,7 @@ from .orders import order_groups
 from .requests import service_request
 from .visit import visit_resources
 
-TRIGGERS = frozenset({f"T{n:02d}" for n in range(1, 12)})
+TRIGGERS: frozenset[str] = frozenset({f"T{n:02d}" for n in range(1, 12)})
 WITH_CONTENT = frozenset({"T02", "T04", "T06", "T08", "T10"})
 # HL7 table 0191 document content presentation (TXA-3) -> the attachment's media type, for
 # a notification that does not carry the text.

@@ -19,7 +19,7 @@ from .observations import observation
 from .requests import order_numbers, service_request
 from .visit import visit_resources
 
-TRIGGERS = {
+TRIGGERS: dict[str, frozenset[str]] = {
     "ORM": frozenset({"O01"}),
     "OML": frozenset({"O21", "O33"}),
     "OMG": frozenset({"O19"}),

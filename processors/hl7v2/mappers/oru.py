@@ -25,7 +25,10 @@ from .requests import service_request
 from .visit import visit_resources
 
 DIAGNOSTIC_SERVICE = "http://terminology.hl7.org/CodeSystem/v2-0074"
-TRIGGERS = {"ORU": frozenset({"R01", "R30"}), "OUL": frozenset({"R22", "R23", "R24"})}
+TRIGGERS: dict[str, frozenset[str]] = {
+    "ORU": frozenset({"R01", "R30"}),
+    "OUL": frozenset({"R22", "R23", "R24"}),
+}
 _SPECIMEN_FIRST = frozenset({("OUL", "R22"), ("OUL", "R23")})
 
 Result = tuple[Segment, list[Segment]]  # an OBX and the NTEs after it

@@ -36,7 +36,7 @@ from .observations import observation
 from .requests import entity_id, request_status
 from .visit import visit_resources
 
-TRIGGERS = {
+TRIGGERS: dict[str, frozenset[str]] = {
     "RDE": frozenset({"O11", "O25"}),
     "RDS": frozenset({"O13"}),
     "RAS": frozenset({"O17"}),

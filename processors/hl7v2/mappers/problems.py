@@ -29,7 +29,7 @@ from .common import (
 from .observations import observation
 from .visit import visit_resources
 
-TRIGGERS = frozenset({"PC1", "PC2", "PC3"})
+TRIGGERS: frozenset[str] = frozenset({"PC1", "PC2", "PC3"})
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 # PRB-14 problem life cycle status (user-defined table 0284 in v2.5) -> condition-clinical.
 _CLINICAL = {

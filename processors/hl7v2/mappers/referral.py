@@ -34,7 +34,7 @@ from .observations import observation
 from .requests import service_request
 from .visit import visit_resources
 
-TRIGGERS = frozenset({"I12", "I14"})
+TRIGGERS: frozenset[str] = frozenset({"I12", "I14"})
 SNOMED = "http://snomed.info/sct"
 _STATUS = {"A": "active", "P": "draft", "R": "revoked", "E": "completed", "H": "on-hold"}
 _PRIORITY = {"S": "stat", "A": "asap", "R": "routine"}

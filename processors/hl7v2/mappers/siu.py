@@ -28,7 +28,7 @@ TRIGGER_STATUS = {
     "S17": "entered-in-error",
     "S26": "noshow",
 }
-TRIGGERS = frozenset({"S12", "S13", "S14", *TRIGGER_STATUS})
+TRIGGERS: frozenset[str] = frozenset({"S12", "S13", "S14", *TRIGGER_STATUS})
 # HL7 table 0278 filler status code (SCH-25) -> Appointment.status.
 FILLER_STATUS = {
     "BOOKED": "booked",
