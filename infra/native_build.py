@@ -27,10 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUP = "carelog_native"  # the shared library of the group: carelog_native__mypyc.<suffix>
 BUILD_DIR = ROOT / "var" / "native"  # the generated C and objects
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+PACKAGES = ("schemas", "streams", "processors", "projections", "api", "infra")
 
 # Compiled together (calls between them are C calls). Left out, each for a reason:
-# processors/pipeline.py (tests replace its functions to inject an erasure mid-message),
-# schemas/events.py (its dataclasses are read by __slots__, which mypyc's classes lack).
+# processors/pipeline.py and processors/translators.py (tests replace their functions: an
+# erasure in the middle of a message, a mapping switched for re-drive and replay; a call
+# within a compiled module cannot be replaced), schemas/events.py (its dataclasses are
+# read by __slots__, which mypyc's classes lack).
 MODULES: tuple[str, ...] = (
     "processors/hl7v2/*.py",
     "processors/hl7v2/mappers/*.py",
@@ -41,7 +44,6 @@ MODULES: tuple[str, ...] = (
     "processors/version_policy.py",
     "processors/canonical.py",
     "processors/lineage.py",
-    "processors/translators.py",
     "processors/translation.py",
     "schemas/hl7v2/frame.py",
     "schemas/hl7v2/patient.py",
@@ -66,26 +68,38 @@ def extension_of(source: Path) -> Path:
     return source.with_name(source.stem + SUFFIX)
 
 
+def extensions(root: Path = ROOT) -> list[Path]:
+    """Every extension module built here: in the packages, and the group's library."""
+    found = [e for package in PACKAGES for e in (root / package).rglob(f"*{SUFFIX}")]
+    return sorted(found + list(root.glob(f"{GROUP}__mypyc*{SUFFIX}")))
+
+
 def stale(root: Path = ROOT) -> list[Path]:
-    """Sources whose extension is older than they are: importing them runs old code."""
-    return [
-        s for s in sources(root)
+    """Modules an extension would run old code for: older than its source, or left from a
+    build when the module was listed and is no longer."""
+    listed = set(sources(root))
+    older = [
+        s for s in listed
         if extension_of(s).exists() and extension_of(s).stat().st_mtime < s.stat().st_mtime
     ]  # fmt: skip
+    unlisted = [
+        e.with_name(e.name.removesuffix(SUFFIX) + ".py")
+        for e in extensions(root)
+        if e.parent != root and e.with_name(e.name.removesuffix(SUFFIX) + ".py") not in listed
+    ]
+    return sorted(older + unlisted)
 
 
 def up_to_date(root: Path = ROOT) -> bool:
-    return all(
-        extension_of(s).exists() and extension_of(s).stat().st_mtime >= s.stat().st_mtime
-        for s in sources(root)
-    )
+    return not stale(root) and all(extension_of(s).exists() for s in sources(root))
 
 
 def stale_message(found: list[Path], root: Path = ROOT) -> str:
     names = ", ".join(str(s.relative_to(root)) for s in found[:3])
     more = f" and {len(found) - 3} more" if len(found) > 3 else ""
     return (
-        f"compiled modules are older than their sources ({names}{more}): they would run old "
+        f"compiled modules are older than their sources or no longer listed ({names}{more}): "
+        "they would run old "
         "code. Build them again with `make setup` (or `python -m infra.native_build`), or "
         "remove them with `python -m infra.native_build clean` to run interpreted."
     )
@@ -106,23 +120,24 @@ def build(root: Path = ROOT) -> bool:
 
     clean(root)
     paths = [str(s.relative_to(root)) for s in sources(root)]
-    print(f"native build: compiling {len(paths)} modules with mypyc (about a minute)", flush=True)
+    print(f"native build: compiling {len(paths)} modules with mypyc (a minute or two)", flush=True)
     extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(BUILD_DIR))
+    # --force: each module's own extension is a small stub that may not change while the
+    # group's library does; rebuilt, every file is at least as new as its source.
     where = ["--build-temp", str(BUILD_DIR / "tmp"), "--build-lib", str(BUILD_DIR / "lib")]
     setup(
         name="carelog-native",
         packages=[],
         py_modules=[],
         ext_modules=extensions,
-        script_args=["--quiet", "build_ext", "--inplace", *where],
+        script_args=["--quiet", "build_ext", "--inplace", "--force", *where],
     )
     return True
 
 
 def clean(root: Path = ROOT) -> int:
     """Remove the extensions (the modules run interpreted); how many were removed."""
-    removed = [extension_of(s) for s in sources(root) if extension_of(s).exists()]
-    removed += list(root.glob(f"{GROUP}__mypyc*{SUFFIX}"))
+    removed = extensions(root)
     for path in removed:
         path.unlink()
     return len(removed)

@@ -56,25 +56,32 @@ def install(store: KeyStore | None) -> None:
 
 def keystore() -> KeyStore | None:
     """The process's key store, made from the settings on first use; None when key_store=off."""
-    global _store, _store_off
     if _store is not None or _store_off:
         return _store
     with _store_lock:
-        if _store is None and not _store_off:
-            settings = get_settings()
-            if settings.privacy.key_store == "off":
-                _store_off = True
-            elif settings.privacy.key_store == "memory":
-                _store = MemoryKeyStore()
-            else:
-                _store = KafkaKeyStore(
-                    settings,
-                    settings.privacy.key_refresh_seconds,
-                    confirm_later=_confirm_later,
-                    message_keys_kept=settings.privacy.message_keys_kept,
-                    cache_dir=settings.key_cache_root,
-                    keys_kept=settings.privacy.keys_kept,
-                )
+        return _made_once()
+
+
+def _made_once() -> KeyStore | None:
+    """`keystore` under its lock. A function of its own: another thread may have made the
+    store since `keystore` looked, and the type checker (which compiles this module, see
+    infra/native_build.py) would take `_store` for None there."""
+    global _store, _store_off
+    if _store is None and not _store_off:
+        settings = get_settings()
+        if settings.privacy.key_store == "off":
+            _store_off = True
+        elif settings.privacy.key_store == "memory":
+            _store = MemoryKeyStore()
+        else:
+            _store = KafkaKeyStore(
+                settings,
+                settings.privacy.key_refresh_seconds,
+                confirm_later=_confirm_later,
+                message_keys_kept=settings.privacy.message_keys_kept,
+                cache_dir=settings.key_cache_root,
+                keys_kept=settings.privacy.keys_kept,
+            )
     return _store
 
 

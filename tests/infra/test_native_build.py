@@ -45,6 +45,16 @@ def test_an_extension_older_than_its_source_is_stale(tmp_path: Path) -> None:
     assert up_to_date(tmp_path)
 
 
+def test_an_extension_of_a_module_no_longer_listed_is_stale(tmp_path: Path) -> None:
+    """Taken off the list, a module's old extension would still be imported before it."""
+    _tree(tmp_path)
+    unlisted = tmp_path / "processors" / "pipeline.py"
+    unlisted.write_text("y = 2\n")
+    extension_of(unlisted).write_bytes(b"")  # newer than its source, but not built any more
+    assert stale(tmp_path) == [unlisted]
+    assert not up_to_date(tmp_path)
+
+
 def test_carelog_refuses_to_start_on_stale_extensions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -53,5 +63,5 @@ def test_carelog_refuses_to_start_on_stale_extensions(
     monkeypatch.setattr(cli, "stale_message", lambda found: stale_message(found, tmp_path))
     assert cli.main(["topics", "list"]) == 1
     err = capsys.readouterr().err
-    assert "older than their sources (processors/hl7v2/parser.py)" in err
+    assert "older than their sources or no longer listed (processors/hl7v2/parser.py)" in err
     assert "make setup" in err
