@@ -17,6 +17,8 @@ and the `carelog` command refuse to start until it is built again (`stale`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import sys
@@ -99,10 +101,14 @@ def stale_message(found: list[Path], root: Path = ROOT) -> str:
     more = f" and {len(found) - 3} more" if len(found) > 3 else ""
     return (
         f"compiled modules are older than their sources or no longer listed ({names}{more}): "
-        "they would run old "
-        "code. Build them again with `make setup` (or `python -m infra.native_build`), or "
-        "remove them with `python -m infra.native_build clean` to run interpreted."
+        "they would run old code. Build them again with `make setup` (or `python -m "
+        "infra.native_build`), or remove them with `python -m infra.native_build clean` to "
+        "run interpreted."
     )
+
+
+# mypyc builds a generator inside a comprehension as a list; each of ours is consumed whole.
+_CONSUMED_WHOLE = "warning: Treating generator comprehension as list"
 
 
 def compiler() -> str | None:
@@ -121,7 +127,14 @@ def build(root: Path = ROOT) -> bool:
     clean(root)
     paths = [str(s.relative_to(root)) for s in sources(root)]
     print(f"native build: compiling {len(paths)} modules with mypyc (a minute or two)", flush=True)
-    extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(BUILD_DIR))
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(BUILD_DIR))
+    finally:  # its errors, and warnings but the one that says nothing here
+        for line in printed.getvalue().splitlines():
+            if not line.endswith(_CONSUMED_WHOLE):
+                print(line)
     # --force: each module's own extension is a small stub that may not change while the
     # group's library does; rebuilt, every file is at least as new as its source.
     where = ["--build-temp", str(BUILD_DIR / "tmp"), "--build-lib", str(BUILD_DIR / "lib")]
