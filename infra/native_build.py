@@ -116,16 +116,16 @@ def compiler() -> str | None:
     return shutil.which(cc)
 
 
-def build(root: Path = ROOT) -> bool:
-    """Compile every listed module in place; False (and nothing changed) without a compiler."""
+def build() -> None:
+    """Compile every listed module in place (run from ROOT); nothing without a compiler."""
     if compiler() is None:
         print("native build: no C compiler found; carelog runs interpreted (slower)")
-        return False
+        return
     from mypyc.build import mypycify  # build-time only: mypy is a dev dependency
     from setuptools import setup
 
-    clean(root)
-    paths = [str(s.relative_to(root)) for s in sources(root)]
+    clean()
+    paths = [str(s.relative_to(ROOT)) for s in sources()]
     print(f"native build: compiling {len(paths)} modules with mypyc (a minute or two)", flush=True)
     printed = io.StringIO()
     try:
@@ -145,7 +145,6 @@ def build(root: Path = ROOT) -> bool:
         ext_modules=extensions,
         script_args=["--quiet", "build_ext", "--inplace", "--force", *where],
     )
-    return True
 
 
 def clean(root: Path = ROOT) -> int:
@@ -163,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     if action == "clean":
         print(f"native build: removed {clean()} extension modules")
     elif action == "check":
-        found = stale()
-        if found:
+        if found := stale():
             print(stale_message(found), file=sys.stderr)
             return 1
-        print("native build: " + ("compiled, up to date" if up_to_date() else "interpreted"))
+        built = all(extension_of(s).exists() for s in sources())
+        print("native build: " + ("compiled, up to date" if built else "interpreted"))
     elif up_to_date():
         print("native build: up to date")
     else:
