@@ -137,6 +137,27 @@ def _shredded_keys(changes: list[Change]) -> set[str]:
     return shredded({c.key_id for c in changes if c.key_id})
 
 
+def split(batch: Batch, most: int) -> list[Batch]:
+    """`batch` as batches of at most `most` changes, in order, each read up to exactly where
+    the next one's changes start (the whole batch's positions once a partition has none left).
+
+    Each partition's changes must be in log order, as the reader delivers them."""
+    if len(batch.changes) <= most:
+        return [batch]
+    parts = [batch.changes[i : i + most] for i in range(0, len(batch.changes), most)]
+    next_start: Positions = {}  # partition -> its first offset in a later part
+    read_up_to: list[Positions] = []
+    for part in reversed(parts):
+        ends = {tp: next_start[tp] - 1 for tp in batch.read_up_to if tp in next_start}
+        read_up_to.append({**batch.read_up_to, **ends})
+        next_start.update(first_offsets(part))
+    read_up_to.reverse()
+    return [
+        Batch(part, read, batch.skipped if i == 0 else 0)
+        for i, (part, read) in enumerate(zip(parts, read_up_to, strict=True))
+    ]
+
+
 def unseen(changes: list[Change], positions: Positions) -> list[Change]:
     """The changes a table does not hold yet (after its recorded offset of their partition)."""
     if not positions:
