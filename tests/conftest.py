@@ -94,6 +94,7 @@ def kafka_settings() -> Iterator[Settings]:
                 yield settings
             finally:
                 forget_secret()
+                envelope.close()  # before the broker stops: its consumers would retry it
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,17 @@ def install(store: KeyStore | None) -> None:
         _message_keys.clear()
 
 
+def close() -> None:
+    """Close the process's key store (its consumers, producer and refresh thread) and forget
+    it: for a process that goes on after its broker is gone (a test session's end)."""
+    global _store
+    with _store_lock:
+        store, _store = _store, None
+        _message_keys.clear()
+    if isinstance(store, KafkaKeyStore):
+        store.close()
+
+
 def keystore() -> KeyStore | None:
     """The process's key store, made from the settings on first use; None when key_store=off."""
     if _store is not None or _store_off:
