@@ -31,7 +31,9 @@ BUILD_DIR = ROOT / "var" / "native"  # the generated C and objects
 SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 PACKAGES = ("schemas", "streams", "processors", "projections", "api", "infra")
 
-# Compiled together (calls between them are C calls). Left out, each for a reason:
+# Compiled together (calls between them are C calls): the worker's path per message, the
+# FHIR store's fold and index extraction (a rebuild), the lake's decode and bronze rows.
+# Left out, each for a reason:
 # processors/pipeline.py and processors/translators.py (tests replace their functions: an
 # erasure in the middle of a message, a mapping switched for re-drive and replay; a call
 # within a compiled module cannot be replaced), schemas/events.py (its dataclasses are
@@ -57,6 +59,13 @@ MODULES: tuple[str, ...] = (
     "schemas/flat_writer.py",
     "streams/event_codec.py",
     "streams/privacy/envelope.py",
+    "projections/fhir_store/apply.py",
+    "projections/fhir_store/fhir_dates.py",
+    "projections/fhir_store/wide_insert.py",
+    "projections/fhir_store/extract.py",
+    "projections/fhir_store/index_values.py",
+    "projections/lake/changes.py",
+    "projections/lake/bronze.py",
 )
 
 

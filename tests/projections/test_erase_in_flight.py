@@ -15,6 +15,7 @@ import pytest
 from deltalake import DeltaTable
 
 from projections.fhir_store import FhirStore
+from projections.fhir_store.apply import Applier
 from projections.fhir_store.erase import erase_from_store
 from projections.lake.changes import Batch, Change
 from projections.lake.purge import purge_resources
@@ -36,14 +37,26 @@ def shred_patient(pid: str) -> None:
     assert store.shred(store.key_ids(f"patient:{pid}"))
 
 
+class _ErasureBeforeTheLock(sqlite3.Connection):
+    """A store connection that runs `before_lock` once, right before a batch takes the write
+    lock (the applier's BEGIN IMMEDIATE), where an erasure may come."""
+
+    before_lock: Callable[[], None] | None = None
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "BEGIN IMMEDIATE" and self.before_lock is not None:
+            run, self.before_lock = self.before_lock, None
+            run()
+        return super().execute(sql, *args)
+
+
 def test_a_store_batch_opened_before_an_erasure_does_not_bring_the_patient_back(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "s.sqlite"
     store = FhirStore.open(path)
     log = Offsets()
-    applier = store.applier()
-    applier.apply(list(log.records([
+    store.applier().apply(list(log.records([
         changed(fx.patient("gone", "Forgetme")), changed(fx.patient("kept", "Keepme")),
     ])))  # fmt: skip
     later = list(log.records([
@@ -52,21 +65,19 @@ def test_a_store_batch_opened_before_an_erasure_does_not_bring_the_patient_back(
         changed(fx.patient("kept", "Keepmetoo"), 2),
     ]))  # fmt: skip
 
-    # The batch is opened (its events decoded with the patient's key), then the erasure runs
-    # before the batch takes the write lock: `_stored` is the last step before the lock.
-    stored = applier._stored
-
-    def erasure_comes(keys: set[tuple[str, str]]) -> Any:
-        found = stored(keys)
-        applier._stored = stored  # type: ignore[method-assign]  # once
+    def erasure_comes() -> None:
         shred_patient("gone")
         conn = sqlite3.connect(path, isolation_level=None)
         erase_from_store(conn, ERASED, [])
         conn.close()
-        return found
 
-    applier._stored = erasure_comes  # type: ignore[method-assign]
-    applied = applier.apply(later)
+    # The batch is opened (its events decoded with the patient's key) and folded, then the
+    # erasure runs just before the batch takes the write lock.
+    conn = _ErasureBeforeTheLock(path, isolation_level=None)
+    conn.before_lock = erasure_comes
+    applied = Applier(conn).apply(later)
+    assert conn.before_lock is None, "the erasure did not come"
+    conn.close()
 
     assert store.read("Patient", "gone") is None
     assert store.read("Observation", "gone-obs") is None

@@ -3,6 +3,7 @@ made no row change in a batch (a merge without effect) or had no change in a par
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,7 @@ def test_a_table_a_kill_left_behind_catches_up_exactly_while_other_partitions_ru
         DeltaTable(str(lake / BRONZE), version=v).to_pyarrow_table(columns=["resource_id"])
         for v in range(restarted_at, DeltaTable(str(lake / BRONZE)).version() + 1)
     ]
-    added = [b.num_rows - a.num_rows for a, b in zip(bronze_rows, bronze_rows[1:])]
+    added = [b.num_rows - a.num_rows for a, b in pairwise(bronze_rows)]
     assert sum(added) == 11 and max(added) <= 2, added
 
     identifiers_positions = [
