@@ -101,8 +101,13 @@ def stale(root: Path = ROOT) -> list[Path]:
     return sorted(older + unlisted)
 
 
+def built(root: Path = ROOT) -> bool:
+    """Every listed module has its extension (whether or not one is stale)."""
+    return all(extension_of(s).exists() for s in sources(root))
+
+
 def up_to_date(root: Path = ROOT) -> bool:
-    return not stale(root) and all(extension_of(s).exists() for s in sources(root))
+    return not stale(root) and built(root)
 
 
 def stale_message(found: list[Path], root: Path = ROOT) -> str:
@@ -174,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if found := stale():
             print(stale_message(found), file=sys.stderr)
             return 1
-        built = all(extension_of(s).exists() for s in sources())
-        print("native build: " + ("compiled, up to date" if built else "interpreted"))
+        print("native build: " + ("compiled, up to date" if built() else "interpreted"))
     elif up_to_date():
         print("native build: up to date")
     else:

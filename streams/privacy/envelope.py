@@ -57,10 +57,8 @@ def install(store: KeyStore | None) -> None:
 def close() -> None:
     """Close the process's key store (its consumers, producer and refresh thread) and forget
     it: for a process that goes on after its broker is gone (a test session's end)."""
-    global _store
-    with _store_lock:
-        store, _store = _store, None
-        _message_keys.clear()
+    store = _store
+    install(None)
     if isinstance(store, KafkaKeyStore):
         store.close()
 
