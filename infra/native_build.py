@@ -23,7 +23,9 @@ import os
 import shutil
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = "carelog_native"  # the shared library of the group: carelog_native__mypyc.<suffix>
@@ -144,7 +146,9 @@ def build() -> None:
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(BUILD_DIR))
+            extensions = mypycify(
+                paths, opt_level="3", multi_file=True, group_name=GROUP, target_dir=str(BUILD_DIR)
+            )
     finally:  # its errors, and warnings but the one that says nothing here
         for line in printed.getvalue().splitlines():
             if not line.endswith(_CONSUMED_WHOLE):
@@ -157,8 +161,41 @@ def build() -> None:
         packages=[],
         py_modules=[],
         ext_modules=extensions,
+        cmdclass={"build_ext": _build_ext_on_every_core()},
         script_args=["--quiet", "build_ext", "--inplace", "--force", *where],
     )
+
+
+def _build_ext_on_every_core() -> type:
+    """setuptools' build_ext, compiling an extension's C files side by side: the group is one
+    extension of a C file a module (`multi_file`), which build_ext would compile one by one."""
+    from setuptools.command.build_ext import build_ext
+
+    class BuildExt(build_ext):  # type: ignore[misc]  # setuptools is untyped here
+        def build_extensions(self) -> None:
+            cc = self.compiler
+
+            def compile(sources: list[str], output_dir: str | None = None,
+                        macros: Any = None, include_dirs: Any = None, debug: bool = False,
+                        extra_preargs: Any = None, extra_postargs: Any = None,
+                        depends: Any = None) -> list[str]:  # fmt: skip
+                _, objects, postargs, pp_opts, todo = cc._setup_compile(
+                    output_dir, macros, include_dirs, sources, depends, extra_postargs
+                )
+                cc_args = cc._get_cc_args(pp_opts, debug, extra_preargs)
+
+                def one(obj: str) -> None:
+                    src, ext = todo[obj]
+                    cc._compile(obj, src, ext, cc_args, postargs, pp_opts)
+
+                with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                    list(pool.map(one, [obj for obj in objects if obj in todo]))
+                return list(objects)
+
+            cc.compile = compile
+            super().build_extensions()
+
+    return BuildExt
 
 
 def clean(root: Path = ROOT) -> int:
