@@ -34,7 +34,8 @@ SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 PACKAGES = ("schemas", "streams", "processors", "projections", "api", "infra")
 
 # Compiled together (calls between them are C calls): the worker's path per message, the
-# FHIR store's fold and index extraction (a rebuild), the lake's decode and bronze rows.
+# FHIR store's fold and index extraction (a rebuild), the lake's decode, bronze rows,
+# and the FHIRPath engine silver's views are evaluated with.
 # Left out, each for a reason:
 # processors/pipeline.py and processors/translators.py (tests replace their functions: an
 # erasure in the middle of a message, a mapping switched for re-drive and replay; a call
@@ -68,6 +69,8 @@ MODULES: tuple[str, ...] = (
     "projections/fhir_store/index_values.py",
     "projections/lake/changes.py",
     "projections/lake/bronze.py",
+    "projections/fhirpath/*.py",
+    "projections/lake/silver.py",
 )
 
 
