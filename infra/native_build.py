@@ -171,7 +171,8 @@ def build() -> None:
 
 def _build_ext_on_every_core() -> type:
     """setuptools' build_ext, compiling an extension's C files side by side: the group is one
-    extension of a C file a module (`multi_file`), which build_ext would compile one by one."""
+    extension of a C file a module (`multi_file`), which build_ext would compile one by one.
+    It calls the compiler's own steps (private in distutils; uv.lock pins setuptools)."""
     from setuptools.command.build_ext import build_ext
 
     class BuildExt(build_ext):  # type: ignore[misc]  # setuptools is untyped here
