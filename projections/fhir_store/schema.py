@@ -169,8 +169,10 @@ def connect(path: Path | str, readonly: bool = False, bulk: bool = False) -> sql
 
 
 def _tune_for_use(conn: sqlite3.Connection) -> None:
+    """What reads and applying use; also what `finish_bulk` restores after sorting."""
     conn.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
     conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA threads = 0")
 
 
 def _tune_for_sorting(conn: sqlite3.Connection) -> None:
@@ -209,7 +211,6 @@ def finish_bulk(conn: sqlite3.Connection) -> None:
     """Create the search indexes of a bulk-built store and put it in WAL mode."""
     _tune_for_sorting(conn)
     conn.executescript(SEARCH_INDEXES)
-    conn.execute("PRAGMA threads = 0")
     _tune_for_use(conn)
     conn.execute("PRAGMA journal_mode = WAL")
 
