@@ -1,11 +1,15 @@
-"""The Avro datum of a flat event record, read by a function made for its schema.
+"""The Avro datum of a flat event record, read by a loop over its schema's fields.
 
 The mirror of schemas/flat_writer.py: every carelog event schema is one flat record (strings,
 longs, ints, booleans, bytes, enums, string maps, timestamp-micros, ["null", x] unions), and
 every process decodes events (the worker twice per resource, the store projection and the
 sink once per change). fastavro's reader walks the schema for each datum; here the walk is
-done once per schema, into the source of one straight-line function (as dataclasses and
-attrs make their methods), 0.57x fastavro's time for a ResourceTranslated.
+done once per schema, into a list of steps that `FlatReader` loops over. This module is
+compiled (infra/native_build.py): a ResourceChanged is read in 1.9 us, 1.1 with plain
+timestamps, where a Python function made from the schema's source (exec) took 3.9 and 2.7.
+The record's keys are the field names interned: the event class's __init__ matches a
+keyword by identity before it compares strings, which made `from_record` 2.5x slower
+with keys that were equal but not the same objects (docs/figures.md).
 
 It reads a datum written with the schema it was made for (codec.py uses it when the writer
 schema is the reader's); resolving an older writer's schema stays fastavro's. The values are
@@ -16,13 +20,88 @@ a datum raise (IndexError, ValueError, UnicodeDecodeError); codec.py reports the
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from schemas.flat_writer import Field, Kind, flat_fields
 
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# A field's kind as the loop below tells them apart: small ints compare in C when compiled.
+_STRING: Final = 0
+_BYTES: Final = 1
+_LONG: Final = 2
+_BOOLEAN: Final = 3
+_TIMESTAMP: Final = 4
+_MICROS: Final = 5  # a timestamp kept as its microseconds (plain)
+_ENUM: Final = 6
+_MAP: Final = 7
+_CODES: Final = {Kind.STRING: _STRING, Kind.BYTES: _BYTES, Kind.LONG: _LONG, Kind.INT: _LONG,
+                 Kind.BOOLEAN: _BOOLEAN, Kind.ENUM: _ENUM, Kind.MAP: _MAP}  # fmt: skip
+
+
+class _Step:
+    """One field of the schema, as the reader's loop takes it."""
+
+    def __init__(self, field: Field, plain: bool) -> None:
+        self.name: str = sys.intern(field.name)  # see the module's docstring
+        self.optional: bool = field.optional
+        if field.kind is Kind.TIMESTAMP:
+            self.kind: int = _MICROS if plain else _TIMESTAMP
+        else:
+            self.kind = _CODES[field.kind]
+        symbols = field.symbols or {}
+        self.symbols: tuple[str, ...] = tuple(sorted(symbols, key=symbols.__getitem__))
+
+
+class FlatReader:
+    """`reader(data, at) -> (record, end)`: a loop over the schema's fields, read once."""
+
+    def __init__(self, fields: tuple[Field, ...], plain: bool) -> None:
+        self.steps: list[_Step] = [_Step(f, plain) for f in fields]
+
+    def __call__(self, data: bytes, at: int) -> tuple[dict[str, Any], int]:
+        record: dict[str, Any] = {}
+        for step in self.steps:
+            if step.optional:
+                branch = data[at]
+                at += 1
+                if branch == 0:
+                    record[step.name] = None
+                    continue
+                if branch != 2:
+                    raise ValueError(f"union branch {branch} of [null, x]")
+            kind = step.kind
+            if kind in (_STRING, _BYTES):
+                size, at = _long(data, at)
+                end = at + size
+                if size < 0 or end > len(data):
+                    raise ValueError("length past the end")
+                if kind == _STRING:
+                    record[step.name] = data[at:end].decode()
+                else:
+                    record[step.name] = bytes(data[at:end])
+                at = end
+            elif kind in (_LONG, _MICROS):
+                value, at = _long(data, at)
+                record[step.name] = value
+            elif kind == _TIMESTAMP:
+                value, at = _long(data, at)
+                record[step.name] = _EPOCH + timedelta(
+                    0, 0, value
+                )  # days, seconds, µs: no keywords
+            elif kind == _ENUM:
+                value, at = _long(data, at)
+                record[step.name] = step.symbols[value]
+            elif kind == _BOOLEAN:
+                record[step.name] = data[at] != 0
+                at += 1
+            else:
+                record[step.name], at = _map(data, at)
+        return record, at
 
 
 def flat_reader(schema: Any, *, plain: bool = False) -> Reader | None:
@@ -31,68 +110,7 @@ def flat_reader(schema: Any, *, plain: bool = False) -> Reader | None:
     fields = flat_fields(schema)
     if fields is None:
         return None
-    namespace: dict[str, Any] = {
-        "_long": _long,
-        "_map": _map,
-        "_EPOCH": datetime(1970, 1, 1, tzinfo=UTC),
-        "_timedelta": timedelta,
-    }
-    lines = ["def read(data, at):", "    record = {}"]
-    for index, field in enumerate(fields):
-        lines += _field_lines(field, index, plain, namespace)
-    lines.append("    return record, at")
-    exec("\n".join(lines), namespace)  # source made above from the schema only
-    reader: Reader = namespace["read"]
-    return reader
-
-
-def _varint_into(name: str) -> list[str]:
-    """Lines reading a zigzag varint into `name`: one byte (most lengths, versions, enum
-    indexes) in place, as a call to `_long` costs more than the reading."""
-    return [
-        f"{name} = data[at]",
-        f"if {name} < 0x80: at += 1; {name} = ({name} >> 1) ^ -({name} & 1)",
-        f"else: {name}, at = _long(data, at)",
-    ]
-
-
-def _field_lines(field: Field, index: int, plain: bool, namespace: dict[str, Any]) -> list[str]:
-    key = f"record[{field.name!r}]"
-    kind = field.kind
-    if kind is Kind.STRING or kind is Kind.BYTES:
-        value = "data[at:end].decode()" if kind is Kind.STRING else "bytes(data[at:end])"
-        body = [
-            *_varint_into("size"),
-            "end = at + size",
-            "if size < 0 or end > len(data): raise ValueError('length past the end')",
-            f"{key} = {value}",
-            "at = end",
-        ]
-    elif kind is Kind.TIMESTAMP and not plain:
-        body = ["value, at = _long(data, at)", f"{key} = _EPOCH + _timedelta(microseconds=value)"]
-    elif kind is Kind.TIMESTAMP:  # microseconds since the epoch: eight bytes
-        body = [f"{key}, at = _long(data, at)"]
-    elif kind in (Kind.LONG, Kind.INT):
-        body = [*_varint_into("value"), f"{key} = value"]
-    elif kind is Kind.BOOLEAN:
-        body = [f"{key} = data[at] != 0", "at += 1"]
-    elif kind is Kind.ENUM:
-        assert field.symbols is not None
-        symbols = f"_symbols_{index}"
-        namespace[symbols] = tuple(sorted(field.symbols, key=field.symbols.__getitem__))
-        body = [*_varint_into("value"), f"{key} = {symbols}[value]"]
-    else:  # a map of strings
-        body = [f"{key}, at = _map(data, at)"]
-    if not field.optional:
-        return [f"    {line}" for line in body]
-    return [
-        "    branch = data[at]",
-        "    at += 1",
-        f"    if branch == 0: {key} = None",
-        "    elif branch == 2:",
-        *(f"        {line}" for line in body),
-        "    else: raise ValueError(f'union branch {branch} of [null, x]')",
-    ]
+    return FlatReader(fields, plain)
 
 
 def _long(data: bytes, at: int) -> tuple[int, int]:

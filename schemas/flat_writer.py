@@ -4,9 +4,10 @@ fastavro's schemaless writer walks the schema for every datum and picks each uni
 by validating the value; the worker writes some thirty events per ORU^R01. Every carelog
 event schema is one flat record of strings, longs, ints, booleans, bytes, enums, string
 maps, timestamp-micros and ["null", x] unions: `flat_writer` reads such a schema once into
-a tuple of fields and makes the source of one straight-line function over them (Avro
-encode of a ResourceTranslated: fastavro 9.7 us, a loop over the fields 6.3-6.5 us, the
-function made for the schema 4.8 us). schemas/flat_reader.py reads the same way.
+a list of steps, and `FlatWriter.write` loops over them. This module is compiled
+(infra/native_build.py), so the loop and its branches on small ints run as C: a
+ResourceChanged written in 2.6 us, where fastavro took 9.7 and a Python function made from
+the schema's source (exec) 4.0 (docs/figures.md). schemas/flat_reader.py reads the same way.
 
 Only the plain case is written here: each value of the exact type its field expects (a str
 for a string, an int in range for a long, an aware datetime or an int for a timestamp, a
@@ -17,11 +18,10 @@ holds the bytes to fastavro's).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LONG_MIN, _LONG_END = -(2**63), 2**63
@@ -50,71 +50,78 @@ class Field(NamedTuple):
     symbols: dict[str, int] | None = None  # an enum's: symbol -> index
 
 
-@dataclass(frozen=True, slots=True)
+# A field's kind as the writer's loop tells them apart: small ints compare in C when compiled.
+_STRING: Final = 0
+_BYTES: Final = 1
+_LONG: Final = 2
+_INT: Final = 3
+_BOOLEAN: Final = 4
+_TIMESTAMP: Final = 5
+_ENUM: Final = 6
+_MAP: Final = 7
+_CODES: Final = {Kind.STRING: _STRING, Kind.BYTES: _BYTES, Kind.LONG: _LONG, Kind.INT: _INT,
+                 Kind.BOOLEAN: _BOOLEAN, Kind.TIMESTAMP: _TIMESTAMP, Kind.ENUM: _ENUM,
+                 Kind.MAP: _MAP}  # fmt: skip
+
+
+class _Step:
+    """One field of the schema, as the writer's loop takes it."""
+
+    def __init__(self, field: Field) -> None:
+        self.name: str = sys.intern(field.name)  # a dict finds an interned key by identity
+        self.optional: bool = field.optional
+        self.kind: int = _CODES[field.kind]
+        self.symbols: dict[str, int] = field.symbols or {}
+
+
 class FlatWriter:
-    """`write(record) -> bytes`: one straight-line function made from the schema's fields
-    (as dataclasses and attrs make their methods), no per-field dispatch at write time.
-    Raises NotFlat (or KeyError for a missing field, TypeError, UnicodeError) for what only
-    fastavro writes."""
+    """`write(record) -> bytes`: a loop over the schema's fields, read once. Raises NotFlat
+    (or KeyError for a missing field, UnicodeError) for what only fastavro writes."""
 
-    write: Callable[[dict[str, Any]], bytes]
+    def __init__(self, fields: tuple[Field, ...]) -> None:
+        self.steps: list[_Step] = [_Step(f) for f in fields]
 
-
-def _writer_source(fields: tuple[Field, ...], namespace: dict[str, Any]) -> str:
-    lines = ["def write(record):", "    out = bytearray()"]
-    for index, (name, optional, kind, symbols) in enumerate(fields):
-        body: list[str]
-        if kind is Kind.STRING or kind is Kind.BYTES:
-            plain_type = "str" if kind is Kind.STRING else "bytes"
-            body = [
-                f"if type(value) is not {plain_type}: raise NotFlat({name + ': not ' + plain_type!r})",
-                "data = value.encode()" if kind is Kind.STRING else "data = value",
-                "size = len(data) << 1",
-                "if size < 0x80: out.append(size)",  # most values: a one-byte length
-                "else: _varint(size, out)",
-                "out += data",
-            ]
-        elif kind is Kind.LONG or kind is Kind.TIMESTAMP:
-            body = []
-            if kind is Kind.TIMESTAMP:
-                body += [
-                    "if type(value) is datetime and value.tzinfo is not None:",
-                    "    delta = value - _EPOCH",  # as fastavro counts it, in whole microseconds
-                    "    value = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds",
-                ]
-            body += [
-                "if type(value) is not int or not _LONG_MIN <= value < _LONG_END:",
-                f"    raise NotFlat({name + ': not a long'!r})",
-                "_varint((value << 1) ^ (value >> 63), out)",
-            ]
-        elif kind is Kind.INT:
-            body = [
-                "if type(value) is not int or not _INT_MIN <= value < _INT_END:",
-                f"    raise NotFlat({name + ': not an int'!r})",
-                "_varint((value << 1) ^ (value >> 63), out)",
-            ]
-        elif kind is Kind.ENUM:
-            namespace[f"_symbols_{index}"] = symbols
-            body = [
-                f"index = _symbols_{index}.get(value) if isinstance(value, str) else None",
-                f"if index is None: raise NotFlat({name + ': not one of its symbols'!r})",
-                "_varint(index << 1, out)",
-            ]
-        elif kind is Kind.BOOLEAN:
-            body = [
-                f"if type(value) is not bool: raise NotFlat({name + ': not a bool'!r})",
-                "out.append(1 if value else 0)",
-            ]
-        else:  # a map of strings
-            body = [f"_map({name!r}, value, out)"]
-        lines.append(f"    value = record[{name!r}]")
-        if optional:
-            lines += ["    if value is None: out.append(0)", "    else:", "        out.append(2)"]
-            lines += [f"        {line}" for line in body]  # branch 1, zigzag
-        else:
-            lines += [f"    {line}" for line in body]
-    lines.append("    return bytes(out)")
-    return "\n".join(lines)
+    def write(self, record: dict[str, Any]) -> bytes:
+        out = bytearray()
+        for step in self.steps:
+            value = record[step.name]
+            if step.optional:
+                if value is None:
+                    out.append(0)
+                    continue
+                out.append(2)  # branch 1, zigzag
+            kind = step.kind
+            if kind == _STRING:
+                if type(value) is not str:
+                    raise NotFlat(f"{step.name}: not str")
+                _bytes(value.encode(), out)
+            elif kind == _BYTES:
+                if type(value) is not bytes:
+                    raise NotFlat(f"{step.name}: not bytes")
+                _bytes(value, out)
+            elif kind in (_LONG, _TIMESTAMP):
+                if kind == _TIMESTAMP and type(value) is datetime and value.tzinfo is not None:
+                    delta = value - _EPOCH  # as fastavro counts it, in whole microseconds
+                    value = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+                if type(value) is not int or not _LONG_MIN <= value < _LONG_END:
+                    raise NotFlat(f"{step.name}: not a long")
+                _varint((value << 1) ^ (value >> 63), out)
+            elif kind == _INT:
+                if type(value) is not int or not _INT_MIN <= value < _INT_END:
+                    raise NotFlat(f"{step.name}: not an int")
+                _varint((value << 1) ^ (value >> 63), out)
+            elif kind == _ENUM:
+                index = step.symbols.get(value) if isinstance(value, str) else None
+                if index is None:
+                    raise NotFlat(f"{step.name}: not one of its symbols")
+                _varint(index << 1, out)
+            elif kind == _BOOLEAN:
+                if type(value) is not bool:
+                    raise NotFlat(f"{step.name}: not a bool")
+                out.append(1 if value else 0)
+            else:
+                _map(step.name, value, out)
+        return bytes(out)
 
 
 def flat_writer(schema: Any) -> FlatWriter | None:
@@ -123,13 +130,7 @@ def flat_writer(schema: Any) -> FlatWriter | None:
     fields = flat_fields(schema)
     if fields is None:
         return None
-    namespace: dict[str, Any] = {
-        "NotFlat": NotFlat, "datetime": datetime, "_EPOCH": _EPOCH, "_varint": _varint,
-        "_map": _map, "_LONG_MIN": _LONG_MIN, "_LONG_END": _LONG_END, "_INT_MIN": _INT_MIN,
-        "_INT_END": _INT_END,
-    }  # fmt: skip
-    exec(_writer_source(fields, namespace), namespace)  # source made from the schema only
-    return FlatWriter(namespace["write"])
+    return FlatWriter(fields)
 
 
 def flat_fields(schema: Any) -> tuple[Field, ...] | None:
