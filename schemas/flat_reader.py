@@ -83,16 +83,15 @@ class FlatReader:
                 if kind == _STRING:
                     record[step.name] = data[at:end].decode()
                 else:
-                    record[step.name] = bytes(data[at:end])
+                    record[step.name] = data[at:end]
                 at = end
             elif kind in (_LONG, _MICROS):
                 value, at = _long(data, at)
                 record[step.name] = value
             elif kind == _TIMESTAMP:
                 value, at = _long(data, at)
-                record[step.name] = _EPOCH + timedelta(
-                    0, 0, value
-                )  # days, seconds, µs: no keywords
+                # timedelta(days, seconds, microseconds): positional, cheaper than keywords
+                record[step.name] = _EPOCH + timedelta(0, 0, value)
             elif kind == _ENUM:
                 value, at = _long(data, at)
                 record[step.name] = step.symbols[value]
