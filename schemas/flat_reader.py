@@ -22,25 +22,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
-from schemas.flat_writer import Field, Kind, flat_fields
+from schemas.flat_writer import (
+    BOOLEAN,
+    BYTES,
+    CODES,
+    ENUM,
+    EPOCH,
+    INT,
+    LONG,
+    STRING,
+    TIMESTAMP,
+    Field,
+    Kind,
+    flat_fields,
+)
 
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-# A field's kind as the loop below tells them apart: small ints compare in C when compiled.
-_STRING: Final = 0
-_BYTES: Final = 1
-_LONG: Final = 2
-_BOOLEAN: Final = 3
-_TIMESTAMP: Final = 4
-_MICROS: Final = 5  # a timestamp kept as its microseconds (plain)
-_ENUM: Final = 6
-_MAP: Final = 7
-_CODES: Final = {Kind.STRING: _STRING, Kind.BYTES: _BYTES, Kind.LONG: _LONG, Kind.INT: _LONG,
-                 Kind.BOOLEAN: _BOOLEAN, Kind.ENUM: _ENUM, Kind.MAP: _MAP}  # fmt: skip
+# A timestamp kept as its microseconds (plain), beside the kinds both loops share.
+_MICROS: Final = 8
 
 
 class _Step:
@@ -49,10 +52,7 @@ class _Step:
     def __init__(self, field: Field, plain: bool) -> None:
         self.name: str = sys.intern(field.name)  # see the module's docstring
         self.optional: bool = field.optional
-        if field.kind is Kind.TIMESTAMP:
-            self.kind: int = _MICROS if plain else _TIMESTAMP
-        else:
-            self.kind = _CODES[field.kind]
+        self.kind: int = _MICROS if plain and field.kind is Kind.TIMESTAMP else CODES[field.kind]
         symbols = field.symbols or {}
         self.symbols: tuple[str, ...] = tuple(sorted(symbols, key=symbols.__getitem__))
 
@@ -75,27 +75,27 @@ class FlatReader:
                 if branch != 2:
                     raise ValueError(f"union branch {branch} of [null, x]")
             kind = step.kind
-            if kind in (_STRING, _BYTES):
+            if kind in (STRING, BYTES):
                 size, at = _long(data, at)
                 end = at + size
                 if size < 0 or end > len(data):
                     raise ValueError("length past the end")
-                if kind == _STRING:
+                if kind == STRING:
                     record[step.name] = data[at:end].decode()
                 else:
                     record[step.name] = data[at:end]
                 at = end
-            elif kind in (_LONG, _MICROS):
+            elif kind in (LONG, INT, _MICROS):
                 value, at = _long(data, at)
                 record[step.name] = value
-            elif kind == _TIMESTAMP:
+            elif kind == TIMESTAMP:
                 value, at = _long(data, at)
                 # timedelta(days, seconds, microseconds): positional, cheaper than keywords
-                record[step.name] = _EPOCH + timedelta(0, 0, value)
-            elif kind == _ENUM:
+                record[step.name] = EPOCH + timedelta(0, 0, value)
+            elif kind == ENUM:
                 value, at = _long(data, at)
                 record[step.name] = step.symbols[value]
-            elif kind == _BOOLEAN:
+            elif kind == BOOLEAN:
                 record[step.name] = data[at] != 0
                 at += 1
             else:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, NamedTuple
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _LONG_MIN, _LONG_END = -(2**63), 2**63
 _INT_MIN, _INT_END = -(2**31), 2**31
 
@@ -50,18 +50,19 @@ class Field(NamedTuple):
     symbols: dict[str, int] | None = None  # an enum's: symbol -> index
 
 
-# A field's kind as the writer's loop tells them apart: small ints compare in C when compiled.
-_STRING: Final = 0
-_BYTES: Final = 1
-_LONG: Final = 2
-_INT: Final = 3
-_BOOLEAN: Final = 4
-_TIMESTAMP: Final = 5
-_ENUM: Final = 6
-_MAP: Final = 7
-_CODES: Final = {Kind.STRING: _STRING, Kind.BYTES: _BYTES, Kind.LONG: _LONG, Kind.INT: _INT,
-                 Kind.BOOLEAN: _BOOLEAN, Kind.TIMESTAMP: _TIMESTAMP, Kind.ENUM: _ENUM,
-                 Kind.MAP: _MAP}  # fmt: skip
+# A field's kind as the loops of this module and schemas/flat_reader.py tell them apart:
+# small ints compare in C when compiled.
+STRING: Final = 0
+BYTES: Final = 1
+LONG: Final = 2
+INT: Final = 3
+BOOLEAN: Final = 4
+TIMESTAMP: Final = 5
+ENUM: Final = 6
+MAP: Final = 7
+CODES: Final = {Kind.STRING: STRING, Kind.BYTES: BYTES, Kind.LONG: LONG, Kind.INT: INT,
+                Kind.BOOLEAN: BOOLEAN, Kind.TIMESTAMP: TIMESTAMP, Kind.ENUM: ENUM,
+                Kind.MAP: MAP}  # fmt: skip
 
 
 class _Step:
@@ -70,7 +71,7 @@ class _Step:
     def __init__(self, field: Field) -> None:
         self.name: str = sys.intern(field.name)  # a dict finds an interned key by identity
         self.optional: bool = field.optional
-        self.kind: int = _CODES[field.kind]
+        self.kind: int = CODES[field.kind]
         self.symbols: dict[str, int] = field.symbols or {}
 
 
@@ -91,31 +92,31 @@ class FlatWriter:
                     continue
                 out.append(2)  # branch 1, zigzag
             kind = step.kind
-            if kind == _STRING:
+            if kind == STRING:
                 if type(value) is not str:
                     raise NotFlat(f"{step.name}: not str")
                 _bytes(value.encode(), out)
-            elif kind == _BYTES:
+            elif kind == BYTES:
                 if type(value) is not bytes:
                     raise NotFlat(f"{step.name}: not bytes")
                 _bytes(value, out)
-            elif kind in (_LONG, _TIMESTAMP):
-                if kind == _TIMESTAMP and type(value) is datetime and value.tzinfo is not None:
-                    delta = value - _EPOCH  # as fastavro counts it, in whole microseconds
+            elif kind in (LONG, TIMESTAMP):
+                if kind == TIMESTAMP and type(value) is datetime and value.tzinfo is not None:
+                    delta = value - EPOCH  # as fastavro counts it, in whole microseconds
                     value = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
                 if type(value) is not int or not _LONG_MIN <= value < _LONG_END:
                     raise NotFlat(f"{step.name}: not a long")
                 _varint((value << 1) ^ (value >> 63), out)
-            elif kind == _INT:
+            elif kind == INT:
                 if type(value) is not int or not _INT_MIN <= value < _INT_END:
                     raise NotFlat(f"{step.name}: not an int")
                 _varint((value << 1) ^ (value >> 63), out)
-            elif kind == _ENUM:
+            elif kind == ENUM:
                 index = step.symbols.get(value) if isinstance(value, str) else None
                 if index is None:
                     raise NotFlat(f"{step.name}: not one of its symbols")
                 _varint(index << 1, out)
-            elif kind == _BOOLEAN:
+            elif kind == BOOLEAN:
                 if type(value) is not bool:
                     raise NotFlat(f"{step.name}: not a bool")
                 out.append(1 if value else 0)
