@@ -20,6 +20,7 @@ from starlette.requests import Request
 
 from api.access import REQUEST_ID_KEY
 from api.errors import GatewayError, Unavailable
+from api.fhir.audit_batch import AuditBatch
 from api.ingest import Ingestor
 from api.loop_bridge import LoopBridge
 from api.metrics import GatewayMetrics
@@ -90,6 +91,11 @@ class Gateway:
                    "linger.ms": self.settings.fhir.audit_linger_ms},
             )  # fmt: skip
         return self._audit_producer
+
+    @cached_property
+    def audit_batch(self) -> AuditBatch:
+        """Where reads queue their AuditEvents (made at the end of the loop's turn)."""
+        return AuditBatch(lambda: self.audit_producer, self.metrics)
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:

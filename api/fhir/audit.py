@@ -11,9 +11,9 @@ processors: a read costs one small record batched by the gateway's audit produce
 that would queue writes behind reads. The FHIR store projection folds carelog.audit like
 carelog.fhir.changes, so AuditEvents are readable over /fhir/AuditEvent.
 
-What holds: a read is answered only after its AuditEvent is queued in the producer (built
-on the request path, never deferred to a batch of our own); the read never waits for the
-broker: the append is confirmed in the background, and a failure (the broker unreachable
+What holds: a read is answered only after its AuditEvent is queued in the producer (made
+with those of the other reads of the same turn of the event loop, api/fhir/audit_batch.py);
+the read never waits for the broker: the append is confirmed in the background, and a failure (the broker unreachable
 for CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS) is logged and counted, not answered. A gateway
 process killed within the linger (plus a broker round trip) of a read loses that read's
 record; a gateway stopped normally appends every queued record before it exits.
@@ -28,16 +28,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from api.fhir.audit_record import MAPPING_VERSION, audit_record, recorded_now
+from api.fhir.audit_record import MAPPING_VERSION, recorded_now
 from api.gateway import gateway_of, request_id
-from api.metrics import GatewayMetrics
 from api.security.auth import Principal
 from api.security.guard import client_ip
 from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
-from schemas.events import Operation, ResourceChanged, new_event_id
-from streams.errors import DeliveryFailed
-from streams.producer import Delivered, Outgoing
+from schemas.events import Operation, ResourceChanged
 from streams.topics import AUDIT
 
 log = logging.getLogger("carelog.gateway.audit")
@@ -117,30 +114,13 @@ def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -
     )
 
 
-def audit(request: Request, principal: Principal, interaction: str,
-          refs: list[str], query: str | None = None) -> None:  # fmt: skip
-    """Append the AuditEvent of this access to carelog.audit without waiting for it."""
+async def audit(request: Request, principal: Principal, interaction: str,
+                refs: list[str], query: str | None = None) -> None:  # fmt: skip
+    """Queue the AuditEvent of this access for carelog.audit; returns once it is queued,
+    without waiting for the broker (api/fhir/audit_batch.py)."""
     gw = gateway_of(request)
     if not gw.settings.fhir.audit_reads:
         return
     recorded_at, at_us = recorded_now()
     event = audit_event(principal, interaction, client_ip(request), refs, query, recorded_at)
-    access_id = new_event_id()
-    value = audit_record(event, access_id, recorded_at, at_us)  # sealed when sealing is on
-    record = Outgoing(AUDIT, f"AuditEvent/{access_id}", value,
-                      headers=[("correlation-id", request_id(request))])  # fmt: skip
-    metrics = gw.metrics
-
-    def confirmed(outcome: Delivered | DeliveryFailed) -> None:  # on the delivery thread
-        if isinstance(outcome, DeliveryFailed):
-            _failed(metrics, str(outcome))
-
-    try:  # no Future per read: only a failure has anything to do
-        gw.audit_producer.produce(record, confirmed)
-    except Exception as exc:  # could not even queue it: the read is answered all the same
-        _failed(metrics, str(exc))
-
-
-def _failed(metrics: GatewayMetrics, why: str) -> None:
-    log.error("an AuditEvent was not appended to the log: %s", why)
-    metrics.audit_failed.inc()
+    await gw.audit_batch.queue(event, recorded_at, at_us, request_id(request))

@@ -155,7 +155,9 @@ async def _kick_off(request: Request, level: Level, group: str | None = None) ->
         "exported": 0,
     })  # fmt: skip
     jobs.start(job, store.path)
-    audit(request, principal, "operation", [], f"$export {request.url.path}?{request.url.query}")
+    await audit(
+        request, principal, "operation", [], f"$export {request.url.path}?{request.url.query}"
+    )
     location = f"{base_url(request)}/$export-status/{job.id}"
     body = operation_outcome(Issue(f"export {job.id} started; poll {location}",
                                    code="informational", severity="information"))  # fmt: skip
@@ -241,7 +243,7 @@ async def download(request: Request) -> Response:
         raise NotFound(f"export {job.id} has no file {name[:80]!r}")
     if _readable(principal, [listed[name]], _checked(request)) != [listed[name]]:
         raise Forbidden(f"insufficient scope: this file holds {listed[name]} resources")
-    audit(request, principal, "operation", [], f"$export-file {job.id}/{name}")
+    await audit(request, principal, "operation", [], f"$export-file {job.id}/{name}")
     return FileResponse(job.directory / name, media_type=NDJSON)
 
 

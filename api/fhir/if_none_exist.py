@@ -164,15 +164,15 @@ def _readable(principal: Principal, resource_type: str, checked: bool) -> bool:
     return True
 
 
-def answer_match(request: Request, principal: Principal, stored: StoredResource,
-                 media: str, checked: bool) -> Response:  # fmt: skip
+async def answer_match(request: Request, principal: Principal, stored: StoredResource,
+                       media: str, checked: bool) -> Response:  # fmt: skip
     """POST /fhir/{type} whose criteria matched `stored`: 200 with it, nothing written.
 
     The body (per Prefer) only goes to a token that may read the type; the read is audited.
     """
     readable = _readable(principal, stored.resource_type, checked)
     if readable:
-        audit(request, principal, "read", [stored.key])
+        await audit(request, principal, "read", [stored.key])
     target = Target(stored.resource_type, stored.id, "POST", None, if_none_exist=True)
     applied = Applied([(stored, False)])
     return write_answer.single(request, target, applied, None, media, readable)

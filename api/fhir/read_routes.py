@@ -78,7 +78,7 @@ async def read(request: Request) -> Response:
     resource = _found(
         stored, f"{rtype}/{rid}" + (f" at {request.query_params['_at']}" if at else "")
     )
-    audit(request, reader.principal, "read", [resource.key])
+    await audit(request, reader.principal, "read", [resource.key])
     return resource_response(request, resource, media)
 
 
@@ -100,7 +100,7 @@ async def vread(request: Request) -> Response:
     check_visible(store, reader, rtype, rid, store.read(rtype, rid))
     found = store.vread(rtype, rid, version, reader.compartment)  # None: not in it then
     resource = _found(found, f"{rtype}/{rid}/_history/{vid}")
-    audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
+    await audit(request, reader.principal, "vread", [f"{resource.key}/_history/{resource.version}"])
     return resource_response(request, resource, media)
 
 
@@ -151,7 +151,7 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
     if offset + len(versions) < total and count > 0:
         links.append(("next", page_url(url, params, offset + len(versions))))
     interaction = "history-instance" if rid else "history-type" if rtype else "history-system"
-    audit(request, reader.principal, interaction,
+    await audit(request, reader.principal, interaction,
           [f"{v.key}/_history/{v.version}" for v in versions])  # fmt: skip
     return Response(history(base, versions, total, links), 200, media_type=media)
 

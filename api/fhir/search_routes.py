@@ -96,7 +96,7 @@ async def search(request: Request) -> Response:
     if result.next_offset is not None:
         links.append(("next", page_url(url, params, result.next_offset)))
     refs = [r.key for r in result.matches] + [r.key for r in included]
-    audit(request, reader.principal, "search-type", refs, f"{rtype}?{urlencode(params)}")
+    await audit(request, reader.principal, "search-type", refs, f"{rtype}?{urlencode(params)}")
     body = searchset(base, result.matches, included, result.total, links)
     return Response(body, 200, media_type=media)
 
@@ -136,7 +136,7 @@ async def _search_at(request: Request, reader: Reader, rtype: str,
     links = [("self", page_url(url, params, offset or None))]
     if offset + len(matches) < total and count > 0:
         links.append(("next", page_url(url, params, offset + len(matches))))
-    audit(request, reader.principal, "search-type", [r.key for r in matches],
+    await audit(request, reader.principal, "search-type", [r.key for r in matches],
           f"{rtype}?{urlencode(params)}")  # fmt: skip
     return Response(searchset(base, matches, [], total, links), 200, media_type=media)
 
@@ -173,7 +173,7 @@ async def everything(request: Request) -> Response:
     base = base_url(request)
     links = [("self", page_url(f"{base}/Patient/{pid}/$everything",
                                list(request.query_params.multi_items())))]  # fmt: skip
-    audit(
+    await audit(
         request, reader.principal, "operation", [r.key for r in items], f"Patient/{pid}/$everything"
     )
     return Response(searchset(base, items, [], len(items), links), 200, media_type=media)

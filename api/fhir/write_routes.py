@@ -91,8 +91,8 @@ async def write(call: Admitted) -> Response:
     except GatewayError as exc:
         raise await call.refuse(exc) from None
     if resource_type is not None and 0 in conditions.matches:  # found: nothing to write
-        return if_none_exist.answer_match(request, principal, conditions.matches[0],
-                                          answer_type, gw.guard.verifier is not None)  # fmt: skip
+        return await if_none_exist.answer_match(request, principal, conditions.matches[0],
+                                                answer_type, gw.guard.verifier is not None)  # fmt: skip
 
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.fhir,

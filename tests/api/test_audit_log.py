@@ -4,17 +4,23 @@ AuditEvent from carelog.audit into a store that serves it over /fhir/AuditEvent.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
+import api.fhir.audit_batch
+from api.fhir.audit import audit_event
+from api.fhir.audit_record import recorded_now
 from api.gateway import Gateway
+from api.security.auth import Principal
 from projections.fhir_store import FhirStore
 from projections.fhir_store.runner import consume
 from schemas.events import Format, ResourceChanged
@@ -105,3 +111,74 @@ def test_a_failed_audit_append_is_counted_and_the_read_still_answered(
         failed = registry.get_sample_value("carelog_gateway_audit_failed_total") or 0.0
         time.sleep(0.1)
     assert failed == 1
+
+
+def test_concurrent_reads_each_get_their_own_audit_event(
+    make_client: Callable[..., TestClient], appended: Callable[..., list[Any]], tmp_path: Path
+) -> None:
+    """Reads answered in the same turns of the event loop have their records made together
+    (api/fhir/audit_batch.py): each still names its own patient and request."""
+    pids = [f"c{uid()}" for _ in range(12)]
+    data = tmp_path / "data.sqlite"
+    write_store(data, [changed({"resourceType": "Patient", "id": pid}) for pid in pids])
+    client = make_client(store={"path": data})
+    headers = [reading() for _ in pids]
+
+    async def read_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            return await asyncio.gather(*(http.get(f"/fhir/Patient/{pid}", headers=h)
+                                          for pid, h in zip(pids, headers, strict=True)))  # fmt: skip
+
+    answers = asyncio.run(read_all())
+    assert [a.status_code for a in answers] == [200] * len(pids)
+    for pid, h in zip(pids, headers, strict=True):
+        [(_, change)] = audit_records(appended, h["X-Request-ID"])
+        event = orjson.loads(change.resource or "")
+        assert event["entity"][0]["what"] == {"reference": f"Patient/{pid}"}
+
+
+def test_a_record_that_cannot_be_made_fails_only_its_own_access(
+    make_client: Callable[..., TestClient],
+    appended: Callable[..., list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway = gateway_of_app(make_client())
+    made = api.fhir.audit_batch.audit_record
+    flushed: list[int] = []
+
+    def audit_record(event: dict[str, Any], *args: Any) -> bytes:
+        if event["entity"][0]["what"]["reference"] == "Patient/broken":
+            raise ValueError("no key for Patient/broken")
+        return made(event, *args)
+
+    monkeypatch.setattr(api.fhir.audit_batch, "audit_record", audit_record)
+    flush = api.fhir.audit_batch.AuditBatch._flush
+
+    def counted(batch: api.fhir.audit_batch.AuditBatch) -> None:
+        flushed.append(len(batch._pending))
+        flush(batch)
+
+    monkeypatch.setattr(api.fhir.audit_batch.AuditBatch, "_flush", counted)
+    reader = Principal(subject="audited-app", scopes=frozenset({"user/*.read"}))
+    ids = {pid: f"audit-{uuid.uuid4()}" for pid in ("ok1", "broken", "ok2")}
+
+    async def three_reads_in_one_turn() -> list[BaseException | None]:
+        waits = []
+        for pid, correlation_id in ids.items():
+            recorded_at, at_us = recorded_now()
+            event = audit_event(reader, "read", "10.0.0.9", [f"Patient/{pid}"], None, recorded_at)
+            waits.append(gateway.audit_batch.queue(event, recorded_at, at_us, correlation_id))
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    outcomes = asyncio.run(three_reads_in_one_turn())
+    assert flushed == [3]  # one batch, at the end of the turn
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], ValueError)  # its read fails: no answer without a record
+    for pid in ("ok1", "ok2"):
+        [(_, change)] = audit_records(appended, ids[pid])
+        assert (
+            orjson.loads(change.resource or "")["entity"][0]["what"]["reference"]
+            == f"Patient/{pid}"
+        )
+    assert appended("audit", ids["broken"]) == []
