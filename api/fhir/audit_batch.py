@@ -19,10 +19,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from api.fhir.audit_record import audit_record
+from api.fhir.audit_event import audit_event
+from api.fhir.audit_record import audit_record, recorded_now
 from api.metrics import GatewayMetrics
+from api.security.auth import Principal
 from schemas.events import new_event_id
 from streams.errors import DeliveryFailed
 from streams.producer import Delivered, EventProducer, Outgoing
@@ -33,7 +34,11 @@ log = logging.getLogger("carelog.gateway.audit")
 
 @dataclass(slots=True)
 class _Access:
-    event: dict[str, Any]
+    principal: Principal
+    interaction: str
+    address: str
+    refs: list[str]
+    query: str | None
     recorded_at: datetime
     at_us: int
     correlation_id: str
@@ -48,16 +53,17 @@ class AuditBatch:
         self._metrics = metrics
         self._pending: list[_Access] = []
 
-    def queue(
-        self, event: dict[str, Any], recorded_at: datetime, at_us: int, correlation_id: str
-    ) -> asyncio.Future[None]:
-        """A future done once the record of `event` is queued (or failing with why it could
-        not be made)."""
+    def queue(self, principal: Principal, interaction: str, address: str, refs: list[str],
+              query: str | None, correlation_id: str) -> asyncio.Future[None]:  # fmt: skip
+        """A future done once the AuditEvent of this access (`audit_event`'s arguments) is
+        queued, or failing with why it could not be made."""
         loop = asyncio.get_running_loop()
         queued: asyncio.Future[None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append(_Access(event, recorded_at, at_us, correlation_id, queued))
+        recorded_at, at_us = recorded_now()
+        self._pending.append(_Access(principal, interaction, address, refs, query, recorded_at,
+                                     at_us, correlation_id, queued))  # fmt: skip
         return queued
 
     def _flush(self) -> None:
@@ -65,8 +71,10 @@ class AuditBatch:
         producer = self._producer()
         for access in batch:
             try:
+                event = audit_event(access.principal, access.interaction, access.address,
+                                    access.refs, access.query, access.recorded_at)  # fmt: skip
                 access_id = new_event_id()
-                value = audit_record(access.event, access_id, access.recorded_at, access.at_us)
+                value = audit_record(event, access_id, access.recorded_at, access.at_us)
             except Exception as exc:  # no record, no answer: the read fails with why
                 if not access.queued.done():
                     access.queued.set_exception(exc)

@@ -17,8 +17,6 @@ import pytest
 from starlette.testclient import TestClient
 
 import api.fhir.audit_batch
-from api.fhir.audit import audit_event
-from api.fhir.audit_record import recorded_now
 from api.gateway import Gateway
 from api.security.auth import Principal
 from projections.fhir_store import FhirStore
@@ -164,11 +162,9 @@ def test_a_record_that_cannot_be_made_fails_only_its_own_access(
     ids = {pid: f"audit-{uuid.uuid4()}" for pid in ("ok1", "broken", "ok2")}
 
     async def three_reads_in_one_turn() -> list[BaseException | None]:
-        waits = []
-        for pid, correlation_id in ids.items():
-            recorded_at, at_us = recorded_now()
-            event = audit_event(reader, "read", "10.0.0.9", [f"Patient/{pid}"], None, recorded_at)
-            waits.append(gateway.audit_batch.queue(event, recorded_at, at_us, correlation_id))
+        waits = [gateway.audit_batch.queue(reader, "read", "10.0.0.9", [f"Patient/{pid}"], None,
+                                           correlation_id)
+                 for pid, correlation_id in ids.items()]  # fmt: skip
         return await asyncio.gather(*waits, return_exceptions=True)
 
     outcomes = asyncio.run(three_reads_in_one_turn())

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.fhir.audit import audit_change, audit_event
+from api.fhir.audit import audit_change
+from api.fhir.audit_event import audit_event
 from api.fhir.audit_record import audit_record, recorded_now
 from api.security.auth import Principal
 from schemas.events import new_event_id

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.fhir.audit import audit_event
+from api.fhir.audit_event import audit_event
 from api.security.auth import Principal
 from api.security.dev_token import mint_token
 from tests.api.conftest import SECRET

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from api.fhir.audit import audit_event
+from api.fhir.audit_event import audit_event
 from api.fhir.write_targets import resource_id as api_resource_id
 from api.security.auth import Principal
 from api.security.dev_token import mint_token

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from api.fhir.audit import audit_change, audit_event
+from api.fhir.audit import audit_change
+from api.fhir.audit_event import audit_event
 from api.security.auth import Principal
 from projections.fhir_store import FhirStore
 from projections.fhir_store.rebuild import rebuild, verify
