@@ -13,15 +13,15 @@ carelog.fhir.changes, so AuditEvents are readable over /fhir/AuditEvent.
 
 What holds: a read is answered only after its AuditEvent is queued in the producer (made
 with those of the other reads of the same turn of the event loop, api/fhir/audit_batch.py);
-the read never waits for the broker: the append is confirmed in the background, and a failure (the broker unreachable
-for CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS) is logged and counted, not answered. A gateway
-process killed within the linger (plus a broker round trip) of a read loses that read's
-record; a gateway stopped normally appends every queued record before it exits.
+the read never waits for the broker: the append is confirmed in the background, and a
+failure (the broker unreachable for CARELOG_GATEWAY_DELIVERY_TIMEOUT_MS) is logged and
+counted, not answered. A gateway process killed within the linger (plus a broker round
+trip) of a read loses that read's record; a gateway stopped normally appends every queued
+record before it exits.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +35,6 @@ from processors.canonical import canonical_json, content_hash
 from processors.versioning import with_meta
 from schemas.events import Operation, ResourceChanged
 from streams.topics import AUDIT
-
-log = logging.getLogger("carelog.gateway.audit")
 
 
 def audit_change(event: dict[str, Any], access_id: str, recorded_at: datetime) -> ResourceChanged:

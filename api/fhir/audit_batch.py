@@ -2,11 +2,11 @@
 
 Each audited read used to seal and queue its record between reading the store and
 answering. Under load that interleaving was the expensive part, not the work itself: the
-record of a read cost about 22 µs in a loop of records and about 100 µs of the read's CPU
-in the server, where each read's store lookup, routing and response run between two
-records (bench_fhir_rest, 200,000 patients, `audit_record` timed with the thread's CPU
-clock in place). Made one after the other, in the callback the loop runs after the reads
-it was handling (about 10 of them at 32 clients), they cost about 0.75x the CPU a read.
+record of a read cost 22 µs in a loop of records and 80-97 µs of the thread's CPU in the
+server, where each read's routing, store lookup and response run between two records
+(bench_fhir_rest, 200,000 patients). Made one after the other, in a callback the loop runs
+after the reads of its turn (6-16 of them at 32 clients), a record costs about 65 µs and
+a read 0.73x the gateway's CPU (docs/figures.md, 2026-12-03, late night).
 
 What holds is unchanged: a read waits for its record to be queued in the producer before
 it is answered, and a record that cannot be made fails its read (docs/security.md).
@@ -68,7 +68,13 @@ class AuditBatch:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        producer = self._producer()
+        try:
+            producer = self._producer()
+        except Exception as exc:  # no producer to queue in: each read is answered all the same
+            for access in batch:
+                self._failed(str(exc))
+                _settle(access.queued)
+            return
         for access in batch:
             try:
                 event = audit_event(access.principal, access.interaction, access.address,
@@ -76,8 +82,7 @@ class AuditBatch:
                 access_id = new_event_id()
                 value = audit_record(event, access_id, access.recorded_at, access.at_us)
             except Exception as exc:  # no record, no answer: the read fails with why
-                if not access.queued.done():
-                    access.queued.set_exception(exc)
+                _settle(access.queued, exc)
                 continue
             record = Outgoing(AUDIT, f"AuditEvent/{access_id}", value,
                               headers=[("correlation-id", access.correlation_id)])  # fmt: skip
@@ -85,8 +90,7 @@ class AuditBatch:
                 producer.produce(record, self._confirmed)
             except Exception as exc:  # could not even queue it: the read is answered all the same
                 self._failed(str(exc))
-            if not access.queued.done():  # done: the request went away (client disconnected)
-                access.queued.set_result(None)
+            _settle(access.queued)
 
     def _confirmed(self, outcome: Delivered | DeliveryFailed) -> None:  # on the delivery thread
         if isinstance(outcome, DeliveryFailed):
@@ -95,3 +99,12 @@ class AuditBatch:
     def _failed(self, why: str) -> None:
         log.error("an AuditEvent was not appended to the log: %s", why)
         self._metrics.audit_failed.inc()
+
+
+def _settle(queued: asyncio.Future[None], error: Exception | None = None) -> None:
+    if queued.done():  # cancelled: the request went away (client disconnected)
+        return
+    if error is None:
+        queued.set_result(None)
+    else:
+        queued.set_exception(error)

@@ -14,14 +14,19 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from confluent_kafka import KafkaException
 from starlette.testclient import TestClient
 
 import api.fhir.audit_batch
+import api.fhir.audit_record
+from api.fhir.audit_batch import AuditBatch
 from api.gateway import Gateway
+from api.metrics import GatewayMetrics
 from api.security.auth import Principal
 from projections.fhir_store import FhirStore
 from projections.fhir_store.runner import consume
 from schemas.events import Format, ResourceChanged
+from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.topics import AUDIT
 from tests.api.conftest import token
@@ -142,7 +147,7 @@ def test_a_record_that_cannot_be_made_fails_only_its_own_access(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     gateway = gateway_of_app(make_client())
-    made = api.fhir.audit_batch.audit_record
+    made = api.fhir.audit_record.audit_record
     flushed: list[int] = []
 
     def audit_record(event: dict[str, Any], *args: Any) -> bytes:
@@ -178,3 +183,22 @@ def test_a_record_that_cannot_be_made_fails_only_its_own_access(
             == f"Patient/{pid}"
         )
     assert appended("audit", ids["broken"]) == []
+
+
+def test_reads_are_answered_and_counted_when_the_audit_producer_cannot_be_made() -> None:
+    metrics = GatewayMetrics()
+
+    def no_producer() -> EventProducer:
+        raise KafkaException("bootstrap.servers is not a valid address")
+
+    batch = AuditBatch(no_producer, metrics)
+    reader = Principal(subject="audited-app", scopes=frozenset({"user/*.read"}))
+
+    async def two_reads() -> tuple[None, None]:
+        return await asyncio.gather(
+            batch.queue(reader, "read", "10.0.0.9", ["Patient/a"], None, "r1"),
+            batch.queue(reader, "read", "10.0.0.9", ["Patient/b"], None, "r2"),
+        )
+
+    assert list(asyncio.run(asyncio.wait_for(two_reads(), 5))) == [None, None]
+    assert metrics.registry.get_sample_value("carelog_gateway_audit_failed_total") == 2
