@@ -107,6 +107,8 @@ class LocalBroker:
                     "transaction.state.log.num.partitions=6",
                     "group.initial.rebalance.delay.ms=0",
                     f"message.max.bytes={s.kafka.message_max_bytes + 64 * 1024}",
+                    f"num.network.threads={s.kafka.network_threads}",
+                    f"num.io.threads={s.kafka.io_threads}",
                     "",
                 ]
             )

@@ -27,6 +27,15 @@ class KafkaSettings(Concern):
         "-XX:TieredStopAtLevel=1",
         description="JVM options of the local broker beyond its heap, split on spaces.",
     )
+    # Kafka's defaults (3 network threads, 8 request handlers) are sized for a broker with
+    # cores of its own. Beside carelog's processes on 2 cores, one and two took 0.92x the
+    # broker's CPU under bench_e2e at 500 msg/s (two A B B A runs, docs/figures.md).
+    network_threads: int = Field(
+        1, ge=1, description="num.network.threads of the local broker (its socket threads)."
+    )
+    io_threads: int = Field(
+        2, ge=1, description="num.io.threads of the local broker (its request handlers)."
+    )
     client_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",

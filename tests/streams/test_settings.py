@@ -48,7 +48,9 @@ FLAT_NAMES = [
     "CARELOG_KAFKA_CLIENT_CONFIG",
     "CARELOG_KAFKA_CONTROLLER_PORT",
     "CARELOG_KAFKA_HEAP",
+    "CARELOG_KAFKA_IO_THREADS",
     "CARELOG_KAFKA_JVM_OPTIONS",
+    "CARELOG_KAFKA_NETWORK_THREADS",
     "CARELOG_KAFKA_PORT",
     "CARELOG_KEY_REFRESH_SECONDS",
     "CARELOG_KEY_STORE",
@@ -127,8 +129,8 @@ def sample(knob: str) -> str:
         return f"/tmp/set/{knob}"
     if knob.endswith(("config", "options")):
         return '{"set": "yes"}'
-    if knob.endswith(("log", "reads", "disabled")):
-        return "false" if knob.endswith(("log", "reads")) else "true"
+    if knob.endswith(("log", "audit_reads", "disabled")):
+        return "false" if knob.endswith(("log", "audit_reads")) else "true"
     return {
         "environment": "test",
         "kafka.heap": "1g",
