@@ -152,7 +152,7 @@ async def _history(request: Request, rtype: str | None, rid: str | None) -> Resp
         links.append(("next", page_url(url, params, offset + len(versions))))
     interaction = "history-instance" if rid else "history-type" if rtype else "history-system"
     await audit(request, reader.principal, interaction,
-          [f"{v.key}/_history/{v.version}" for v in versions])  # fmt: skip
+                [f"{v.key}/_history/{v.version}" for v in versions])  # fmt: skip
     return Response(history(base, versions, total, links), 200, media_type=media)
 
 

@@ -91,8 +91,10 @@ async def write(call: Admitted) -> Response:
     except GatewayError as exc:
         raise await call.refuse(exc) from None
     if resource_type is not None and 0 in conditions.matches:  # found: nothing to write
-        return await if_none_exist.answer_match(request, principal, conditions.matches[0],
-                                                answer_type, gw.guard.verifier is not None)  # fmt: skip
+        checked = gw.guard.verifier is not None
+        return await if_none_exist.answer_match(
+            request, principal, conditions.matches[0], answer_type, checked
+        )
 
     event = InboundMessage.received(
         body, channel=Channel.http, format=Format.fhir,
