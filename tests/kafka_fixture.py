@@ -71,10 +71,6 @@ def docker_answers() -> bool:
         return False
 
 
-# Whether test_broker started carelog's local broker (not a configured cluster or a container).
-session_broker_is_local = False
-
-
 @contextmanager
 def test_broker() -> Iterator[str]:
     """Yield the bootstrap address of a running broker for this session."""
@@ -89,9 +85,7 @@ def test_broker() -> Iterator[str]:
         with KafkaContainer().with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    global session_broker_is_local
     with private_broker() as bootstrap:
-        session_broker_is_local = True
         yield bootstrap
 
 

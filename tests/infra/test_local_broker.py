@@ -6,9 +6,9 @@ import pytest
 from confluent_kafka.admin import ConfigResource
 
 from streams.admin import admin_client, existing_topics
-from streams.settings import Settings
+from streams.settings import KafkaSettings, Settings
 from streams.topics import catalogue
-from tests import kafka_fixture
+from tests.kafka_fixture import stoppable_broker
 
 pytestmark = pytest.mark.kafka
 
@@ -24,11 +24,12 @@ def test_catalogue_is_applied_as_written(kafka_settings: Settings) -> None:
             assert state.configs.get(key, BROKER_DEFAULTS.get(key)) == value, (topic.name, key)
 
 
-def test_the_local_broker_runs_with_the_threads_it_is_given(kafka_settings: Settings) -> None:
-    if not kafka_fixture.session_broker_is_local:
-        pytest.skip("the session's broker is not carelog's local one: not configured by it")
-    admin = admin_client(kafka_settings)
-    broker = ConfigResource(ConfigResource.Type.BROKER, "1")
-    configs = admin.describe_configs([broker])[broker].result(timeout=30)
-    assert configs["num.network.threads"].value == str(kafka_settings.kafka.network_threads)
-    assert configs["num.io.threads"].value == str(kafka_settings.kafka.io_threads)
+def test_the_local_broker_runs_with_the_threads_it_is_given() -> None:
+    # A broker of its own: the session's may be a container or a configured cluster.
+    with stoppable_broker() as broker:
+        given = broker.settings.kafka
+        admin = admin_client(Settings(kafka=KafkaSettings(cluster=broker.bootstrap)))
+        resource = ConfigResource(ConfigResource.Type.BROKER, "1")
+        configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert configs["num.network.threads"].value == str(given.network_threads)
+    assert configs["num.io.threads"].value == str(given.io_threads)
