@@ -20,7 +20,6 @@ a datum raise (IndexError, ValueError, UnicodeDecodeError); codec.py reports the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
@@ -37,6 +36,7 @@ from schemas.flat_writer import (
     TIMESTAMP,
     Field,
     Kind,
+    Step,
     flat_fields,
 )
 
@@ -46,22 +46,14 @@ Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
 _MICROS: Final = 8
 
 
-class _Step:
-    """One field of the schema, as the reader's loop takes it."""
-
-    def __init__(self, field: Field, plain: bool) -> None:
-        self.name: str = sys.intern(field.name)  # see the module's docstring
-        self.optional: bool = field.optional
-        self.kind: int = _MICROS if plain and field.kind is Kind.TIMESTAMP else CODES[field.kind]
-        symbols = field.symbols or {}
-        self.symbols: tuple[str, ...] = tuple(sorted(symbols, key=symbols.__getitem__))
-
-
 class FlatReader:
     """`reader(data, at) -> (record, end)`: a loop over the schema's fields, read once."""
 
     def __init__(self, fields: tuple[Field, ...], plain: bool) -> None:
-        self.steps: list[_Step] = [_Step(f, plain) for f in fields]
+        self.steps: list[Step] = [
+            Step(f, _MICROS if plain and f.kind is Kind.TIMESTAMP else CODES[f.kind])
+            for f in fields
+        ]
 
     def __call__(self, data: bytes, at: int) -> tuple[dict[str, Any], int]:
         record: dict[str, Any] = {}
@@ -94,7 +86,7 @@ class FlatReader:
                 record[step.name] = EPOCH + timedelta(0, 0, value)
             elif kind == ENUM:
                 value, at = _long(data, at)
-                record[step.name] = step.symbols[value]
+                record[step.name] = step.by_index[value]
             elif kind == BOOLEAN:
                 record[step.name] = data[at] != 0
                 at += 1

@@ -65,14 +65,17 @@ CODES: Final = {Kind.STRING: STRING, Kind.BYTES: BYTES, Kind.LONG: LONG, Kind.IN
                 Kind.MAP: MAP}  # fmt: skip
 
 
-class _Step:
-    """One field of the schema, as the writer's loop takes it."""
+class Step:
+    """One field of a schema, as the loops of FlatWriter and schemas/flat_reader.py take it
+    (`kind` is one of the codes above, or a reader's own)."""
 
-    def __init__(self, field: Field) -> None:
+    def __init__(self, field: Field, kind: int) -> None:
         self.name: str = sys.intern(field.name)  # a dict finds an interned key by identity
         self.optional: bool = field.optional
-        self.kind: int = CODES[field.kind]
-        self.symbols: dict[str, int] = field.symbols or {}
+        self.kind: int = kind
+        self.symbols: dict[str, int] = field.symbols or {}  # symbol -> index, to write
+        # index -> symbol, to read
+        self.by_index: tuple[str, ...] = tuple(sorted(self.symbols, key=self.symbols.__getitem__))
 
 
 class FlatWriter:
@@ -80,7 +83,7 @@ class FlatWriter:
     (or KeyError for a missing field, UnicodeError) for what only fastavro writes."""
 
     def __init__(self, fields: tuple[Field, ...]) -> None:
-        self.steps: list[_Step] = [_Step(f) for f in fields]
+        self.steps: list[Step] = [Step(f, CODES[f.kind]) for f in fields]
 
     def write(self, record: dict[str, Any]) -> bytes:
         out = bytearray()
