@@ -531,8 +531,8 @@ def _logic(op: str, lf: Fn, rf: Fn) -> Fn:
         if op == "implies" and a is False:
             return [True]
         b = _truth(rf(coll, env))
-        if op == "and":
-            return [] if a is None or b is None else [b] if a else [False]  # a is True here
+        if op == "and":  # a is True or None: false wins over empty
+            return [False] if b is False else [] if a is None or b is None else [True]
         if op == "or":
             return [True] if b is True else [] if a is None or b is None else [False]
         if op == "xor":
