@@ -43,15 +43,21 @@ KeyMemo = dict[str, AESGCM | None]
 _store: KeyStore | None = None
 _store_lock = threading.Lock()
 _store_off = False
+_made_here: KeyStore | None = None  # the store _made_once made from the settings, if current
 _confirm_later = False
 
 
 def install(store: KeyStore | None) -> None:
-    """Use `store` from now on (None: choose again from the settings at next use)."""
-    global _store, _store_off
+    """Use `store` from now on (None: choose again from the settings at next use). A store
+    made here from the settings is closed when replaced: nothing else holds it, and left
+    open its readers and refresh thread would run to the process's end."""
+    global _store, _store_off, _made_here
     with _store_lock:
-        _store, _store_off = store, False
+        replaced = _made_here if _made_here is not store else None
+        _store, _store_off, _made_here = store, False, None
         _message_keys.clear()
+    if isinstance(replaced, KafkaKeyStore):
+        replaced.close()
 
 
 def close() -> None:
@@ -60,7 +66,7 @@ def close() -> None:
     store = _store
     install(None)
     if isinstance(store, KafkaKeyStore):
-        store.close()
+        store.close()  # a no-op when install closed it already
 
 
 def keystore() -> KeyStore | None:
@@ -75,7 +81,7 @@ def _made_once() -> KeyStore | None:
     """`keystore` under its lock. A function of its own: another thread may have made the
     store since `keystore` looked, and the type checker (which compiles this module, see
     infra/native_build.py) would take `_store` for None there."""
-    global _store, _store_off
+    global _store, _store_off, _made_here
     if _store is None and not _store_off:
         settings = get_settings()
         if settings.privacy.key_store == "off":
@@ -91,6 +97,7 @@ def _made_once() -> KeyStore | None:
                 cache_dir=settings.key_cache_root,
                 keys_kept=settings.privacy.keys_kept,
             )
+            _made_here = _store
     return _store
 
 

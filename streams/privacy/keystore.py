@@ -669,12 +669,19 @@ class KafkaKeyStore:
         """Patient and type keys kept unwrapped (at most `keys_kept`)."""
         return len(self._keys)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     def close(self) -> None:
-        self._closed.set()
-        with self._lock:  # not while the refresh thread reads
+        """Stop the refresh thread, close the readers and send what is unsent; once. Under
+        the lock: a reader closed while another thread polls it is freed under that poll."""
+        with self._lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
             self._cache.close()
-            self._consumer.close()
-        for other in (self._messages, self._ends, self._back):
-            if other is not None:
-                other.close()
+            for reader in (self._consumer, self._messages, self._ends, self._back):
+                if reader is not None:
+                    reader.close()
         self._producer.flush(30)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.admin import apply_catalogue
 from streams.kafka_config import producer_config
+from streams.privacy import envelope
 from streams.privacy.aead import new_key, seal
 from streams.privacy.keystore import KafkaKeyStore
 from streams.privacy.master import master_key
@@ -248,3 +249,22 @@ def test_a_shred_leaves_an_idle_processs_memory_and_cache_file(
     finally:
         idle.close()
         maker.close()
+
+
+def test_a_store_made_from_the_settings_is_closed_when_replaced(kafka_settings: Settings) -> None:
+    """`envelope.install` closes the store the process made from its settings (nothing else
+    holds it: left open, its readers and refresh thread would poll to the process's end,
+    a broker that has stopped included); a store installed by its owner stays the owner's."""
+    envelope.install(None)
+    made = envelope.keystore()
+    assert isinstance(made, KafkaKeyStore) and not made.closed
+    owned = KafkaKeyStore(kafka_settings)
+    try:
+        envelope.install(owned)
+        assert made.closed
+        envelope.install(None)
+        assert not owned.closed
+        made.close()  # again: a no-op
+    finally:
+        owned.close()
+        envelope.install(None)
