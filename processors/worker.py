@@ -24,6 +24,7 @@ from processors.version_first import version_first
 from processors.version_store import VersionStore, state_header
 from processors.versioning import VersionState
 from schemas.events import Format
+from streams.admin import partition_counts
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.privacy.envelope import confirm_new_keys_before_commit
@@ -34,11 +35,9 @@ from streams.unreachable import until_reachable_async
 
 settings = get_settings()
 APP_ID = settings.worker.app_id
-_partitions = {t.name: t.partitions for t in catalogue(settings.environment)}
-# A change goes to the partition of the translated record it comes from, where its key hashes
-# to as well: the state of translated partition p is then the changes of partition p.
-if _partitions[FHIR_CHANGES] != _partitions[FHIR_TRANSLATED]:
-    raise RuntimeError(f"{FHIR_CHANGES} and {FHIR_TRANSLATED} must have as many partitions")
+_partitions = {
+    t.name: t.partitions for t in catalogue(settings.environment, settings.kafka.partitions)
+}
 app = create_app(
     APP_ID,
     settings,
@@ -147,7 +146,21 @@ async def version(stream: faust.StreamT[Any]) -> None:
 version_first(app, version, FHIR_TRANSLATED, settings.worker.version_first_records)
 
 
+def _check_partitions() -> None:
+    """A change goes to the partition of the translated record it comes from, where its key
+    hashes to as well: the state of translated partition p is then the changes of partition
+    p. Topics made otherwise than by the catalogue could break that: refuse to start."""
+    counts = partition_counts(settings, (FHIR_TRANSLATED, FHIR_CHANGES))
+    if len(set(counts.values())) > 1:
+        raise SystemExit(
+            f"{FHIR_CHANGES} and {FHIR_TRANSLATED} must have as many partitions, the cluster "
+            f"has {counts}: the versioning state of a translated partition is the changes of "
+            "the same partition (docs/deployment.md, Scale-out)"
+        )
+
+
 def main() -> None:
+    _check_partitions()
     # This process's new data keys are confirmed at each commit (SourcePartitionTransactions
     # .commit), not one round trip each. Set here, in the worker process only: a process that
     # merely imports this module (a test, a tool) must confirm its keys before sealing.

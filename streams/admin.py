@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException, TopicCollection
+from confluent_kafka import KafkaException, TopicCollection, TopicPartition
 
 # confluent-kafka's stubs do not re-export these, though the package does (and documents them).
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
@@ -14,12 +14,23 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
     NewPartitions,
     NewTopic,
+    OffsetSpec,
 )
 
 from streams.errors import BrokerUnavailable
 from streams.kafka_config import client_config
 from streams.settings import Settings, get_settings
-from streams.topics import Topic, catalogue
+from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, Topic, catalogue
+
+# The versioning state of a translated partition is the changes of the same partition, both
+# keyed ResourceType/id (processors/version_store.py): with partitions added, a resource
+# hashes to a partition that holds none of its versions, and its versions would start again.
+# (A replay's shadow topics end alike: carelog.shadow.<name>.fhir.changes.)
+_KEYED_STATE = tuple(name.removeprefix("carelog.") for name in (FHIR_TRANSLATED, FHIR_CHANGES))
+
+
+class PartitionsRefused(ValueError):
+    """The catalogue asks for more partitions of a topic whose records may not move."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +75,22 @@ def apply_catalogue(
 ) -> dict[str, str]:
     """Create missing topics, add partitions, and set configs that differ. Returns name -> action."""
     settings = settings or get_settings()
-    topics = topics if topics is not None else catalogue(settings.environment)
+    if topics is None:
+        topics = catalogue(settings.environment, settings.kafka.partitions)
     admin = admin_client(settings)
     present = existing_topics(admin)
     actions: dict[str, str] = {}
+    for t in topics:  # before anything is changed
+        state = present.get(t.name)
+        if state is None or state.partitions >= t.partitions or not t.name.endswith(_KEYED_STATE):
+            continue
+        if _holds_records(admin, t.name, timeout):
+            raise PartitionsRefused(
+                f"{t.name} has {state.partitions} partitions and holds records; "
+                f"{t.partitions} would move resources to partitions that hold none of their "
+                "versions, which would start again at 1. Keep CARELOG_KAFKA_PARTITIONS at "
+                f"{state.partitions} for this cluster (docs/deployment.md, Scale-out)."
+            )
 
     missing = [t for t in topics if t.name not in present]
     if missing:
@@ -109,6 +132,24 @@ def apply_catalogue(
             changed.append("configs " + ", ".join(f"{k}={v}" for k, v in sorted(wanted.items())))
         actions[t.name] = "updated: " + "; ".join(changed) if changed else "unchanged"
     return actions
+
+
+def partition_counts(settings: Settings, names: tuple[str, ...]) -> dict[str, int]:
+    """Partitions of each of `names` on the cluster (topics not there yet left out)."""
+    try:
+        meta = admin_client(settings).list_topics(timeout=10)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"no broker answered: {exc}. Is it up? (carelog kafka up)") from exc
+    return {n: len(meta.topics[n].partitions) for n in names if n in meta.topics}
+
+
+def _holds_records(admin: AdminClient, topic: str, timeout: float) -> bool:
+    """Whether any partition of `topic` has a record (its end offset is above 0)."""
+    partitions = admin.list_topics(topic, timeout=timeout).topics[topic].partitions
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped in its stubs
+    asked = {TopicPartition(topic, p): latest for p in partitions}
+    ends = admin.list_offsets(asked, request_timeout=timeout)
+    return any(future.result(timeout).offset > 0 for future in ends.values())
 
 
 def topic_identity(settings: Settings, topic: str, timeout: float = 10.0) -> tuple[str, float]:

@@ -109,7 +109,7 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     present = existing_topics(admin_client(settings))
     print(f"{'topic':<28} {'partitions':>10} {'replicas':>8}  key / configs")
-    for topic in catalogue(settings.environment):
+    for topic in catalogue(settings.environment, settings.kafka.partitions):
         state = present.get(topic.name)
         if state is None:
             print(f"{topic.name:<28} {'missing':>10} {'':>8}  run: carelog topics create")

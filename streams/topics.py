@@ -61,13 +61,26 @@ KEY_TOPIC: Final = Topic(
 )
 
 
-def _base() -> list[Topic]:
+# Partitions of the topics the worker reads and writes (inbound, translated, changes), per
+# environment, unless CARELOG_KAFKA_PARTITIONS says otherwise. They bound how many workers
+# share the work, and each costs every worker that owns one a transaction per commit and
+# batches of its own: on the 2 cores `carelog run` is made for, 2 partitions carried 1.21x
+# the messages of 6 end to end (bench_e2e at 500 msg/s, A B B A, docs/figures.md).
+PROCESSING_PARTITIONS: Final[dict[str, int]] = {"local": 2, "test": 2, "production": 12}
+
+
+def processing_topics() -> tuple[str, ...]:
+    """The topics whose partitions PROCESSING_PARTITIONS (or the setting) counts."""
+    return (*(inbound_topic(f) for f in Format), FHIR_TRANSLATED, FHIR_CHANGES)
+
+
+def _base(processing: int) -> list[Topic]:
     inbound = [
         Topic(
             inbound_topic(f),
             key="sender and patient identifier where known",
             holds="InboundMessage (Avro single-object)",
-            partitions=6,
+            partitions=processing,
             replication=1,
             min_insync_replicas=1,
             configs=dict(KEEP_FOREVER),
@@ -80,7 +93,7 @@ def _base() -> list[Topic]:
             FHIR_CHANGES,
             key="ResourceType/id",
             holds="ResourceChanged (Avro single-object)",
-            partitions=6,
+            partitions=processing,
             replication=1,
             min_insync_replicas=1,
             configs=dict(KEEP_FOREVER),
@@ -89,7 +102,7 @@ def _base() -> list[Topic]:
             FHIR_TRANSLATED,
             key="ResourceType/id",
             holds="ResourceTranslated (Avro single-object): processors' internal repartition",
-            partitions=6,
+            partitions=processing,
             replication=1,
             min_insync_replicas=1,
             # Rebuilt by replaying the inbound topics, so it need not be kept forever.
@@ -141,8 +154,9 @@ _OVERRIDES: Final[dict[str, dict[str, int]]] = {
 }
 
 
-def catalogue(environment: str = "local") -> list[Topic]:
-    """The topics of one environment (local, test or production)."""
+def catalogue(environment: str = "local", partitions: int | None = None) -> list[Topic]:
+    """The topics of one environment (local, test or production); `partitions`, when given
+    (CARELOG_KAFKA_PARTITIONS), is that of the processing topics."""
     try:
         overrides = _OVERRIDES[environment]
     except KeyError:
@@ -150,12 +164,13 @@ def catalogue(environment: str = "local") -> list[Topic]:
         raise ValueError(
             f"unknown environment {environment!r} (CARELOG_ENVIRONMENT); known: {known}"
         ) from None
-    topics = _base()
+    if partitions is not None and partitions < 1:
+        raise ValueError(f"a topic needs at least one partition, got {partitions}")
+    topics = _base(partitions or PROCESSING_PARTITIONS[environment])
     if environment == "production":
+        unscaled = (SCHEMAS, KEYS, KEYS + MESSAGE_KEYS_SUFFIX, *processing_topics())
         topics = [
-            replace(t, partitions=max(t.partitions, 12))
-            if t.name not in (SCHEMAS, KEYS, KEYS + MESSAGE_KEYS_SUFFIX)
-            else t
+            replace(t, partitions=max(t.partitions, 12)) if t.name not in unscaled else t
             for t in topics
         ]
     return [replace(t, **overrides) for t in topics]  # type: ignore[arg-type]

@@ -61,9 +61,9 @@ class Shadow:
     def manifest(self) -> Path:
         return self.var_dir / f"{self.name}.json"
 
-    def topics(self, environment: str) -> list[Topic]:
+    def topics(self, environment: str, partitions: int | None = None) -> list[Topic]:
         """The shadow's topics, shaped like the live ones they stand in for."""
-        live = {t.name: t for t in catalogue(environment)}
+        live = {t.name: t for t in catalogue(environment, partitions)}
         return [
             replace(live[name], name=self.topic(name), configs=dict(_SHADOW_RETENTION))
             for name in (FHIR_TRANSLATED, FHIR_CHANGES, REJECTED)

@@ -112,7 +112,7 @@ def replay(settings: Settings, shadow: Shadow, start: Start, live_store: Path) -
         start=start.text, seeded_from=str(live_store) if seeded else None,
         topics=[shadow.translated, shadow.changes, shadow.rejected], store=str(shadow.store),
     )  # fmt: skip
-    apply_catalogue(shadow.topics(settings.environment), settings)
+    apply_catalogue(shadow.topics(settings.environment, settings.kafka.partitions), settings)
     if seeded:
         _copy_store(live_store, shadow.store)
     records = read_log(

@@ -36,6 +36,16 @@ class KafkaSettings(Concern):
     io_threads: int = Field(
         2, ge=1, description="num.io.threads of the local broker (its request handlers)."
     )
+    # Each partition a worker owns costs it a transaction per commit and batches of its own
+    # (streams/topics.py, PROCESSING_PARTITIONS: 2 on one machine, 12 in production).
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Partitions of the inbound, translated and changes topics when carelog "
+        "creates them (unset: 2 for local and test, 12 for production): at most that many "
+        "workers share the work. Existing topics keep theirs; carelog never adds partitions "
+        "to carelog.fhir.translated or carelog.fhir.changes once they hold records.",
+    )
     client_config: dict[str, str] = Field(
         default_factory=dict,
         description="Extra librdkafka settings (security.protocol, sasl.*, ...) as a JSON object.",

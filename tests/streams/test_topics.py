@@ -13,6 +13,7 @@ from streams.topics import (
     SCHEMAS,
     catalogue,
     inbound_topic,
+    processing_topics,
 )
 
 
@@ -61,3 +62,24 @@ def test_inbound_topic_per_format() -> None:
     assert inbound_topic(Format.dicom) == "carelog.inbound.dicom"
     with pytest.raises(ValueError):
         inbound_topic("pdf")
+
+
+def test_processing_topics_have_as_many_partitions_as_one_machine_runs_workers() -> None:
+    processing = set(processing_topics())
+    assert processing == {*(inbound_topic(f) for f in Format), FHIR_TRANSLATED, FHIR_CHANGES}
+    for environment, expected in (("local", 2), ("test", 2), ("production", 12)):
+        counts = {t.name: t.partitions for t in catalogue(environment)}
+        assert {counts[name] for name in processing} == {expected}, environment
+    # CARELOG_KAFKA_PARTITIONS sets the processing topics only; the others keep theirs.
+    local = {t.name: t.partitions for t in catalogue("local")}
+    chosen = {t.name: t.partitions for t in catalogue("local", 5)}
+    assert {chosen[name] for name in processing} == {5}
+    assert {n: p for n, p in chosen.items() if n not in processing} == {
+        n: p for n, p in local.items() if n not in processing
+    }
+    assert catalogue("production", 24)[0].partitions == 24
+
+
+def test_a_topic_without_partitions_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one partition"):
+        catalogue("local", 0)
