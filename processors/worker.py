@@ -25,6 +25,7 @@ from processors.version_store import VersionStore, state_header
 from processors.versioning import VersionState
 from schemas.events import Format
 from streams.admin import partition_counts
+from streams.errors import BrokerUnavailable
 from streams.faust_app import create_app, keep_log_handlers
 from streams.json_logs import configure
 from streams.privacy.envelope import confirm_new_keys_before_commit
@@ -149,8 +150,12 @@ version_first(app, version, FHIR_TRANSLATED, settings.worker.version_first_recor
 def _check_partitions() -> None:
     """A change goes to the partition of the translated record it comes from, where its key
     hashes to as well: the state of translated partition p is then the changes of partition
-    p. Topics made otherwise than by the catalogue could break that: refuse to start."""
-    counts = partition_counts(settings, (FHIR_TRANSLATED, FHIR_CHANGES))
+    p. Topics made otherwise than by the catalogue could break that: refuse to start. (A
+    broker that does not answer yet is left to Faust, which waits for it.)"""
+    try:
+        counts = partition_counts(settings, (FHIR_TRANSLATED, FHIR_CHANGES))
+    except BrokerUnavailable:
+        return
     if len(set(counts.values())) > 1:
         raise SystemExit(
             f"{FHIR_CHANGES} and {FHIR_TRANSLATED} must have as many partitions, the cluster "
