@@ -10,6 +10,7 @@ from confluent_kafka import KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     AlterConfigOpType,
+    ClusterMetadata,
     ConfigEntry,
     ConfigResource,
     NewPartitions,
@@ -45,11 +46,15 @@ def admin_client(settings: Settings | None = None) -> AdminClient:
     return AdminClient(client_config(settings or get_settings()))
 
 
-def existing_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, TopicState]:
+def _cluster_metadata(admin: AdminClient, timeout: float) -> ClusterMetadata:
     try:
-        meta = admin.list_topics(timeout=timeout)
+        return admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise BrokerUnavailable(f"no broker answered: {exc}. Is it up? (carelog kafka up)") from exc
+
+
+def existing_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, TopicState]:
+    meta = _cluster_metadata(admin, timeout)
     names = [n for n in meta.topics if not n.startswith("__")]
     configs: dict[str, dict[str, str]] = {}
     if names:
@@ -84,7 +89,7 @@ def apply_catalogue(
         state = present.get(t.name)
         if state is None or state.partitions >= t.partitions or not t.name.endswith(_KEYED_STATE):
             continue
-        if _holds_records(admin, t.name, timeout):
+        if _holds_records(admin, t.name, state.partitions, timeout):
             raise PartitionsRefused(
                 f"{t.name} has {state.partitions} partitions and holds records; "
                 f"{t.partitions} would move resources to partitions that hold none of their "
@@ -136,18 +141,14 @@ def apply_catalogue(
 
 def partition_counts(settings: Settings, names: tuple[str, ...]) -> dict[str, int]:
     """Partitions of each of `names` on the cluster (topics not there yet left out)."""
-    try:
-        meta = admin_client(settings).list_topics(timeout=10)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"no broker answered: {exc}. Is it up? (carelog kafka up)") from exc
+    meta = _cluster_metadata(admin_client(settings), 10.0)
     return {n: len(meta.topics[n].partitions) for n in names if n in meta.topics}
 
 
-def _holds_records(admin: AdminClient, topic: str, timeout: float) -> bool:
-    """Whether any partition of `topic` has a record (its end offset is above 0)."""
-    partitions = admin.list_topics(topic, timeout=timeout).topics[topic].partitions
+def _holds_records(admin: AdminClient, topic: str, partitions: int, timeout: float) -> bool:
+    """Whether any of the `partitions` of `topic` has a record (its end offset is above 0)."""
     latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped in its stubs
-    asked = {TopicPartition(topic, p): latest for p in partitions}
+    asked = {TopicPartition(topic, p): latest for p in range(partitions)}
     ends = admin.list_offsets(asked, request_timeout=timeout)
     return any(future.result(timeout).offset > 0 for future in ends.values())
 
