@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from infra.kafka_broker import LocalBroker
+from infra.local_workers import local_workers
 from streams.admin import apply_catalogue
 from streams.producer import EventProducer
 from streams.schema_topic import publish_schemas
@@ -68,7 +69,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     supervisor.services += [
         Service("gateway", carelog_command("gateway"), f"http://{host}:{settings.gateway.port}"),
         Service("mllp", carelog_command("mllp"), mllp),
-        Service("worker", carelog_command("worker")),
+        *(
+            Service(worker.name, carelog_command("worker"), env=worker.env)
+            for worker in local_workers(
+                settings.worker.processes,
+                settings.worker.metrics_port,
+                os.environ.get("CARELOG_WORKER_INSTANCE_ID"),  # static_members set it
+            )
+        ),
         Service(
             "projection", carelog_command("projection"), f"FHIR store {settings.fhir_store_file}"
         ),

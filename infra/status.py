@@ -11,6 +11,7 @@ from typing import TextIO
 import httpx
 from confluent_kafka import KafkaException
 
+from infra.local_workers import local_workers
 from infra.log_errors import last_error
 from infra.readers import reader_lags
 from streams.admin import admin_client
@@ -36,7 +37,12 @@ def components(settings: Settings) -> list[Component]:
     return [
         Component("gateway", gateway),
         Component("mllp", url(settings.mllp.metrics_port)),
-        Component("worker", url(settings.worker.metrics_port)),
+        *(
+            Component(worker.name, url(worker.metrics_port))
+            for worker in local_workers(
+                settings.worker.processes, settings.worker.metrics_port, None
+            )
+        ),
         Component("projection", url(settings.store.metrics_port)),
         Component("sink", url(settings.lake.metrics_port)),
         Component("notifier", url(settings.notifier.metrics_port)),

@@ -28,6 +28,7 @@ class Service:
     started_at: float = field(default=0.0)
     last_exit: int | None = None  # exit code of the last run that ended
     tier: int = 1  # lower tiers start first and stop last (the broker is tier 0)
+    env: dict[str, str] = field(default_factory=dict)  # its settings beyond the machine's
 
 
 def carelog_command(*args: str) -> list[str]:
@@ -54,7 +55,7 @@ class Supervisor:
         with self.log_file(service).open("ab") as log:
             service.process = subprocess.Popen(
                 service.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=os.environ.copy(), start_new_session=True,
+                env={**os.environ, **service.env}, start_new_session=True,
             )  # fmt: skip
         service.started_at = time.monotonic()
 

@@ -74,4 +74,19 @@ class WorkerSettings(Concern):
         "(Faust's stream_buffer_maxsize): the memory a backlog may take, and the inbound "
         "messages still translated after version_first_records pauses the fetch.",
     )
-    metrics_port: int = Field(9102, description="`carelog worker` metrics port (0: off).")
+    # One worker is one event loop on one thread. On a machine shared with the broker and
+    # the other processes it waits its turn for a core (bench_e2e: a third of its time at
+    # 500 msg/s on 2 cores), and it is the one stage that cannot batch that away.
+    processes: int = Field(
+        2,
+        ge=1,
+        description="How many `carelog worker` processes `carelog run` starts; they share "
+        "the processing topics' partitions (CARELOG_KAFKA_PARTITIONS), so more than those "
+        "leaves the extra ones idle. On 2 cores two took 1.14x the messages of one through "
+        "to the store (docs/figures.md).",
+    )
+    metrics_port: int = Field(
+        9102,
+        description="`carelog worker` metrics port (0: off); `carelog run`'s second worker "
+        "uses this + 10, its third + 20.",
+    )

@@ -37,10 +37,13 @@ latencies are those of a steady flow; offered above it (e.g. --rate 150 --drain 
 rates through are the pipeline's capacity and the latencies only grow with the backlog.
 
 Median of three runs (--runs). Defaults are the product's: projection batches of what has
-arrived (at most 200 ms), sink batches of 1 s, one worker, one gateway process; reads are not
-audited (the poller's reads would otherwise add AuditEvents to the load).
+arrived (at most 200 ms), sink batches of 1 s, as many workers as `carelog run` starts
+(CARELOG_WORKER_PROCESSES, 2; --workers), one gateway process; reads are not audited (the
+poller's reads would otherwise add AuditEvents to the load). Per process, the CPU it took and
+the time its threads waited for a core (a full machine shows there, not in busy cores).
 
     .venv/bin/python -m tests.bench.bench_e2e [--rate 50] [--seconds 40] [--warmup 10] [--runs 3]
+        [--workers N]
 """
 
 from __future__ import annotations
@@ -71,13 +74,17 @@ from processors.hl7v2.adapter import translate_hl7v2
 from processors.ids import local_system, patient_id
 from streams.admin import admin_client
 from streams.settings import PROJECT_ROOT
+from streams.settings.worker import WorkerSettings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED
 from tests.bench.common import (
     RUNS,
     bench_settings,
     http_response,
     loop_seconds,
+    queued_seconds,
+    thread_schedstat,
     tree_cpu_seconds,
+    tree_queued_seconds,
 )
 from tests.bench.e2e_hops import HOPS, HopTracer
 from tests.system.harness import COMPONENTS, SECRET, Process, System
@@ -180,12 +187,35 @@ def broker_pid(bootstrap: str) -> int | None:
     return None
 
 
+def by_component(system: System, measure: Callable[[int], float]) -> dict[str, float]:
+    """`measure` of each process by its pid, the workers (worker, worker-2, ...) summed."""
+    totals: dict[str, float] = {}
+    for name, process in system.procs.items():
+        component = "worker" if name.startswith("worker") else name
+        totals[component] = totals.get(component, 0.0) + measure(_pid(process))
+    return totals
+
+
 def peak_rss_mb(system: System) -> dict[str, float]:
-    return {n: vm_hwm_kb(_pid(p)) / 1024 for n, p in system.procs.items()}
+    return by_component(system, lambda pid: vm_hwm_kb(pid) / 1024)
 
 
 def cpu_by_process(system: System) -> dict[str, float]:
-    return {n: tree_cpu_seconds(_pid(p)) for n, p in system.procs.items()}
+    return by_component(system, tree_cpu_seconds)
+
+
+def queued_by_process(system: System, broker: int | None) -> dict[str, float]:
+    """Seconds each process (the broker and this bench too) has waited for a core so far."""
+    queued = by_component(system, tree_queued_seconds)
+    queued["bench"] = queued_seconds([os.getpid()])  # not its children: they are the above
+    if broker is not None:
+        queued["broker"] = tree_queued_seconds(broker)
+    # A worker's event loop is one thread (its main one): on a core, waiting for one, or idle
+    # (waiting on the broker). Which of the three holds it back tells what would help.
+    loops = [thread_schedstat(_pid(p)) for n, p in system.procs.items() if n.startswith("worker")]
+    queued["worker loop running"] = sum(running for running, _ in loops)
+    queued["worker loop"] = sum(waiting for _, waiting in loops)
+    return queued
 
 
 def _pid(process: Process) -> int:
@@ -568,7 +598,8 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
     try:
         with bench_settings() as settings:
             extra = dict(e.split("=", 1) for e in args.env)
-            system = System(root, settings.kafka.bootstrap, tuned=False, **extra)  # the defaults
+            system = System(root, settings.kafka.bootstrap, tuned=False, workers=args.workers,
+                            **extra)  # the defaults  # fmt: skip
             try:
                 started = time.monotonic()
                 system.start()
@@ -587,6 +618,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 broker_before = tree_cpu_seconds(broker) if broker else float("nan")
                 loop_before = loop_seconds()  # the host's speed, the system idle
                 cpu_before = cpu_by_process(system)
+                queued_before = queued_by_process(system, broker)
                 # What the worker wrote (records and transaction markers): translation running
                 # ahead of versioning shows here, not in its CPU.
                 admin, outputs = admin_client(settings), [FHIR_TRANSLATED, FHIR_CHANGES]
@@ -601,6 +633,9 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 result["cpu bench"] = time.process_time() - bench_before
                 result["wall s"] = time.monotonic() - wall_before
                 cpu_after = cpu_by_process(system)
+                queued_after = queued_by_process(system, broker)
+                result.update({f"queued {n}": queued_after[n] - queued_before[n]
+                               for n in queued_before})  # fmt: skip
                 ends_after = log_ends(admin, outputs, timeout=15)
                 result["translated"] = ends_after[FHIR_TRANSLATED] - ends_before[FHIR_TRANSLATED]
                 result["versioned"] = ends_after[FHIR_CHANGES] - ends_before[FHIR_CHANGES]
@@ -659,6 +694,8 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=120.0,
                         help="after the load, wait at most this long for everything to land")  # fmt: skip
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--workers", type=int, default=WorkerSettings().processes,
+                        help="worker processes (default: as many as `carelog run` starts)")  # fmt: skip
     parser.add_argument("--no-hops", dest="hops", action="store_false",
                         help="no per-hop reader (e2e_hops.py): for capacity runs")  # fmt: skip
     parser.add_argument(
@@ -674,7 +711,7 @@ def main() -> None:
     print(f"end to end: {args.rate:g} msg/s offered (MLLP, HTTP HL7 v2, FHIR PUT a third each; "
           f"ADT^A28 / ORU^R01 alternately), {args.seconds:g}s per run, first {args.warmup:g}s "
           f"not counted, {args.connections} connections per channel, every "
-          f"{args.sample_every}th message tracked; median of {args.runs}; "
+          f"{args.sample_every}th message tracked; {args.workers} worker(s); median of {args.runs}; "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     runs = []
     for n in range(args.runs):
@@ -715,6 +752,17 @@ def main() -> None:
               for r in runs]  # fmt: skip
     print(f"  cores busy during the load (all of the above + bench) {statistics.median(values):>4,.2f}"
           f"           ({', '.join(f'{v:,.2f}' for v in values)})")  # fmt: skip
+    # Busy cores below 2 do not mean room to spare: threads wake in bursts and queue behind
+    # each other. A stage that cannot batch (the worker) loses most by waiting its turn.
+    for name in [*COMPONENTS, "broker", "bench"]:  # all their threads
+        values = [r.get(f"queued {name}", float("nan")) / r["wall s"] for r in runs]
+        print(f"  waiting for a core, {name:<28} {statistics.median(values):>10,.2f} s/s    "
+              f"({', '.join(f'{v:,.2f}' for v in values)})")  # fmt: skip
+    for what, key in (("on a core", "queued worker loop running"),
+                      ("waiting for a core", "queued worker loop")):  # fmt: skip
+        values = [r[key] / r["wall s"] for r in runs]
+        print(f"  the workers' event loops, {what:<23} {statistics.median(values):>10,.2f} s/s    "
+              f"({', '.join(f'{v:,.2f}' for v in values)})")  # fmt: skip
 
 
 if __name__ == "__main__":

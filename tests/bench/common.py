@@ -147,8 +147,9 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60.
     raise RuntimeError("the gateway did not become ready")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and every process below it (uvicorn's workers)."""
+def _tree(pid: int) -> tuple[set[int], dict[int, float]]:
+    """`pid` and every process below it (uvicorn's workers), and each process's user +
+    system CPU seconds."""
     tick = os.sysconf("SC_CLK_TCK")
     stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
     for entry in Path("/proc").iterdir():
@@ -159,7 +160,7 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:  # gone meanwhile
             continue
         stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    wanted, total = {pid}, 0.0
+    wanted = {pid}
     changed = True
     while changed:
         changed = False
@@ -167,9 +168,38 @@ def tree_cpu_seconds(pid: int) -> float:
             if parent in wanted and child not in wanted:
                 wanted.add(child)
                 changed = True
-    for member in wanted:
-        total += stats.get(member, (0, 0.0))[1]
-    return total
+    return wanted, {p: cpu for p, (_, cpu) in stats.items()}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and every process below it."""
+    members, cpu = _tree(pid)
+    return sum(cpu.get(member, 0.0) for member in members)
+
+
+def tree_queued_seconds(pid: int) -> float:
+    """Seconds the threads of `pid` and of every process below it spent runnable but waiting
+    for a core: on a full machine, what a process lost to the others."""
+    return queued_seconds(_tree(pid)[0])
+
+
+def thread_schedstat(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """Seconds one thread (the main one by default) has been on a core and waiting for one."""
+    fields = Path(f"/proc/{pid}/task/{tid or pid}/schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+
+
+def queued_seconds(pids: Iterable[int]) -> float:
+    """Seconds the live threads of `pids` spent in the run queue (/proc/<pid>/task/<tid>/
+    schedstat, its second field)."""
+    total = 0
+    for pid in pids:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or no schedstats
+            continue
+    return total / 1e9
 
 
 async def http_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:

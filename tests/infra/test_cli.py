@@ -144,6 +144,13 @@ def test_run_warns_when_mllp_listens_beyond_loopback_without_tls(
     assert "CARELOG_MLLP_TLS_CERT" in err and "CARELOG_MLLP_TLS_CLIENT_CA" in err
     [mllp] = [s for s in supervised if s.name == "mllp"]
     assert mllp.url == "mllp://0.0.0.0:12575"
+    # Two workers by default (CARELOG_WORKER_PROCESSES), told apart by member id and port.
+    workers = [s for s in supervised if s.name.startswith("worker")]
+    assert [w.name for w in workers] == ["worker", "worker-2"]
+    ids = {w.env["CARELOG_WORKER_INSTANCE_ID"] for w in workers}
+    ports = {w.env["CARELOG_WORKER_METRICS_PORT"] for w in workers}
+    port = exposed.worker.metrics_port
+    assert len(ids) == 2 and ports == ({str(port), str(port + 10)} if port else {"0"})
 
     for quiet in ({"host": "127.0.0.1"}, {"host": "::1"}, {"host": "localhost"},
                   {"tls_cert": tmp_path / "cert.pem"}):  # fmt: skip

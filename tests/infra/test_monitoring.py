@@ -14,6 +14,7 @@ import projections.fhir_store.metrics
 import projections.lake.metrics
 import streams.process_metrics
 from api.metrics import GatewayMetrics
+from infra.local_workers import local_workers
 from streams.lag import PartitionLag
 from streams.process_metrics import LagCollector
 from streams.settings import PROJECT_ROOT, Settings
@@ -55,15 +56,21 @@ def test_dashboard_queries_name_only_metrics_the_processes_export() -> None:
 
 def test_prometheus_scrapes_every_process_on_its_default_port() -> None:
     config = (MONITORING / "prometheus.yml").read_text()
-    targets = dict(
-        re.findall(r'targets: \["127\.0\.0\.1:(\d+)"\]\n\s+labels: \{component: (\w+)\}', config)
-    )
+    scraped = {
+        component: sorted(int(port) for port in re.findall(r'"127\.0\.0\.1:(\d+)"', listed))
+        for listed, component in re.findall(
+            r"targets: \[([^\]]*)\][^\n]*\n\s+labels: \{component: (\w+)\}", config
+        )
+    }
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert {v: int(k) for k, v in targets.items()} == {
-        "gateway": settings.gateway.port,
-        "mllp": settings.mllp.metrics_port,
-        "worker": settings.worker.metrics_port,
-        "projection": settings.store.metrics_port,
-        "sink": settings.lake.metrics_port,
-        "notifier": settings.notifier.metrics_port,
+    workers = local_workers(
+        settings.worker.processes, settings.worker.metrics_port, settings.worker.instance_id
+    )
+    assert scraped == {
+        "gateway": [settings.gateway.port],
+        "mllp": [settings.mllp.metrics_port],
+        "worker": [w.metrics_port for w in workers],  # each worker `carelog run` starts
+        "projection": [settings.store.metrics_port],
+        "sink": [settings.lake.metrics_port],
+        "notifier": [settings.notifier.metrics_port],
     }

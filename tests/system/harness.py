@@ -39,6 +39,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from deltalake import DeltaTable
 
 from api.security.dev_token import mint_token
+from infra.local_workers import local_workers
 from projections.fhir_store import FhirStore, StoreError
 from schemas.events import Format, InboundMessage, Rejected, ResourceChanged
 from streams.consumer import take_ready
@@ -198,9 +199,12 @@ def commit_group_at(bootstrap: str, group: str, positions: dict[tuple[str, int],
 class System:
     """carelog's five processes on one broker, with state under `root`."""
 
-    def __init__(self, root: Path, bootstrap: str, tuned: bool = True, **env: str) -> None:
+    def __init__(
+        self, root: Path, bootstrap: str, tuned: bool = True, workers: int = 1, **env: str
+    ) -> None:
         """`tuned`: the quick settings the fault tests use (FAULT_TUNING); a benchmark runs
-        with the defaults. `env`: more CARELOG_* settings."""
+        with the defaults. `workers`: worker processes, named as `carelog run` names them
+        (worker, worker-2, ...). `env`: more CARELOG_* settings."""
         self.root = root
         self.bootstrap = bootstrap
         self.run = uuid.uuid4().hex[:8]
@@ -252,6 +256,10 @@ class System:
             "sink": [*cli, "sink"],
         }
         self.procs = {n: Process(n, argv[n], self.env, logs / f"{n}.log") for n in COMPONENTS}
+        for worker in local_workers(workers, 0, self.env["CARELOG_WORKER_INSTANCE_ID"])[1:]:
+            self.procs[worker.name] = Process(
+                worker.name, argv["worker"], {**self.env, **worker.env}, logs / f"{worker.name}.log"
+            )
         self.token = mint_token(SECRET, SCOPES, "faults-loadgen", ttl=3600)
         self.start_positions: dict[tuple[str, int], int] = {}
 
@@ -270,7 +278,7 @@ class System:
         RUNNING.append(self)
         for proc in self.procs.values():
             proc.start()
-        for name in COMPONENTS:
+        for name in self.procs:
             self.wait_ready(name)
 
     def wait_ready(self, name: str, timeout: float = 60.0) -> None:
@@ -284,11 +292,12 @@ class System:
             "sink": lambda: (self.lake / "bronze").exists(),
         }
         proc = self.procs[name]
+        check = checks.get(name, checks["worker"])  # worker-2, ...
 
         def ready() -> bool:
             if not proc.running:
                 raise AssertionError(f"{name} exited while starting\n{proc.tail()}")
-            return checks[name]()
+            return check()
 
         wait_until(ready, timeout, proc.tail)
 
@@ -321,8 +330,7 @@ class System:
 
         def watch() -> None:
             while not done.wait(0.5):
-                for name in COMPONENTS:
-                    proc = self.procs[name]
+                for name, proc in self.procs.items():
                     if proc.proc is not None and not proc.running:
                         proc.start()
                         restarted.append(name)
