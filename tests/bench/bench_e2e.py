@@ -81,8 +81,9 @@ from tests.bench.common import (
     bench_settings,
     http_response,
     loop_seconds,
+    main_thread_schedstat,
+    process_tree,
     queued_seconds,
-    thread_schedstat,
     tree_cpu_seconds,
     tree_queued_seconds,
 )
@@ -148,7 +149,7 @@ def check_templates() -> None:
 def vm_hwm_kb(pid: int) -> int:
     """Peak resident set (VmHWM) of `pid` and its descendants, in kB (0 when gone)."""
     total = 0
-    for p in [pid, *descendants(pid)]:
+    for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -156,22 +157,6 @@ def vm_hwm_kb(pid: int) -> int:
         except OSError:
             pass
     return total
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def broker_pid(bootstrap: str) -> int | None:
@@ -210,12 +195,16 @@ def queued_by_process(system: System, broker: int | None) -> dict[str, float]:
     queued["bench"] = queued_seconds([os.getpid()])  # not its children: they are the above
     if broker is not None:
         queued["broker"] = tree_queued_seconds(broker)
-    # A worker's event loop is one thread (its main one): on a core, waiting for one, or idle
-    # (waiting on the broker). Which of the three holds it back tells what would help.
-    loops = [thread_schedstat(_pid(p)) for n, p in system.procs.items() if n.startswith("worker")]
-    queued["worker loop running"] = sum(running for running, _ in loops)
-    queued["worker loop"] = sum(waiting for _, waiting in loops)
     return queued
+
+
+def worker_loops(system: System) -> tuple[float, float]:
+    """Seconds the workers' event loops (each its main thread) have been on a core and
+    waiting for one, summed: with the rest of the wall time idle (waiting on the broker),
+    which of the three holds them back tells what would help."""
+    loops = [main_thread_schedstat(_pid(p)) for n, p in system.procs.items()
+             if n.startswith("worker")]  # fmt: skip
+    return sum(running for running, _ in loops), sum(waiting for _, waiting in loops)
 
 
 def _pid(process: Process) -> int:
@@ -619,6 +608,7 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 loop_before = loop_seconds()  # the host's speed, the system idle
                 cpu_before = cpu_by_process(system)
                 queued_before = queued_by_process(system, broker)
+                loops_before = worker_loops(system)
                 # What the worker wrote (records and transaction markers): translation running
                 # ahead of versioning shows here, not in its CPU.
                 admin, outputs = admin_client(settings), [FHIR_TRANSLATED, FHIR_CHANGES]
@@ -636,6 +626,9 @@ def one_run(args: argparse.Namespace, token: str) -> dict[str, float]:
                 queued_after = queued_by_process(system, broker)
                 result.update({f"queued {n}": queued_after[n] - queued_before[n]
                                for n in queued_before})  # fmt: skip
+                loops_after = worker_loops(system)
+                result["loops on a core"] = loops_after[0] - loops_before[0]
+                result["loops waiting for a core"] = loops_after[1] - loops_before[1]
                 ends_after = log_ends(admin, outputs, timeout=15)
                 result["translated"] = ends_after[FHIR_TRANSLATED] - ends_before[FHIR_TRANSLATED]
                 result["versioned"] = ends_after[FHIR_CHANGES] - ends_before[FHIR_CHANGES]
@@ -758,9 +751,8 @@ def main() -> None:
         values = [r.get(f"queued {name}", float("nan")) / r["wall s"] for r in runs]
         print(f"  waiting for a core, {name:<28} {statistics.median(values):>10,.2f} s/s    "
               f"({', '.join(f'{v:,.2f}' for v in values)})")  # fmt: skip
-    for what, key in (("on a core", "queued worker loop running"),
-                      ("waiting for a core", "queued worker loop")):  # fmt: skip
-        values = [r[key] / r["wall s"] for r in runs]
+    for what in ("on a core", "waiting for a core"):
+        values = [r[f"loops {what}"] / r["wall s"] for r in runs]
         print(f"  the workers' event loops, {what:<23} {statistics.median(values):>10,.2f} s/s    "
               f"({', '.join(f'{v:,.2f}' for v in values)})")  # fmt: skip
 

@@ -147,45 +147,45 @@ def wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 60.
     raise RuntimeError("the gateway did not become ready")
 
 
-def _tree(pid: int) -> tuple[set[int], dict[int, float]]:
-    """`pid` and every process below it (uvicorn's workers), and each process's user +
-    system CPU seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (uvicorn's workers, a gateway's children)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    wanted = {pid}
-    changed = True
-    while changed:
-        changed = False
-        for child, (parent, _) in stats.items():
-            if parent in wanted and child not in wanted:
-                wanted.add(child)
-                changed = True
-    return wanted, {p: cpu for p, (_, cpu) in stats.items()}
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [pid], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of `pid` and every process below it."""
-    members, cpu = _tree(pid)
-    return sum(cpu.get(member, 0.0) for member in members)
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def tree_queued_seconds(pid: int) -> float:
     """Seconds the threads of `pid` and of every process below it spent runnable but waiting
     for a core: on a full machine, what a process lost to the others."""
-    return queued_seconds(_tree(pid)[0])
+    return queued_seconds(process_tree(pid))
 
 
-def thread_schedstat(pid: int, tid: int | None = None) -> tuple[float, float]:
-    """Seconds one thread (the main one by default) has been on a core and waiting for one."""
-    fields = Path(f"/proc/{pid}/task/{tid or pid}/schedstat").read_text().split()
+def main_thread_schedstat(pid: int) -> tuple[float, float]:
+    """Seconds the main thread of `pid` has been on a core and waiting for one."""
+    fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
     return int(fields[0]) / 1e9, int(fields[1]) / 1e9
 
 

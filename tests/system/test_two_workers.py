@@ -4,14 +4,13 @@ one SIGKILLed and restarted takes its partitions back without loss or duplicate.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from streams.admin import admin_client
 from streams.settings import Settings
-from tests.system.harness import Load, Reconciler, System
+from tests.system.harness import Load, Reconciler, System, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -46,13 +45,11 @@ def test_two_workers_share_the_partitions_and_survive_a_sigkill(
         owned: dict[str, int] = {}
 
         def both_own_some() -> bool:
+            owned.clear()
             owned.update(owned_partitions(kafka_settings, system.app_id))
             return len(owned) == 2 and all(owned.values())
 
-        deadline = time.monotonic() + 60
-        while not both_own_some():
-            assert time.monotonic() < deadline, f"the workers' partitions: {owned}"
-            time.sleep(0.5)
+        wait_until(both_own_some, 60, lambda: f"the workers' partitions: {owned}", every=0.5)
         first = system.env["CARELOG_WORKER_INSTANCE_ID"]
         assert set(owned) == {first, f"{first}-2"}
 
