@@ -18,7 +18,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -141,6 +141,11 @@ class KeyCache:
             "SELECT key_id FROM keys WHERE prefix = ? ORDER BY key_id", (prefix,)
         ).fetchall()
         return [r[0] for r in rows]
+
+    def prefixes(self) -> Iterator[str]:
+        """Every prefix with a key here, once each."""
+        for (prefix,) in self._db.execute("SELECT DISTINCT prefix FROM keys"):
+            yield prefix
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM keys").fetchone()[0])

@@ -11,6 +11,7 @@ unreadable for good: that is how an immutable log forgets a person.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -36,12 +37,27 @@ from streams.kafka_config import client_config, producer_config
 from streams.privacy.aead import new_key, open_sealed, seal
 from streams.privacy.key_cache import KeyCache
 from streams.privacy.master import master_key
+from streams.privacy.prefix_filter import PrefixFilter
 from streams.settings import Settings
 from streams.topics import KEYS, MESSAGE_KEYS_SUFFIX
 
 log = logging.getLogger(__name__)
 MESSAGE_KEYS = "msg:"  # the kind of the per-message keys (message_keys.py)
 CIPHERS_KEPT = 4096  # cipher objects of the keys used last (about 2.5 KB each)
+# Patient and type keys read last, kept wrapped by id and prefix (about 200 bytes each): what
+# is looked up next is mostly what just came (the store projection opening the first change
+# a new key sealed, the edge meeting that patient's next message), and it is found without
+# the cache file. More than the records written to the file at once (SAVE_RECORDS), so a key
+# leaves this memory only once the file has it.
+LATELY_KEPT = 8192
+# The cache file is written this many records at once at most, and at each refresh (every
+# refresh_seconds), catch-up and close; a shred at once. A random insert into the file's
+# B-tree costs 30 µs a key alone, 20 µs in batches of a hundred: every process keeps every key.
+SAVE_RECORDS = 2048
+# How often the store's thread takes the key records its readers fetched: lookups then find
+# them in memory, and never call into the Kafka client or the cache file to look (each such
+# call lets go of the interpreter lock, and a busy process waits for it back: prefix_filter).
+DRAIN_SECONDS = 0.1
 
 
 def _position_after(msg: Message, position: int) -> int:
@@ -209,12 +225,16 @@ class KafkaKeyStore:
         self.confirm_later = confirm_later
         self._unsent: list[tuple[str, bytes]] = []  # keys made and not yet sent (confirm_later)
         self._cache = _cache(settings, topic, cache_dir)
+        self._filter = PrefixFilter(2 * len(self._cache), self._cache.prefixes())
         self._consumer = self._reader("carelog-keys")
         self._consumer.assign([TopicPartition(self._topic, 0, self._cache.position)])
         # Where each reader of a key topic stands (the main reader: carelog.keys, and the
         # message keys' reader once there is one).
         self._positions: dict[str, int] = {self._topic: self._cache.position}
-        self._to_cache: list[tuple[str, bytes | None]] = []  # read, not yet in the cache
+        self._unsaved: list[tuple[str, bytes | None]] = []  # read, not yet in the cache file
+        self._unsaved_shred = False  # a tombstone among them: written at once (secure_delete)
+        self._lately: OrderedDict[str, bytes] = OrderedDict()  # patient and type keys read last
+        self._lately_under: dict[str, str] = {}  # prefix -> the smallest of its keys there
         self.records_read = 0  # key records this store read (a restart reads only new ones)
         self._messages: Consumer | None = None  # carelog.keys.messages, from the first need
         self._ends: Consumer | None = None  # asks for end offsets only
@@ -248,12 +268,15 @@ class KafkaKeyStore:
         threading.Thread(target=self._refresh_loop, name="carelog-keys", daemon=True).start()
 
     def _refresh_loop(self) -> None:
-        while not self._closed.wait(self._refresh_seconds):
+        while not self._closed.wait(min(DRAIN_SECONDS, self._refresh_seconds)):
             with self._lock:
                 if self._closed.is_set():
                     return
                 try:
-                    self._refresh()
+                    if time.monotonic() - self._read_at > self._refresh_seconds:
+                        self._refresh()
+                    else:
+                        self._drain()
                 except Exception:  # e.g. the broker away: the next lookup reads anyway
                     log.warning("key refresh failed; retrying", exc_info=True)
 
@@ -279,7 +302,7 @@ class KafkaKeyStore:
                     msg = consumer.poll(1.0)
                     if msg is not None:
                         self._read(topic, msg)
-            self._save()
+            self._save(now=True)
             self._read_at = time.monotonic()
 
     def _follow_messages(self) -> None:
@@ -306,12 +329,17 @@ class KafkaKeyStore:
             self._save()
         return took
 
-    def _save(self) -> None:
-        """Write what was read of carelog.keys to the cache, with the position reached."""
+    def _save(self, now: bool = False) -> None:
+        """Write what was read of carelog.keys to the cache file, with the position reached:
+        `now`, with a shred among it, or once SAVE_RECORDS wait; else later (the records
+        are in memory meanwhile: `_lately`). A crash before loses nothing: the file's
+        position is that of what it holds, and a restart reads on from there."""
         position = self._positions[self._topic]
-        if self._to_cache or position != self._cache.position:
-            self._cache.write(self._to_cache, position)
-            self._to_cache = []
+        if not (now or self._unsaved_shred or len(self._unsaved) >= SAVE_RECORDS):
+            return
+        if self._unsaved or position != self._cache.position:
+            self._cache.write(self._unsaved, position)
+            self._unsaved, self._unsaved_shred = [], False
 
     def _read(self, topic: str, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
@@ -343,16 +371,39 @@ class KafkaKeyStore:
             self._forget(key_id)
             self._gone.add(key_id)
             self._shreds += 1
+            self._unsaved_shred = self._unsaved_shred or topic == self._topic
         elif key_id.startswith(MESSAGE_KEYS):
             if key_id not in self._recent:  # else made here: its key never changes
                 self._remember(key_id, wrapped)  # unwrapped when used: most never are here
             return
         else:
             self._made.pop(key_id, None)  # on the log: the cache has it from now on
+            self._read_lately(key_id, wrapped)
+            self._filter.add(key_id.rpartition("/")[0])
+            if self._filter.full:  # made again, bigger, from the file (the rest: _lately)
+                self._filter = PrefixFilter(4 * self._filter.count, self._cache.prefixes())
+                for lately in self._lately:
+                    self._filter.add(lately.rpartition("/")[0])
         if topic == self._topic:
-            self._to_cache.append((key_id, wrapped))
-            if len(self._to_cache) >= 10_000:  # a long read (start-up) in bounded memory
+            self._unsaved.append((key_id, wrapped))
+            if len(self._unsaved) >= SAVE_RECORDS:  # a long read (start-up) in bounded memory
                 self._save()
+
+    def _read_lately(self, key_id: str, wrapped: bytes) -> None:
+        """Keep a patient or type key just read (wrapped), forgetting the oldest."""
+        self._lately[key_id] = wrapped
+        prefix = key_id.rpartition("/")[0]
+        first = self._lately_under.get(prefix)
+        if first is None or key_id < first:
+            self._lately_under[prefix] = key_id
+        while len(self._lately) > LATELY_KEPT:
+            self._forget_lately(next(iter(self._lately)))
+
+    def _forget_lately(self, key_id: str) -> None:
+        self._lately.pop(key_id, None)
+        prefix = key_id.rpartition("/")[0]
+        if self._lately_under.get(prefix) == key_id:
+            del self._lately_under[prefix]  # another key of it, if any, is in the cache file
 
     def _unwrap(self, key_id: str, wrapped: bytes) -> bytes | None:
         try:
@@ -375,6 +426,7 @@ class KafkaKeyStore:
         self._made.pop(key_id, None)
         self._recent.pop(key_id, None)
         self._ciphers.pop(key_id, None)
+        self._forget_lately(key_id)
         prefix = key_id.rpartition("/")[0]
         if prefix and self._current.get(prefix) == key_id:
             del self._current[prefix]
@@ -406,7 +458,9 @@ class KafkaKeyStore:
                 if dek is None:
                     del self._recent[key_id]
             elif not key_id.startswith(MESSAGE_KEYS) and key_id not in self._gone:
-                wrapped = self._made.get(key_id) or self._cache.get(key_id)
+                wrapped = (
+                    self._made.get(key_id) or self._lately.get(key_id) or self._cache.get(key_id)
+                )
                 dek = None if wrapped is None else self._unwrap(key_id, wrapped)
                 if dek is not None:
                     self._keep(key_id, dek)
@@ -475,6 +529,7 @@ class KafkaKeyStore:
     def _refresh(self) -> None:
         with self._lock:
             self._drain()
+            self._save(now=True)
             self._cache.still_reading()
             self._read_at = time.monotonic()
 
@@ -496,37 +551,38 @@ class KafkaKeyStore:
         return found
 
     def _live(self, prefix: str) -> tuple[str, AESGCM] | None:
-        """The key to seal with under `prefix`, if there is one. Another process may have
-        made it a moment ago (the worker, at a new patient's first message, before the
-        gateway audits a read of it or seals the patient's next message): what was fetched
-        is taken before answering none (and a caller making a second key and key record)."""
+        """The key to seal with under `prefix`, if there is one: in use here, else read
+        lately, else in the cache file (asked only when the prefix filter says it may be
+        there). A key another process made a moment ago (the worker, at a new patient's
+        first message) is in memory once the store's thread took it (DRAIN_SECONDS); until
+        then a caller seals with a key of its own, as good (erasure shreds every one)."""
         self._fresh()
         with self._lock:
-            found = self._current_key(prefix)
-            if found is None and self._drain():  # nothing fetched: no second cache lookup
-                found = self._current_key(prefix)
-            return found
-
-    def _current_key(self, prefix: str) -> tuple[str, AESGCM] | None:
-        key_id = self._current.get(prefix)
-        if key_id is None:
-            found = self._cache.first_under(prefix)
-            if found is None:
+            key_id = self._current.get(prefix)
+            if key_id is None:
+                lately = self._lately_under.get(prefix)
+                if lately is not None:
+                    found: tuple[str, bytes] | None = (lately, self._lately[lately])
+                elif prefix in self._filter:
+                    found = self._cache.first_under(prefix)
+                else:
+                    return None  # a new patient: nothing asked of the file
+                if found is None:
+                    return None
+                key_id, wrapped = found
+                dek = None if key_id in self._gone else self._unwrap(key_id, wrapped)
+                if dek is None:
+                    return None
+                self._keep(key_id, dek)
+                self._current[prefix] = key_id
+                if len(self._current) > self._keys_max:
+                    self._current.popitem(last=False)
+            self._current.move_to_end(prefix)
+            cipher = self._known(key_id)
+            if cipher is None:  # not usable here (does not unwrap): make another
+                del self._current[prefix]
                 return None
-            key_id, wrapped = found
-            dek = None if key_id in self._gone else self._unwrap(key_id, wrapped)
-            if dek is None:
-                return None
-            self._keep(key_id, dek)
-            self._current[prefix] = key_id
-            if len(self._current) > self._keys_max:
-                self._current.popitem(last=False)
-        self._current.move_to_end(prefix)
-        cipher = self._known(key_id)
-        if cipher is None:  # not usable here (does not unwrap): make another
-            del self._current[prefix]
-            return None
-        return key_id, cipher
+            return key_id, cipher
 
     def key_for(self, prefix: str) -> tuple[str, AESGCM]:
         with self._lock:
@@ -680,6 +736,10 @@ class KafkaKeyStore:
             if self._closed.is_set():
                 return
             self._closed.set()
+            try:
+                self._save(now=True)  # a restart then reads on from here
+            except sqlite3.Error as exc:  # the file is only a copy: a restart reads further back
+                log.warning("key cache not written at close: %s", exc)
             self._cache.close()
             for reader in (self._consumer, self._messages, self._ends, self._back):
                 if reader is not None:

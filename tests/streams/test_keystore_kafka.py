@@ -202,6 +202,89 @@ def test_a_restart_reads_only_the_key_records_that_came_since(
         maker.close()
 
 
+def test_a_new_patient_is_answered_from_memory_and_a_known_one_from_the_file(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """The edge and the worker ask at each new patient's first message whether it has a key:
+    the prefix filter answers no without the cache file (a file lookup lets go of the
+    interpreter lock). Known patients, more than the filter held at first, are all found."""
+    wrap = AESGCM(master_key(kafka_settings))
+    made = {f"patient:{uuid.uuid4().hex}/k": new_key() for _ in range(3000)}
+    producer = Producer(producer_config(kafka_settings))
+    for key_id, dek in made.items():
+        producer.produce(keys_topic, seal(wrap, dek, key_id.encode()), key_id)
+    assert producer.flush(30) == 0
+    store = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path)
+    try:
+        asked: list[str] = []
+        first_under = store._cache.first_under
+        store._cache.first_under = lambda prefix: asked.append(prefix) or first_under(prefix)  # type: ignore[method-assign]
+        new = [f"patient:{uuid.uuid4().hex}" for _ in range(1000)]
+        assert all(store.current(prefix) is None for prefix in new)
+        assert len(asked) < 50  # false "maybe"s: about 1%
+        assert store._filter.capacity > len(made)  # made again, bigger, as keys came
+        store._lately.clear()  # as after 8,192 more keys: found through the filter and file
+        store._lately_under.clear()
+        for key_id, dek in made.items():
+            found = store.current(key_id.rpartition("/")[0])
+            assert found is not None and found[0] == key_id
+            assert (
+                found[1].decrypt(b"\0" * 12, AESGCM(dek).encrypt(b"\0" * 12, b"x", b""), b"")
+                == b"x"
+            )
+    finally:
+        store.close()
+
+
+def _in_file(copy: Path) -> tuple[int, int]:
+    """(keys, position) as the cache file holds them, read past the process's connection."""
+    db = sqlite3.connect(copy)
+    try:
+        keys = db.execute("SELECT count(*) FROM keys").fetchone()[0]
+        return keys, db.execute("SELECT position FROM read_to").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_keys_just_read_are_found_in_memory_and_written_to_the_file_in_batches(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """Every process keeps every patient key: the file is written a batch at a time (a random
+    insert alone costs half again as much), the keys read meanwhile are looked up in memory,
+    the position written is always that of what the file holds (a crash loses nothing), and
+    a shred is written at once."""
+    maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    reader = KafkaKeyStore(kafka_settings, 60.0, topic=keys_topic, cache_dir=tmp_path)
+    try:
+        [copy] = tmp_path.glob("*.sqlite")
+        made = [maker.key_for(f"patient:{uuid.uuid4().hex}") for _ in range(5)]
+        for key_id, cipher in made:
+            prefix = key_id.rpartition("/")[0]
+            deadline = time.monotonic() + 10
+            while (found := reader.current(prefix)) is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # fetched in the background, taken by the next lookup
+            assert found is not None and found[0] == key_id
+            assert found[1].decrypt(b"\0" * 12, _sealed_with(cipher), b"aad") == b"an HL7 message"
+        assert _in_file(copy) == (0, 0)  # not written yet, and no position past what it holds
+
+        assert maker.shred([made[0][0]]) == [made[0][0]]
+        deadline = time.monotonic() + 10
+        while made[0][0] not in reader.shredded([made[0][0]]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader.cipher(made[0][0]) is None
+        assert _in_file(copy) == (4, 6)  # the shred written at once, with what came before it
+        later = maker.key_for(f"patient:{uuid.uuid4().hex}")[0]
+        deadline = time.monotonic() + 10
+        while reader.current(later.rpartition("/")[0]) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _in_file(copy) == (4, 6)
+        reader.close()  # a restart reads on from the end, not from the shred
+        assert _in_file(copy) == (5, 7)
+    finally:
+        reader.close()
+        maker.close()
+
+
 def test_a_cache_of_another_topic_is_not_trusted(
     kafka_settings: Settings, keys_topic: str, tmp_path: Path
 ) -> None:
