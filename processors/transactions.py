@@ -27,6 +27,7 @@ from faust.transport.drivers.aiokafka import Producer, Transport
 from faust.types import TP, RecordMetadata
 
 from processors.faust_delivery import DirectDeliveryConsumer
+from processors.faust_fetch_wait import ShortFetchWaitConsumer
 from processors.faust_offsets import MarkerGapConsumer
 from processors.patched_shapes import require_source
 from processors.version_first import HeldPartitions
@@ -151,10 +152,13 @@ class SourcePartitionTransactions(TransactionManager):
         return found
 
 
-class WorkerConsumer(DirectDeliveryConsumer, HeldPartitions, MarkerGapConsumer):
+class WorkerConsumer(
+    DirectDeliveryConsumer, HeldPartitions, ShortFetchWaitConsumer, MarkerGapConsumer
+):
     """Commits past transaction markers (processors/faust_offsets.py), delivers fetched
-    messages without a task each (processors/faust_delivery.py), and holds inbound partitions
-    for version_first (processors/version_first.py)."""
+    messages without a task each (processors/faust_delivery.py), holds inbound partitions
+    for version_first (processors/version_first.py), and has the broker answer a fetch with
+    nothing new within 0.1 s (processors/faust_fetch_wait.py)."""
 
 
 class SourcePartitionTransport(Transport):

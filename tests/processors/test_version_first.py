@@ -1,10 +1,13 @@
 """A partition the worker holds (processors/version_first.py) stays out of the fetch when its
 stream's buffer drains, which Faust alone would put back, and loses none of the records
-fetched before the hold; an unpaused one goes back as before."""
+fetched before the hold; an unpaused one goes back as before. With no partition active, the
+fetch loop takes up again as soon as one is, not a second later."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from faust.transport.utils import DefaultSchedulingStrategy
@@ -28,6 +31,12 @@ def _consumer() -> WorkerConsumer:
     consumer._paused_partitions = set()
     consumer._buffered_partitions = set()
     consumer.held = set()
+    consumer._back = asyncio.Event()
+    fetcher = SimpleNamespace(_fetch_waiters=set())  # aiokafka's, which a partition back wakes
+    consumer._thread = SimpleNamespace(  # type: ignore[assignment]
+        _ensure_consumer=lambda: SimpleNamespace(_fetcher=fetcher),
+        thread_loop=SimpleNamespace(call_soon_threadsafe=lambda wake: wake()),
+    )  # fmt: skip
     return consumer
 
 
@@ -98,3 +107,44 @@ def test_records_fetched_before_a_pause_are_all_handed_to_the_streams() -> None:
     assert INBOUND in consumer._get_active_partitions() and not consumer.held
     assert waiting.done()
     thread_loop.close()
+
+
+def test_a_partition_back_in_the_fetch_ends_the_waits_that_began_without_it() -> None:
+    """Faust's fetch loop slept a second whenever no partition was active (inbound held, the
+    translated partitions' buffers full), and aiokafka's fetch waited up to a second for
+    records of the partitions active when it began, however soon a buffer drained or the
+    hold ended."""
+    consumer = _consumer()
+    fetched: list[set[TP]] = []
+
+    async def getmany(active_partitions: set[TP], timeout: float) -> dict[TP, list[int]]:
+        fetched.append(set(active_partitions))
+        return {}
+
+    consumer._getmany = getmany  # type: ignore[method-assign]
+    consumer.sleep = asyncio.sleep  # type: ignore[method-assign,assignment]  # a Service's, less its stop
+    consumer.flow_active = True
+    consumer.not_waiting_next_records = asyncio.Event()
+    consumer.app = SimpleNamespace(in_recovery=False, client_only=False)  # type: ignore[assignment]
+    consumer.assignment = lambda: {INBOUND, OTHER}  # type: ignore[method-assign]
+    consumer.hold({INBOUND})
+    consumer.on_buffer_full(OTHER)
+
+    async def waited(back_in: float, put_back: Callable[[], None]) -> float:
+        asyncio.get_running_loop().call_later(back_in, put_back)
+        began = time.monotonic()
+        await consumer._wait_next_records(1.0)
+        return time.monotonic() - began
+
+    async def main() -> tuple[list[float], bool]:
+        aiokafka_waiting = asyncio.get_running_loop().create_future()
+        consumer._thread._ensure_consumer()._fetcher._fetch_waiters.add(aiokafka_waiting)
+        # The version stage's buffer drains; then (full again) the hold ends.
+        drained = await waited(0.05, lambda: consumer.on_buffer_drop(OTHER))
+        consumer.on_buffer_full(OTHER)
+        released = await waited(0.05, consumer.release)
+        return [drained, released], aiokafka_waiting.done()
+
+    waits, aiokafka_woken = asyncio.run(main())
+    assert max(waits) < 0.5 and aiokafka_woken
+    assert fetched == [{OTHER}, {INBOUND}]
