@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from streams.admin import topic_identity
 from streams.errors import DeliveryFailed
 from streams.kafka_config import client_config, producer_config
-from streams.privacy.aead import new_key, open_sealed, seal
+from streams.privacy.aead import new_key, open_sealed, random_id, seal
 from streams.privacy.key_cache import KeyCache
 from streams.privacy.master import master_key
 from streams.privacy.prefix_filter import PrefixFilter
@@ -143,7 +143,7 @@ class MemoryKeyStore:
     def key_for(self, prefix: str) -> tuple[str, AESGCM]:
         key_id = self._current.get(prefix)
         if key_id is None or key_id not in self._keys:
-            key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+            key_id = f"{prefix}/{random_id(6)}"
             self._current[prefix] = key_id
             self._keys[key_id] = AESGCM(new_key())
         return key_id, self._keys[key_id]
@@ -153,7 +153,7 @@ class MemoryKeyStore:
         return None if key_id is None or key_id not in self._keys else (key_id, self._keys[key_id])
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
-        made = [(f"{kind}:{uuid.uuid4().hex}", AESGCM(new_key())) for _ in range(count)]
+        made = [(f"{kind}:{random_id(16)}", AESGCM(new_key())) for _ in range(count)]
         self._keys.update(made)
         return made
 
@@ -589,7 +589,7 @@ class KafkaKeyStore:
             found = self._live(prefix)
             if found is not None:
                 return found
-            key_id = f"{prefix}/{uuid.uuid4().hex[:12]}"
+            key_id = f"{prefix}/{random_id(6)}"
             if self.confirm_later:  # no round trip: made under the lock, one key a prefix
                 cipher = self._create([key_id])[key_id]
                 self._current[prefix] = key_id
@@ -607,7 +607,7 @@ class KafkaKeyStore:
         return self._live(prefix)
 
     def create_many(self, kind: str, count: int) -> list[tuple[str, AESGCM]]:
-        ids = [f"{kind}:{uuid.uuid4().hex}" for _ in range(count)]
+        ids = [f"{kind}:{random_id(16)}" for _ in range(count)]
         return list(self._create(ids).items())
 
     def _create(self, key_ids: list[str]) -> dict[str, AESGCM]:
