@@ -12,7 +12,6 @@ a wrong answer.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable
 
@@ -32,9 +31,11 @@ class PrefixFilter:
             self.add(prefix)
 
     def _positions(self, prefix: str) -> list[int]:
-        digest = hashlib.blake2b(prefix.encode(), digest_size=16).digest()
-        first, step = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
-        step |= 1  # odd: the positions differ
+        # Python's own string hash (SipHash, keyed per process, kept on the string once
+        # made): the filter lives and dies with its process. Two halves of it make the
+        # positions (Kirsch and Mitzenmacher's double hashing).
+        hashed = hash(prefix) & 0xFFFF_FFFF_FFFF_FFFF
+        first, step = hashed & 0xFFFF_FFFF, (hashed >> 32) | 1
         return [(first + i * step) % self._bits_count for i in range(_HASHES)]
 
     def add(self, prefix: str) -> None:
