@@ -40,7 +40,7 @@ test-unit: setup
 # Figures, printed (median of three runs each); kept apart from the tests.
 BENCHES := bench_log bench_gateway_http bench_mllp bench_hl7v2_translate bench_hl7v2_map_cpu \
 	bench_processors bench_worker_cpu bench_worker_scaleout bench_fhir_store bench_fhirpath bench_fhir_rest \
-	bench_lake bench_e2e bench_audit_reads bench_notifier bench_export bench_replay bench_seal
+	bench_lake bench_e2e bench_audit_reads bench_notifier bench_export bench_replay bench_seal bench_key_lookups
 bench: setup
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python -m tests.bench.$$b || exit 1; done
 

@@ -120,17 +120,24 @@ def test_older_message_keys_are_not_all_kept_and_are_read_again_when_needed(
         reader.close()
 
 
+def _written(settings: Settings, topic: str, key_ids: list[str]) -> dict[str, bytes]:
+    """Key records written straight to `topic`, as another process (or an older carelog)
+    would have: each id's key."""
+    wrap = AESGCM(master_key(settings))
+    made = {key_id: new_key() for key_id in key_ids}
+    producer = Producer(producer_config(settings))
+    for key_id, dek in made.items():
+        producer.produce(topic, seal(wrap, dek, key_id.encode()), key_id)
+    assert producer.flush(30) == 0
+    return made
+
+
 def test_message_keys_made_before_they_had_a_topic_of_their_own_are_still_found(
     kafka_settings: Settings, keys_topic: str
 ) -> None:
     """Message keys on carelog.keys (written before carelog.keys.messages existed) are read
     at start-up, and read again from there once no longer kept."""
-    wrap = AESGCM(master_key(kafka_settings))
-    old = {f"msg:{uuid.uuid4().hex}": new_key() for _ in range(6)}
-    producer = Producer(producer_config(kafka_settings))
-    for key_id, dek in old.items():
-        producer.produce(keys_topic, seal(wrap, dek, key_id.encode()), key_id)
-    assert producer.flush(30) == 0
+    old = _written(kafka_settings, keys_topic, [f"msg:{uuid.uuid4().hex}" for _ in range(6)])
     reader = KafkaKeyStore(kafka_settings, message_keys_kept=2, topic=keys_topic)
     try:
         for key_id, dek in old.items():  # the first four no longer kept: read back
@@ -208,12 +215,9 @@ def test_a_new_patient_is_answered_from_memory_and_a_known_one_from_the_file(
     """The edge and the worker ask at each new patient's first message whether it has a key:
     the prefix filter answers no without the cache file (a file lookup lets go of the
     interpreter lock). Known patients, more than the filter held at first, are all found."""
-    wrap = AESGCM(master_key(kafka_settings))
-    made = {f"patient:{uuid.uuid4().hex}/k": new_key() for _ in range(3000)}
-    producer = Producer(producer_config(kafka_settings))
-    for key_id, dek in made.items():
-        producer.produce(keys_topic, seal(wrap, dek, key_id.encode()), key_id)
-    assert producer.flush(30) == 0
+    made = _written(
+        kafka_settings, keys_topic, [f"patient:{uuid.uuid4().hex}/k" for _ in range(3000)]
+    )
     store = KafkaKeyStore(kafka_settings, topic=keys_topic, cache_dir=tmp_path)
     try:
         asked: list[str] = []
