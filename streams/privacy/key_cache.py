@@ -99,9 +99,9 @@ class KeyCache:
 
     def write(self, records: list[tuple[str, bytes | None]], position: int) -> None:
         """Take key records (a None value shreds the key) read up to `position`."""
-        shredded = [(_prefix(k), k) for k, wrapped in records if wrapped is None]
+        shredded = [(prefix_of(k), k) for k, wrapped in records if wrapped is None]
         # In key order: neighbours share B-tree pages (15% less a key in batches of 1,000).
-        kept = sorted((_prefix(k), k, w) for k, w in records if w is not None)
+        kept = sorted((prefix_of(k), k, w) for k, w in records if w is not None)
         self._db.execute("BEGIN")
         self._db.executemany(
             "INSERT OR REPLACE INTO keys (prefix, key_id, wrapped) VALUES (?, ?, ?)", kept
@@ -125,7 +125,7 @@ class KeyCache:
 
     def get(self, key_id: str) -> bytes | None:
         row = self._db.execute(
-            "SELECT wrapped FROM keys WHERE prefix = ? AND key_id = ?", (_prefix(key_id), key_id)
+            "SELECT wrapped FROM keys WHERE prefix = ? AND key_id = ?", (prefix_of(key_id), key_id)
         ).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -164,7 +164,7 @@ def forget_in_every_copy(directory: Path, key_ids: Collection[str]) -> int:
     one. A file that does not open as a copy is left alone (its process reads anew)."""
     if not key_ids or not directory.is_dir():
         return 0
-    pairs = [(_prefix(k), k) for k in sorted(key_ids)]
+    pairs = [(prefix_of(k), k) for k in sorted(key_ids)]
     held = 0
     for path in sorted(directory.glob("*.sqlite")):
         db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
@@ -186,7 +186,8 @@ def forget_in_every_copy(directory: Path, key_ids: Collection[str]) -> int:
     return held
 
 
-def _prefix(key_id: str) -> str:
+def prefix_of(key_id: str) -> str:
+    """`patient:<id>` of `patient:<id>/<random>` (empty for a key id without one)."""
     return key_id.rpartition("/")[0]
 
 

@@ -35,7 +35,7 @@ from streams.admin import topic_identity
 from streams.errors import DeliveryFailed
 from streams.kafka_config import client_config, producer_config
 from streams.privacy.aead import new_key, open_sealed, random_id, seal
-from streams.privacy.key_cache import KeyCache
+from streams.privacy.key_cache import KeyCache, prefix_of
 from streams.privacy.master import master_key
 from streams.privacy.prefix_filter import PrefixFilter
 from streams.settings import Settings
@@ -232,7 +232,6 @@ class KafkaKeyStore:
         # message keys' reader once there is one).
         self._positions: dict[str, int] = {self._topic: self._cache.position}
         self._unsaved: list[tuple[str, bytes | None]] = []  # read, not yet in the cache file
-        self._unsaved_shred = False  # a tombstone among them: written at once (secure_delete)
         self._lately: OrderedDict[str, bytes] = OrderedDict()  # patient and type keys read last
         self._lately_under: dict[str, str] = {}  # prefix -> the smallest of its keys there
         self.records_read = 0  # key records this store read (a restart reads only new ones)
@@ -335,11 +334,12 @@ class KafkaKeyStore:
         are in memory meanwhile: `_lately`). A crash before loses nothing: the file's
         position is that of what it holds, and a restart reads on from there."""
         position = self._positions[self._topic]
-        if not (now or self._unsaved_shred or len(self._unsaved) >= SAVE_RECORDS):
+        shred = any(wrapped is None for _, wrapped in self._unsaved)  # secure_delete at once
+        if not (now or shred or len(self._unsaved) >= SAVE_RECORDS):
             return
         if self._unsaved or position != self._cache.position:
             self._cache.write(self._unsaved, position)
-            self._unsaved, self._unsaved_shred = [], False
+            self._unsaved = []
 
     def _read(self, topic: str, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
@@ -371,7 +371,6 @@ class KafkaKeyStore:
             self._forget(key_id)
             self._gone.add(key_id)
             self._shreds += 1
-            self._unsaved_shred = self._unsaved_shred or topic == self._topic
         elif key_id.startswith(MESSAGE_KEYS):
             if key_id not in self._recent:  # else made here: its key never changes
                 self._remember(key_id, wrapped)  # unwrapped when used: most never are here
@@ -379,20 +378,24 @@ class KafkaKeyStore:
         else:
             self._made.pop(key_id, None)  # on the log: the cache has it from now on
             self._read_lately(key_id, wrapped)
-            self._filter.add(key_id.rpartition("/")[0])
-            if self._filter.full:  # made again, bigger, from the file (the rest: _lately)
-                self._filter = PrefixFilter(4 * self._filter.count, self._cache.prefixes())
-                for lately in self._lately:
-                    self._filter.add(lately.rpartition("/")[0])
+            self._filter.add(prefix_of(key_id))
+            if self._filter.full:
+                self._grow_filter()
         if topic == self._topic:
             self._unsaved.append((key_id, wrapped))
             if len(self._unsaved) >= SAVE_RECORDS:  # a long read (start-up) in bounded memory
                 self._save()
 
+    def _grow_filter(self) -> None:
+        """A filter four times as big, of the prefixes in the file and those read since."""
+        self._filter = PrefixFilter(4 * self._filter.count, self._cache.prefixes())
+        for key_id in self._lately:  # what is not in the file yet is among these
+            self._filter.add(prefix_of(key_id))
+
     def _read_lately(self, key_id: str, wrapped: bytes) -> None:
         """Keep a patient or type key just read (wrapped), forgetting the oldest."""
         self._lately[key_id] = wrapped
-        prefix = key_id.rpartition("/")[0]
+        prefix = prefix_of(key_id)
         first = self._lately_under.get(prefix)
         if first is None or key_id < first:
             self._lately_under[prefix] = key_id
@@ -401,7 +404,7 @@ class KafkaKeyStore:
 
     def _forget_lately(self, key_id: str) -> None:
         self._lately.pop(key_id, None)
-        prefix = key_id.rpartition("/")[0]
+        prefix = prefix_of(key_id)
         if self._lately_under.get(prefix) == key_id:
             del self._lately_under[prefix]  # another key of it, if any, is in the cache file
 
@@ -427,7 +430,7 @@ class KafkaKeyStore:
         self._recent.pop(key_id, None)
         self._ciphers.pop(key_id, None)
         self._forget_lately(key_id)
-        prefix = key_id.rpartition("/")[0]
+        prefix = prefix_of(key_id)
         if prefix and self._current.get(prefix) == key_id:
             del self._current[prefix]
 

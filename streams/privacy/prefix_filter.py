@@ -4,7 +4,7 @@ A new patient's first message asks every process that seals (the edge, the worke
 the patient has a key; nearly always the answer is no, and the cache file answered it with
 a B-tree seek. Python's sqlite3 lets go of the interpreter lock around every statement, and
 getting it back waits for the process's other threads (the worker's consumer thread, the key
-readers): 3 µs alone became about 1.8 ms with one busy thread beside it (measured). The
+readers): about 5 µs alone, 2-3 ms beside one busy thread (tests/bench/bench_key_lookups.py). The
 filter answers "certainly not" in memory; "maybe" (1% of absent prefixes, and every present
 one) still asks the file. A shredded key's prefix stays in the filter: a false "maybe", not
 a wrong answer.
