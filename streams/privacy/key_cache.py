@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -44,11 +45,13 @@ CREATE TABLE IF NOT EXISTS read_to (
 
 class KeyCache:
     """Wrapped keys by id and prefix, and the topic position they were read to. `directory`
-    None keeps them in memory (nothing survives the process)."""
+    None keeps them in memory (nothing survives the process). Safe to use from several
+    threads: the key store writes it on its own thread while lookups read it."""
 
     def __init__(
         self, directory: Path | None, topic: str, topic_id: str | None, max_age_seconds: float
     ) -> None:
+        self._guard = threading.Lock()  # one statement or transaction at a time
         self._lock: IO[bytes] | None = None
         self.path: Path | None = None
         if directory is not None:
@@ -102,20 +105,24 @@ class KeyCache:
         shredded = [(prefix_of(k), k) for k, wrapped in records if wrapped is None]
         # In key order: neighbours share B-tree pages (15% less a key in batches of 1,000).
         kept = sorted((prefix_of(k), k, w) for k, w in records if w is not None)
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR REPLACE INTO keys (prefix, key_id, wrapped) VALUES (?, ?, ?)", kept
-        )
-        self._db.executemany("DELETE FROM keys WHERE prefix = ? AND key_id = ?", shredded)
-        self._db.execute("UPDATE read_to SET position = ?, written_at = ?", (position, time.time()))
-        self._db.execute("COMMIT")
-        self.position = position
-        if shredded:
-            self._truncate_log()
+        with self._guard:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO keys (prefix, key_id, wrapped) VALUES (?, ?, ?)", kept
+            )
+            self._db.executemany("DELETE FROM keys WHERE prefix = ? AND key_id = ?", shredded)
+            self._db.execute(
+                "UPDATE read_to SET position = ?, written_at = ?", (position, time.time())
+            )
+            self._db.execute("COMMIT")
+            self.position = position
+            if shredded:
+                self._truncate_log()
 
     def still_reading(self) -> None:
         """Mark the copy current: this process has kept reading the topic until now."""
-        self._db.execute("UPDATE read_to SET written_at = ?", (time.time(),))
+        with self._guard:
+            self._db.execute("UPDATE read_to SET written_at = ?", (time.time(),))
 
     def _truncate_log(self) -> None:
         """Copy the write-ahead log into the file and empty it: the pages that held a
@@ -124,35 +131,43 @@ class KeyCache:
             clear_wal(self._db)
 
     def get(self, key_id: str) -> bytes | None:
-        row = self._db.execute(
-            "SELECT wrapped FROM keys WHERE prefix = ? AND key_id = ?", (prefix_of(key_id), key_id)
-        ).fetchone()
+        with self._guard:
+            row = self._db.execute(
+                "SELECT wrapped FROM keys WHERE prefix = ? AND key_id = ?",
+                (prefix_of(key_id), key_id),
+            ).fetchone()
         return None if row is None else bytes(row[0])
 
     def first_under(self, prefix: str) -> tuple[str, bytes] | None:
         """The first key `<prefix>/...` (key id, wrapped key), if there is one."""
-        row = self._db.execute(
-            "SELECT key_id, wrapped FROM keys WHERE prefix = ? ORDER BY key_id LIMIT 1", (prefix,)
-        ).fetchone()
+        with self._guard:
+            row = self._db.execute(
+                "SELECT key_id, wrapped FROM keys WHERE prefix = ? ORDER BY key_id LIMIT 1",
+                (prefix,),
+            ).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
 
     def under(self, prefix: str) -> list[str]:
         """Key ids `<prefix>/...`, in order."""
-        rows = self._db.execute(
-            "SELECT key_id FROM keys WHERE prefix = ? ORDER BY key_id", (prefix,)
-        ).fetchall()
+        with self._guard:
+            rows = self._db.execute(
+                "SELECT key_id FROM keys WHERE prefix = ? ORDER BY key_id", (prefix,)
+            ).fetchall()
         return [r[0] for r in rows]
 
     def prefixes(self) -> Iterator[str]:
         """Every prefix with a key here, once each."""
-        for (prefix,) in self._db.execute("SELECT DISTINCT prefix FROM keys"):
-            yield prefix
+        with self._guard:  # held until the last is taken: the caller takes them all
+            for (prefix,) in self._db.execute("SELECT DISTINCT prefix FROM keys"):
+                yield prefix
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM keys").fetchone()[0])
+        with self._guard:
+            return int(self._db.execute("SELECT count(*) FROM keys").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        with self._guard:
+            self._db.close()
         if self._lock is not None:
             self._lock.close()  # releases the slot
 

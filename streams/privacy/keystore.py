@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
@@ -183,8 +183,9 @@ class KafkaKeyStore:
     batch of per-message keys). With `confirm_later` (the worker: its outputs are read only
     once their Kafka transaction commits) new keys are sent at once and confirmed together by
     `confirm()`, which the worker calls before each commit (processors/transactions.py).
-    Shreds made by other processes are picked up within `refresh_seconds`, by a thread of
-    the store when no lookup came meanwhile.
+    Shreds made by other processes are picked up within `refresh_seconds` (in practice
+    DRAIN_SECONDS) by a thread of the store, which also writes the cache file; lookups only
+    read memory, and read the topic themselves only for a key still missing.
 
     The consumer stays assigned, so librdkafka fetches new keys as they come: a lookup first
     takes what it has fetched already (no round trip; a key is on the log before the event
@@ -220,7 +221,11 @@ class KafkaKeyStore:
         self._topic = topic
         self._messages_topic = topic + MESSAGE_KEYS_SUFFIX
         self._master = AESGCM(master_key(settings))
-        self._producer = Producer(producer_config(settings, **{"linger.ms": 0}))
+        # Only failed deliveries call back into Python: a success needs no answer (flush
+        # says when every record is on the log), and the edge makes 256 keys at once.
+        self._producer = Producer(
+            producer_config(settings, **{"linger.ms": 0, "delivery.report.only.error": True})
+        )
         self._failures: list[str] = []
         self.confirm_later = confirm_later
         self._unsent: list[tuple[str, bytes]] = []  # keys made and not yet sent (confirm_later)
@@ -232,6 +237,14 @@ class KafkaKeyStore:
         # message keys' reader once there is one).
         self._positions: dict[str, int] = {self._topic: self._cache.position}
         self._unsaved: list[tuple[str, bytes | None]] = []  # read, not yet in the cache file
+        # Batches of `_unsaved` with the position after them, in order, for `_write`; and
+        # the position of the last one.
+        self._to_write: deque[tuple[list[tuple[str, bytes | None]], int]] = deque()
+        self._saved_to = self._cache.position
+        # Held while the cache file is written (after _lock when both are held, never
+        # before it): the store's thread writes without the store lock, lookups go on.
+        self._writing = threading.Lock()
+        self._cache_closed = False
         self._lately: OrderedDict[str, bytes] = OrderedDict()  # patient and type keys read last
         self._lately_under: dict[str, str] = {}  # prefix -> the smallest of its keys there
         self.records_read = 0  # key records this store read (a restart reads only new ones)
@@ -261,23 +274,29 @@ class KafkaKeyStore:
         self._refresh_seconds = refresh_seconds
         self._read_at = 0.0
         self.catch_up()
-        # Shreds reach memory and the cache file within refresh_seconds even in a process
-        # that looks up no key meanwhile (an idle MLLP listener): erasure waits that long.
+        # Shreds reach memory and the cache file within refresh_seconds in every process,
+        # one that looks up no key included (an idle MLLP listener): erasure waits that long.
         self._closed = threading.Event()
         threading.Thread(target=self._refresh_loop, name="carelog-keys", daemon=True).start()
 
     def _refresh_loop(self) -> None:
+        """Take what the readers fetched every DRAIN_SECONDS, and mark the cache file
+        current every refresh_seconds. Lookups never do this themselves: they find in
+        memory what this took, and the cache file is written here outside the store lock,
+        so a lookup never waits for it (2,048 random inserts take tens of milliseconds)."""
         while not self._closed.wait(min(DRAIN_SECONDS, self._refresh_seconds)):
-            with self._lock:
-                if self._closed.is_set():
-                    return
-                try:
-                    if time.monotonic() - self._read_at > self._refresh_seconds:
-                        self._refresh()
-                    else:
-                        self._drain()
-                except Exception:  # e.g. the broker away: the next lookup reads anyway
-                    log.warning("key refresh failed; retrying", exc_info=True)
+            try:
+                with self._lock:
+                    if self._closed.is_set():
+                        return
+                    refresh = time.monotonic() - self._read_at > self._refresh_seconds
+                    self._take_fetched()
+                    self._save(now=refresh)
+                    if refresh:
+                        self._read_at = time.monotonic()
+                self._write(mark_current=refresh)
+            except Exception:  # e.g. the broker away: the next lookup reads anyway
+                log.warning("key refresh failed; retrying", exc_info=True)
 
     def _reader(self, name: str) -> Consumer:
         return Consumer(client_config(self._settings, **{
@@ -301,7 +320,10 @@ class KafkaKeyStore:
                     msg = consumer.poll(1.0)
                     if msg is not None:
                         self._read(topic, msg)
+                        if self._to_write:  # a long read (start-up) in bounded memory
+                            self._write()
             self._save(now=True)
+            self._write()
             self._read_at = time.monotonic()
 
     def _follow_messages(self) -> None:
@@ -319,27 +341,46 @@ class KafkaKeyStore:
     def _drain(self) -> bool:
         """Take the key records the readers have fetched already (no round trip); whether
         there were any."""
-        took = False
         with self._lock:
-            for topic, consumer in self._readers():
-                while (msg := consumer.poll(0)) is not None:
-                    self._read(topic, msg)
-                    took = True
+            took = self._take_fetched()
             self._save()
+            self._write()
+        return took
+
+    def _take_fetched(self) -> bool:
+        """`_drain` without writing the cache file; under the store lock."""
+        took = False
+        for topic, consumer in self._readers():
+            while (msg := consumer.poll(0)) is not None:
+                self._read(topic, msg)
+                took = True
         return took
 
     def _save(self, now: bool = False) -> None:
-        """Write what was read of carelog.keys to the cache file, with the position reached:
-        `now`, with a shred among it, or once SAVE_RECORDS wait; else later (the records
-        are in memory meanwhile: `_lately`). A crash before loses nothing: the file's
-        position is that of what it holds, and a restart reads on from there."""
+        """Queue what was read of carelog.keys for the cache file (`_write`), with the
+        position reached: `now`, with a shred among it, or once SAVE_RECORDS wait; else
+        later (the records are in memory meanwhile: `_lately`). A crash before loses
+        nothing: the file's position is that of what it holds, and a restart reads on from
+        there. Under the store lock, so batches queue in the order they were read."""
         position = self._positions[self._topic]
         shred = any(wrapped is None for _, wrapped in self._unsaved)  # secure_delete at once
         if not (now or shred or len(self._unsaved) >= SAVE_RECORDS):
             return
-        if self._unsaved or position != self._cache.position:
-            self._cache.write(self._unsaved, position)
-            self._unsaved = []
+        if self._unsaved or position != self._saved_to:
+            self._to_write.append((self._unsaved, position))
+            self._unsaved, self._saved_to = [], position
+
+    def _write(self, mark_current: bool = False) -> None:
+        """Write the queued batches to the cache file, in order (one writer at a time), and
+        with `mark_current` mark the copy current (this process kept reading until now)."""
+        with self._writing:
+            if self._cache_closed:
+                return
+            while self._to_write:
+                records, position = self._to_write.popleft()
+                self._cache.write(records, position)
+            if mark_current:
+                self._cache.still_reading()
 
     def _read(self, topic: str, msg: Message) -> None:
         """Take one polled key record (or an end-of-partition notice) and move past it."""
@@ -524,20 +565,7 @@ class KafkaKeyStore:
             self._back_positions[topic] = position
         return set(wanted) - missing
 
-    def _fresh(self) -> None:
-        """Take what was fetched if the last look is older than refresh_seconds (shreds)."""
-        if time.monotonic() - self._read_at > self._refresh_seconds:
-            self._refresh()
-
-    def _refresh(self) -> None:
-        with self._lock:
-            self._drain()
-            self._save(now=True)
-            self._cache.still_reading()
-            self._read_at = time.monotonic()
-
     def cipher(self, key_id: str) -> AESGCM | None:
-        self._fresh()
         found = self._known(key_id)
         if found is None and key_id not in self._gone:
             if key_id.startswith(MESSAGE_KEYS):
@@ -559,7 +587,6 @@ class KafkaKeyStore:
         there). A key another process made a moment ago (the worker, at a new patient's
         first message) is in memory once the store's thread took it (DRAIN_SECONDS); until
         then a caller seals with a key of its own, as good (erasure shreds every one)."""
-        self._fresh()
         with self._lock:
             key_id = self._current.get(prefix)
             if key_id is None:
@@ -739,11 +766,14 @@ class KafkaKeyStore:
             if self._closed.is_set():
                 return
             self._closed.set()
+            self._save(now=True)
             try:
-                self._save(now=True)  # a restart then reads on from here
+                self._write()  # a restart then reads on from here
             except sqlite3.Error as exc:  # the file is only a copy: a restart reads further back
                 log.warning("key cache not written at close: %s", exc)
-            self._cache.close()
+            with self._writing:
+                self._cache_closed = True
+                self._cache.close()
             for reader in (self._consumer, self._messages, self._ends, self._back):
                 if reader is not None:
                     reader.close()

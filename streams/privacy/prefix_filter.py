@@ -8,15 +8,18 @@ readers): about 5 µs alone, 2-3 ms beside one busy thread (tests/bench/bench_ke
 filter answers "certainly not" in memory; "maybe" (1% of absent prefixes, and every present
 one) still asks the file. A shredded key's prefix stays in the filter: a false "maybe", not
 a wrong answer.
+
+Every process adds each patient key it reads, so the filter is rbloom's, in native code: a
+prefix added or looked up in about 0.1 µs, where hashing it seven times in Python took 2-3.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
+from rbloom import Bloom
+
 FALSE_MAYBE = 0.01
-_HASHES = 7  # the best count for 1%: -log2(0.01)
 
 
 class PrefixFilter:
@@ -24,29 +27,19 @@ class PrefixFilter:
         """Room for `capacity` prefixes at FALSE_MAYBE; more make it answer "maybe" more often
         (`full` says when to make a bigger one)."""
         self.capacity = max(1024, capacity)
-        self._bits_count = math.ceil(-self.capacity * math.log(FALSE_MAYBE) / math.log(2) ** 2)
-        self._bits = bytearray((self._bits_count + 7) // 8)
+        # Python's own string hash (SipHash, keyed per process, kept on the string once
+        # made): the filter lives and dies with its process.
+        self._bloom = Bloom(self.capacity, FALSE_MAYBE)
         self.count = 0
         for prefix in prefixes:
             self.add(prefix)
 
-    def _positions(self, prefix: str) -> list[int]:
-        # Python's own string hash (SipHash, keyed per process, kept on the string once
-        # made): the filter lives and dies with its process. Two halves of it make the
-        # positions (Kirsch and Mitzenmacher's double hashing).
-        hashed = hash(prefix) & 0xFFFF_FFFF_FFFF_FFFF
-        first, step = hashed & 0xFFFF_FFFF, (hashed >> 32) | 1
-        return [(first + i * step) % self._bits_count for i in range(_HASHES)]
-
     def add(self, prefix: str) -> None:
-        for at in self._positions(prefix):
-            self._bits[at >> 3] |= 1 << (at & 7)
+        self._bloom.add(prefix)
         self.count += 1
 
     def __contains__(self, prefix: object) -> bool:
-        if not isinstance(prefix, str):
-            return False
-        return all(self._bits[at >> 3] & (1 << (at & 7)) for at in self._positions(prefix))
+        return isinstance(prefix, str) and prefix in self._bloom
 
     @property
     def full(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -285,6 +286,42 @@ def test_keys_just_read_are_found_in_memory_and_written_to_the_file_in_batches(
         reader.close()  # a restart reads on from the end, not from the shred
         assert _in_file(copy) == (5, 7)
     finally:
+        reader.close()
+        maker.close()
+
+
+def test_lookups_go_on_while_the_cache_file_is_written(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path
+) -> None:
+    """The store's thread writes the key cache file outside the store lock (a batch of 2,048
+    random inserts takes tens of milliseconds): a lookup of a key in memory answers while a
+    write is under way, and the write lands once it is let through."""
+    maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
+    reader = KafkaKeyStore(kafka_settings, 0.2, topic=keys_topic, cache_dir=tmp_path)
+    writing, let_through = threading.Event(), threading.Event()
+    write = reader._cache.write
+
+    def held_write(records: list[tuple[str, bytes | None]], position: int) -> None:
+        if records:
+            writing.set()
+            let_through.wait(10)
+        write(records, position)
+
+    reader._cache.write = held_write  # type: ignore[method-assign]
+    try:
+        key_id, _ = maker.key_for(f"patient:{uuid.uuid4().hex}")
+        assert writing.wait(10), "the reader's thread took the key and writes it"
+        started = time.monotonic()
+        found = reader.current(key_id.rpartition("/")[0])
+        assert time.monotonic() - started < 1.0  # not behind the write (held up to 10 s)
+        assert found is not None and found[0] == key_id
+        let_through.set()
+        deadline = time.monotonic() + 10
+        while reader._cache.get(key_id) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader._cache.get(key_id) is not None
+    finally:
+        let_through.set()
         reader.close()
         maker.close()
 
