@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.admin import apply_catalogue
 from streams.kafka_config import producer_config
-from streams.privacy import envelope
+from streams.privacy import envelope, keystore
 from streams.privacy.aead import new_key, seal
+from streams.privacy.key_cache import prefix_of
 from streams.privacy.keystore import KafkaKeyStore
 from streams.privacy.master import master_key
 from streams.settings import Settings
@@ -290,36 +291,64 @@ def test_keys_just_read_are_found_in_memory_and_written_to_the_file_in_batches(
         maker.close()
 
 
+def test_every_key_the_file_does_not_have_yet_stays_in_memory(
+    kafka_settings: Settings, keys_topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys read wait in memory for the file's next batch. However many wait (more than the
+    keys read last that memory keeps otherwise), each is found, and erasure finds each by its
+    patient: a key neither in memory nor in the file would be taken for one never made."""
+    monkeypatch.setattr(keystore, "LATELY_KEPT", 4)
+    reader = KafkaKeyStore(kafka_settings, 60.0, topic=keys_topic, cache_dir=tmp_path)
+    try:
+        made = _written(
+            kafka_settings, keys_topic, [f"patient:{uuid.uuid4().hex}/k" for _ in range(20)]
+        )
+        deadline = time.monotonic() + 10
+        while reader.records_read < len(made) and time.monotonic() < deadline:
+            time.sleep(0.05)  # taken by the store's thread
+        [copy] = tmp_path.glob("*.sqlite")
+        assert _in_file(copy) == (0, 0)  # none written yet
+        for key_id in made:
+            assert reader.cipher(key_id) is not None, key_id
+            assert reader.key_ids(prefix_of(key_id)) == [key_id]
+    finally:
+        reader.close()
+    assert _in_file(copy) == (20, 20)  # written at close
+
+
 def test_lookups_go_on_while_the_cache_file_is_written(
     kafka_settings: Settings, keys_topic: str, tmp_path: Path
 ) -> None:
-    """The store's thread writes the key cache file outside the store lock (a batch of 2,048
-    random inserts takes tens of milliseconds): a lookup of a key in memory answers while a
-    write is under way, and the write lands once it is let through."""
+    """The store's thread writes the key cache file outside the store lock (a batch of 16,384
+    random inserts takes a tenth of a second or more): a lookup of a key in memory answers
+    while a write is under way (here a shred's, written at once), and the write lands once it
+    is let through."""
     maker = KafkaKeyStore(kafka_settings, topic=keys_topic)
-    reader = KafkaKeyStore(kafka_settings, 0.2, topic=keys_topic, cache_dir=tmp_path)
+    reader = KafkaKeyStore(kafka_settings, 60.0, topic=keys_topic, cache_dir=tmp_path)
     writing, let_through = threading.Event(), threading.Event()
     write = reader._cache.write
 
     def held_write(records: list[tuple[str, bytes | None]], position: int) -> None:
-        if records:
-            writing.set()
-            let_through.wait(10)
+        writing.set()
+        let_through.wait(10)
         write(records, position)
 
-    reader._cache.write = held_write  # type: ignore[method-assign]
     try:
-        key_id, _ = maker.key_for(f"patient:{uuid.uuid4().hex}")
-        assert writing.wait(10), "the reader's thread took the key and writes it"
-        started = time.monotonic()
-        found = reader.current(key_id.rpartition("/")[0])
-        assert time.monotonic() - started < 1.0  # not behind the write (held up to 10 s)
-        assert found is not None and found[0] == key_id
-        let_through.set()
+        kept, _ = maker.key_for(f"patient:{uuid.uuid4().hex}")
+        shredded, _ = maker.key_for(f"patient:{uuid.uuid4().hex}")
         deadline = time.monotonic() + 10
-        while reader._cache.get(key_id) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert reader._cache.get(key_id) is not None
+        while reader.current(prefix_of(kept)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # fetched and taken in the background
+        reader._cache.write = held_write  # type: ignore[method-assign]
+        assert maker.shred([shredded]) == [shredded]
+        assert writing.wait(10), "the reader's thread took the shred and writes it"
+        started = time.monotonic()
+        found = reader.current(prefix_of(kept))
+        assert time.monotonic() - started < 1.0  # not behind the write (held up to 10 s)
+        assert found is not None and found[0] == kept
+        let_through.set()
+        assert reader.shredded([shredded]) == {shredded}  # waits for the write, then answers
+        assert reader._cache.get(kept) is not None and reader._cache.get(shredded) is None
     finally:
         let_through.set()
         reader.close()
