@@ -9,6 +9,11 @@ left out (and printed), the idle cost of its commit loop is in. Each run also pr
 worker's idle CPU rate and the translated records it left uncommitted (none, unless the
 worker's offset commits fall behind: a successor reads those again).
 
+`--patients P` sends the N messages for P patients who each had a message before (those P
+sent and landed first, not measured): what a hospital's feed mostly is, a patient's later
+results. Each is sealed, as the edge seals it, with its patient's key, so no data key is made
+for it anywhere; by default every message is a new patient's (two new data keys each).
+
 `--source DIR` (repeatable) runs the worker from another checkout of carelog (same venv) and
 `--env KEY=VALUE` (repeatable) this tree with those settings, so that versions or settings
 are compared on the same machine state in one run: the runs alternate between the variants
@@ -35,14 +40,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.events import Format, ResourceChanged
+from processors.inbound_owner import inbound_owner
+from schemas.events import Channel, Format, InboundMessage, ResourceChanged
 from streams.admin import admin_client
 from streams.event_codec import encode_event
 from streams.lag import count_pending, group_lag, total
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
-from tests.bench.bench_processors import inbound
+from tests.bench.bench_processors import inbound, oru_r01
 from tests.bench.common import bench_settings
 from tests.environ import environ
 from tests.processors.worker_harness import read_all
@@ -113,10 +119,44 @@ def uncommitted(settings: Settings) -> int:
     return total(count_pending(settings, lags))
 
 
+def of_patient(patient: int, orders: int) -> InboundMessage:
+    """An ORU^R01 for patient `patient`, with order numbers `orders` of its own."""
+    payload = oru_r01(orders).replace(b"PID|1||MRN%d^" % orders, b"PID|1||MRN%d^" % patient)
+    return InboundMessage.received(
+        payload, channel=Channel.mllp, format=Format.hl7v2,
+        content_type="x-application/hl7-v2+er7", sender="bench",
+    )  # fmt: skip
+
+
+def send(settings: Settings, variant: Variant, events: list[InboundMessage]) -> None:
+    """Append `events` as the edge does: sealed with the patient's key when it has one."""
+    with encoding_as(variant), EventProducer(settings) as producer:
+        producer.send_many(
+            Outgoing(inbound_topic(Format.hl7v2), f"NWH|{i}",
+                     encode_event(e, owner=inbound_owner(Format.hl7v2, e.payload or b"")))
+            for i, e in enumerate(events)
+        )  # fmt: skip
+
+
+def wait_landed(settings: Settings, events: list[InboundMessage]) -> float:
+    """Seconds since the last poll when every one of `events` is on carelog.fhir.changes."""
+    wanted = {e.event_id for e in events}
+    while True:
+        polled = time.monotonic()
+        if landed(settings, wanted) >= len(wanted):
+            return time.monotonic() - polled
+        time.sleep(1)
+
+
 def one_run(
-    settings: Settings, variant: Variant, messages: int, profile: tuple[Path, str] | None
+    settings: Settings,
+    variant: Variant,
+    messages: int,
+    profile: tuple[Path, str] | None,
+    patients: int = 0,
 ) -> float:
-    """Worker CPU ms per message for `messages` ORU^R01, from `variant`."""
+    """Worker CPU ms per message for `messages` ORU^R01, from `variant`; for `patients`
+    patients seen before (0: each message a new patient)."""
     var_dir = Path(tempfile.mkdtemp(prefix="bench-worker-cpu-"))
     worker = start_worker(variant.source, var_dir, variant.env)
     spy: subprocess.Popen[bytes] | None = None
@@ -136,8 +176,16 @@ def one_run(
         time.sleep(IDLE_SECONDS)
         idle_rate = (sum(cpu_seconds(worker.pid)) - idle_before) / IDLE_SECONDS
         tag = time.time_ns()
-        events = [inbound(hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]
-        wanted = {e.event_id for e in events}
+        if patients:
+            first = [of_patient(hash((tag, "patient", p)) & 0xFFFFFFF, hash((tag, "first", p)) & 0xFFFFFFF)
+                     for p in range(patients)]  # fmt: skip
+            send(settings, variant, first)
+            wait_landed(settings, first)
+            print(f"  {patients} patients seen first (not measured)", flush=True)
+            events = [of_patient(hash((tag, "patient", i % patients)) & 0xFFFFFFF,
+                                 hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]  # fmt: skip
+        else:
+            events = [inbound(hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]
         user, system = cpu_seconds(worker.pid)
         if profile is not None:
             path, fmt = profile
@@ -147,19 +195,11 @@ def one_run(
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        with encoding_as(variant), EventProducer(settings) as producer:
-            producer.send_many(
-                Outgoing(inbound_topic(Format.hl7v2), f"NWH|{i}", encode_event(e))
-                for i, e in enumerate(events)
-            )
         started = time.monotonic()
-        while True:
-            polled = time.monotonic()
-            if landed(settings, wanted) >= messages:
-                break
-            time.sleep(1)
+        send(settings, variant, events)
+        poll = wait_landed(settings, events)
         user_after, system_after = cpu_seconds(worker.pid)
-        wall, poll = time.monotonic() - started, time.monotonic() - polled
+        wall = time.monotonic() - started
         user, system = user_after - user, system_after - system
         print(
             f"  user {user / messages * 1000:.2f} ms, system {system / messages * 1000:.2f} ms "
@@ -185,6 +225,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=0,
+                        help="messages for this many patients seen before (0: all new)")  # fmt: skip
     parser.add_argument(
         "--source", type=Path, action="append", default=[],
         help="another checkout to compare with (repeatable)",
@@ -221,7 +263,7 @@ def main() -> None:
                     else None
                 )
                 profile = (path, args.format) if path is not None else None
-                ms = one_run(settings, variant, args.messages, profile)
+                ms = one_run(settings, variant, args.messages, profile, args.patients)
                 results[variant].append(ms)
                 print(f"run {run + 1} {variant}: {ms:.2f} ms CPU per message", flush=True)
         medians = {v: statistics.median(r) for v, r in results.items()}
