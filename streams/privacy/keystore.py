@@ -186,8 +186,9 @@ class KafkaKeyStore:
     once their Kafka transaction commits) new keys are sent at once and confirmed together by
     `confirm()`, which the worker calls before each commit (processors/transactions.py).
     Shreds made by other processes are picked up within `refresh_seconds` (in practice
-    DRAIN_SECONDS) by a thread of the store, which also writes the cache file; lookups only
-    read memory, and read the topic themselves only for a key still missing.
+    DRAIN_SECONDS) by a thread of the store, which also writes the cache file. A lookup
+    reads memory (and the file, for a key not used lately); only for a key it has not got
+    does it take the fetched records itself, or read the topic to its end.
 
     The consumer stays assigned, so librdkafka fetches new keys as they come: a lookup first
     takes what it has fetched already (no round trip; a key is on the log before the event
