@@ -22,9 +22,9 @@ def test_the_worker_bench_sends_a_returning_patients_messages_for_that_patient()
     seals it with that patient's key), with orders of its own."""
     from processors.inbound_owner import inbound_owner
     from schemas.events import Format
-    from tests.bench.bench_worker_cpu import of_patient
+    from tests.bench.bench_processors import inbound
 
-    first, later, other = of_patient(7, 100), of_patient(7, 200), of_patient(8, 100)
+    first, later, other = inbound(100, 7), inbound(200, 7), inbound(100, 8)
     owner = inbound_owner(Format.hl7v2, first.payload or b"")
     assert owner is not None and owner == inbound_owner(Format.hl7v2, later.payload or b"")
     assert inbound_owner(Format.hl7v2, other.payload or b"") not in (None, owner)

@@ -22,7 +22,8 @@ class _Randomness:
     os.urandom is a system call per use: in a busy worker (its consumer thread, the key
     readers, a core shared with the other processes) the three callers here (a nonce per
     sealed event, a new key and its id per new patient) took 6.5% of its samples under
-    load, where the arithmetic is a microsecond; 1.5% with the pool (py-spy, same bench). The pool is dropped in a forked child, which must never reuse a nonce."""
+    load, where the arithmetic is a microsecond; 1.5% with the pool (py-spy, same bench).
+    The pool is dropped in a forked child, which must never reuse a nonce."""
 
     POOL_BYTES = 4096
 

@@ -278,7 +278,7 @@ class KafkaKeyStore:
         self._read_at = 0.0
         self.catch_up()
         with self._lock:  # what start-up read is in the file: a restart reads on from there
-            self._save(now=True)
+            self._save()
             self._write()
         # Shreds reach memory and the cache file within refresh_seconds in every process,
         # one that looks up no key included (an idle MLLP listener): erasure waits that long.
@@ -297,7 +297,6 @@ class KafkaKeyStore:
                         return
                     refresh = time.monotonic() - self._read_at > self._refresh_seconds
                     self._take_fetched()
-                    self._save()
                     if refresh:
                         self._read_at = time.monotonic()
                 self._write(mark_current=refresh)
@@ -328,7 +327,6 @@ class KafkaKeyStore:
                         self._read(topic, msg)
                         if self._to_write:  # a long read (start-up) in bounded memory
                             self._write()
-            self._save()
             self._write()
             self._read_at = time.monotonic()
 
@@ -349,7 +347,6 @@ class KafkaKeyStore:
         there were any."""
         with self._lock:
             took = self._take_fetched()
-            self._save()
             self._write()
         return took
 
@@ -362,16 +359,14 @@ class KafkaKeyStore:
                 took = True
         return took
 
-    def _save(self, now: bool = False) -> None:
+    def _save(self) -> None:
         """Queue what was read of carelog.keys for the cache file (`_write`), with the
-        position reached: `now` (at close), with a shred among it, or once SAVE_RECORDS
-        wait; else later (the records are in memory meanwhile: `_lately`). A crash before loses
-        nothing: the file's position is that of what it holds, and a restart reads on from
-        there. Under the store lock, so batches queue in the order they were read."""
+        position reached: when a shred is read (its secure_delete at once), once SAVE_RECORDS
+        wait (`_take`), after start-up and at close; meanwhile the records are in memory
+        (`_lately`). A crash before loses nothing: the file's position is that of what it
+        holds, and a restart reads on from there. Under the store lock, so batches queue in
+        the order they were read."""
         position = self._positions[self._topic]
-        shred = any(wrapped is None for _, wrapped in self._unsaved)  # secure_delete at once
-        if not (now or shred or len(self._unsaved) >= SAVE_RECORDS):
-            return
         if self._unsaved or position != self._saved_to:
             self._to_write.append((self._unsaved, position))
             self._unsaved, self._saved_to = [], position
@@ -431,8 +426,8 @@ class KafkaKeyStore:
                 self._grow_filter()
         if topic == self._topic:
             self._unsaved.append((key_id, wrapped))
-            if len(self._unsaved) >= SAVE_RECORDS:  # a long read (start-up) in bounded memory
-                self._save()
+            if wrapped is None or len(self._unsaved) >= SAVE_RECORDS:
+                self._save()  # each path that takes records writes the queue (_write) next
 
     def _grow_filter(self) -> None:
         """A filter four times as big, of the prefixes in the file and those read since."""
@@ -778,7 +773,7 @@ class KafkaKeyStore:
             if self._closed.is_set():
                 return
             self._closed.set()
-            self._save(now=True)
+            self._save()
             try:
                 self._write()  # a restart then reads on from here
             except sqlite3.Error as exc:  # the file is only a copy: a restart reads further back

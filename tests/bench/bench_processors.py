@@ -35,8 +35,9 @@ def obr(i: int) -> str:
     return "|".join(fields)
 
 
-def oru_r01(i: int) -> bytes:
-    """An ORU^R01 with 10 OBX for patient i (1.5-2 KB), distinct order numbers per message."""
+def oru_r01(i: int, patient: int | None = None) -> bytes:
+    """An ORU^R01 with 10 OBX (1.5-2 KB) with order numbers i, for patient i unless `patient`
+    is given (a patient's later results)."""
     obx = [
         f"OBX|{n}|NM|{code}^{name}^LN||{value}|{unit}^{unit}^UCUM|{ref}|N|||F|||20261106071000-0500"
         for n, (code, name, value, unit, ref) in enumerate(
@@ -53,16 +54,16 @@ def oru_r01(i: int) -> bytes:
     ]  # fmt: skip
     lines = [
         f"MSH|^~\\&|SUNQUEST|NWH_LAB|CARELOG|CARELOG|20261106071500-0500||ORU^R01^ORU_R01|B{i}|P|2.5.1",
-        f"PID|1||MRN{i}^^^NWH^MR||Haddad^Omar^Y||19880217|M",
+        f"PID|1||MRN{i if patient is None else patient}^^^NWH^MR||Haddad^Omar^Y||19880217|M",
         obr(i),
         *obx,
     ]
     return ("\r".join(lines) + "\r").encode()
 
 
-def inbound(i: int) -> InboundMessage:
+def inbound(i: int, patient: int | None = None) -> InboundMessage:
     return InboundMessage.received(
-        oru_r01(i), channel=Channel.mllp, format=Format.hl7v2,
+        oru_r01(i, patient), channel=Channel.mllp, format=Format.hl7v2,
         content_type="x-application/hl7-v2+er7", sender="bench",
     )  # fmt: skip
 

@@ -41,14 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processors.inbound_owner import inbound_owner
-from schemas.events import Channel, Format, InboundMessage, ResourceChanged
+from schemas.events import Format, InboundMessage, ResourceChanged
 from streams.admin import admin_client
 from streams.event_codec import encode_event
 from streams.lag import count_pending, group_lag, total
 from streams.producer import EventProducer, Outgoing
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, inbound_topic
-from tests.bench.bench_processors import inbound, oru_r01
+from tests.bench.bench_processors import inbound
 from tests.bench.common import bench_settings
 from tests.environ import environ
 from tests.processors.worker_harness import read_all
@@ -119,15 +119,6 @@ def uncommitted(settings: Settings) -> int:
     return total(count_pending(settings, lags))
 
 
-def of_patient(patient: int, orders: int) -> InboundMessage:
-    """An ORU^R01 for patient `patient`, with order numbers `orders` of its own."""
-    payload = oru_r01(orders).replace(b"PID|1||MRN%d^" % orders, b"PID|1||MRN%d^" % patient)
-    return InboundMessage.received(
-        payload, channel=Channel.mllp, format=Format.hl7v2,
-        content_type="x-application/hl7-v2+er7", sender="bench",
-    )  # fmt: skip
-
-
 def send(settings: Settings, variant: Variant, events: list[InboundMessage]) -> None:
     """Append `events` as the edge does: sealed with the patient's key when it has one."""
     with encoding_as(variant), EventProducer(settings) as producer:
@@ -177,13 +168,13 @@ def one_run(
         idle_rate = (sum(cpu_seconds(worker.pid)) - idle_before) / IDLE_SECONDS
         tag = time.time_ns()
         if patients:
-            first = [of_patient(hash((tag, "patient", p)) & 0xFFFFFFF, hash((tag, "first", p)) & 0xFFFFFFF)
+            first = [inbound(hash((tag, "first", p)) & 0xFFFFFFF, hash((tag, "patient", p)) & 0xFFFFFFF)
                      for p in range(patients)]  # fmt: skip
             send(settings, variant, first)
             wait_landed(settings, first)
             print(f"  {patients} patients seen first (not measured)", flush=True)
-            events = [of_patient(hash((tag, "patient", i % patients)) & 0xFFFFFFF,
-                                 hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]  # fmt: skip
+            events = [inbound(hash((tag, i)) & 0xFFFFFFF,
+                              hash((tag, "patient", i % patients)) & 0xFFFFFFF) for i in range(messages)]  # fmt: skip
         else:
             events = [inbound(hash((tag, i)) & 0xFFFFFFF) for i in range(messages)]
         user, system = cpu_seconds(worker.pid)
