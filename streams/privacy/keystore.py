@@ -32,6 +32,7 @@ from confluent_kafka import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from streams.admin import topic_identity
+from streams.consumer import MAX_PER_READ, take_ready
 from streams.errors import DeliveryFailed
 from streams.kafka_config import client_config, producer_config
 from streams.privacy.aead import new_key, open_sealed, random_id, seal
@@ -354,8 +355,9 @@ class KafkaKeyStore:
         """`_drain` without writing the cache file; under the store lock."""
         took = False
         for topic, consumer in self._readers():
-            while (msg := consumer.poll(0)) is not None:
-                self._read(topic, msg)
+            while batch := take_ready(consumer, MAX_PER_READ, 0):
+                for msg in batch:
+                    self._read(topic, msg)
                 took = True
         return took
 
