@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,16 +54,37 @@ class BatchLimits:
     # 0: a batch is what has arrived by the time it is read (a reader that wants low latency
     # and whose batches cost little each); longer gathers bigger batches from a slow flow.
     linger_seconds: float | None = None
+    # The linger applies only while messages come at least this fast a second (over the
+    # last RATE_WINDOW of batches): a reader whose batches cost much each then gathers
+    # bigger ones under load and applies a light flow's at once. 0: always.
+    linger_above: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_events < 1 or self.max_seconds <= 0 or self.poll_seconds <= 0:
             raise ValueError(f"batch limits must be positive, got {self}")
         if self.linger_seconds is not None and self.linger_seconds < 0:
             raise ValueError(f"batch linger must not be negative, got {self}")
+        if self.linger_above < 0:
+            raise ValueError(f"batch linger rate must not be negative, got {self}")
 
     @property
     def linger(self) -> float:
         return self.poll_seconds if self.linger_seconds is None else self.linger_seconds
+
+    def linger_at(self, rate: float) -> float:
+        """The linger while messages come at `rate` a second."""
+        return self.linger if rate >= self.linger_above else 0.0
+
+
+RATE_WINDOW = 1.0  # seconds of batches over which a reader's flow is measured
+
+
+def _rate(recent: deque[tuple[float, int]], now: float, count: int) -> float:
+    """Messages a second over the last RATE_WINDOW seconds, with `count` more now."""
+    recent.append((now, count))
+    while now - recent[0][0] > RATE_WINDOW:
+        recent.popleft()
+    return sum(n for _, n in recent) / RATE_WINDOW
 
 
 class BatchReader:
@@ -113,6 +135,10 @@ class BatchReader:
         limits = self.limits
         deadline: float | None = None
         idle_since = time.monotonic()
+        # Messages a second over the last RATE_WINDOW seconds of batches (`linger_at`): a
+        # window, not the last batch, as a light flow comes in bursts (a worker's commit).
+        recent: deque[tuple[float, int]] = deque()
+        rate = 0.0
         while stop is None or not stop.is_set():
             if not self._pending:
                 deadline = None
@@ -121,7 +147,7 @@ class BatchReader:
             now = time.monotonic()
             wait = limits.poll_seconds
             if deadline is not None:
-                wait = max(0.0, min(limits.linger, deadline - now))
+                wait = max(0.0, min(limits.linger_at(rate), deadline - now))
             want = min(limits.max_events - len(self._pending), MAX_PER_READ)
             fresh = self._read(want, wait)
             now = time.monotonic()
@@ -131,6 +157,7 @@ class BatchReader:
                 not fresh or len(self._pending) >= limits.max_events or now >= (deadline or now)
             ):
                 batch, self._pending = self._pending, []
+                rate = _rate(recent, now, len(batch))
                 yield batch
                 idle_since = time.monotonic()
             elif not self._assigned or self._pending:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from streams.settings import Settings
@@ -54,6 +55,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from streams.process_metrics import group_lag_reader, serve_metrics
     from streams.topics import FHIR_CHANGES
 
+    os.nice(settings.lake.nice)  # before any thread starts: each thread keeps its own
     configure()  # before serve_metrics adds its error counter to the root logger
     lag = group_lag_reader(settings, settings.lake.group_id, [FHIR_CHANGES])
     serve_metrics("sink", settings, settings.lake.metrics_port, lag)

@@ -63,6 +63,14 @@ class LakeSettings(Concern):
     vacuum_retention_hours: int = Field(
         168, description="`carelog lake optimize` removes unreferenced files older than this."
     )
+    nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="How much `carelog sink` yields the cores to the other processes when "
+        "they are short (its niceness, 0-19): it writes once a second whatever comes, while "
+        "the worker and the store projection are on the path a FHIR write waits for.",
+    )
     metrics_port: int = Field(
         9104,
         validation_alias="CARELOG_SINK_METRICS_PORT",

@@ -23,10 +23,14 @@ class StoreSettings(Concern):
         200, description="...or what arrived within this many ms of a batch's first event..."
     )
     batch_linger_ms: int = Field(
-        0,
-        description="...or, once no more has arrived for this many ms, what has: 0 applies "
-        "what was fetched as soon as it is there (a change waits for no timer; under load "
-        "the batches grow by themselves, with what arrives while one is applied).",
+        50,
+        description="...or, under load, once no more has arrived for this many ms, what has "
+        "(a worker's commit makes its changes readable in bursts, gathered here into one "
+        "batch). A batch costs about the same whatever its size (a transaction, its pages "
+        "written again): at 500 msg/s, 50 took 0.7x the projection's CPU of 0. A light flow "
+        "(fewer than BUSY_CHANGES_PER_SECOND in projections/fhir_store/runner.py) is applied "
+        "as soon as it is fetched, whatever this says. 0: always at once.",
+        ge=0,
     )
     rebuild_index_processes: int = Field(
         1,

@@ -79,6 +79,52 @@ def test_without_linger_a_batch_is_what_has_arrived_and_waits_for_no_timer(
     assert max(waits) < 2.0, waits  # a read of 10 s or a batch of 30 s would show here
 
 
+def test_a_linger_above_a_rate_holds_a_heavy_flow_and_not_a_light_one(
+    kafka_settings: Settings,
+) -> None:
+    """`linger_above`: the linger (here 3 s) applies only while messages come at least that
+    fast (here 100 a second, as the last batch came)."""
+    topic = _topic_with(kafka_settings, 0)
+    limits = BatchLimits(
+        max_events=10_000, max_seconds=30, poll_seconds=10, linger_seconds=3, linger_above=100
+    )
+    reader = _reader(kafka_settings, limits)
+    reader.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    try:
+        batches = reader.batches(idle_timeout=60)
+        with EventProducer(kafka_settings) as producer:
+            time.sleep(1.0)  # the reader is waiting in a read by now
+            producer.send_many([Outgoing(topic, "k", b"light")])
+            sent = time.monotonic()
+            assert [m.value() for m in next(batches)] == [b"light"]
+            light_wait = time.monotonic() - sent  # a slow flow: applied at once
+            time.sleep(1.0)
+            producer.send_many([Outgoing(topic, "k", b"%d" % n) for n in range(2000)])
+            heavy = list(next(batches))  # 2,000 at once: a heavy flow from now on
+            while len(heavy) < 2000:
+                heavy += next(batches)
+            producer.send_many([Outgoing(topic, "k", b"next")])
+            sent = time.monotonic()
+            assert [m.value() for m in next(batches)] == [b"next"]
+            held = time.monotonic() - sent  # waited for more: the linger
+            producer.send_many([Outgoing(topic, "k", b"again")])
+            sent = time.monotonic()
+            assert [m.value() for m in next(batches)] == [b"again"]
+            light_again = time.monotonic() - sent  # one in 3 s came last: a light flow again
+    finally:
+        reader.close()
+    assert light_wait < 1.5 and light_again < 1.5, (light_wait, light_again)
+    assert 2.5 < held < 10, held
+
+
+def test_the_linger_applies_at_or_above_its_rate() -> None:
+    limits = BatchLimits(max_events=10, max_seconds=1, linger_seconds=0.05, linger_above=600)
+    assert limits.linger_at(0) == 0 and limits.linger_at(599) == 0
+    assert limits.linger_at(600) == 0.05 and limits.linger_at(1_700) == 0.05
+    always = BatchLimits(max_events=10, max_seconds=1, linger_seconds=0.05)
+    assert always.linger_at(0) == 0.05  # the first batch lingers too
+
+
 def test_done_is_asked_between_batches_and_stops_the_loop(kafka_settings: Settings) -> None:
     topic = _topic_with(kafka_settings, 300)
     reader = _reader(kafka_settings, BatchLimits(max_events=100, max_seconds=60))

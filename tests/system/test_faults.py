@@ -9,6 +9,7 @@ with a prefix of its own and reconciles those.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ from schemas.events import Format, ResourceChanged, is_erased
 from streams.event_codec import decode_event
 from streams.log_scan import read_log
 from streams.settings import Settings
+from streams.settings.lake import LakeSettings
 from streams.topics import FHIR_CHANGES, FHIR_TRANSLATED, REJECTED, inbound_topic
 from tests.system.harness import (
     COMPONENTS,
@@ -82,6 +84,18 @@ def test_warm_pipeline(system: System, reconciler: Reconciler, load: Load) -> No
     report = reconciler.reconcile(load, timeout=150)
     print(report.line())
     assert report.acked >= 20
+
+
+def test_the_sink_yields_the_cores_and_the_path_a_write_waits_for_does_not(
+    system: System,
+) -> None:
+    """`CARELOG_LAKE_NICE` (5): on a machine short of cores the Delta sink runs after the
+    processes a FHIR write waits for, which keep the niceness they were started with."""
+    started_with = os.getpriority(os.PRIO_PROCESS, 0)
+    nice = {n: os.getpriority(os.PRIO_PROCESS, p.proc.pid)
+            for n, p in system.procs.items() if p.proc is not None}  # fmt: skip
+    assert nice["sink"] == min(19, started_with + LakeSettings().nice), nice
+    assert all(v == started_with for n, v in nice.items() if n != "sink"), nice
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
