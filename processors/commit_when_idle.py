@@ -15,7 +15,7 @@ Each commit costs the worker and the broker about the same whatever it holds (a 
 round, its markers, the offsets), and a worker that keeps up at high load is read to its end
 many times a second. So once it handles more than BUSY_RECORDS_PER_SECOND records a second
 (since its last commit), it commits when idle at most every BUSY_SECONDS instead. At 500
-msg/s offered on 2 cores, commits at most every 0.2 s instead of 0.05 s took 0.93x the CPU of
+msg/s offered on 2 cores, commits at most every 0.2 s instead of 0.05 s took 0.91x the CPU of
 every process and the broker together (docs/figures.md, 2026-12-05, morning); at 50 msg/s
 the worker handles a tenth of that rate and commits as soon as before.
 A commit is Faust's own (the same offsets, outputs and table changelog in one transaction);
