@@ -83,7 +83,7 @@ def test_a_linger_above_a_rate_holds_a_heavy_flow_and_not_a_light_one(
     kafka_settings: Settings,
 ) -> None:
     """`linger_above`: the linger (here 3 s) applies only while messages come at least that
-    fast (here 100 a second, as the last batch came)."""
+    fast (here 100 a second, over the last second of batches)."""
     topic = _topic_with(kafka_settings, 0)
     limits = BatchLimits(
         max_events=10_000, max_seconds=30, poll_seconds=10, linger_seconds=3, linger_above=100
@@ -110,7 +110,7 @@ def test_a_linger_above_a_rate_holds_a_heavy_flow_and_not_a_light_one(
             producer.send_many([Outgoing(topic, "k", b"again")])
             sent = time.monotonic()
             assert [m.value() for m in next(batches)] == [b"again"]
-            light_again = time.monotonic() - sent  # one in 3 s came last: a light flow again
+            light_again = time.monotonic() - sent  # one in the last second: light again
     finally:
         reader.close()
     assert light_wait < 1.5 and light_again < 1.5, (light_wait, light_again)
